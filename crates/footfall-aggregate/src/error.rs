@@ -1,0 +1,167 @@
+//! Errors of an aggregate run.
+
+use std::path::PathBuf;
+
+use rdkafka::error::KafkaError;
+
+use crate::run::Checkpoint;
+
+/// What went wrong, small and stable: usable as a metric label and for exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The warehouse (or one of its partitions) is locked by another run.
+    /// The binary maps this to exit code 75 (`EX_TEMPFAIL`): try again later.
+    Locked,
+    /// Invalid options, or a warehouse that belongs to another topic.
+    Config,
+    /// Reading or writing the warehouse failed.
+    Io,
+    /// A Parquet or Arrow encode/decode error.
+    Parquet,
+    /// A file in the warehouse is not what the layout says it should be.
+    Warehouse,
+    /// A message carries an event schema version this build does not know.
+    Schema,
+    /// A Kafka client error (consume, watermark, commit).
+    Kafka,
+    /// The broker did not answer in time (no assignment, no progress).
+    Timeout,
+    /// A failure injected at a checkpoint ([`crate::RunOptions::fault`]).
+    Injected,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Locked,
+        ErrorKind::Config,
+        ErrorKind::Io,
+        ErrorKind::Parquet,
+        ErrorKind::Warehouse,
+        ErrorKind::Schema,
+        ErrorKind::Kafka,
+        ErrorKind::Timeout,
+        ErrorKind::Injected,
+    ];
+
+    /// The label used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Locked => "locked",
+            ErrorKind::Config => "config",
+            ErrorKind::Io => "io",
+            ErrorKind::Parquet => "parquet",
+            ErrorKind::Warehouse => "warehouse",
+            ErrorKind::Schema => "schema",
+            ErrorKind::Kafka => "kafka",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Injected => "injected",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error of an aggregate run or of a warehouse operation.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    /// Another run holds the lock.
+    #[error("warehouse {path} is locked by another run ({what}); try again when it has finished")]
+    Locked { path: PathBuf, what: String },
+    /// Invalid options or a mismatched warehouse.
+    #[error("{0}")]
+    Config(String),
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Parquet encode/decode failed.
+    #[error("parquet {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// Arrow array construction or compute failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A warehouse file has an unexpected name or content.
+    #[error("warehouse file {path}: {reason}")]
+    Warehouse { path: PathBuf, reason: String },
+    /// A message carries a newer event schema version.
+    #[error(
+        "partition {partition} offset {offset}: event schema version {version} is newer than this build supports ({supported}); upgrade footfall"
+    )]
+    UnsupportedSchema { partition: i32, offset: i64, version: u16, supported: u16 },
+    /// The Kafka client failed.
+    #[error("kafka {op}: {source}")]
+    Kafka {
+        op: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    /// The broker did not answer in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A failure injected at a checkpoint.
+    #[error("failure injected at {0:?}")]
+    Injected(Checkpoint),
+}
+
+impl AggregateError {
+    /// The small, stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AggregateError::Locked { .. } => ErrorKind::Locked,
+            AggregateError::Config(_) => ErrorKind::Config,
+            AggregateError::Io { .. } => ErrorKind::Io,
+            AggregateError::Parquet { .. } | AggregateError::Arrow(_) => ErrorKind::Parquet,
+            AggregateError::Warehouse { .. } => ErrorKind::Warehouse,
+            AggregateError::UnsupportedSchema { .. } => ErrorKind::Schema,
+            AggregateError::Kafka { .. } => ErrorKind::Kafka,
+            AggregateError::Timeout(_) => ErrorKind::Timeout,
+            AggregateError::Injected(_) => ErrorKind::Injected,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AggregateError {
+        let path = path.into();
+        move |source| AggregateError::Io { op, path, source }
+    }
+
+    pub(crate) fn parquet(path: impl Into<PathBuf>) -> impl FnOnce(parquet::errors::ParquetError) -> AggregateError {
+        let path = path.into();
+        move |source| AggregateError::Parquet { path, source }
+    }
+
+    pub(crate) fn kafka(op: &'static str) -> impl FnOnce(KafkaError) -> AggregateError {
+        move |source| AggregateError::Kafka { op, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_distinct_labels() {
+        let mut labels: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn locked_error_names_the_path() {
+        let e = AggregateError::Locked { path: "/wh/.footfall.lock".into(), what: "exclusive".into() };
+        assert_eq!(e.kind(), ErrorKind::Locked);
+        assert!(e.to_string().contains("/wh/.footfall.lock"));
+    }
+}

@@ -1,0 +1,861 @@
+//! The bounded run: consume up to the start watermarks, write events and
+//! summaries durably, then commit offsets.
+//!
+//! Exactly once, by construction:
+//!
+//! 1. The run locks the warehouse, joins the consumer group (subscribe) and,
+//!    for every partition it is assigned, reads the group's committed offset
+//!    (the batch's *start offset*) and the high watermark. It consumes each
+//!    partition up to that watermark (or the `max_events` cut), no further.
+//! 2. Events files written by a run that did not commit (their start offset is
+//!    at or past the committed offset) are removed; their dates are recomputed.
+//! 3. New events are de-duplicated by `event_id` (within the batch and against
+//!    the committed files of the same date and partition) and written to
+//!    `events/date=D/part-<partition>-<start offset>.parquet`: a re-run after a
+//!    crash starts at the same offset and writes the same names and bytes.
+//! 4. Summaries of every touched date (and the day after it, whose visits
+//!    depend on its last half hour) are recomputed from that date's events.
+//! 5. Only when every file is durable are the offsets committed (synchronously),
+//!    each to the offset after the last message read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use chrono::NaiveDate;
+use footfall_event::{VisitEvent, SCHEMA_VERSION};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::error::AggregateError;
+use crate::hash::FxHashSet;
+use crate::schema::{day_number, events_schema, events_to_batch, local_day, local_time_of_day, KafkaEvent, DAY_US};
+use crate::sessions::SummaryOptions;
+use crate::summaries::{summarize, Table, SUMMARY_COLUMNS};
+use crate::warehouse::{
+    concat, read_parquet, EventFile, LockMode, PartitionLock, Warehouse, WarehouseMeta, LAYOUT_VERSION,
+};
+
+/// Where a run can be stopped by an injected failure (see [`RunOptions::fault`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Every assigned partition has been read up to its cut.
+    Consumed,
+    /// A file of an uncommitted earlier run has been removed.
+    StaleRemoved(PathBuf),
+    /// A file is written and fsynced under its temporary name, not yet renamed.
+    TempWritten(PathBuf),
+    /// A file has been renamed into place.
+    Persisted(PathBuf),
+    /// A summary file with no rows any more has been removed.
+    SummaryRemoved(PathBuf),
+    /// Every file is durable; offsets are about to be committed.
+    BeforeCommit,
+    /// Offsets are committed; retention has not run yet.
+    Committed,
+}
+
+/// Decides whether to fail at a checkpoint (`true` = fail with [`AggregateError::Injected`]).
+/// Used to test crash recovery: every checkpoint is a place where a real crash
+/// leaves the warehouse.
+pub type FaultHook = Arc<dyn Fn(&Checkpoint) -> bool + Send + Sync>;
+
+/// What a run does.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub topic: String,
+    pub group: String,
+    pub warehouse: PathBuf,
+    /// Read and compute, write nothing, commit nothing.
+    pub dry_run: bool,
+    /// Read at most this many messages (offsets), split over the assigned
+    /// partitions deterministically (see [`plan_cut`]).
+    pub max_events: Option<u64>,
+    /// Drop event partitions older than this many days (see [`Warehouse::apply_retention`]).
+    pub retention_days: Option<u32>,
+    /// Exclusive (default) or shared warehouse lock.
+    pub lock: LockMode,
+    /// Visit timeout and privacy threshold.
+    pub summary: SummaryOptions,
+    /// How long to wait for the group to assign partitions.
+    pub assignment_timeout: Duration,
+    /// How long to wait without any message while partitions are unfinished.
+    pub stall_timeout: Duration,
+    /// Timeout of metadata, offset and watermark requests.
+    pub request_timeout: Duration,
+    /// Failure injection for crash-recovery tests; `None` in production.
+    pub fault: Option<FaultHook>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("warehouse", &self.warehouse)
+            .field("dry_run", &self.dry_run)
+            .field("max_events", &self.max_events)
+            .field("retention_days", &self.retention_days)
+            .field("lock", &self.lock)
+            .field("summary", &self.summary)
+            .field("fault", &self.fault.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Options with defaults: exclusive lock, 30 minute visits, k = 3, no cut, no retention.
+    pub fn new(topic: impl Into<String>, group: impl Into<String>, warehouse: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            topic: topic.into(),
+            group: group.into(),
+            warehouse: warehouse.into(),
+            dry_run: false,
+            max_events: None,
+            retention_days: None,
+            lock: LockMode::Exclusive,
+            summary: SummaryOptions::default(),
+            assignment_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            fault: None,
+        }
+    }
+
+    fn check(&self, cp: Checkpoint) -> Result<(), AggregateError> {
+        match &self.fault {
+            Some(hook) if hook(&cp) => Err(AggregateError::Injected(cp)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The phases of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Joining the consumer group, waiting for partitions.
+    Joining,
+    /// Reading messages up to the start watermarks.
+    Consuming,
+    /// Writing events files.
+    Writing,
+    /// Recomputing the summaries of touched dates.
+    Summarizing,
+    /// Committing offsets.
+    Committing,
+    /// Dropping old event partitions.
+    Retention,
+}
+
+/// Progress of a run, for a progress bar. Every method has an empty default.
+pub trait Progress {
+    /// A new phase begins.
+    fn stage(&mut self, _stage: Stage) {}
+    /// The number of messages the run will read (grows when partitions are assigned).
+    fn planned(&mut self, _messages: u64) {}
+    /// Messages read so far.
+    fn consumed(&mut self, _messages: u64) {}
+    /// Summaries of one more (date, partition) are done, out of `total`.
+    fn summarized(&mut self, _done: usize, _total: usize) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// What one partition did in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionReport {
+    pub partition: i32,
+    /// The group's committed offset (or the low watermark when none).
+    pub start_offset: i64,
+    /// High watermark noted at assignment.
+    pub high_watermark: i64,
+    /// Where the run stopped reading (the watermark, or the `max_events` cut).
+    pub end_offset: i64,
+    /// Messages read.
+    pub messages: u64,
+    /// Offset committed by this run (none when nothing was read or in a dry run).
+    pub committed: Option<i64>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunReport {
+    pub dry_run: bool,
+    /// Messages read (valid events and invalid messages).
+    pub events_read: u64,
+    /// Messages that are not valid event JSON (skipped, offsets committed).
+    pub invalid: u64,
+    /// Events for dates already dropped by retention (skipped).
+    pub expired: u64,
+    /// Events whose `event_id` was already in the batch or in the warehouse.
+    pub duplicates_dropped: u64,
+    /// Events written to the events table.
+    pub events_written: u64,
+    /// Dates whose summaries were recomputed (any partition).
+    pub dates_touched: Vec<NaiveDate>,
+    /// Files written (events and summaries).
+    pub files_written: u64,
+    /// Files removed (uncommitted leftovers, emptied summaries).
+    pub files_removed: u64,
+    /// Rows of the recomputed summaries, by table.
+    pub summary_rows: BTreeMap<String, u64>,
+    pub partitions: Vec<PartitionReport>,
+    /// Dates whose event files retention removed.
+    pub retention_dropped: Vec<NaiveDate>,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for RunReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}read {} events ({} duplicates dropped, {} invalid, {} expired) from {} partitions; \
+             wrote {} events; {} dates touched; {} files written, {} removed",
+            if self.dry_run { "dry run: " } else { "" },
+            self.events_read,
+            self.duplicates_dropped,
+            self.invalid,
+            self.expired,
+            self.partitions.len(),
+            self.events_written,
+            self.dates_touched.len(),
+            self.files_written,
+            self.files_removed,
+        )?;
+        if !self.retention_dropped.is_empty() {
+            write!(f, "; retention dropped {} dates", self.retention_dropped.len())?;
+        }
+        write!(f, "; {:.1} s", self.seconds)
+    }
+}
+
+/// One partition's messages, read in a run.
+#[derive(Debug, Default)]
+pub(crate) struct Consumed {
+    pub(crate) partition: i32,
+    pub(crate) start: i64,
+    pub(crate) high_watermark: i64,
+    pub(crate) end: i64,
+    pub(crate) events: Vec<KafkaEvent>,
+    pub(crate) messages: u64,
+    pub(crate) last: Option<i64>,
+    pub(crate) invalid: u64,
+}
+
+/// Splits a budget of `max` offsets over partitions deterministically:
+/// `available` lists (partition, offsets available); returns (partition, allowed).
+/// Water-filling in partition order: every partition gets an equal share, the
+/// share of a partition with less available is redistributed, remainders go to
+/// the lowest partitions.
+pub fn plan_cut(available: &[(i32, u64)], max: u64) -> Vec<(i32, u64)> {
+    let mut parts: Vec<(i32, u64, u64)> = available.iter().map(|&(p, a)| (p, a, 0)).collect();
+    parts.sort_unstable_by_key(|x| x.0);
+    let mut left = max;
+    loop {
+        let active: Vec<usize> = (0..parts.len()).filter(|&i| parts[i].2 < parts[i].1).collect();
+        if left == 0 || active.is_empty() {
+            break;
+        }
+        let share = (left / active.len() as u64).max(1);
+        for i in active {
+            let give = share.min(parts[i].1 - parts[i].2).min(left);
+            parts[i].2 += give;
+            left -= give;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    parts.into_iter().map(|(p, _, g)| (p, g)).collect()
+}
+
+/// Records rebalances for the poll loop to act on.
+struct Ctx {
+    topic: String,
+    events: Mutex<Vec<(bool, Vec<i32>)>>,
+}
+
+impl Ctx {
+    fn record(&self, assign: bool, tpl: &TopicPartitionList) {
+        let parts = tpl.elements().iter().filter(|e| e.topic() == self.topic).map(|e| e.partition()).collect();
+        self.events.lock().expect("rebalance log").push((assign, parts));
+    }
+
+    fn take(&self) -> Vec<(bool, Vec<i32>)> {
+        std::mem::take(&mut *self.events.lock().expect("rebalance log"))
+    }
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.record(false, tpl);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.record(true, tpl),
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+struct Part {
+    c: Consumed,
+    done: bool,
+    _lock: Option<PartitionLock>,
+}
+
+/// Runs one bounded aggregation. `client` carries the broker address and
+/// security settings; the run sets the group id and its own consumer settings
+/// (no auto commit, partition EOF, `auto.offset.reset=earliest` unless set).
+pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress) -> Result<RunReport, AggregateError> {
+    let started = Instant::now();
+    if opts.topic.is_empty() || opts.group.is_empty() {
+        return Err(AggregateError::Config("topic and group must not be empty".into()));
+    }
+    let wh = Warehouse::new(&opts.warehouse);
+    if !opts.dry_run {
+        wh.create()?;
+    }
+    let _lock = if wh.exists() { Some(wh.lock(opts.lock)?) } else { None };
+    let meta = check_meta(&wh, &opts.topic, !opts.dry_run)?;
+
+    let mut cfg = client.clone();
+    cfg.set("group.id", &opts.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    for (k, v) in [("auto.offset.reset", "earliest"), ("max.poll.interval.ms", "3600000")] {
+        if cfg.get(k).is_none() {
+            cfg.set(k, v);
+        }
+    }
+    let ctx = Ctx { topic: opts.topic.clone(), events: Mutex::new(Vec::new()) };
+    let consumer: BaseConsumer<Ctx> = cfg.create_with_context(ctx).map_err(AggregateError::kafka("create consumer"))?;
+
+    let md = consumer
+        .fetch_metadata(Some(&opts.topic), opts.request_timeout)
+        .map_err(AggregateError::kafka("fetch metadata"))?;
+    let exists = md.topics().iter().any(|t| t.name() == opts.topic && t.error().is_none() && !t.partitions().is_empty());
+    if !exists {
+        return Err(AggregateError::Config(format!("topic {} does not exist", opts.topic)));
+    }
+
+    progress.stage(Stage::Joining);
+    consumer.subscribe(&[&opts.topic]).map_err(AggregateError::kafka("subscribe"))?;
+    let mut parts: BTreeMap<i32, Part> = BTreeMap::new();
+    let mut assigned = false;
+    let mut read_total = 0u64;
+    let mut last_activity = Instant::now();
+    loop {
+        for (assign, ps) in consumer.context().take() {
+            if assign {
+                if !assigned {
+                    progress.stage(Stage::Consuming);
+                }
+                assigned = true;
+                on_assign(&consumer, &wh, opts, &ps, &mut parts)?;
+                progress.planned(parts.values().map(|p| (p.c.end - p.c.start) as u64).sum());
+                last_activity = Instant::now();
+            } else {
+                for p in ps {
+                    parts.remove(&p);
+                }
+            }
+        }
+        if assigned && parts.values().all(|p| p.done) {
+            break;
+        }
+        if !assigned && started.elapsed() > opts.assignment_timeout {
+            return Err(AggregateError::Timeout(format!(
+                "no partitions of {} assigned to group {} within {:?}",
+                opts.topic, opts.group, opts.assignment_timeout
+            )));
+        }
+        if assigned && last_activity.elapsed() > opts.stall_timeout {
+            let waiting: Vec<String> = parts
+                .values()
+                .filter(|p| !p.done)
+                .map(|p| format!("{}@{}/{}", p.c.partition, p.c.last.map_or(p.c.start, |l| l + 1), p.c.end))
+                .collect();
+            return Err(AggregateError::Timeout(format!(
+                "no messages for {:?}; partitions still to read (partition@next/end): {}",
+                opts.stall_timeout,
+                waiting.join(", ")
+            )));
+        }
+        let Some(res) = consumer.poll(Duration::from_millis(100)) else { continue };
+        // A rebalance served inside this poll must be applied before its messages.
+        for (assign, ps) in consumer.context().take() {
+            if assign {
+                assigned = true;
+                on_assign(&consumer, &wh, opts, &ps, &mut parts)?;
+                progress.planned(parts.values().map(|p| (p.c.end - p.c.start) as u64).sum());
+            } else {
+                for p in ps {
+                    parts.remove(&p);
+                }
+            }
+        }
+        match res {
+            Ok(msg) => {
+                if msg.topic() != opts.topic {
+                    continue;
+                }
+                let Some(part) = parts.get_mut(&msg.partition()) else { continue };
+                let o = msg.offset();
+                if part.done || o < part.c.start {
+                    continue;
+                }
+                if o >= part.c.end {
+                    finish(&consumer, &opts.topic, part);
+                    continue;
+                }
+                last_activity = Instant::now();
+                match msg.payload().map(serde_json::from_slice::<VisitEvent>) {
+                    Some(Ok(ev)) if ev.v > SCHEMA_VERSION => {
+                        return Err(AggregateError::UnsupportedSchema {
+                            partition: part.c.partition,
+                            offset: o,
+                            version: ev.v,
+                            supported: SCHEMA_VERSION,
+                        })
+                    }
+                    Some(Ok(event)) => part.c.events.push(KafkaEvent { partition: part.c.partition, offset: o, event }),
+                    Some(Err(e)) => {
+                        tracing::warn!(partition = part.c.partition, offset = o, error = %e, "skipping a message that is not a visit event");
+                        part.c.invalid += 1;
+                    }
+                    None => {
+                        tracing::warn!(partition = part.c.partition, offset = o, "skipping a message without a value");
+                        part.c.invalid += 1;
+                    }
+                }
+                part.c.messages += 1;
+                part.c.last = Some(o);
+                read_total += 1;
+                progress.consumed(read_total);
+                if o + 1 >= part.c.end {
+                    finish(&consumer, &opts.topic, part);
+                }
+            }
+            Err(KafkaError::PartitionEOF(p)) => {
+                if let Some(part) = parts.get_mut(&p) {
+                    last_activity = Instant::now();
+                    finish(&consumer, &opts.topic, part);
+                }
+            }
+            Err(e @ (KafkaError::MessageConsumptionFatal(_) | KafkaError::Global(_))) => {
+                return Err(AggregateError::Kafka { op: "consume", source: e });
+            }
+            Err(KafkaError::MessageConsumption(code))
+                if matches!(
+                    code,
+                    rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+                        | rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed
+                        | rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
+                        | rdkafka::types::RDKafkaErrorCode::UnknownTopic
+                ) =>
+            {
+                return Err(AggregateError::Kafka { op: "consume", source: KafkaError::MessageConsumption(code) });
+            }
+            Err(e) => tracing::warn!(error = %e, "consumer error (retrying)"),
+        }
+    }
+    opts.check(Checkpoint::Consumed)?;
+
+    let own: BTreeSet<i32> = parts.keys().copied().collect();
+    let mut partition_locks = Vec::new();
+    let consumed: Vec<Consumed> = parts
+        .into_values()
+        .map(|p| {
+            partition_locks.push(p._lock);
+            p.c
+        })
+        .collect();
+    let mut report = RunReport { dry_run: opts.dry_run, ..Default::default() };
+    let own_filter = (opts.lock == LockMode::Shared).then_some(&own);
+    process(&wh, meta.as_ref(), &consumed, opts, own_filter, progress, &mut report)?;
+
+    // Commit: only after every file is durable, to the offset after the last message read.
+    let mut tpl = TopicPartitionList::new();
+    for c in &consumed {
+        if let Some(last) = c.last {
+            tpl.add_partition_offset(&opts.topic, c.partition, Offset::Offset(last + 1))
+                .map_err(AggregateError::kafka("commit"))?;
+        }
+    }
+    if !opts.dry_run {
+        opts.check(Checkpoint::BeforeCommit)?;
+        if tpl.count() > 0 {
+            progress.stage(Stage::Committing);
+            consumer.commit(&tpl, CommitMode::Sync).map_err(AggregateError::kafka("commit"))?;
+        }
+        opts.check(Checkpoint::Committed)?;
+    }
+    for c in &consumed {
+        report.partitions.push(PartitionReport {
+            partition: c.partition,
+            start_offset: c.start,
+            high_watermark: c.high_watermark,
+            end_offset: c.end,
+            messages: c.messages,
+            committed: if opts.dry_run { None } else { c.last.map(|l| l + 1) },
+        });
+    }
+
+    if let (Some(days), false) = (opts.retention_days, opts.dry_run) {
+        progress.stage(Stage::Retention);
+        report.retention_dropped = wh.apply_retention(days, own_filter)?;
+    }
+    // Partition locks go before the group is left, so that the next owner can take them.
+    drop(partition_locks);
+    drop(consumer);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn check_meta(wh: &Warehouse, topic: &str, write: bool) -> Result<Option<WarehouseMeta>, AggregateError> {
+    match wh.read_meta()? {
+        Some(m) if m.format > LAYOUT_VERSION => Err(AggregateError::Config(format!(
+            "warehouse {} has layout version {}, newer than this build supports ({LAYOUT_VERSION})",
+            wh.root().display(),
+            m.format
+        ))),
+        Some(m) if m.topic != topic => Err(AggregateError::Config(format!(
+            "warehouse {} holds topic {}, not {topic}",
+            wh.root().display(),
+            m.topic
+        ))),
+        Some(m) => Ok(Some(m)),
+        None if write => {
+            let m = WarehouseMeta { format: LAYOUT_VERSION, topic: topic.to_string(), retained_from: None };
+            wh.write_meta(&m)?;
+            Ok(Some(m))
+        }
+        None => Ok(None),
+    }
+}
+
+fn finish(consumer: &BaseConsumer<Ctx>, topic: &str, part: &mut Part) {
+    if part.done {
+        return;
+    }
+    part.done = true;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, part.c.partition);
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::warn!(partition = part.c.partition, error = %e, "could not pause a finished partition");
+    }
+}
+
+fn on_assign(
+    consumer: &BaseConsumer<Ctx>,
+    wh: &Warehouse,
+    opts: &RunOptions,
+    partitions: &[i32],
+    parts: &mut BTreeMap<i32, Part>,
+) -> Result<(), AggregateError> {
+    let new: Vec<i32> = partitions.iter().copied().filter(|p| !parts.contains_key(p)).collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &p in &new {
+        tpl.add_partition(&opts.topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, opts.request_timeout)
+        .map_err(AggregateError::kafka("fetch committed offsets"))?;
+    let mut fresh = Vec::new();
+    for &p in &new {
+        let lock = match opts.lock {
+            LockMode::Shared if !opts.dry_run => Some(wh.lock_partition(p)?),
+            _ => None,
+        };
+        let (low, high) = consumer
+            .fetch_watermarks(&opts.topic, p, opts.request_timeout)
+            .map_err(AggregateError::kafka("fetch watermarks"))?;
+        let committed = committed
+            .find_partition(&opts.topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let start = match committed {
+            Some(c) if c > high => {
+                return Err(AggregateError::Config(format!(
+                    "group {} committed offset {c} for {}/{p}, past its end {high}: was the topic recreated? reset the group's offsets",
+                    opts.group, opts.topic
+                )))
+            }
+            Some(c) if c < low => {
+                tracing::warn!(partition = p, committed = c, low, "messages were deleted before being aggregated");
+                low
+            }
+            Some(c) => c,
+            None => low,
+        };
+        fresh.push((p, start, high, lock));
+    }
+    let cut: BTreeMap<i32, u64> = match opts.max_events {
+        Some(max) => {
+            let held: u64 = parts.values().map(|p| (p.c.end - p.c.start) as u64).sum();
+            let avail: Vec<(i32, u64)> = fresh.iter().map(|&(p, s, h, _)| (p, (h - s) as u64)).collect();
+            plan_cut(&avail, max.saturating_sub(held)).into_iter().collect()
+        }
+        None => fresh.iter().map(|&(p, s, h, _)| (p, (h - s) as u64)).collect(),
+    };
+    for (p, start, high, lock) in fresh {
+        let end = start + cut[&p] as i64;
+        tracing::debug!(partition = p, start, high, end, "assigned");
+        let mut part = Part {
+            c: Consumed { partition: p, start, high_watermark: high, end, ..Default::default() },
+            done: false,
+            _lock: lock,
+        };
+        if start >= end {
+            finish(consumer, &opts.topic, &mut part);
+        }
+        parts.insert(p, part);
+    }
+    Ok(())
+}
+
+/// The events columns summaries need, in events-schema order.
+fn summary_projection() -> (SchemaRef, Vec<usize>) {
+    let schema = events_schema();
+    let idx: Vec<usize> = (0..schema.fields().len()).filter(|&i| SUMMARY_COLUMNS.contains(&schema.field(i).name().as_str())).collect();
+    (Arc::new(schema.project(&idx).expect("projection indices are valid")), idx)
+}
+
+/// Where the events of one (date, partition) come from.
+#[derive(Default)]
+struct DaySources {
+    files: Vec<PathBuf>,
+    new: Option<RecordBatch>,
+}
+
+/// Dedup, write events, recompute summaries (no commit).
+pub(crate) fn process(
+    wh: &Warehouse,
+    meta: Option<&WarehouseMeta>,
+    consumed: &[Consumed],
+    opts: &RunOptions,
+    own: Option<&BTreeSet<i32>>,
+    progress: &mut dyn Progress,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
+    let retained_from = meta.and_then(|m| m.retained_from);
+    let files: Vec<EventFile> = if wh.exists() { wh.event_files()? } else { Vec::new() };
+    let mut sources: BTreeMap<(i32, NaiveDate), DaySources> = BTreeMap::new();
+    let mut stale: Vec<PathBuf> = Vec::new();
+    let mut touched: BTreeSet<(i32, NaiveDate)> = BTreeSet::new();
+    let starts: BTreeMap<i32, i64> = consumed.iter().map(|c| (c.partition, c.start)).collect();
+    for f in files {
+        match starts.get(&f.partition) {
+            // Written by a run that never committed: not part of the table.
+            Some(&start) if f.start_offset >= start => {
+                touched.insert((f.partition, f.date));
+                stale.push(f.path);
+            }
+            _ => sources.entry((f.partition, f.date)).or_default().files.push(f.path),
+        }
+    }
+
+    let mut pending: Vec<(PathBuf, RecordBatch)> = Vec::new();
+    for c in consumed {
+        report.events_read += c.messages;
+        report.invalid += c.invalid;
+        let mut by_date: BTreeMap<NaiveDate, Vec<&KafkaEvent>> = BTreeMap::new();
+        for e in &c.events {
+            let date = e.event.local_date();
+            if retained_from.is_some_and(|r| date < r) {
+                report.expired += 1;
+                continue;
+            }
+            by_date.entry(date).or_default().push(e);
+        }
+        for (date, events) in by_date {
+            let src = sources.entry((c.partition, date)).or_default();
+            let mut existing_batches = Vec::new();
+            for path in &src.files {
+                existing_batches.extend(read_parquet(path, Some(&["event_id"]))?);
+            }
+            let mut seen: FxHashSet<&str> = FxHashSet::default();
+            for b in &existing_batches {
+                let ids = crate::schema::Cols::new(b).str("event_id")?;
+                seen.extend(ids.iter().flatten());
+            }
+            let mut keep: Vec<KafkaEvent> = Vec::with_capacity(events.len());
+            for e in events {
+                if seen.insert(e.event.event_id.as_str()) {
+                    keep.push(e.clone());
+                } else {
+                    report.duplicates_dropped += 1;
+                }
+            }
+            if keep.is_empty() {
+                continue;
+            }
+            report.events_written += keep.len() as u64;
+            let batch = events_to_batch(&keep)?;
+            pending.push((wh.events_path(date, c.partition, c.start), batch.clone()));
+            src.new = Some(batch);
+            touched.insert((c.partition, date));
+        }
+    }
+    // The next day's visits start from this day's last half hour.
+    let next_days: Vec<(i32, NaiveDate)> = touched
+        .iter()
+        .filter_map(|&(p, d)| d.succ_opt().map(|n| (p, n)))
+        .filter(|k| sources.get(k).is_some_and(|s| !s.files.is_empty() || s.new.is_some()))
+        .collect();
+    touched.extend(next_days);
+    if let Some(r) = retained_from {
+        touched.retain(|&(_, d)| d >= r);
+    }
+    if let Some(own) = own {
+        touched.retain(|(p, _)| own.contains(p));
+    }
+
+    if !opts.dry_run {
+        progress.stage(Stage::Writing);
+        wh.sweep_temp_files(own)?;
+        for path in &stale {
+            if wh.remove_file(path)? {
+                report.files_removed += 1;
+            }
+            opts.check(Checkpoint::StaleRemoved(path.clone()))?;
+        }
+        for (path, batch) in &pending {
+            let file = wh.write_pending(path, batch)?;
+            opts.check(Checkpoint::TempWritten(path.clone()))?;
+            file.persist()?;
+            report.files_written += 1;
+            opts.check(Checkpoint::Persisted(path.clone()))?;
+        }
+    }
+
+    progress.stage(Stage::Summarizing);
+    let (proj_schema, proj_idx) = summary_projection();
+    let load = |key: &(i32, NaiveDate)| -> Result<Vec<RecordBatch>, AggregateError> {
+        let mut out = Vec::new();
+        if let Some(src) = sources.get(key) {
+            for path in &src.files {
+                out.extend(read_parquet(path, Some(SUMMARY_COLUMNS))?);
+            }
+            if let Some(b) = &src.new {
+                out.push(b.project(&proj_idx)?);
+            }
+        }
+        Ok(out)
+    };
+    let timeout_us = opts.summary.timeout_us().min(DAY_US);
+    let total = touched.len();
+    let mut dates = BTreeSet::new();
+    for (n, &(p, date)) in touched.iter().enumerate() {
+        let day = load(&(p, date))?;
+        let summary_paths = |t: Table| wh.summary_path(t, date, p);
+        if day.iter().all(|b| b.num_rows() == 0) {
+            // No events left for this date and partition: its summaries go too.
+            if !opts.dry_run {
+                for t in Table::ALL {
+                    let path = summary_paths(t);
+                    if wh.remove_file(&path)? {
+                        report.files_removed += 1;
+                        opts.check(Checkpoint::SummaryRemoved(path))?;
+                    }
+                }
+            }
+            dates.insert(date);
+            progress.summarized(n + 1, total);
+            continue;
+        }
+        let mut batches = day;
+        if let Some(prev) = date.pred_opt() {
+            for b in load(&(p, prev))? {
+                batches.push(tail_of(&b, prev, timeout_us)?);
+            }
+        }
+        let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
+        let summaries = summarize(&events, date, &opts.summary)?;
+        for (table, batch) in summaries.iter() {
+            *report.summary_rows.entry(table.name().to_string()).or_default() += batch.num_rows() as u64;
+            if opts.dry_run {
+                continue;
+            }
+            let path = summary_paths(table);
+            if batch.num_rows() == 0 {
+                if wh.remove_file(&path)? {
+                    report.files_removed += 1;
+                    opts.check(Checkpoint::SummaryRemoved(path))?;
+                }
+                continue;
+            }
+            let file = wh.write_pending(&path, batch)?;
+            opts.check(Checkpoint::TempWritten(path.clone()))?;
+            file.persist()?;
+            report.files_written += 1;
+            opts.check(Checkpoint::Persisted(path))?;
+        }
+        dates.insert(date);
+        progress.summarized(n + 1, total);
+    }
+    report.dates_touched = dates.into_iter().collect();
+    Ok(())
+}
+
+/// Rows of `batch` in the last `timeout_us` of `date` (local time).
+fn tail_of(batch: &RecordBatch, date: NaiveDate, timeout_us: i64) -> Result<RecordBatch, AggregateError> {
+    let c = crate::schema::Cols::new(batch);
+    let (ts, tz) = (c.ts("ts")?, c.i32("tz_offset_s")?);
+    let day = day_number(date);
+    let from = DAY_US - timeout_us;
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|i| {
+            let (t, o) = (ts.value(i), tz.value(i));
+            Some(local_day(t, o) == day && local_time_of_day(t, o) >= from)
+        })
+        .collect();
+    Ok(arrow::compute::filter_record_batch(batch, &mask)?)
+}
+
+/// Gives every batch exactly `schema`, taking its columns by name.
+fn normalise(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, AggregateError> {
+    batches
+        .into_iter()
+        .map(|b| {
+            let cols = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    b.column_by_name(f.name()).cloned().ok_or_else(|| {
+                        AggregateError::Arrow(arrow::error::ArrowError::SchemaError(format!(
+                            "events file lacks column {}",
+                            f.name()
+                        )))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(Arc::clone(schema), cols)?)
+        })
+        .collect()
+}

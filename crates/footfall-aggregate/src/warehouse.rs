@@ -1,0 +1,616 @@
+//! The warehouse on disk: layout, locks, durable writes, listing and retention.
+//!
+//! ```text
+//! DIR/.footfall.lock                                 lock file (fs4 advisory lock)
+//! DIR/.footfall.json                                 topic, format, retention horizon
+//! DIR/events/date=YYYY-MM-DD/part-<p>-<start>.parquet
+//! DIR/<table>/date=YYYY-MM-DD/part-<p>.parquet       summaries, one file per date and partition
+//! ```
+//!
+//! Files are written to a hidden temporary name in their final directory
+//! (`.<name>.tmp`), fsynced, renamed into place and the directory fsynced, so a
+//! reader sees either the old or the new file, never a partial one, and a file
+//! that has been renamed survives a crash.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AggregateError;
+use crate::summaries::Table;
+
+/// The lock file, relative to the warehouse root.
+pub const LOCK_FILE: &str = ".footfall.lock";
+/// The metadata file, relative to the warehouse root.
+pub const META_FILE: &str = ".footfall.json";
+/// Directory of the per-partition lock files (shared mode).
+pub const PARTITION_LOCK_DIR: &str = ".locks";
+/// Directory of the events table.
+pub const EVENTS_DIR: &str = "events";
+/// Version of the on-disk layout, recorded in [`META_FILE`].
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// What the warehouse records about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseMeta {
+    /// Layout version ([`LAYOUT_VERSION`]).
+    pub format: u32,
+    /// The topic whose events this warehouse holds.
+    pub topic: String,
+    /// Event partitions before this date were dropped by retention; events
+    /// for such dates are no longer accepted (their summaries are final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_from: Option<NaiveDate>,
+}
+
+/// How a run locks the warehouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockMode {
+    /// One run at a time (the default): any other run fails at once.
+    #[default]
+    Exclusive,
+    /// Several runs of one consumer group share the warehouse; each also locks
+    /// the partitions it is assigned. An exclusive run excludes them all.
+    Shared,
+}
+
+/// One file of the events table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventFile {
+    pub date: NaiveDate,
+    pub partition: i32,
+    /// Kafka offset the writing run started at for this partition.
+    pub start_offset: i64,
+    pub path: PathBuf,
+}
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct WarehouseLock {
+    _file: File,
+    pub mode: LockMode,
+}
+
+/// A held per-partition lock (shared mode); released on drop.
+#[derive(Debug)]
+pub struct PartitionLock {
+    _file: File,
+    pub partition: i32,
+}
+
+/// A file written to its temporary name and fsynced, not yet visible.
+#[must_use = "a pending file is invisible until persisted"]
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl PendingFile {
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the file into place and fsyncs its directory.
+    pub fn persist(self) -> Result<PathBuf, AggregateError> {
+        fs::rename(&self.tmp, &self.path).map_err(AggregateError::io("rename", &self.path))?;
+        sync_dir(self.path.parent().expect("warehouse files have a parent"))?;
+        Ok(self.path)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AggregateError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(AggregateError::io("fsync directory", dir))
+}
+
+/// Creates `dir` (and missing parents) and makes the new entries durable.
+fn ensure_dir(dir: &Path) -> Result<(), AggregateError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.is_dir() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    fs::create_dir_all(dir).map_err(AggregateError::io("create directory", dir))?;
+    for m in missing.iter().rev() {
+        if let Some(parent) = m.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parquet writer settings of every warehouse file: zstd, page-level statistics.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 is valid")))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build()
+}
+
+fn date_dir_name(date: NaiveDate) -> String {
+    format!("date={}", date.format("%Y-%m-%d"))
+}
+
+fn parse_date_dir(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name.strip_prefix("date=")?, "%Y-%m-%d").ok()
+}
+
+/// `part-<p>-<start>.parquet` → (p, start)
+fn parse_event_file(name: &str) -> Option<(i32, i64)> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let (p, s) = rest.split_once('-')?;
+    Some((p.parse().ok()?, s.parse().ok()?))
+}
+
+/// `part-<p>.parquet` → p
+fn parse_summary_file(name: &str) -> Option<i32> {
+    name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
+}
+
+/// Whether a hidden temporary file belongs to a partition (`.part-<p>-….tmp`, `.part-<p>.parquet.tmp`).
+fn temp_of_partition(name: &str, partition: i32) -> bool {
+    let Some(rest) = name.strip_prefix(".part-") else { return false };
+    let p = partition.to_string();
+    rest.strip_prefix(&p).is_some_and(|r| r.starts_with('-') || r.starts_with('.'))
+}
+
+/// A warehouse directory.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+}
+
+impl Warehouse {
+    /// A warehouse at `root` (nothing is touched until used).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Warehouse { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn exists(&self) -> bool {
+        self.root.is_dir()
+    }
+
+    /// Creates the root directory if missing.
+    pub fn create(&self) -> Result<(), AggregateError> {
+        ensure_dir(&self.root)
+    }
+
+    /// Takes the warehouse lock without waiting: another run holding it is
+    /// [`AggregateError::Locked`].
+    pub fn lock(&self, mode: LockMode) -> Result<WarehouseLock, AggregateError> {
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(AggregateError::io("open lock file", &path))?;
+        let res = match mode {
+            LockMode::Exclusive => fs4::FileExt::try_lock(&file),
+            LockMode::Shared => fs4::FileExt::try_lock_shared(&file),
+        };
+        match res {
+            Ok(()) => Ok(WarehouseLock { _file: file, mode }),
+            Err(fs4::TryLockError::WouldBlock) => Err(AggregateError::Locked {
+                path,
+                what: match mode {
+                    LockMode::Exclusive => "another aggregate run is using the warehouse".into(),
+                    LockMode::Shared => "an exclusive aggregate run is using the warehouse".into(),
+                },
+            }),
+            Err(fs4::TryLockError::Error(e)) => Err(AggregateError::io("lock", &path)(e)),
+        }
+    }
+
+    /// Takes the lock of one partition (shared mode) without waiting.
+    pub fn lock_partition(&self, partition: i32) -> Result<PartitionLock, AggregateError> {
+        let dir = self.root.join(PARTITION_LOCK_DIR);
+        ensure_dir(&dir)?;
+        let path = dir.join(format!("partition-{partition}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(AggregateError::io("open lock file", &path))?;
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => Ok(PartitionLock { _file: file, partition }),
+            Err(fs4::TryLockError::WouldBlock) => Err(AggregateError::Locked {
+                path,
+                what: format!("another aggregate run holds partition {partition}"),
+            }),
+            Err(fs4::TryLockError::Error(e)) => Err(AggregateError::io("lock", &path)(e)),
+        }
+    }
+
+    /// Reads [`META_FILE`], if present.
+    pub fn read_meta(&self) -> Result<Option<WarehouseMeta>, AggregateError> {
+        let path = self.root.join(META_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| AggregateError::Warehouse { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AggregateError::io("read", &path)(e)),
+        }
+    }
+
+    /// Writes [`META_FILE`] durably.
+    pub fn write_meta(&self, meta: &WarehouseMeta) -> Result<(), AggregateError> {
+        let path = self.root.join(META_FILE);
+        let tmp = self.root.join(format!(".footfall.json.tmp-{}", std::process::id()));
+        let mut bytes = serde_json::to_vec_pretty(meta).expect("metadata serialises");
+        bytes.push(b'\n');
+        let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
+        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(AggregateError::io("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))?;
+        sync_dir(&self.root)
+    }
+
+    /// Path of an events file.
+    pub fn events_path(&self, date: NaiveDate, partition: i32, start_offset: i64) -> PathBuf {
+        self.root.join(EVENTS_DIR).join(date_dir_name(date)).join(format!("part-{partition}-{start_offset}.parquet"))
+    }
+
+    /// Path of a summary file.
+    pub fn summary_path(&self, table: Table, date: NaiveDate, partition: i32) -> PathBuf {
+        self.root.join(table.name()).join(date_dir_name(date)).join(format!("part-{partition}.parquet"))
+    }
+
+    fn date_dirs(&self, table_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, AggregateError> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(table_dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(AggregateError::io("list", table_dir)(e)),
+        };
+        for entry in rd {
+            let entry = entry.map_err(AggregateError::io("list", table_dir))?;
+            let name = entry.file_name();
+            let Some(date) = name.to_str().and_then(parse_date_dir) else {
+                tracing::warn!(path = %entry.path().display(), "ignoring unexpected entry in the warehouse");
+                continue;
+            };
+            out.push((date, entry.path()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every events file, sorted by (date, partition, start offset).
+    pub fn event_files(&self) -> Result<Vec<EventFile>, AggregateError> {
+        let mut out = Vec::new();
+        for (date, dir) in self.date_dirs(&self.root.join(EVENTS_DIR))? {
+            for entry in fs::read_dir(&dir).map_err(AggregateError::io("list", &dir))? {
+                let entry = entry.map_err(AggregateError::io("list", &dir))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                match parse_event_file(name) {
+                    Some((partition, start_offset)) => {
+                        out.push(EventFile { date, partition, start_offset, path: entry.path() })
+                    }
+                    None => {
+                        return Err(AggregateError::Warehouse {
+                            path: entry.path(),
+                            reason: "not an events file name (part-<partition>-<offset>.parquet)".into(),
+                        })
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The summary files of one date and partition that exist, by table.
+    pub fn summary_files(&self, date: NaiveDate, partition: i32) -> Vec<(Table, PathBuf)> {
+        Table::ALL
+            .into_iter()
+            .map(|t| (t, self.summary_path(t, date, partition)))
+            .filter(|(_, p)| p.is_file())
+            .collect()
+    }
+
+    /// Writes `batch` to the temporary name of `path` and fsyncs it.
+    pub fn write_pending(&self, path: &Path, batch: &RecordBatch) -> Result<PendingFile, AggregateError> {
+        let dir = path.parent().expect("warehouse files have a parent");
+        ensure_dir(dir)?;
+        let name = path.file_name().expect("warehouse files have a name").to_string_lossy();
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let file = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))
+            .map_err(AggregateError::parquet(&tmp))?;
+        w.write(batch).map_err(AggregateError::parquet(&tmp))?;
+        let file = w.into_inner().map_err(AggregateError::parquet(&tmp))?;
+        file.sync_all().map_err(AggregateError::io("fsync", &tmp))?;
+        Ok(PendingFile { tmp, path: path.to_path_buf() })
+    }
+
+    /// Removes a file (if present) and fsyncs its directory. Returns whether it existed.
+    pub fn remove_file(&self, path: &Path) -> Result<bool, AggregateError> {
+        match fs::remove_file(path) {
+            Ok(()) => {
+                sync_dir(path.parent().expect("warehouse files have a parent"))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AggregateError::io("remove", path)(e)),
+        }
+    }
+
+    /// Removes temporary files left by interrupted runs: all of them, or only
+    /// those of the given partitions. Returns how many were removed.
+    pub fn sweep_temp_files(&self, partitions: Option<&BTreeSet<i32>>) -> Result<usize, AggregateError> {
+        let mut removed = 0;
+        let tables = std::iter::once(EVENTS_DIR).chain(Table::ALL.iter().map(|t| t.name()));
+        for table in tables {
+            for (_, dir) in self.date_dirs(&self.root.join(table))? {
+                for entry in fs::read_dir(&dir).map_err(AggregateError::io("list", &dir))? {
+                    let entry = entry.map_err(AggregateError::io("list", &dir))?;
+                    let name = entry.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                        continue;
+                    }
+                    if partitions.is_some_and(|ps| !ps.iter().any(|&p| temp_of_partition(name, p))) {
+                        continue;
+                    }
+                    fs::remove_file(entry.path()).map_err(AggregateError::io("remove", entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Drops the events of dates older than `days` days before the newest date
+    /// with events: dates `d` with `newest - d >= days` (so `days` calendar
+    /// days, the newest included, are kept). Summaries are kept. With
+    /// `partitions`, only those partitions' files are removed (shared mode) and
+    /// a date directory goes once it is empty. Records the horizon in the
+    /// metadata first, so that events for dropped dates are refused from then
+    /// on. Returns the dates whose files were removed.
+    pub fn apply_retention(
+        &self,
+        days: u32,
+        partitions: Option<&BTreeSet<i32>>,
+    ) -> Result<Vec<NaiveDate>, AggregateError> {
+        if days == 0 {
+            return Err(AggregateError::Config("retention must keep at least 1 day".into()));
+        }
+        let files = self.event_files()?;
+        let Some(newest) = files.iter().map(|f| f.date).max() else { return Ok(Vec::new()) };
+        let horizon = newest - chrono::Duration::days(days as i64 - 1);
+        let events_dir = self.root.join(EVENTS_DIR);
+        let old: Vec<(NaiveDate, PathBuf)> =
+            self.date_dirs(&events_dir)?.into_iter().filter(|(d, _)| *d < horizon).collect();
+        if let Some(mut meta) = self.read_meta()? {
+            if meta.retained_from.is_none_or(|r| r < horizon) {
+                meta.retained_from = Some(horizon);
+                self.write_meta(&meta)?;
+            }
+        }
+        let mut dropped = Vec::new();
+        for (date, dir) in old {
+            let mut any = false;
+            for entry in fs::read_dir(&dir).map_err(AggregateError::io("list", &dir))? {
+                let entry = entry.map_err(AggregateError::io("list", &dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let mine = match partitions {
+                    None => true,
+                    Some(ps) => {
+                        parse_event_file(&name).is_some_and(|(p, _)| ps.contains(&p))
+                            || ps.iter().any(|&p| temp_of_partition(&name, p))
+                    }
+                };
+                if mine {
+                    fs::remove_file(entry.path()).map_err(AggregateError::io("remove", entry.path()))?;
+                    any = true;
+                }
+            }
+            if any {
+                sync_dir(&dir)?;
+                dropped.push(date);
+            }
+            let empty = fs::read_dir(&dir).map_err(AggregateError::io("list", &dir))?.next().is_none();
+            if empty {
+                fs::remove_dir(&dir).map_err(AggregateError::io("remove directory", &dir))?;
+                sync_dir(&events_dir)?;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Removes every summary file of a date and partition (it has no events any more).
+    pub fn remove_summaries(&self, date: NaiveDate, partition: i32) -> Result<usize, AggregateError> {
+        let mut n = 0;
+        for (_, path) in self.summary_files(date, partition) {
+            n += self.remove_file(&path)? as usize;
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a Parquet file, optionally only some columns (by name).
+pub fn read_parquet(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>, AggregateError> {
+    let file = File::open(path).map_err(AggregateError::io("open", path))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(AggregateError::parquet(path))?;
+    if let Some(cols) = columns {
+        let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(AggregateError::parquet(path))?;
+    let mut out = Vec::new();
+    for b in reader {
+        out.push(b.map_err(|e| AggregateError::Parquet { path: path.to_path_buf(), source: e.into() })?);
+    }
+    Ok(out)
+}
+
+/// Concatenates batches of one schema (an empty list gives an empty batch of `schema`).
+pub(crate) fn concat(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch, AggregateError> {
+    match batches {
+        [] => Ok(RecordBatch::new_empty(Arc::clone(schema))),
+        [one] => Ok(one.clone()),
+        many => Ok(arrow::compute::concat_batches(schema, many)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn small_batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(vec!["a", "b"])), Arc::new(Int64Array::from(vec![1, 2]))],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_parse_and_format() {
+        assert_eq!(parse_event_file("part-3-1200.parquet"), Some((3, 1200)));
+        assert_eq!(parse_event_file("part-3.parquet"), None);
+        assert_eq!(parse_summary_file("part-12.parquet"), Some(12));
+        assert_eq!(parse_date_dir("date=2015-05-17"), Some(d("2015-05-17")));
+        assert_eq!(parse_date_dir("date=2015-13-17"), None);
+        assert!(temp_of_partition(".part-1-0.parquet.tmp", 1));
+        assert!(temp_of_partition(".part-1.parquet.tmp", 1));
+        assert!(!temp_of_partition(".part-12-0.parquet.tmp", 1));
+        let wh = Warehouse::new("/wh");
+        assert_eq!(
+            wh.events_path(d("2015-05-17"), 2, 40),
+            PathBuf::from("/wh/events/date=2015-05-17/part-2-40.parquet")
+        );
+        assert_eq!(
+            wh.summary_path(Table::PagesDaily, d("2015-05-17"), 2),
+            PathBuf::from("/wh/pages_daily/date=2015-05-17/part-2.parquet")
+        );
+    }
+
+    #[test]
+    fn pending_files_are_invisible_until_persisted_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        let path = wh.events_path(d("2015-05-17"), 0, 0);
+        let pending = wh.write_pending(&path, &small_batch()).unwrap();
+        assert!(!path.exists());
+        assert!(wh.event_files().unwrap().is_empty(), "temporary files are not listed");
+        pending.persist().unwrap();
+        let files = wh.event_files().unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!((files[0].partition, files[0].start_offset), (0, 0));
+        let back = read_parquet(&path, None).unwrap();
+        assert_eq!(back, vec![small_batch()]);
+        let only_n = read_parquet(&path, Some(&["n"])).unwrap();
+        assert_eq!(only_n[0].num_columns(), 1);
+        assert_eq!(only_n[0].schema().field(0).name(), "n");
+        // Same input, same bytes.
+        let first = fs::read(&path).unwrap();
+        wh.write_pending(&path, &small_batch()).unwrap().persist().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), first);
+        // zstd and statistics are in the footer.
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        use parquet::file::reader::FileReader;
+        let col = reader.metadata().row_group(0).column(1);
+        assert_eq!(col.compression(), Compression::ZSTD(ZstdLevel::try_new(3).unwrap()));
+        assert!(col.statistics().is_some());
+    }
+
+    #[test]
+    fn second_exclusive_lock_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        let held = wh.lock(LockMode::Exclusive).unwrap();
+        let err = wh.lock(LockMode::Exclusive).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Locked);
+        assert_eq!(wh.lock(LockMode::Shared).unwrap_err().kind(), crate::ErrorKind::Locked);
+        drop(held);
+        let a = wh.lock(LockMode::Shared).unwrap();
+        let _b = wh.lock(LockMode::Shared).unwrap();
+        assert_eq!(wh.lock(LockMode::Exclusive).unwrap_err().kind(), crate::ErrorKind::Locked);
+        let p = wh.lock_partition(1).unwrap();
+        assert_eq!(wh.lock_partition(1).unwrap_err().kind(), crate::ErrorKind::Locked);
+        let _p2 = wh.lock_partition(2).unwrap();
+        drop((a, p));
+        wh.lock_partition(1).unwrap();
+    }
+
+    #[test]
+    fn retention_drops_old_event_dates_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        wh.create().unwrap();
+        wh.write_meta(&WarehouseMeta { format: LAYOUT_VERSION, topic: "t".into(), retained_from: None }).unwrap();
+        for (date, p) in [("2015-05-10", 0), ("2015-05-15", 0), ("2015-05-15", 1), ("2015-05-16", 0), ("2015-05-17", 1)] {
+            wh.write_pending(&wh.events_path(d(date), p, 0), &small_batch()).unwrap().persist().unwrap();
+            wh.write_pending(&wh.summary_path(Table::TrafficDaily, d(date), p), &small_batch())
+                .unwrap()
+                .persist()
+                .unwrap();
+        }
+        // Shared mode, partition 0 only: 05-15's partition 1 file stays, so does the directory.
+        let dropped = wh.apply_retention(2, Some(&BTreeSet::from([0]))).unwrap();
+        assert_eq!(dropped, vec![d("2015-05-10"), d("2015-05-15")]);
+        let left: Vec<_> = wh.event_files().unwrap().into_iter().map(|f| (f.date, f.partition)).collect();
+        assert_eq!(left, vec![(d("2015-05-15"), 1), (d("2015-05-16"), 0), (d("2015-05-17"), 1)]);
+        assert!(!dir.path().join("events/date=2015-05-10").exists());
+        assert_eq!(wh.read_meta().unwrap().unwrap().retained_from, Some(d("2015-05-16")));
+        // Exclusive: everything before the horizon.
+        assert_eq!(wh.apply_retention(2, None).unwrap(), vec![d("2015-05-15")]);
+        assert_eq!(wh.event_files().unwrap().len(), 2);
+        // Summaries stay.
+        assert!(wh.summary_path(Table::TrafficDaily, d("2015-05-10"), 0).is_file());
+        assert_eq!(wh.apply_retention(0, None).unwrap_err().kind(), crate::ErrorKind::Config);
+    }
+
+    #[test]
+    fn sweeps_temporary_files_by_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        let a = wh.write_pending(&wh.events_path(d("2015-05-17"), 1, 0), &small_batch()).unwrap();
+        let b = wh.write_pending(&wh.summary_path(Table::Visits, d("2015-05-17"), 2), &small_batch()).unwrap();
+        assert_eq!(wh.sweep_temp_files(Some(&BTreeSet::from([2]))).unwrap(), 1);
+        assert!(a.tmp.exists() && !b.tmp.exists());
+        assert_eq!(wh.sweep_temp_files(None).unwrap(), 1);
+        assert!(!a.tmp.exists());
+    }
+}

@@ -1,0 +1,240 @@
+//! The footfall visit event: one pseudonymous record per HTTP request.
+//!
+//! Every access-log line that footfall reads becomes exactly one of two things:
+//!
+//! * a [`VisitEvent`]: the request, enriched (browser, OS, device, bot, referrer
+//!   medium and source, search terms, UTM campaign, route template) and
+//!   pseudonymised (a keyed daily [`VisitEvent::visitor_id`], a truncated
+//!   [`VisitEvent::client_net`], secrets in URLs replaced by [`REDACTED`]);
+//! * a [`Reject`]: the line could not be parsed, with a [`RejectKind`] that is
+//!   small enough to be a metric label, the source and the byte offset.
+//!
+//! Events are serialised as one JSON object per line; `docs/events.md` lists
+//! every field. The JSON form is stable within a [`SCHEMA_VERSION`].
+//!
+//! ```
+//! use footfall_event::{VisitEvent, SCHEMA_VERSION};
+//! let json = r#"{"v":1,"event_id":"00112233445566778899aabbccddeeff","ts":"2015-05-17T10:05:03+00:00",
+//!   "site":"example.org","visitor_id":"0011223344556677","status":200,"method":"GET","path":"/",
+//!   "route":"/","source":"stdin","offset":0}"#;
+//! let ev: VisitEvent = serde_json::from_str(json).unwrap();
+//! assert_eq!(ev.v, SCHEMA_VERSION);
+//! assert!(ev.is_visitor_request()); // not answered 4xx
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+/// A string from a small, mostly static vocabulary (device class, medium, kind, source names).
+pub type Label = Cow<'static, str>;
+/// A string shared between many events (user-agent derived values come from a cache).
+pub type Shared = Arc<str>;
+
+/// Version of the event schema; carried in every event (`v`) and as a Kafka header.
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// The value that replaces a secret query parameter's value.
+pub const REDACTED: &str = "REDACTED";
+
+/// One HTTP request, enriched and pseudonymised.
+///
+/// Optional fields are `null` (or absent) when the log format does not carry the
+/// information or the value was `-` in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VisitEvent {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u16,
+    /// Deterministic id: 128-bit hash of source identity, byte offset and line content, hex.
+    pub event_id: String,
+    /// Request time with the offset the log used (or the configured timezone), RFC 3339.
+    pub ts: DateTime<FixedOffset>,
+    /// Site (configured per source), or the virtual host when the log carries one and no site is set.
+    pub site: String,
+    /// Virtual host / server name from the log, when the format carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Keyed, daily-rotating pseudonym of the visitor (64-bit hex).
+    pub visitor_id: String,
+    /// Truncated client network (`203.0.113.0/24`, `2001:db8:1::/48`) or a truncated
+    /// host name (`*.example.net`); null when the operator drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_net: Option<String>,
+    /// Raw client address: only present when the operator explicitly opts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// HTTP method (`GET`, ...); null for an empty request line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path, percent-encoding kept as logged, secrets redacted. Empty request: `""`.
+    pub path: String,
+    /// Query string without `?`, secrets redacted; null when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Path template with ids collapsed (`/users/:id`), bounded cardinality.
+    pub route: String,
+    /// Protocol (`HTTP/1.1`, `HTTP/2.0`); null when the request line has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// HTTP status code (0 when the log had none).
+    pub status: u16,
+    /// Response body bytes; null when logged as `-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Request duration in milliseconds, when the format carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// Upstream / backend that served the request, when the format carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Referrer URL, secrets redacted; null when `-` or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// Lower-cased referrer host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_host: Option<String>,
+    /// Referrer medium: `direct`, `internal`, `search`, `social`, `email`, `paid`,
+    /// `ai-assistant` or `external`.
+    pub referrer_medium: Label,
+    /// Named source of the referrer (`Google`, `Facebook`, ...), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_source: Option<Label>,
+    /// Search-engine terms carried by the referrer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_terms: Option<String>,
+    /// On-site search terms from the request's own query string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_search: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_content: Option<String>,
+    /// Browser family (uap-core), `Other` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<Shared>,
+    /// Browser major version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_version: Option<Shared>,
+    /// Operating system family (uap-core), `Other` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<Shared>,
+    /// Device class: `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    pub device: Label,
+    /// The user agent is a crawler, spider or other automated client.
+    pub is_bot: bool,
+    /// Bot name when `is_bot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_name: Option<Shared>,
+    /// Request classification: `page`, `static`, `redirect`, `error` or `other`.
+    pub kind: Label,
+    /// Shorthand for `kind == "page"`: a successful page view.
+    pub is_pageview: bool,
+    /// Source identity (file path, `stdin`, `syslog:udp:...`).
+    pub source: String,
+    /// Byte offset of the line within its source.
+    pub offset: u64,
+}
+
+impl VisitEvent {
+    /// GoAccess's rule: a request answered 4xx does not make its client a visitor.
+    pub fn is_visitor_request(&self) -> bool {
+        !(400..500).contains(&self.status)
+    }
+
+    /// The calendar day of the event, in the event's own offset.
+    pub fn local_date(&self) -> NaiveDate {
+        self.ts.date_naive()
+    }
+}
+
+/// Why a line was rejected. Small and stable: usable as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// Empty or whitespace-only line.
+    Empty,
+    /// A header or comment line (`#Fields:` in W3C logs), not a request.
+    Header,
+    /// The line does not have the shape of the format (fields missing, quotes unbalanced).
+    Malformed,
+    /// The timestamp is missing or unparseable.
+    BadTimestamp,
+    /// The status code is missing or not a number in 100..=999.
+    BadStatus,
+    /// A numeric field (bytes, duration) is not a number.
+    BadNumber,
+    /// A JSON log line is not valid JSON or lacks required keys.
+    BadJson,
+    /// The line is longer than the configured maximum.
+    TooLong,
+}
+
+impl RejectKind {
+    pub const ALL: [RejectKind; 8] = [
+        RejectKind::Empty,
+        RejectKind::Header,
+        RejectKind::Malformed,
+        RejectKind::BadTimestamp,
+        RejectKind::BadStatus,
+        RejectKind::BadNumber,
+        RejectKind::BadJson,
+        RejectKind::TooLong,
+    ];
+
+    /// The label used in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::Empty => "empty",
+            RejectKind::Header => "header",
+            RejectKind::Malformed => "malformed",
+            RejectKind::BadTimestamp => "bad_timestamp",
+            RejectKind::BadStatus => "bad_status",
+            RejectKind::BadNumber => "bad_number",
+            RejectKind::BadJson => "bad_json",
+            RejectKind::TooLong => "too_long",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A line that could not be parsed: what goes to the dead-letter topic.
+///
+/// The line is kept (truncated to a bound) so an operator can see what went
+/// wrong; dead letters are an operational store with its own short retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u16,
+    /// Deterministic id, computed like [`VisitEvent::event_id`].
+    pub event_id: String,
+    /// Source identity.
+    pub source: String,
+    /// Byte offset of the line within its source.
+    pub offset: u64,
+    /// Why it was rejected.
+    pub kind: RejectKind,
+    /// Human-readable detail.
+    pub reason: String,
+    /// The line (lossy UTF-8), truncated to [`Reject::MAX_LINE`] bytes.
+    pub line: String,
+    /// Whether `line` was truncated.
+    pub truncated: bool,
+}
+
+impl Reject {
+    /// Bound on the bytes of the original line kept in a reject.
+    pub const MAX_LINE: usize = 2048;
+}

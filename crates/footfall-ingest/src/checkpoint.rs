@@ -1,0 +1,285 @@
+//! Checkpoints: how far each file has been read and acknowledged, on disk.
+//!
+//! One JSON document, `checkpoints.json`, in the state directory:
+//!
+//! ```json
+//! {"version": 1, "written_at": "2025-01-01T00:00:00Z", "files": [
+//!   {"source": "www", "path": "/var/log/nginx/access.log", "fingerprint": "<32 hex>",
+//!    "head_len": 1024, "dev": 2049, "ino": 1234, "gzip": false, "offset": 123456, "size": 200000,
+//!    "complete": false, "last_seen": 1735689600}
+//! ]}
+//! ```
+//!
+//! It is replaced atomically: written to a temporary file in the same
+//! directory, fsynced, renamed over the old one, and the directory fsynced, so
+//! a crash leaves either the old or the new document, never a mix. A
+//! `version` other than [`VERSION`] is refused rather than guessed at.
+//! The directory is locked (`LOCK`, an advisory file lock) so two processes
+//! never share checkpoints.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fs4::fs_std::FileExt;
+use fs4::TryLockError;
+use serde::{Deserialize, Serialize};
+
+use crate::error::IngestError;
+use crate::track::{FileIdentity, Fingerprint};
+
+/// The checkpoint format version this build reads and writes.
+pub const VERSION: u32 = 1;
+/// File name of the checkpoint document.
+pub const FILE_NAME: &str = "checkpoints.json";
+const LOCK_NAME: &str = "LOCK";
+
+/// One file's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheckpoint {
+    /// Configured source the file belongs to.
+    pub source: String,
+    /// Path the file was last seen at.
+    pub path: PathBuf,
+    /// Hex of the xxh3-128 hash of the file's first `head_len` bytes.
+    pub fingerprint: String,
+    /// Bytes covered by `fingerprint` (at most 1024).
+    pub head_len: u32,
+    pub dev: u64,
+    pub ino: u64,
+    #[serde(default)]
+    pub gzip: bool,
+    /// Offset of the first line not yet acknowledged by Kafka (uncompressed
+    /// offset for gzip files).
+    pub offset: u64,
+    /// Size of the file when last read.
+    #[serde(default)]
+    pub size: u64,
+    /// The file was read to its end and will not grow.
+    #[serde(default)]
+    pub complete: bool,
+    /// Seconds since the Unix epoch when a scan last matched the file.
+    #[serde(default)]
+    pub last_seen: u64,
+}
+
+impl FileCheckpoint {
+    pub fn identity(&self) -> Option<FileIdentity> {
+        Some(FileIdentity {
+            fingerprint: parse_hex(&self.fingerprint)?,
+            head_len: self.head_len,
+            dev: self.dev,
+            ino: self.ino,
+            path: self.path.clone(),
+            gzip: self.gzip,
+        })
+    }
+
+    pub fn last_seen_time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.last_seen)
+    }
+}
+
+/// The whole document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointFile {
+    pub version: u32,
+    /// RFC 3339 time of writing (informational).
+    #[serde(default)]
+    pub written_at: String,
+    pub files: Vec<FileCheckpoint>,
+}
+
+pub fn to_hex(fp: &Fingerprint) -> String {
+    fp.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn parse_hex(s: &str) -> Option<Fingerprint> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The state directory: locked for the lifetime of this value.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Create (if needed) and lock `dir`.
+    pub fn open(dir: &Path) -> Result<StateDir, IngestError> {
+        fs::create_dir_all(dir).map_err(|e| IngestError::state(dir, format!("cannot create: {e}")))?;
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| IngestError::state(&lock_path, format!("cannot open: {e}")))?;
+        match FileExt::try_lock(&lock) {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(IngestError::Locked(dir.to_path_buf())),
+            Err(TryLockError::Error(e)) => return Err(IngestError::state(&lock_path, format!("cannot lock: {e}"))),
+        }
+        Ok(StateDir { dir: dir.to_path_buf(), _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Read the checkpoints; `None` when there are none yet (first run).
+    pub fn load(&self) -> Result<Option<CheckpointFile>, IngestError> {
+        load(&self.dir)
+    }
+
+    /// Replace the checkpoints atomically.
+    pub fn save(&self, files: Vec<FileCheckpoint>) -> Result<(), IngestError> {
+        save(&self.dir, files)
+    }
+}
+
+/// Read `dir/checkpoints.json`; `Ok(None)` if it does not exist.
+pub fn load(dir: &Path) -> Result<Option<CheckpointFile>, IngestError> {
+    let path = dir.join(FILE_NAME);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IngestError::state(&path, format!("cannot read: {e}"))),
+    };
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: u32,
+    }
+    let version: VersionOnly = serde_json::from_slice(&bytes)
+        .map_err(|e| IngestError::state(&path, format!("not a checkpoint file: {e}")))?;
+    if version.version != VERSION {
+        return Err(IngestError::state(
+            &path,
+            format!(
+                "checkpoint format version {} is not supported by this build (it reads version {VERSION}); \
+                 move the file away to start over",
+                version.version
+            ),
+        ));
+    }
+    let file: CheckpointFile =
+        serde_json::from_slice(&bytes).map_err(|e| IngestError::state(&path, format!("invalid checkpoint file: {e}")))?;
+    Ok(Some(file))
+}
+
+/// Write `dir/checkpoints.json` atomically: temp file, fsync, rename, fsync of the directory.
+pub fn save(dir: &Path, files: Vec<FileCheckpoint>) -> Result<(), IngestError> {
+    let doc = CheckpointFile {
+        version: VERSION,
+        written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        files,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| IngestError::state(dir, e))?;
+    bytes.push(b'\n');
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| IngestError::state(&path, format!("cannot write: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: u64) -> FileCheckpoint {
+        FileCheckpoint {
+            source: "www".into(),
+            path: "/var/log/nginx/access.log".into(),
+            fingerprint: to_hex(&[0xab; 16]),
+            head_len: 1024,
+            dev: 1,
+            ino: 2,
+            gzip: false,
+            offset,
+            size: offset + 10,
+            complete: false,
+            last_seen: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        save(dir.path(), vec![entry(100)]).unwrap();
+        let doc = load(dir.path()).unwrap().unwrap();
+        assert_eq!(doc.version, VERSION);
+        assert_eq!(doc.files, vec![entry(100)]);
+        save(dir.path(), vec![entry(200), entry(300)]).unwrap();
+        let doc = load(dir.path()).unwrap().unwrap();
+        assert_eq!(doc.files, vec![entry(200), entry(300)]);
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
+        assert_eq!(doc.files[0].identity().unwrap().fingerprint, [0xab; 16]);
+    }
+
+    #[test]
+    fn a_stale_temporary_file_does_not_affect_loading() {
+        // A crash between writing the temp file and renaming it leaves the old document in force.
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), vec![entry(100)]).unwrap();
+        fs::write(dir.path().join(format!(".{FILE_NAME}.tmp")), b"{\"version\":1,\"files\":[{\"sou").unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap().files, vec![entry(100)]);
+        save(dir.path(), vec![entry(150)]).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap().files, vec![entry(150)]);
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), br#"{"version": 2, "files": [], "new_field": 1}"#).unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is not supported"), "{err}");
+        fs::write(dir.path().join(FILE_NAME), b"{\"files\": [").unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a checkpoint file"), "{err}");
+    }
+
+    #[test]
+    fn state_dir_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateDir::open(dir.path()).unwrap();
+        let err = StateDir::open(dir.path()).unwrap_err();
+        assert!(matches!(err, IngestError::Locked(_)), "{err}");
+        first.save(vec![entry(1)]).unwrap();
+        drop(first);
+        let second = StateDir::open(dir.path()).unwrap();
+        assert_eq!(second.load().unwrap().unwrap().files, vec![entry(1)]);
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let fp: Fingerprint = *b"0123456789abcdef";
+        assert_eq!(parse_hex(&to_hex(&fp)), Some(fp));
+        assert_eq!(parse_hex("zz"), None);
+        assert_eq!(parse_hex(&"g".repeat(32)), None);
+    }
+}

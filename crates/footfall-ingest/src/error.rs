@@ -1,0 +1,133 @@
+//! The crate's error types.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What went wrong, coarsely: stable, low-cardinality, usable as a metric
+/// label or an exit-code selector through [`ErrorKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration file or flags are invalid.
+    Config,
+    /// The parse configuration of a source is invalid.
+    Parse,
+    /// The state directory or a checkpoint could not be read or written.
+    State,
+    /// Another process holds the state directory.
+    Locked,
+    /// A source could not be opened or read (a listener could not bind).
+    Source,
+    /// The HTTP listener could not bind.
+    Http,
+    /// The Kafka client could not be created or failed fatally.
+    Kafka,
+    /// A task of the service failed unexpectedly.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A short snake_case name, fixed across releases.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Parse => "parse",
+            ErrorKind::State => "state",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Source => "source",
+            ErrorKind::Http => "http",
+            ErrorKind::Kafka => "kafka",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The configuration is invalid. `Display` names the offending field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown / mistyped fields.
+    #[error("config file {path}: {message}")]
+    Syntax { path: String, message: String },
+    /// A field has an invalid value.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+/// An error that stops the ingest service.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A source's parse configuration does not compile.
+    #[error("source {source_name:?}: {error}")]
+    Parse {
+        source_name: String,
+        #[source]
+        error: footfall_parse::ConfigError,
+    },
+    /// State directory or checkpoint I/O.
+    #[error("state {path}: {message}")]
+    State { path: PathBuf, message: String },
+    /// The state directory is locked by another process.
+    #[error("state directory {0} is in use by another footfall ingest process")]
+    Locked(PathBuf),
+    /// A source could not be opened (file, stdin, listener).
+    #[error("source {source_name:?}: {message}")]
+    Source { source_name: String, message: String },
+    /// The HTTP listener could not bind.
+    #[error("http listener {addr}: {error}")]
+    Http {
+        addr: String,
+        #[source]
+        error: std::io::Error,
+    },
+    /// The Kafka client could not be created or failed fatally.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// A task panicked or ended unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// The coarse kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Config(_) => ErrorKind::Config,
+            IngestError::Parse { .. } => ErrorKind::Parse,
+            IngestError::State { .. } => ErrorKind::State,
+            IngestError::Locked(_) => ErrorKind::Locked,
+            IngestError::Source { .. } => ErrorKind::Source,
+            IngestError::Http { .. } => ErrorKind::Http,
+            IngestError::Kafka(_) => ErrorKind::Kafka,
+            IngestError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn state(path: impl Into<PathBuf>, message: impl fmt::Display) -> Self {
+        IngestError::State { path: path.into(), message: message.to_string() }
+    }
+
+    pub(crate) fn source(name: impl Into<String>, message: impl fmt::Display) -> Self {
+        IngestError::Source { source_name: name.into(), message: message.to_string() }
+    }
+}

@@ -1,0 +1,227 @@
+//! The Kafka producer: idempotent, compressed, with reachability tracking.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use footfall_kafka::KafkaConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::util::Timeout;
+
+use crate::error::IngestError;
+
+/// Header carrying the event schema version.
+pub const SCHEMA_HEADER: &str = "footfall-schema";
+/// Header carrying the event's source name.
+pub const SOURCE_HEADER: &str = "footfall-source";
+
+/// Reachability of Kafka, as seen by the producer.
+#[derive(Debug)]
+pub struct KafkaHealth {
+    start: Instant,
+    /// Milliseconds since `start` of the last proof that Kafka answers
+    /// (a successful delivery or metadata request).
+    last_contact_ms: AtomicU64,
+    /// Milliseconds since `start` of the last moment producing was not stuck
+    /// (a delivery succeeded, or nothing was waiting).
+    last_progress_ms: AtomicU64,
+    all_brokers_down: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    fatal: Mutex<Option<String>>,
+}
+
+impl KafkaHealth {
+    pub fn new() -> Self {
+        KafkaHealth {
+            start: Instant::now(),
+            last_contact_ms: AtomicU64::new(0),
+            last_progress_ms: AtomicU64::new(0),
+            all_brokers_down: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Kafka answered.
+    pub fn contact(&self) {
+        self.last_contact_ms.fetch_max(self.now_ms(), Relaxed);
+        self.all_brokers_down.store(false, Relaxed);
+    }
+
+    /// A delivery succeeded.
+    pub fn delivered(&self) {
+        let now = self.now_ms();
+        self.last_contact_ms.fetch_max(now, Relaxed);
+        self.last_progress_ms.fetch_max(now, Relaxed);
+        self.all_brokers_down.store(false, Relaxed);
+    }
+
+    /// Nothing is waiting for Kafka: producing is not stuck.
+    pub fn idle(&self) {
+        self.last_progress_ms.fetch_max(self.now_ms(), Relaxed);
+    }
+
+    pub fn error(&self, message: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn fatal_error(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How long Kafka has not been answering or producing has been stuck,
+    /// whichever is longer.
+    pub fn trouble_for(&self) -> Duration {
+        let now = self.now_ms();
+        let since_contact = now.saturating_sub(self.last_contact_ms.load(Relaxed));
+        let since_progress = now.saturating_sub(self.last_progress_ms.load(Relaxed));
+        Duration::from_millis(since_contact.max(since_progress))
+    }
+}
+
+impl Default for KafkaHealth {
+    fn default() -> Self {
+        KafkaHealth::new()
+    }
+}
+
+/// Routes librdkafka's logs and errors to `tracing` and [`KafkaHealth`].
+pub struct Context {
+    health: Arc<KafkaHealth>,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility = fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility = fac, "{message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility = fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            self.health.all_brokers_down.store(true, Relaxed);
+        }
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+            tracing::error!(target: "librdkafka", "fatal producer error: {reason}");
+            *self.health.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        } else {
+            // Transport errors repeat on every reconnect attempt; the service
+            // reports lasting unreachability once, with reminders.
+            tracing::debug!(target: "librdkafka", "{error}: {reason}");
+        }
+        self.health.error(format!("{error}: {reason}"));
+    }
+}
+
+/// One message ready to be sent.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub topic: Arc<str>,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub source: Arc<str>,
+}
+
+/// Why a message could not be handed to librdkafka.
+#[derive(Debug)]
+pub enum SendError {
+    /// The local queue is full: try again shortly.
+    QueueFull,
+    /// Anything else (fatal producer, invalid message).
+    Other(KafkaError),
+}
+
+/// The producer with its topics.
+pub struct Producer {
+    inner: FutureProducer<Context>,
+    pub events_topic: Arc<str>,
+    pub dead_letter_topic: Arc<str>,
+    pub health: Arc<KafkaHealth>,
+    schema: Vec<u8>,
+}
+
+impl Producer {
+    /// Build the producer from the `[kafka]` settings (idempotent, `acks=all`,
+    /// compressed, lingering; every `[kafka.options]` entry passes through).
+    pub fn new(cfg: &KafkaConfig, max_in_flight: usize) -> Result<Producer, IngestError> {
+        let mut client = cfg.producer_config().map_err(|e| IngestError::Kafka(e.to_string()))?;
+        // Room for every message the service lets be in flight, unless set explicitly.
+        if !cfg.options.contains_key("queue.buffering.max.messages") {
+            client.set("queue.buffering.max.messages", (max_in_flight + 1024).to_string());
+        }
+        let health = Arc::new(KafkaHealth::new());
+        let inner: FutureProducer<Context> = client
+            .create_with_context(Context { health: health.clone() })
+            .map_err(|e| IngestError::Kafka(format!("creating producer for {}: {e}", cfg.brokers)))?;
+        Ok(Producer {
+            inner,
+            events_topic: cfg.topics.visits().name.into(),
+            dead_letter_topic: cfg.topics.dead_letter().name.into(),
+            health,
+            schema: footfall_event::SCHEMA_VERSION.to_string().into_bytes(),
+        })
+    }
+
+    /// Hand one message to librdkafka without waiting.
+    pub fn send(&self, m: &Outgoing) -> Result<DeliveryFuture, SendError> {
+        let headers = OwnedHeaders::new_with_capacity(2)
+            .insert(Header { key: SCHEMA_HEADER, value: Some(&self.schema) })
+            .insert(Header { key: SOURCE_HEADER, value: Some(m.source.as_bytes()) });
+        let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.payload).headers(headers);
+        match self.inner.send_result(record) {
+            Ok(f) => Ok(f),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(SendError::QueueFull),
+            Err((e, _)) => Err(SendError::Other(e)),
+        }
+    }
+
+    /// The producer failed for good (idempotence guarantees broken); it must be recreated.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.inner.client().fatal_error().map(|(_, reason)| reason).or_else(|| self.health.fatal_error())
+    }
+
+    /// Ask the cluster for the events topic's metadata: proves reachability.
+    pub fn probe(&self, timeout: Duration) -> Result<(), String> {
+        match self.inner.client().fetch_metadata(Some(&self.events_topic), Timeout::After(timeout)) {
+            Ok(md) => {
+                self.health.contact();
+                match md.topics().iter().find(|t| t.name() == &*self.events_topic).and_then(|t| t.error()) {
+                    Some(e) => Err(format!("topic {}: {:?}", self.events_topic, RDKafkaErrorCode::from(e))),
+                    None => Ok(()),
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.health.error(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+
+    /// Wait up to `timeout` for librdkafka to deliver what it holds.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.inner.flush(Timeout::After(timeout)).is_ok()
+    }
+
+    /// Messages librdkafka holds (queued or waiting for acknowledgement).
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+}

@@ -1,0 +1,110 @@
+//! footfall ingest: follow access logs, parse and pseudonymise each line,
+//! and produce visit events to Kafka, at least once.
+//!
+//! * **Sources** ([`config::SourceKind`]): files by path or glob, followed
+//!   across rename and copytruncate rotation (`.gz` files read once);
+//!   standard input; syslog over UDP or TCP (nginx's `access_log syslog:`).
+//!   Each source has its own [`footfall_parse::ParseConfig`].
+//! * **Events**: every line becomes exactly one [`footfall_event::VisitEvent`]
+//!   (JSON, key = `visitor_id`, headers `footfall-schema` and
+//!   `footfall-source`) on the events topic, or one [`footfall_event::Reject`]
+//!   (key = source name) on the dead-letter topic. `event_id`s are
+//!   deterministic (source key from the first line, byte offset, line), the
+//!   same as `footfall parse` gives for the same file, so a consumer can drop
+//!   the duplicates a restart produces.
+//! * **At least once**: a file's checkpoint advances only past lines Kafka has
+//!   acknowledged; checkpoints are written atomically every second and at
+//!   shutdown ([`checkpoint`]).
+//! * **Bounded**: queues and in-flight messages are bounded; when Kafka stops
+//!   acknowledging, reading stops, an error is logged (then a reminder every
+//!   minute), and everything resumes by itself.
+//! * **Operations**: `/metrics` (Prometheus) and `/health` on
+//!   `127.0.0.1:9464`; logs through `tracing` with no raw lines or addresses
+//!   above debug level.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use footfall_ingest::{CliArgs, IngestConfig};
+//! use footfall_parse::{SecretKeys, Tables};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let cfg = IngestConfig::from_cli(&CliArgs {
+//!     brokers: Some("127.0.0.1:9092".into()),
+//!     format: Some("combined".into()),
+//!     inputs: vec!["-".into()],
+//!     ..CliArgs::default()
+//! })?;
+//! let shutdown = footfall_ingest::shutdown_on_signals();
+//! let report = footfall_ingest::run(cfg, Tables::embedded(), Arc::new(SecretKeys::ephemeral()), shutdown, None).await?;
+//! println!("{} events, {} rejects", report.counters.events_produced, report.counters.rejects_total);
+//! # Ok(()) }
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod flow;
+pub mod http;
+pub mod kafka;
+pub mod lines;
+pub mod metrics;
+pub mod service;
+pub mod source;
+pub mod stdin;
+pub mod syslog;
+pub mod tail;
+pub mod track;
+
+pub use config::{CliArgs, FileOptions, IngestConfig, LogConfig, LogFormat, SourceConfig, SourceKind, StartAt, SyslogProtocol, TopicsMode};
+pub use error::{ConfigError, ErrorKind, IngestError};
+pub use kafka::{SCHEMA_HEADER, SOURCE_HEADER};
+pub use metrics::Snapshot;
+pub use service::{run, start, IngestHandle, IngestReport, ProgressFn};
+
+use tokio_util::sync::CancellationToken;
+
+/// A token cancelled on the first SIGTERM or SIGINT (Ctrl-C). Must be called
+/// inside a tokio runtime.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let name = wait_for_signal().await;
+        tracing::info!(signal = name, "shutting down");
+        t.cancel();
+    });
+    token
+}
+
+/// Wait for SIGTERM or SIGINT; returns the signal's name.
+pub async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Install a global `tracing` subscriber writing to stderr, as `[log]` says.
+/// `RUST_LOG`, when set, overrides `log.level`.
+pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(&cfg.level),
+    }
+    .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match cfg.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| IngestError::Internal(format!("cannot install the log subscriber: {e}")))
+}

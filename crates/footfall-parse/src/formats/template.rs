@@ -1,0 +1,614 @@
+//! Template formats: nginx `log_format` and Apache `LogFormat` strings, and the
+//! CLF-family presets built from them (`combined`, `common`, `vcombined`,
+//! `vcommon`, `traefik`).
+//!
+//! A template is a sequence of literals and fields. Matching walks the line once:
+//! a field ends where the next literal begins; a quoted field (`"$request"`)
+//! ends at the first unescaped quote that is followed by the rest of the next
+//! literal, so `\"` (Apache) and `\x22` (nginx) inside a user agent are fine and
+//! a line whose last quote was cut off still parses. Text after the template
+//! (an extra trailing field) is ignored.
+
+use std::borrow::Cow;
+
+use footfall_event::RejectKind;
+use memchr::{memchr, memchr_iter};
+
+use super::time::{parse_clf_time, parse_epoch, parse_iso8601};
+use super::{FormatState, LineFormat};
+use crate::record::{dash_none, LineError, LineResult, RawRecord};
+
+/// What a template field holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Client,
+    User,
+    /// `10/Oct/2000:13:55:36 -0700`, with or without surrounding brackets.
+    TimeClf,
+    TimeIso,
+    /// Seconds since the epoch, with an optional fraction (`$msec`).
+    TimeEpoch,
+    /// The request line: `METHOD target PROTOCOL`.
+    Request,
+    Method,
+    /// Path plus query (`$request_uri`).
+    Target,
+    /// Path only (`$uri`, `%U`).
+    Path,
+    /// Query without `?` (`$args`).
+    Query,
+    /// Query with its `?` (`%q`), empty when none.
+    QueryWithMark,
+    Protocol,
+    Status,
+    Bytes,
+    /// Apache `%b`: `-` means zero bytes.
+    BytesClf,
+    Referrer,
+    UserAgent,
+    Host,
+    Upstream,
+    /// The whole `Cookie` header.
+    Cookies,
+    /// One named cookie (`$cookie_NAME`, `%{NAME}C`).
+    Cookie(String),
+    DurationSecs,
+    DurationMillis,
+    DurationMicros,
+    /// A duration written with a unit suffix, as Traefik does (`12ms`).
+    DurationWithUnit,
+    /// Anything footfall does not use.
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    Literal(Vec<u8>),
+    Field { field: Field, quoted: bool },
+}
+
+/// A compiled template format.
+#[derive(Debug, Clone)]
+pub struct TemplateFormat {
+    name: String,
+    items: Vec<Item>,
+}
+
+/// A template string could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log format template: {0}")]
+pub struct TemplateError(pub String);
+
+/// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
+pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+/// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent`
+pub const COMMON: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
+/// Combined with a leading `vhost:port`.
+pub const VCOMBINED: &str = r#"$host:$server_port $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+/// Common with a leading `vhost:port`.
+pub const VCOMMON: &str = r#"$host:$server_port $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
+/// Traefik's CLF access log.
+pub const TRAEFIK_CLF: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $traefik_requests "$traefik_router" "$traefik_server" $traefik_duration"#;
+
+fn nginx_field(name: &str) -> Field {
+    match name {
+        "remote_addr" | "realip_remote_addr" | "binary_remote_addr" => Field::Client,
+        "remote_user" => Field::User,
+        "time_local" => Field::TimeClf,
+        "time_iso8601" => Field::TimeIso,
+        "msec" => Field::TimeEpoch,
+        "request" => Field::Request,
+        "request_method" => Field::Method,
+        "request_uri" => Field::Target,
+        "uri" | "document_uri" => Field::Path,
+        "args" | "query_string" => Field::Query,
+        "server_protocol" => Field::Protocol,
+        "status" => Field::Status,
+        "body_bytes_sent" | "bytes_sent" => Field::Bytes,
+        "http_referer" | "http_referrer" => Field::Referrer,
+        "http_user_agent" => Field::UserAgent,
+        "host" | "http_host" | "server_name" => Field::Host,
+        "upstream_addr" | "traefik_server" => Field::Upstream,
+        "http_cookie" => Field::Cookies,
+        "request_time" => Field::DurationSecs,
+        "traefik_duration" => Field::DurationWithUnit,
+        n if n.starts_with("cookie_") => Field::Cookie(n["cookie_".len()..].to_string()),
+        _ => Field::Ignore,
+    }
+}
+
+fn apache_field(directive: char, arg: Option<&str>) -> Result<Field, TemplateError> {
+    let arg_lc = arg.map(|a| a.to_ascii_lowercase());
+    Ok(match (directive, arg_lc.as_deref()) {
+        ('h' | 'a', _) => Field::Client,
+        ('l', _) => Field::Ignore,
+        ('u', _) => Field::User,
+        ('t', None) => Field::TimeClf,
+        ('t', Some(_)) => Field::Ignore,
+        ('r', _) => Field::Request,
+        ('s', _) => Field::Status,
+        ('b', _) => Field::BytesClf,
+        ('B' | 'O', _) => Field::Bytes,
+        ('i', Some("referer")) | ('i', Some("referrer")) => Field::Referrer,
+        ('i', Some("user-agent")) => Field::UserAgent,
+        ('i', Some("host")) => Field::Host,
+        ('i', Some("cookie")) => Field::Cookies,
+        ('C', Some(_)) => Field::Cookie(arg.unwrap_or_default().to_string()),
+        ('D', _) => Field::DurationMicros,
+        ('T', Some("ms")) => Field::DurationMillis,
+        ('T', Some("us")) => Field::DurationMicros,
+        ('T', _) => Field::DurationSecs,
+        ('v' | 'V', _) => Field::Host,
+        ('m', _) => Field::Method,
+        ('U', _) => Field::Path,
+        ('q', _) => Field::QueryWithMark,
+        ('H', _) => Field::Protocol,
+        ('e' | 'n' | 'o' | 'p' | 'P' | 'I' | 'S' | 'f' | 'X' | 'k' | 'L' | 'R' | 'A' | 'E' | 'M' | 'F', _) => {
+            Field::Ignore
+        }
+        ('i', _) => Field::Ignore,
+        (c, _) => return Err(TemplateError(format!("unknown Apache directive %{c}"))),
+    })
+}
+
+impl TemplateFormat {
+    /// Compile an nginx `log_format` string (`$variable` fields).
+    pub fn nginx(name: &str, template: &str) -> Result<Self, TemplateError> {
+        let mut items = Vec::new();
+        let mut lit = Vec::new();
+        let b = template.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'$' {
+                let braced = b.get(i + 1) == Some(&b'{');
+                let start = if braced { i + 2 } else { i + 1 };
+                let mut j = start;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                if j == start {
+                    return Err(TemplateError(format!("empty variable name at byte {i}")));
+                }
+                let var = &template[start..j];
+                if braced {
+                    if b.get(j) != Some(&b'}') {
+                        return Err(TemplateError(format!("unclosed ${{{var}")));
+                    }
+                    j += 1;
+                }
+                push_field(&mut items, &mut lit, nginx_field(var))?;
+                i = j;
+            } else {
+                lit.push(b[i]);
+                i += 1;
+            }
+        }
+        Self::finish(name, items, lit)
+    }
+
+    /// Compile an Apache `LogFormat` string (`%h`, `%>s`, `%{Referer}i`, ...).
+    pub fn apache(name: &str, template: &str) -> Result<Self, TemplateError> {
+        let mut items = Vec::new();
+        let mut lit = Vec::new();
+        let chars: Vec<char> = template.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\\' && i + 1 < chars.len() {
+                // Apache config escapes: \" \t \n
+                let e = match chars[i + 1] {
+                    't' => '\t',
+                    'n' => '\n',
+                    other => other,
+                };
+                let mut buf = [0u8; 4];
+                lit.extend_from_slice(e.encode_utf8(&mut buf).as_bytes());
+                i += 2;
+                continue;
+            }
+            if c != '%' {
+                let mut buf = [0u8; 4];
+                lit.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 1;
+                continue;
+            }
+            i += 1;
+            if chars.get(i) == Some(&'%') {
+                lit.push(b'%');
+                i += 1;
+                continue;
+            }
+            // Modifiers: status conditions (!200,304) and < >.
+            while i < chars.len() && matches!(chars[i], '<' | '>' | '!' | ',' | '0'..='9') {
+                i += 1;
+            }
+            let mut arg = None;
+            if chars.get(i) == Some(&'{') {
+                let close = chars[i..]
+                    .iter()
+                    .position(|&c| c == '}')
+                    .ok_or_else(|| TemplateError("unclosed %{".into()))?;
+                arg = Some(chars[i + 1..i + close].iter().collect::<String>());
+                i += close + 1;
+            }
+            let d = *chars
+                .get(i)
+                .ok_or_else(|| TemplateError("template ends inside a directive".into()))?;
+            i += 1;
+            let field = apache_field(d, arg.as_deref())?;
+            if d == 't' && arg.is_none() {
+                // %t prints its own brackets.
+                lit.push(b'[');
+                push_field(&mut items, &mut lit, field)?;
+                lit.push(b']');
+            } else {
+                push_field(&mut items, &mut lit, field)?;
+            }
+        }
+        Self::finish(name, items, lit)
+    }
+
+    fn finish(name: &str, mut items: Vec<Item>, lit: Vec<u8>) -> Result<Self, TemplateError> {
+        if !lit.is_empty() {
+            items.push(Item::Literal(lit));
+        }
+        if !items.iter().any(|i| matches!(i, Item::Field { .. })) {
+            return Err(TemplateError("template has no fields".into()));
+        }
+        let has = |f: fn(&Field) -> bool| {
+            items.iter().any(|i| matches!(i, Item::Field { field, .. } if f(field)))
+        };
+        if !has(|f| matches!(f, Field::TimeClf | Field::TimeIso | Field::TimeEpoch)) {
+            return Err(TemplateError("template has no time field ($time_local, %t, ...)".into()));
+        }
+        if !has(|f| matches!(f, Field::Status)) {
+            return Err(TemplateError("template has no status field ($status, %>s)".into()));
+        }
+        Ok(TemplateFormat { name: name.to_string(), items })
+    }
+}
+
+fn push_field(items: &mut Vec<Item>, lit: &mut Vec<u8>, field: Field) -> Result<(), TemplateError> {
+    let quoted = lit.last() == Some(&b'"');
+    if lit.is_empty() {
+        if let Some(Item::Field { .. }) = items.last() {
+            return Err(TemplateError("two fields with nothing between them cannot be split".into()));
+        }
+    } else {
+        items.push(Item::Literal(std::mem::take(lit)));
+    }
+    items.push(Item::Field { field, quoted });
+    Ok(())
+}
+
+/// Find the end of a quoted value starting at `from`: the first unescaped `"`
+/// followed by `rest` (the remainder of the next literal after its leading quote).
+/// Falls back to the first unescaped quote, then to the end of the line.
+fn quoted_end(line: &[u8], from: usize, rest: &[u8], last: bool) -> usize {
+    let mut first = None;
+    for q in memchr_iter(b'"', &line[from..]) {
+        let at = from + q;
+        // An odd number of backslashes before the quote escapes it.
+        let mut bs = 0;
+        while at > from + bs && line[at - 1 - bs] == b'\\' {
+            bs += 1;
+        }
+        if bs % 2 == 1 {
+            continue;
+        }
+        if first.is_none() {
+            first = Some(at);
+            if last {
+                return at;
+            }
+        }
+        if line[at + 1..].starts_with(rest) {
+            return at;
+        }
+    }
+    first.unwrap_or(line.len())
+}
+
+/// Undo Apache/nginx escaping in a logged value: `\"`, `\\`, `\xHH`.
+pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
+    if memchr(b'\\', s.as_bytes()).is_none() {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            match b[i + 1] {
+                b'"' | b'\\' => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                b'x' => {
+                    if let (Some(h), Some(l)) = (hex(b.get(i + 2)), hex(b.get(i + 3))) {
+                        out.push(h << 4 | l);
+                        i += 4;
+                        continue;
+                    }
+                }
+                b'n' => {
+                    out.push(b'\n');
+                    i += 2;
+                    continue;
+                }
+                b't' => {
+                    out.push(b'\t');
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+fn hex(b: Option<&u8>) -> Option<u8> {
+    match b? {
+        c @ b'0'..=b'9' => Some(c - b'0'),
+        c @ b'a'..=b'f' => Some(c - b'a' + 10),
+        c @ b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Split a request line `METHOD target PROTOCOL` (protocol optional).
+pub(crate) fn split_request<'a>(req: Cow<'a, str>, rec: &mut RawRecord<'a>) {
+    let s: &str = &req;
+    let trimmed = s.trim();
+    if trimmed.is_empty() || trimmed == "-" {
+        return;
+    }
+    let (method, rest) = match trimmed.find(' ') {
+        Some(i) => (&trimmed[..i], trimmed[i + 1..].trim_start()),
+        None => {
+            // A lone token: a bare target or garbage; keep it as the target.
+            rec.target = Some(to_cow(&req, trimmed));
+            return;
+        }
+    };
+    let (target, protocol) = match rest.rfind(' ') {
+        Some(i) if rest[i + 1..].starts_with("HTTP") => (rest[..i].trim_end(), Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    rec.method = Some(to_cow(&req, method));
+    rec.target = Some(to_cow(&req, target));
+    rec.protocol = protocol.map(|p| to_cow(&req, p));
+}
+
+/// Re-borrow a sub-slice of a Cow with the Cow's lifetime when it is borrowed.
+fn to_cow<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
+    match whole {
+        Cow::Borrowed(w) => {
+            let start = part.as_ptr() as usize - w.as_ptr() as usize;
+            Cow::Borrowed(&w[start..start + part.len()])
+        }
+        Cow::Owned(_) => Cow::Owned(part.to_string()),
+    }
+}
+
+fn parse_u64(s: &str) -> Result<u64, LineError> {
+    s.parse::<u64>()
+        .map_err(|_| LineError::new(RejectKind::BadNumber, "a byte count is not a number"))
+}
+
+fn parse_f64(s: &str) -> Result<f64, LineError> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(LineError::new(RejectKind::BadNumber, "a duration is not a number")),
+    }
+}
+
+/// Parse an HTTP status: three digits, 100..=999.
+pub(crate) fn parse_status(s: &str) -> Result<u16, LineError> {
+    match s.parse::<u16>() {
+        Ok(v) if (100..=999).contains(&v) => Ok(v),
+        _ => Err(LineError::new(RejectKind::BadStatus, "the status is not a number in 100..=999")),
+    }
+}
+
+fn parse_duration_with_unit(s: &str) -> Result<f64, LineError> {
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let v = parse_f64(&s[..split])?;
+    Ok(match &s[split..] {
+        "" | "ms" => v,
+        "s" => v * 1000.0,
+        "us" | "µs" => v / 1000.0,
+        "ns" => v / 1_000_000.0,
+        _ => return Err(LineError::new(RejectKind::BadNumber, "a duration has an unknown unit")),
+    })
+}
+
+impl LineFormat for TemplateFormat {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn parse<'a>(&self, line: &'a str, _state: &mut FormatState) -> LineResult<'a> {
+        if line.trim().is_empty() {
+            return Err(LineError::new(RejectKind::Empty, "empty line"));
+        }
+        let b = line.as_bytes();
+        let mut pos = 0usize;
+        let mut rec = RawRecord::default();
+        let mut path: Option<Cow<'a, str>> = None;
+        let mut query: Option<Cow<'a, str>> = None;
+        let n = self.items.len();
+        for (idx, item) in self.items.iter().enumerate() {
+            match item {
+                Item::Literal(l) => {
+                    if b[pos..].starts_with(l) {
+                        pos += l.len();
+                    } else if pos >= b.len() && idx == n - 1 {
+                        // The line was cut off inside the template's last literal (a final quote): accept.
+                    } else {
+                        pos = match_lenient(b, pos, l).ok_or_else(|| LineError::malformed(expected_msg(l)))?;
+                    }
+                }
+                Item::Field { field, quoted } => {
+                    let next_lit: &[u8] = match self.items.get(idx + 1) {
+                        Some(Item::Literal(l)) => l,
+                        _ => b"",
+                    };
+                    let last_field = !self.items[idx + 1..].iter().any(|i| matches!(i, Item::Field { .. }));
+                    let end = if *quoted {
+                        let rest = next_lit.strip_prefix(b"\"").unwrap_or(next_lit);
+                        quoted_end(b, pos, rest, last_field && rest.iter().all(|&c| c == b' '))
+                    } else if next_lit.is_empty() {
+                        memchr(b' ', &b[pos..]).map_or(b.len(), |i| pos + i)
+                    } else {
+                        match memchr(next_lit[0], &b[pos..]) {
+                            Some(i) => pos + i,
+                            None => return Err(LineError::malformed("a field is not followed by what the format expects")),
+                        }
+                    };
+                    let raw = &line[pos..end];
+                    pos = end;
+                    let val: Cow<'a, str> = if *quoted { unescape(raw) } else { Cow::Borrowed(raw) };
+                    self.assign(field, val, &mut rec, &mut path, &mut query)?;
+                }
+            }
+        }
+        if rec.target.is_none() {
+            if let Some(p) = path {
+                rec.target = Some(match query {
+                    Some(q) if !q.is_empty() => Cow::Owned(format!("{p}?{q}")),
+                    _ => p,
+                });
+            }
+        }
+        if rec.ts.is_none() {
+            return Err(LineError::new(RejectKind::BadTimestamp, "no time"));
+        }
+        if rec.status.is_none() {
+            return Err(LineError::new(RejectKind::BadStatus, "no status"));
+        }
+        Ok(rec)
+    }
+}
+
+/// Match a literal allowing runs of spaces where it has one at either end
+/// (some servers pad fields). Returns the position after the literal.
+fn match_lenient(b: &[u8], pos: usize, l: &[u8]) -> Option<usize> {
+    let core = trim_spaces(l);
+    let mut p = pos;
+    if l.first() == Some(&b' ') {
+        if b.get(p) != Some(&b' ') {
+            return None;
+        }
+        while b.get(p) == Some(&b' ') {
+            p += 1;
+        }
+    }
+    if !b[p..].starts_with(core) {
+        return None;
+    }
+    p += core.len();
+    if !core.is_empty() && l.len() > core.len() && l.last() == Some(&b' ') {
+        if b.get(p) != Some(&b' ') {
+            return None;
+        }
+        while b.get(p) == Some(&b' ') {
+            p += 1;
+        }
+    }
+    Some(p)
+}
+
+fn trim_spaces(l: &[u8]) -> &[u8] {
+    let s = l.iter().position(|&c| c != b' ').unwrap_or(l.len());
+    let e = l.iter().rposition(|&c| c != b' ').map_or(s, |e| e + 1);
+    &l[s..e]
+}
+
+fn expected_msg(l: &[u8]) -> String {
+    format!("expected {:?}", String::from_utf8_lossy(l))
+}
+
+impl TemplateFormat {
+    fn assign<'a>(
+        &self,
+        field: &Field,
+        val: Cow<'a, str>,
+        rec: &mut RawRecord<'a>,
+        path: &mut Option<Cow<'a, str>>,
+        query: &mut Option<Cow<'a, str>>,
+    ) -> Result<(), LineError> {
+        let present = dash_none(&val).is_some();
+        match field {
+            Field::Request => split_request(val, rec),
+            Field::TimeClf => {
+                let s = val.trim_start_matches('[').trim_end_matches(']');
+                rec.ts = Some(parse_clf_time(s).ok_or_else(|| {
+                    LineError::new(RejectKind::BadTimestamp, "the time is not dd/Mon/yyyy:HH:MM:SS +zzzz")
+                })?);
+            }
+            Field::TimeIso => {
+                rec.ts = Some(parse_iso8601(&val).ok_or_else(|| {
+                    LineError::new(RejectKind::BadTimestamp, "the time is not ISO 8601")
+                })?)
+            }
+            Field::TimeEpoch => {
+                rec.ts = Some(parse_epoch(&val).ok_or_else(|| {
+                    LineError::new(RejectKind::BadTimestamp, "the time is not epoch seconds")
+                })?)
+            }
+            Field::Status => rec.status = Some(parse_status(&val)?),
+            Field::Bytes | Field::BytesClf if present => rec.bytes = Some(parse_u64(&val)?),
+            Field::DurationSecs if present => rec.duration_ms = Some(parse_f64(&val)? * 1000.0),
+            Field::DurationMillis if present => rec.duration_ms = Some(parse_f64(&val)?),
+            Field::DurationMicros if present => rec.duration_ms = Some(parse_f64(&val)? / 1000.0),
+            Field::DurationWithUnit if present => rec.duration_ms = Some(parse_duration_with_unit(&val)?),
+            _ if !present => {}
+            Field::Client => rec.client = Some(val),
+            Field::User => rec.user = Some(val),
+            Field::Method => rec.method = Some(val),
+            Field::Target => rec.target = Some(val),
+            Field::Path => *path = Some(val),
+            Field::Query => *query = Some(val),
+            Field::QueryWithMark => {
+                *query = Some(match val {
+                    Cow::Borrowed(b) => Cow::Borrowed(b.strip_prefix('?').unwrap_or(b)),
+                    Cow::Owned(o) => Cow::Owned(o.strip_prefix('?').unwrap_or(&o).to_string()),
+                })
+            }
+            Field::Protocol => rec.protocol = Some(val),
+            Field::Referrer => rec.referrer = Some(val),
+            Field::UserAgent => rec.user_agent = Some(val),
+            Field::Host => rec.host = Some(val),
+            Field::Upstream => rec.upstream = Some(val),
+            Field::Cookies => rec.cookies = Some(val),
+            Field::Cookie(_) => rec.session = Some(val),
+            Field::Bytes
+            | Field::BytesClf
+            | Field::DurationSecs
+            | Field::DurationMillis
+            | Field::DurationMicros
+            | Field::DurationWithUnit
+            | Field::Ignore => {}
+        }
+        Ok(())
+    }
+
+    /// Names of the cookies this template logs on their own (`$cookie_NAME`).
+    pub fn logged_cookies(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Field { field: Field::Cookie(n), .. } => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,41 @@
+//! Access-log parsing, enrichment and pseudonymisation: pure functions from
+//! bytes to visit events, with no I/O and no async.
+//!
+//! * [`Pipeline`] compiles a [`ParseConfig`] (format, site, rules) with the
+//!   shared rule [`Tables`] and a [`KeyProvider`]; [`Worker`] adds per-thread
+//!   caches and turns each line into an [`Outcome`]: a
+//!   [`VisitEvent`](footfall_event::VisitEvent) or a [`Reject`](footfall_event::Reject).
+//! * [`formats`] holds the log formats ([`LineFormat`]), each producing a
+//!   [`RawRecord`]; [`ua`], [`referrer`], [`url`], [`route`] and [`classify`]
+//!   do the enrichment; [`privacy`] the pseudonyms and truncation.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
+//!
+//! let cfg = ParseConfig { format: "combined".into(), site: Some("example.org".into()), ..Default::default() };
+//! let keys = Arc::new(SecretKeys::from_secret(b"a secret of at least sixteen bytes").unwrap());
+//! let pipeline = Arc::new(Pipeline::new(&cfg, &Tables::embedded(), keys).unwrap());
+//! let mut worker = pipeline.worker();
+//! let line = br#"203.0.113.7 - - [17/May/2015:10:05:03 +0000] "GET /search?q=shoes&token=s3cr3t HTTP/1.1" 200 512 "-" "curl/8.0""#;
+//! let src = SourceRef::from_first_line("access.log", line);
+//! let Outcome::Event(ev) = worker.process(&src, &mut FormatState::default(), 0, line) else { panic!() };
+//! assert_eq!(ev.client_net.as_deref(), Some("203.0.113.0/24"));
+//! assert_eq!(ev.query.as_deref(), Some("q=shoes&token=REDACTED"));
+//! assert_eq!(ev.site_search.as_deref(), Some("shoes"));
+//! ```
+
+pub mod classify;
+pub mod formats;
+pub mod pipeline;
+pub mod privacy;
+pub mod record;
+pub mod referrer;
+pub mod route;
+pub mod ua;
+pub mod url;
+
+pub use formats::{FormatError, FormatState, LineFormat};
+pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, RouteRuleConfig, SourceRef, Tables, Worker};
+pub use privacy::{KeyError, KeyProvider, PrivacyConfig, SecretKeys};
+pub use record::{LineError, RawRecord};

@@ -1,0 +1,339 @@
+//! Pseudonymisation at the source: keyed daily visitor ids, keyed event ids,
+//! truncated networks, and a scrubber for the text of rejected lines.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::sync::LazyLock;
+
+use chrono::NaiveDate;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Supplies the keys behind every pseudonym.
+///
+/// `day_key` changes every calendar day, so visitor ids do not link across
+/// days; a provider that forgets old day keys makes old ids unlinkable even to
+/// the operator. `id_key` is stable, so a re-read line gets the same `event_id`.
+pub trait KeyProvider: Send + Sync {
+    /// Key for event ids (stable).
+    fn id_key(&self) -> [u8; 32];
+    /// Key for visitor ids on `date`.
+    fn day_key(&self, date: NaiveDate) -> [u8; 32];
+    /// Whether the keys vanish with the process (no configured secret).
+    fn is_ephemeral(&self) -> bool {
+        false
+    }
+}
+
+/// Keys derived from one configured secret with BLAKE3's key derivation.
+pub struct SecretKeys {
+    master: [u8; 32],
+    ephemeral: bool,
+}
+
+/// A secret could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read key file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("the secret is too short ({0} bytes): use at least 16 bytes of random data")]
+    TooShort(usize),
+}
+
+impl SecretKeys {
+    /// Derive keys from secret bytes (at least 16; surrounding whitespace ignored).
+    pub fn from_secret(secret: &[u8]) -> Result<Self, KeyError> {
+        let s = secret.trim_ascii();
+        if s.len() < 16 {
+            return Err(KeyError::TooShort(s.len()));
+        }
+        Ok(SecretKeys { master: blake3::derive_key("footfall master key v1", s), ephemeral: false })
+    }
+
+    /// Read the secret from a file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let p = path.as_ref();
+        let bytes = std::fs::read(p).map_err(|source| KeyError::Read { path: p.display().to_string(), source })?;
+        Self::from_secret(&bytes)
+    }
+
+    /// Read the secret from an environment variable.
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        let v = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.to_string()))?;
+        Self::from_secret(v.as_bytes())
+    }
+
+    /// A random secret that lives only as long as this process: ids are not
+    /// stable across runs.
+    pub fn ephemeral() -> Self {
+        let mut seed = [0u8; 32];
+        // Random state from the OS via std's hasher seeds, mixed with time and pid.
+        let mut h = blake3::Hasher::new();
+        for _ in 0..4 {
+            use std::hash::{BuildHasher, Hasher};
+            let mut s = std::collections::hash_map::RandomState::new().build_hasher();
+            s.write_u64(0);
+            h.update(&s.finish().to_le_bytes());
+        }
+        h.update(&std::process::id().to_le_bytes());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        h.update(&now.as_nanos().to_le_bytes());
+        if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
+            h.update(&b);
+        }
+        seed.copy_from_slice(h.finalize().as_bytes());
+        SecretKeys { master: seed, ephemeral: true }
+    }
+}
+
+impl KeyProvider for SecretKeys {
+    fn id_key(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key("footfall event id key v1");
+        h.update(&self.master);
+        *h.finalize().as_bytes()
+    }
+
+    fn day_key(&self, date: NaiveDate) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key("footfall visitor day key v1");
+        h.update(&self.master);
+        h.update(date.format("%Y-%m-%d").to_string().as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    fn is_ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+}
+
+impl std::fmt::Debug for SecretKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeys").field("master", &"***").field("ephemeral", &self.ephemeral).finish()
+    }
+}
+
+/// How client addresses are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// IPv4 prefix length kept in `client_net` (default 24).
+    pub ipv4_prefix: u8,
+    /// IPv6 prefix length kept in `client_net` (default 48).
+    pub ipv6_prefix: u8,
+    /// Drop `client_net` entirely.
+    pub drop_network: bool,
+    /// Emit the raw client address in `client_ip`. Off by default: an explicit opt-in.
+    pub emit_raw_ip: bool,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { ipv4_prefix: 24, ipv6_prefix: 48, drop_network: false, emit_raw_ip: false }
+    }
+}
+
+/// Truncate a client to its network: `203.0.113.77` → `203.0.113.0/24`,
+/// `2001:db8:1:2::1` → `2001:db8:1::/48`, `pc7.dialup.example.net` → `*.example.net`.
+pub fn truncate_client(client: &str, cfg: &PrivacyConfig) -> Option<String> {
+    if cfg.drop_network {
+        return None;
+    }
+    let c = client.trim_start_matches('[').trim_end_matches(']');
+    // Strip an IPv6 zone id.
+    let c = c.split('%').next().unwrap_or(c);
+    match c.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => Some(net_v4(v4, cfg.ipv4_prefix.min(32))),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(net_v4(v4, cfg.ipv4_prefix.min(32))),
+            None => Some(net_v6(v6, cfg.ipv6_prefix.min(128))),
+        },
+        Err(_) => Some(truncate_hostname(c)),
+    }
+}
+
+fn net_v4(ip: Ipv4Addr, prefix: u8) -> String {
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    format!("{}/{prefix}", Ipv4Addr::from(u32::from(ip) & mask))
+}
+
+fn net_v6(ip: Ipv6Addr, prefix: u8) -> String {
+    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+    format!("{}/{prefix}", Ipv6Addr::from(u128::from(ip) & mask))
+}
+
+/// Keep only the registrable part of a host name (`*.example.net`,
+/// `*.example.co.uk`): enough for network-level routing questions, not a person.
+fn truncate_hostname(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
+    if labels.len() < 2 {
+        return "*".to_string();
+    }
+    let tld = labels[labels.len() - 1];
+    let sld = labels[labels.len() - 2];
+    let keep = if tld.len() == 2 && labels.len() >= 3 && (sld.len() <= 3 || matches!(sld, "gouv" | "govt")) {
+        3
+    } else {
+        2
+    };
+    if labels.len() <= keep {
+        // The name is its own registrable domain: nothing below it to cut.
+        return format!("*.{}", labels[labels.len() - keep.min(labels.len())..].join("."));
+    }
+    format!("*.{}", labels[labels.len() - keep..].join("."))
+}
+
+/// Lower-case hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Deterministic event id: a keyed hash of (source key, offset, line), 128-bit hex.
+/// Keyed so that the id of a known line cannot be used to test guesses of its IP.
+pub fn event_id(id_key: &[u8; 32], source_key: &[u8; 16], offset: u64, line: &[u8]) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(source_key);
+    h.update(&offset.to_le_bytes());
+    h.update(line);
+    let digest = h.digest128().to_le_bytes();
+    let out = blake3::keyed_hash(id_key, &digest);
+    hex(&out.as_bytes()[..16])
+}
+
+/// What identifies a visitor within a day.
+pub enum VisitorBasis<'a> {
+    /// A session cookie's value.
+    Cookie(&'a str),
+    /// Client address and user agent (GoAccess's definition of a unique visitor).
+    ClientAgent(&'a str, &'a str),
+}
+
+/// The visitor pseudonym: keyed with the day key, 64-bit hex.
+pub fn visitor_id(day_key: &[u8; 32], site: &str, basis: VisitorBasis<'_>) -> String {
+    let mut h = blake3::Hasher::new_keyed(day_key);
+    h.update(site.as_bytes());
+    match basis {
+        VisitorBasis::Cookie(c) => {
+            h.update(b"\0c\0");
+            h.update(c.as_bytes());
+        }
+        VisitorBasis::ClientAgent(ip, ua) => {
+            h.update(b"\0i\0");
+            h.update(ip.as_bytes());
+            h.update(b"\0");
+            h.update(ua.as_bytes());
+        }
+    }
+    hex(&h.finalize().as_bytes()[..8])
+}
+
+/// Find a cookie's value in a `Cookie` header (`a=1; sid=xyz`).
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k.trim() == name).then(|| v.trim()).filter(|v| !v.is_empty() && *v != "-")
+    })
+}
+
+static IPV4: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").expect("static regex")
+});
+static IPV6: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{0,4})*").expect("static regex")
+});
+static SECRET_KV: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(password|passwd|pwd|token|access_token|api_key|apikey|key|secret|session|sessionid|sid|jsessionid|phpsessid|auth|code|signature)=([^&;\s\x22]+)",
+    )
+    .expect("static regex")
+});
+
+/// Best-effort scrub of a rejected line before it is stored as a dead letter:
+/// IPv4 addresses keep their /24, IPv6 addresses are cut to their first three
+/// groups, and `name=value` pairs with a secret-looking name lose their value.
+pub fn scrub_line(line: &str) -> Cow<'_, str> {
+    let a = IPV4.replace_all(line, "$1.$2.$3.0");
+    let b = match IPV6.replace_all(&a, |c: &regex::Captures<'_>| {
+        let s = &c[0];
+        let groups: Vec<&str> = s.split(':').filter(|g| !g.is_empty()).take(3).collect();
+        format!("{}::", groups.join(":"))
+    }) {
+        Cow::Borrowed(_) => a,
+        Cow::Owned(o) => Cow::Owned(o),
+    };
+    match SECRET_KV.replace_all(&b, "$1=REDACTED") {
+        Cow::Borrowed(_) => b,
+        Cow::Owned(o) => Cow::Owned(o),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_table() {
+        let cfg = PrivacyConfig::default();
+        let cases = [
+            ("ipv4", "203.0.113.77", Some("203.0.113.0/24")),
+            ("ipv6", "2001:db8:1:2::1", Some("2001:db8:1::/48")),
+            ("ipv6 bracketed", "[2001:db8:1:2::1]", Some("2001:db8:1::/48")),
+            ("ipv4-mapped", "::ffff:198.51.100.9", Some("198.51.100.0/24")),
+            ("loopback v6", "::1", Some("::/48")),
+            ("hostname", "pc7.dialup.example.net", Some("*.example.net")),
+            ("cc second level", "host.isp.co.uk", Some("*.isp.co.uk")),
+            ("bare domain", "example.net", Some("*.example.net")),
+            ("single label", "localhost", Some("*")),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(truncate_client(input, &cfg).as_deref(), want, "{name}");
+        }
+        let drop = PrivacyConfig { drop_network: true, ..Default::default() };
+        assert_eq!(truncate_client("203.0.113.77", &drop), None);
+        let p16 = PrivacyConfig { ipv4_prefix: 16, ..Default::default() };
+        assert_eq!(truncate_client("203.0.113.77", &p16).as_deref(), Some("203.0.0.0/16"));
+    }
+
+    #[test]
+    fn ids_are_keyed_and_deterministic() {
+        let k = SecretKeys::from_secret(b"0123456789abcdef0123").unwrap();
+        let other = SecretKeys::from_secret(b"fedcba9876543210fedc").unwrap();
+        let d1 = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let d2 = d1.succ_opt().unwrap();
+        let v = |keys: &SecretKeys, d| visitor_id(&keys.day_key(d), "s", VisitorBasis::ClientAgent("1.2.3.4", "UA"));
+        assert_eq!(v(&k, d1), v(&k, d1));
+        assert_ne!(v(&k, d1), v(&k, d2), "ids must not link across days");
+        assert_ne!(v(&k, d1), v(&other, d1));
+        assert_eq!(v(&k, d1).len(), 16);
+        let e = |off| event_id(&k.id_key(), &[1; 16], off, b"line");
+        assert_eq!(e(0), e(0));
+        assert_ne!(e(0), e(1));
+        assert_ne!(event_id(&k.id_key(), &[1; 16], 0, b"line"), event_id(&k.id_key(), &[1; 16], 0, b"linf"));
+        assert_eq!(e(0).len(), 32);
+        assert!(SecretKeys::from_secret(b"short").is_err());
+        assert!(!format!("{k:?}").contains("0123"));
+    }
+
+    #[test]
+    fn cookies() {
+        assert_eq!(cookie_value("a=1; sid=xyz; b=2", "sid"), Some("xyz"));
+        assert_eq!(cookie_value("a=1; sid=", "sid"), None);
+        assert_eq!(cookie_value("a=1", "sid"), None);
+    }
+
+    #[test]
+    fn scrub() {
+        let s = scrub_line(r#"10.1.2.3 - bob [x] "GET /a?token=abc&x=1 HTTP/1.1" 2001:db8:aa:bb::1 sid=123"#);
+        assert!(!s.contains("10.1.2.3") && s.contains("10.1.2.0"), "{s}");
+        assert!(!s.contains("abc") && s.contains("token=REDACTED"), "{s}");
+        assert!(!s.contains("2001:db8:aa:bb::1") && !s.contains("sid=123"), "{s}");
+    }
+}

@@ -1,0 +1,1272 @@
+//! User-agent classification: browser, OS, device class and bots.
+//!
+//! Two rule sets are compiled into the binary:
+//!
+//! * [uap-core](https://github.com/ua-parser/uap-core) `regexes.yaml`
+//!   (Apache-2.0), evaluated with the `ua-parser` crate, which gives the
+//!   browser family and major version, the OS family and the device family
+//!   (`"Spider"` marks crawlers);
+//! * [crawler-user-agents](https://github.com/monperrus/crawler-user-agents)
+//!   (MIT), about 1,500 case-sensitive bot patterns, compiled into one
+//!   prefiltered set so that one pass over the user agent finds every
+//!   candidate pattern.
+//!
+//! Provenance of both files is in `data/*/README.md` of this crate.
+//!
+//! [`UaClassifier`] is immutable, `Send + Sync` and costly to build (it
+//! compiles a few thousand regexes), so build it once and share it behind an
+//! [`Arc`]. [`UaCache`] is a bounded, per-thread memo in front of it: real
+//! traffic repeats a small set of user agents, so almost every lookup is a
+//! single hash-table probe that allocates nothing.
+//!
+//! # Bots
+//!
+//! An agent is a bot when uap-core's device family is `Spider` or when a
+//! crawler-user-agents pattern matches. The list covers search and AI
+//! crawlers, monitors, feed fetchers and most HTTP tools (curl, Wget,
+//! python-requests, Go-http-client, libwww-perl, okhttp, ...); a short
+//! built-in list adds HTTP libraries it lacks (PostmanRuntime, node, PHP,
+//! GuzzleHttp, ...). [`UaInfo::bot_name`] is the crawler list's name for the
+//! matching pattern (the text it most often matches in the entry's example
+//! agents: `Googlebot`, `GPTBot`, `python-requests`); uap-core's family is
+//! used instead when the list has no name or only a domain for it
+//! (`YandexBot` rather than `yandex.com`).
+//!
+//! # Device classes
+//!
+//! [`UaInfo::device`] is one of [`DEVICE_BOT`], [`DEVICE_TABLET`],
+//! [`DEVICE_MOBILE`], [`DEVICE_DESKTOP`] or [`DEVICE_OTHER`], decided in this
+//! order:
+//!
+//! 1. **bot**: see above;
+//! 2. **other** for televisions, set-top boxes, game consoles, VR headsets
+//!    and watches, whatever else the agent claims;
+//! 3. **tablet**: uap-core device iPad, Kindle or Generic Tablet, BlackBerry
+//!    Tablet OS, or a tablet marker (`Tablet`, `PlayBook`, `Silk/`, `KFxx`)
+//!    outside Windows (whose `Tablet PC` token is on ordinary laptops);
+//! 4. Android: **mobile** with the `Mobile` token or another phone marker,
+//!    **tablet** for a browser (`Mozilla/...`) without one, **mobile** for
+//!    apps and libraries (`Dalvik/...`);
+//! 5. **mobile**: a phone OS (iOS, Windows Phone, BlackBerry, Symbian,
+//!    KaiOS, Firefox OS, ...), uap-core device iPhone, iPod or Generic
+//!    Smartphone, or a phone marker (`Mobile`, `Opera Mini`, `IEMobile`,
+//!    `MIDP`, `UP.Browser`, ...);
+//! 6. **desktop**: a desktop OS (Windows, macOS, Linux and its
+//!    distributions, ChromeOS, the BSDs, ...) with a browser uap-core knows;
+//! 7. **other** for everything else. A missing, empty or `-` user agent is
+//!    [`UaInfo::unknown`]: `other`, not a bot, no browser or OS.
+
+use footfall_event::{Label, Shared};
+use regex::Regex;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+/// Device class of crawlers, monitors, scripts and HTTP libraries.
+pub const DEVICE_BOT: &str = "bot";
+/// Device class of tablets.
+pub const DEVICE_TABLET: &str = "tablet";
+/// Device class of phones.
+pub const DEVICE_MOBILE: &str = "mobile";
+/// Device class of desktop and laptop computers.
+pub const DEVICE_DESKTOP: &str = "desktop";
+/// Device class of everything else: TVs, consoles, unknown agents, no agent.
+pub const DEVICE_OTHER: &str = "other";
+
+/// The family uap-core reports when no rule matches.
+const OTHER_FAMILY: &str = "Other";
+
+/// uap-core `regexes.yaml`, see `data/uap-core/README.md`.
+const UAP_REGEXES_YAML: &str = include_str!("../data/uap-core/regexes.yaml");
+/// crawler-user-agents list, see `data/crawler-user-agents/README.md`.
+const CRAWLER_USER_AGENTS_JSON: &str =
+    include_str!("../data/crawler-user-agents/crawler-user-agents.json");
+
+/// uap-core families that its catch-all spider rule produces from generic
+/// words, or that name a browser rather than the bot.
+const GENERIC_SPIDER_FAMILIES: &[&str] = &[
+    OTHER_FAMILY,
+    "bot",
+    "robot",
+    "crawl",
+    "crawler",
+    "crawling",
+    "spider",
+    "archiver",
+    "favicon",
+    "web crawler",
+    "webcrawler",
+    "web scraper",
+    "webscraper",
+    "Chrome",
+    "Safari",
+    "Firefox",
+    "Electron",
+    "IE",
+    "Edge",
+    "Opera",
+];
+
+/// Longest bot name derived from a crawler-user-agents pattern.
+const MAX_BOT_NAME_LEN: usize = 48;
+
+/// What a user agent says about the client.
+///
+/// String fields are reference-counted so that cloning a cached value
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UaInfo {
+    /// uap-core browser family (`"Chrome"`, `"Mobile Safari"`,
+    /// `"Googlebot"`, ...); `"Other"` when no rule matches; `None` for an
+    /// empty or `-` user agent.
+    pub browser: Option<Shared>,
+    /// Major browser version as written in the user agent (`"120"`), `None`
+    /// when absent.
+    pub browser_version: Option<Shared>,
+    /// uap-core OS family (`"Windows"`, `"Mac OS X"`, `"iOS"`, `"Android"`,
+    /// ...); `"Other"` when no rule matches; `None` for an empty or `-` user
+    /// agent.
+    pub os: Option<Shared>,
+    /// `desktop`, `mobile`, `tablet`, `bot` or `other` (see the
+    /// [module documentation](self) for the rules).
+    pub device: Label,
+    /// The agent is a crawler, monitor, script or HTTP library.
+    pub is_bot: bool,
+    /// Name of the bot when [`is_bot`](Self::is_bot) is set (`"Googlebot"`,
+    /// `"GPTBot"`, `"curl"`, ...).
+    pub bot_name: Option<Shared>,
+}
+
+impl UaInfo {
+    /// The classification of a missing, empty or `-` user agent: no browser,
+    /// no OS, device `other`, not a bot.
+    #[must_use]
+    pub fn unknown() -> Self {
+        UaInfo {
+            browser: None,
+            browser_version: None,
+            os: None,
+            device: Cow::Borrowed(DEVICE_OTHER),
+            is_bot: false,
+            bot_name: None,
+        }
+    }
+}
+
+impl Default for UaInfo {
+    /// Same as [`UaInfo::unknown`].
+    fn default() -> Self {
+        UaInfo::unknown()
+    }
+}
+
+/// A rule file given to [`UaClassifier::from_rules`] could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UaRulesError {
+    /// `regexes.yaml` is not valid YAML or lacks a parser section.
+    #[error("uap-core regexes are not a valid regexes.yaml: {0}")]
+    UapYaml(#[source] serde_yaml::Error),
+    /// One uap-core rule does not compile.
+    #[error("uap-core {section} rule #{index} is invalid: {source}")]
+    UapRule {
+        /// `user_agent_parsers`, `os_parsers` or `device_parsers`.
+        section: &'static str,
+        /// Zero-based position of the rule in its section.
+        index: usize,
+        /// What is wrong with it.
+        #[source]
+        source: ua_parser::Error,
+    },
+    /// The prefilter over one uap-core section could not be built.
+    #[error("uap-core {section} prefilter could not be built: {source}")]
+    UapPrefilter {
+        /// `user_agent_parsers`, `os_parsers` or `device_parsers`.
+        section: &'static str,
+        /// What went wrong.
+        #[source]
+        source: ua_parser::BuildError,
+    },
+    /// The crawler list is not a JSON array of `{"pattern": ...}` objects.
+    #[error("crawler-user-agents list is not valid: {0}")]
+    CrawlerJson(#[source] serde_json::Error),
+    /// One crawler pattern does not compile.
+    #[error("crawler-user-agents pattern #{index} {pattern:?} is invalid: {source}")]
+    CrawlerPattern {
+        /// Zero-based position of the entry in the list.
+        index: usize,
+        /// The pattern as written in the list.
+        pattern: String,
+        /// What is wrong with it.
+        #[source]
+        source: regex_filtered::ParseError,
+    },
+    /// The prefilter over the crawler patterns could not be built.
+    #[error("crawler-user-agents prefilter could not be built: {0}")]
+    CrawlerPrefilter(#[source] regex_filtered::BuildError),
+}
+
+/// HTTP clients, scripts and scanners missing from crawler-user-agents,
+/// checked after its patterns: `(pattern, example user agent)`. The example
+/// names the tool the same way list entries are named (by the text the
+/// pattern matches in it) and is checked by the unit tests.
+const EXTRA_TOOL_PATTERNS: &[(&str, &str)] = &[
+    (r"^PostmanRuntime/", "PostmanRuntime/7.36.0"),
+    (r"^insomnia/", "insomnia/2023.5.8"),
+    (r"^node(?:-fetch)?(?:/|$)", "node"),
+    (r"^undici", "undici"),
+    (r"^got \(", "got (https://github.com/sindresorhus/got)"),
+    (r"^Deno/", "Deno/1.38.0"),
+    (r"^Bun/", "Bun/1.0.0"),
+    (r"^Python/\d", "Python/3.10 websockets/10.4"),
+    (r"^python-urllib3/", "python-urllib3/1.26.18"),
+    (r"^Ruby$|^Ruby/", "Ruby"),
+    (r"^rest-client/", "rest-client/2.1.0 (linux-gnu x86_64) ruby/3.0.2p107"),
+    (r"^http\.rb/", "http.rb/5.1.1"),
+    (r"^Faraday\b", "Faraday v2.7.11"),
+    (r"^Typhoeus", "Typhoeus - https://github.com/typhoeus/typhoeus"),
+    (r"^PHP/", "PHP/8.1.2"),
+    (r"^GuzzleHttp/", "GuzzleHttp/7"),
+    (r"^Dart/", "Dart/3.2 (dart:io)"),
+    (r"^RestSharp/", "RestSharp/106.11.7.0"),
+    (r"^Java-http-client/", "Java-http-client/17.0.9"),
+    (r"^Jakarta Commons-HttpClient/", "Jakarta Commons-HttpClient/3.1"),
+    (r"^Apache-CXF/", "Apache-CXF/3.5.5"),
+    (r"WindowsPowerShell/", "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.19041.3570"),
+    (r"^WinHttp", "WinHttp.WinHttpRequest.5"),
+    (r"^Microsoft-CryptoAPI/", "Microsoft-CryptoAPI/10.0"),
+    (r"^HTTP_Request2?/", "HTTP_Request2/2.1.1 (http://pear.php.net/package/http_request2) PHP/5.3.2"),
+    (r"\blibfetch/", "fetch libfetch/2.0"),
+    (r"^lua-resty-http/", "lua-resty-http/0.16.1 (Lua) ngx_lua/10021"),
+    (r"^aria2/", "aria2/1.36.0"),
+    (r"^fasthttp", "fasthttp"),
+    (r"^cpp-httplib/", "cpp-httplib/0.14.1"),
+    (r"^reqwest/", "reqwest/0.11"),
+    (r"^hyper/", "hyper/0.14"),
+    (r"^ureq/", "ureq/2.9.1"),
+    (r"^uclient-fetch", "uclient-fetch"),
+    (r" Nuclei$|^Nuclei", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/108.0.0.0 Safari/537.36 Nuclei"),
+    (r" Lighthouse$", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/117.0.5938.132 Safari/537.36 Lighthouse"),
+];
+
+/// One entry of `crawler-user-agents.json` (other fields are ignored).
+#[derive(Deserialize)]
+struct CrawlerEntry {
+    pattern: String,
+    #[serde(default)]
+    instances: Vec<String>,
+}
+
+/// Compiled crawler-user-agents patterns with one display name per pattern.
+struct Crawlers {
+    set: regex_filtered::Regexes,
+    names: Vec<Shared>,
+}
+
+impl Crawlers {
+    fn compile(json: &str) -> Result<Self, UaRulesError> {
+        let mut entries: Vec<CrawlerEntry> =
+            serde_json::from_str(json).map_err(UaRulesError::CrawlerJson)?;
+        entries.extend(
+            EXTRA_TOOL_PATTERNS
+                .iter()
+                .map(|&(pattern, example)| CrawlerEntry {
+                    pattern: pattern.to_owned(),
+                    instances: vec![example.to_owned()],
+                }),
+        );
+        let mut builder = regex_filtered::Builder::new();
+        for (index, entry) in entries.iter().enumerate() {
+            builder =
+                builder
+                    .push(&entry.pattern)
+                    .map_err(|source| UaRulesError::CrawlerPattern {
+                        index,
+                        pattern: entry.pattern.clone(),
+                        source,
+                    })?;
+        }
+        let set = builder.build().map_err(UaRulesError::CrawlerPrefilter)?;
+        let names = entries
+            .iter()
+            .zip(set.regexes())
+            .map(|(entry, re)| Shared::from(crawler_name(&entry.pattern, re, &entry.instances)))
+            .collect();
+        Ok(Crawlers { set, names })
+    }
+
+    /// Name of the first (in list order) pattern matching `ua`.
+    fn matching(&self, ua: &str) -> Option<&Shared> {
+        self.set
+            .matching(ua)
+            .next()
+            .map(|(index, _)| &self.names[index])
+    }
+}
+
+/// A stable, readable name for a crawler pattern: the text it most often
+/// matches in the example user agents of its entry, cut at the first
+/// separator (`Googlebot\/` → `Googlebot`, `[wW]get` → `Wget`,
+/// `(^| )sentry\/` → `sentry`); ties go to a spelling with capitals
+/// (`ClaudeBot` over `claudebot`), then to the earlier example. When no
+/// example matches, the longest literal run of the pattern itself.
+fn crawler_name(pattern: &str, re: &Regex, instances: &[String]) -> String {
+    let mut candidates: Vec<(String, usize)> = Vec::new();
+    for name in instances
+        .iter()
+        .filter_map(|i| re.find(i).and_then(|m| readable_name(m.as_str())))
+    {
+        match candidates.iter_mut().find(|(seen, _)| *seen == name) {
+            Some((_, count)) => *count += 1,
+            None => candidates.push((name, 1)),
+        }
+    }
+    let mut best: Option<&(String, usize)> = None;
+    for candidate in &candidates {
+        let key = |(name, count): &(String, usize)| (*count, name.chars().any(char::is_uppercase));
+        if best.is_none_or(|b| key(candidate) > key(b)) {
+            best = Some(candidate);
+        }
+    }
+    best.map(|(name, _)| name.clone())
+        .or_else(|| literal_name(pattern))
+        .unwrap_or_else(|| pattern.to_owned())
+}
+
+/// The leading name-like part of `text`: starts at the first alphanumeric
+/// character, stops at the first separator, trailing spaces and punctuation
+/// removed.
+fn readable_name(text: &str) -> Option<String> {
+    let start = text.find(|c: char| c.is_alphanumeric())?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || is_name_punctuation(c)))
+        .unwrap_or(rest.len());
+    let name = rest[..end].trim_end_matches(|c: char| !c.is_alphanumeric());
+    let name = truncate_chars(name, MAX_BOT_NAME_LEN);
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The longest run of literal characters in a regex pattern (escapes
+/// resolved, first alternative of a character class, metacharacters as
+/// separators).
+fn literal_name(pattern: &str) -> Option<String> {
+    let mut best = String::new();
+    let mut current = String::new();
+    let mut chars = pattern.chars();
+    let mut flush = |current: &mut String| {
+        if current.trim().len() > best.trim().len() {
+            best = current.trim().to_owned();
+        }
+        current.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) if is_name_punctuation(e) => current.push(e),
+                Some(_) => flush(&mut current),
+                None => {}
+            },
+            '[' => {
+                // A class of plain letters and digits (`[wW]`) stands for its
+                // capital member, or its first one; any other class
+                // (ranges, negations, escapes) separates.
+                let members: String = chars.by_ref().take_while(|&m| m != ']').collect();
+                let pick = if members.chars().all(char::is_alphanumeric) {
+                    members
+                        .chars()
+                        .find(|m| m.is_uppercase())
+                        .or_else(|| members.chars().next())
+                } else {
+                    None
+                };
+                match pick {
+                    Some(m) => current.push(m),
+                    None => flush(&mut current),
+                }
+            }
+            c if c.is_alphanumeric() || matches!(c, ' ' | '-' | '_') => current.push(c),
+            _ => flush(&mut current),
+        }
+    }
+    flush(&mut current);
+    readable_name(&best)
+}
+
+/// Characters besides letters and digits that may appear inside a bot name.
+fn is_name_punctuation(c: char) -> bool {
+    matches!(c, ' ' | '-' | '_' | '.' | '@' | '&' | '!' | '\'')
+}
+
+/// Whether a crawler name is a domain (`yandex.com`, `pinterest.com`) rather
+/// than the product name.
+fn looks_like_domain(name: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(head, tld)| {
+        !head.is_empty()
+            && (2..=6).contains(&tld.len())
+            && tld.bytes().all(|b| b.is_ascii_lowercase())
+    })
+}
+
+fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((idx, _)) => s[..idx].trim_end(),
+        None => s,
+    }
+}
+
+/// User-agent substrings that decide the device class where uap-core's
+/// families do not.
+struct DeviceHints {
+    /// Televisions, set-top boxes, game consoles, VR headsets, watches.
+    not_a_computer: Regex,
+    /// Explicit tablet markers (not applied to Windows, whose `Tablet PC`
+    /// token is present on ordinary laptops).
+    tablet: Regex,
+    /// Explicit phone markers.
+    mobile: Regex,
+}
+
+impl DeviceHints {
+    fn new() -> Self {
+        // These are fixed, tested patterns: failing to compile is a bug.
+        // Word boundaries are made ASCII-only (`(?-u:\b)`) so that matching
+        // stays on the lazy DFA whatever bytes the user agent contains.
+        let compile = |re: &str| {
+            Regex::new(&re.replace(r"\b", r"(?-u:\b)"))
+                .expect("built-in device hint regex compiles")
+        };
+        DeviceHints {
+            not_a_computer: compile(concat!(
+                r"(?i)smart-?tv|hbbtv|netcast|web0s|webos\.tv|googletv|google ?tv|android ?tv|",
+                r"apple ?tv|crkey|roku|bravia|viera|aquos|opera tv|philipstv|inettv|tizen[^;)]*tv|",
+                r"xbox|playstation|nintendo|oculus|quest [0-9]|watch ?os|\bwatch[0-9]|",
+                r"(?-i:\bTV\b|\bAFT[A-Z0-9]{1,4}\b|\bDTV\b)"
+            )),
+            tablet: compile(r"Tablet|PlayBook|Kindle|\bSilk/|\bKF[A-Z]{2,5}\b|\bXoom\b"),
+            mobile: compile(concat!(
+                r"iPhone|iPod|\bMobile\b|Windows Phone|IEMobile|BlackBerry|\bBB10\b|Opera Mini|",
+                r"Opera Mobi|Symbian|SymbOS|Series ?[346]0|KAIOS|Nokia|J2ME|MIDP|UCWEB|",
+                r"Fennec|Maemo|MeeGo|hpwOS|NetFront|Bada|Sailfish|Mobi\b|\bWAP\b|WAP-Browser|(?i:\bmaui\b)|",
+                r"Obigo|Teleca|UP\.Browser|UP\.Link|SonyEricsson|DoCoMo|\bSEC-SGH|\bSAMSUNG-(?:SGH|GT)"
+            )),
+        }
+    }
+}
+
+/// uap-core OS families that are phone operating systems.
+fn is_mobile_os(os: &str) -> bool {
+    matches!(
+        os,
+        "iOS"
+            | "Android"
+            | "Windows Phone"
+            | "Windows Mobile"
+            | "Windows CE"
+            | "BlackBerry OS"
+            | "Firefox OS"
+            | "KaiOS"
+            | "Bada"
+            | "BREW"
+            | "Brew MP"
+            | "MeeGo"
+            | "Maemo"
+            | "Sailfish"
+            | "HarmonyOS"
+            | "Tizen"
+            | "webOS"
+            | "Palm OS"
+    ) || os.starts_with("Symbian")
+        || os.starts_with("Nokia Series")
+}
+
+/// uap-core OS families of desktop and laptop computers.
+fn is_desktop_os(os: &str) -> bool {
+    (os.starts_with("Windows") && !matches!(os, "Windows Phone" | "Windows Mobile" | "Windows CE"))
+        || matches!(
+            os,
+            "Mac OS X"
+                | "Mac OS"
+                | "macOS"
+                | "Linux"
+                | "Chrome OS"
+                | "Ubuntu"
+                | "Kubuntu"
+                | "Xubuntu"
+                | "Lubuntu"
+                | "Debian"
+                | "Fedora"
+                | "Red Hat"
+                | "CentOS"
+                | "Gentoo"
+                | "Mandriva"
+                | "Mageia"
+                | "Slackware"
+                | "SUSE"
+                | "openSUSE"
+                | "Linux Mint"
+                | "Mint"
+                | "Arch Linux"
+                | "PCLinuxOS"
+                | "FreeBSD"
+                | "OpenBSD"
+                | "NetBSD"
+                | "DragonFly"
+                | "BSD"
+                | "Solaris"
+                | "SerenityOS"
+                | "Haiku"
+                | "BeOS"
+                | "OS/2"
+        )
+}
+
+/// Compiled user-agent rules: uap-core and crawler-user-agents.
+///
+/// Building one compiles a few thousand regexes (a few hundred milliseconds
+/// in a release build, longer unoptimised), so build it once at startup and share it behind an [`Arc`]; it is `Send + Sync` and
+/// classification takes `&self`. Put a [`UaCache`] in front of it on each
+/// worker thread.
+pub struct UaClassifier {
+    browsers: ua_parser::user_agent::Extractor<'static>,
+    oses: ua_parser::os::Extractor<'static>,
+    devices: ua_parser::device::Extractor<'static>,
+    crawlers: Crawlers,
+    hints: DeviceHints,
+    /// Shared `"Other"` so unmatched families do not allocate.
+    other: Shared,
+}
+
+impl fmt::Debug for UaClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UaClassifier")
+            .field("crawler_patterns", &self.crawlers.names.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UaClassifier {
+    /// The rules embedded in this crate (uap-core and crawler-user-agents at
+    /// the commits named in `data/*/README.md`).
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: the embedded files are compiled by this crate's
+    /// tests, so a panic here means the embedded data was corrupted.
+    #[must_use]
+    pub fn embedded() -> Self {
+        Self::from_rules(UAP_REGEXES_YAML, CRAWLER_USER_AGENTS_JSON)
+            .expect("embedded uap-core and crawler-user-agents rules compile")
+    }
+
+    /// Compiles rule files in the formats of uap-core's `regexes.yaml` and
+    /// crawler-user-agents' `crawler-user-agents.json`, e.g. newer releases
+    /// than the embedded ones.
+    ///
+    /// The device rules, the largest section, are compiled on a second thread
+    /// while the others compile on the calling one, which shortens
+    /// construction on a multi-core machine; if no thread can be spawned
+    /// everything is compiled on the calling thread.
+    pub fn from_rules(uap_regexes_yaml: &str, crawlers_json: &str) -> Result<Self, UaRulesError> {
+        let regexes: ua_parser::Regexes<'static> =
+            serde_yaml::from_str(uap_regexes_yaml).map_err(UaRulesError::UapYaml)?;
+        let ua_parser::Regexes {
+            user_agent_parsers,
+            os_parsers,
+            device_parsers,
+        } = regexes;
+
+        // The device section is the largest; compile it on a second thread.
+        // If no thread can be spawned, the closure is dropped unrun and the
+        // parsers are still in `device_parsers` afterwards.
+        let mut device_parsers = Some(device_parsers);
+        let device_slot = &mut device_parsers;
+        let (devices, rest) = std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("ua-rules".into())
+                .spawn_scoped(scope, move || device_slot.take().map(compile_devices));
+            let rest = compile_rest(user_agent_parsers, os_parsers, crawlers_json);
+            let devices = match handle {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => None,
+            };
+            (devices, rest)
+        });
+        let devices = match devices {
+            Some(devices) => devices,
+            None => compile_devices(device_parsers.take().unwrap_or_default()),
+        };
+        let (browsers, oses, crawlers) = rest?;
+        Ok(UaClassifier {
+            browsers,
+            oses,
+            devices: devices?,
+            crawlers,
+            hints: DeviceHints::new(),
+            other: Shared::from(OTHER_FAMILY),
+        })
+    }
+
+    /// Classifies one user agent, without caching.
+    ///
+    /// Costs some microseconds (up to three prefiltered uap-core rule sets
+    /// and the crawler set); use [`UaCache`] on hot paths.
+    #[must_use]
+    pub fn classify(&self, ua: &str) -> UaInfo {
+        let ua = ua.trim();
+        if ua.is_empty() || ua == "-" {
+            return UaInfo::unknown();
+        }
+
+        let (browser, browser_version) = match self.browsers.extract(ua) {
+            Some(v) => (self.family(&v.family), v.major.map(Shared::from)),
+            None => (self.other.clone(), None),
+        };
+        let os = match self.oses.extract(ua) {
+            Some(v) => self.family(&v.os),
+            None => self.other.clone(),
+        };
+        // A crawler-list name settles the agent as a bot and names it, so the
+        // device rules (the largest set) only run when still needed.
+        let crawler = self.crawlers.matching(ua);
+        let (bot_name, device) = match crawler {
+            Some(name) if !looks_like_domain(name) => (Some(name.clone()), DEVICE_BOT),
+            _ => {
+                let device_family = self.devices.extract(ua).map(|v| v.device);
+                let device_family = device_family.as_deref().unwrap_or(OTHER_FAMILY);
+                if device_family == "Spider" {
+                    (Some(self.spider_name(ua, &browser, crawler)), DEVICE_BOT)
+                } else if let Some(name) = crawler {
+                    (Some(name.clone()), DEVICE_BOT)
+                } else {
+                    (None, self.device_class(ua, &browser, &os, device_family))
+                }
+            }
+        };
+        UaInfo {
+            browser: Some(browser),
+            browser_version,
+            os: Some(os),
+            device: Cow::Borrowed(device),
+            is_bot: bot_name.is_some(),
+            bot_name,
+        }
+    }
+
+    /// Name of a bot flagged by uap-core's device rules. The crawler list
+    /// names most bots better than uap-core, whose catch-all spider rule
+    /// yields fragments such as `com/bot`, `crawler` or a browser family, so
+    /// the uap-core family is only used when the list has no name for the
+    /// agent, or only a domain (`yandex.com` for every Yandex robot).
+    fn spider_name(&self, ua: &str, family: &Shared, crawler: Option<&Shared>) -> Shared {
+        let family_usable = readable_name(family).as_deref() == Some(&**family)
+            && !GENERIC_SPIDER_FAMILIES
+                .iter()
+                .any(|g| family.eq_ignore_ascii_case(g));
+        if family_usable {
+            return family.clone();
+        }
+        if let Some(name) = crawler {
+            return name.clone();
+        }
+        // Neither names it: the user agent's leading product token
+        // (`WinHttp.WinHttpRequest.5`), unless that is just `Mozilla`.
+        readable_name(ua)
+            .filter(|name| !name.starts_with("Mozilla"))
+            .map_or_else(|| self.other.clone(), Shared::from)
+    }
+
+    fn family(&self, family: &str) -> Shared {
+        if family.is_empty() || family == OTHER_FAMILY {
+            self.other.clone()
+        } else {
+            Shared::from(family)
+        }
+    }
+
+    /// Device class of an agent that is not a bot.
+    fn device_class(&self, ua: &str, browser: &str, os: &str, device: &str) -> &'static str {
+        let hints = &self.hints;
+        if hints.not_a_computer.is_match(ua)
+            || matches!(
+                os,
+                "GoogleTV"
+                    | "Roku"
+                    | "tvOS"
+                    | "ATV OS X"
+                    | "WatchOS"
+                    | "FireHbbTV"
+                    | "Web0S"
+                    | "WebTV"
+            )
+            || os.starts_with("Chromecast")
+            || matches!(
+                device,
+                "Chromecast" | "Quest" | "Inettv" | "AppleTV" | "Apple Watch"
+            )
+        {
+            return DEVICE_OTHER;
+        }
+
+        if device.starts_with("iPad")
+            || (os == "iOS" && ua.contains("iPad"))
+            || device.starts_with("Kindle")
+            || device == "Generic Tablet"
+            || os == "BlackBerry Tablet OS"
+            || (!os.starts_with("Windows") && hints.tablet.is_match(ua))
+        {
+            return DEVICE_TABLET;
+        }
+
+        let mobile_hint = hints.mobile.is_match(ua);
+        if os == "Android" || ua.contains("Android") {
+            // Android browsers send `Mobile` on phones only; apps and
+            // libraries (Dalvik, okhttp, ...) do not follow that convention
+            // and mostly run on phones.
+            return if ua.starts_with("Mozilla/") && !mobile_hint {
+                DEVICE_TABLET
+            } else {
+                DEVICE_MOBILE
+            };
+        }
+
+        // uap-core's "Generic Feature Phone" also catches many scripts (its
+        // four-letter WAP prefixes match `http`, `port`, ...), so feature
+        // phones are recognised by the hints instead.
+        if is_mobile_os(os)
+            || mobile_hint
+            || matches!(device, "iPhone" | "iPod" | "Generic Smartphone")
+        {
+            return DEVICE_MOBILE;
+        }
+
+        if is_desktop_os(os) && browser != OTHER_FAMILY {
+            return DEVICE_DESKTOP;
+        }
+        DEVICE_OTHER
+    }
+}
+
+type DeviceResult = Result<ua_parser::device::Extractor<'static>, UaRulesError>;
+type RestResult = Result<
+    (
+        ua_parser::user_agent::Extractor<'static>,
+        ua_parser::os::Extractor<'static>,
+        Crawlers,
+    ),
+    UaRulesError,
+>;
+
+fn compile_devices(parsers: Vec<ua_parser::device::Parser<'static>>) -> DeviceResult {
+    const SECTION: &str = "device_parsers";
+    let mut builder = ua_parser::device::Builder::new();
+    for (index, parser) in parsers.into_iter().enumerate() {
+        builder = builder.push(parser).map_err(|e| UaRulesError::UapRule {
+            section: SECTION,
+            index,
+            source: e.into(),
+        })?;
+    }
+    builder
+        .build()
+        .map_err(|source| UaRulesError::UapPrefilter {
+            section: SECTION,
+            source,
+        })
+}
+
+fn compile_rest(
+    ua_parsers: Vec<ua_parser::user_agent::Parser<'static>>,
+    os_parsers: Vec<ua_parser::os::Parser<'static>>,
+    crawlers_json: &str,
+) -> RestResult {
+    const UA: &str = "user_agent_parsers";
+    const OS: &str = "os_parsers";
+    let mut ua_builder = ua_parser::user_agent::Builder::new();
+    for (index, parser) in ua_parsers.into_iter().enumerate() {
+        ua_builder = ua_builder
+            .push(parser)
+            .map_err(|source| UaRulesError::UapRule {
+                section: UA,
+                index,
+                source,
+            })?;
+    }
+    let browsers = ua_builder
+        .build()
+        .map_err(|source| UaRulesError::UapPrefilter {
+            section: UA,
+            source,
+        })?;
+
+    let mut os_builder = ua_parser::os::Builder::new();
+    for (index, parser) in os_parsers.into_iter().enumerate() {
+        os_builder = os_builder.push(parser).map_err(|e| UaRulesError::UapRule {
+            section: OS,
+            index,
+            source: e.into(),
+        })?;
+    }
+    let oses = os_builder
+        .build()
+        .map_err(|source| UaRulesError::UapPrefilter {
+            section: OS,
+            source,
+        })?;
+
+    Ok((browsers, oses, Crawlers::compile(crawlers_json)?))
+}
+
+/// Default bound on the number of user agents a [`UaCache`] holds.
+pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
+/// Default bound on the total length of the user agents a [`UaCache`] holds
+/// (16 MiB; real user agents average 100 to 200 bytes).
+pub const DEFAULT_CACHE_KEY_BYTES: usize = 16 << 20;
+
+/// Bounded per-thread memo of classifications in front of a shared
+/// [`UaClassifier`].
+///
+/// A hit costs one hash of the user agent (XXH3 with a per-cache random
+/// seed, so crafted user agents cannot force collisions) and one table probe,
+/// and allocates nothing: the returned [`UaInfo`] shares its strings with the
+/// cached one.
+///
+/// The cache holds at most [`DEFAULT_CACHE_ENTRIES`] user agents totalling at
+/// most [`DEFAULT_CACHE_KEY_BYTES`] bytes (or the limits given to
+/// [`UaCache::with_limits`]). Inserting past either limit first empties the
+/// whole cache, keeping its allocation: the working set of a log stream is
+/// re-learned within a few thousand lines, and no per-entry bookkeeping is
+/// needed on hits. User agents longer than the byte limit are classified
+/// every time and never stored.
+pub struct UaCache {
+    classifier: Arc<UaClassifier>,
+    map: HashMap<Box<str>, UaInfo, UaKeyHasher>,
+    max_entries: usize,
+    max_key_bytes: usize,
+    key_bytes: usize,
+    stats: UaCacheStats,
+}
+
+/// Counters of a [`UaCache`] since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UaCacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that ran the classifier.
+    pub misses: u64,
+    /// Times the cache was emptied because a limit was reached.
+    pub clears: u64,
+}
+
+impl fmt::Debug for UaCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UaCache")
+            .field("entries", &self.map.len())
+            .field("key_bytes", &self.key_bytes)
+            .field("max_entries", &self.max_entries)
+            .field("max_key_bytes", &self.max_key_bytes)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UaCache {
+    /// A cache with the default limits ([`DEFAULT_CACHE_ENTRIES`],
+    /// [`DEFAULT_CACHE_KEY_BYTES`]).
+    pub fn new(classifier: Arc<UaClassifier>) -> Self {
+        Self::with_limits(classifier, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_KEY_BYTES)
+    }
+
+    /// A cache holding at most `max_entries` user agents totalling at most
+    /// `max_key_bytes` bytes. A limit of zero disables caching.
+    pub fn with_limits(
+        classifier: Arc<UaClassifier>,
+        max_entries: usize,
+        max_key_bytes: usize,
+    ) -> Self {
+        UaCache {
+            classifier,
+            map: HashMap::with_hasher(UaKeyHasher::random()),
+            max_entries,
+            max_key_bytes,
+            key_bytes: 0,
+            stats: UaCacheStats::default(),
+        }
+    }
+
+    /// Classification of `ua`, from the cache when it was seen before.
+    pub fn get(&mut self, ua: &str) -> UaInfo {
+        if let Some(info) = self.map.get(ua) {
+            self.stats.hits += 1;
+            return info.clone();
+        }
+        self.stats.misses += 1;
+        let info = self.classifier.classify(ua);
+        if ua.len() <= self.max_key_bytes && self.max_entries > 0 {
+            if self.map.len() >= self.max_entries || self.key_bytes + ua.len() > self.max_key_bytes
+            {
+                self.map.clear();
+                self.key_bytes = 0;
+                self.stats.clears += 1;
+            }
+            self.key_bytes += ua.len();
+            self.map.insert(ua.into(), info.clone());
+        }
+        info
+    }
+
+    /// Number of cached user agents.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the cache holds no user agent.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Hit, miss and clear counters since creation.
+    pub fn stats(&self) -> UaCacheStats {
+        self.stats
+    }
+
+    /// The classifier behind this cache.
+    pub fn classifier(&self) -> &Arc<UaClassifier> {
+        &self.classifier
+    }
+}
+
+/// Hash builder for cache keys: one-shot XXH3 over the whole user agent with
+/// a random per-cache seed (SipHash, the std default, costs several times as
+/// much on 100–200 byte keys).
+#[derive(Clone)]
+struct UaKeyHasher {
+    seed: u64,
+}
+
+impl UaKeyHasher {
+    fn random() -> Self {
+        UaKeyHasher {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64),
+        }
+    }
+}
+
+impl BuildHasher for UaKeyHasher {
+    type Hasher = UaKeyHashState;
+
+    fn build_hasher(&self) -> UaKeyHashState {
+        UaKeyHashState { state: self.seed }
+    }
+}
+
+/// Hasher state for [`UaKeyHasher`]. `str` hashes as one `write` of its
+/// bytes followed by `write_u8(0xff)`; the bytes go through XXH3 seeded
+/// with the state, small integer writes are mixed in with a multiply.
+struct UaKeyHashState {
+    state: u64,
+}
+
+impl Hasher for UaKeyHashState {
+    fn write(&mut self, bytes: &[u8]) {
+        self.state = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.state);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.state = (self.state ^ u64::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny rule set in the real formats: fast to build, fully known.
+    const MINI_UAP: &str = r#"
+user_agent_parsers:
+  - regex: '(Firefox)/(\d+)\.(\d+)'
+  - regex: '(Googlebot)/(\d+)\.(\d+)'
+os_parsers:
+  - regex: '(Linux)'
+  - regex: 'Windows NT'
+    os_replacement: 'Windows'
+device_parsers:
+  - regex: 'Googlebot'
+    device_replacement: 'Spider'
+"#;
+    const MINI_CRAWLERS: &str = r#"[
+        {"pattern": "^curl\\/", "instances": ["curl/8.4.0"]},
+        {"pattern": "[wW]get", "instances": ["Wget/1.0", "wget/2.0", "Wget/1.21"]}
+    ]"#;
+
+    fn mini() -> Arc<UaClassifier> {
+        Arc::new(UaClassifier::from_rules(MINI_UAP, MINI_CRAWLERS).expect("mini rules compile"))
+    }
+
+    fn same(a: &Option<Shared>, b: &Option<Shared>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn classifier_and_cache_are_thread_safe_as_documented() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<UaClassifier>();
+        send::<UaCache>();
+    }
+
+    #[test]
+    fn mini_rules_classify() {
+        let c = mini();
+        let firefox =
+            c.classify("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0");
+        assert_eq!(firefox.browser.as_deref(), Some("Firefox"));
+        assert_eq!(firefox.browser_version.as_deref(), Some("120"));
+        assert_eq!(firefox.os.as_deref(), Some("Linux"));
+        assert_eq!(firefox.device, DEVICE_DESKTOP);
+        assert!(!firefox.is_bot && firefox.bot_name.is_none());
+
+        let spider = c.classify("Googlebot/2.1 (+http://www.google.com/bot.html)");
+        assert_eq!((spider.device.as_ref(), spider.is_bot), (DEVICE_BOT, true));
+        assert_eq!(spider.bot_name.as_deref(), Some("Googlebot"));
+
+        let curl = c.classify("curl/8.4.0");
+        assert_eq!(curl.bot_name.as_deref(), Some("curl"));
+        assert_eq!(curl.browser.as_deref(), Some("Other"));
+        // `Wget` is the majority spelling among the pattern's examples.
+        assert_eq!(c.classify("wget/1.0").bot_name.as_deref(), Some("Wget"));
+
+        let unknown_browser = c.classify("Mozilla/5.0 (Windows NT 10.0; Win64; x64)");
+        assert_eq!(unknown_browser.os.as_deref(), Some("Windows"));
+        assert_eq!(unknown_browser.device, DEVICE_OTHER);
+        assert_eq!(c.classify("-"), UaInfo::unknown());
+        assert_eq!(c.classify(""), UaInfo::default());
+    }
+
+    #[test]
+    fn non_ascii_and_odd_agents_are_handled() {
+        let c = mini();
+        let ua =
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0; Ünïcødé 日本) Gecko/20100101 Firefox/120.0";
+        let info = c.classify(ua);
+        assert_eq!(info.browser.as_deref(), Some("Firefox"));
+        assert_eq!(info.device, DEVICE_DESKTOP);
+        // Surrounding whitespace is ignored; a long agent is still classified.
+        assert_eq!(
+            c.classify("  curl/8.4.0\t").bot_name.as_deref(),
+            Some("curl")
+        );
+        let long = format!("curl/8.4.0 {}", "x".repeat(100_000));
+        assert!(c.classify(&long).is_bot);
+    }
+
+    #[test]
+    fn cache_hit_shares_the_cached_strings() {
+        let mut cache = UaCache::new(mini());
+        let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+        let first = cache.get(ua);
+        let second = cache.get(ua);
+        assert_eq!(first, second);
+        assert!(same(&first.browser, &second.browser));
+        assert!(same(&first.browser_version, &second.browser_version));
+        assert!(same(&first.os, &second.os));
+        assert!(first.browser.is_some() && first.os.is_some());
+        assert_eq!(
+            cache.stats(),
+            UaCacheStats {
+                hits: 1,
+                misses: 1,
+                clears: 0
+            }
+        );
+        assert_eq!(cache.len(), 1);
+
+        let bot_a = cache.get("curl/8.4.0");
+        let bot_b = cache.get("curl/8.4.0");
+        assert!(same(&bot_a.bot_name, &bot_b.bot_name) && bot_a.bot_name.is_some());
+    }
+
+    #[test]
+    fn cache_entry_bound_is_respected() {
+        let mut cache = UaCache::with_limits(mini(), 3, usize::MAX);
+        for i in 0..10 {
+            let ua = format!("curl/{i}");
+            assert_eq!(cache.get(&ua).bot_name.as_deref(), Some("curl"));
+            assert!(cache.len() <= 3, "{} entries after {ua}", cache.len());
+        }
+        // Inserts 4, 7 and 10 found the cache full and emptied it.
+        assert_eq!(
+            cache.stats(),
+            UaCacheStats {
+                hits: 0,
+                misses: 10,
+                clears: 3
+            }
+        );
+        assert_eq!(cache.len(), 1);
+        // The most recent agent is still cached.
+        cache.get("curl/9");
+        assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[test]
+    fn cache_byte_bound_is_respected() {
+        let mut cache = UaCache::with_limits(mini(), usize::MAX, 20);
+        cache.get("curl/1.0.0"); // 10 bytes
+        cache.get("curl/2.0.0"); // 20 bytes
+        assert_eq!((cache.len(), cache.stats().clears), (2, 0));
+        cache.get("curl/3.0.0"); // would be 30: clear first
+        assert_eq!((cache.len(), cache.stats().clears), (1, 1));
+        // Longer than the whole budget: classified, never stored.
+        let long = format!("curl/{}", "9".repeat(40));
+        assert_eq!(cache.get(&long).bot_name.as_deref(), Some("curl"));
+        cache.get(&long);
+        assert_eq!(cache.stats().misses, 5);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn zero_limit_disables_caching() {
+        let mut cache = UaCache::with_limits(mini(), 0, DEFAULT_CACHE_KEY_BYTES);
+        cache.get("curl/1");
+        cache.get("curl/1");
+        assert!(cache.is_empty());
+        assert_eq!(
+            cache.stats(),
+            UaCacheStats {
+                hits: 0,
+                misses: 2,
+                clears: 0
+            }
+        );
+    }
+
+    #[test]
+    fn key_hasher_is_seeded_per_cache() {
+        let (a, b) = (UaKeyHasher::random(), UaKeyHasher::random());
+        assert_ne!(a.seed, b.seed);
+        assert_eq!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.0"));
+        assert_ne!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.1"));
+        assert_ne!(a.hash_one("curl/8.4.0"), b.hash_one("curl/8.4.0"));
+    }
+
+    #[test]
+    fn bad_rules_are_reported() {
+        assert!(matches!(
+            UaClassifier::from_rules("user_agent_parsers: [", MINI_CRAWLERS),
+            Err(UaRulesError::UapYaml(_))
+        ));
+        let bad_os = MINI_UAP.replace("'(Linux)'", "'(Linux'");
+        match UaClassifier::from_rules(&bad_os, MINI_CRAWLERS) {
+            Err(UaRulesError::UapRule {
+                section: "os_parsers",
+                index: 0,
+                ..
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        let bad_device = MINI_UAP.replace("'Googlebot'\n", "'(Googlebot'\n");
+        match UaClassifier::from_rules(&bad_device, MINI_CRAWLERS) {
+            Err(UaRulesError::UapRule {
+                section: "device_parsers",
+                index: 0,
+                ..
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            UaClassifier::from_rules(MINI_UAP, "{}"),
+            Err(UaRulesError::CrawlerJson(_))
+        ));
+        match UaClassifier::from_rules(MINI_UAP, r#"[{"pattern": "a"}, {"pattern": "(b"}]"#) {
+            Err(e @ UaRulesError::CrawlerPattern { index: 1, .. }) => {
+                assert!(e.to_string().contains("\"(b\""), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn extra_tool_patterns_match_their_examples() {
+        for &(pattern, example) in EXTRA_TOOL_PATTERNS {
+            let re = Regex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            let name = crawler_name(pattern, &re, &[example.to_owned()]);
+            assert!(re.is_match(example), "{pattern} does not match {example}");
+            assert!(
+                !name.is_empty() && name.len() <= MAX_BOT_NAME_LEN,
+                "{pattern}: {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_from_matched_text() {
+        assert_eq!(readable_name("Googlebot/").as_deref(), Some("Googlebot"));
+        assert_eq!(readable_name(" sentry/").as_deref(), Some("sentry"));
+        assert_eq!(
+            readable_name("AdsBot-Google ").as_deref(),
+            Some("AdsBot-Google")
+        );
+        assert_eq!(
+            readable_name("Let's Encrypt").as_deref(),
+            Some("Let's Encrypt")
+        );
+        assert_eq!(
+            readable_name("Unshorten.It!").as_deref(),
+            Some("Unshorten.It")
+        );
+        assert_eq!(
+            readable_name("ContextualBot/1.0 (+http://outcomes.net").as_deref(),
+            Some("ContextualBot")
+        );
+        assert_eq!(readable_name("/();"), None);
+        assert_eq!(
+            readable_name(&"x".repeat(100)).map(|n| n.len()),
+            Some(MAX_BOT_NAME_LEN)
+        );
+    }
+
+    #[test]
+    fn names_from_pattern_literals() {
+        assert_eq!(literal_name(r"Googlebot\/").as_deref(), Some("Googlebot"));
+        assert_eq!(literal_name(r"^[wW]get").as_deref(), Some("Wget"));
+        assert_eq!(literal_name(r"[a-z]+bot").as_deref(), Some("bot"));
+        assert_eq!(
+            literal_name(r"Spider[\s\S]*spider\.com").as_deref(),
+            Some("spider.com")
+        );
+        assert_eq!(
+            literal_name(r"BlogTraffic\/\d\.\d+ Feed-Fetcher").as_deref(),
+            Some("Feed-Fetcher")
+        );
+        assert_eq!(literal_name(r"^\d+$"), None);
+        // Without a matching example the name comes from the pattern.
+        let re = Regex::new(r"Example[bB]ot\/").unwrap();
+        assert_eq!(
+            crawler_name(r"Example[bB]ot\/", &re, &["nothing".into()]),
+            "ExampleBot"
+        );
+    }
+
+    #[test]
+    fn domains_are_recognised() {
+        assert!(looks_like_domain("yandex.com"));
+        assert!(looks_like_domain("seostar.co"));
+        assert!(!looks_like_domain("Mail.RU_Bot"));
+        assert!(!looks_like_domain("archive.org_bot"));
+        assert!(!looks_like_domain("Googlebot"));
+        assert!(!looks_like_domain("Unshorten.It"));
+    }
+}

@@ -1,0 +1,58 @@
+//! The subcommands.
+
+pub mod parse;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use footfall_event::RejectKind;
+use footfall_parse::{KeyProvider, SecretKeys};
+
+use crate::exit::{Failure, CONFIG};
+
+/// Keys from `--key-file`, else `FOOTFALL_KEY` in the environment, else ephemeral.
+pub fn load_keys(key_file: Option<&Path>) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    let keys = match key_file {
+        Some(p) => SecretKeys::from_file(p).map_err(|e| Failure::new(CONFIG, e.to_string()))?,
+        None if std::env::var_os("FOOTFALL_KEY").is_some() => {
+            SecretKeys::from_env("FOOTFALL_KEY").map_err(|e| Failure::new(CONFIG, e.to_string()))?
+        }
+        None => SecretKeys::ephemeral(),
+    };
+    Ok(Arc::new(keys))
+}
+
+/// Line accounting: lines = events + rejects, always.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub lines: u64,
+    pub events: u64,
+    pub rejects: [u64; RejectKind::ALL.len()],
+}
+
+impl Counts {
+    pub fn count_reject(&mut self, kind: RejectKind) {
+        let i = RejectKind::ALL.iter().position(|k| *k == kind).expect("every kind is listed");
+        self.rejects[i] += 1;
+    }
+    pub fn rejects(&self) -> u64 {
+        self.rejects.iter().sum()
+    }
+    pub fn add(&mut self, o: &Counts) {
+        self.lines += o.lines;
+        self.events += o.events;
+        for (a, b) in self.rejects.iter_mut().zip(o.rejects.iter()) {
+            *a += b;
+        }
+    }
+    /// `malformed 3, bad_status 1`
+    pub fn rejects_by_kind(&self) -> String {
+        RejectKind::ALL
+            .iter()
+            .zip(self.rejects.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,343 @@
+//! `footfall parse`: access logs in, visit events out as JSON lines.
+//!
+//! A reader thread cuts the input into chunks at line boundaries; worker
+//! threads parse and serialise them; the writer puts them back in order, so the
+//! output is the same whatever the thread count.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, PrivacyConfig, SourceRef, Tables};
+
+use super::{load_keys, Counts};
+use crate::exit::{Failure, CANT_CREATE, CONFIG};
+use crate::input;
+use crate::progress;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Log files, plain or gzip (detected from content); `-` or nothing reads stdin.
+    pub files: Vec<String>,
+    /// Log format: a preset (combined, common, vcombined, vcommon, w3c, cloudfront, elb, alb, s3,
+    /// squid, caddy, traefik, traefik-json, nginx-json) or `auto` to pick from the first lines.
+    #[arg(long, short = 'f', default_value = "auto")]
+    pub format: String,
+    /// A custom format: an nginx `log_format` or Apache `LogFormat` string (overrides --format).
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// Site name stamped on events (default: the logged virtual host, else `default`).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Host names of the site itself, for internal referrers (repeatable).
+    #[arg(long = "site-host")]
+    pub site_hosts: Vec<String>,
+    /// IANA timezone for event times and calendar days (default: each line's own offset).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Session cookie name that identifies visitors, when the log carries cookies.
+    #[arg(long)]
+    pub session_cookie: Option<String>,
+    /// File holding the pseudonymisation secret (without one, an ephemeral key is used).
+    #[arg(long, env = "FOOTFALL_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Write rejected lines (JSON, one per line) to this file.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Write events here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Emit raw client addresses in `client_ip` (off by default; an explicit opt-in).
+    #[arg(long)]
+    pub emit_raw_ip: bool,
+    /// Keep this many leading bits of IPv4 addresses in `client_net`.
+    #[arg(long, default_value_t = 24)]
+    pub ipv4_prefix: u8,
+    /// Keep this many leading bits of IPv6 addresses in `client_net`.
+    #[arg(long, default_value_t = 48)]
+    pub ipv6_prefix: u8,
+}
+
+const CHUNK: usize = 1 << 20;
+
+struct Chunk {
+    seq: u64,
+    base: u64,
+    data: Vec<u8>,
+}
+
+struct Done {
+    seq: u64,
+    out: Vec<u8>,
+    rej: Vec<u8>,
+    counts: Counts,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let keys = load_keys(args.key_file.as_deref())?;
+    if keys.is_ephemeral() {
+        eprintln!("footfall parse: no --key-file: using an ephemeral key, so visitor_id and event_id differ between runs");
+    }
+    let tables = Tables::embedded();
+    let base_cfg = ParseConfig {
+        format: args.format.clone(),
+        log_format: args.log_format.clone(),
+        site: args.site.clone(),
+        site_hosts: args.site_hosts.clone(),
+        timezone: args.timezone.clone(),
+        session_cookie: args.session_cookie.clone(),
+        privacy: PrivacyConfig {
+            ipv4_prefix: args.ipv4_prefix,
+            ipv6_prefix: args.ipv6_prefix,
+            emit_raw_ip: args.emit_raw_ip,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(p) => Box::new(File::create(p).map_err(|e| Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display())))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let mut rej_out = match &args.rejects {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).map_err(|e| Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+
+    let files = if args.files.is_empty() { vec!["-".to_string()] } else { args.files.clone() };
+    let mut total = Counts::default();
+    for path in &files {
+        let inp = input::open(path)?;
+        let bar = progress::bytes_bar(inp.size, &inp.name);
+        let counts = parse_one(inp, &base_cfg, &tables, &keys, threads, &mut out, rej_out.as_mut(), &bar)?;
+        bar.finish_and_clear();
+        total.add(&counts);
+    }
+    out.flush().context("writing events")?;
+    if let Some(r) = rej_out.as_mut() {
+        r.flush().context("writing rejects")?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "footfall parse: {} lines, {} events, {} rejects in {:.2} s ({:.0} lines/s, {} thread{})",
+        total.lines,
+        total.events,
+        total.rejects(),
+        secs,
+        total.lines as f64 / secs.max(1e-9),
+        threads,
+        if threads == 1 { "" } else { "s" }
+    );
+    if total.rejects() > 0 {
+        eprintln!("  rejects by kind: {}", total.rejects_by_kind());
+        if args.rejects.is_none() {
+            eprintln!("  (rejected lines not kept: pass --rejects FILE to keep them)");
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_one(
+    mut inp: input::Input,
+    base_cfg: &ParseConfig,
+    tables: &Tables,
+    keys: &Arc<dyn footfall_parse::KeyProvider>,
+    threads: usize,
+    out: &mut dyn Write,
+    mut rej_out: Option<&mut BufWriter<File>>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Counts> {
+    // Read the first chunk to detect the format and the source identity.
+    let mut first = Vec::with_capacity(CHUNK);
+    fill(&mut inp.reader, &mut first, CHUNK).with_context(|| format!("reading {}", inp.name))?;
+    let first_line = first.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let src = SourceRef::from_first_line(inp.name.as_str(), first_line.strip_suffix(b"\r").unwrap_or(first_line));
+
+    let mut cfg = base_cfg.clone();
+    if cfg.log_format.is_none() && cfg.format == "auto" {
+        let sample: Vec<&[u8]> = first.split(|&b| b == b'\n').take(50).collect();
+        match Pipeline::detect_format(&sample) {
+            Some(name) => {
+                eprintln!("footfall parse: {}: format auto-detected as {name}", inp.name);
+                cfg.format = name.to_string();
+            }
+            None if first.is_empty() => {
+                return Ok(Counts::default());
+            }
+            None => {
+                return Err(Failure::new(CONFIG, format!("{}: could not detect the log format from its first lines", inp.name))
+                    .with_hint("name it with --format or --log-format")
+                    .into())
+            }
+        }
+    }
+    let pipeline = Arc::new(Pipeline::new(&cfg, tables, Arc::clone(keys)).map_err(|e| Failure::new(CONFIG, e.to_string()))?);
+    // Formats whose layout is declared inside the file need their lines in order.
+    let stateful = matches!(pipeline.format_name(), "w3c" | "cloudfront");
+    let threads = if stateful { 1 } else { threads };
+
+    let consumed = Arc::clone(&inp.consumed);
+    let mut counts = Counts::default();
+    let mut emit = |d: Done, out: &mut dyn Write| -> anyhow::Result<()> {
+        out.write_all(&d.out).context("writing events")?;
+        if let Some(r) = rej_out.as_mut() {
+            r.write_all(&d.rej).context("writing rejects")?;
+        }
+        counts.add(&d.counts);
+        bar.set_position(consumed.load(Ordering::Relaxed));
+        Ok(())
+    };
+
+    if threads == 1 {
+        let mut worker = pipeline.worker();
+        let mut state = FormatState::default();
+        let mut reader = ChunkReader { inner: inp.reader, carry: first, base: 0, seq: 0, eof: false };
+        while let Some(chunk) = reader.next_chunk()? {
+            let d = process_chunk(&mut worker, &src, &mut state, chunk);
+            emit(d, out)?;
+        }
+        return Ok(counts);
+    }
+
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(threads * 2);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(threads * 2);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let reader_handle = scope.spawn(move || -> anyhow::Result<()> {
+            let mut reader = ChunkReader { inner: inp.reader, carry: first, base: 0, seq: 0, eof: false };
+            while let Some(chunk) = reader.next_chunk()? {
+                if chunk_tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        for _ in 0..threads {
+            let rx = chunk_rx.clone();
+            let tx = done_tx.clone();
+            let mut worker = pipeline.worker();
+            let src = src.clone();
+            scope.spawn(move || {
+                for chunk in rx {
+                    let mut state = FormatState::default();
+                    if tx.send(process_chunk(&mut worker, &src, &mut state, chunk)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(chunk_rx);
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        for d in done_rx.iter() {
+            pending.insert(d.seq, d);
+            while let Some(d) = pending.remove(&next) {
+                emit(d, out)?;
+                next += 1;
+            }
+        }
+        reader_handle.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+        anyhow::ensure!(pending.is_empty(), "internal error: {} chunks not written", pending.len());
+        Ok(())
+    })?;
+    Ok(counts)
+}
+
+fn process_chunk(worker: &mut footfall_parse::Worker, src: &SourceRef, state: &mut FormatState, chunk: Chunk) -> Done {
+    let mut out = Vec::with_capacity(chunk.data.len() * 2);
+    let mut rej = Vec::new();
+    let mut counts = Counts::default();
+    let data = &chunk.data;
+    let mut start = 0usize;
+    while start < data.len() {
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+        let line = &data[start..end];
+        counts.lines += 1;
+        match worker.process(src, state, chunk.base + start as u64, line) {
+            Outcome::Event(ev) => {
+                serde_json::to_writer(&mut out, &*ev).expect("events serialise");
+                out.push(b'\n');
+                counts.events += 1;
+            }
+            Outcome::Reject(r) => {
+                serde_json::to_writer(&mut rej, &*r).expect("rejects serialise");
+                rej.push(b'\n');
+                counts.count_reject(r.kind);
+            }
+        }
+        start = end + 1;
+    }
+    Done { seq: chunk.seq, out, rej, counts }
+}
+
+/// Cuts a stream into chunks that end at a line boundary (the last one at EOF).
+struct ChunkReader {
+    inner: Box<dyn Read + Send>,
+    carry: Vec<u8>,
+    base: u64,
+    seq: u64,
+    eof: bool,
+}
+
+impl ChunkReader {
+    fn next_chunk(&mut self) -> anyhow::Result<Option<Chunk>> {
+        loop {
+            if !self.eof && self.carry.len() < CHUNK {
+                let want = CHUNK.max(self.carry.len() + CHUNK / 4);
+                self.eof = fill(&mut self.inner, &mut self.carry, want).context("reading input")?;
+            }
+            if self.carry.is_empty() {
+                return Ok(None);
+            }
+            let cut = if self.eof {
+                // At EOF the unterminated last line belongs to the final chunk.
+                self.carry.len()
+            } else {
+                match memchr::memrchr(b'\n', &self.carry) {
+                    Some(i) => i + 1,
+                    None => {
+                        // A line longer than the buffer: read more.
+                        let want = self.carry.len() * 2;
+                        self.eof = fill(&mut self.inner, &mut self.carry, want).context("reading input")?;
+                        continue;
+                    }
+                }
+            };
+            let rest = self.carry.split_off(cut);
+            let data = std::mem::replace(&mut self.carry, rest);
+            let chunk = Chunk { seq: self.seq, base: self.base, data };
+            self.seq += 1;
+            self.base += chunk.data.len() as u64;
+            return Ok(Some(chunk));
+        }
+    }
+}
+
+/// Read until `buf` holds `want` bytes or EOF; returns whether EOF was reached.
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+    let mut tmp = [0u8; 64 * 1024];
+    while buf.len() < want {
+        match r.read(&mut tmp) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+

@@ -1,0 +1,46 @@
+//! Exit codes that mean something to cron and to scripts (BSD sysexits where one fits).
+
+/// Success.
+#[allow(dead_code)]
+pub const OK: i32 = 0;
+/// A run-time failure not covered below.
+pub const FAILURE: i32 = 1;
+/// Bad command line (clap also uses 2).
+pub const USAGE: i32 = 2;
+/// An input file is missing or unreadable.
+pub const NO_INPUT: i32 = 66;
+/// Kafka (or another service) is unavailable.
+pub const UNAVAILABLE: i32 = 69;
+/// Output could not be written.
+pub const CANT_CREATE: i32 = 73;
+/// Another run holds the warehouse lock: try again later.
+pub const TEMP_FAIL: i32 = 75;
+/// The configuration is invalid.
+pub const CONFIG: i32 = 78;
+
+/// An error with a chosen exit code and an optional hint.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into(), hint: None }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+/// The exit code for an error: a [`Failure`] anywhere in the chain decides, else [`FAILURE`].
+pub fn code_for(e: &anyhow::Error) -> i32 {
+    e.chain().find_map(|c| c.downcast_ref::<Failure>().map(|f| f.code)).unwrap_or(FAILURE)
+}

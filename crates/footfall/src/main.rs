@@ -1,0 +1,50 @@
+//! `footfall`: private, aggregate web analytics from access logs.
+//!
+//! Subcommands: `parse` (logs → events as JSON lines), `ingest` (logs → Kafka),
+//! `aggregate` (Kafka → Parquet warehouse), `tail` (watch the stream),
+//! `topics` (create/check topics), `demo` (the whole pipeline on sample logs).
+
+mod cmd;
+mod exit;
+mod input;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Failure;
+
+#[derive(Parser, Debug)]
+#[command(name = "footfall", version, about = "Private, aggregate web analytics from access logs, through Kafka, to Parquet.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse access logs into visit events (JSON lines on stdout).
+    Parse(cmd::parse::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(a) => cmd::parse::run(a),
+    };
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            let code = exit::code_for(&e);
+            eprintln!("footfall: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if let Some(f) = e.downcast_ref::<Failure>() {
+                if let Some(hint) = f.hint() {
+                    eprintln!("  hint: {hint}");
+                }
+            }
+            std::process::exit(code);
+        }
+    }
+}

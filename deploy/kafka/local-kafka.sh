@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft) for development, tests and CI.
+#
+#   deploy/kafka/local-kafka.sh install   resolve the pinned Kafka jars from Maven Central
+#   deploy/kafka/local-kafka.sh start     format storage once, start the broker, wait until ready
+#   deploy/kafka/local-kafka.sh stop      clean shutdown (SIGTERM, then SIGKILL after a timeout)
+#   deploy/kafka/local-kafka.sh status    exit 0 when running and answering, 1 when running but
+#                                         not answering, 3 when not running
+#   deploy/kafka/local-kafka.sh logs [-f] last lines of the broker log (or follow it)
+#   deploy/kafka/local-kafka.sh env       print `export FOOTFALL_KAFKA_BROKERS=...`
+#   deploy/kafka/local-kafka.sh reset     delete the state dir (data, config, logs); broker must be stopped
+#
+# Every command is safe to repeat: `install` and `start` are no-ops when already
+# done, `stop` on a stopped broker is fine, and `start` after `stop` keeps all data.
+#
+# Environment (defaults in brackets):
+#   FOOTFALL_KAFKA_HOME            jars      [$HOME/.cache/footfall/kafka-<version>]
+#   FOOTFALL_KAFKA_STATE           data, config, logs, pid  [$HOME/.local/state/footfall/kafka]
+#   FOOTFALL_KAFKA_PORT            client (PLAINTEXT) port on 127.0.0.1 [9092]
+#   FOOTFALL_KAFKA_CONTROLLER_PORT KRaft controller port on 127.0.0.1   [9093]
+#   FOOTFALL_KAFKA_HEAP            JVM heap flags   [-Xms256m -Xmx512m]
+#   FOOTFALL_KAFKA_START_TIMEOUT   seconds to wait for readiness [120]
+#   FOOTFALL_KAFKA_STOP_TIMEOUT    seconds to wait after SIGTERM  [60]
+#
+# Requires java (17 or newer) and, for `install`, mvn. Readiness is a metadata
+# request: `kcat -L` when kcat is installed, otherwise Kafka's own
+# BrokerApiVersionsCommand.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
+readonly POM="$SCRIPT_DIR/pom.xml"
+
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
+readonly KAFKA_VERSION
+readonly HOST=127.0.0.1
+readonly PORT="${FOOTFALL_KAFKA_PORT:-9092}"
+readonly CONTROLLER_PORT="${FOOTFALL_KAFKA_CONTROLLER_PORT:-9093}"
+readonly KAFKA_HOME="${FOOTFALL_KAFKA_HOME:-$HOME/.cache/footfall/kafka-$KAFKA_VERSION}"
+readonly STATE="${FOOTFALL_KAFKA_STATE:-$HOME/.local/state/footfall/kafka}"
+readonly HEAP="${FOOTFALL_KAFKA_HEAP:--Xms256m -Xmx512m}"
+readonly START_TIMEOUT="${FOOTFALL_KAFKA_START_TIMEOUT:-120}"
+readonly STOP_TIMEOUT="${FOOTFALL_KAFKA_STOP_TIMEOUT:-60}"
+
+readonly LIBS="$KAFKA_HOME/libs"
+readonly INSTALLED_MARKER="$KAFKA_HOME/installed"
+readonly CONF_DIR="$STATE/config"
+readonly DATA_DIR="$STATE/data"
+readonly LOG_DIR="$STATE/logs"
+readonly PID_FILE="$STATE/kafka.pid"
+readonly SERVER_PROPERTIES="$CONF_DIR/server.properties"
+readonly SERVER_LOG="$LOG_DIR/server.log"
+readonly CONSOLE_LOG="$LOG_DIR/console.log"
+readonly BROKERS="$HOST:$PORT"
+
+log() { printf 'local-kafka: %s\n' "$*" >&2; }
+die() {
+    printf 'local-kafka: error: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# ---------------------------------------------------------------- prerequisites
+
+require_java() {
+    command -v java >/dev/null 2>&1 ||
+        die "java not found on PATH: install a JDK/JRE 17 or newer (Debian: apt-get install openjdk-17-jre-headless)"
+    local version major
+    version="$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1)"
+    major="${version%%.*}"
+    [[ "$major" =~ ^[0-9]+$ ]] || die "cannot read the java version from 'java -version'"
+    ((major >= 17)) || die "Kafka $KAFKA_VERSION needs java 17 or newer; found $version"
+}
+
+require_mvn() {
+    command -v mvn >/dev/null 2>&1 ||
+        die "mvn not found on PATH: install Apache Maven (Debian: apt-get install maven) to fetch Kafka from Maven Central"
+}
+
+pom_digest() { sha256sum "$POM" | cut -d' ' -f1; }
+
+is_installed() {
+    [[ -f "$INSTALLED_MARKER" ]] && [[ "$(cat "$INSTALLED_MARKER")" == "$(pom_digest)" ]]
+}
+
+# ---------------------------------------------------------------- process state
+
+# Prints the broker's pid when the pid file names a live kafka.Kafka process.
+running_pid() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
+    printf '%s\n' "$pid"
+}
+
+port_open() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
+}
+
+describe_port_owner() {
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltnp "sport = :$1" 2>/dev/null | sed 's/^/    /' >&2 || true
+    fi
+}
+
+java_tool() {
+    local main="$1"
+    shift
+    java -Xmx256m -XX:TieredStopAtLevel=1 \
+        -Dlog4j2.configurationFile="$CONF_DIR/tools-log4j2.xml" \
+        -cp "$LIBS/*" "$main" "$@"
+}
+
+# One metadata round trip against the client listener.
+broker_answers() {
+    port_open "$PORT" || return 1
+    if command -v kcat >/dev/null 2>&1; then
+        kcat -b "$BROKERS" -L -m 5 2>/dev/null | grep -q "broker 1 at $HOST:$PORT"
+    else
+        java_tool org.apache.kafka.tools.BrokerApiVersionsCommand \
+            --bootstrap-server "$BROKERS" 2>/dev/null | grep -q "^$HOST:$PORT (id: 1 "
+    fi
+}
+
+tail_log() {
+    local file
+    for file in "$SERVER_LOG" "$CONSOLE_LOG"; do
+        if [[ -s "$file" ]]; then
+            printf -- '--- last lines of %s ---\n' "$file" >&2
+            tail -n 40 "$file" >&2
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_install() {
+    require_java
+    if is_installed; then
+        log "Kafka $KAFKA_VERSION already installed in $KAFKA_HOME"
+        return 0
+    fi
+    require_mvn
+    log "resolving Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_HOME"
+    mkdir -p "$KAFKA_HOME"
+    local staging="$KAFKA_HOME/libs.partial"
+    rm -rf "$staging"
+    # Batch mode, no transfer progress: quiet in CI logs; errors still printed.
+    if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$POM" \
+        dependency:copy-dependencies \
+        -DincludeScope=runtime \
+        -DoutputDirectory="$staging"; then
+        rm -rf "$staging"
+        die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is Maven Central reachable?)"
+    fi
+    [[ -f "$staging/kafka_2.13-$KAFKA_VERSION.jar" ]] ||
+        die "kafka_2.13-$KAFKA_VERSION.jar missing after dependency resolution"
+    rm -rf "$LIBS"
+    mv "$staging" "$LIBS"
+    pom_digest >"$INSTALLED_MARKER"
+    log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS" | cut -f1))"
+}
+
+write_config() {
+    mkdir -p "$CONF_DIR" "$DATA_DIR" "$LOG_DIR"
+    cp "$SCRIPT_DIR/log4j2.xml" "$CONF_DIR/log4j2.xml"
+    cp "$SCRIPT_DIR/tools-log4j2.xml" "$CONF_DIR/tools-log4j2.xml"
+    # Rewritten on every start so edits to this script apply; the identity
+    # (node.id, cluster id) lives in $DATA_DIR/meta.properties and is kept.
+    cat >"$SERVER_PROPERTIES" <<EOF
+# Written by deploy/kafka/local-kafka.sh on every start; edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+
+log.dirs=$DATA_DIR
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+# Topics are created explicitly (footfall topics --create, or the tests), so a
+# typo in a topic name fails loudly instead of creating a stray topic.
+auto.create.topics.enable=false
+delete.topic.enable=true
+
+# Single node: internal topics cannot be replicated.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+
+log.retention.hours=168
+log.segment.bytes=268435456
+log.retention.check.interval.ms=300000
+EOF
+}
+
+format_storage() {
+    if [[ -f "$DATA_DIR/meta.properties" ]]; then
+        return 0
+    fi
+    local cluster_id
+    cluster_id="$(java_tool kafka.tools.StorageTool random-uuid)"
+    log "formatting $DATA_DIR (cluster id $cluster_id)"
+    java_tool kafka.tools.StorageTool format \
+        --cluster-id "$cluster_id" \
+        --config "$SERVER_PROPERTIES" >"$LOG_DIR/format.log" 2>&1 || {
+        cat "$LOG_DIR/format.log" >&2
+        die "formatting the storage directory failed"
+    }
+}
+
+wait_ready() {
+    local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail_log
+            rm -f "$PID_FILE"
+            die "the broker exited during startup (logs: $LOG_DIR)"
+        fi
+        if broker_answers; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    tail_log
+    die "the broker did not answer a metadata request on $BROKERS within ${START_TIMEOUT}s (pid $pid is still running; stop it with '$0 stop')"
+}
+
+cmd_start() {
+    require_java
+    cmd_install
+    local pid
+    if pid="$(running_pid)"; then
+        wait_ready "$pid"
+        log "already running (pid $pid) on $BROKERS"
+        return 0
+    fi
+    local port
+    for port in "$PORT" "$CONTROLLER_PORT"; do
+        if port_open "$port"; then
+            log "port $HOST:$port is already in use by another process:"
+            describe_port_owner "$port"
+            die "cannot start Kafka: port $port is taken (set FOOTFALL_KAFKA_PORT / FOOTFALL_KAFKA_CONTROLLER_PORT to use others)"
+        fi
+    done
+    write_config
+    format_storage
+
+    local started=$SECONDS
+    log "starting Kafka $KAFKA_VERSION on $BROKERS (state: $STATE)"
+    # setsid: the broker gets its own session, so a Ctrl-C in the calling shell
+    # does not reach it; `stop` is the way to end it.
+    # shellcheck disable=SC2086  # HEAP holds several JVM flags
+    setsid java $HEAP \
+        -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:+ExitOnOutOfMemoryError \
+        -Djava.awt.headless=true \
+        -Dkafka.logs.dir="$LOG_DIR" \
+        -Dlog4j2.configurationFile="$CONF_DIR/log4j2.xml" \
+        -cp "$LIBS/*" kafka.Kafka "$SERVER_PROPERTIES" \
+        </dev/null >>"$CONSOLE_LOG" 2>&1 &
+    pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+    wait_ready "$pid"
+    log "ready after $((SECONDS - started))s: pid $pid, brokers $BROKERS"
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        rm -f "$PID_FILE"
+        log "not running"
+        return 0
+    fi
+    log "stopping pid $pid (SIGTERM, up to ${STOP_TIMEOUT}s)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "still running after ${STOP_TIMEOUT}s: sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -f "$PID_FILE"
+    log "stopped"
+}
+
+cmd_status() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        echo "not running (state: $STATE)"
+        return 3
+    fi
+    if broker_answers; then
+        echo "running: pid $pid, Kafka $KAFKA_VERSION, brokers $BROKERS, state $STATE"
+        return 0
+    fi
+    echo "process $pid is running but $BROKERS does not answer (logs: $LOG_DIR)"
+    return 1
+}
+
+cmd_logs() {
+    [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
+    if [[ "${1:-}" == "-f" ]]; then
+        exec tail -n 100 -F "$SERVER_LOG"
+    fi
+    tail -n "${1:-100}" "$SERVER_LOG"
+}
+
+cmd_reset() {
+    if running_pid >/dev/null; then
+        die "the broker is running: run '$0 stop' first"
+    fi
+    [[ -d "$STATE" ]] || {
+        log "nothing to reset: $STATE does not exist"
+        return 0
+    }
+    rm -rf -- "$CONF_DIR" "$DATA_DIR" "$LOG_DIR" "$PID_FILE"
+    rmdir -- "$STATE" 2>/dev/null || true
+    log "removed broker state in $STATE"
+}
+
+main() {
+    [[ -n "$KAFKA_VERSION" ]] || die "cannot read kafka.version from $POM"
+    local command="${1:-}"
+    shift || true
+    case "$command" in
+    install) cmd_install ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    logs) cmd_logs "$@" ;;
+    env) printf 'export FOOTFALL_KAFKA_BROKERS=%s\n' "$BROKERS" ;;
+    reset) cmd_reset ;;
+    -h | --help | help) usage ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"
