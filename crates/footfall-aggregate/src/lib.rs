@@ -41,6 +41,9 @@ mod sessions;
 mod summaries;
 mod warehouse;
 
+#[cfg(test)]
+mod testdata;
+
 pub use error::{AggregateError, ErrorKind};
 pub use run::{plan_cut, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress, RunOptions, RunReport, Stage};
 pub use schema::{batch_to_events, events_schema, events_to_batch, KafkaEvent};

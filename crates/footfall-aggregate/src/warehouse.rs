@@ -160,11 +160,6 @@ fn parse_event_file(name: &str) -> Option<(i32, i64)> {
     Some((p.parse().ok()?, s.parse().ok()?))
 }
 
-/// `part-<p>.parquet` → p
-fn parse_summary_file(name: &str) -> Option<i32> {
-    name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
-}
-
 /// Whether a hidden temporary file belongs to a partition (`.part-<p>-….tmp`, `.part-<p>.parquet.tmp`).
 fn temp_of_partition(name: &str, partition: i32) -> bool {
     let Some(rest) = name.strip_prefix(".part-") else { return false };
@@ -509,7 +504,6 @@ mod tests {
     fn names_parse_and_format() {
         assert_eq!(parse_event_file("part-3-1200.parquet"), Some((3, 1200)));
         assert_eq!(parse_event_file("part-3.parquet"), None);
-        assert_eq!(parse_summary_file("part-12.parquet"), Some(12));
         assert_eq!(parse_date_dir("date=2015-05-17"), Some(d("2015-05-17")));
         assert_eq!(parse_date_dir("date=2015-13-17"), None);
         assert!(temp_of_partition(".part-1-0.parquet.tmp", 1));
@@ -551,7 +545,7 @@ mod tests {
         let reader = parquet::file::serialized_reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
         use parquet::file::reader::FileReader;
         let col = reader.metadata().row_group(0).column(1);
-        assert_eq!(col.compression(), Compression::ZSTD(ZstdLevel::try_new(3).unwrap()));
+        assert!(matches!(col.compression(), Compression::ZSTD(_)), "{:?}", col.compression());
         assert!(col.statistics().is_some());
     }
 

@@ -22,7 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fs4::fs_std::FileExt;
+use fs4::FileExt;
 use fs4::TryLockError;
 use serde::{Deserialize, Serialize};
 

@@ -63,12 +63,12 @@ pub struct SourceParser {
 }
 
 enum Mode {
-    Fixed(Arc<Pipeline>, Worker),
+    Fixed(Worker),
     Auto {
         cfg: ParseConfig,
         tables: Tables,
         keys: Arc<dyn KeyProvider>,
-        compiled: HashMap<&'static str, (Arc<Pipeline>, Worker)>,
+        compiled: HashMap<&'static str, Worker>,
     },
 }
 
@@ -93,13 +93,11 @@ impl SourceParser {
             let mut fallback = cfg.clone();
             fallback.format = FALLBACK_FORMAT.into();
             let p = Arc::new(Pipeline::new(&fallback, tables, keys.clone()).map_err(err)?);
-            let w = p.worker();
-            let compiled = HashMap::from([(FALLBACK_FORMAT, (p, w))]);
+            let compiled = HashMap::from([(FALLBACK_FORMAT, p.worker())]);
             Mode::Auto { cfg: cfg.clone(), tables: tables.clone(), keys, compiled }
         } else {
             let p = Arc::new(Pipeline::new(cfg, tables, keys).map_err(err)?);
-            let w = p.worker();
-            Mode::Fixed(p, w)
+            Mode::Fixed(p.worker())
         };
         Ok(SourceParser { source, mode, streams: HashMap::new(), batches: 0 })
     }
@@ -116,7 +114,7 @@ impl SourceParser {
             format: None,
         });
         let worker: &mut Worker = match &mut self.mode {
-            Mode::Fixed(_, w) => w,
+            Mode::Fixed(w) => w,
             Mode::Auto { cfg, tables, keys, compiled } => {
                 let name = *stream.format.get_or_insert_with(|| {
                     let sample: Vec<&[u8]> = batch.prime.iter().chain(batch.lines.iter()).take(DETECT_LINES).map(|(_, l)| l).collect();
@@ -136,9 +134,7 @@ impl SourceParser {
                     c.format = name.to_string();
                     match Pipeline::new(&c, tables, keys.clone()) {
                         Ok(p) => {
-                            let p = Arc::new(p);
-                            let w = p.worker();
-                            compiled.insert(name, (p, w));
+                            compiled.insert(name, Arc::new(p).worker());
                         }
                         Err(e) => {
                             tracing::error!(source = %self.source, format = name, "cannot compile the detected format, parsing as {FALLBACK_FORMAT}: {e}");
@@ -147,7 +143,7 @@ impl SourceParser {
                     }
                 }
                 let name = stream.format.unwrap_or(FALLBACK_FORMAT);
-                &mut compiled.get_mut(name).expect("the fallback pipeline is compiled at startup").1
+                compiled.get_mut(name).expect("the fallback pipeline is compiled at startup")
             }
         };
         for (offset, line) in batch.prime.iter() {

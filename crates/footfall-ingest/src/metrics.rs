@@ -127,7 +127,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self, kafka_up: bool) -> String {
         let mut o = String::with_capacity(4096);
-        let mut family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
         family(&mut o, "footfall_ingest_lines_read_total", "counter", "Lines read and parsed, per configured source.");

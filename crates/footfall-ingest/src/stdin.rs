@@ -84,13 +84,16 @@ mod tests {
         let track = Track::new("stdin".into(), None, 0);
         run_stream(input, "stdin".into(), track.clone(), tx, CancellationToken::new(), 1024, 4096).await.unwrap();
         let mut got = Vec::new();
+        let mut end = 0;
         while let Some(b) = rx.recv().await {
             assert_eq!(b.src, footfall_parse::SourceRef::from_first_line("stdin", b"first"));
             for (o, l) in b.lines.iter() {
                 got.push((o, String::from_utf8_lossy(l).into_owned()));
             }
-            assert_eq!(b.end, 19);
+            assert!(b.end > end, "batch ends increase");
+            end = b.end;
         }
+        assert_eq!(end, 19, "the last batch ends at the end of the stream");
         assert_eq!(got, vec![(0, "first".into()), (7, "second".into()), (14, "".into()), (15, "last".into())]);
         assert!(track.lock().complete);
     }

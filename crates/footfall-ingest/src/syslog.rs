@@ -299,7 +299,15 @@ impl TcpFramer {
         let rest = trim_end(&self.buf);
         let rest_start = rest.iter().position(|c| !matches!(c, b'\n' | b'\r' | b'\0')).unwrap_or(rest.len());
         if rest_start < rest.len() && !self.skip_line && self.skip == 0 {
-            out.push(clip(&rest[rest_start..], self.cap).to_vec());
+            let mut frame = &rest[rest_start..];
+            // An octet-counted frame cut short: keep its body.
+            let digits = frame.iter().take(10).take_while(|c| c.is_ascii_digit()).count();
+            if digits > 0 && digits < 10 && frame[0] != b'0' && frame.get(digits) == Some(&b' ') {
+                frame = &frame[digits + 1..];
+            }
+            if !frame.is_empty() {
+                out.push(clip(frame, self.cap).to_vec());
+            }
         }
         self.buf.clear();
     }
@@ -546,12 +554,13 @@ mod tests {
         let cases = [
             Case { name: "octet counting", chunks: vec![b"11 <13>1 - - a5 <13>b"], want: vec!["<13>1 - - a", "<13>b"] },
             Case { name: "octet counting split inside length and body", chunks: vec![b"1", b"1 <13>1 -", b" - a"], want: vec!["<13>1 - - a"] },
-            Case { name: "octet counting message containing newline", chunks: vec![b"7 <1>a\nb"], want: vec!["<1>a\nb"] },
+            Case { name: "octet counting message containing newline", chunks: vec![b"6 <1>a\nb"], want: vec!["<1>a\nb"] },
             Case { name: "octet counting with LF separators", chunks: vec![b"5 <1>ab\n5 <1>cd\n"], want: vec!["<1>ab", "<1>cd"] },
             Case { name: "newline framing", chunks: vec![b"<13>Oct 10 13:55:36 h a: x\n<13>Oct 10 13:55:36 h a: y\r\n"], want: vec!["<13>Oct 10 13:55:36 h a: x", "<13>Oct 10 13:55:36 h a: y\r"] },
             Case { name: "newline framing split", chunks: vec![b"<13>ab", b"c\n<13>d", b"ef\n"], want: vec!["<13>abc", "<13>def"] },
             Case { name: "unterminated last message at close", chunks: vec![b"<13>a\n<13>tail"], want: vec!["<13>a", "<13>tail"] },
             Case { name: "mixed framing", chunks: vec![b"5 <1>ab<13>nl\n3 <2>"], want: vec!["<1>ab", "<13>nl", "<2>"] },
+            Case { name: "octet-counted frame cut short by the close", chunks: vec![b"20 <1>partial"], want: vec!["<1>partial"] },
             Case { name: "line starting with digits but no length", chunks: vec![b"203.0.113.9 - - x\n"], want: vec!["203.0.113.9 - - x"] },
         ];
         for c in cases {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use footfall_kafka::{ensure_topics, EnsureMode, ErrorKind, KafkaConfig, Setting, TopicSpec};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::topic_partition_list::Offset;
 
 use common::{
@@ -95,7 +95,7 @@ async fn kcat_lists_created_topics() {
             std::env::var(common::REQUIRE_VAR).is_err(),
             "kcat is not installed (deploy/test.sh installs it)"
         );
-        println!("kcat not installed: kcat test not run");
+        common::note(&format!("kcat not installed: kcat test not run"));
         return;
     }
     let topic = unique_topic("kcat");

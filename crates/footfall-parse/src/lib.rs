@@ -36,6 +36,7 @@ pub mod ua;
 pub mod url;
 
 pub use formats::{FormatError, FormatState, LineFormat};
-pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, RouteRuleConfig, SourceRef, Tables, Worker};
+pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker};
+pub use route::RouteRuleConfig;
 pub use privacy::{KeyError, KeyProvider, PrivacyConfig, SecretKeys};
 pub use record::{LineError, RawRecord};

@@ -16,7 +16,7 @@ use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::privacy::{self, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
 use crate::referrer::ReferrerClassifier;
-use crate::route::RouteRules;
+use crate::route::{RouteRuleConfig, RouteRules};
 use crate::ua::{UaCache, UaClassifier};
 use crate::url::{self, UrlRules};
 
@@ -77,16 +77,6 @@ pub struct ParseConfig {
     pub route_rules: Vec<RouteRuleConfig>,
     /// Client address handling.
     pub privacy: PrivacyConfig,
-}
-
-/// One extra route rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteRuleConfig {
-    /// Regex matched against a whole path segment.
-    pub segment: String,
-    /// Placeholder that replaces the segment (e.g. `:slug`).
-    pub placeholder: String,
 }
 
 impl Default for ParseConfig {
@@ -300,7 +290,7 @@ impl Worker {
 
         // Request target → path + query, secrets redacted.
         let target = rec.target.as_deref().unwrap_or("");
-        let (raw_path, raw_query) = split_target(target);
+        let (raw_path, raw_query) = url::split_target(target);
         let path = p.url.redact_path(raw_path).into_owned();
         let query = raw_query.filter(|q| !q.is_empty()).map(|q| p.url.redact_query(q).into_owned());
         let route = p.routes.template(&path).into_owned();
@@ -378,40 +368,5 @@ impl Worker {
             source: src.name.to_string(),
             offset,
         }
-    }
-}
-
-/// Split a request target into path and query. An absolute-form target
-/// (`http://host/path?q`, as proxies log) keeps only its path.
-pub fn split_target(target: &str) -> (&str, Option<&str>) {
-    let t = match target.find("://") {
-        Some(i) if i < 8 && target[..i].bytes().all(|c| c.is_ascii_alphabetic()) => {
-            let rest = &target[i + 3..];
-            match rest.find(['/', '?']) {
-                Some(j) => &rest[j..],
-                None => "/",
-            }
-        }
-        _ => target,
-    };
-    let t = t.split('#').next().unwrap_or(t);
-    match t.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (t, None),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets() {
-        assert_eq!(split_target("/a/b?x=1"), ("/a/b", Some("x=1")));
-        assert_eq!(split_target("/a/b"), ("/a/b", None));
-        assert_eq!(split_target("http://h:80/p?q"), ("/p", Some("q")));
-        assert_eq!(split_target("https://h"), ("/", None));
-        assert_eq!(split_target("/p#frag"), ("/p", None));
-        assert_eq!(split_target(""), ("", None));
     }
 }

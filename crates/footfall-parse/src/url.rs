@@ -1,11 +1,38 @@
-//! URL pieces: query parameters, percent-decoding, secret redaction, on-site search, UTM.
-//! (stub: being implemented)
+//! URL pieces: request targets, query parameters, percent-decoding, secret
+//! redaction, on-site search terms and UTM campaign parameters.
+//!
+//! Everything here runs once or more per event, so the common case is cheap:
+//! no regular expressions, and a borrowed [`Cow`] whenever the input does not
+//! need to change.
+//!
+//! Query strings are treated the way browsers build them
+//! (`application/x-www-form-urlencoded`): pairs separated by `&`, name and
+//! value separated by the first `=`, `+` meaning a space. Empty pairs (`a=1&&b=2`)
+//! are skipped when reading and kept byte-for-byte when rewriting.
+
 use std::borrow::Cow;
 
+use footfall_event::REDACTED;
+use memchr::{memchr, memchr2, memchr3};
+
+/// Longest on-site search, search-engine term or UTM value kept, in characters.
+///
+/// Longer values are cut on a character boundary. Real search terms are far
+/// shorter; the bound keeps scanners and junk from inflating events.
+pub const MAX_TEXT_CHARS: usize = 200;
+
 /// Which query parameters are secrets and which carry on-site search terms.
-#[derive(Debug, Clone)]
+///
+/// Parameter names are compared ASCII-case-insensitively after percent-decoding
+/// the name (`pass%77ord`, `PASSWORD` and `password` are the same parameter).
+/// A bracketed name such as `user[password]` (Rails/PHP nested forms) also
+/// matches on its innermost key, and a name behind an HTML-escaped separator
+/// (`a=1&amp;password=x`) is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlRules {
+    /// Parameters whose values are replaced by [`REDACTED`] in paths, queries and referrers.
     pub secret_params: Vec<String>,
+    /// Parameters that carry the site's own search terms (`?q=`, WordPress `?s=`).
     pub site_search_params: Vec<String>,
 }
 
@@ -13,27 +40,796 @@ impl Default for UrlRules {
     fn default() -> Self {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
         UrlRules {
-            secret_params: s(&["password", "passwd", "pwd", "token", "access_token", "api_key", "apikey", "key", "secret", "session", "sessionid", "sid", "jsessionid", "phpsessid", "auth", "code", "signature"]),
+            secret_params: s(&[
+                "password",
+                "passwd",
+                "pwd",
+                "token",
+                "access_token",
+                "api_key",
+                "apikey",
+                "key",
+                "secret",
+                "session",
+                "sessionid",
+                "sid",
+                "jsessionid",
+                "phpsessid",
+                "auth",
+                "code",
+                "signature",
+            ]),
             site_search_params: s(&["q", "s", "search", "query", "keyword"]),
         }
     }
 }
 
+/// UTM campaign parameters of a landing URL, percent-decoded and trimmed.
+///
+/// A parameter that is absent, or present with an empty value, is `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Utm {
+    /// `utm_source`: the referrer of the campaign (`newsletter`, `google`).
     pub source: Option<String>,
+    /// `utm_medium`: the marketing medium (`email`, `cpc`).
     pub medium: Option<String>,
+    /// `utm_campaign`: the campaign name.
     pub campaign: Option<String>,
+    /// `utm_term`: paid search keywords.
     pub term: Option<String>,
+    /// `utm_content`: the ad or link variant.
     pub content: Option<String>,
 }
 
-impl UrlRules {
-    pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> { Cow::Borrowed(query) }
-    pub fn redact_path<'a>(&self, path: &'a str) -> Cow<'a, str> { Cow::Borrowed(path) }
-    pub fn redact_url<'a>(&self, url: &'a str) -> Cow<'a, str> { Cow::Borrowed(url) }
-    pub fn site_search(&self, _query: &str) -> Option<String> { None }
+impl Utm {
+    /// True when no UTM parameter was present.
+    pub fn is_empty(&self) -> bool {
+        self.source.is_none()
+            && self.medium.is_none()
+            && self.campaign.is_none()
+            && self.term.is_none()
+            && self.content.is_none()
+    }
 }
 
-pub fn utm(_query: &str) -> Utm { Utm::default() }
-pub fn percent_decode_lossy(s: &str, _plus_as_space: bool) -> Cow<'_, str> { Cow::Borrowed(s) }
+impl UrlRules {
+    /// True when `raw_name` (as it appears in a URL, possibly percent-encoded)
+    /// names a secret parameter.
+    pub fn is_secret_name(&self, raw_name: &str) -> bool {
+        name_in(raw_name, &self.secret_params)
+    }
+
+    /// Replaces the value of every secret parameter in `query` (without the
+    /// leading `?`) by [`REDACTED`].
+    ///
+    /// Order, separators (including `&&`) and every other parameter are kept
+    /// byte-for-byte. A secret parameter without `=` or with an empty value
+    /// carries nothing and is left alone. Borrowed when nothing changed.
+    ///
+    /// ```
+    /// use footfall_parse::url::UrlRules;
+    /// let rules = UrlRules::default();
+    /// assert_eq!(rules.redact_query("a=1&Pass%77ord=hunter2&b"), "a=1&Pass%77ord=REDACTED&b");
+    /// ```
+    pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        let secrets = Names::new(&self.secret_params);
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        for pair in query_pairs(query) {
+            let Some(value) = pair.value else { continue };
+            if value.is_empty() || value == REDACTED || !secrets.contains(pair.name) {
+                continue;
+            }
+            let start = offset_in(query, value);
+            let buf = out.get_or_insert_with(|| String::with_capacity(query.len()));
+            buf.push_str(&query[copied..start]);
+            buf.push_str(REDACTED);
+            copied = start + value.len();
+        }
+        finish(query, out, copied)
+    }
+
+    /// Replaces the value of secret path parameters (`/cart;jsessionid=ABC`)
+    /// by [`REDACTED`]: `/cart;jsessionid=REDACTED`.
+    ///
+    /// `path` should not contain the query; anything after `?` or `#` is
+    /// left untouched. Borrowed when nothing changed.
+    pub fn redact_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        let end = memchr2(b'?', b'#', path.as_bytes()).unwrap_or(path.len());
+        let scan = &path[..end];
+        let Some(first) = memchr(b';', scan.as_bytes()) else {
+            return Cow::Borrowed(path);
+        };
+        let bytes = scan.as_bytes();
+        let secrets = Names::new(&self.secret_params);
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut i = first;
+        while i < bytes.len() {
+            // `i` is at a ';' that starts a parameter running to the next ';' or '/'.
+            let start = i + 1;
+            let stop = memchr2(b';', b'/', &bytes[start..]).map_or(bytes.len(), |n| start + n);
+            let param = &scan[start..stop];
+            if let Some(eq) = memchr(b'=', param.as_bytes()) {
+                let (name, value) = (&param[..eq], &param[eq + 1..]);
+                if !value.is_empty() && value != REDACTED && secrets.contains(name) {
+                    let vstart = start + eq + 1;
+                    let buf = out.get_or_insert_with(|| String::with_capacity(path.len()));
+                    buf.push_str(&path[copied..vstart]);
+                    buf.push_str(REDACTED);
+                    copied = stop;
+                }
+            }
+            i = match memchr(b';', &bytes[stop..]) {
+                Some(n) => stop + n,
+                None => break,
+            };
+        }
+        finish(path, out, copied)
+    }
+
+    /// Redacts a full URL such as a referrer.
+    ///
+    /// * userinfo (`user:pass@`) is removed from the authority;
+    /// * secret path parameters are redacted as in [`redact_path`](Self::redact_path);
+    /// * secret query parameters are redacted as in [`redact_query`](Self::redact_query);
+    /// * the fragment is treated as a query (`#access_token=...`, the OAuth
+    ///   implicit flow); a fragment route with its own query (`#/reset?token=...`)
+    ///   has that query redacted.
+    ///
+    /// Relative references and strings that are not URLs go through the same
+    /// path/query/fragment steps. Borrowed when nothing changed.
+    pub fn redact_url<'a>(&self, url: &'a str) -> Cow<'a, str> {
+        let parts = UrlParts::split(url);
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+
+        if let Some(userinfo) = parts.userinfo {
+            let start = offset_in(url, userinfo);
+            let buf = out.get_or_insert_with(|| String::with_capacity(url.len()));
+            buf.push_str(&url[..start]);
+            copied = start + userinfo.len() + 1; // the '@'
+        }
+        let path_start = offset_in(url, parts.path);
+        splice(
+            url,
+            &mut out,
+            &mut copied,
+            path_start,
+            parts.path,
+            self.redact_path(parts.path),
+        );
+        if let Some(query) = parts.query {
+            let start = offset_in(url, query);
+            splice(
+                url,
+                &mut out,
+                &mut copied,
+                start,
+                query,
+                self.redact_query(query),
+            );
+        }
+        if let Some(fragment) = parts.fragment {
+            let start = offset_in(url, fragment);
+            let redacted = match memchr(b'?', fragment.as_bytes()) {
+                Some(q) => {
+                    let (route, fquery) = (&fragment[..q], &fragment[q + 1..]);
+                    match (self.redact_path(route), self.redact_query(fquery)) {
+                        (Cow::Borrowed(_), Cow::Borrowed(_)) => Cow::Borrowed(fragment),
+                        (r, fq) => Cow::Owned(format!("{r}?{fq}")),
+                    }
+                }
+                None => self.redact_query(fragment),
+            };
+            splice(url, &mut out, &mut copied, start, fragment, redacted);
+        }
+        finish(url, out, copied)
+    }
+
+    /// The site's own search terms in a request query (without `?`).
+    ///
+    /// The first parameter, in query order, that is one of
+    /// [`site_search_params`](Self::site_search_params), is not a secret, and has
+    /// a non-blank value wins. The value is percent-decoded (`+` as space,
+    /// invalid UTF-8 as U+FFFD), control characters become spaces, runs of
+    /// whitespace collapse to one space, the ends are trimmed and the result is
+    /// cut to [`MAX_TEXT_CHARS`] characters. Case is kept.
+    ///
+    /// ```
+    /// use footfall_parse::url::UrlRules;
+    /// let rules = UrlRules::default();
+    /// assert_eq!(rules.site_search("page=2&s=+Rust%20%20Logs+").as_deref(), Some("Rust Logs"));
+    /// ```
+    pub fn site_search(&self, query: &str) -> Option<String> {
+        let (search, secrets) = (
+            Names::new(&self.site_search_params),
+            Names::new(&self.secret_params),
+        );
+        query_pairs(query)
+            .filter(|p| search.contains(p.name) && !secrets.contains(p.name))
+            .find_map(|p| p.value.and_then(clean_text))
+    }
+}
+
+/// Reads the UTM parameters of a landing query (without `?`).
+///
+/// Names are matched ASCII-case-insensitively (`UTM_Source` is accepted); the
+/// first non-blank occurrence of each wins; values are cleaned like
+/// [`UrlRules::site_search`] terms.
+pub fn utm(query: &str) -> Utm {
+    let mut utm = Utm::default();
+    if !contains_ascii_ci(query, "utm_") {
+        return utm;
+    }
+    for pair in query_pairs(query) {
+        let Some(value) = pair.value else { continue };
+        let slot = if name_eq(pair.name, "utm_source") {
+            &mut utm.source
+        } else if name_eq(pair.name, "utm_medium") {
+            &mut utm.medium
+        } else if name_eq(pair.name, "utm_campaign") {
+            &mut utm.campaign
+        } else if name_eq(pair.name, "utm_term") {
+            &mut utm.term
+        } else if name_eq(pair.name, "utm_content") {
+            &mut utm.content
+        } else {
+            continue;
+        };
+        if slot.is_none() {
+            *slot = clean_text(value);
+        }
+    }
+    utm
+}
+
+/// Decodes `%XX` escapes (and `+` as a space when `plus_as_space`).
+///
+/// Malformed escapes (`%`, `%4`, `%zz`) are kept literally. A decoded byte
+/// sequence that is not valid UTF-8 has each invalid sequence replaced by
+/// U+FFFD. Borrowed when nothing was decoded.
+///
+/// ```
+/// use footfall_parse::url::percent_decode_lossy;
+/// assert_eq!(percent_decode_lossy("a%20b+c", true), "a b c");
+/// assert_eq!(percent_decode_lossy("caf%C3%A9%FF", false), "café\u{FFFD}");
+/// ```
+pub fn percent_decode_lossy(s: &str, plus_as_space: bool) -> Cow<'_, str> {
+    let bytes = s.as_bytes();
+    let first = if plus_as_space {
+        memchr2(b'%', b'+', bytes)
+    } else {
+        memchr(b'%', bytes)
+    };
+    let Some(first) = first else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut changed = false;
+    let mut i = first;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match decode_escape(bytes, i) {
+                Some(b) => {
+                    out.push(b);
+                    changed = true;
+                    i += 3;
+                }
+                None => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' if plus_as_space => {
+                out.push(b' ');
+                changed = true;
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    if !changed {
+        return Cow::Borrowed(s);
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+/// Splits a request target into its path and query (without `?`).
+///
+/// The fragment, if a client sent one, is dropped. An absolute-form target
+/// (`http://example.org/a?b`, as sent to proxies) yields its path (`/`
+/// when empty); an authority-form target (`CONNECT example.org:443`) or
+/// asterisk-form (`*`) is returned as the path unchanged.
+///
+/// ```
+/// use footfall_parse::url::split_target;
+/// assert_eq!(split_target("/search?q=x#top"), ("/search", Some("q=x")));
+/// assert_eq!(split_target("http://example.org?x=1"), ("/", Some("x=1")));
+/// assert_eq!(split_target("/a?"), ("/a", Some("")));
+/// ```
+pub fn split_target(target: &str) -> (&str, Option<&str>) {
+    let without_fragment = match memchr(b'#', target.as_bytes()) {
+        Some(n) => &target[..n],
+        None => target,
+    };
+    if !without_fragment.starts_with('/') {
+        if let Some(parts) = UrlParts::split_absolute(without_fragment) {
+            let path = if parts.path.is_empty() {
+                "/"
+            } else {
+                parts.path
+            };
+            return (path, parts.query);
+        }
+    }
+    match memchr(b'?', without_fragment.as_bytes()) {
+        Some(n) => (&without_fragment[..n], Some(&without_fragment[n + 1..])),
+        None => (without_fragment, None),
+    }
+}
+
+/// One `name[=value]` pair of a query string, still percent-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryPair<'a> {
+    /// The name as it appears in the URL (may be empty: `=x`).
+    pub name: &'a str,
+    /// The value after the first `=`, or `None` when the pair has no `=`.
+    pub value: Option<&'a str>,
+}
+
+impl<'a> QueryPair<'a> {
+    /// The percent-decoded name (`+` as space).
+    pub fn decoded_name(&self) -> Cow<'a, str> {
+        percent_decode_lossy(self.name, true)
+    }
+
+    /// The percent-decoded value (`+` as space); `None` without `=`.
+    pub fn decoded_value(&self) -> Option<Cow<'a, str>> {
+        self.value.map(|v| percent_decode_lossy(v, true))
+    }
+
+    /// True when the decoded name equals `name`, ignoring ASCII case. Does not allocate.
+    pub fn name_is(&self, name: &str) -> bool {
+        name_eq(self.name, name)
+    }
+}
+
+/// Iterator over the pairs of a query string; see [`query_pairs`].
+#[derive(Debug, Clone)]
+pub struct QueryPairs<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for QueryPairs<'a> {
+    type Item = QueryPair<'a>;
+
+    fn next(&mut self) -> Option<QueryPair<'a>> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let (segment, rest) = match memchr(b'&', self.rest.as_bytes()) {
+                Some(n) => (&self.rest[..n], &self.rest[n + 1..]),
+                None => (self.rest, ""),
+            };
+            self.rest = rest;
+            if segment.is_empty() {
+                continue;
+            }
+            return Some(match memchr(b'=', segment.as_bytes()) {
+                Some(eq) => QueryPair {
+                    name: &segment[..eq],
+                    value: Some(&segment[eq + 1..]),
+                },
+                None => QueryPair {
+                    name: segment,
+                    value: None,
+                },
+            });
+        }
+    }
+}
+
+/// Iterates the `&`-separated pairs of a query string (without `?`), skipping
+/// empty pairs. Borrows from `query`; nothing is decoded or allocated.
+///
+/// ```
+/// use footfall_parse::url::query_pairs;
+/// let pairs: Vec<_> = query_pairs("a=1&&flag&b=x=y").map(|p| (p.name, p.value)).collect();
+/// assert_eq!(pairs, [("a", Some("1")), ("flag", None), ("b", Some("x=y"))]);
+/// ```
+pub fn query_pairs(query: &str) -> QueryPairs<'_> {
+    QueryPairs { rest: query }
+}
+
+/// The first value of parameter `name` (matched like [`QueryPair::name_is`]),
+/// still percent-encoded; `Some("")` for `name=` and for a bare `name`.
+pub fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query_pairs(query)
+        .find(|p| p.name_is(name))
+        .map(|p| p.value.unwrap_or(""))
+}
+
+/// The components of an absolute or relative URL, as slices of it.
+///
+/// A light RFC 3986 split for referrers: no validation, no normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UrlParts<'a> {
+    /// Scheme without `:` (`https`), when present.
+    pub scheme: Option<&'a str>,
+    /// `user:pass` before `@` in the authority, when present.
+    pub userinfo: Option<&'a str>,
+    /// Host (with brackets for IPv6 literals), when the URL has an authority.
+    pub host: Option<&'a str>,
+    /// Port digits after the host, when present.
+    pub port: Option<&'a str>,
+    /// Path (may be empty).
+    pub path: &'a str,
+    /// Query without `?`, when present.
+    pub query: Option<&'a str>,
+    /// Fragment without `#`, when present.
+    pub fragment: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    /// Splits `url` into its components.
+    ///
+    /// `scheme://authority/...` and scheme-relative `//authority/...` have an
+    /// authority; anything else (`/path`, `mailto:x`, garbage) is a path, query
+    /// and fragment only.
+    ///
+    /// ```
+    /// use footfall_parse::url::UrlParts;
+    /// let p = UrlParts::split("https://u:p@Example.org:8443/a;b?c=d#e");
+    /// assert_eq!(p.scheme, Some("https"));
+    /// assert_eq!(p.userinfo, Some("u:p"));
+    /// assert_eq!(p.host, Some("Example.org"));
+    /// assert_eq!(p.port, Some("8443"));
+    /// assert_eq!((p.path, p.query, p.fragment), ("/a;b", Some("c=d"), Some("e")));
+    /// ```
+    pub fn split(url: &'a str) -> UrlParts<'a> {
+        let (before_fragment, fragment) = match memchr(b'#', url.as_bytes()) {
+            Some(n) => (&url[..n], Some(&url[n + 1..])),
+            None => (url, None),
+        };
+        let mut parts = match Self::split_absolute(before_fragment) {
+            Some(parts) => parts,
+            None => {
+                let (path, query) = match memchr(b'?', before_fragment.as_bytes()) {
+                    Some(n) => (&before_fragment[..n], Some(&before_fragment[n + 1..])),
+                    None => (before_fragment, None),
+                };
+                UrlParts {
+                    path,
+                    query,
+                    ..UrlParts::default()
+                }
+            }
+        };
+        parts.fragment = fragment;
+        parts
+    }
+
+    /// Splits a URL without fragment that has an authority; `None` otherwise.
+    fn split_absolute(url: &'a str) -> Option<UrlParts<'a>> {
+        let (scheme, after_scheme) = if let Some(rest) = url.strip_prefix("//") {
+            (None, rest)
+        } else {
+            let colon = scheme_end(url)?;
+            let rest = url[colon + 1..].strip_prefix("//")?;
+            (Some(&url[..colon]), rest)
+        };
+        let auth_end = memchr2(b'/', b'?', after_scheme.as_bytes()).unwrap_or(after_scheme.len());
+        let authority = &after_scheme[..auth_end];
+        let after_authority = &after_scheme[auth_end..];
+        let (userinfo, hostport) = match memchr::memrchr(b'@', authority.as_bytes()) {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+        let (host, port) = split_host_port(hostport);
+        let (path, query) = match memchr(b'?', after_authority.as_bytes()) {
+            Some(n) => (&after_authority[..n], Some(&after_authority[n + 1..])),
+            None => (after_authority, None),
+        };
+        Some(UrlParts {
+            scheme,
+            userinfo,
+            host: Some(host),
+            port,
+            path,
+            query,
+            fragment: None,
+        })
+    }
+}
+
+/// Byte index of the `:` ending a valid scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`).
+fn scheme_end(url: &str) -> Option<usize> {
+    let bytes = url.as_bytes();
+    if !bytes.first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b':' => return Some(i),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Splits `host[:port]`, keeping IPv6 brackets on the host.
+fn split_host_port(hostport: &str) -> (&str, Option<&str>) {
+    if hostport.starts_with('[') {
+        if let Some(close) = memchr(b']', hostport.as_bytes()) {
+            let host = &hostport[..=close];
+            let port = hostport[close + 1..].strip_prefix(':');
+            return (host, port);
+        }
+        return (hostport, None);
+    }
+    match memchr::memrchr(b':', hostport.as_bytes()) {
+        Some(c) => (&hostport[..c], Some(&hostport[c + 1..])),
+        None => (hostport, None),
+    }
+}
+
+/// Value of the `%XX` escape at `bytes[i]`, if well-formed.
+#[inline]
+fn decode_escape(bytes: &[u8], i: usize) -> Option<u8> {
+    let hi = hex_val(*bytes.get(i + 1)?)?;
+    let lo = hex_val(*bytes.get(i + 2)?)?;
+    Some(hi << 4 | lo)
+}
+
+#[inline]
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Compares a raw (percent-encoded, `+` for space) name with `want`,
+/// ASCII-case-insensitively, decoding on the fly without allocating.
+pub(crate) fn name_eq(raw: &str, want: &str) -> bool {
+    let (raw, want) = (raw.as_bytes(), want.as_bytes());
+    // Decoding never lengthens a name, and shortens it only through escapes.
+    if raw.len() < want.len() {
+        return false;
+    }
+    if raw.len() == want.len() {
+        return raw
+            .iter()
+            .enumerate()
+            .zip(want)
+            .all(|((i, &r), w)| match r {
+                b'%' => decode_escape(raw, i).is_none() && *w == b'%',
+                b'+' => *w == b' ',
+                r => r.eq_ignore_ascii_case(w),
+            });
+    }
+    if memchr(b'%', raw).is_none() {
+        return false;
+    }
+    let (mut i, mut j) = (0, 0);
+    while i < raw.len() {
+        let (b, step) = match raw[i] {
+            b'%' => match decode_escape(raw, i) {
+                Some(b) => (b, 3),
+                None => (b'%', 1),
+            },
+            b'+' => (b' ', 1),
+            b => (b, 1),
+        };
+        match want.get(j) {
+            Some(w) if w.eq_ignore_ascii_case(&b) => {}
+            _ => return false,
+        }
+        i += step;
+        j += 1;
+    }
+    j == want.len()
+}
+
+/// A name list prepared for matching many names in one call: the lengths of
+/// the listed names let most non-matching plain names be rejected at once.
+struct Names<'n> {
+    names: &'n [String],
+    /// Bit `n` set when a listed name is `n` bytes long (bit 63: 63 or more).
+    lengths: u64,
+}
+
+impl<'n> Names<'n> {
+    fn new(names: &'n [String]) -> Self {
+        Names {
+            names,
+            lengths: names.iter().fold(0, |m, n| m | length_bit(n.len())),
+        }
+    }
+
+    fn contains(&self, raw: &str) -> bool {
+        // Only escapes change a name's length, only a `]` makes it bracketed
+        // and only a `;` can end an `amp;` prefix.
+        if self.lengths & length_bit(raw.len()) == 0
+            && memchr3(b'%', b']', b';', raw.as_bytes()).is_none()
+        {
+            return false;
+        }
+        name_in(raw, self.names)
+    }
+}
+
+#[inline]
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+/// True when the raw name, or the innermost key of a bracketed name
+/// (`user[password]`, `user%5Bpassword%5D`), is one of `names`. A leading
+/// `amp;` (from an HTML-escaped `&amp;` separator) is ignored.
+fn name_in(raw: &str, names: &[String]) -> bool {
+    // `a=1&amp;token=x`: a link HTML-escaped once too often.
+    let raw = match raw.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("amp;") => &raw[4..],
+        _ => raw,
+    };
+    let hit = if memchr(b'%', raw.as_bytes()).is_some() {
+        names.iter().any(|n| name_eq(raw, n))
+    } else if memchr(b'+', raw.as_bytes()).is_some() {
+        names
+            .iter()
+            .any(|n| n.len() == raw.len() && name_eq(raw, n))
+    } else {
+        names.iter().any(|n| n.eq_ignore_ascii_case(raw))
+    };
+    if hit {
+        return true;
+    }
+    let bytes = raw.as_bytes();
+    let bracketed = bytes.last() == Some(&b']')
+        || (bytes.len() >= 3 && bytes[bytes.len() - 3..].eq_ignore_ascii_case(b"%5D"));
+    if !bracketed {
+        return false;
+    }
+    let decoded = percent_decode_lossy(raw, true);
+    let Some(inner) = decoded.strip_suffix(']') else {
+        return false;
+    };
+    let Some(open) = inner.rfind('[') else {
+        return false;
+    };
+    let key = &inner[open + 1..];
+    names.iter().any(|n| key.eq_ignore_ascii_case(n))
+}
+
+/// Percent-decodes a value and tidies it as human-entered text: control
+/// characters become spaces, whitespace runs collapse to one space, ends are
+/// trimmed, and the result is cut to [`MAX_TEXT_CHARS`] characters. `None`
+/// when nothing is left.
+pub fn clean_text(raw: &str) -> Option<String> {
+    let decoded = percent_decode_lossy(raw, true);
+    let mut out = String::with_capacity(decoded.len().min(MAX_TEXT_CHARS * 4));
+    let mut chars = 0;
+    let mut pending_space = false;
+    for c in decoded.chars() {
+        if c.is_whitespace() || c.is_control() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            if chars + 1 >= MAX_TEXT_CHARS {
+                break;
+            }
+            out.push(' ');
+            chars += 1;
+            pending_space = false;
+        }
+        if chars >= MAX_TEXT_CHARS {
+            break;
+        }
+        out.push(c);
+        chars += 1;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// ASCII-case-insensitive substring test.
+fn contains_ascii_ci(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// Byte offset of `part` within `whole`; `part` must be a subslice of `whole`.
+#[inline]
+fn offset_in(whole: &str, part: &str) -> usize {
+    let offset = part.as_ptr() as usize - whole.as_ptr() as usize;
+    debug_assert!(offset + part.len() <= whole.len());
+    offset
+}
+
+/// Writes `replacement` for `whole[start..start + original.len()]` into `out`
+/// when it differs, allocating `out` on the first change.
+fn splice(
+    whole: &str,
+    out: &mut Option<String>,
+    copied: &mut usize,
+    start: usize,
+    original: &str,
+    replacement: Cow<'_, str>,
+) {
+    if let Cow::Owned(replacement) = replacement {
+        let buf = out.get_or_insert_with(|| String::with_capacity(whole.len()));
+        buf.push_str(&whole[*copied..start]);
+        buf.push_str(&replacement);
+        *copied = start + original.len();
+    }
+}
+
+/// Completes a lazily built rewrite of `input`.
+fn finish(input: &str, out: Option<String>, copied: usize) -> Cow<'_, str> {
+    match out {
+        Some(mut buf) => {
+            buf.push_str(&input[copied..]);
+            Cow::Owned(buf)
+        }
+        None => Cow::Borrowed(input),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_eq_decodes_and_folds_case() {
+        assert!(name_eq("pass%77ord", "password"));
+        assert!(name_eq("PASS%57ORD", "password"));
+        assert!(name_eq("api+key", "api key"));
+        assert!(!name_eq("passwor", "password"));
+        assert!(!name_eq("password1", "password"));
+        assert!(!name_eq("pass%7", "pass%7x"));
+        assert!(name_eq("%", "%"));
+        assert!(!name_eq("%41", "%41"), "a valid escape decodes");
+        assert!(name_eq("%41", "a"));
+        assert!(name_eq("%4g", "%4G"));
+        assert!(!name_eq("a+b", "a+b"));
+        assert!(!name_eq("ab", "a"));
+    }
+
+    #[test]
+    fn bracketed_names() {
+        let rules = UrlRules::default();
+        assert!(rules.is_secret_name("user[password]"));
+        assert!(rules.is_secret_name("user%5Bpassword%5D"));
+        assert!(rules.is_secret_name("a[b][Token]"));
+        assert!(!rules.is_secret_name("user[name]"));
+        assert!(!rules.is_secret_name("]"));
+    }
+
+    #[test]
+    fn clean_text_bounds_on_char_boundary() {
+        let long = "é".repeat(500);
+        let cleaned = clean_text(&long).unwrap();
+        assert_eq!(cleaned.chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(clean_text("  %09\t+ ").as_deref(), None);
+        assert_eq!(clean_text("a%00b").as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn offsets_of_subslices() {
+        let s = "abc=def";
+        assert_eq!(offset_in(s, &s[4..]), 4);
+    }
+}

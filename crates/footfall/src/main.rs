@@ -24,12 +24,15 @@ struct Cli {
 enum Command {
     /// Parse access logs into visit events (JSON lines on stdout).
     Parse(cmd::parse::Args),
+    /// Watch the live stream of visit events (or dead letters), filtered and readable.
+    Tail(cmd::tail::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(a) => cmd::parse::run(a),
+        Command::Tail(a) => cmd::tail::run(a),
     };
     match result {
         Ok(()) => std::process::exit(0),

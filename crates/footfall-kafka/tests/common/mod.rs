@@ -22,6 +22,13 @@ fn required() -> bool {
     std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Prints a line straight to stderr, bypassing the test harness's capture,
+/// so a skipped test is visible in `cargo test` output.
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// The broker under test, or `None` (after saying so) when broker tests are not wanted.
 pub fn broker() -> Option<KafkaConfig> {
     let brokers = match std::env::var(BROKERS_VAR) {
@@ -32,7 +39,7 @@ pub fn broker() -> Option<KafkaConfig> {
                 "{REQUIRE_VAR} is set but {BROKERS_VAR} is not: start a broker \
                  (deploy/kafka/local-kafka.sh start) and export {BROKERS_VAR}=127.0.0.1:9092"
             );
-            println!("{BROKERS_VAR} not set: broker tests not run");
+            note(&format!("{BROKERS_VAR} not set: broker tests not run"));
             return None;
         }
     };

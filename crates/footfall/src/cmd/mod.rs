@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod parse;
+pub mod tail;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
 
-    let out: Box<dyn Write + Send> = match &args.output {
+    let out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(File::create(p).map_err(|e| Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display())))?),
         None => Box::new(io::stdout().lock()),
     };

@@ -1,0 +1,60 @@
+//! Full pipeline cost per line: parse, enrich, pseudonymise, serialise to JSON.
+//! Input: the elastic Apache log shipped in tests/data (10,000 real lines).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
+
+fn lines() -> Vec<Vec<u8>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/elastic-apache-logs/apache_logs.gz");
+    let mut data = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut data).unwrap();
+    data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let lines = lines();
+    let tables = Tables::embedded();
+    let keys = Arc::new(SecretKeys::from_secret(b"benchmark secret, not for production").unwrap());
+    let cfg = ParseConfig { format: "combined".into(), ..Default::default() };
+    let p = Arc::new(Pipeline::new(&cfg, &tables, keys).unwrap());
+    let src = SourceRef::from_first_line("bench", &lines[0]);
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("combined_enrich_json_10k", |b| {
+        let mut w = p.worker();
+        let mut out = Vec::with_capacity(8 << 20);
+        b.iter(|| {
+            out.clear();
+            let mut state = FormatState::default();
+            let mut off = 0u64;
+            for l in &lines {
+                if let Outcome::Event(e) = w.process(&src, &mut state, off, l) {
+                    serde_json::to_writer(&mut out, &*e).unwrap();
+                    out.push(b'\n');
+                }
+                off += l.len() as u64 + 1;
+            }
+            out.len()
+        })
+    });
+    g.bench_function("combined_parse_only_10k", |b| {
+        let f = footfall_parse::formats::preset("combined").unwrap();
+        b.iter(|| {
+            let mut state = FormatState::default();
+            let mut n = 0;
+            for l in &lines {
+                if f.parse(std::str::from_utf8(l).unwrap_or(""), &mut state).is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
