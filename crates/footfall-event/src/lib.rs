@@ -144,6 +144,13 @@ pub struct VisitEvent {
 }
 
 impl VisitEvent {
+    /// Append the event's JSON and a newline to `out`: the exact bytes `footfall parse`
+    /// prints and `footfall ingest` produces (SIMD string escaping).
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        sonic_rs::to_writer(&mut *out, self).expect("a visit event always serialises");
+        out.push(b'\n');
+    }
+
     /// GoAccess's rule: a request answered 4xx does not make its client a visitor.
     pub fn is_visitor_request(&self) -> bool {
         !(400..500).contains(&self.status)

@@ -769,6 +769,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let c = IngestConfig::from_toml_str(include_str!("../../../deploy/footfall.example.toml")).unwrap();
+        assert_eq!(c.sources.len(), 3);
+        assert_eq!(c.sources[0].parse.site.as_deref(), Some("www.example.org"));
+        assert_eq!(c.sources[1].parse.format, "vcombined");
+        assert_eq!(c.sources[1].parse.timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(c.ensure_topics, TopicsMode::Check);
+        assert_eq!(c.kafka.options.get("message.timeout.ms").map(|v| v.expose()), Some("300000"));
+        for s in &c.sources {
+            let keys: std::sync::Arc<dyn footfall_parse::KeyProvider> = std::sync::Arc::new(footfall_parse::SecretKeys::ephemeral());
+            crate::flow::SourceParser::new(s.name_arc(), &s.parse, &footfall_parse::Tables::embedded(), keys).unwrap();
+        }
+    }
+
+    #[test]
     fn log_format_implies_custom() {
         let c = IngestConfig::from_toml_str("[[source]]\ntype = \"stdin\"\n[source.parse]\nlog_format = '$remote_addr [$time_local] \"$request\" $status'\n").unwrap();
         assert_eq!(c.sources[0].parse.format, "custom");

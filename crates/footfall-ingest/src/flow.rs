@@ -105,7 +105,7 @@ impl SourceParser {
     /// Parse one batch; counts lines, events and rejects.
     pub fn parse(&mut self, batch: RawBatch, counters: &SourceCounters, metrics: &Metrics) -> ParsedBatch {
         self.batches += 1;
-        if self.batches % 1024 == 0 {
+        if self.batches.is_multiple_of(1024) {
             self.streams.retain(|_, s| s.track.strong_count() > 0);
         }
         let stream = self.streams.entry(batch.track.id).or_insert_with(|| StreamParse {
@@ -204,6 +204,38 @@ pub struct Sink {
     pub dead_letters: bool,
     /// Cancelled when the shutdown deadline has passed: stop waiting for Kafka.
     pub abort: CancellationToken,
+    /// Failed deliveries are logged once, then summarised at most this often.
+    pub failures: FailureLog,
+}
+
+/// Rate-limited logging of failed deliveries.
+#[derive(Debug)]
+pub struct FailureLog {
+    every: Duration,
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl FailureLog {
+    pub fn new(every: Duration) -> Self {
+        FailureLog { every, state: std::sync::Mutex::new((None, 0)) }
+    }
+
+    fn record(&self, topic: &str, error: &rdkafka::error::KafkaError) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, suppressed) = &mut *s;
+        match last {
+            Some(t) if t.elapsed() < self.every => *suppressed += 1,
+            Some(_) => {
+                tracing::warn!(topic, failed = *suppressed + 1, "deliveries failed since the last report, each is sent again; latest: {error}");
+                *last = Some(Instant::now());
+                *suppressed = 0;
+            }
+            None => {
+                tracing::warn!(topic, "delivery failed, sending again (further failures are summarised): {error}");
+                *last = Some(Instant::now());
+            }
+        }
+    }
 }
 
 struct InFlight {
@@ -345,9 +377,7 @@ fn handle(sink: &Arc<Sink>, pending: &mut FuturesUnordered<Step>, mut flight: In
             if let Some(reason) = sink.producer.fatal_error() {
                 return Err(IngestError::Kafka(format!("producer failed fatally: {reason}")));
             }
-            if flight.attempt == 0 || flight.attempt.is_power_of_two() {
-                tracing::warn!(topic = msg.topic(), attempt = flight.attempt + 1, "delivery failed, sending again: {e}");
-            }
+            sink.failures.record(msg.topic(), &e);
             flight.attempt += 1;
             let backoff = Duration::from_millis(100u64 << flight.attempt.min(6)).min(Duration::from_secs(5));
             let sink = sink.clone();

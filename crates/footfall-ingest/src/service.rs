@@ -202,6 +202,7 @@ pub async fn start(
         metrics: metrics.clone(),
         dead_letters: cfg.dead_letters,
         abort: abort.clone(),
+        failures: crate::flow::FailureLog::new(cfg.reminder_interval.min(Duration::from_secs(30))),
     });
 
     // HTTP.

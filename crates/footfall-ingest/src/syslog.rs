@@ -252,7 +252,7 @@ impl TcpFramer {
                 let len: usize = std::str::from_utf8(&b[..digits]).unwrap_or("0").parse().unwrap_or(0);
                 let body = digits + 1;
                 if len > self.cap {
-                    if b.len() >= body + self.cap + 1 {
+                    if b.len() > body + self.cap {
                         out.push(b[body..body + self.cap + 1].to_vec());
                         let have = b.len() - body;
                         if have >= len {

@@ -189,6 +189,7 @@ struct OpenFile {
     prime: LineBuf,
 }
 
+#[derive(Clone)]
 struct Candidate {
     path: PathBuf,
     dev: u64,
@@ -312,8 +313,8 @@ impl Tailer {
                     if out.iter().any(|c| c.dev == m.dev() && c.ino == m.ino()) {
                         continue;
                     }
-                    let gzip = path.extension().is_some_and(|e| e == "gz");
-                    out.push(Candidate { path, dev: m.dev(), ino: m.ino(), size: m.len(), gzip });
+                    // Whether it is compressed is decided from its content when it is considered.
+                    out.push(Candidate { path, dev: m.dev(), ino: m.ino(), size: m.len(), gzip: false });
                 }
                 Ok(_) => self.warn_once(&path, "not a regular file; ignored".into()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -381,6 +382,8 @@ impl Tailer {
         if self.waiting.get(&(c.dev, c.ino)) == Some(&c.size) {
             return Ok(()); // still no complete first line
         }
+        // Compressed or not is decided by content, as `footfall parse` does.
+        let c = &Candidate { gzip: is_gzip(&c.path)?, ..c.clone() };
         let final_at_eof = c.gzip || !self.s.follow;
         let Some(head) = read_head(&c.path, c.gzip, final_at_eof)? else {
             if final_at_eof {
@@ -668,6 +671,13 @@ fn read_head(path: &Path, gzip: bool, final_at_eof: bool) -> io::Result<Option<H
         return Ok(None);
     }
     Ok(Some(Head { bytes: head.to_vec(), first_line: first_line(head).to_vec() }))
+}
+
+/// The file starts with the gzip magic bytes.
+fn is_gzip(path: &Path) -> io::Result<bool> {
+    let mut magic = [0u8; 2];
+    let n = read_full_at(&File::open(path)?, &mut magic, 0)?;
+    Ok(n == 2 && magic == [0x1f, 0x8b])
 }
 
 fn last_line_boundary(path: &Path, size: u64, line_cap: usize) -> io::Result<u64> {

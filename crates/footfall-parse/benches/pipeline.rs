@@ -32,12 +32,50 @@ fn bench(c: &mut Criterion) {
             let mut off = 0u64;
             for l in &lines {
                 if let Outcome::Event(e) = w.process(&src, &mut state, off, l) {
-                    serde_json::to_writer(&mut out, &*e).unwrap();
-                    out.push(b'\n');
+                    e.write_json_line(&mut out);
                 }
                 off += l.len() as u64 + 1;
             }
             out.len()
+        })
+    });
+    let events: Vec<_> = {
+        let mut w = p.worker();
+        let mut state = FormatState::default();
+        lines.iter().filter_map(|l| match w.process(&src, &mut state, 0, l) { Outcome::Event(e) => Some(e), _ => None }).collect()
+    };
+    g.bench_function("serialize_serde_json_10k", |b| {
+        let mut out = Vec::with_capacity(8 << 20);
+        b.iter(|| {
+            out.clear();
+            for e in &events {
+                serde_json::to_writer(&mut out, &**e).unwrap();
+                out.push(b'\n');
+            }
+            out.len()
+        })
+    });
+    g.bench_function("serialize_sonic_10k", |b| {
+        let mut out = Vec::with_capacity(8 << 20);
+        b.iter(|| {
+            out.clear();
+            for e in &events {
+                e.write_json_line(&mut out);
+            }
+            out.len()
+        })
+    });
+    g.bench_function("process_only_10k", |b| {
+        let mut w = p.worker();
+        b.iter(|| {
+            let mut state = FormatState::default();
+            let mut n = 0;
+            for l in &lines {
+                if let Outcome::Event(e) = w.process(&src, &mut state, 0, l) {
+                    n += e.status as usize;
+                }
+            }
+            n
         })
     });
     g.bench_function("combined_parse_only_10k", |b| {

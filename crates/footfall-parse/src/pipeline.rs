@@ -240,7 +240,11 @@ impl Worker {
         if line.len() > self.p.max_line {
             return self.reject(src, offset, event_id, line, RejectKind::TooLong, format!("line is {} bytes, over the {} byte limit", line.len(), self.p.max_line).into());
         }
-        let text = String::from_utf8_lossy(line);
+        // Valid UTF-8 (the common case) is borrowed; invalid bytes become U+FFFD.
+        let text = match std::str::from_utf8(line) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let rec = match self.p.format.parse(&text, state) {
             Ok(r) => r,
             Err(e) => return self.reject(src, offset, event_id, line, e.kind, e.reason),

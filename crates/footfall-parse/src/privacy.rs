@@ -154,8 +154,29 @@ pub fn truncate_client(client: &str, cfg: &PrivacyConfig) -> Option<String> {
 }
 
 fn net_v4(ip: Ipv4Addr, prefix: u8) -> String {
+    use std::fmt::Write;
     let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-    format!("{}/{prefix}", Ipv4Addr::from(u32::from(ip) & mask))
+    let o = (u32::from(ip) & mask).to_be_bytes();
+    let mut s = String::with_capacity(18);
+    for (i, b) in o.iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        push_u8(&mut s, *b);
+    }
+    s.push('/');
+    let _ = write!(s, "{prefix}");
+    s
+}
+
+fn push_u8(s: &mut String, b: u8) {
+    if b >= 100 {
+        s.push((b'0' + b / 100) as char);
+    }
+    if b >= 10 {
+        s.push((b'0' + (b / 10) % 10) as char);
+    }
+    s.push((b'0' + b % 10) as char);
 }
 
 fn net_v6(ip: Ipv6Addr, prefix: u8) -> String {

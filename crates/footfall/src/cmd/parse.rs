@@ -269,8 +269,7 @@ fn process_chunk(worker: &mut footfall_parse::Worker, src: &SourceRef, state: &m
         counts.lines += 1;
         match worker.process(src, state, chunk.base + start as u64, line) {
             Outcome::Event(ev) => {
-                serde_json::to_writer(&mut out, &*ev).expect("events serialise");
-                out.push(b'\n');
+                ev.write_json_line(&mut out);
                 counts.events += 1;
             }
             Outcome::Reject(r) => {

@@ -38,7 +38,16 @@ use crate::exit::{Failure, CONFIG, FAILURE, NO_INPUT, UNAVAILABLE};
 const SCHEMA_HEADER: &str = "footfall-schema";
 
 /// Referrer media a visit event can carry (see `VisitEvent::referrer_medium`).
-const MEDIA: [&str; 8] = ["direct", "internal", "search", "social", "email", "paid", "ai-assistant", "external"];
+const MEDIA: [&str; 8] = [
+    "direct",
+    "internal",
+    "search",
+    "social",
+    "email",
+    "paid",
+    "ai-assistant",
+    "external",
+];
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -129,7 +138,9 @@ fn parse_status(s: &str) -> Result<StatusMatch, String> {
     let code = |t: &str| -> Result<u16, String> {
         match t.parse::<u16>() {
             Ok(n) if n == 0 || (100..=999).contains(&n) => Ok(n),
-            _ => Err(format!("`{t}` is not a status code (100-999, or 0 for none)")),
+            _ => Err(format!(
+                "`{t}` is not a status code (100-999, or 0 for none)"
+            )),
         }
     };
     let b = s.as_bytes();
@@ -143,7 +154,9 @@ fn parse_status(s: &str) -> Result<StatusMatch, String> {
         }
         return Ok(StatusMatch::Range(lo, hi));
     }
-    code(s).map(StatusMatch::Code).map_err(|_| format!("`{s}` is not a status: use a code (404), a class (5xx) or a range (500-504)"))
+    code(s).map(StatusMatch::Code).map_err(|_| {
+        format!("`{s}` is not a status: use a code (404), a class (5xx) or a range (500-504)")
+    })
 }
 
 fn parse_medium(s: &str) -> Result<String, String> {
@@ -151,16 +164,23 @@ fn parse_medium(s: &str) -> Result<String, String> {
     if MEDIA.contains(&m.as_str()) {
         Ok(m)
     } else {
-        Err(format!("`{s}` is not a referrer medium (one of: {})", MEDIA.join(", ")))
+        Err(format!(
+            "`{s}` is not a referrer medium (one of: {})",
+            MEDIA.join(", ")
+        ))
     }
 }
 
 fn parse_reject_kind(s: &str) -> Result<RejectKind, String> {
     let k = s.trim().to_ascii_lowercase();
-    RejectKind::ALL.iter().copied().find(|kind| kind.as_str() == k).ok_or_else(|| {
-        let all: Vec<&str> = RejectKind::ALL.iter().map(|k| k.as_str()).collect();
-        format!("`{s}` is not a reject kind (one of: {})", all.join(", "))
-    })
+    RejectKind::ALL
+        .iter()
+        .copied()
+        .find(|kind| kind.as_str() == k)
+        .ok_or_else(|| {
+            let all: Vec<&str> = RejectKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("`{s}` is not a reject kind (one of: {})", all.join(", "))
+        })
 }
 
 /// `500ms`, `90s`, `10m`, `2h`, `1d`.
@@ -168,25 +188,37 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration: use e.g. 90s, 10m, 2h, 1d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 90s, 10m, 2h, 1d"))?;
     let secs = match unit.trim() {
         "ms" => return Ok(Duration::from_millis(n)),
         "s" => 1,
         "m" | "min" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("`{s}` is not a duration: give a unit (ms, s, m, h, d), e.g. 10m")),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a duration: give a unit (ms, s, m, h, d), e.g. 10m"
+            ))
+        }
     };
-    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(|| format!("`{s}` is too long"))
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{s}` is too long"))
 }
 
 /// `--since`: a duration before `now`, or an RFC 3339 time not in the future.
 fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
-    let at = if s.starts_with(|c: char| c.is_ascii_digit()) && s.len() <= 12 && !s.contains(['-', ':']) {
+    let at = if s.starts_with(|c: char| c.is_ascii_digit())
+        && s.len() <= 12
+        && !s.contains(['-', ':'])
+    {
         let ago = parse_duration(s)?;
         let ago = chrono::Duration::from_std(ago).map_err(|_| format!("`{s}` is too long"))?;
-        now.checked_sub_signed(ago).ok_or_else(|| format!("`{s}` is too long"))?
+        now.checked_sub_signed(ago)
+            .ok_or_else(|| format!("`{s}` is too long"))?
     } else {
         DateTime::parse_from_rfc3339(s)
             .map_err(|e| {
@@ -212,19 +244,28 @@ pub struct KafkaOption {
 }
 
 fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
-    let (key, value) = s.split_once('=').ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
     let key = key.trim();
     if key.is_empty() {
         return Err("the property name is empty: expected KEY=VALUE".into());
     }
     match key {
-        "bootstrap.servers" | "metadata.broker.list" => return Err(format!("set {key} with --brokers")),
+        "bootstrap.servers" | "metadata.broker.list" => {
+            return Err(format!("set {key} with --brokers"))
+        }
         "group.id" | "enable.auto.commit" => {
-            return Err(format!("{key} is fixed: tail never joins a consumer group nor commits offsets"))
+            return Err(format!(
+                "{key} is fixed: tail never joins a consumer group nor commits offsets"
+            ))
         }
         _ => {}
     }
-    Ok(KafkaOption { key: key.to_string(), value: OptionValue::for_key(key, value) })
+    Ok(KafkaOption {
+        key: key.to_string(),
+        value: OptionValue::for_key(key, value),
+    })
 }
 
 // ------------------------------------------------------------------ filtering
@@ -252,8 +293,16 @@ impl VisitFilter {
     pub fn matches(&self, ev: &VisitEvent) -> bool {
         (self.sites.is_empty() || self.sites.iter().any(|s| s.eq_ignore_ascii_case(&ev.site)))
             && (self.statuses.is_empty() || self.statuses.iter().any(|m| m.matches(ev.status)))
-            && (self.path_prefixes.is_empty() || self.path_prefixes.iter().any(|p| ev.path.starts_with(p.as_str())))
-            && (self.media.is_empty() || self.media.iter().any(|m| m.eq_ignore_ascii_case(&ev.referrer_medium)))
+            && (self.path_prefixes.is_empty()
+                || self
+                    .path_prefixes
+                    .iter()
+                    .any(|p| ev.path.starts_with(p.as_str())))
+            && (self.media.is_empty()
+                || self
+                    .media
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&ev.referrer_medium)))
             && match self.bots {
                 BotFilter::Any => true,
                 BotFilter::Only => ev.is_bot,
@@ -284,10 +333,17 @@ pub enum Filter {
 impl Filter {
     pub fn from_args(args: &Args) -> Filter {
         if args.dlq {
-            return Filter::DeadLetters(RejectFilter { kinds: args.kind.clone() });
+            return Filter::DeadLetters(RejectFilter {
+                kinds: args.kind.clone(),
+            });
         }
         Filter::Visits(VisitFilter {
-            sites: args.site.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            sites: args
+                .site
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             statuses: args.status.clone(),
             path_prefixes: args.path_prefix.clone(),
             media: args.medium.clone(),
@@ -325,7 +381,10 @@ pub fn classify(filter: &Filter, payload: Option<&[u8]>, schema: Option<&[u8]>) 
     };
     let schema_note = || match schema {
         Some(v) if v != SCHEMA_VERSION.to_string().as_bytes() => {
-            format!(" (header {SCHEMA_HEADER} is {}; this footfall reads {SCHEMA_VERSION})", String::from_utf8_lossy(v))
+            format!(
+                " (header {SCHEMA_HEADER} is {}; this footfall reads {SCHEMA_VERSION})",
+                String::from_utf8_lossy(v)
+            )
         }
         _ => String::new(),
     };
@@ -363,7 +422,10 @@ fn push_json_line(out: &mut Vec<u8>, payload: &[u8]) {
 /// Makes text safe to put on a terminal: control characters and bidirectional
 /// overrides are shown escaped instead of being interpreted.
 fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !s.chars().any(unsafe_char) {
         return s.into();
     }
@@ -398,6 +460,10 @@ const STATUS_W: usize = 3;
 const METHOD_W: usize = 7;
 const BOT_W: usize = 3;
 const MIN_PATH_W: usize = 12;
+const KIND_W: usize = 13; // bad_timestamp
+const SOURCE_W: usize = 28;
+const OFFSET_W: usize = 10;
+const REASON_W: usize = 20;
 
 impl Layout {
     /// The columns that fit `width` terminal cells; the path takes what is left.
@@ -408,10 +474,16 @@ impl Layout {
             w if w >= 100 => (Some(16), None),
             _ => (None, None),
         };
-        let fixed = TIME_W + site + STATUS_W + METHOD_W + BOT_W + medium.unwrap_or(0) + device.unwrap_or(0);
+        let fixed =
+            TIME_W + site + STATUS_W + METHOD_W + BOT_W + medium.unwrap_or(0) + device.unwrap_or(0);
         let gaps = 5 + usize::from(medium.is_some()) + usize::from(device.is_some());
         let path = width.saturating_sub(fixed + gaps).max(MIN_PATH_W);
-        Layout { site, path, medium, device }
+        Layout {
+            site,
+            path,
+            medium,
+            device,
+        }
     }
 
     /// The header row.
@@ -431,7 +503,11 @@ impl Layout {
         }
         cols.push("BOT".into());
         let line = cols.join(" ");
-        Style::new().bold().force_styling(color).apply_to(line.trim_end()).to_string()
+        Style::new()
+            .bold()
+            .force_styling(color)
+            .apply_to(line.trim_end())
+            .to_string()
     }
 }
 
@@ -454,11 +530,18 @@ fn status_style(status: u16) -> Style {
 pub fn render_visit(ev: &VisitEvent, layout: &Layout, color: bool) -> String {
     let styled = |s: String, style: Style| style.force_styling(color).apply_to(s).to_string();
     let mut line = String::with_capacity(160);
-    line.push_str(&styled(ev.ts.format("%m-%d %H:%M:%S").to_string(), Style::new().dim()));
+    line.push_str(&styled(
+        ev.ts.format("%m-%d %H:%M:%S").to_string(),
+        Style::new().dim(),
+    ));
     line.push(' ');
     line.push_str(&pad(&ev.site, layout.site));
     line.push(' ');
-    let status = if ev.status == 0 { "-".to_string() } else { ev.status.to_string() };
+    let status = if ev.status == 0 {
+        "-".to_string()
+    } else {
+        ev.status.to_string()
+    };
     line.push_str(&styled(pad(&status, STATUS_W), status_style(ev.status)));
     line.push(' ');
     line.push_str(&pad(ev.method.as_deref().unwrap_or("-"), METHOD_W));
@@ -468,7 +551,10 @@ pub fn render_visit(ev: &VisitEvent, layout: &Layout, color: bool) -> String {
     let route = sanitize(&ev.route);
     let path_w = console::measure_text_width(&path);
     let suffix = format!(" → {route}");
-    if route != path && !ev.route.is_empty() && path_w + console::measure_text_width(&suffix) <= layout.path {
+    if route != path
+        && !ev.route.is_empty()
+        && path_w + console::measure_text_width(&suffix) <= layout.path
+    {
         line.push_str(&path);
         line.push_str(&styled(suffix.clone(), Style::new().dim()));
         line.push_str(&" ".repeat(layout.path - path_w - console::measure_text_width(&suffix)));
@@ -484,7 +570,11 @@ pub fn render_visit(ev: &VisitEvent, layout: &Layout, color: bool) -> String {
         line.push_str(&pad(&medium, w));
     }
     if let Some(w) = layout.device {
-        let agent = if ev.is_bot { ev.bot_name.as_deref().or(ev.browser.as_deref()) } else { ev.browser.as_deref() };
+        let agent = if ev.is_bot {
+            ev.bot_name.as_deref().or(ev.browser.as_deref())
+        } else {
+            ev.browser.as_deref()
+        };
         let device = match agent {
             Some(a) => format!("{}/{}", ev.device, a),
             None => ev.device.to_string(),
@@ -501,31 +591,59 @@ pub fn render_visit(ev: &VisitEvent, layout: &Layout, color: bool) -> String {
     line
 }
 
+/// The header row of the dead-letter view.
+pub fn reject_header(width: usize, color: bool) -> String {
+    let used = TIME_W + KIND_W + SOURCE_W + OFFSET_W + REASON_W + 5;
+    let line = [
+        pad("TIME", TIME_W),
+        pad("KIND", KIND_W),
+        pad("SOURCE", SOURCE_W),
+        format!("{:>OFFSET_W$}", "OFFSET"),
+        pad("REASON", REASON_W),
+        pad("LINE", width.saturating_sub(used).max(MIN_PATH_W)),
+    ]
+    .join(" ");
+    Style::new()
+        .bold()
+        .force_styling(color)
+        .apply_to(line.trim_end())
+        .to_string()
+}
+
 /// One dead letter as a terminal line (no newline): time of the Kafka message,
 /// kind, source, offset, reason and the (already scrubbed) line.
 pub fn render_reject(r: &Reject, at: Option<DateTime<Local>>, width: usize, color: bool) -> String {
     let styled = |s: String, style: Style| style.force_styling(color).apply_to(s).to_string();
-    let time = at.map_or_else(|| "-".to_string(), |t| t.format("%m-%d %H:%M:%S").to_string());
+    let time = at.map_or_else(
+        || "-".to_string(),
+        |t| t.format("%m-%d %H:%M:%S").to_string(),
+    );
     // Keep the end of a long source: the file name says more than the directory.
     let source: Vec<char> = sanitize(&r.source).chars().collect();
-    let source: String = if source.len() > 24 {
-        std::iter::once('…').chain(source[source.len() - 23..].iter().copied()).collect()
+    let source: String = if source.len() > SOURCE_W {
+        std::iter::once('…')
+            .chain(source[source.len() - (SOURCE_W - 1)..].iter().copied())
+            .collect()
     } else {
         source.into_iter().collect()
     };
     let mut line = String::with_capacity(200);
     line.push_str(&styled(pad(&time, TIME_W), Style::new().dim()));
     line.push(' ');
-    line.push_str(&styled(pad(r.kind.as_str(), 13), Style::new().yellow()));
+    line.push_str(&styled(pad(r.kind.as_str(), KIND_W), Style::new().yellow()));
     line.push(' ');
-    line.push_str(&pad(&source, 24));
+    line.push_str(&pad(&source, SOURCE_W));
     line.push(' ');
-    line.push_str(&format!("{:>10}", r.offset));
+    let _ = write!(line, "{:>OFFSET_W$}", r.offset);
     line.push(' ');
-    line.push_str(&styled(pad(&r.reason, 24), Style::new().dim()));
+    line.push_str(&styled(pad(&r.reason, REASON_W), Style::new().dim()));
     line.push(' ');
-    let used = TIME_W + 13 + 24 + 10 + 24 + 5;
-    let text = if r.truncated { format!("{}…", r.line) } else { r.line.clone() };
+    let used = TIME_W + KIND_W + SOURCE_W + OFFSET_W + REASON_W + 5;
+    let text = if r.truncated {
+        format!("{}…", r.line)
+    } else {
+        r.line.clone()
+    };
     line.push_str(&pad(&text, width.saturating_sub(used).max(MIN_PATH_W)));
     let end = line.trim_end().len();
     line.truncate(end);
@@ -543,14 +661,18 @@ struct TailContext {
 
 impl TailContext {
     fn take_problem(&self) -> Option<String> {
-        self.last_problem.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.last_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
 
 impl ClientContext for TailContext {
     fn log(&self, level: RDKafkaLogLevel, _fac: &str, message: &str) {
         if (level as i32) <= RDKafkaLogLevel::Warning as i32 {
-            *self.last_problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
+            *self.last_problem.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(message.to_string());
         }
     }
 
@@ -574,7 +696,11 @@ impl std::fmt::Display for StartAt {
         match self {
             StartAt::Latest => f.write_str("the latest offsets"),
             StartAt::Beginning => f.write_str("the beginning"),
-            StartAt::Time(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            StartAt::Time(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
         }
     }
 }
@@ -585,25 +711,36 @@ fn consumer(args: &Args) -> anyhow::Result<BaseConsumer<TailContext>> {
     // A group id of its own that never joins (partitions are assigned, not
     // subscribed) and never commits: the aggregator's group is left alone.
     let group = format!("footfall-tail-{}", std::process::id());
-    let mut config = kafka.consumer_config(&group).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    let mut config = kafka
+        .consumer_config(&group)
+        .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     config.set("enable.auto.offset.store", "false");
     for opt in &args.options {
         config.set(opt.key.as_str(), opt.value.expose());
     }
-    config.create_with_context(TailContext::default()).map_err(|e| {
-        let message = match &e {
-            KafkaError::ClientConfig(_, _, key, _) if footfall_kafka::is_sensitive_key(key) => {
-                format!("invalid Kafka property {key}")
-            }
-            KafkaError::ClientConfig(_, desc, key, _) => format!("invalid Kafka property {key}: {desc}"),
-            other => format!("cannot create the Kafka consumer: {other}"),
-        };
-        Failure::new(CONFIG, message).with_hint("check the -X options").into()
-    })
+    config
+        .create_with_context(TailContext::default())
+        .map_err(|e| {
+            let message = match &e {
+                KafkaError::ClientConfig(_, _, key, _) if footfall_kafka::is_sensitive_key(key) => {
+                    format!("invalid Kafka property {key}")
+                }
+                KafkaError::ClientConfig(_, desc, key, _) => {
+                    format!("invalid Kafka property {key}: {desc}")
+                }
+                other => format!("cannot create the Kafka consumer: {other}"),
+            };
+            Failure::new(CONFIG, message)
+                .with_hint("check the -X options")
+                .into()
+        })
 }
 
 fn unreachable(args: &Args, what: &str, e: &KafkaError, ctx: &TailContext) -> anyhow::Error {
-    let mut message = format!("cannot {what} from Kafka at {} within {:?}: {e}", args.brokers, args.timeout);
+    let mut message = format!(
+        "cannot {what} from Kafka at {} within {:?}: {e}",
+        args.brokers, args.timeout
+    );
     if let Some(problem) = ctx.take_problem() {
         let _ = write!(message, " (last problem: {problem})");
     }
@@ -613,20 +750,31 @@ fn unreachable(args: &Args, what: &str, e: &KafkaError, ctx: &TailContext) -> an
 }
 
 fn partitions(c: &BaseConsumer<TailContext>, args: &Args, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let md = c.fetch_metadata(Some(topic), args.timeout).map_err(|e| unreachable(args, "read metadata", &e, c.context()))?;
+    let md = c
+        .fetch_metadata(Some(topic), args.timeout)
+        .map_err(|e| unreachable(args, "read metadata", &e, c.context()))?;
     let t = md
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| Failure::new(UNAVAILABLE, format!("Kafka did not describe topic {topic}")))?;
+        .ok_or_else(|| {
+            Failure::new(UNAVAILABLE, format!("Kafka did not describe topic {topic}"))
+        })?;
     if let Some(err) = t.error() {
         let code = RDKafkaErrorCode::from(err);
         if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-            return Err(Failure::new(NO_INPUT, format!("topic {topic} does not exist at {}", args.brokers))
-                .with_hint("check --topic, or create the topics with `footfall topics`")
-                .into());
+            return Err(Failure::new(
+                NO_INPUT,
+                format!("topic {topic} does not exist at {}", args.brokers),
+            )
+            .with_hint("check --topic, or create the topics with `footfall topics`")
+            .into());
         }
-        return Err(Failure::new(UNAVAILABLE, format!("cannot describe topic {topic}: {code}")).into());
+        return Err(Failure::new(
+            UNAVAILABLE,
+            format!("cannot describe topic {topic}: {code}"),
+        )
+        .into());
     }
     let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
     ids.sort_unstable();
@@ -647,12 +795,22 @@ fn offsets_for(
 ) -> anyhow::Result<Vec<(i32, Offset)>> {
     let mut tpl = TopicPartitionList::with_capacity(parts.len());
     for &p in parts {
-        tpl.add_partition_offset(topic, p, ts).context("building the offset query")?;
+        tpl.add_partition_offset(topic, p, ts)
+            .context("building the offset query")?;
     }
-    let found = c.offsets_for_times(tpl, args.timeout).map_err(|e| unreachable(args, "look up offsets", &e, c.context()))?;
+    let found = c
+        .offsets_for_times(tpl, args.timeout)
+        .map_err(|e| unreachable(args, "look up offsets", &e, c.context()))?;
     let mut out = Vec::with_capacity(parts.len());
     for el in found.elements_for_topic(topic) {
-        el.error().map_err(|e| unreachable(args, &format!("look up offsets of partition {}", el.partition()), &e, c.context()))?;
+        el.error().map_err(|e| {
+            unreachable(
+                args,
+                &format!("look up offsets of partition {}", el.partition()),
+                &e,
+                c.context(),
+            )
+        })?;
         out.push((el.partition(), el.offset()));
     }
     Ok(out)
@@ -671,8 +829,13 @@ fn start_offsets(
         StartAt::Beginning => parts.iter().map(|&p| (p, Offset::Beginning)).collect(),
         StartAt::Latest => offsets_for(c, args, topic, parts, Offset::End)?,
         StartAt::Time(t) => {
-            let mut found = offsets_for(c, args, topic, parts, Offset::Offset(t.timestamp_millis()))?;
-            let past_end: Vec<i32> = found.iter().filter(|(_, o)| !matches!(o, Offset::Offset(_))).map(|(p, _)| *p).collect();
+            let mut found =
+                offsets_for(c, args, topic, parts, Offset::Offset(t.timestamp_millis()))?;
+            let past_end: Vec<i32> = found
+                .iter()
+                .filter(|(_, o)| !matches!(o, Offset::Offset(_)))
+                .map(|(p, _)| *p)
+                .collect();
             if !past_end.is_empty() {
                 let ends = offsets_for(c, args, topic, &past_end, Offset::End)?;
                 for (p, o) in ends {
@@ -686,7 +849,8 @@ fn start_offsets(
     };
     let mut tpl = TopicPartitionList::with_capacity(resolved.len());
     for (p, o) in resolved {
-        tpl.add_partition_offset(topic, p, o).context("building the assignment")?;
+        tpl.add_partition_offset(topic, p, o)
+            .context("building the assignment")?;
     }
     Ok(tpl)
 }
@@ -695,8 +859,10 @@ fn start_offsets(
 
 /// The first SIGINT/SIGTERM sets `stop`; a second one ends the process at once.
 fn watch_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the signal handler")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
     #[cfg(unix)]
     let (mut int, mut term) = {
         use tokio::signal::unix::{signal, SignalKind};
@@ -750,19 +916,30 @@ const STATUS_EVERY: Duration = Duration::from_millis(250);
 
 impl StatusLine {
     fn new(started: Instant) -> Self {
-        StatusLine { started, samples: VecDeque::new(), drawn_at: None, problem: None }
+        StatusLine {
+            started,
+            samples: VecDeque::new(),
+            drawn_at: None,
+            problem: None,
+        }
     }
 
     fn rate(&mut self, now: Instant, seen: u64) -> f64 {
         self.samples.push_back((now, seen));
-        while self.samples.len() > 2 && now.duration_since(self.samples[0].0) > Duration::from_secs(3) {
+        while self.samples.len() > 2
+            && now.duration_since(self.samples[0].0) > Duration::from_secs(3)
+        {
             self.samples.pop_front();
         }
         let (t0, s0) = self.samples[0];
         let dt = now.duration_since(t0).as_secs_f64();
         if dt < 0.5 {
             let total = now.duration_since(self.started).as_secs_f64();
-            return if total > 0.0 { seen as f64 / total } else { 0.0 };
+            return if total > 0.0 {
+                seen as f64 / total
+            } else {
+                0.0
+            };
         }
         (seen - s0) as f64 / dt
     }
@@ -791,9 +968,16 @@ impl StatusLine {
                 let _ = write!(text, " · kafka: {p}");
             }
         }
-        let width = console::Term::stderr().size_checked().map_or(100, |(_, w)| usize::from(w)).saturating_sub(1);
+        let width = console::Term::stderr()
+            .size_checked()
+            .map_or(100, |(_, w)| usize::from(w))
+            .saturating_sub(1);
         let text = console::truncate_str(&text, width, "…");
-        let _ = write!(err, "\r\x1b[2K{}", Style::new().dim().for_stderr().apply_to(text));
+        let _ = write!(
+            err,
+            "\r\x1b[2K{}",
+            Style::new().dim().for_stderr().apply_to(text)
+        );
         let _ = err.flush();
         self.drawn_at = Some(now);
     }
@@ -801,7 +985,11 @@ impl StatusLine {
 
 enum View {
     Json,
-    Table { color: bool, width: usize, layout: Layout },
+    Table {
+        color: bool,
+        width: usize,
+        layout: Layout,
+    },
 }
 
 struct Tail<'a> {
@@ -823,22 +1011,38 @@ impl Tail<'_> {
 
     fn on_message(&mut self, m: &BorrowedMessage<'_>) {
         self.stats.seen += 1;
-        let schema = m.headers().and_then(|h| h.iter().find(|h| h.key == SCHEMA_HEADER).and_then(|h| h.value));
+        let schema = m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == SCHEMA_HEADER)
+                .and_then(|h| h.value)
+        });
         match classify(&self.filter, m.payload(), schema) {
             Verdict::Hide => {}
             Verdict::Malformed(why) => {
                 self.stats.malformed += 1;
-                self.warn(&format!("{}[{}]@{}: {why}", self.topic, m.partition(), m.offset()));
+                self.warn(&format!(
+                    "{}[{}]@{}: {why}",
+                    self.topic,
+                    m.partition(),
+                    m.offset()
+                ));
             }
             Verdict::Show(record) => {
                 self.stats.matched += 1;
                 match &self.view {
                     View::Json => push_json_line(&mut self.out, m.payload().unwrap_or_default()),
-                    View::Table { color, width, layout } => {
+                    View::Table {
+                        color,
+                        width,
+                        layout,
+                    } => {
                         let line = match &*record {
                             Record::Visit(ev) => render_visit(ev, layout, *color),
                             Record::Reject(r) => {
-                                let at = m.timestamp().to_millis().and_then(|ms| Local.timestamp_millis_opt(ms).single());
+                                let at = m
+                                    .timestamp()
+                                    .to_millis()
+                                    .and_then(|ms| Local.timestamp_millis_opt(ms).single());
                                 render_reject(r, at, *width, *color)
                             }
                         };
@@ -856,7 +1060,10 @@ impl Tail<'_> {
         match &self.view {
             View::Json => eprintln!("footfall tail: warning: {text}"),
             View::Table { color, .. } => {
-                let line = Style::new().yellow().force_styling(*color).apply_to(format!("warning: {text}"));
+                let line = Style::new()
+                    .yellow()
+                    .force_styling(*color)
+                    .apply_to(format!("warning: {text}"));
                 let _ = writeln!(self.out, "{line}");
             }
         }
@@ -866,12 +1073,17 @@ impl Tail<'_> {
         if let KafkaError::MessageConsumptionFatal(_) = e {
             return Err(Failure::new(FAILURE, format!("the Kafka consumer failed: {e}")).into());
         }
-        let detail = ctx.take_problem().map(|p| format!("{e} ({p})")).unwrap_or_else(|| e.to_string());
+        let detail = ctx
+            .take_problem()
+            .map(|p| format!("{e} ({p})"))
+            .unwrap_or_else(|| e.to_string());
         let now = Instant::now();
         if let Some(s) = &mut self.status {
             s.problem = Some((detail.clone(), now));
         }
-        let repeat = self.last_error.as_ref().is_some_and(|(last, at)| *last == e.to_string() && now.duration_since(*at) < Duration::from_secs(30));
+        let repeat = self.last_error.as_ref().is_some_and(|(last, at)| {
+            *last == e.to_string() && now.duration_since(*at) < Duration::from_secs(30)
+        });
         if !repeat {
             self.last_error = Some((e.to_string(), now));
             self.warn(&format!("kafka: {detail}; still trying"));
@@ -913,7 +1125,14 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let topic = args.topic.clone().unwrap_or_else(|| if args.dlq { DEAD_LETTER_TOPIC } else { VISITS_TOPIC }.to_string());
+    let topic = args.topic.clone().unwrap_or_else(|| {
+        if args.dlq {
+            DEAD_LETTER_TOPIC
+        } else {
+            VISITS_TOPIC
+        }
+        .to_string()
+    });
     if topic.trim().is_empty() {
         return Err(Failure::new(CONFIG, "--topic is empty").into());
     }
@@ -928,14 +1147,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let consumer = consumer(&args)?;
     let parts = partitions(&consumer, &args, &topic)?;
     let assignment = start_offsets(&consumer, &args, &topic, &parts, start)?;
-    consumer
-        .assign(&assignment)
-        .map_err(|e| Failure::new(FAILURE, format!("cannot assign the partitions of {topic}: {e}")))?;
+    consumer.assign(&assignment).map_err(|e| {
+        Failure::new(
+            FAILURE,
+            format!("cannot assign the partitions of {topic}: {e}"),
+        )
+    })?;
 
     let stdout_tty = io::stdout().is_terminal();
     let stderr_tty = io::stderr().is_terminal();
     let table = stdout_tty && !args.json;
-    let width = || console::Term::stdout().size_checked().map_or(120, |(_, w)| usize::from(w));
+    let width = || {
+        console::Term::stdout()
+            .size_checked()
+            .map_or(120, |(_, w)| usize::from(w))
+    };
     eprintln!(
         "footfall tail: tailing {topic} from {start} ({} partition{}){}",
         parts.len(),
@@ -948,7 +1174,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         filter: Filter::from_args(&args),
         view: if table {
             let w = width();
-            View::Table { color: console::colors_enabled(), width: w, layout: Layout::for_width(w) }
+            View::Table {
+                color: console::colors_enabled(),
+                width: w,
+                layout: Layout::for_width(w),
+            }
         } else {
             View::Json
         },
@@ -958,19 +1188,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         limit: args.limit,
         last_error: None,
     };
-    if let View::Table { color, layout, .. } = &tail.view {
-        if !args.dlq {
-            let header = layout.header(*color);
-            tail.out.extend_from_slice(header.as_bytes());
-            tail.out.push(b'\n');
-        }
+    if let View::Table {
+        color,
+        layout,
+        width,
+    } = &tail.view
+    {
+        let header = if args.dlq {
+            reject_header(*width, *color)
+        } else {
+            layout.header(*color)
+        };
+        tail.out.extend_from_slice(header.as_bytes());
+        tail.out.push(b'\n');
     }
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr();
 
     let mut open = true;
     while open && !tail.limit_reached() && !stop.load(Ordering::SeqCst) {
-        if let View::Table { width: w, layout, .. } = &mut tail.view {
+        if let View::Table {
+            width: w, layout, ..
+        } = &mut tail.view
+        {
             let now = width();
             if now != *w {
                 *w = now;
@@ -996,7 +1236,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(s) = &mut tail.status {
         s.clear(&mut stderr);
     }
-    let Stats { seen, matched, malformed } = tail.stats;
+    let Stats {
+        seen,
+        matched,
+        malformed,
+    } = tail.stats;
     let mut summary = format!("footfall tail: {seen} seen, {matched} matched");
     if malformed > 0 {
         let _ = write!(summary, ", {malformed} malformed");
@@ -1091,8 +1335,14 @@ mod tests {
         ];
         for (name, line, patch, expected) in cases {
             let a = args(line).unwrap_or_else(|e| panic!("{name}: {line}: {e}"));
-            let Filter::Visits(f) = Filter::from_args(&a) else { panic!("{name}: not a visits filter") };
-            assert_eq!(f.matches(&event(patch.clone())), *expected, "{name}: `{line}` on {patch}");
+            let Filter::Visits(f) = Filter::from_args(&a) else {
+                panic!("{name}: not a visits filter")
+            };
+            assert_eq!(
+                f.matches(&event(patch.clone())),
+                *expected,
+                "{name}: `{line}` on {patch}"
+            );
         }
     }
 
@@ -1108,7 +1358,9 @@ mod tests {
         ];
         for (name, line, kind, expected) in cases {
             let a = args(line).unwrap_or_else(|e| panic!("{name}: {line}: {e}"));
-            let Filter::DeadLetters(f) = Filter::from_args(&a) else { panic!("{name}: not a dead-letter filter") };
+            let Filter::DeadLetters(f) = Filter::from_args(&a) else {
+                panic!("{name}: not a dead-letter filter")
+            };
             assert_eq!(f.matches(&reject(*kind)), *expected, "{name}");
         }
     }
@@ -1148,27 +1400,63 @@ mod tests {
         assert_eq!(a.brokers, "k1:9092,k2:9092");
         assert_eq!(a.timeout, Duration::from_secs(10));
         assert!(a.topic.is_none() && !a.from_beginning && a.since.is_none() && a.limit.is_none());
-        assert_eq!(Filter::from_args(&a), Filter::Visits(VisitFilter::default()));
+        assert_eq!(
+            Filter::from_args(&a),
+            Filter::Visits(VisitFilter::default())
+        );
 
-        let a = args("-X security.protocol=ssl -X sasl.password=a=b --limit 2 --timeout 500ms").unwrap();
-        assert_eq!(a.options[0], KafkaOption { key: "security.protocol".into(), value: OptionValue::Plain("ssl".into()) });
-        assert_eq!(a.options[1].value.expose(), "a=b", "only the first = separates");
-        assert!(!format!("{a:?}").contains("a=b"), "a password must not show in Debug: {a:?}");
+        let a = args("-X security.protocol=ssl -X sasl.password=a=b --limit 2 --timeout 500ms")
+            .unwrap();
+        assert_eq!(
+            a.options[0],
+            KafkaOption {
+                key: "security.protocol".into(),
+                value: OptionValue::Plain("ssl".into())
+            }
+        );
+        assert_eq!(
+            a.options[1].value.expose(),
+            "a=b",
+            "only the first = separates"
+        );
+        assert!(
+            !format!("{a:?}").contains("a=b"),
+            "a password must not show in Debug: {a:?}"
+        );
         assert_eq!(a.limit, Some(2));
         assert_eq!(a.timeout, Duration::from_millis(500));
     }
 
     #[test]
     fn since_values() {
-        let now = DateTime::parse_from_rfc3339("2025-05-17T12:00:00Z").unwrap().with_timezone(&Utc);
-        let at = |s: &str| parse_since(s, now).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let now = DateTime::parse_from_rfc3339("2025-05-17T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| {
+            parse_since(s, now).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        };
         assert_eq!(at("10m").unwrap(), "2025-05-17T11:50:00Z");
         assert_eq!(at("2h").unwrap(), "2025-05-17T10:00:00Z");
         assert_eq!(at("90s").unwrap(), "2025-05-17T11:58:30Z");
         assert_eq!(at("1d").unwrap(), "2025-05-16T12:00:00Z");
-        assert_eq!(at("2025-05-17T13:30:00+02:00").unwrap(), "2025-05-17T11:30:00Z");
-        assert_eq!(at("2025-05-17T12:00:00Z").unwrap(), "2025-05-17T12:00:00Z", "now itself is allowed");
-        for bad in ["", "10", "10x", "-5m", "2025-05-17", "2025-05-17T10:00:00", "2025-05-17T12:00:01Z"] {
+        assert_eq!(
+            at("2025-05-17T13:30:00+02:00").unwrap(),
+            "2025-05-17T11:30:00Z"
+        );
+        assert_eq!(
+            at("2025-05-17T12:00:00Z").unwrap(),
+            "2025-05-17T12:00:00Z",
+            "now itself is allowed"
+        );
+        for bad in [
+            "",
+            "10",
+            "10x",
+            "-5m",
+            "2025-05-17",
+            "2025-05-17T10:00:00",
+            "2025-05-17T12:00:01Z",
+        ] {
             assert!(at(bad).is_err(), "`{bad}` was accepted");
         }
     }
@@ -1183,25 +1471,51 @@ mod tests {
 
     #[test]
     fn classify_decodes_filters_and_reports_malformed_messages() {
-        let five = Filter::Visits(VisitFilter { statuses: vec![StatusMatch::Class(5)], ..Default::default() });
+        let five = Filter::Visits(VisitFilter {
+            statuses: vec![StatusMatch::Class(5)],
+            ..Default::default()
+        });
         let ok = serde_json::to_vec(&event(json!({"status": 502}))).unwrap();
         let other = serde_json::to_vec(&event(json!({"status": 200}))).unwrap();
-        assert!(matches!(classify(&five, Some(&ok), Some(b"1")), Verdict::Show(r) if matches!(*r, Record::Visit(ref e) if e.status == 502)));
+        assert!(
+            matches!(classify(&five, Some(&ok), Some(b"1")), Verdict::Show(r) if matches!(*r, Record::Visit(ref e) if e.status == 502))
+        );
         assert_eq!(classify(&five, Some(&other), None), Verdict::Hide);
 
-        let Verdict::Malformed(why) = classify(&five, Some(b"{\"status\": 500"), None) else { panic!("truncated JSON passed") };
+        let Verdict::Malformed(why) = classify(&five, Some(b"{\"status\": 500"), None) else {
+            panic!("truncated JSON passed")
+        };
         assert!(why.starts_with("not a visit event: "), "{why}");
-        assert_eq!(classify(&five, None, None), Verdict::Malformed("empty message".into()));
-        assert_eq!(classify(&five, Some(b" \n"), None), Verdict::Malformed("empty message".into()));
-        let Verdict::Malformed(why) = classify(&five, Some(b"{\"v\":2}"), Some(b"2")) else { panic!("v2 passed") };
-        assert!(why.contains("header footfall-schema is 2; this footfall reads 1"), "{why}");
+        assert_eq!(
+            classify(&five, None, None),
+            Verdict::Malformed("empty message".into())
+        );
+        assert_eq!(
+            classify(&five, Some(b" \n"), None),
+            Verdict::Malformed("empty message".into())
+        );
+        let Verdict::Malformed(why) = classify(&five, Some(b"{\"v\":2}"), Some(b"2")) else {
+            panic!("v2 passed")
+        };
+        assert!(
+            why.contains("header footfall-schema is 2; this footfall reads 1"),
+            "{why}"
+        );
 
         // A dead letter on the visits topic, and a visit on the dead-letter topic, are malformed.
         let dead = serde_json::to_vec(&reject(RejectKind::Malformed)).unwrap();
-        assert!(matches!(classify(&five, Some(&dead), None), Verdict::Malformed(_)));
+        assert!(matches!(
+            classify(&five, Some(&dead), None),
+            Verdict::Malformed(_)
+        ));
         let dlq = Filter::DeadLetters(RejectFilter::default());
-        assert!(matches!(classify(&dlq, Some(&ok), None), Verdict::Malformed(w) if w.starts_with("not a dead letter")));
-        assert!(matches!(classify(&dlq, Some(&dead), None), Verdict::Show(_)));
+        assert!(
+            matches!(classify(&dlq, Some(&ok), None), Verdict::Malformed(w) if w.starts_with("not a dead letter"))
+        );
+        assert!(matches!(
+            classify(&dlq, Some(&dead), None),
+            Verdict::Show(_)
+        ));
     }
 
     #[test]
@@ -1210,7 +1524,10 @@ mod tests {
         push_json_line(&mut out, br#"{"a": 1,  "b":[2]}"#);
         push_json_line(&mut out, b"{\"c\":3}\r\n");
         push_json_line(&mut out, b"{\n  \"d\": 4\n}\n");
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"a\": 1,  \"b\":[2]}\n{\"c\":3}\n{\"d\":4}\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"a\": 1,  \"b\":[2]}\n{\"c\":3}\n{\"d\":4}\n"
+        );
     }
 
     #[test]
@@ -1218,7 +1535,11 @@ mod tests {
         assert_eq!(sanitize("/plain/ü"), "/plain/ü");
         assert_eq!(sanitize("/a\x1b[2Jb\u{7}"), "/a\\x1b[2Jb\\x07");
         assert_eq!(sanitize("x\u{202e}y"), "x\\u{202e}y");
-        let line = render_visit(&event(json!({"path": "/\x1b]0;owned\x07"})), &Layout::for_width(120), false);
+        let line = render_visit(
+            &event(json!({"path": "/\x1b]0;owned\x07"})),
+            &Layout::for_width(120),
+            false,
+        );
         assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line:?}");
     }
 
@@ -1229,7 +1550,10 @@ mod tests {
             assert_eq!(layout.medium.is_some(), width >= 100, "{width}");
             assert_eq!(layout.device.is_some(), width >= 120, "{width}");
             let header = layout.header(false);
-            assert!(console::measure_text_width(&header) <= width.max(60), "{width}: header {header:?}");
+            assert!(
+                console::measure_text_width(&header) <= width.max(60),
+                "{width}: header {header:?}"
+            );
             let long = event(json!({
                 "path": format!("/{}", "segment/".repeat(40)), "route": "/segment/*", "site": "a-very-long-site-name.example.org",
                 "is_bot": true, "device": "bot", "bot_name": "Googlebot", "referrer_source": "A Very Long Search Engine Name"
@@ -1237,7 +1561,10 @@ mod tests {
             for color in [false, true] {
                 let line = render_visit(&long, &layout, color);
                 let shown = console::measure_text_width(&line);
-                assert!(shown <= width.max(60), "{width} color={color}: {shown} cells: {line:?}");
+                assert!(
+                    shown <= width.max(60),
+                    "{width} color={color}: {shown} cells: {line:?}"
+                );
             }
         }
     }
@@ -1246,29 +1573,67 @@ mod tests {
     fn visit_rows_show_the_columns() {
         let layout = Layout::for_width(140);
         let plain = render_visit(&event(json!({"status": 503})), &layout, false);
-        assert!(plain.starts_with("05-17 10:05:03 example.org "), "{plain:?}");
-        for part in [" 503 ", " GET ", "/api/v1/users/42 → /api/v1/users/:id", "search/Google", "desktop/Firefox"] {
+        assert!(
+            plain.starts_with("05-17 10:05:03 example.org "),
+            "{plain:?}"
+        );
+        for part in [
+            " 503 ",
+            " GET ",
+            "/api/v1/users/42 → /api/v1/users/:id",
+            "search/Google",
+            "desktop/Firefox",
+        ] {
             assert!(plain.contains(part), "{part:?} missing from {plain:?}");
         }
-        assert!(!plain.contains('\x1b') && !plain.ends_with("bot"), "{plain:?}");
+        assert!(
+            !plain.contains('\x1b') && !plain.ends_with("bot"),
+            "{plain:?}"
+        );
         let columns = |l: &str| l.find("GET").unwrap();
-        let other = render_visit(&event(json!({"site": "x", "status": 0, "method": "DELETE", "path": "/", "route": "/"})), &layout, false);
-        assert_eq!(columns(&plain), other.find("DELETE").unwrap(), "columns align: {plain:?} / {other:?}");
-        assert!(other.contains(" -   DELETE "), "missing status shows as -: {other:?}");
+        let other = render_visit(
+            &event(
+                json!({"site": "x", "status": 0, "method": "DELETE", "path": "/", "route": "/"}),
+            ),
+            &layout,
+            false,
+        );
+        assert_eq!(
+            columns(&plain),
+            other.find("DELETE").unwrap(),
+            "columns align: {plain:?} / {other:?}"
+        );
+        assert!(
+            other.contains(" -   DELETE "),
+            "missing status shows as -: {other:?}"
+        );
 
         let colored = render_visit(&event(json!({"status": 503})), &layout, true);
         assert!(colored.contains("31m"), "5xx is red: {colored:?}");
         assert_eq!(console::strip_ansi_codes(&colored), plain);
 
-        let bot = render_visit(&event(json!({"is_bot": true, "device": "bot", "bot_name": "Googlebot"})), &layout, false);
-        assert!(bot.ends_with(" bot") && bot.contains("bot/Googlebot"), "{bot:?}");
+        let bot = render_visit(
+            &event(json!({"is_bot": true, "device": "bot", "bot_name": "Googlebot"})),
+            &layout,
+            false,
+        );
+        assert!(
+            bot.ends_with(" bot") && bot.contains("bot/Googlebot"),
+            "{bot:?}"
+        );
     }
 
     #[test]
     fn dead_letter_rows_show_kind_source_offset_and_line() {
         let at = Local.timestamp_millis_opt(1_747_476_303_000).single();
         let line = render_reject(&reject(RejectKind::BadStatus), at, 160, false);
-        for part in ["bad_status", "/var/log/nginx/access.log", " 1234 ", "no status", "\"GET / HTTP/1.1\" x -"] {
+        for part in [
+            "bad_status",
+            "/var/log/nginx/access.log",
+            " 1234 ",
+            "no status",
+            "\"GET / HTTP/1.1\" x -",
+        ] {
             assert!(line.contains(part), "{part:?} missing from {line:?}");
         }
         let mut long = reject(RejectKind::TooLong);
@@ -1276,7 +1641,22 @@ mod tests {
         long.line = "x".repeat(500);
         long.truncated = true;
         let line = render_reject(&long, None, 120, false);
-        assert!(line.contains("…") && line.contains("name/logs/access.log") && !line.contains("/srv/www"), "{line:?}");
+        let header = reject_header(120, false);
+        let column = |text: &str, part: &str| {
+            text.find(part)
+                .map(|i| console::measure_text_width(&text[..i]))
+        };
+        assert_eq!(
+            column(&line, " 1234 "),
+            column(&header, " OFFSET ").map(|c| c + 2),
+            "{header:?} / {line:?}"
+        );
+        assert!(
+            line.contains("…")
+                && line.contains("name/logs/access.log")
+                && !line.contains("/srv/www"),
+            "{line:?}"
+        );
         assert!(console::measure_text_width(&line) <= 120, "{line:?}");
     }
 }
