@@ -359,14 +359,14 @@ impl Filter {
 /// A decoded message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    Visit(VisitEvent),
-    Reject(Reject),
+    Visit(Box<VisitEvent>),
+    Reject(Box<Reject>),
 }
 
 /// What to do with one message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Show(Box<Record>),
+    Show(Record),
     Hide,
     /// The message does not decode; the reason is for a warning.
     Malformed(String),
@@ -390,12 +390,12 @@ pub fn classify(filter: &Filter, payload: Option<&[u8]>, schema: Option<&[u8]>) 
     };
     match filter {
         Filter::Visits(f) => match serde_json::from_slice::<VisitEvent>(payload) {
-            Ok(ev) if f.matches(&ev) => Verdict::Show(Box::new(Record::Visit(ev))),
+            Ok(ev) if f.matches(&ev) => Verdict::Show(Record::Visit(Box::new(ev))),
             Ok(_) => Verdict::Hide,
             Err(e) => Verdict::Malformed(format!("not a visit event: {e}{}", schema_note())),
         },
         Filter::DeadLetters(f) => match serde_json::from_slice::<Reject>(payload) {
-            Ok(r) if f.matches(&r) => Verdict::Show(Box::new(Record::Reject(r))),
+            Ok(r) if f.matches(&r) => Verdict::Show(Record::Reject(Box::new(r))),
             Ok(_) => Verdict::Hide,
             Err(e) => Verdict::Malformed(format!("not a dead letter: {e}{}", schema_note())),
         },
@@ -1036,7 +1036,7 @@ impl Tail<'_> {
                         width,
                         layout,
                     } => {
-                        let line = match &*record {
+                        let line = match &record {
                             Record::Visit(ev) => render_visit(ev, layout, *color),
                             Record::Reject(r) => {
                                 let at = m
@@ -1478,7 +1478,7 @@ mod tests {
         let ok = serde_json::to_vec(&event(json!({"status": 502}))).unwrap();
         let other = serde_json::to_vec(&event(json!({"status": 200}))).unwrap();
         assert!(
-            matches!(classify(&five, Some(&ok), Some(b"1")), Verdict::Show(r) if matches!(*r, Record::Visit(ref e) if e.status == 502))
+            matches!(classify(&five, Some(&ok), Some(b"1")), Verdict::Show(Record::Visit(e)) if e.status == 502)
         );
         assert_eq!(classify(&five, Some(&other), None), Verdict::Hide);
 
