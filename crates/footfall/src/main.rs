@@ -26,6 +26,8 @@ enum Command {
     Parse(cmd::parse::Args),
     /// Watch the live stream of visit events (or dead letters), filtered and readable.
     Tail(cmd::tail::Args),
+    /// Create the visits and dead-letter topics, or check their layout.
+    Topics(cmd::topics::Args),
 }
 
 fn main() {
@@ -33,6 +35,7 @@ fn main() {
     let result = match cli.command {
         Command::Parse(a) => cmd::parse::run(a),
         Command::Tail(a) => cmd::tail::run(a),
+        Command::Topics(a) => cmd::topics::run(a),
     };
     match result {
         Ok(()) => std::process::exit(0),

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod parse;
+pub mod topics;
 pub mod tail;
 
 use std::path::Path;
@@ -56,4 +57,22 @@ impl Counts {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Parse a `-X key=value` librdkafka property.
+pub fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
+    if k.trim().is_empty() {
+        return Err("empty property name".into());
+    }
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+/// Add `-X` properties to a Kafka config (validated: typed settings must use their own flags).
+pub fn apply_options(cfg: &mut footfall_kafka::KafkaConfig, opts: &[(String, String)]) -> anyhow::Result<()> {
+    for (k, v) in opts {
+        cfg.options.insert(k.clone(), footfall_kafka::OptionValue::for_key(k, v.clone()));
+    }
+    cfg.validate().map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    Ok(())
 }
