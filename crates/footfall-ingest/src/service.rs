@@ -263,7 +263,7 @@ pub async fn start(
                 let chunk = cfg.read_chunk_bytes;
                 let source_name = s.name.clone();
                 readers.spawn(async move {
-                    if let Err(e) = crate::stdin::run_stream(tokio::io::stdin(), "stdin".into(), track, raw_tx, stop, cap, chunk).await {
+                    if let Err(e) = crate::stdin::run_stream(crate::stdin::stdin_reader(chunk), "stdin".into(), track, raw_tx, stop, cap, chunk).await {
                         tracing::error!(source = %source_name, "reading standard input failed: {e}");
                     }
                 });

@@ -1,8 +1,11 @@
 //! Reading one stream to its end (standard input).
 
+use std::io::Read;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +72,82 @@ pub async fn run_stream<R: AsyncRead + Unpin>(
         if eof {
             track.lock().complete = true;
             return Ok(());
+        }
+    }
+}
+
+/// The process's standard input as an [`AsyncRead`], read by a thread of its
+/// own. Unlike `tokio::io::stdin`, a read blocked on an idle terminal or pipe
+/// never holds up the runtime's shutdown: the thread is simply left behind.
+pub fn stdin_reader(chunk: usize) -> ThreadReader {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let spawned = std::thread::Builder::new().name("footfall-stdin".into()).spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut buf = vec![0u8; chunk.max(4096)];
+            let r = loop {
+                match stdin.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let done = !matches!(r, Ok(n) if n > 0);
+            let msg = r.map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            if tx.blocking_send(msg).is_err() || done {
+                return;
+            }
+        }
+    });
+    let rx = match spawned {
+        Ok(_) => rx,
+        Err(e) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.try_send(Err(e));
+            rx
+        }
+    };
+    ThreadReader { rx, pending: Vec::new(), at: 0, done: false }
+}
+
+/// Bytes from a reader thread.
+pub struct ThreadReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl AsyncRead for ThreadReader {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            if self.at < self.pending.len() {
+                let n = (self.pending.len() - self.at).min(buf.remaining());
+                let at = self.at;
+                buf.put_slice(&self.pending[at..at + n]);
+                self.at += n;
+                return Poll::Ready(Ok(()));
+            }
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => self.done = true,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Some(Ok(bytes))) => {
+                    if bytes.is_empty() {
+                        self.done = true;
+                    }
+                    self.pending = bytes;
+                    self.at = 0;
+                }
+            }
         }
     }
 }

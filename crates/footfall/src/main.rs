@@ -26,6 +26,8 @@ enum Command {
     Parse(cmd::parse::Args),
     /// Watch the live stream of visit events (or dead letters), filtered and readable.
     Tail(cmd::tail::Args),
+    /// Aggregate what is new on the visits topic into the Parquet warehouse (one bounded run, for cron).
+    Aggregate(cmd::aggregate::Args),
     /// Create the visits and dead-letter topics, or check their layout.
     Topics(cmd::topics::Args),
 }
@@ -36,6 +38,7 @@ fn main() {
         Command::Parse(a) => cmd::parse::run(a),
         Command::Tail(a) => cmd::tail::run(a),
         Command::Topics(a) => cmd::topics::run(a),
+        Command::Aggregate(a) => cmd::aggregate::run(a),
     };
     match result {
         Ok(()) => std::process::exit(0),

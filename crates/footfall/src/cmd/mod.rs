@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod aggregate;
 pub mod parse;
 pub mod topics;
 pub mod tail;
