@@ -151,13 +151,15 @@ cmd_install() {
     mkdir -p "$KAFKA_HOME"
     local staging="$KAFKA_HOME/libs.partial"
     rm -rf "$staging"
-    # Batch mode, no transfer progress: quiet in CI logs; errors still printed.
-    if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$POM" \
+    # Maven's output is kept out of the way and shown only when it fails.
+    local mvn_log="$KAFKA_HOME/mvn.log"
+    if ! mvn -B --no-transfer-progress -Dstyle.color=never -f "$POM" \
         dependency:copy-dependencies \
         -DincludeScope=runtime \
-        -DoutputDirectory="$staging"; then
+        -DoutputDirectory="$staging" >"$mvn_log" 2>&1; then
+        grep -E 'ERROR|BUILD' "$mvn_log" >&2 || tail -n 30 "$mvn_log" >&2
         rm -rf "$staging"
-        die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is Maven Central reachable?)"
+        die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is Maven Central reachable? full log: $mvn_log)"
     fi
     [[ -f "$staging/kafka_2.13-$KAFKA_VERSION.jar" ]] ||
         die "kafka_2.13-$KAFKA_VERSION.jar missing after dependency resolution"

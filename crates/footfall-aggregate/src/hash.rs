@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn distinguishes_short_strings_and_tuples() {
         let keys = ["", "a", "b", "ab", "ba", "abc", "abcd", "abcde", "/index.html", "/index.htm"];
-        let mut hashes: Vec<u64> = keys.iter().map(|k| h(k)).collect();
+        let mut hashes: Vec<u64> = keys.iter().map(h).collect();
         hashes.sort_unstable();
         hashes.dedup();
         assert_eq!(hashes.len(), keys.len());

@@ -428,7 +428,6 @@ impl<'a> Rows<'a> {
         let os = col("os")?;
         let device = col("device")?;
         let bot_name = col("bot_name")?;
-        drop(col);
 
         let status_a = c.u16("status")?;
         let bytes_a = c.u64("bytes")?;
@@ -887,7 +886,9 @@ fn clients_batch(rows: Vec<([u32; 7], Client)>, strings: &Interner<'_>) -> Resul
     ])
 }
 
-fn status_batch(mut rows: Vec<((Option<&str>, u16, Option<&str>), i64)>) -> Result<RecordBatch, AggregateError> {
+type StatusKey<'a> = (Option<&'a str>, u16, Option<&'a str>);
+
+fn status_batch(mut rows: Vec<(StatusKey<'_>, i64)>) -> Result<RecordBatch, AggregateError> {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     batch(vec![
         ("site", strs(rows.iter().map(|r| r.0 .0)), false),
@@ -1269,7 +1270,7 @@ pub(crate) mod tests {
     fn splitting_by_visitor_is_additive() {
         // Summaries of two halves (by visitor) add up to the whole.
         let all = scenario();
-        let (x, y): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|e| e.event.visitor_id < "C".to_string());
+        let (x, y): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|e| e.event.visitor_id.as_str() < "C");
         let opts = SummaryOptions { min_visitors: 1, ..Default::default() };
         let whole = summarize(&events_to_batch(&all).unwrap(), day(), &opts).unwrap();
         let a = summarize(&events_to_batch(&x).unwrap(), day(), &opts).unwrap();

@@ -414,10 +414,11 @@ impl Tailer {
                     i.path = c.path.clone();
                 }
             }
-            if complete {
-                return Ok(());
+            if c.gzip {
+                // A compressed file does not grow: read it once, to its end.
+                return if complete { Ok(()) } else { self.open_file(c, &head, t.clone(), frontier, now) };
             }
-            if c.gzip || c.size > frontier {
+            if c.size > frontier {
                 return self.open_file(c, &head, t.clone(), frontier, now);
             }
             if c.size == frontier {
@@ -1170,6 +1171,34 @@ mod tests {
         }
         assert!(finished);
         assert_eq!(lines, vec!["a", "b"], "the unterminated last line counts when the file is read once");
+    }
+
+    #[test]
+    fn gzip_is_recognised_by_content_whatever_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotated = dir.path().join("access.log.1");
+        gzip(&rotated, "z1\nz2\n");
+        let mut h = Harness::new(settings(&[&rotated]));
+        assert_eq!(Harness::texts(&h.poll(S)), vec!["z1", "z2"]);
+        assert!(h.registry.tracks()[0].lock().identity.as_ref().unwrap().gzip);
+    }
+
+    #[test]
+    fn a_file_read_once_is_followed_from_where_it_was_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.log");
+        append(&log, "a\nb\n");
+        let mut once = settings(&[&log]);
+        once.follow = false;
+        let mut h = Harness::new(once);
+        assert_eq!(Harness::texts(&h.poll(S)), vec!["a", "b"]);
+        assert_eq!(h.poll(S), vec![]);
+        assert_eq!(h.tailer.open_files(), 0, "read to its end and closed");
+        let registry = h.registry.clone();
+        drop(h);
+        append(&log, "c\n");
+        let mut h = Harness::with_registry(settings(&[&log]), registry);
+        assert_eq!(Harness::texts(&h.poll(S)), vec!["c"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -322,6 +322,69 @@ impl KafkaConfig {
         }
     }
 
+    /// Applies one librdkafka-style property, as given on a command line
+    /// (`-X key=value`): keys that have a typed field (`bootstrap.servers`,
+    /// `security.protocol`, `sasl.password`, `compression.type`, ...) set that
+    /// field, anything else goes to [`KafkaConfig::options`]. Values of
+    /// sensitive keys are kept as [`Secret`]s either way.
+    pub fn set_property(&mut self, key: &str, value: &str) -> Result<(), KafkaError> {
+        let bad = |expected: &str| {
+            KafkaError::new(
+                ErrorKind::Config,
+                format!("{key}: expected {expected}, got {value:?}"),
+            )
+        };
+        match key {
+            "bootstrap.servers" | "metadata.broker.list" => self.brokers = value.to_owned(),
+            "client.id" => self.client_id = value.to_owned(),
+            "security.protocol" => {
+                self.security_protocol = match value.to_ascii_lowercase().as_str() {
+                    "plaintext" => SecurityProtocol::Plaintext,
+                    "ssl" => SecurityProtocol::Ssl,
+                    "sasl_plaintext" => SecurityProtocol::SaslPlaintext,
+                    "sasl_ssl" => SecurityProtocol::SaslSsl,
+                    _ => return Err(bad("plaintext, ssl, sasl_plaintext or sasl_ssl")),
+                }
+            }
+            "sasl.mechanism" | "sasl.mechanisms" => {
+                self.sasl_mechanism = Some(match value.to_ascii_uppercase().as_str() {
+                    "PLAIN" => SaslMechanism::Plain,
+                    "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
+                    "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+                    "GSSAPI" => SaslMechanism::Gssapi,
+                    "OAUTHBEARER" => SaslMechanism::OauthBearer,
+                    _ => {
+                        return Err(bad(
+                            "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or OAUTHBEARER",
+                        ))
+                    }
+                })
+            }
+            "sasl.username" => self.sasl_username = Some(value.to_owned()),
+            "sasl.password" => self.sasl_password = Some(Secret::new(value)),
+            "ssl.ca.location" => self.ssl_ca_location = Some(value.into()),
+            "ssl.certificate.location" => self.ssl_certificate_location = Some(value.into()),
+            "ssl.key.location" => self.ssl_key_location = Some(value.into()),
+            "ssl.key.password" => self.ssl_key_password = Some(Secret::new(value)),
+            "compression.type" | "compression.codec" => {
+                self.compression = match value.to_ascii_lowercase().as_str() {
+                    "zstd" => Compression::Zstd,
+                    "lz4" => Compression::Lz4,
+                    "none" => Compression::None,
+                    _ => return Err(bad("zstd, lz4 or none")),
+                }
+            }
+            "linger.ms" | "queue.buffering.max.ms" => {
+                self.linger_ms = value.parse().map_err(|_| bad("milliseconds"))?
+            }
+            _ => {
+                self.options
+                    .insert(key.to_owned(), OptionValue::for_key(key, value));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the settings for contradictions. The client-config builders call
     /// this; call it directly to fail early at startup.
     pub fn validate(&self) -> Result<(), KafkaError> {
@@ -653,6 +716,43 @@ mod tests {
         let err = config.producer_config().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("kafka.brokers"), "{err}");
+    }
+
+    #[test]
+    fn command_line_properties_reach_typed_fields() {
+        let mut config = KafkaConfig::default();
+        for (key, value) in [
+            ("bootstrap.servers", "k1:9093"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "scram-sha-256"),
+            ("sasl.username", "u"),
+            ("sasl.password", "cli-secret-321"),
+            ("compression.type", "lz4"),
+            ("socket.timeout.ms", "5000"),
+            ("sasl.oauthbearer.client.secret", "other-secret-654"),
+        ] {
+            config.set_property(key, value).unwrap();
+        }
+        assert_eq!(config.brokers, "k1:9093");
+        assert_eq!(config.security_protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(config.sasl_mechanism, Some(SaslMechanism::ScramSha256));
+        assert_eq!(config.compression, Compression::Lz4);
+        let producer = config.producer_config().unwrap();
+        assert_eq!(producer.get("sasl.password"), Some("cli-secret-321"));
+        assert_eq!(producer.get("socket.timeout.ms"), Some("5000"));
+        let shown = config.to_string();
+        assert!(
+            !shown.contains("cli-secret-321") && !shown.contains("other-secret-654"),
+            "{shown}"
+        );
+
+        let err = config.set_property("security.protocol", "tls").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(
+            err.to_string().starts_with("security.protocol: expected"),
+            "{err}"
+        );
+        assert!(config.set_property("linger.ms", "soon").is_err());
     }
 
     #[test]

@@ -87,14 +87,11 @@ async fn data_and_committed_offsets_survive_a_restart() {
         }
         let committed = probe
             .committed_offsets(partitions, Duration::from_secs(30))
-            .unwrap();
+            .unwrap()
+            .to_topic_map();
         for partition in 0..3 {
-            let offset = committed
-                .find_partition(&topic, partition)
-                .unwrap()
-                .offset();
             assert_eq!(
-                offset,
+                committed[&(topic.clone(), partition)],
                 Offset::Offset(per_partition[partition as usize] as i64),
                 "partition {partition}"
             );

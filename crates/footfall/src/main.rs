@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole pipeline on the built-in sample logs (embedded broker, or --brokers) and show the result.
+    Demo(cmd::demo::Args),
     /// Parse access logs into visit events (JSON lines on stdout).
     Parse(cmd::parse::Args),
     /// Watch the live stream of visit events (or dead letters), filtered and readable.
@@ -35,6 +37,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Parse(a) => cmd::parse::run(a),
         Command::Tail(a) => cmd::tail::run(a),
         Command::Topics(a) => cmd::topics::run(a),

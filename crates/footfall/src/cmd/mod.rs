@@ -1,7 +1,9 @@
 //! The subcommands.
 
 pub mod aggregate;
+pub mod demo;
 pub mod parse;
+pub mod report;
 pub mod topics;
 pub mod tail;
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# footfall's full test run: the command the README and CI use.
+#
+#   bash deploy/test.sh
+#
+# 1. installs what the tests need when it is missing (as root on Debian:
+#    goaccess, kcat, a JRE and Maven through apt; duckdb, pyarrow and pytest
+#    through pip),
+# 2. starts a local Kafka broker with deploy/kafka/local-kafka.sh (and stops it
+#    on exit, whatever happens, if this script started it),
+# 3. runs `cargo test --workspace --all-targets` and the doc tests with
+#    FOOTFALL_KAFKA_BROKERS set and FOOTFALL_REQUIRE_KAFKA=1, so broker tests
+#    run and fail rather than skip when the broker is missing,
+# 4. runs the broker restart test on its own (it stops and starts the broker,
+#    so nothing else may use the broker meanwhile),
+# 5. runs `python3 -m pytest -q tests/python` when that directory has tests.
+#
+# Every step runs even if an earlier one failed; the exit status is non-zero
+# if any step failed. Environment: FOOTFALL_KAFKA_PORT, FOOTFALL_KAFKA_STATE
+# and FOOTFALL_KAFKA_HOME are passed on to local-kafka.sh.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+cd "$ROOT"
+
+readonly KAFKA_SCRIPT="$ROOT/deploy/kafka/local-kafka.sh"
+readonly SCRIPT_START=$SECONDS
+PASSED=()
+FAILED=()
+KAFKA_STARTED_HERE=0
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+die() {
+    printf 'deploy/test.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs one step, recording its outcome under the given name.
+step() {
+    local name="$1"
+    shift
+    section "$name"
+    local started=$SECONDS status=0
+    "$@" || status=$?
+    if ((status == 0)); then
+        PASSED+=("$name")
+        printf -- '---- %s: ok (%ss)\n' "$name" "$((SECONDS - started))"
+    else
+        FAILED+=("$name")
+        printf -- '---- %s: FAILED with exit status %s (%ss)\n' "$name" "$status" "$((SECONDS - started))"
+    fi
+}
+
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+install_system_packages() {
+    local missing=()
+    command -v goaccess >/dev/null 2>&1 || missing+=(goaccess)
+    command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+    command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+    command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    if ((${#missing[@]} == 0)); then
+        echo "system packages: goaccess, kcat, java and mvn already installed"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing ${missing[*]} and no apt-get to install them with: install them by hand"
+    echo "installing with apt-get: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_python_packages() {
+    command -v python3 >/dev/null 2>&1 || die "python3 not found"
+    if python3 -c 'import duckdb, pyarrow, pytest' 2>/dev/null; then
+        echo "python packages: duckdb, pyarrow and pytest already installed"
+        return 0
+    fi
+    local flags=(--quiet --disable-pip-version-check)
+    # Debian's own python3 refuses pip installs outside a venv (PEP 668).
+    if python3 - <<'EOF'
+import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)
+EOF
+    then
+        flags+=(--break-system-packages)
+    fi
+    echo "installing with pip: duckdb pyarrow pytest"
+    python3 -m pip install "${flags[@]}" duckdb pyarrow pytest
+}
+
+stop_kafka() {
+    if ((KAFKA_STARTED_HERE)); then
+        section "stopping Kafka"
+        bash "$KAFKA_SCRIPT" stop || true
+    fi
+}
+
+start_kafka() {
+    bash "$KAFKA_SCRIPT" install
+    if bash "$KAFKA_SCRIPT" status >/dev/null 2>&1; then
+        echo "using the Kafka broker that is already running (left running afterwards)"
+        bash "$KAFKA_SCRIPT" status
+        return 0
+    fi
+    # Set before starting, so a start that fails half-way is still cleaned up.
+    KAFKA_STARTED_HERE=1
+    bash "$KAFKA_SCRIPT" start
+}
+
+cargo_tests() {
+    cargo test --workspace --all-targets
+}
+
+cargo_doc_tests() {
+    cargo test --workspace --doc
+}
+
+restart_test() {
+    FOOTFALL_KAFKA_SCRIPT="$KAFKA_SCRIPT" cargo test -p footfall-kafka --test restart
+}
+
+python_tests() {
+    if [[ ! -d tests/python ]] ||
+        [[ -z "$(find tests/python -name 'test_*.py' -o -name '*_test.py' | head -n1)" ]]; then
+        echo "tests/python has no tests: nothing to run"
+        return 0
+    fi
+    local status=0
+    python3 -m pytest -q tests/python || status=$?
+    # 5: no tests were collected. Not a failure for this step.
+    if ((status == 5)); then
+        echo "pytest collected no tests"
+        return 0
+    fi
+    return "$status"
+}
+
+on_exit() {
+    local status=$?
+    stop_kafka
+    exit "$status"
+}
+
+main() {
+    trap on_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    if [[ "${CI:-}" == "true" ]]; then
+        export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+        export CARGO_TERM_PROGRESS_WHEN="${CARGO_TERM_PROGRESS_WHEN:-never}"
+    fi
+    export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
+
+    section "prerequisites"
+    install_system_packages
+    install_python_packages
+
+    section "Kafka"
+    start_kafka
+    export FOOTFALL_KAFKA_BROKERS="127.0.0.1:${FOOTFALL_KAFKA_PORT:-9092}"
+    export FOOTFALL_REQUIRE_KAFKA=1
+    echo "FOOTFALL_KAFKA_BROKERS=$FOOTFALL_KAFKA_BROKERS FOOTFALL_REQUIRE_KAFKA=1"
+
+    step "cargo test --workspace --all-targets" cargo_tests
+    step "cargo test --workspace --doc" cargo_doc_tests
+    step "broker restart test" restart_test
+    step "python tests" python_tests
+
+    local elapsed=$((SECONDS - SCRIPT_START))
+    section "summary"
+    local name
+    for name in "${PASSED[@]}"; do echo "ok      $name"; done
+    for name in "${FAILED[@]+"${FAILED[@]}"}"; do echo "FAILED  $name"; done
+    if ((${#FAILED[@]} > 0)); then
+        echo "deploy/test.sh: FAILED (${#FAILED[@]} of $((${#PASSED[@]} + ${#FAILED[@]})) steps) after ${elapsed}s"
+        exit 1
+    fi
+    echo "deploy/test.sh: all ${#PASSED[@]} steps succeeded in ${elapsed}s"
+}
+
+main "$@"

@@ -1,0 +1,188 @@
+"""Checks a footfall warehouse with DuckDB and pyarrow.
+
+Runs against the warehouse directory named by FOOTFALL_WAREHOUSE (the
+footfall-aggregate broker tests build one and run this file on it); without
+the variable every test is skipped. FOOTFALL_MIN_VISITORS is the privacy
+threshold the warehouse was built with (default 3).
+
+Checks: every table reads with DuckDB (hive partitioning) and pyarrow
+datasets, `date` comes from the path and is not stored in the files, and the
+summaries reconcile with the events table.
+"""
+
+import glob
+import os
+
+import pytest
+
+duckdb = pytest.importorskip("duckdb")
+pa_ds = pytest.importorskip("pyarrow.dataset")
+pq = pytest.importorskip("pyarrow.parquet")
+
+WH = os.environ.get("FOOTFALL_WAREHOUSE")
+K = int(os.environ.get("FOOTFALL_MIN_VISITORS", "3"))
+
+pytestmark = pytest.mark.skipif(not WH, reason="FOOTFALL_WAREHOUSE not set: warehouse tests not run")
+
+TABLES = [
+    "events",
+    "traffic_daily",
+    "traffic_hourly",
+    "pages_daily",
+    "clients_daily",
+    "status_daily",
+    "search_terms_daily",
+    "referrers_daily",
+    "campaigns_daily",
+    "transitions_daily",
+    "routes_hourly",
+    "visits",
+]
+
+
+def src(table, filename=False):
+    extra = ", filename=true" if filename else ""
+    return f"read_parquet('{WH}/{table}/*/*.parquet', hive_partitioning=true{extra})"
+
+
+@pytest.fixture(scope="module")
+def con():
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+def rows(con, sql):
+    return con.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_table_reads_with_duckdb_and_pyarrow(con, table):
+    files = glob.glob(f"{WH}/{table}/date=*/*.parquet")
+    assert files, f"{table} has no files"
+    (n,) = rows(con, f"SELECT count(*) FROM {src(table)}")[0]
+    assert n > 0
+    cols = [d[0] for d in con.execute(f"SELECT * FROM {src(table)} LIMIT 1").description]
+    assert "date" in cols
+    ds = pa_ds.dataset(f"{WH}/{table}", format="parquet", partitioning="hive")
+    t = ds.to_table()
+    assert t.num_rows == n
+    assert "date" in t.schema.names
+    for f in files:
+        schema = pq.read_schema(f)
+        assert "date" not in schema.names, f"{f} stores the partition column"
+        meta = pq.read_metadata(f)
+        col = meta.row_group(0).column(0)
+        assert col.compression == "ZSTD"
+        assert col.statistics is not None and col.statistics.has_min_max
+
+
+def test_requests_page_views_and_status_reconcile(con):
+    events = rows(
+        con,
+        f"""SELECT date, site, count(*), count(*) FILTER (is_pageview),
+                   count(*) FILTER (status BETWEEN 200 AND 299),
+                   count(*) FILTER (status BETWEEN 400 AND 499),
+                   count(*) FILTER (status BETWEEN 500 AND 599),
+                   coalesce(sum(bytes), 0), count(*) FILTER (is_bot)
+            FROM {src('events')} GROUP BY ALL ORDER BY ALL""",
+    )
+    daily = rows(
+        con,
+        f"""SELECT date, site, sum(requests), sum(page_views), sum(status_2xx), sum(status_4xx),
+                   sum(status_5xx), sum(bytes), sum(bot_requests)
+            FROM {src('traffic_daily')} GROUP BY ALL ORDER BY ALL""",
+    )
+    assert daily == events
+
+
+def test_visitors_per_day_are_distinct_non_4xx_visitors(con):
+    want = rows(
+        con,
+        f"""SELECT date, site, count(DISTINCT visitor_id) FROM {src('events')}
+            WHERE status NOT BETWEEN 400 AND 499 GROUP BY ALL ORDER BY ALL""",
+    )
+    got = rows(
+        con,
+        f"SELECT date, site, sum(visitors) FROM {src('traffic_daily')} WHERE visitors > 0 GROUP BY ALL ORDER BY ALL",
+    )
+    assert got == want
+    (bad,) = rows(
+        con, f"SELECT count(*) FROM {src('traffic_daily')} WHERE human_visitors + bot_visitors <> visitors"
+    )[0]
+    assert bad == 0
+
+
+def test_every_breakdown_adds_up_to_daily_requests(con):
+    daily = rows(con, f"SELECT date, site, sum(requests) FROM {src('traffic_daily')} GROUP BY ALL ORDER BY ALL")
+    for table in ["traffic_hourly", "routes_hourly", "status_daily", "clients_daily"]:
+        got = rows(con, f"SELECT date, site, sum(requests) FROM {src(table)} GROUP BY ALL ORDER BY ALL")
+        assert got == daily, table
+    lat = " + ".join(
+        f"sum({c})"
+        for c in [
+            "lat_le_10ms",
+            "lat_le_50ms",
+            "lat_le_100ms",
+            "lat_le_250ms",
+            "lat_le_500ms",
+            "lat_le_1000ms",
+            "lat_le_2500ms",
+            "lat_gt_2500ms",
+            "lat_unknown",
+        ]
+    )
+    got = rows(con, f"SELECT date, site, {lat} FROM {src('routes_hourly')} GROUP BY ALL ORDER BY ALL")
+    assert got == daily
+
+
+def test_pages_and_visits_reconcile(con):
+    pv = rows(con, f"SELECT date, site, sum(page_views) FROM {src('traffic_daily')} GROUP BY ALL ORDER BY ALL")
+    views = rows(con, f"SELECT date, site, sum(views) FROM {src('pages_daily')} GROUP BY ALL ORDER BY ALL")
+    assert views == pv
+    visits = rows(
+        con,
+        f"SELECT date, site, sum(visits), sum(bounces) FROM {src('traffic_daily')} WHERE visits > 0 GROUP BY ALL ORDER BY ALL",
+    )
+    table = rows(
+        con,
+        f"SELECT date, site, count(*), count(*) FILTER (bounce) FROM {src('visits')} GROUP BY ALL ORDER BY ALL",
+    )
+    assert table == visits
+    referrers = rows(
+        con,
+        f"SELECT date, site, sum(visits), sum(bounces) FROM {src('referrers_daily')} GROUP BY ALL ORDER BY ALL",
+    )
+    assert referrers == visits
+    # One entrance and one exit per visit with a page view.
+    with_pages = rows(
+        con,
+        f"SELECT date, site, count(*) FROM {src('visits')} WHERE page_views > 0 GROUP BY ALL ORDER BY ALL",
+    )
+    for side, col in [("(entrance)", "from_route"), ("(exit)", "to_route")]:
+        got = rows(
+            con,
+            f"SELECT date, site, sum(count) FROM {src('transitions_daily')} WHERE {col} = '{side}' GROUP BY ALL ORDER BY ALL",
+        )
+        assert got == with_pages, side
+    entries = rows(
+        con,
+        f"SELECT date, site, sum(entries) FROM {src('pages_daily')} WHERE entries > 0 GROUP BY ALL ORDER BY ALL",
+    )
+    assert entries == with_pages
+    (bad,) = rows(con, f"SELECT count(*) FROM {src('visits')} WHERE duration_s <> epoch(visit_end) - epoch(visit_start)")[0]
+    assert bad == 0
+
+
+def test_rare_terms_and_hosts_are_folded(con):
+    (bad,) = rows(
+        con, f"SELECT count(*) FROM {src('search_terms_daily')} WHERE terms <> '(other)' AND visitors < {K}"
+    )[0]
+    assert bad == 0
+    (bad,) = rows(
+        con,
+        f"""SELECT count(*) FROM (
+              SELECT filename, site, referrer_host, sum(visitors) AS v FROM {src('referrers_daily', filename=True)}
+              WHERE referrer_host IS NOT NULL AND referrer_host <> '(other)' GROUP BY ALL) WHERE v < {K}""",
+    )[0]
+    assert bad == 0
