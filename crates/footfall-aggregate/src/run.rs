@@ -365,20 +365,8 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
     let mut read_total = 0u64;
     let mut last_activity = Instant::now();
     loop {
-        for (assign, ps) in consumer.context().take() {
-            if assign {
-                if !assigned {
-                    progress.stage(Stage::Consuming);
-                }
-                assigned = true;
-                on_assign(&consumer, &wh, opts, &ps, &mut parts)?;
-                progress.planned(parts.values().map(|p| (p.c.end - p.c.start) as u64).sum());
-                last_activity = Instant::now();
-            } else {
-                for p in ps {
-                    parts.remove(&p);
-                }
-            }
+        if apply_rebalances(&consumer, &wh, opts, &mut parts, &mut assigned, progress)? {
+            last_activity = Instant::now();
         }
         if assigned && parts.values().all(|p| p.done) {
             break;
@@ -403,16 +391,8 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
         }
         let Some(res) = consumer.poll(Duration::from_millis(100)) else { continue };
         // A rebalance served inside this poll must be applied before its messages.
-        for (assign, ps) in consumer.context().take() {
-            if assign {
-                assigned = true;
-                on_assign(&consumer, &wh, opts, &ps, &mut parts)?;
-                progress.planned(parts.values().map(|p| (p.c.end - p.c.start) as u64).sum());
-            } else {
-                for p in ps {
-                    parts.remove(&p);
-                }
-            }
+        if apply_rebalances(&consumer, &wh, opts, &mut parts, &mut assigned, progress)? {
+            last_activity = Instant::now();
         }
         match res {
             Ok(msg) => {
@@ -479,6 +459,11 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
             Err(e) => tracing::warn!(error = %e, "consumer error (retrying)"),
         }
     }
+    tracing::info!(
+        partitions = parts.len(),
+        messages = parts.values().map(|p| p.c.messages).sum::<u64>(),
+        "read every assigned partition up to its end"
+    );
     opts.check(Checkpoint::Consumed)?;
 
     let own: BTreeSet<i32> = parts.keys().copied().collect();
@@ -525,6 +510,7 @@ pub(crate) fn complete(
         if !offsets.is_empty() {
             progress.stage(Stage::Committing);
             commit(&offsets)?;
+            tracing::info!(offsets = ?offsets, "offsets committed");
         }
         opts.check(Checkpoint::Committed)?;
     }
@@ -543,6 +529,35 @@ pub(crate) fn complete(
         report.retention_dropped = wh.apply_retention(days, own)?;
     }
     Ok(report)
+}
+
+/// Applies the rebalances recorded during the last poll; returns whether there were any.
+fn apply_rebalances(
+    consumer: &BaseConsumer<Ctx>,
+    wh: &Warehouse,
+    opts: &RunOptions,
+    parts: &mut BTreeMap<i32, Part>,
+    assigned: &mut bool,
+    progress: &mut dyn Progress,
+) -> Result<bool, AggregateError> {
+    let events = consumer.context().take();
+    for (assign, ps) in &events {
+        if *assign {
+            if !*assigned {
+                progress.stage(Stage::Consuming);
+            }
+            *assigned = true;
+            on_assign(consumer, wh, opts, ps, parts)?;
+            progress.planned(parts.values().map(|p| (p.c.end - p.c.start) as u64).sum());
+            tracing::info!(partitions = ?ps, "partitions assigned");
+        } else {
+            for p in ps {
+                parts.remove(p);
+            }
+            tracing::info!(partitions = ?ps, "partitions revoked");
+        }
+    }
+    Ok(!events.is_empty())
 }
 
 pub(crate) fn check_meta(wh: &Warehouse, topic: &str, write: bool) -> Result<Option<WarehouseMeta>, AggregateError> {

@@ -64,7 +64,7 @@ impl CleanupPolicy {
 pub struct TopicSpec {
     /// Topic name.
     pub name: String,
-    /// Number of partitions. Visits are keyed by site, so this bounds how many
+    /// Number of partitions. Visits are keyed by visitor id, so this bounds how many
     /// consumers share the work and cannot be lowered later.
     pub partitions: i32,
     /// Replication factor; `None` uses the broker's `default.replication.factor`

@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline on the built-in sample logs (embedded broker, or --brokers) and show the result.
     Demo(cmd::demo::Args),
+    /// Stream access logs (files tailed across rotation, stdin, syslog) into Kafka as visit events.
+    Ingest(cmd::ingest::Args),
     /// Parse access logs into visit events (JSON lines on stdout).
     Parse(cmd::parse::Args),
     /// Watch the live stream of visit events (or dead letters), filtered and readable.
@@ -38,6 +40,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Ingest(a) => cmd::ingest::run(a),
         Command::Parse(a) => cmd::parse::run(a),
         Command::Tail(a) => cmd::tail::run(a),
         Command::Topics(a) => cmd::topics::run(a),

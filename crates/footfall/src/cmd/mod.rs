@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod demo;
+pub mod ingest;
 pub mod parse;
 pub mod report;
 pub mod topics;

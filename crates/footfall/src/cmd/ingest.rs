@@ -1,0 +1,105 @@
+//! `footfall ingest`: access logs in, visit events out to Kafka, at least once.
+
+use std::path::PathBuf;
+
+use footfall_ingest::{CliArgs, ErrorKind, IngestConfig, StartAt};
+use footfall_parse::Tables;
+
+use super::load_keys;
+use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, NO_INPUT, TEMP_FAIL, UNAVAILABLE};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Log files or glob patterns to follow (across rotation); `-` reads stdin (then the command
+    /// exits once the input has ended and Kafka has acknowledged every event).
+    pub inputs: Vec<String>,
+    /// TOML config file (see docs/configuration.md); flags override it.
+    #[arg(long, short = 'c', env = "FOOTFALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers, host:port[,host:port...].
+    #[arg(long, env = "FOOTFALL_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic for visit events (default footfall.visits).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Topic for rejected lines (default footfall.visits.dlq).
+    #[arg(long)]
+    pub dead_letter_topic: Option<String>,
+    /// Log format: a preset name or `auto`.
+    #[arg(long, short = 'f')]
+    pub format: Option<String>,
+    /// A custom format: an nginx `log_format` or Apache `LogFormat` string.
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// Site name stamped on events.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// IANA timezone for event times and calendar days.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Directory for checkpoints (default .state/ingest).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Address for /metrics and /health, or `off` (default 127.0.0.1:9464).
+    #[arg(long)]
+    pub http_listen: Option<String>,
+    /// On the very first run, start files at their `beginning` (default) or `end`.
+    #[arg(long, value_parser = ["beginning", "end"])]
+    pub start_at: Option<String>,
+    /// Read the given files once to their end and exit, instead of following them.
+    #[arg(long)]
+    pub once: bool,
+    /// File holding the pseudonymisation secret.
+    #[arg(long, env = "FOOTFALL_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cli = CliArgs {
+        config: args.config,
+        brokers: args.brokers,
+        topic: args.topic,
+        dead_letter_topic: args.dead_letter_topic,
+        format: args.format,
+        log_format: args.log_format,
+        site: args.site,
+        timezone: args.timezone,
+        inputs: args.inputs,
+        state_dir: args.state_dir,
+        http_listen: args.http_listen,
+        start_at: args.start_at.map(|s| if s == "end" { StartAt::End } else { StartAt::Beginning }),
+        once: args.once,
+    };
+    let cfg = IngestConfig::from_cli(&cli).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    // Logs (text or JSON, per [log]) go to stderr; a subscriber installed earlier stays.
+    if let Err(e) = footfall_ingest::init_logging(&cfg.log) {
+        eprintln!("footfall ingest: {e}");
+    }
+    let keys = load_keys(args.key_file.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(async move {
+        let shutdown = footfall_ingest::shutdown_on_signals();
+        footfall_ingest::run(cfg, Tables::embedded(), keys, shutdown, None).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match report {
+        Ok(r) => {
+            eprintln!(
+                "footfall ingest: {} lines, {} events, {} rejects, {} unacknowledged",
+                r.counters.lines_read_total, r.counters.events_produced, r.counters.rejects_total, r.unacknowledged
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let code = match e.kind() {
+                ErrorKind::Config | ErrorKind::Parse => CONFIG,
+                ErrorKind::Locked => TEMP_FAIL,
+                ErrorKind::Kafka | ErrorKind::Http => UNAVAILABLE,
+                ErrorKind::Source => NO_INPUT,
+                ErrorKind::State => CANT_CREATE,
+                _ => FAILURE,
+            };
+            Err(Failure::new(code, e.to_string()).into())
+        }
+    }
+}
