@@ -107,7 +107,8 @@ fn is_unreachable(code: RDKafkaErrorCode) -> bool {
 /// never secrets) followed by librdkafka's own description when there is one,
 /// so a single `{}` in a log line carries the whole story. The underlying rdkafka
 /// error stays available through [`KafkaError::rdkafka`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{context}{}", cause_suffix(.cause.as_ref()))]
 pub struct KafkaError {
     kind: ErrorKind,
     context: String,
@@ -160,16 +161,9 @@ impl KafkaError {
     }
 }
 
-impl fmt::Display for KafkaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.cause {
-            Some(cause) => write!(f, "{}: {}", self.context, cause),
-            None => f.write_str(&self.context),
-        }
-    }
+fn cause_suffix(cause: Option<&RdKafkaError>) -> String {
+    cause.map(|cause| format!(": {cause}")).unwrap_or_default()
 }
-
-impl std::error::Error for KafkaError {}
 
 impl From<RdKafkaError> for KafkaError {
     fn from(cause: RdKafkaError) -> Self {

@@ -1,12 +1,7 @@
 //! Exit codes that mean something to cron and to scripts (BSD sysexits where one fits).
 
-/// Success.
-#[allow(dead_code)]
-pub const OK: i32 = 0;
 /// A run-time failure not covered below.
 pub const FAILURE: i32 = 1;
-/// Bad command line (clap also uses 2).
-pub const USAGE: i32 = 2;
 /// An input file is missing or unreadable.
 pub const NO_INPUT: i32 = 66;
 /// Kafka (or another service) is unavailable.

@@ -34,7 +34,6 @@ pub struct Input {
     pub size: Option<u64>,
     /// Bytes consumed from disk so far.
     pub consumed: Arc<AtomicU64>,
-    pub gzip: bool,
 }
 
 /// Open `-` (stdin) or a path; gzip is detected from the magic bytes.
@@ -53,5 +52,5 @@ pub fn open(path: &str) -> anyhow::Result<Input> {
     let gzip = head.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn Read + Send> =
         if gzip { Box::new(flate2::read::MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
-    Ok(Input { name, reader, size, consumed, gzip })
+    Ok(Input { name, reader, size, consumed })
 }
