@@ -8,7 +8,7 @@
 #    through pip),
 # 2. starts a local Kafka broker with deploy/kafka/local-kafka.sh (and stops it
 #    on exit, whatever happens, if this script started it),
-# 3. runs `cargo test --workspace --all-targets` and the doc tests with
+# 3. runs `cargo test --workspace --all-targets --no-fail-fast` and the doc tests with
 #    FOOTFALL_KAFKA_BROKERS set and FOOTFALL_REQUIRE_KAFKA=1, so broker tests
 #    run and fail rather than skip when the broker is missing,
 # 4. runs the broker restart test on its own (it stops and starts the broker,
@@ -16,7 +16,8 @@
 # 5. runs `python3 -m pytest -q tests/python` when that directory has tests.
 #
 # Every step runs even if an earlier one failed; the exit status is non-zero
-# if any step failed. Environment: FOOTFALL_KAFKA_PORT, FOOTFALL_KAFKA_STATE
+# if any step failed. With CI=true the broker gets fresh storage in a
+# temporary directory (unless FOOTFALL_KAFKA_STATE is set). Environment: FOOTFALL_KAFKA_PORT, FOOTFALL_KAFKA_STATE
 # and FOOTFALL_KAFKA_HOME are passed on to local-kafka.sh.
 set -euo pipefail
 
@@ -29,6 +30,7 @@ readonly SCRIPT_START=$SECONDS
 PASSED=()
 FAILED=()
 KAFKA_STARTED_HERE=0
+KAFKA_STATE_TMP=""
 
 section() {
     printf '\n==== %s ====\n' "$*"
@@ -120,12 +122,13 @@ start_kafka() {
     bash "$KAFKA_SCRIPT" start
 }
 
+# --no-fail-fast: one failing test binary must not hide the results of the others.
 cargo_tests() {
-    cargo test --workspace --all-targets
+    cargo test --workspace --all-targets --no-fail-fast
 }
 
 cargo_doc_tests() {
-    cargo test --workspace --doc
+    cargo test --workspace --doc --no-fail-fast
 }
 
 restart_test() {
@@ -151,6 +154,9 @@ python_tests() {
 on_exit() {
     local status=$?
     stop_kafka
+    if [[ -n "$KAFKA_STATE_TMP" ]]; then
+        rm -rf -- "$KAFKA_STATE_TMP"
+    fi
     exit "$status"
 }
 
@@ -171,6 +177,13 @@ main() {
     install_python_packages
 
     section "Kafka"
+    # CI gets a broker of its own with fresh storage, so every run formats it
+    # from scratch and no data from earlier runs on the machine can leak in.
+    if [[ "${CI:-}" == "true" && -z "${FOOTFALL_KAFKA_STATE:-}" ]]; then
+        KAFKA_STATE_TMP="$(mktemp -d -t footfall-kafka-ci.XXXXXX)"
+        export FOOTFALL_KAFKA_STATE="$KAFKA_STATE_TMP"
+        echo "CI: broker state in $FOOTFALL_KAFKA_STATE (removed on exit)"
+    fi
     start_kafka
     export FOOTFALL_KAFKA_BROKERS="127.0.0.1:${FOOTFALL_KAFKA_PORT:-9092}"
     export FOOTFALL_REQUIRE_KAFKA=1

@@ -245,7 +245,7 @@ wait_ready() {
 
 cmd_start() {
     require_java
-    cmd_install
+    is_installed || cmd_install
     local pid
     if pid="$(running_pid)"; then
         wait_ready "$pid"

@@ -994,7 +994,7 @@ mod tests {
 
     /// Two batches: three days, then late events for the first day plus duplicates.
     fn batches() -> (Vec<VisitEvent>, Vec<VisitEvent>) {
-        let first = testdata::events(1, day(15), 3, 12);
+        let first = testdata::events(1, day(15), 3, 8);
         let mut second = testdata::events(2, day(15), 1, 5);
         second.extend(first.iter().step_by(7).cloned()); // re-sent: duplicates
         (first, second)
@@ -1005,7 +1005,7 @@ mod tests {
     }
 
     #[test]
-    fn crash_at_every_checkpoint_then_rerun_gives_identical_files() {
+    fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
         let (first, second) = batches();
         let reference = tempfile::tempdir().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1026,17 +1026,26 @@ mod tests {
         let want = snapshot(reference.path());
         let seen = seen.lock().unwrap().clone();
         assert!(seen.len() > 100, "{} checkpoints", seen.len());
-        // Every checkpoint that is not a summary file write, and every 12th of those.
+        // Every checkpoint that is not a file write, every 3rd events file
+        // checkpoint and every 20th summary file checkpoint.
         let crash_points: Vec<usize> = (0..seen.len())
             .filter(|&i| match &seen[i] {
-                Checkpoint::TempWritten(p) | Checkpoint::Persisted(p) => {
-                    p.to_string_lossy().contains("/events/") || i % 12 == 0
+                Checkpoint::TempWritten(p) | Checkpoint::Persisted(p) if p.to_string_lossy().contains("/events/") => {
+                    i % 3 == 0
                 }
+                Checkpoint::TempWritten(_) | Checkpoint::Persisted(_) => i % 20 == 0,
                 _ => true,
             })
             .collect();
         assert!(crash_points.len() > 20, "{}", crash_points.len());
+        for kind in ["TempWritten", "Persisted", "BeforeCommit", "Committed"] {
+            assert!(
+                crash_points.iter().any(|&i| format!("{:?}", seen[i]).starts_with(kind)),
+                "no crash at a {kind} checkpoint"
+            );
+        }
 
+        let mut stale_removed = 0;
         for crash_at in crash_points {
             let dir = tempfile::tempdir().unwrap();
             let counter = Arc::new(AtomicUsize::new(0));
@@ -1049,7 +1058,7 @@ mod tests {
                 match topic.run(dir.path(), &crashing) {
                     Ok(_) => {}
                     Err(AggregateError::Injected(_)) => {
-                        topic.run(dir.path(), &opts()).unwrap();
+                        stale_removed += topic.run(dir.path(), &opts()).unwrap().files_removed;
                     }
                     Err(e) => panic!("{e}"),
                 }
@@ -1060,6 +1069,7 @@ mod tests {
                 assert!(got[k] == *v, "crash at {crash_at}: {k} differs");
             }
         }
+        assert!(stale_removed > 0, "re-runs removed the files of crashed runs");
     }
 
     #[test]

@@ -29,7 +29,7 @@ async fn hundred_thousand_messages_round_trip_through_a_consumer_group() {
     )
     .await
     .unwrap();
-    assert_eq!(report.created, [topic.clone()]);
+    assert_eq!(report.created, std::slice::from_ref(&topic));
 
     let (config2, topic2) = (config.clone(), topic.clone());
     tokio::task::spawn_blocking(move || {
@@ -100,7 +100,7 @@ async fn kcat_lists_created_topics() {
             std::env::var(common::REQUIRE_VAR).is_err(),
             "kcat is not installed (deploy/test.sh installs it)"
         );
-        common::note(&format!("kcat not installed: kcat test not run"));
+        common::note("kcat not installed: kcat test not run");
         return;
     }
     let topic = unique_topic("kcat");
@@ -217,16 +217,16 @@ async fn check_only_reports_missing_without_creating() {
     let Some(config) = broker() else { return };
     let spec = TopicSpec::new(unique_topic("absent"), 1);
     let _cleanup = DropTopics::new(&config, &[&spec.name]);
-    let report = ensure_topics(&config, &[spec.clone()], EnsureMode::CheckOnly)
+    let report = ensure_topics(&config, std::slice::from_ref(&spec), EnsureMode::CheckOnly)
         .await
         .unwrap();
-    assert_eq!(report.missing, [spec.name.clone()]);
+    assert_eq!(report.missing, std::slice::from_ref(&spec.name));
     assert!(report.created.is_empty());
     // Still absent: the check did not create it (not even by auto-creation).
-    let again = ensure_topics(&config, &[spec.clone()], EnsureMode::CheckOnly)
+    let again = ensure_topics(&config, std::slice::from_ref(&spec), EnsureMode::CheckOnly)
         .await
         .unwrap();
-    assert_eq!(again.missing, [spec.name.clone()]);
+    assert_eq!(again.missing, std::slice::from_ref(&spec.name));
 }
 
 #[tokio::test]
