@@ -45,7 +45,7 @@ mod warehouse;
 mod testdata;
 
 pub use error::{AggregateError, ErrorKind};
-pub use run::{plan_cut, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress, RunOptions, RunReport, Stage};
+pub use run::{plan_cut, recompute, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress, RunOptions, RunReport, Stage};
 pub use schema::{batch_to_events, events_schema, events_to_batch, KafkaEvent};
 pub use sessions::{CampaignKey, Sessionizer, SummaryOptions};
 pub use summaries::{

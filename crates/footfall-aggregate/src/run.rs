@@ -851,6 +851,51 @@ pub(crate) fn process(
     Ok(())
 }
 
+/// Recompute every summary of one date from the events table alone (no Kafka):
+/// after a rule change, a restored backup, or to measure the recompute. Takes
+/// the exclusive warehouse lock; writes each summary file atomically, as a run does.
+pub fn recompute(root: &std::path::Path, date: NaiveDate, summary: &SummaryOptions) -> Result<RunReport, AggregateError> {
+    let started = Instant::now();
+    let wh = Warehouse::new(root);
+    let _lock = wh.lock(LockMode::Exclusive)?;
+    let files = wh.event_files()?;
+    let (proj_schema, _) = summary_projection();
+    let timeout_us = summary.timeout_us().min(DAY_US);
+    let mut report = RunReport::default();
+    let partitions: BTreeSet<i32> = files.iter().filter(|f| f.date == date).map(|f| f.partition).collect();
+    for p in partitions {
+        let mut batches = Vec::new();
+        for f in files.iter().filter(|f| f.date == date && f.partition == p) {
+            batches.extend(read_parquet(&f.path, Some(SUMMARY_COLUMNS))?);
+        }
+        if let Some(prev) = date.pred_opt() {
+            for f in files.iter().filter(|f| f.date == prev && f.partition == p) {
+                for b in read_parquet(&f.path, Some(SUMMARY_COLUMNS))? {
+                    batches.push(tail_of(&b, prev, timeout_us)?);
+                }
+            }
+        }
+        let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
+        report.events_read += events.num_rows() as u64;
+        let summaries = summarize(&events, date, summary)?;
+        for (table, batch) in summaries.iter() {
+            *report.summary_rows.entry(table.name().to_string()).or_default() += batch.num_rows() as u64;
+            let path = wh.summary_path(table, date, p);
+            if batch.num_rows() == 0 {
+                if wh.remove_file(&path)? {
+                    report.files_removed += 1;
+                }
+                continue;
+            }
+            wh.write_pending(&path, batch)?.persist()?;
+            report.files_written += 1;
+        }
+    }
+    report.dates_touched = vec![date];
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
 /// Rows of `batch` in the last `timeout_us` of `date` (local time).
 fn tail_of(batch: &RecordBatch, date: NaiveDate, timeout_us: i64) -> Result<RecordBatch, AggregateError> {
     let c = crate::schema::Cols::new(batch);

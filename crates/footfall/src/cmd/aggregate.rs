@@ -44,6 +44,10 @@ pub struct Args {
     /// Share the warehouse with other instances of the same group (scale-out: each locks its partitions).
     #[arg(long)]
     pub shared: bool,
+    /// Recompute the summaries of this date (YYYY-MM-DD) from the events table only,
+    /// without reading Kafka (after a rule change or a restore).
+    #[arg(long, value_name = "DATE")]
+    pub recompute: Option<chrono::NaiveDate>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -112,10 +116,18 @@ pub fn run_with(cfg: &KafkaConfig, group: &str, opts: &RunOptions, quiet: bool) 
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg = KafkaConfig::for_brokers(args.brokers.clone());
-    super::apply_options(&mut cfg, &args.options)?;
     let opts = options(&args);
-    let report = run_with(&cfg, &args.group, &opts, args.json)?;
+    let report = match args.recompute {
+        Some(date) => footfall_aggregate::recompute(&args.warehouse, date, &opts.summary).map_err(|e| {
+            let code = if e.kind() == ErrorKind::Locked { TEMP_FAIL } else { FAILURE };
+            anyhow::Error::new(Failure::new(code, format!("recompute {date} in {}: {e}", args.warehouse.display())))
+        })?,
+        None => {
+            let mut cfg = KafkaConfig::for_brokers(args.brokers.clone());
+            super::apply_options(&mut cfg, &args.options)?;
+            run_with(&cfg, &args.group, &opts, args.json)?
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
