@@ -117,6 +117,13 @@ start_kafka() {
         bash "$KAFKA_SCRIPT" status
         return 0
     fi
+    # In CI a broker started here gets fresh storage, so every run formats it
+    # from scratch and no data from earlier runs on the machine can leak in.
+    if [[ "${CI:-}" == "true" && -z "${FOOTFALL_KAFKA_STATE:-}" ]]; then
+        KAFKA_STATE_TMP="$(mktemp -d -t footfall-kafka-ci.XXXXXX)"
+        export FOOTFALL_KAFKA_STATE="$KAFKA_STATE_TMP"
+        echo "CI: broker state in $FOOTFALL_KAFKA_STATE (removed on exit)"
+    fi
     # Set before starting, so a start that fails half-way is still cleaned up.
     KAFKA_STARTED_HERE=1
     bash "$KAFKA_SCRIPT" start
@@ -177,13 +184,6 @@ main() {
     install_python_packages
 
     section "Kafka"
-    # CI gets a broker of its own with fresh storage, so every run formats it
-    # from scratch and no data from earlier runs on the machine can leak in.
-    if [[ "${CI:-}" == "true" && -z "${FOOTFALL_KAFKA_STATE:-}" ]]; then
-        KAFKA_STATE_TMP="$(mktemp -d -t footfall-kafka-ci.XXXXXX)"
-        export FOOTFALL_KAFKA_STATE="$KAFKA_STATE_TMP"
-        echo "CI: broker state in $FOOTFALL_KAFKA_STATE (removed on exit)"
-    fi
     start_kafka
     export FOOTFALL_KAFKA_BROKERS="127.0.0.1:${FOOTFALL_KAFKA_PORT:-9092}"
     export FOOTFALL_REQUIRE_KAFKA=1

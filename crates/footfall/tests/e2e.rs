@@ -195,25 +195,36 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
         assert_eq!(status, raw, "{}: status counts equal the raw lines'", log.name);
     }
 
-    // No client address from any input reaches Kafka or Parquet.
+    // No client address from any input reaches Kafka or Parquet. Referrer
+    // fields are left out: a referrer whose host is an IP literal names a web
+    // server (here the site's own address), not a visitor.
     let kcat = Command::new("kcat").args(["-b", &brokers, "-C", "-t", &topic, "-e", "-q", "-o", "beginning"]).output().unwrap();
     assert!(kcat.status.success());
-    let topic_text = String::from_utf8_lossy(&kcat.stdout).into_owned();
-    let parquet_text = run_ok(Command::new("python3").arg("-c").arg(format!(
-        "import duckdb; print('\\n'.join(str(r) for r in duckdb.sql(\"SELECT * FROM {}\").fetchall()))",
+    let mut values: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for line in String::from_utf8_lossy(&kcat.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("every message is a JSON event");
+        assert!(v.get("client_ip").is_none(), "raw client_ip on the topic without opt-in");
+        for (k, val) in v.as_object().unwrap() {
+            if let (false, Some(s)) = (k.starts_with("referrer"), val.as_str()) {
+                values.insert(s.to_string());
+            }
+        }
+    }
+    let parquet_values = run_ok(Command::new("python3").arg("-c").arg(format!(
+        "import duckdb\nfor r in duckdb.sql(\"SELECT * EXCLUDE (referrer, referrer_host) FROM {}\").fetchall():\n    print('\\n'.join(str(c) for c in r))",
         table("events")
     )));
+    values.extend(parquet_values.lines().map(str::to_string));
     let mut checked = 0;
     for log in &logs {
-        for l in raw_lines[log.name].iter().step_by(7) {
+        for l in &raw_lines[log.name] {
             let client = if l.starts_with('{') {
                 l.split("\"remote_addr\":\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("")
             } else {
                 l.split(' ').next().unwrap_or("")
             };
-            if client.parse::<std::net::IpAddr>().is_ok() && !client.ends_with(".0") && client != "127.0.0.1" {
-                assert!(!topic_text.contains(&format!("\"{client}\"")), "{client} on the topic");
-                assert!(!parquet_text.contains(&format!("'{client}'")), "{client} in Parquet");
+            if client.parse::<std::net::IpAddr>().is_ok() {
+                assert!(!values.contains(client), "client address {client} reached Kafka or Parquet");
                 checked += 1;
             }
         }
