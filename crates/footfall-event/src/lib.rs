@@ -16,7 +16,8 @@
 //! use footfall_event::{VisitEvent, SCHEMA_VERSION};
 //! let json = r#"{"v":1,"event_id":"00112233445566778899aabbccddeeff","ts":"2015-05-17T10:05:03+00:00",
 //!   "site":"example.org","visitor_id":"0011223344556677","status":200,"method":"GET","path":"/",
-//!   "route":"/","source":"stdin","offset":0}"#;
+//!   "route":"/","referrer_medium":"direct","device":"desktop","is_bot":false,"kind":"page",
+//!   "is_pageview":true,"source":"stdin","offset":0}"#;
 //! let ev: VisitEvent = serde_json::from_str(json).unwrap();
 //! assert_eq!(ev.v, SCHEMA_VERSION);
 //! assert!(ev.is_visitor_request()); // not answered 4xx

@@ -4,7 +4,8 @@
 //!   TLS/SASL settings and raw librdkafka `options`, with builders for producer
 //!   ([`KafkaConfig::producer_config`]: idempotent, `acks=all`, zstd),
 //!   consumer ([`KafkaConfig::consumer_config`]: explicit commits) and admin
-//!   clients. Passwords are [`Secret`]s, and `Display`/`Debug` never show them.
+//!   clients, and [`KafkaConfig::set_property`] for `-X key=value` command-line
+//!   properties. Passwords are [`Secret`]s, and `Display`/`Debug` never show them.
 //! - [`TopicSpec`] and [`ensure_topics`]: the expected layout of the visits
 //!   topic ([`VISITS_TOPIC`], 6 partitions, 7 days) and the dead-letter topic
 //!   ([`DEAD_LETTER_TOPIC`], 1 partition, 14 days); missing topics are created,

@@ -75,7 +75,7 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
 /// Add `-X` properties to a Kafka config (validated: typed settings must use their own flags).
 pub fn apply_options(cfg: &mut footfall_kafka::KafkaConfig, opts: &[(String, String)]) -> anyhow::Result<()> {
     for (k, v) in opts {
-        cfg.options.insert(k.clone(), footfall_kafka::OptionValue::for_key(k, v.clone()));
+        cfg.set_property(k, v).map_err(|e| Failure::new(CONFIG, format!("-X {k}: {e}")))?;
     }
     cfg.validate().map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     Ok(())
