@@ -21,7 +21,27 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
-const APACHE_LOG: &str = "/work/shared/data/elastic-apache-logs/apache_logs.gz";
+/// The Apache-2.0 elastic log shipped in the repository.
+const APACHE_LOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/elastic-apache-logs/apache_logs.gz");
+
+/// The wider real-log corpus beside the checkout (`../shared/data`), with each file's format.
+const CORPUS: &[(&str, &str)] = &[
+    ("zanbil-kaggle-head10k/access_10000.log.gz", "combined"),
+    ("secrepo-selflogs/access-2018-12-15.log.gz", "combined"),
+    ("secrepo-selflogs/2021_all.log.gz", "combined"),
+    ("secrepo-selflogs/access.log.2022-12-22.gz", "combined"),
+    ("wordpress-nginx-2025-hackathon/access.log.gz", "combined"),
+    ("nasa-http-aug95-first20k/nasa.log.gz", "common"),
+    ("monitorware-twiki-2004/access_log", "common"),
+    ("thedash-nginx-json-2013/access.log.gz", "nginx-json"),
+];
+
+fn shared_data() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("FOOTFALL_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    p.is_dir().then_some(p)
+}
 
 fn keys() -> Arc<dyn KeyProvider> {
     Arc::new(SecretKeys::from_secret(b"ingest integration test secret").unwrap())
@@ -203,22 +223,29 @@ fn metric(text: &str, name: &str) -> u64 {
 
 /// A real log, read once: the consumed events are exactly the parser's outcomes.
 async fn real_log_round_trip(t: Target) {
-    if !Path::new(APACHE_LOG).exists() {
-        println!("{APACHE_LOG} not present: real-log test not run");
-        return;
-    }
+    real_log_round_trip_of(t, Path::new(APACHE_LOG), "combined").await;
+}
+
+/// One real log through ingest and back: exactly the parser's outcomes.
+async fn real_log_round_trip_of(t: Target, source: &Path, format: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("apache_logs.gz");
-    fs::copy(APACHE_LOG, &path).unwrap();
-    let mut content = Vec::new();
-    flate2::read::MultiGzDecoder::new(fs::File::open(&path).unwrap()).read_to_end(&mut content).unwrap();
+    let path = dir.path().join(source.file_name().unwrap());
+    fs::copy(source, &path).unwrap();
+    let raw = fs::read(&path).unwrap();
+    let content = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut c = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut c).unwrap();
+        c
+    } else {
+        raw
+    };
     let name = path.to_string_lossy().into_owned();
-    let (want_events, want_rejects) = expected(&name, &content, "combined");
+    let (want_events, want_rejects) = expected(&name, &content, format);
     let lines = want_events.len() + want_rejects.len();
-    assert!(want_events.len() > 9000, "the sample has ~10k lines");
+    assert!(want_events.len() > 1000, "{}: the sample has thousands of lines", source.display());
 
     let mut cfg = base_config(&t, &dir.path().join("state"));
-    cfg.sources.push(file_source("apache", vec![name.clone()], false, "combined"));
+    cfg.sources.push(file_source("apache", vec![name.clone()], false, format));
     let report = footfall_ingest::run(cfg, tables(), keys(), CancellationToken::new(), None).await.unwrap();
     assert_eq!(report.counters.lines_read_total as usize, lines);
     assert_eq!(report.counters.events_produced as usize, want_events.len());
@@ -247,6 +274,21 @@ async fn real_log_round_trip(t: Target) {
     let want_reject_ids: BTreeSet<String> = want_rejects.iter().map(|r| r.event_id.clone()).collect();
     assert_eq!(got_rejects, want_reject_ids);
     println!("real log: {lines} lines, {} events, {} rejects, all consumed back", want_events.len(), want_rejects.len());
+}
+
+/// Every real log of the corpus, each into its own topics on the real broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_round_trip_broker() {
+    let Some(dir) = shared_data() else {
+        println!("shared/data not present: the corpus round trip was not run");
+        return;
+    };
+    for (rel, format) in CORPUS {
+        let Some(t) = broker("corpus").await else { return };
+        let kafka = t.kafka.clone();
+        real_log_round_trip_of(t, &dir.join(rel), format).await;
+        delete_topics(&kafka).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use rdkafka::{ClientConfig, Message};
 const BIN: &str = env!("CARGO_BIN_EXE_footfall");
 const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
 const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
-const APACHE_LOG: &str = "/work/shared/data/elastic-apache-logs/apache_logs.gz";
+const APACHE_LOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/elastic-apache-logs/apache_logs.gz");
 const WAIT: Duration = Duration::from_secs(120);
 
 fn brokers() -> Option<String> {

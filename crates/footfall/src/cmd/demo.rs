@@ -27,7 +27,7 @@ pub struct Sample {
 }
 
 /// The sample logs: real third-party logs whose licences allow redistribution
-/// (see tests/data/README.md): 32,126 lines over 12 days in two formats.
+/// (see tests/data/README.md): 32,126 lines over 15 days in two formats.
 pub const SAMPLES: &[Sample] = &[
     Sample {
         file: "semicomplete.com-access.log.gz",
