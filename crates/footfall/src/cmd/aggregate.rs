@@ -91,7 +91,15 @@ pub fn options(args: &Args) -> RunOptions {
 
 /// Run with a Kafka config and options; maps errors to exit codes.
 pub fn run_with(cfg: &KafkaConfig, group: &str, opts: &RunOptions, quiet: bool) -> anyhow::Result<RunReport> {
-    let client = cfg.consumer_config(group).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    let mut client = cfg.consumer_config(group).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    if opts.lock == LockMode::Exclusive && client.get("group.instance.id").is_none() {
+        // Static membership: one warehouse has one exclusive run at a time, so a
+        // run started after a crash takes over the dead run's place in the group
+        // at once instead of waiting for its session to expire.
+        let path = std::path::absolute(&opts.warehouse).unwrap_or_else(|_| opts.warehouse.clone());
+        let id = xxhash_rust::xxh3::xxh3_64(path.to_string_lossy().as_bytes());
+        client.set("group.instance.id", format!("footfall-aggregate-{id:016x}"));
+    }
     let bar = if quiet { ProgressBar::hidden() } else { progress::count_bar(None, "aggregate") };
     let mut p = Bar { bar: bar.clone() };
     let result = footfall_aggregate::run(&client, opts, &mut p);
