@@ -3,65 +3,64 @@
 //! run; a run that finds the warehouse locked exits 75 at once.
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+use common::{brokers, ff, snapshot};
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn brokers() -> Option<String> {
-    match std::env::var("FOOTFALL_KAFKA_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var_os("FOOTFALL_REQUIRE_KAFKA").is_none(),
-                "FOOTFALL_REQUIRE_KAFKA is set but FOOTFALL_KAFKA_BROKERS is not"
-            );
-            println!("FOOTFALL_KAFKA_BROKERS not set: broker tests not run");
-            None
-        }
-    }
-}
-
-fn ff() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_footfall"))
-}
-
 fn ok(c: &mut Command) {
     let o = c.output().unwrap();
-    assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// Every Parquet file under `dir`, relative path → bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Ingest the built-in sample logs (the demo's) into a fresh topic.
 fn topic_with_events(b: &str, tmp: &Path) -> String {
-    let topic = format!("aggproc.{}.{}", std::process::id(), chrono::Utc::now().timestamp_millis());
-    ok(ff().args(["topics", "--brokers", b, "--topic", &topic, "--dlq-topic", &format!("{topic}.dlq")]));
+    let topic = format!(
+        "aggproc.{}.{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    ok(ff().args([
+        "topics",
+        "--brokers",
+        b,
+        "--topic",
+        &topic,
+        "--dlq-topic",
+        &format!("{topic}.dlq"),
+    ]));
     let key = tmp.join("key");
     std::fs::write(&key, "aggregate process test key, long enough").unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for (f, fmt) in [
         ("tests/data/elastic-apache-logs/apache_logs.gz", "combined"),
         ("tests/data/secrepo-selflogs/2021_all.log.gz", "combined"),
-        ("tests/data/formats/thedash-nginx-json-2013/access.log.gz", "nginx-json"),
+        (
+            "tests/data/formats/thedash-nginx-json-2013/access.log.gz",
+            "nginx-json",
+        ),
     ] {
         ok(ff()
-            .args(["ingest", "--brokers", b, "--topic", &topic, "--dead-letter-topic", &format!("{topic}.dlq"), "--format", fmt, "--once", "--http-listen", "off"])
+            .args([
+                "ingest",
+                "--brokers",
+                b,
+                "--topic",
+                &topic,
+                "--dead-letter-topic",
+                &format!("{topic}.dlq"),
+                "--format",
+                fmt,
+                "--once",
+                "--http-listen",
+                "off",
+            ])
             .arg("--state-dir")
             .arg(tmp.join(format!("state-{fmt}")))
             .arg("--key-file")
@@ -78,9 +77,24 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
     let topic = topic_with_events(&b, tmp.path());
 
     let reference = tmp.path().join("reference");
-    ok(ff().args(["aggregate", "--brokers", &b, "--topic", &topic, "--group", &format!("{topic}.ref")]).arg("--warehouse").arg(&reference));
+    ok(ff()
+        .args([
+            "aggregate",
+            "--brokers",
+            &b,
+            "--topic",
+            &topic,
+            "--group",
+            &format!("{topic}.ref"),
+        ])
+        .arg("--warehouse")
+        .arg(&reference));
     let want = snapshot(&reference);
-    assert!(want.len() > 100, "the reference run wrote {} files", want.len());
+    assert!(
+        want.len() > 100,
+        "the reference run wrote {} files",
+        want.len()
+    );
 
     let wh = tmp.path().join("killed");
     let group = format!("{topic}.killed");
@@ -88,7 +102,15 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
     let mut killed = 0;
     for delay_ms in [150u64, 600, 1100, 1700, 2500] {
         let mut child = ff()
-            .args(["aggregate", "--brokers", &b, "--topic", &topic, "--group", &group])
+            .args([
+                "aggregate",
+                "--brokers",
+                &b,
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+            ])
             .arg("--warehouse")
             .arg(&wh)
             .stdout(Stdio::null())
@@ -102,12 +124,34 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
         }
         child.wait().unwrap();
     }
-    assert!(killed >= 2, "only {killed} runs were killed before they finished");
-    ok(ff().args(["aggregate", "--brokers", &b, "--topic", &topic, "--group", &group]).arg("--warehouse").arg(&wh));
+    assert!(
+        killed >= 2,
+        "only {killed} runs were killed before they finished"
+    );
+    ok(ff()
+        .args([
+            "aggregate",
+            "--brokers",
+            &b,
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+        ])
+        .arg("--warehouse")
+        .arg(&wh));
     let got = snapshot(&wh);
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "same files");
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "same files"
+    );
     for (k, v) in &want {
-        assert!(got[k] == *v, "{} differs from the uninterrupted run", k.display());
+        assert!(
+            got[k] == *v,
+            "{} differs from the uninterrupted run",
+            k.display()
+        );
     }
 }
 
@@ -120,13 +164,39 @@ fn a_locked_warehouse_exits_75_at_once() {
     let lock = wh.join(".footfall.lock");
     std::fs::write(&lock, "").unwrap();
     // Hold the lock the way a running aggregate does (flock), from another process.
-    let mut holder = Command::new("flock").arg("-x").arg(&lock).args(["sleep", "30"]).spawn().unwrap();
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let o = ff().args(["aggregate", "--brokers", &b, "--topic", "no.such.topic", "--group", "g"]).arg("--warehouse").arg(&wh).output().unwrap();
+    let o = ff()
+        .args([
+            "aggregate",
+            "--brokers",
+            &b,
+            "--topic",
+            "no.such.topic",
+            "--group",
+            "g",
+        ])
+        .arg("--warehouse")
+        .arg(&wh)
+        .output()
+        .unwrap();
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert_eq!(o.status.code(), Some(75), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(started.elapsed() < Duration::from_secs(5), "it must not wait for the lock");
+    assert_eq!(
+        o.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it must not wait for the lock"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("lock"));
 }

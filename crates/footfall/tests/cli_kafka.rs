@@ -1,28 +1,24 @@
 //! `footfall topics` and `footfall demo` against the real broker.
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
+mod common;
+use common::brokers;
+
 use std::process::Command;
 
-fn brokers() -> Option<String> {
-    match std::env::var("FOOTFALL_KAFKA_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var_os("FOOTFALL_REQUIRE_KAFKA").is_none(),
-                "FOOTFALL_REQUIRE_KAFKA is set but FOOTFALL_KAFKA_BROKERS is not"
-            );
-            println!("FOOTFALL_KAFKA_BROKERS not set: broker tests not run");
-            None
-        }
-    }
-}
-
 fn ff(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_footfall")).args(args).output().expect("spawn footfall")
+    Command::new(env!("CARGO_BIN_EXE_footfall"))
+        .args(args)
+        .output()
+        .expect("spawn footfall")
 }
 
 fn unique(p: &str) -> String {
-    format!("{p}.{}.{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))
+    format!(
+        "{p}.{}.{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
 }
 
 #[test]
@@ -30,28 +26,83 @@ fn topics_creates_is_idempotent_and_reports_mismatches() {
     let Some(b) = brokers() else { return };
     let t = unique("cli.topics");
     let dlq = format!("{t}.dlq");
-    let first = ff(&["topics", "--brokers", &b, "--topic", &t, "--dlq-topic", &dlq]);
+    let first = ff(&[
+        "topics",
+        "--brokers",
+        &b,
+        "--topic",
+        &t,
+        "--dlq-topic",
+        &dlq,
+    ]);
     assert!(first.status.success(), "{first:?}");
     let out = String::from_utf8_lossy(&first.stdout);
-    assert!(out.contains(&format!("created  {t} (6 partitions)")), "{out}");
-    assert!(out.contains(&format!("created  {dlq} (1 partitions)")), "{out}");
+    assert!(
+        out.contains(&format!("created  {t} (6 partitions)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("created  {dlq} (1 partitions)")),
+        "{out}"
+    );
 
-    let again = ff(&["topics", "--brokers", &b, "--topic", &t, "--dlq-topic", &dlq]);
+    let again = ff(&[
+        "topics",
+        "--brokers",
+        &b,
+        "--topic",
+        &t,
+        "--dlq-topic",
+        &dlq,
+    ]);
     assert!(again.status.success());
     let out = String::from_utf8_lossy(&again.stdout);
-    assert!(out.contains(&format!("ok       {t}")) && !out.contains("created"), "second run is a no-op: {out}");
+    assert!(
+        out.contains(&format!("ok       {t}")) && !out.contains("created"),
+        "second run is a no-op: {out}"
+    );
 
-    let wrong = ff(&["topics", "--brokers", &b, "--topic", &t, "--dlq-topic", &dlq, "--partitions", "3"]);
-    assert_eq!(wrong.status.code(), Some(78), "a mismatch exits 78 (configuration)");
+    let wrong = ff(&[
+        "topics",
+        "--brokers",
+        &b,
+        "--topic",
+        &t,
+        "--dlq-topic",
+        &dlq,
+        "--partitions",
+        "3",
+    ]);
+    assert_eq!(
+        wrong.status.code(),
+        Some(78),
+        "a mismatch exits 78 (configuration)"
+    );
     let out = String::from_utf8_lossy(&wrong.stdout);
-    assert!(out.contains(&format!("mismatch: topic {t}: partitions is 6, expected 3")), "{out}");
+    assert!(
+        out.contains(&format!("mismatch: topic {t}: partitions is 6, expected 3")),
+        "{out}"
+    );
 
-    let check = ff(&["topics", "--brokers", &b, "--topic", &unique("cli.missing"), "--dlq-topic", &unique("cli.missing.dlq"), "--check"]);
+    let check = ff(&[
+        "topics",
+        "--brokers",
+        &b,
+        "--topic",
+        &unique("cli.missing"),
+        "--dlq-topic",
+        &unique("cli.missing.dlq"),
+        "--check",
+    ]);
     assert_eq!(check.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&check.stdout).contains("missing"));
 
     let unreachable = ff(&["topics", "--brokers", "127.0.0.1:1", "--topic", &t]);
-    assert_eq!(unreachable.status.code(), Some(69), "an unreachable broker exits 69");
+    assert_eq!(
+        unreachable.status.code(),
+        Some(69),
+        "an unreachable broker exits 69"
+    );
 }
 
 /// The demo gives the same report on the embedded broker and on real Kafka.
@@ -62,14 +113,36 @@ fn demo_same_results_embedded_and_real_kafka() {
     let a = dir.path().join("embedded");
     let r = dir.path().join("real");
     let embedded = ff(&["demo", "--json", "--dir", a.to_str().unwrap()]);
-    assert!(embedded.status.success(), "{}", String::from_utf8_lossy(&embedded.stderr));
-    let real = ff(&["demo", "--json", "--dir", r.to_str().unwrap(), "--brokers", &b, "--topic", &unique("cli.demo")]);
-    assert!(real.status.success(), "{}", String::from_utf8_lossy(&real.stderr));
+    assert!(
+        embedded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&embedded.stderr)
+    );
+    let real = ff(&[
+        "demo",
+        "--json",
+        "--dir",
+        r.to_str().unwrap(),
+        "--brokers",
+        &b,
+        "--topic",
+        &unique("cli.demo"),
+    ]);
+    assert!(
+        real.status.success(),
+        "{}",
+        String::from_utf8_lossy(&real.stderr)
+    );
     let ja: serde_json::Value = serde_json::from_slice(&embedded.stdout).unwrap();
     let jr: serde_json::Value = serde_json::from_slice(&real.stdout).unwrap();
     assert_eq!(ja, jr, "same report either way");
     // 15 days of sample traffic, and the books balance (the demo checks itself and fails otherwise).
     assert_eq!(ja["days"].as_array().unwrap().len(), 15);
-    let requests: i64 = ja["days"].as_array().unwrap().iter().map(|d| d[1].as_i64().unwrap()).sum();
+    let requests: i64 = ja["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[1].as_i64().unwrap())
+        .sum();
     assert_eq!(requests, 32_126);
 }

@@ -7,31 +7,16 @@
 //!
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
+mod common;
+use common::{brokers, ff, snapshot};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn brokers() -> Option<String> {
-    match std::env::var("FOOTFALL_KAFKA_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var_os("FOOTFALL_REQUIRE_KAFKA").is_none(),
-                "FOOTFALL_REQUIRE_KAFKA is set but FOOTFALL_KAFKA_BROKERS is not"
-            );
-            println!("FOOTFALL_KAFKA_BROKERS not set: broker tests not run");
-            None
-        }
-    }
-}
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ff() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_footfall"))
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -50,7 +35,9 @@ fn gunzip(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).unwrap();
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         raw
@@ -80,7 +67,14 @@ fn goaccess(path: &Path, args: &[&str]) -> (BTreeMap<String, u64>, BTreeMap<u16,
     let plain = dir.path().join("log");
     std::fs::write(&plain, gunzip(path)).unwrap();
     let json = dir.path().join("out.json");
-    run_ok(Command::new("goaccess").arg(&plain).args(args).arg("--no-global-config").arg("-o").arg(&json));
+    run_ok(
+        Command::new("goaccess")
+            .arg(&plain)
+            .args(args)
+            .arg("--no-global-config")
+            .arg("-o")
+            .arg(&json),
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let mut days = BTreeMap::new();
     for d in v["visitors"]["data"].as_array().unwrap() {
@@ -119,7 +113,13 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
     ];
     let shared = repo().join("../shared/data/wordpress-nginx-2025-hackathon/access.log.gz");
     if shared.exists() {
-        logs.push(Log { name: "wordpress", path: shared, format: "combined", site: "wp.example", goaccess: Some(vec!["--log-format=COMBINED"]) });
+        logs.push(Log {
+            name: "wordpress",
+            path: shared,
+            format: "combined",
+            site: "wp.example",
+            goaccess: Some(vec!["--log-format=COMBINED"]),
+        });
     } else {
         println!("shared/data not present: the wordpress log is not part of this run");
     }
@@ -127,35 +127,89 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key");
     std::fs::write(&key, "end-to-end test key, 32 bytes long.").unwrap();
-    let topic = format!("e2e.visits.{}.{}", std::process::id(), chrono::Utc::now().timestamp_millis());
-    run_ok(ff().args(["topics", "--brokers", &brokers, "--topic", &topic, "--dlq-topic", &format!("{topic}.dlq")]));
+    let topic = format!(
+        "e2e.visits.{}.{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    run_ok(ff().args([
+        "topics",
+        "--brokers",
+        &brokers,
+        "--topic",
+        &topic,
+        "--dlq-topic",
+        &format!("{topic}.dlq"),
+    ]));
 
     let mut raw_lines: HashMap<&str, Vec<String>> = HashMap::new();
     for log in &logs {
         let text = String::from_utf8_lossy(&gunzip(&log.path)).into_owned();
         raw_lines.insert(log.name, text.lines().map(str::to_string).collect());
-        run_ok(ff()
-            .args(["ingest", "--brokers", &brokers, "--topic", &topic, "--dead-letter-topic", &format!("{topic}.dlq")])
-            .args(["--format", log.format, "--site", log.site, "--http-listen", "off", "--once"])
+        run_ok(
+            ff().args([
+                "ingest",
+                "--brokers",
+                &brokers,
+                "--topic",
+                &topic,
+                "--dead-letter-topic",
+                &format!("{topic}.dlq"),
+            ])
+            .args([
+                "--format",
+                log.format,
+                "--site",
+                log.site,
+                "--http-listen",
+                "off",
+                "--once",
+            ])
             .arg("--state-dir")
             .arg(tmp.path().join(format!("state-{}", log.name)))
             .arg("--key-file")
             .arg(&key)
-            .arg(&log.path));
+            .arg(&log.path),
+        );
     }
 
     let wh = tmp.path().join("wh");
-    run_ok(ff().args(["aggregate", "--brokers", &brokers, "--topic", &topic, "--group", &format!("{topic}.agg")]).arg("--warehouse").arg(&wh));
+    run_ok(
+        ff().args([
+            "aggregate",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "--group",
+            &format!("{topic}.agg"),
+        ])
+        .arg("--warehouse")
+        .arg(&wh),
+    );
     let w = wh.display().to_string();
     let table = |t: &str| format!("read_parquet('{w}/{t}/*/*.parquet', hive_partitioning=true)");
 
     // Every line is one request in the summaries and one row in the events table.
     for log in &logs {
         let n = raw_lines[log.name].len();
-        let req = duckdb(&format!("SELECT sum(requests) FROM {} WHERE site = '{}'", table("traffic_daily"), log.site));
+        let req = duckdb(&format!(
+            "SELECT sum(requests) FROM {} WHERE site = '{}'",
+            table("traffic_daily"),
+            log.site
+        ));
         assert_eq!(req[0][0], n.to_string(), "{}: requests = lines", log.name);
-        let ev = duckdb(&format!("SELECT count(*), count(DISTINCT event_id) FROM {} WHERE site = '{}'", table("events"), log.site));
-        assert_eq!(ev[0], vec![n.to_string(), n.to_string()], "{}: event rows = lines", log.name);
+        let ev = duckdb(&format!(
+            "SELECT count(*), count(DISTINCT event_id) FROM {} WHERE site = '{}'",
+            table("events"),
+            log.site
+        ));
+        assert_eq!(
+            ev[0],
+            vec![n.to_string(), n.to_string()],
+            "{}: event rows = lines",
+            log.name
+        );
         // pyarrow reads the same table.
         let pa = run_ok(Command::new("python3").arg("-c").arg(format!(
             "import pyarrow.dataset as ds; t=ds.dataset('{w}/events', format='parquet', partitioning='hive').to_table(); print(t.num_rows)"
@@ -174,7 +228,11 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
         .into_iter()
         .map(|r| (r[0].clone(), r[1].parse().unwrap()))
         .collect();
-        assert_eq!(ours, ga_days, "{}: per-day unique visitors equal GoAccess's", log.name);
+        assert_eq!(
+            ours, ga_days,
+            "{}: per-day unique visitors equal GoAccess's",
+            log.name
+        );
         let status: BTreeMap<u16, u64> = duckdb(&format!(
             "SELECT status, sum(requests) FROM {} WHERE site = '{}' GROUP BY 1 ORDER BY 1",
             table("status_daily"),
@@ -183,7 +241,11 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
         .into_iter()
         .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
         .collect();
-        assert_eq!(status, ga_status, "{}: status counts equal GoAccess's", log.name);
+        assert_eq!(
+            status, ga_status,
+            "{}: status counts equal GoAccess's",
+            log.name
+        );
         // And equal a count straight from the raw lines: the status follows the quoted request.
         let mut raw: BTreeMap<u16, u64> = BTreeMap::new();
         for l in &raw_lines[log.name] {
@@ -192,18 +254,39 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
                 *raw.entry(s).or_default() += 1;
             }
         }
-        assert_eq!(status, raw, "{}: status counts equal the raw lines'", log.name);
+        assert_eq!(
+            status, raw,
+            "{}: status counts equal the raw lines'",
+            log.name
+        );
     }
 
     // No client address from any input reaches Kafka or Parquet. Referrer
     // fields are left out: a referrer whose host is an IP literal names a web
     // server (here the site's own address), not a visitor.
-    let kcat = Command::new("kcat").args(["-b", &brokers, "-C", "-t", &topic, "-e", "-q", "-o", "beginning"]).output().unwrap();
+    let kcat = Command::new("kcat")
+        .args([
+            "-b",
+            &brokers,
+            "-C",
+            "-t",
+            &topic,
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+        ])
+        .output()
+        .unwrap();
     assert!(kcat.status.success());
     let mut values: std::collections::HashSet<String> = std::collections::HashSet::new();
     for line in String::from_utf8_lossy(&kcat.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("every message is a JSON event");
-        assert!(v.get("client_ip").is_none(), "raw client_ip on the topic without opt-in");
+        let v: serde_json::Value =
+            serde_json::from_str(line).expect("every message is a JSON event");
+        assert!(
+            v.get("client_ip").is_none(),
+            "raw client_ip on the topic without opt-in"
+        );
         for (k, val) in v.as_object().unwrap() {
             if let (false, Some(s)) = (k.starts_with("referrer"), val.as_str()) {
                 values.insert(s.to_string());
@@ -219,12 +302,18 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
     for log in &logs {
         for l in &raw_lines[log.name] {
             let client = if l.starts_with('{') {
-                l.split("\"remote_addr\":\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("")
+                l.split("\"remote_addr\":\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .unwrap_or("")
             } else {
                 l.split(' ').next().unwrap_or("")
             };
             if client.parse::<std::net::IpAddr>().is_ok() {
-                assert!(!values.contains(client), "client address {client} reached Kafka or Parquet");
+                assert!(
+                    !values.contains(client),
+                    "client address {client} reached Kafka or Parquet"
+                );
                 checked += 1;
             }
         }
@@ -233,22 +322,22 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
 
     // A second run with nothing new changes nothing.
     let before = snapshot(&wh);
-    run_ok(ff().args(["aggregate", "--brokers", &brokers, "--topic", &topic, "--group", &format!("{topic}.agg")]).arg("--warehouse").arg(&wh));
-    assert_eq!(snapshot(&wh), before, "a re-run with no new data changed the warehouse");
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    run_ok(
+        ff().args([
+            "aggregate",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "--group",
+            &format!("{topic}.agg"),
+        ])
+        .arg("--warehouse")
+        .arg(&wh),
+    );
+    assert_eq!(
+        snapshot(&wh),
+        before,
+        "a re-run with no new data changed the warehouse"
+    );
 }

@@ -23,7 +23,10 @@ use rdkafka::{ClientConfig, Message};
 const BIN: &str = env!("CARGO_BIN_EXE_footfall");
 const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
 const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
-const APACHE_LOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/elastic-apache-logs/apache_logs.gz");
+const APACHE_LOG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/elastic-apache-logs/apache_logs.gz"
+);
 const WAIT: Duration = Duration::from_secs(120);
 
 fn brokers() -> Option<String> {
@@ -50,23 +53,51 @@ struct Topics {
 impl Topics {
     fn create(brokers: &str, label: &str) -> Topics {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let base = format!("footfall-test.ingest.{label}.{}.{nanos}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let base = format!(
+            "footfall-test.ingest.{label}.{}.{nanos}.{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let (events, dlq) = (base.clone(), format!("{base}.dlq"));
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let specs = [NewTopic::new(&events, 3, TopicReplication::Fixed(1)), NewTopic::new(&dlq, 1, TopicReplication::Fixed(1))];
-        for r in runtime.block_on(admin.create_topics(&specs, &options)).expect("creating topics") {
+        let specs = [
+            NewTopic::new(&events, 3, TopicReplication::Fixed(1)),
+            NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
+        ];
+        for r in runtime
+            .block_on(admin.create_topics(&specs, &options))
+            .expect("creating topics")
+        {
             r.unwrap_or_else(|(name, code)| panic!("creating {name}: {code}"));
         }
-        Topics { brokers: brokers.to_string(), events, dlq, admin, runtime }
+        Topics {
+            brokers: brokers.to_string(),
+            events,
+            dlq,
+            admin,
+            runtime,
+        }
     }
 
     /// Every message on `topic` (payloads), read until `want` arrived and a
     /// moment passed without more, or `WAIT` elapsed.
     fn consume(&self, topic: &str, want: usize) -> Vec<Vec<u8>> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", format!("footfall-test-{nanos}"))
@@ -86,8 +117,14 @@ impl Topics {
                 }
                 Some(Err(e)) => panic!("consuming {topic}: {e}"),
                 None => {
-                    let settle = if out.len() >= want { Duration::from_secs(1) } else { Duration::from_secs(20) };
-                    if quiet_since.elapsed() > settle && (out.len() >= want || start.elapsed() > Duration::from_secs(30)) {
+                    let settle = if out.len() >= want {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_secs(20)
+                    };
+                    if quiet_since.elapsed() > settle
+                        && (out.len() >= want || start.elapsed() > Duration::from_secs(30))
+                    {
                         break;
                     }
                 }
@@ -100,7 +137,10 @@ impl Topics {
 impl Drop for Topics {
     fn drop(&mut self) {
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        if let Err(e) = self.runtime.block_on(self.admin.delete_topics(&[&self.events, &self.dlq], &options)) {
+        if let Err(e) = self.runtime.block_on(
+            self.admin
+                .delete_topics(&[&self.events, &self.dlq], &options),
+        ) {
             eprintln!("deleting test topics: {e}");
         }
     }
@@ -111,7 +151,9 @@ fn sample_log(lines: usize) -> Vec<u8> {
     let mut out = Vec::new();
     if Path::new(APACHE_LOG).exists() {
         let mut all = Vec::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(APACHE_LOG).unwrap()).read_to_end(&mut all).unwrap();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(APACHE_LOG).unwrap())
+            .read_to_end(&mut all)
+            .unwrap();
         for l in all.split_inclusive(|&b| b == b'\n').take(lines) {
             out.extend_from_slice(l);
         }
@@ -133,15 +175,27 @@ fn key_file(dir: &Path) -> PathBuf {
 }
 
 /// `footfall parse` of `input` (a path, or `-` with `stdin`): events and rejects.
-fn parse(input: &str, stdin: Option<&[u8]>, key: &Path, dir: &Path) -> (Vec<VisitEvent>, Vec<Reject>) {
-    let rejects = dir.join(format!("rejects-{}.jsonl", COUNTER.fetch_add(1, Ordering::Relaxed)));
+fn parse(
+    input: &str,
+    stdin: Option<&[u8]>,
+    key: &Path,
+    dir: &Path,
+) -> (Vec<VisitEvent>, Vec<Reject>) {
+    let rejects = dir.join(format!(
+        "rejects-{}.jsonl",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut child = Command::new(BIN)
         .args(["parse", "--format", "combined", "--key-file"])
         .arg(key)
         .arg("--rejects")
         .arg(&rejects)
         .arg(input)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -150,8 +204,17 @@ fn parse(input: &str, stdin: Option<&[u8]>, key: &Path, dir: &Path) -> (Vec<Visi
         child.stdin.take().unwrap().write_all(data).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "footfall parse failed: {}", String::from_utf8_lossy(&out.stderr));
-    let events = out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    assert!(
+        out.status.success(),
+        "footfall parse failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     let rejects = std::fs::read(&rejects)
         .unwrap_or_default()
         .split(|&b| b == b'\n')
@@ -163,13 +226,34 @@ fn parse(input: &str, stdin: Option<&[u8]>, key: &Path, dir: &Path) -> (Vec<Visi
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn ingest(topics: Option<&Topics>, brokers: &str, state: &Path, key: &Path, extra: &[&str]) -> Command {
+fn ingest(
+    topics: Option<&Topics>,
+    brokers: &str,
+    state: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> Command {
     let mut c = Command::new(BIN);
-    c.arg("ingest").args(["--brokers", brokers, "--format", "combined", "--http-listen", "off", "--key-file"]).arg(key).arg("--state-dir").arg(state);
+    c.arg("ingest")
+        .args([
+            "--brokers",
+            brokers,
+            "--format",
+            "combined",
+            "--http-listen",
+            "off",
+            "--key-file",
+        ])
+        .arg(key)
+        .arg("--state-dir")
+        .arg(state);
     if let Some(t) = topics {
         c.args(["--topic", &t.events, "--dead-letter-topic", &t.dlq]);
     }
-    c.args(extra).env_remove("RUST_LOG").env_remove("FOOTFALL_CONFIG").env_remove("FOOTFALL_KEY_FILE");
+    c.args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("FOOTFALL_CONFIG")
+        .env_remove("FOOTFALL_KEY_FILE");
     c
 }
 
@@ -185,12 +269,18 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap().success();
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -{sig} failed");
 }
 
 fn checkpoint_offset(state: &Path) -> Option<u64> {
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("checkpoints.json")).ok()?).ok()?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("checkpoints.json")).ok()?).ok()?;
     assert_eq!(doc["version"], 1);
     doc["files"][0]["offset"].as_u64()
 }
@@ -203,13 +293,20 @@ fn wait_checkpoint(state: &Path, at_least: u64) -> u64 {
                 return o;
             }
         }
-        assert!(start.elapsed() < WAIT, "no checkpoint at or past {at_least}");
+        assert!(
+            start.elapsed() < WAIT,
+            "no checkpoint at or past {at_least}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn event_ids(payloads: &[Vec<u8>]) -> BTreeMap<String, VisitEvent> {
-    payloads.iter().map(|p| serde_json::from_slice::<VisitEvent>(p).unwrap()).map(|e| (e.event_id.clone(), e)).collect()
+    payloads
+        .iter()
+        .map(|p| serde_json::from_slice::<VisitEvent>(p).unwrap())
+        .map(|e| (e.event_id.clone(), e))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -221,31 +318,61 @@ fn stdin_run_exits_when_done_and_matches_footfall_parse() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
     let mut input = sample_log(3000);
-    input.extend_from_slice(b"not an access log line\n\n127.0.0.1 - - [bad time] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"");
+    input.extend_from_slice(
+        b"not an access log line\n\n127.0.0.1 - - [bad time] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"",
+    );
     let (want_events, want_rejects) = parse("-", Some(&input), &key, dir.path());
 
     let started = Instant::now();
-    let mut child = ingest(Some(&topics), &brokers, &dir.path().join("state"), &key, &["-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ingest(
+        Some(&topics),
+        &brokers,
+        &dir.path().join("state"),
+        &key,
+        &["-"],
+    )
+    .stdin(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     child.stdin.take().unwrap().write_all(&input).unwrap(); // dropping it closes stdin
     let status = wait_exit(&mut child, WAIT).expect("footfall ingest exits once stdin ends");
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "{status}: {stderr}");
-    println!("stdin: {} lines ingested and acknowledged in {:?}", want_events.len() + want_rejects.len(), started.elapsed());
+    println!(
+        "stdin: {} lines ingested and acknowledged in {:?}",
+        want_events.len() + want_rejects.len(),
+        started.elapsed()
+    );
 
     let got = event_ids(&topics.consume(&topics.events, want_events.len()));
     assert_eq!(got.len(), want_events.len());
     for want in &want_events {
-        assert_eq!(got.get(&want.event_id), Some(want), "ingest and parse give the same event");
+        assert_eq!(
+            got.get(&want.event_id),
+            Some(want),
+            "ingest and parse give the same event"
+        );
     }
-    let dlq: BTreeSet<String> =
-        topics.consume(&topics.dlq, want_rejects.len()).iter().map(|p| serde_json::from_slice::<Reject>(p).unwrap().event_id).collect();
-    assert_eq!(dlq, want_rejects.iter().map(|r| r.event_id.clone()).collect());
-    assert!(!stderr.contains("203.0.113.") && !stderr.contains("not an access log line"), "no lines or addresses in logs: {stderr}");
+    let dlq: BTreeSet<String> = topics
+        .consume(&topics.dlq, want_rejects.len())
+        .iter()
+        .map(|p| serde_json::from_slice::<Reject>(p).unwrap().event_id)
+        .collect();
+    assert_eq!(
+        dlq,
+        want_rejects.iter().map(|r| r.event_id.clone()).collect()
+    );
+    assert!(
+        !stderr.contains("203.0.113.") && !stderr.contains("not an access log line"),
+        "no lines or addresses in logs: {stderr}"
+    );
 }
 
 /// Interrupted by SIGTERM (or SIGKILL) while reading a file, then run again
@@ -264,21 +391,41 @@ fn interrupted(sig: &str) {
 
     // Frequent checkpoints and a small in-flight window, so the signal lands mid-file.
     let config = dir.path().join("footfall.toml");
-    std::fs::write(&config, "[ingest]\ncheckpoint_interval = \"50ms\"\nmax_in_flight = 200\n").unwrap();
+    std::fs::write(
+        &config,
+        "[ingest]\ncheckpoint_interval = \"50ms\"\nmax_in_flight = 200\n",
+    )
+    .unwrap();
     let config_arg = config.to_str().unwrap();
-    let mut child =
-        ingest(Some(&topics), &brokers, &state, &key, &["--config", config_arg, log_arg]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = ingest(
+        Some(&topics),
+        &brokers,
+        &state,
+        &key,
+        &["--config", config_arg, log_arg],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_checkpoint(&state, 1);
     let signalled = Instant::now();
     signal(&child, sig);
     let status = wait_exit(&mut child, Duration::from_secs(30)).expect("exits after the signal");
     let stopped_in = signalled.elapsed();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let at = checkpoint_offset(&state).unwrap();
     if sig == "TERM" {
         assert!(status.success(), "SIGTERM exits 0: {status}: {stderr}");
-        assert!(stopped_in < Duration::from_secs(12), "within the shutdown deadline: {stopped_in:?}");
+        assert!(
+            stopped_in < Duration::from_secs(12),
+            "within the shutdown deadline: {stopped_in:?}"
+        );
         assert!(stderr.contains("shutdown requested"), "{stderr}");
     } else {
         assert!(!status.success());
@@ -286,14 +433,21 @@ fn interrupted(sig: &str) {
     assert!(at <= content.len() as u64);
 
     // Run again, reading the file once from the checkpoint to its end.
-    let status = ingest(Some(&topics), &brokers, &state, &key, &["--once", log_arg]).stderr(Stdio::null()).status().unwrap();
+    let status = ingest(Some(&topics), &brokers, &state, &key, &["--once", log_arg])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
     assert_eq!(checkpoint_offset(&state), Some(content.len() as u64));
 
     let payloads = topics.consume(&topics.events, want_events.len());
     let got = event_ids(&payloads);
     let want: BTreeSet<&String> = want_events.iter().map(|e| &e.event_id).collect();
-    assert_eq!(got.keys().collect::<BTreeSet<_>>(), want, "every line exactly once after deduplication by event_id");
+    assert_eq!(
+        got.keys().collect::<BTreeSet<_>>(),
+        want,
+        "every line exactly once after deduplication by event_id"
+    );
     println!(
         "SIG{sig}: stopped after {stopped_in:?} at offset {at} of {}; {} messages for {} events ({} duplicates)",
         content.len(),
@@ -317,7 +471,11 @@ fn sigkill_loses_nothing() {
 fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = dir.path().join("footfall.toml");
     std::fs::write(
         &config,
@@ -356,17 +514,29 @@ fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
     let metrics = http_get(port, "/metrics");
     assert!(metrics.contains("footfall_ingest_kafka_up 0"), "{metrics}");
     signal(&child, "TERM");
-    let status = wait_exit(&mut child, Duration::from_secs(15)).expect("exits within the shutdown deadline");
+    let status =
+        wait_exit(&mut child, Duration::from_secs(15)).expect("exits within the shutdown deadline");
     drop(stdin);
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "{status}: {stderr}");
-    assert_eq!(stderr.matches("Kafka is unreachable").count(), 1, "one clear error: {stderr}");
+    assert_eq!(
+        stderr.matches("Kafka is unreachable").count(),
+        1,
+        "one clear error: {stderr}"
+    );
     assert!(stderr.contains("not acknowledged"), "{stderr}");
 }
 
 fn http_get(port: u16, path: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
     let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
@@ -378,9 +548,30 @@ fn bad_configuration_exits_78_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("footfall.toml");
     std::fs::write(&config, "[ingest]\nmax_in_flight = 0\n").unwrap();
-    let out = Command::new(BIN).arg("ingest").arg("--config").arg(&config).arg("-").stdin(Stdio::null()).output().unwrap();
-    assert_eq!(out.status.code(), Some(78), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("ingest")
+        .arg("--config")
+        .arg(&config)
+        .arg("-")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.max_in_flight"));
-    let out = Command::new(BIN).args(["ingest", "--http-listen", "off"]).stdin(Stdio::null()).output().unwrap();
-    assert_eq!(out.status.code(), Some(78), "nothing to read: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["ingest", "--http-listen", "off"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "nothing to read: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
