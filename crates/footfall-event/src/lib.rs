@@ -246,3 +246,38 @@ impl Reject {
     /// Bound on the bytes of the original line kept in a reject.
     pub const MAX_LINE: usize = 2048;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_line_round_trips_exactly() {
+        let ts = DateTime::parse_from_rfc3339("2013-11-17T16:00:08-05:00").unwrap();
+        for d in [2011.0000000000002, 0.1 + 0.2, 1e-7, 123456.789, 0.0, 5e300] {
+            let ev = VisitEvent {
+                v: SCHEMA_VERSION,
+                event_id: "e".into(),
+                ts,
+                site: "s".into(),
+                visitor_id: "v".into(),
+                path: "/\"quoted\"\u{1}é".into(),
+                route: "/".into(),
+                status: 200,
+                duration_ms: Some(d),
+                referrer_medium: Label::Borrowed("direct"),
+                device: Label::Borrowed("desktop"),
+                kind: Label::Borrowed("page"),
+                browser: Some(Shared::from("Firefox")),
+                source: "stdin".into(),
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            ev.write_json_line(&mut out);
+            assert_eq!(out.last(), Some(&b'\n'));
+            let back: VisitEvent = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, ev, "{}", String::from_utf8_lossy(&out));
+            assert_eq!(out, [serde_json::to_vec(&ev).unwrap(), b"\n".to_vec()].concat(), "same bytes as serde_json");
+        }
+    }
+}

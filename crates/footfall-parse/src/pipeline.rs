@@ -348,7 +348,8 @@ impl Worker {
             protocol: rec.protocol.map(Cow::into_owned),
             status,
             bytes: rec.bytes,
-            duration_ms: rec.duration_ms,
+            // Microsecond resolution: unit conversions (s → ms) leave float noise otherwise.
+            duration_ms: rec.duration_ms.map(|d| (d * 1000.0).round() / 1000.0),
             upstream: rec.upstream.map(Cow::into_owned),
             referrer,
             referrer_host: ref_info.host,
