@@ -126,6 +126,12 @@ async fn kafka_outage_pauses_reading_and_recovers() {
     let (_, metrics) = footfall_ingest::http::get(addr, "/metrics").await.unwrap();
     assert!(metrics.lines().any(|l| l == "footfall_ingest_kafka_up 0"), "{metrics}");
 
+    // The outage lasts until the periodic reminder has been logged at least once.
+    wait_until("a reminder", Duration::from_secs(30), || {
+        String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("Kafka still unreachable")
+    })
+    .await;
+
     // Back again: everything arrives by itself.
     mock.broker_up(1).unwrap();
     wait_until("recovery", Duration::from_secs(90), || {
