@@ -783,7 +783,7 @@ pub(crate) fn process(
     }
 
     progress.stage(Stage::Summarizing);
-    let (proj_schema, proj_idx) = summary_projection();
+    let (_, proj_idx) = summary_projection();
     let load = |key: &(i32, NaiveDate)| -> Result<Vec<RecordBatch>, AggregateError> {
         let mut out = Vec::new();
         if let Some(src) = sources.get(key) {
@@ -796,58 +796,80 @@ pub(crate) fn process(
         }
         Ok(out)
     };
-    let timeout_us = opts.summary.timeout_us().min(DAY_US);
     let total = touched.len();
     let mut dates = BTreeSet::new();
     for (n, &(p, date)) in touched.iter().enumerate() {
         let day = load(&(p, date))?;
-        let summary_paths = |t: Table| wh.summary_path(t, date, p);
-        if day.iter().all(|b| b.num_rows() == 0) {
-            // No events left for this date and partition: its summaries go too.
-            if !opts.dry_run {
-                for t in Table::ALL {
-                    let path = summary_paths(t);
-                    if wh.remove_file(&path)? {
-                        report.files_removed += 1;
-                        opts.check(Checkpoint::SummaryRemoved(path))?;
-                    }
-                }
-            }
-            dates.insert(date);
-            progress.summarized(n + 1, total);
-            continue;
-        }
-        let mut batches = day;
-        if let Some(prev) = date.pred_opt() {
-            for b in load(&(p, prev))? {
-                batches.push(tail_of(&b, prev, timeout_us)?);
-            }
-        }
-        let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
-        let summaries = summarize(&events, date, &opts.summary)?;
-        for (table, batch) in summaries.iter() {
-            *report.summary_rows.entry(table.name().to_string()).or_default() += batch.num_rows() as u64;
-            if opts.dry_run {
-                continue;
-            }
-            let path = summary_paths(table);
-            if batch.num_rows() == 0 {
-                if wh.remove_file(&path)? {
-                    report.files_removed += 1;
-                    opts.check(Checkpoint::SummaryRemoved(path))?;
-                }
-                continue;
-            }
-            let file = wh.write_pending(&path, batch)?;
-            opts.check(Checkpoint::TempWritten(path.clone()))?;
-            file.persist()?;
-            report.files_written += 1;
-            opts.check(Checkpoint::Persisted(path))?;
-        }
+        // The previous day's events matter only when there is something to summarise.
+        let prev = match date.pred_opt() {
+            Some(prev) if day.iter().any(|b| b.num_rows() > 0) => load(&(p, prev))?,
+            _ => Vec::new(),
+        };
+        summarize_partition(wh, date, p, day, prev, opts, report)?;
         dates.insert(date);
         progress.summarized(n + 1, total);
     }
     report.dates_touched = dates.into_iter().collect();
+    Ok(())
+}
+
+/// Recompute and write the summaries of one (date, partition) from all its
+/// events (`day`) plus the previous day's events (`prev`, of which only the
+/// last visit timeout counts, for visits crossing midnight). Each file is
+/// written atomically; tables left without rows lose their file; a (date,
+/// partition) with no events left loses all its summaries.
+fn summarize_partition(
+    wh: &Warehouse,
+    date: NaiveDate,
+    p: i32,
+    day: Vec<RecordBatch>,
+    prev: Vec<RecordBatch>,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
+    let summary_paths = |t: Table| wh.summary_path(t, date, p);
+    if day.iter().all(|b| b.num_rows() == 0) {
+        // No events left for this date and partition: its summaries go too.
+        if !opts.dry_run {
+            for t in Table::ALL {
+                let path = summary_paths(t);
+                if wh.remove_file(&path)? {
+                    report.files_removed += 1;
+                    opts.check(Checkpoint::SummaryRemoved(path))?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let (proj_schema, _) = summary_projection();
+    let timeout_us = opts.summary.timeout_us().min(DAY_US);
+    let mut batches = day;
+    if let Some(prev_date) = date.pred_opt() {
+        for b in prev {
+            batches.push(tail_of(&b, prev_date, timeout_us)?);
+        }
+    }
+    let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
+    let summaries = summarize(&events, date, &opts.summary)?;
+    for (table, batch) in summaries.iter() {
+        *report.summary_rows.entry(table.name().to_string()).or_default() += batch.num_rows() as u64;
+        if opts.dry_run {
+            continue;
+        }
+        let path = summary_paths(table);
+        if batch.num_rows() == 0 {
+            if wh.remove_file(&path)? {
+                report.files_removed += 1;
+                opts.check(Checkpoint::SummaryRemoved(path))?;
+            }
+            continue;
+        }
+        let file = wh.write_pending(&path, batch)?;
+        opts.check(Checkpoint::TempWritten(path.clone()))?;
+        file.persist()?;
+        report.files_written += 1;
+        opts.check(Checkpoint::Persisted(path))?;
+    }
     Ok(())
 }
 
@@ -859,37 +881,25 @@ pub fn recompute(root: &std::path::Path, date: NaiveDate, summary: &SummaryOptio
     let wh = Warehouse::new(root);
     let _lock = wh.lock(LockMode::Exclusive)?;
     let files = wh.event_files()?;
-    let (proj_schema, _) = summary_projection();
-    let timeout_us = summary.timeout_us().min(DAY_US);
+    let mut opts = RunOptions::new("", "", root);
+    opts.summary = summary.clone();
+    let read = |d: NaiveDate, p: i32| -> Result<Vec<RecordBatch>, AggregateError> {
+        let mut out = Vec::new();
+        for f in files.iter().filter(|f| f.date == d && f.partition == p) {
+            out.extend(read_parquet(&f.path, Some(SUMMARY_COLUMNS))?);
+        }
+        Ok(out)
+    };
     let mut report = RunReport::default();
     let partitions: BTreeSet<i32> = files.iter().filter(|f| f.date == date).map(|f| f.partition).collect();
     for p in partitions {
-        let mut batches = Vec::new();
-        for f in files.iter().filter(|f| f.date == date && f.partition == p) {
-            batches.extend(read_parquet(&f.path, Some(SUMMARY_COLUMNS))?);
-        }
-        if let Some(prev) = date.pred_opt() {
-            for f in files.iter().filter(|f| f.date == prev && f.partition == p) {
-                for b in read_parquet(&f.path, Some(SUMMARY_COLUMNS))? {
-                    batches.push(tail_of(&b, prev, timeout_us)?);
-                }
-            }
-        }
-        let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
-        report.events_read += events.num_rows() as u64;
-        let summaries = summarize(&events, date, summary)?;
-        for (table, batch) in summaries.iter() {
-            *report.summary_rows.entry(table.name().to_string()).or_default() += batch.num_rows() as u64;
-            let path = wh.summary_path(table, date, p);
-            if batch.num_rows() == 0 {
-                if wh.remove_file(&path)? {
-                    report.files_removed += 1;
-                }
-                continue;
-            }
-            wh.write_pending(&path, batch)?.persist()?;
-            report.files_written += 1;
-        }
+        let day = read(date, p)?;
+        report.events_read += day.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let prev = match date.pred_opt() {
+            Some(prev) => read(prev, p)?,
+            None => Vec::new(),
+        };
+        summarize_partition(&wh, date, p, day, prev, &opts, &mut report)?;
     }
     report.dates_touched = vec![date];
     report.seconds = started.elapsed().as_secs_f64();
