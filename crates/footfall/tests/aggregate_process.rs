@@ -4,7 +4,7 @@
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
 mod common;
-use common::{brokers, ff, snapshot};
+use common::{aggregate, brokers, ff, snapshot};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -77,18 +77,7 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
     let topic = topic_with_events(&b, tmp.path());
 
     let reference = tmp.path().join("reference");
-    ok(ff()
-        .args([
-            "aggregate",
-            "--brokers",
-            &b,
-            "--topic",
-            &topic,
-            "--group",
-            &format!("{topic}.ref"),
-        ])
-        .arg("--warehouse")
-        .arg(&reference));
+    ok(&mut aggregate(&b, &topic, &format!("{topic}.ref"), &reference));
     let want = snapshot(&reference);
     assert!(
         want.len() > 100,
@@ -101,18 +90,7 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
     // Kill points spread over a run: early (joining), mid-consume, writing, summarising.
     let mut killed = 0;
     for delay_ms in [150u64, 600, 1100, 1700, 2500] {
-        let mut child = ff()
-            .args([
-                "aggregate",
-                "--brokers",
-                &b,
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-            ])
-            .arg("--warehouse")
-            .arg(&wh)
+        let mut child = aggregate(&b, &topic, &group, &wh)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -128,18 +106,7 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
         killed >= 2,
         "only {killed} runs were killed before they finished"
     );
-    ok(ff()
-        .args([
-            "aggregate",
-            "--brokers",
-            &b,
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-        ])
-        .arg("--warehouse")
-        .arg(&wh));
+    ok(&mut aggregate(&b, &topic, &group, &wh));
     let got = snapshot(&wh);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -172,19 +139,7 @@ fn a_locked_warehouse_exits_75_at_once() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let o = ff()
-        .args([
-            "aggregate",
-            "--brokers",
-            &b,
-            "--topic",
-            "no.such.topic",
-            "--group",
-            "g",
-        ])
-        .arg("--warehouse")
-        .arg(&wh)
-        .output()
+    let o = aggregate(&b, "no.such.topic", "g", &wh).output()
         .unwrap();
     holder.kill().unwrap();
     holder.wait().unwrap();

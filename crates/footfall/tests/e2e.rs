@@ -8,7 +8,7 @@
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
 mod common;
-use common::{brokers, ff, snapshot};
+use common::{aggregate, brokers, ff, snapshot};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -174,19 +174,7 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
     }
 
     let wh = tmp.path().join("wh");
-    run_ok(
-        ff().args([
-            "aggregate",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &topic,
-            "--group",
-            &format!("{topic}.agg"),
-        ])
-        .arg("--warehouse")
-        .arg(&wh),
-    );
+    run_ok(&mut aggregate(&brokers, &topic, &format!("{topic}.agg"), &wh));
     let w = wh.display().to_string();
     let table = |t: &str| format!("read_parquet('{w}/{t}/*/*.parquet', hive_partitioning=true)");
 
@@ -322,19 +310,7 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
 
     // A second run with nothing new changes nothing.
     let before = snapshot(&wh);
-    run_ok(
-        ff().args([
-            "aggregate",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &topic,
-            "--group",
-            &format!("{topic}.agg"),
-        ])
-        .arg("--warehouse")
-        .arg(&wh),
-    );
+    run_ok(&mut aggregate(&brokers, &topic, &format!("{topic}.agg"), &wh));
     assert_eq!(
         snapshot(&wh),
         before,
