@@ -11,8 +11,9 @@
 # 3. runs `cargo test --workspace --all-targets --no-fail-fast` and the doc tests with
 #    FOOTFALL_KAFKA_BROKERS set and FOOTFALL_REQUIRE_KAFKA=1, so broker tests
 #    run and fail rather than skip when the broker is missing,
-# 4. runs the broker restart test on its own (it stops and starts the broker,
-#    so nothing else may use the broker meanwhile),
+# 4. runs the broker restart test and the ingest broker outage test on their
+#    own (they stop and start the broker, so nothing else may use the broker
+#    meanwhile),
 # 5. runs `python3 -m pytest -q tests/python` when that directory has tests.
 #
 # Every step runs even if an earlier one failed; the exit status is non-zero
@@ -138,8 +139,13 @@ cargo_doc_tests() {
     cargo test --workspace --doc --no-fail-fast
 }
 
+# Tests that stop and start the broker through FOOTFALL_KAFKA_SCRIPT. Both
+# run even if the first fails.
 restart_test() {
-    FOOTFALL_KAFKA_SCRIPT="$KAFKA_SCRIPT" cargo test -p footfall-kafka --test restart
+    local status=0
+    FOOTFALL_KAFKA_SCRIPT="$KAFKA_SCRIPT" cargo test -p footfall-kafka --test restart || status=$?
+    FOOTFALL_KAFKA_SCRIPT="$KAFKA_SCRIPT" cargo test -p footfall-ingest --test broker_outage -- --nocapture || status=$?
+    return "$status"
 }
 
 python_tests() {
@@ -191,7 +197,7 @@ main() {
 
     step "cargo test --workspace --all-targets" cargo_tests
     step "cargo test --workspace --doc" cargo_doc_tests
-    step "broker restart test" restart_test
+    step "broker restart and outage tests" restart_test
     step "python tests" python_tests
 
     local elapsed=$((SECONDS - SCRIPT_START))
