@@ -6,6 +6,7 @@
 //!   medium and source, search terms, UTM campaign, route template) and
 //!   pseudonymised (a keyed daily [`VisitEvent::visitor_id`], a truncated
 //!   [`VisitEvent::client_net`], secrets in URLs replaced by [`REDACTED`]);
+//!   [`EventRef`] is the same event borrowed, as enrichment first produces it;
 //! * a [`Reject`]: the line could not be parsed, with a [`RejectKind`] that is
 //!   small enough to be a metric label, the source and the byte offset.
 //!
@@ -28,6 +29,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
+
+mod json;
 
 /// A string from a small, mostly static vocabulary (device class, medium, kind, source names).
 pub type Label = Cow<'static, str>;
@@ -145,13 +148,6 @@ pub struct VisitEvent {
 }
 
 impl VisitEvent {
-    /// Append the event's JSON and a newline to `out`: the exact bytes `footfall parse`
-    /// prints and `footfall ingest` produces (SIMD string escaping).
-    pub fn write_json_line(&self, out: &mut Vec<u8>) {
-        sonic_rs::to_writer(&mut *out, self).expect("a visit event always serialises");
-        out.push(b'\n');
-    }
-
     /// GoAccess's rule: a request answered 4xx does not make its client a visitor.
     pub fn is_visitor_request(&self) -> bool {
         !(400..500).contains(&self.status)
@@ -160,6 +156,148 @@ impl VisitEvent {
     /// The calendar day of the event, in the event's own offset.
     pub fn local_date(&self) -> NaiveDate {
         self.ts.date_naive()
+    }
+}
+
+/// A borrowed view of a [`VisitEvent`]: the same fields, nothing copied.
+///
+/// Enrichment produces this first; [`EventRef::write_json_line`] writes it out
+/// (the hot path of `footfall parse` and `footfall ingest`), and
+/// [`EventRef::to_event`] makes the owned event. Field meanings are those of
+/// [`VisitEvent`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(missing_docs)]
+pub struct EventRef<'a> {
+    pub v: u16,
+    pub event_id: &'a str,
+    pub ts: DateTime<FixedOffset>,
+    pub site: &'a str,
+    pub host: Option<&'a str>,
+    pub visitor_id: &'a str,
+    pub client_net: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub route: &'a str,
+    pub protocol: Option<&'a str>,
+    pub status: u16,
+    pub bytes: Option<u64>,
+    pub duration_ms: Option<f64>,
+    pub upstream: Option<&'a str>,
+    pub referrer: Option<&'a str>,
+    pub referrer_host: Option<&'a str>,
+    pub referrer_medium: &'a Label,
+    pub referrer_source: Option<&'a Label>,
+    pub search_terms: Option<&'a str>,
+    pub site_search: Option<&'a str>,
+    pub utm_source: Option<&'a str>,
+    pub utm_medium: Option<&'a str>,
+    pub utm_campaign: Option<&'a str>,
+    pub utm_term: Option<&'a str>,
+    pub utm_content: Option<&'a str>,
+    pub browser: Option<&'a Shared>,
+    pub browser_version: Option<&'a Shared>,
+    pub os: Option<&'a Shared>,
+    pub device: &'a Label,
+    pub is_bot: bool,
+    pub bot_name: Option<&'a Shared>,
+    pub kind: &'a Label,
+    pub is_pageview: bool,
+    pub source: &'a str,
+    pub offset: u64,
+}
+
+impl EventRef<'_> {
+    /// The owned event.
+    pub fn to_event(&self) -> VisitEvent {
+        let s = |x: Option<&str>| x.map(str::to_string);
+        VisitEvent {
+            v: self.v,
+            event_id: self.event_id.to_string(),
+            ts: self.ts,
+            site: self.site.to_string(),
+            host: s(self.host),
+            visitor_id: self.visitor_id.to_string(),
+            client_net: s(self.client_net),
+            client_ip: s(self.client_ip),
+            method: s(self.method),
+            path: self.path.to_string(),
+            query: s(self.query),
+            route: self.route.to_string(),
+            protocol: s(self.protocol),
+            status: self.status,
+            bytes: self.bytes,
+            duration_ms: self.duration_ms,
+            upstream: s(self.upstream),
+            referrer: s(self.referrer),
+            referrer_host: s(self.referrer_host),
+            referrer_medium: self.referrer_medium.clone(),
+            referrer_source: self.referrer_source.cloned(),
+            search_terms: s(self.search_terms),
+            site_search: s(self.site_search),
+            utm_source: s(self.utm_source),
+            utm_medium: s(self.utm_medium),
+            utm_campaign: s(self.utm_campaign),
+            utm_term: s(self.utm_term),
+            utm_content: s(self.utm_content),
+            browser: self.browser.cloned(),
+            browser_version: self.browser_version.cloned(),
+            os: self.os.cloned(),
+            device: self.device.clone(),
+            is_bot: self.is_bot,
+            bot_name: self.bot_name.cloned(),
+            kind: self.kind.clone(),
+            is_pageview: self.is_pageview,
+            source: self.source.to_string(),
+            offset: self.offset,
+        }
+    }
+}
+
+impl VisitEvent {
+    /// The borrowed view of this event.
+    pub fn view(&self) -> EventRef<'_> {
+        EventRef {
+            v: self.v,
+            event_id: &self.event_id,
+            ts: self.ts,
+            site: &self.site,
+            host: self.host.as_deref(),
+            visitor_id: &self.visitor_id,
+            client_net: self.client_net.as_deref(),
+            client_ip: self.client_ip.as_deref(),
+            method: self.method.as_deref(),
+            path: &self.path,
+            query: self.query.as_deref(),
+            route: &self.route,
+            protocol: self.protocol.as_deref(),
+            status: self.status,
+            bytes: self.bytes,
+            duration_ms: self.duration_ms,
+            upstream: self.upstream.as_deref(),
+            referrer: self.referrer.as_deref(),
+            referrer_host: self.referrer_host.as_deref(),
+            referrer_medium: &self.referrer_medium,
+            referrer_source: self.referrer_source.as_ref(),
+            search_terms: self.search_terms.as_deref(),
+            site_search: self.site_search.as_deref(),
+            utm_source: self.utm_source.as_deref(),
+            utm_medium: self.utm_medium.as_deref(),
+            utm_campaign: self.utm_campaign.as_deref(),
+            utm_term: self.utm_term.as_deref(),
+            utm_content: self.utm_content.as_deref(),
+            browser: self.browser.as_ref(),
+            browser_version: self.browser_version.as_ref(),
+            os: self.os.as_ref(),
+            device: &self.device,
+            is_bot: self.is_bot,
+            bot_name: self.bot_name.as_ref(),
+            kind: &self.kind,
+            is_pageview: self.is_pageview,
+            source: &self.source,
+            offset: self.offset,
+        }
     }
 }
 
@@ -277,7 +415,11 @@ mod tests {
             assert_eq!(out.last(), Some(&b'\n'));
             let back: VisitEvent = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, ev, "{}", String::from_utf8_lossy(&out));
-            assert_eq!(out, [serde_json::to_vec(&ev).unwrap(), b"\n".to_vec()].concat(), "same bytes as serde_json");
+            assert_eq!(
+                out,
+                [serde_json::to_vec(&ev).unwrap(), b"\n".to_vec()].concat(),
+                "same bytes as serde_json"
+            );
         }
     }
 }

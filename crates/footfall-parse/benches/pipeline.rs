@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
-    g.bench_function("serialize_sonic_10k", |b| {
+    g.bench_function("write_json_line_10k", |b| {
         let mut out = Vec::with_capacity(8 << 20);
         b.iter(|| {
             out.clear();

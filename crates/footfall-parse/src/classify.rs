@@ -6,10 +6,11 @@ use std::borrow::Cow;
 /// File extensions counted as static assets: GoAccess's static-file list plus
 /// the modern formats it lacks (webp, avif, woff2 maps, wasm, ...).
 pub const STATIC_EXTENSIONS: &[&str] = &[
-    "css", "js", "mjs", "map", "jpg", "jpeg", "png", "gif", "ico", "svg", "webp", "avif", "bmp", "tif", "tiff",
-    "woff", "woff2", "ttf", "otf", "eot", "pdf", "txt", "csv", "xls", "xlsx", "doc", "docx", "ppt", "pptx",
-    "zip", "gz", "tgz", "tar", "rar", "7z", "iso", "exe", "dmg", "mp3", "mp4", "m4a", "ogg", "wav", "flac",
-    "webm", "mpeg", "mpg", "avi", "flv", "mov", "swf", "wasm", "xml", "json",
+    "css", "js", "mjs", "map", "jpg", "jpeg", "png", "gif", "ico", "svg", "webp", "avif", "bmp",
+    "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "pdf", "txt", "csv", "xls", "xlsx", "doc",
+    "docx", "ppt", "pptx", "zip", "gz", "tgz", "tar", "rar", "7z", "iso", "exe", "dmg", "mp3",
+    "mp4", "m4a", "ogg", "wav", "flac", "webm", "mpeg", "mpg", "avi", "flv", "mov", "swf", "wasm",
+    "xml", "json",
 ];
 
 /// Whether a path names a static asset, by extension (case-insensitive).
@@ -31,11 +32,26 @@ pub fn is_static_path(path: &str) -> bool {
 /// paths, `page` for a successful GET/HEAD of anything else, `other` otherwise
 /// (POST, OPTIONS, 1xx, ...).
 pub fn classify_request(method: Option<&str>, path: &str, status: u16) -> Label {
+    classify_kind(method, path.is_empty(), is_static_path(path), status)
+}
+
+/// [`classify_request`] with the path's properties already known (callers
+/// that cache per path).
+pub fn classify_kind(
+    method: Option<&str>,
+    path_is_empty: bool,
+    is_static: bool,
+    status: u16,
+) -> Label {
     let s = match status {
         400..=599 => "error",
         300..=399 if status != 304 => "redirect",
-        _ if is_static_path(path) => "static",
-        200..=299 | 304 if matches!(method, Some("GET") | Some("HEAD") | None) && !path.is_empty() => "page",
+        _ if is_static => "static",
+        200..=299 | 304
+            if matches!(method, Some("GET") | Some("HEAD") | None) && !path_is_empty =>
+        {
+            "page"
+        }
         _ => "other",
     };
     Cow::Borrowed(s)

@@ -27,6 +27,7 @@
 
 pub mod classify;
 pub mod formats;
+mod memo;
 pub mod pipeline;
 pub mod privacy;
 pub mod record;

@@ -8,17 +8,18 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
-use footfall_event::{Label, Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
+use footfall_event::{EventRef, Label, Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 
-use crate::classify::classify_request;
+use crate::classify::{classify_kind, is_static_path};
 use crate::formats::{self, FormatError, FormatState, LineFormat};
+use crate::memo::Memo;
 use crate::privacy::{self, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
-use crate::referrer::ReferrerClassifier;
+use crate::referrer::{ReferrerClassifier, ReferrerInfo};
 use crate::route::{RouteRuleConfig, RouteRules};
 use crate::ua::{UaCache, UaClassifier};
-use crate::url::{self, UrlRules};
+use crate::url::{self, UrlRules, Utm};
 
 /// Identity of a log source, used in `event_id` so a re-read of the same line
 /// gets the same id. `name` is what events show in `source` (a path, `stdin`);
@@ -35,7 +36,10 @@ impl SourceRef {
     pub fn from_first_line(name: impl Into<Arc<str>>, first_line: &[u8]) -> Self {
         let first = &first_line[..first_line.len().min(1024)];
         let key = xxhash_rust::xxh3::xxh3_128(first).to_le_bytes();
-        SourceRef { name: name.into(), key }
+        SourceRef {
+            name: name.into(),
+            key,
+        }
     }
 }
 
@@ -102,7 +106,9 @@ impl Default for ParseConfig {
 pub enum ConfigError {
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("format \"auto\" must be resolved with Pipeline::detect_format before building a pipeline")]
+    #[error(
+        "format \"auto\" must be resolved with Pipeline::detect_format before building a pipeline"
+    )]
     UnresolvedAuto,
     #[error("format \"custom\" needs a log_format string")]
     MissingTemplate,
@@ -122,7 +128,10 @@ pub struct Tables {
 impl Tables {
     /// The tables compiled into footfall (uap-core, crawler-user-agents, referrer sources).
     pub fn embedded() -> Tables {
-        Tables { ua: Arc::new(UaClassifier::embedded()), referrers: Arc::new(ReferrerClassifier::embedded()) }
+        Tables {
+            ua: Arc::new(UaClassifier::embedded()),
+            referrers: Arc::new(ReferrerClassifier::embedded()),
+        }
     }
 }
 
@@ -144,13 +153,20 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("format", &self.format.name()).field("site", &self.site).finish()
+        f.debug_struct("Pipeline")
+            .field("format", &self.format.name())
+            .field("site", &self.site)
+            .finish()
     }
 }
 
 impl Pipeline {
     /// Compile a configuration. `format = "auto"` must be resolved first ([`Pipeline::detect_format`]).
-    pub fn new(cfg: &ParseConfig, tables: &Tables, keys: Arc<dyn KeyProvider>) -> Result<Pipeline, ConfigError> {
+    pub fn new(
+        cfg: &ParseConfig,
+        tables: &Tables,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Pipeline, ConfigError> {
         let format = match (&cfg.log_format, cfg.format.as_str()) {
             (Some(t), _) => formats::custom(t)?,
             (None, "auto") => return Err(ConfigError::UnresolvedAuto),
@@ -158,7 +174,10 @@ impl Pipeline {
             (None, name) => formats::preset(name)?,
         };
         let tz = match &cfg.timezone {
-            Some(t) => Some(t.parse::<chrono_tz::Tz>().map_err(|_| ConfigError::Timezone(t.clone()))?),
+            Some(t) => Some(
+                t.parse::<chrono_tz::Tz>()
+                    .map_err(|_| ConfigError::Timezone(t.clone()))?,
+            ),
             None => None,
         };
         let mut url = UrlRules::default();
@@ -174,7 +193,11 @@ impl Pipeline {
                 .add_rule(&r.segment, &r.placeholder)
                 .map_err(|e| ConfigError::RouteRule(r.segment.clone(), e.to_string()))?;
         }
-        let mut site_hosts: Vec<String> = cfg.site_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut site_hosts: Vec<String> = cfg
+            .site_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         if let Some(s) = &cfg.site {
             site_hosts.push(s.to_ascii_lowercase());
         }
@@ -197,7 +220,10 @@ impl Pipeline {
 
     /// Pick a preset from a source's first lines (`format = "auto"`).
     pub fn detect_format(sample_lines: &[&[u8]]) -> Option<&'static str> {
-        let lines: Vec<Cow<'_, str>> = sample_lines.iter().map(|l| String::from_utf8_lossy(trim_eol(l))).collect();
+        let lines: Vec<Cow<'_, str>> = sample_lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(trim_eol(l)))
+            .collect();
         let refs: Vec<&str> = lines.iter().map(|c| c.as_ref()).collect();
         formats::detect(&refs)
     }
@@ -214,7 +240,16 @@ impl Pipeline {
 
     /// A worker with its own caches; one per thread.
     pub fn worker(self: &Arc<Self>) -> Worker {
-        Worker { p: Arc::clone(self), ua: UaCache::new(Arc::clone(&self.tables.ua)), day: None }
+        Worker {
+            p: Arc::clone(self),
+            ua: UaCache::new(Arc::clone(&self.tables.ua)),
+            day: None,
+            targets: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
+            referrers: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
+            visitors: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
+            key: Vec::new(),
+            direct: self.tables.referrers.classify_source(None, &[]),
+        }
     }
 }
 
@@ -224,21 +259,89 @@ fn trim_eol(l: &[u8]) -> &[u8] {
     l.strip_suffix(b"\r").unwrap_or(l)
 }
 
-/// Per-thread state: the user-agent cache and the current day key.
+/// Bounds of each per-worker memo table: entries, total key bytes, longest key kept.
+const MEMO_ENTRIES: usize = 50_000;
+const MEMO_KEY_BYTES: usize = 8 << 20;
+const MEMO_KEY_LEN: usize = 2048;
+
+/// What a request target yields, whatever else the line says.
+struct TargetParts {
+    path: String,
+    query: Option<String>,
+    route: String,
+    site_search: Option<String>,
+    utm: Utm,
+    is_static: bool,
+}
+
+/// What a referrer yields (for one set of site hosts).
+struct ReferrerParts {
+    referrer: Option<String>,
+    info: ReferrerInfo,
+}
+
+/// Per-thread state: the current day key and caches of what repeats in a log
+/// stream (user agents, request targets, referrers, visitor pseudonyms).
+/// Caching never changes a result: every cached value is a pure function of
+/// its key under this pipeline's rules (visitor ids also of the day key, and
+/// that memo is emptied when the day changes).
 pub struct Worker {
     p: Arc<Pipeline>,
     ua: UaCache,
     day: Option<(NaiveDate, [u8; 32])>,
+    targets: Memo<TargetParts>,
+    referrers: Memo<ReferrerParts>,
+    visitors: Memo<String>,
+    /// Scratch buffer for composite memo keys and hashed input.
+    key: Vec<u8>,
+    /// The classification of a request without a referrer.
+    direct: ReferrerInfo,
 }
 
 impl Worker {
     /// Turn one line (without its terminator; a trailing `\r` is dropped) at
     /// `offset` of `src` into an event or a reject.
-    pub fn process(&mut self, src: &SourceRef, state: &mut FormatState, offset: u64, line: &[u8]) -> Outcome {
+    pub fn process(
+        &mut self,
+        src: &SourceRef,
+        state: &mut FormatState,
+        offset: u64,
+        line: &[u8],
+    ) -> Outcome {
+        match self.process_with(src, state, offset, line, |ev| ev.to_event()) {
+            Ok(ev) => Outcome::Event(Box::new(ev)),
+            Err(r) => Outcome::Reject(r),
+        }
+    }
+
+    /// Like [`process`](Self::process), but hands the event to `sink` as a
+    /// borrowed [`EventRef`] instead of building an owned one: the fast path
+    /// for writing events out (`|ev| ev.write_json_line(&mut out)`).
+    pub fn process_with<R>(
+        &mut self,
+        src: &SourceRef,
+        state: &mut FormatState,
+        offset: u64,
+        line: &[u8],
+        sink: impl FnOnce(&EventRef<'_>) -> R,
+    ) -> Result<R, Box<Reject>> {
         let line = trim_eol(line);
-        let event_id = privacy::event_id(&self.p.id_key, &src.key, offset, line);
+        let id = privacy::event_id_hex(&self.p.id_key, &src.key, offset, line, &mut self.key);
+        let event_id = std::str::from_utf8(&id).expect("hex is ASCII");
         if line.len() > self.p.max_line {
-            return self.reject(src, offset, event_id, line, RejectKind::TooLong, format!("line is {} bytes, over the {} byte limit", line.len(), self.p.max_line).into());
+            return Err(self.reject(
+                src,
+                offset,
+                event_id,
+                line,
+                RejectKind::TooLong,
+                format!(
+                    "line is {} bytes, over the {} byte limit",
+                    line.len(),
+                    self.p.max_line
+                )
+                .into(),
+            ));
         }
         // Valid UTF-8 (the common case) is borrowed; invalid bytes become U+FFFD.
         let text = match std::str::from_utf8(line) {
@@ -247,29 +350,41 @@ impl Worker {
         };
         let rec = match self.p.format.parse(&text, state) {
             Ok(r) => r,
-            Err(e) => return self.reject(src, offset, event_id, line, e.kind, e.reason),
+            Err(e) => return Err(self.reject(src, offset, event_id, line, e.kind, e.reason)),
         };
-        Outcome::Event(Box::new(self.enrich(rec, src, offset, event_id)))
+        Ok(self.enrich(rec, src, offset, event_id, sink))
     }
 
-    fn reject(&self, src: &SourceRef, offset: u64, event_id: String, line: &[u8], kind: RejectKind, reason: Cow<'static, str>) -> Outcome {
+    fn reject(
+        &self,
+        src: &SourceRef,
+        offset: u64,
+        event_id: &str,
+        line: &[u8],
+        kind: RejectKind,
+        reason: Cow<'static, str>,
+    ) -> Box<Reject> {
         let truncated = line.len() > Reject::MAX_LINE;
         let mut cut = &line[..line.len().min(Reject::MAX_LINE)];
         // Cut on a UTF-8 boundary where possible.
-        while truncated && !cut.is_empty() && std::str::from_utf8(cut).is_err() && line.len() - cut.len() < 4 {
+        while truncated
+            && !cut.is_empty()
+            && std::str::from_utf8(cut).is_err()
+            && line.len() - cut.len() < 4
+        {
             cut = &cut[..cut.len() - 1];
         }
         let text = String::from_utf8_lossy(cut);
-        Outcome::Reject(Box::new(Reject {
+        Box::new(Reject {
             v: SCHEMA_VERSION,
-            event_id,
+            event_id: event_id.to_string(),
             source: src.name.to_string(),
             offset,
             kind,
             reason: reason.into_owned(),
             line: privacy::scrub_line(&text).into_owned(),
             truncated,
-        }))
+        })
     }
 
     fn day_key(&mut self, date: NaiveDate) -> [u8; 32] {
@@ -278,100 +393,183 @@ impl Worker {
             _ => {
                 let k = self.p.keys.day_key(date);
                 self.day = Some((date, k));
+                self.visitors.clear();
                 k
             }
         }
     }
 
-    fn enrich(&mut self, rec: RawRecord<'_>, src: &SourceRef, offset: u64, event_id: String) -> VisitEvent {
+    fn enrich<R>(
+        &mut self,
+        rec: RawRecord<'_>,
+        src: &SourceRef,
+        offset: u64,
+        event_id: &str,
+        sink: impl FnOnce(&EventRef<'_>) -> R,
+    ) -> R {
         let p = Arc::clone(&self.p);
         let mut ts: DateTime<FixedOffset> = rec.ts.expect("formats reject lines without a time");
         if let Some(tz) = p.tz {
             ts = tz.from_utc_datetime(&ts.naive_utc()).fixed_offset();
         }
-        let host = rec.host.as_deref().map(|h| h.to_ascii_lowercase());
-        let site = p.site.clone().or_else(|| host.clone()).unwrap_or_else(|| "default".to_string());
-
-        // Request target → path + query, secrets redacted.
-        let target = rec.target.as_deref().unwrap_or("");
-        let (raw_path, raw_query) = url::split_target(target);
-        let path = p.url.redact_path(raw_path).into_owned();
-        let query = raw_query.filter(|q| !q.is_empty()).map(|q| p.url.redact_query(q).into_owned());
-        let route = p.routes.template(&path).into_owned();
-        let site_search = raw_query.and_then(|q| p.url.site_search(q));
-        let utm = raw_query.map(url::utm).unwrap_or_default();
-
-        // Referrer.
-        let referrer = rec.referrer.as_deref().map(|r| p.url.redact_url(r).into_owned());
-        let ref_info = match &host {
-            Some(h) if !p.site_hosts.contains(h) => {
-                let mut hosts = p.site_hosts.clone();
-                hosts.push(h.clone());
-                p.tables.referrers.classify(rec.referrer.as_deref(), &hosts, raw_query)
+        let host: Option<Cow<'_, str>> = rec.host.as_deref().map(|h| {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(h.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(h)
             }
-            _ => p.tables.referrers.classify(rec.referrer.as_deref(), &p.site_hosts, raw_query),
-        };
+        });
+        let site: &str = p.site.as_deref().or(host.as_deref()).unwrap_or("default");
+
+        // Request target → path + query (secrets redacted), route, search, UTM.
+        let target = rec.target.as_deref().unwrap_or("");
+        let (_, raw_query) = url::split_target(target);
+        let target_slot = self.targets.slot(target.as_bytes(), || {
+            let (raw_path, raw_query) = url::split_target(target);
+            let path = p.url.redact_path(raw_path).into_owned();
+            TargetParts {
+                query: raw_query
+                    .filter(|q| !q.is_empty())
+                    .map(|q| p.url.redact_query(q).into_owned()),
+                route: p.routes.template(&path).into_owned(),
+                site_search: raw_query.and_then(|q| p.url.site_search(q)),
+                utm: raw_query.map(url::utm).unwrap_or_default(),
+                is_static: is_static_path(&path),
+                path,
+            }
+        });
+
+        // Referrer: what it says on its own (cached per referrer and site hosts), then the landing query.
+        let referrer_slot = rec.referrer.as_deref().map(|r| {
+            let foreign_host = host
+                .as_deref()
+                .filter(|h| !p.site_hosts.iter().any(|s| s == h));
+            self.key.clear();
+            if let Some(h) = foreign_host {
+                self.key.extend_from_slice(h.as_bytes());
+            }
+            self.key.push(0);
+            self.key.extend_from_slice(r.as_bytes());
+            self.referrers.slot(&self.key, || {
+                let info = match foreign_host {
+                    Some(h) => {
+                        let mut hosts = p.site_hosts.clone();
+                        hosts.push(h.to_string());
+                        p.tables.referrers.classify_source(Some(r), &hosts)
+                    }
+                    None => p.tables.referrers.classify_source(Some(r), &p.site_hosts),
+                };
+                ReferrerParts {
+                    referrer: Some(p.url.redact_url(r).into_owned()),
+                    info,
+                }
+            })
+        });
 
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
         let ua_info = self.ua.get(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {
-            rec.session.as_deref().filter(|v| !v.is_empty()).or_else(|| rec.cookies.as_deref().and_then(|c| privacy::cookie_value(c, name)))
+            rec.session
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .or_else(|| {
+                    rec.cookies
+                        .as_deref()
+                        .and_then(|c| privacy::cookie_value(c, name))
+                })
         });
         let day_key = self.day_key(ts.date_naive());
         let basis = match cookie {
             Some(c) => VisitorBasis::Cookie(c),
             None => VisitorBasis::ClientAgent(client, ua),
         };
-        let visitor_id = privacy::visitor_id(&day_key, &site, basis);
-        let client_net = rec.client.as_deref().and_then(|c| privacy::truncate_client(c, &p.privacy));
-        let client_ip = if p.privacy.emit_raw_ip { rec.client.as_deref().map(str::to_string) } else { None };
+        self.key.clear();
+        self.key.extend_from_slice(site.as_bytes());
+        match basis {
+            VisitorBasis::Cookie(c) => {
+                self.key.extend_from_slice(b"\0c\0");
+                self.key.extend_from_slice(c.as_bytes());
+            }
+            VisitorBasis::ClientAgent(ip, ua) => {
+                self.key.extend_from_slice(b"\0i\0");
+                self.key.extend_from_slice(ip.as_bytes());
+                self.key.push(0);
+                self.key.extend_from_slice(ua.as_bytes());
+            }
+        }
+        let visitor_slot = self
+            .visitors
+            .slot(&self.key, || privacy::visitor_id(&day_key, site, basis));
+        let client_net = rec
+            .client
+            .as_deref()
+            .and_then(|c| privacy::truncate_client(c, &p.privacy));
+        let client_ip = if p.privacy.emit_raw_ip {
+            rec.client.as_deref()
+        } else {
+            None
+        };
 
+        // Every memo lookup is done: borrow the results.
+        let t = self.targets.get(target_slot);
+        let (referrer, ref_info) = match referrer_slot {
+            Some(i) => {
+                let parts = self.referrers.get(i);
+                (parts.referrer.as_deref(), &parts.info)
+            }
+            None => (None, &self.direct),
+        };
+        let medium = ReferrerClassifier::landing_medium(ref_info, raw_query);
         let status = rec.status.unwrap_or(0);
-        let kind: Label = classify_request(rec.method.as_deref(), &path, status);
-        let is_pageview = kind == "page";
+        let kind: Label = classify_kind(
+            rec.method.as_deref(),
+            t.path.is_empty(),
+            t.is_static,
+            status,
+        );
 
-        VisitEvent {
+        sink(&EventRef {
             v: SCHEMA_VERSION,
             event_id,
             ts,
             site,
-            host,
-            visitor_id,
-            client_net,
+            host: host.as_deref(),
+            visitor_id: self.visitors.get(visitor_slot),
+            client_net: client_net.as_deref(),
             client_ip,
-            method: rec.method.map(Cow::into_owned),
-            path,
-            query,
-            route,
-            protocol: rec.protocol.map(Cow::into_owned),
+            method: rec.method.as_deref(),
+            path: &t.path,
+            query: t.query.as_deref(),
+            route: &t.route,
+            protocol: rec.protocol.as_deref(),
             status,
             bytes: rec.bytes,
             // Microsecond resolution: unit conversions (s → ms) leave float noise otherwise.
             duration_ms: rec.duration_ms.map(|d| (d * 1000.0).round() / 1000.0),
-            upstream: rec.upstream.map(Cow::into_owned),
+            upstream: rec.upstream.as_deref(),
             referrer,
-            referrer_host: ref_info.host,
-            referrer_medium: ref_info.medium,
-            referrer_source: ref_info.source,
-            search_terms: ref_info.search_terms,
-            site_search,
-            utm_source: utm.source,
-            utm_medium: utm.medium,
-            utm_campaign: utm.campaign,
-            utm_term: utm.term,
-            utm_content: utm.content,
-            browser: ua_info.browser,
-            browser_version: ua_info.browser_version,
-            os: ua_info.os,
-            device: ua_info.device,
+            referrer_host: ref_info.host.as_deref(),
+            referrer_medium: medium.as_ref().unwrap_or(&ref_info.medium),
+            referrer_source: ref_info.source.as_ref(),
+            search_terms: ref_info.search_terms.as_deref(),
+            site_search: t.site_search.as_deref(),
+            utm_source: t.utm.source.as_deref(),
+            utm_medium: t.utm.medium.as_deref(),
+            utm_campaign: t.utm.campaign.as_deref(),
+            utm_term: t.utm.term.as_deref(),
+            utm_content: t.utm.content.as_deref(),
+            browser: ua_info.browser.as_ref(),
+            browser_version: ua_info.browser_version.as_ref(),
+            os: ua_info.os.as_ref(),
+            device: &ua_info.device,
             is_bot: ua_info.is_bot,
-            bot_name: ua_info.bot_name,
-            kind,
-            is_pageview,
-            source: src.name.to_string(),
+            bot_name: ua_info.bot_name.as_ref(),
+            is_pageview: kind == "page",
+            kind: &kind,
+            source: &src.name,
             offset,
-        }
+        })
     }
 }

@@ -36,7 +36,10 @@ pub struct SecretKeys {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read key file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("environment variable {0} is not set")]
     MissingEnv(String),
     #[error("the secret is too short ({0} bytes): use at least 16 bytes of random data")]
@@ -50,13 +53,19 @@ impl SecretKeys {
         if s.len() < 16 {
             return Err(KeyError::TooShort(s.len()));
         }
-        Ok(SecretKeys { master: blake3::derive_key("footfall master key v1", s), ephemeral: false })
+        Ok(SecretKeys {
+            master: blake3::derive_key("footfall master key v1", s),
+            ephemeral: false,
+        })
     }
 
     /// Read the secret from a file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         let p = path.as_ref();
-        let bytes = std::fs::read(p).map_err(|source| KeyError::Read { path: p.display().to_string(), source })?;
+        let bytes = std::fs::read(p).map_err(|source| KeyError::Read {
+            path: p.display().to_string(),
+            source,
+        })?;
         Self::from_secret(&bytes)
     }
 
@@ -79,13 +88,18 @@ impl SecretKeys {
             h.update(&s.finish().to_le_bytes());
         }
         h.update(&std::process::id().to_le_bytes());
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         h.update(&now.as_nanos().to_le_bytes());
         if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
             h.update(&b);
         }
         seed.copy_from_slice(h.finalize().as_bytes());
-        SecretKeys { master: seed, ephemeral: true }
+        SecretKeys {
+            master: seed,
+            ephemeral: true,
+        }
     }
 }
 
@@ -110,7 +124,10 @@ impl KeyProvider for SecretKeys {
 
 impl std::fmt::Debug for SecretKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretKeys").field("master", &"***").field("ephemeral", &self.ephemeral).finish()
+        f.debug_struct("SecretKeys")
+            .field("master", &"***")
+            .field("ephemeral", &self.ephemeral)
+            .finish()
     }
 }
 
@@ -130,7 +147,12 @@ pub struct PrivacyConfig {
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
-        PrivacyConfig { ipv4_prefix: 24, ipv6_prefix: 48, drop_network: false, emit_raw_ip: false }
+        PrivacyConfig {
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
+            drop_network: false,
+            emit_raw_ip: false,
+        }
     }
 }
 
@@ -155,7 +177,11 @@ pub fn truncate_client(client: &str, cfg: &PrivacyConfig) -> Option<String> {
 
 fn net_v4(ip: Ipv4Addr, prefix: u8) -> String {
     use std::fmt::Write;
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
     let o = (u32::from(ip) & mask).to_be_bytes();
     let mut s = String::with_capacity(18);
     for (i, b) in o.iter().enumerate() {
@@ -180,7 +206,11 @@ fn push_u8(s: &mut String, b: u8) {
 }
 
 fn net_v6(ip: Ipv6Addr, prefix: u8) -> String {
-    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    };
     format!("{}/{prefix}", Ipv6Addr::from(u128::from(ip) & mask))
 }
 
@@ -194,14 +224,20 @@ fn truncate_hostname(host: &str) -> String {
     }
     let tld = labels[labels.len() - 1];
     let sld = labels[labels.len() - 2];
-    let keep = if tld.len() == 2 && labels.len() >= 3 && (sld.len() <= 3 || matches!(sld, "gouv" | "govt")) {
+    let keep = if tld.len() == 2
+        && labels.len() >= 3
+        && (sld.len() <= 3 || matches!(sld, "gouv" | "govt"))
+    {
         3
     } else {
         2
     };
     if labels.len() <= keep {
         // The name is its own registrable domain: nothing below it to cut.
-        return format!("*.{}", labels[labels.len() - keep.min(labels.len())..].join("."));
+        return format!(
+            "*.{}",
+            labels[labels.len() - keep.min(labels.len())..].join(".")
+        );
     }
     format!("*.{}", labels[labels.len() - keep..].join("."))
 }
@@ -220,13 +256,38 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Deterministic event id: a keyed hash of (source key, offset, line), 128-bit hex.
 /// Keyed so that the id of a known line cannot be used to test guesses of its IP.
 pub fn event_id(id_key: &[u8; 32], source_key: &[u8; 16], offset: u64, line: &[u8]) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(source_key);
-    h.update(&offset.to_le_bytes());
-    h.update(line);
-    let digest = h.digest128().to_le_bytes();
+    let mut scratch = Vec::new();
+    let id = event_id_hex(id_key, source_key, offset, line, &mut scratch);
+    std::str::from_utf8(&id).expect("hex is ASCII").to_string()
+}
+
+/// [`event_id`] as hex bytes, using `scratch` to assemble the hashed input
+/// (one-shot XXH3 over a contiguous buffer is several times cheaper than
+/// streaming it; the digest is the same).
+pub fn event_id_hex(
+    id_key: &[u8; 32],
+    source_key: &[u8; 16],
+    offset: u64,
+    line: &[u8],
+    scratch: &mut Vec<u8>,
+) -> [u8; 32] {
+    scratch.clear();
+    scratch.extend_from_slice(source_key);
+    scratch.extend_from_slice(&offset.to_le_bytes());
+    scratch.extend_from_slice(line);
+    let digest = xxhash_rust::xxh3::xxh3_128(scratch).to_le_bytes();
     let out = blake3::keyed_hash(id_key, &digest);
-    hex(&out.as_bytes()[..16])
+    hex16(out.as_bytes()[..16].try_into().expect("16 bytes"))
+}
+
+fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+    out
 }
 
 /// What identifies a visitor within a day.
@@ -260,7 +321,9 @@ pub fn visitor_id(day_key: &[u8; 32], site: &str, basis: VisitorBasis<'_>) -> St
 pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|kv| {
         let (k, v) = kv.trim().split_once('=')?;
-        (k.trim() == name).then(|| v.trim()).filter(|v| !v.is_empty() && *v != "-")
+        (k.trim() == name)
+            .then(|| v.trim())
+            .filter(|v| !v.is_empty() && *v != "-")
     })
 }
 
@@ -268,7 +331,8 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").expect("static regex")
 });
 static IPV6: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{0,4})*").expect("static regex")
+    Regex::new(r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{0,4})*")
+        .expect("static regex")
 });
 static SECRET_KV: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -306,8 +370,16 @@ mod tests {
         let cases = [
             ("ipv4", "203.0.113.77", Some("203.0.113.0/24")),
             ("ipv6", "2001:db8:1:2::1", Some("2001:db8:1::/48")),
-            ("ipv6 bracketed", "[2001:db8:1:2::1]", Some("2001:db8:1::/48")),
-            ("ipv4-mapped", "::ffff:198.51.100.9", Some("198.51.100.0/24")),
+            (
+                "ipv6 bracketed",
+                "[2001:db8:1:2::1]",
+                Some("2001:db8:1::/48"),
+            ),
+            (
+                "ipv4-mapped",
+                "::ffff:198.51.100.9",
+                Some("198.51.100.0/24"),
+            ),
             ("loopback v6", "::1", Some("::/48")),
             ("hostname", "pc7.dialup.example.net", Some("*.example.net")),
             ("cc second level", "host.isp.co.uk", Some("*.isp.co.uk")),
@@ -317,10 +389,19 @@ mod tests {
         for (name, input, want) in cases {
             assert_eq!(truncate_client(input, &cfg).as_deref(), want, "{name}");
         }
-        let drop = PrivacyConfig { drop_network: true, ..Default::default() };
+        let drop = PrivacyConfig {
+            drop_network: true,
+            ..Default::default()
+        };
         assert_eq!(truncate_client("203.0.113.77", &drop), None);
-        let p16 = PrivacyConfig { ipv4_prefix: 16, ..Default::default() };
-        assert_eq!(truncate_client("203.0.113.77", &p16).as_deref(), Some("203.0.0.0/16"));
+        let p16 = PrivacyConfig {
+            ipv4_prefix: 16,
+            ..Default::default()
+        };
+        assert_eq!(
+            truncate_client("203.0.113.77", &p16).as_deref(),
+            Some("203.0.0.0/16")
+        );
     }
 
     #[test]
@@ -329,7 +410,13 @@ mod tests {
         let other = SecretKeys::from_secret(b"fedcba9876543210fedc").unwrap();
         let d1 = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
         let d2 = d1.succ_opt().unwrap();
-        let v = |keys: &SecretKeys, d| visitor_id(&keys.day_key(d), "s", VisitorBasis::ClientAgent("1.2.3.4", "UA"));
+        let v = |keys: &SecretKeys, d| {
+            visitor_id(
+                &keys.day_key(d),
+                "s",
+                VisitorBasis::ClientAgent("1.2.3.4", "UA"),
+            )
+        };
         assert_eq!(v(&k, d1), v(&k, d1));
         assert_ne!(v(&k, d1), v(&k, d2), "ids must not link across days");
         assert_ne!(v(&k, d1), v(&other, d1));
@@ -337,7 +424,20 @@ mod tests {
         let e = |off| event_id(&k.id_key(), &[1; 16], off, b"line");
         assert_eq!(e(0), e(0));
         assert_ne!(e(0), e(1));
-        assert_ne!(event_id(&k.id_key(), &[1; 16], 0, b"line"), event_id(&k.id_key(), &[1; 16], 0, b"linf"));
+        assert_ne!(
+            event_id(&k.id_key(), &[1; 16], 0, b"line"),
+            event_id(&k.id_key(), &[1; 16], 0, b"linf")
+        );
+        // The id is XXH3-128 of (source key, offset, line), streamed or not, keyed through BLAKE3.
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&[1; 16]);
+        h.update(&7u64.to_le_bytes());
+        h.update(b"a line");
+        let streamed = blake3::keyed_hash(&k.id_key(), &h.digest128().to_le_bytes());
+        assert_eq!(
+            event_id(&k.id_key(), &[1; 16], 7, b"a line"),
+            hex(&streamed.as_bytes()[..16])
+        );
         assert_eq!(e(0).len(), 32);
         assert!(SecretKeys::from_secret(b"short").is_err());
         assert!(!format!("{k:?}").contains("0123"));
@@ -352,9 +452,14 @@ mod tests {
 
     #[test]
     fn scrub() {
-        let s = scrub_line(r#"10.1.2.3 - bob [x] "GET /a?token=abc&x=1 HTTP/1.1" 2001:db8:aa:bb::1 sid=123"#);
+        let s = scrub_line(
+            r#"10.1.2.3 - bob [x] "GET /a?token=abc&x=1 HTTP/1.1" 2001:db8:aa:bb::1 sid=123"#,
+        );
         assert!(!s.contains("10.1.2.3") && s.contains("10.1.2.0"), "{s}");
         assert!(!s.contains("abc") && s.contains("token=REDACTED"), "{s}");
-        assert!(!s.contains("2001:db8:aa:bb::1") && !s.contains("sid=123"), "{s}");
+        assert!(
+            !s.contains("2001:db8:aa:bb::1") && !s.contains("sid=123"),
+            "{s}"
+        );
     }
 }

@@ -397,10 +397,18 @@ impl ReferrerClassifier {
         site_hosts: &[String],
         landing_query: Option<&str>,
     ) -> ReferrerInfo {
+        let mut info = self.classify_source(referrer, site_hosts);
+        Self::apply_landing(&mut info, landing_query);
+        info
+    }
+
+    /// The part of [`classify`](Self::classify) that depends on the referrer
+    /// alone (and the site's hosts): what a cache can keep per referrer.
+    pub fn classify_source(&self, referrer: Option<&str>, site_hosts: &[String]) -> ReferrerInfo {
         let referrer = referrer
             .map(str::trim)
             .filter(|r| !r.is_empty() && *r != "-");
-        let mut info = match referrer {
+        match referrer {
             None => ReferrerInfo {
                 host: None,
                 medium: Medium::Direct.label(),
@@ -408,29 +416,38 @@ impl ReferrerClassifier {
                 search_terms: None,
             },
             Some(r) => self.classify_referrer(r, site_hosts),
-        };
+        }
+    }
+
+    /// The part of [`classify`](Self::classify) that depends on the landing
+    /// query: ad click ids and `utm_medium` turn unknown or direct traffic
+    /// into `paid`, `email`, `social`, ...; internal traffic stays internal.
+    pub fn apply_landing(info: &mut ReferrerInfo, landing_query: Option<&str>) {
+        if let Some(m) = Self::landing_medium(info, landing_query) {
+            info.medium = m;
+        }
+    }
+
+    /// The medium the landing query imposes on `info`, if it changes it
+    /// (see [`apply_landing`](Self::apply_landing)).
+    pub fn landing_medium(info: &ReferrerInfo, landing_query: Option<&str>) -> Option<Label> {
         if info.medium == Medium::Internal.as_str() {
-            return info;
+            return None;
         }
-        if let Some(query) = landing_query.filter(|q| !q.is_empty()) {
-            let click_id = query_pairs(query).any(|p| {
-                p.value.is_some_and(|v| !v.is_empty())
-                    && PAID_CLICK_IDS.iter().any(|id| p.name_is(id))
-            });
-            let utm_kind = query_value(query, "utm_medium")
-                .and_then(clean_text)
-                .and_then(|m| utm_medium_kind(&m));
-            if click_id || utm_kind == Some(Medium::Paid) {
-                info.medium = Medium::Paid.label();
-            } else if let Some(kind) = utm_kind {
-                let unknown = info.medium == Medium::Direct.as_str()
-                    || (info.medium == Medium::External.as_str() && info.source.is_none());
-                if unknown {
-                    info.medium = kind.label();
-                }
-            }
+        let query = landing_query.filter(|q| !q.is_empty())?;
+        let click_id = query_pairs(query).any(|p| {
+            p.value.is_some_and(|v| !v.is_empty()) && PAID_CLICK_IDS.iter().any(|id| p.name_is(id))
+        });
+        let utm_kind = query_value(query, "utm_medium")
+            .and_then(clean_text)
+            .and_then(|m| utm_medium_kind(&m));
+        if click_id || utm_kind == Some(Medium::Paid) {
+            return Some(Medium::Paid.label());
         }
-        info
+        let kind = utm_kind?;
+        let unknown = info.medium == Medium::Direct.as_str()
+            || (info.medium == Medium::External.as_str() && info.source.is_none());
+        unknown.then(|| kind.label())
     }
 
     fn classify_referrer(&self, referrer: &str, site_hosts: &[String]) -> ReferrerInfo {

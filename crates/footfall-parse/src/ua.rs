@@ -62,7 +62,6 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// Device class of crawlers, monitors, scripts and HTTP libraries.
@@ -844,7 +843,7 @@ pub const DEFAULT_CACHE_KEY_BYTES: usize = 16 << 20;
 /// every time and never stored.
 pub struct UaCache {
     classifier: Arc<UaClassifier>,
-    map: HashMap<Box<str>, UaInfo, UaKeyHasher>,
+    map: HashMap<Box<str>, UaInfo, crate::memo::KeyHasher>,
     max_entries: usize,
     max_key_bytes: usize,
     key_bytes: usize,
@@ -890,7 +889,7 @@ impl UaCache {
     ) -> Self {
         UaCache {
             classifier,
-            map: HashMap::with_hasher(UaKeyHasher::random()),
+            map: HashMap::with_hasher(crate::memo::KeyHasher::random()),
             max_entries,
             max_key_bytes,
             key_bytes: 0,
@@ -940,54 +939,10 @@ impl UaCache {
     }
 }
 
-/// Hash builder for cache keys: one-shot XXH3 over the whole user agent with
-/// a random per-cache seed (SipHash, the std default, costs several times as
-/// much on 100–200 byte keys).
-#[derive(Clone)]
-struct UaKeyHasher {
-    seed: u64,
-}
-
-impl UaKeyHasher {
-    fn random() -> Self {
-        UaKeyHasher {
-            seed: std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64),
-        }
-    }
-}
-
-impl BuildHasher for UaKeyHasher {
-    type Hasher = UaKeyHashState;
-
-    fn build_hasher(&self) -> UaKeyHashState {
-        UaKeyHashState { state: self.seed }
-    }
-}
-
-/// Hasher state for [`UaKeyHasher`]. `str` hashes as one `write` of its
-/// bytes followed by `write_u8(0xff)`; the bytes go through XXH3 seeded
-/// with the state, small integer writes are mixed in with a multiply.
-struct UaKeyHashState {
-    state: u64,
-}
-
-impl Hasher for UaKeyHashState {
-    fn write(&mut self, bytes: &[u8]) {
-        self.state = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.state);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.state = (self.state ^ u64::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.state
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
 
     /// A tiny rule set in the real formats: fast to build, fully known.
     const MINI_UAP: &str = r#"
@@ -1155,7 +1110,7 @@ device_parsers:
 
     #[test]
     fn key_hasher_is_seeded_per_cache() {
-        let (a, b) = (UaKeyHasher::random(), UaKeyHasher::random());
+        let (a, b) = (crate::memo::KeyHasher::random(), crate::memo::KeyHasher::random());
         assert_ne!(a.seed, b.seed);
         assert_eq!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.0"));
         assert_ne!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.1"));

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use footfall_parse::{formats, FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
+use footfall_parse::{
+    formats, FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables,
+};
 use proptest::prelude::*;
 
 fn pipelines() -> Vec<Arc<Pipeline>> {
@@ -12,7 +14,10 @@ fn pipelines() -> Vec<Arc<Pipeline>> {
     formats::PRESETS
         .iter()
         .map(|f| {
-            let cfg = ParseConfig { format: f.to_string(), ..Default::default() };
+            let cfg = ParseConfig {
+                format: f.to_string(),
+                ..Default::default()
+            };
             Arc::new(Pipeline::new(&cfg, &tables, keys.clone()).unwrap())
         })
         .collect()
@@ -33,5 +38,78 @@ proptest! {
                 }
             }
         });
+    }
+}
+
+/// The worker's caches (request targets, referrers, user agents, visitor ids)
+/// never change a result: a worker that has seen every line before gives the
+/// same events as a fresh worker per line, and the borrowed fast path writes
+/// the same bytes as the owned event. Over the real logs in tests/data, with
+/// virtual hosts (nginx JSON) and a timezone change of day mid-stream.
+#[test]
+fn caches_and_fast_path_change_nothing() {
+    use std::io::Read;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let inputs = [
+        ("combined", root.join("elastic-apache-logs/apache_logs.gz")),
+        (
+            "combined",
+            root.join("secrepo-selflogs/access-2018-12-15.log.gz"),
+        ),
+        (
+            "nginx-json",
+            root.join("formats/thedash-nginx-json-2013/access.log.gz"),
+        ),
+    ];
+    let tables = Tables::embedded();
+    let keys = Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap());
+    for (format, path) in inputs {
+        let mut text = Vec::new();
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        flate2::read::MultiGzDecoder::new(file)
+            .read_to_end(&mut text)
+            .unwrap();
+        let cfg = ParseConfig {
+            format: format.into(),
+            timezone: Some("Asia/Tokyo".into()),
+            ..Default::default()
+        };
+        let p = Arc::new(Pipeline::new(&cfg, &tables, keys.clone()).unwrap());
+        let src = SourceRef::from_first_line(path.display().to_string(), b"first");
+        let mut warm = p.worker();
+        let mut offset = 0u64;
+        let mut events = 0;
+        // Twice over: the second pass is served from warm caches.
+        for pass in 0..2 {
+            for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let fresh = p
+                    .worker()
+                    .process(&src, &mut FormatState::default(), offset, line);
+                let cached = warm.process(&src, &mut FormatState::default(), offset, line);
+                assert_eq!(
+                    cached,
+                    fresh,
+                    "{}: pass {pass}, line at {offset}",
+                    path.display()
+                );
+                let mut fast = Vec::new();
+                let written =
+                    warm.process_with(&src, &mut FormatState::default(), offset, line, |ev| {
+                        ev.write_json_line(&mut fast)
+                    });
+                if let Outcome::Event(ev) = &fresh {
+                    assert!(written.is_ok());
+                    let mut owned = Vec::new();
+                    ev.write_json_line(&mut owned);
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&owned)
+                    );
+                    events += 1;
+                }
+                offset += line.len() as u64 + 1;
+            }
+        }
+        assert!(events > 1000, "{}: only {events} events", path.display());
     }
 }

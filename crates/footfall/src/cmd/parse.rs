@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, PrivacyConfig, SourceRef, Tables};
+use footfall_parse::{FormatState, ParseConfig, Pipeline, PrivacyConfig, SourceRef, Tables};
 
 use super::{load_keys, Counts};
 use crate::exit::{Failure, CANT_CREATE, CONFIG};
@@ -68,6 +68,34 @@ pub struct Args {
 
 const CHUNK: usize = 1 << 20;
 
+/// Buffers handed back for reuse: chunks and their JSON output are megabytes
+/// each, and fresh ones cost page faults on every chunk.
+#[derive(Clone)]
+struct Pool {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Pool { tx, rx }
+    }
+
+    /// An empty buffer with at least `capacity` bytes reserved.
+    fn get(&self, capacity: usize) -> Vec<u8> {
+        let mut b = self.rx.try_recv().unwrap_or_default();
+        b.clear();
+        b.reserve(capacity);
+        b
+    }
+
+    fn put(&self, b: Vec<u8>) {
+        // Only a handful are ever in circulation; never blocks.
+        let _ = self.tx.send(b);
+    }
+}
+
 struct Chunk {
     seq: u64,
     base: u64,
@@ -103,26 +131,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
 
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(File::create(p).map_err(|e| Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display())))?),
+        Some(p) => Box::new(File::create(p).map_err(|e| {
+            Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display()))
+        })?),
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut rej_out = match &args.rejects {
-        Some(p) => Some(BufWriter::new(
-            File::create(p).map_err(|e| Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display())))?,
-        )),
+        Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| {
+            Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display()))
+        })?)),
         None => None,
     };
 
-    let files = if args.files.is_empty() { vec!["-".to_string()] } else { args.files.clone() };
+    let files = if args.files.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        args.files.clone()
+    };
     let mut total = Counts::default();
     for path in &files {
         let inp = input::open(path)?;
         let bar = progress::bytes_bar(inp.size, &inp.name);
-        let counts = parse_one(inp, &base_cfg, &tables, &keys, threads, &mut out, rej_out.as_mut(), &bar)?;
+        let counts = parse_one(
+            inp,
+            &base_cfg,
+            &tables,
+            &keys,
+            threads,
+            &mut out,
+            rej_out.as_mut(),
+            &bar,
+        )?;
         bar.finish_and_clear();
         total.add(&counts);
     }
@@ -165,39 +211,57 @@ fn parse_one(
     let mut first = Vec::with_capacity(CHUNK);
     fill(&mut inp.reader, &mut first, CHUNK).with_context(|| format!("reading {}", inp.name))?;
     let first_line = first.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let src = SourceRef::from_first_line(inp.name.as_str(), first_line.strip_suffix(b"\r").unwrap_or(first_line));
+    let src = SourceRef::from_first_line(
+        inp.name.as_str(),
+        first_line.strip_suffix(b"\r").unwrap_or(first_line),
+    );
 
     let mut cfg = base_cfg.clone();
     if cfg.log_format.is_none() && cfg.format == "auto" {
         let sample: Vec<&[u8]> = first.split(|&b| b == b'\n').take(50).collect();
         match Pipeline::detect_format(&sample) {
             Some(name) => {
-                eprintln!("footfall parse: {}: format auto-detected as {name}", inp.name);
+                eprintln!(
+                    "footfall parse: {}: format auto-detected as {name}",
+                    inp.name
+                );
                 cfg.format = name.to_string();
             }
             None if first.is_empty() => {
                 return Ok(Counts::default());
             }
             None => {
-                return Err(Failure::new(CONFIG, format!("{}: could not detect the log format from its first lines", inp.name))
-                    .with_hint("name it with --format or --log-format")
-                    .into())
+                return Err(Failure::new(
+                    CONFIG,
+                    format!(
+                        "{}: could not detect the log format from its first lines",
+                        inp.name
+                    ),
+                )
+                .with_hint("name it with --format or --log-format")
+                .into())
             }
         }
     }
-    let pipeline = Arc::new(Pipeline::new(&cfg, tables, Arc::clone(keys)).map_err(|e| Failure::new(CONFIG, e.to_string()))?);
+    let pipeline = Arc::new(
+        Pipeline::new(&cfg, tables, Arc::clone(keys))
+            .map_err(|e| Failure::new(CONFIG, e.to_string()))?,
+    );
     // Formats whose layout is declared inside the file need their lines in order.
     let stateful = matches!(pipeline.format_name(), "w3c" | "cloudfront");
     let threads = if stateful { 1 } else { threads };
 
     let consumed = Arc::clone(&inp.consumed);
     let mut counts = Counts::default();
+    // Output buffers and input chunks each circulate in their own pool.
+    let (outputs, inputs) = (Pool::new(), Pool::new());
     let mut emit = |d: Done, out: &mut dyn Write| -> anyhow::Result<()> {
         out.write_all(&d.out).context("writing events")?;
         if let Some(r) = rej_out.as_mut() {
             r.write_all(&d.rej).context("writing rejects")?;
         }
         counts.add(&d.counts);
+        outputs.put(d.out);
         bar.set_position(consumed.load(Ordering::Relaxed));
         Ok(())
     };
@@ -205,9 +269,16 @@ fn parse_one(
     if threads == 1 {
         let mut worker = pipeline.worker();
         let mut state = FormatState::default();
-        let mut reader = ChunkReader { inner: inp.reader, carry: first, base: 0, seq: 0, eof: false };
+        let mut reader = ChunkReader {
+            inner: inp.reader,
+            carry: first,
+            base: 0,
+            seq: 0,
+            eof: false,
+            pool: inputs.clone(),
+        };
         while let Some(chunk) = reader.next_chunk()? {
-            let d = process_chunk(&mut worker, &src, &mut state, chunk);
+            let d = process_chunk(&mut worker, &src, &mut state, chunk, &outputs, &inputs);
             emit(d, out)?;
         }
         return Ok(counts);
@@ -216,8 +287,16 @@ fn parse_one(
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(threads * 2);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(threads * 2);
     std::thread::scope(|scope| -> anyhow::Result<()> {
+        let reader_pool = inputs.clone();
         let reader_handle = scope.spawn(move || -> anyhow::Result<()> {
-            let mut reader = ChunkReader { inner: inp.reader, carry: first, base: 0, seq: 0, eof: false };
+            let mut reader = ChunkReader {
+                inner: inp.reader,
+                carry: first,
+                base: 0,
+                seq: 0,
+                eof: false,
+                pool: reader_pool,
+            };
             while let Some(chunk) = reader.next_chunk()? {
                 if chunk_tx.send(chunk).is_err() {
                     break;
@@ -230,10 +309,21 @@ fn parse_one(
             let tx = done_tx.clone();
             let mut worker = pipeline.worker();
             let src = src.clone();
+            let (outputs, inputs) = (outputs.clone(), inputs.clone());
             scope.spawn(move || {
                 for chunk in rx {
                     let mut state = FormatState::default();
-                    if tx.send(process_chunk(&mut worker, &src, &mut state, chunk)).is_err() {
+                    if tx
+                        .send(process_chunk(
+                            &mut worker,
+                            &src,
+                            &mut state,
+                            chunk,
+                            &outputs,
+                            &inputs,
+                        ))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -250,15 +340,29 @@ fn parse_one(
                 next += 1;
             }
         }
-        reader_handle.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
-        anyhow::ensure!(pending.is_empty(), "internal error: {} chunks not written", pending.len());
+        reader_handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "internal error: {} chunks not written",
+            pending.len()
+        );
         Ok(())
     })?;
     Ok(counts)
 }
 
-fn process_chunk(worker: &mut footfall_parse::Worker, src: &SourceRef, state: &mut FormatState, chunk: Chunk) -> Done {
-    let mut out = Vec::with_capacity(chunk.data.len() * 2);
+fn process_chunk(
+    worker: &mut footfall_parse::Worker,
+    src: &SourceRef,
+    state: &mut FormatState,
+    chunk: Chunk,
+    outputs: &Pool,
+    inputs: &Pool,
+) -> Done {
+    // Events are about four times the size of the lines they come from.
+    let mut out = outputs.get(chunk.data.len() * 4);
     let mut rej = Vec::new();
     let mut counts = Counts::default();
     let data = &chunk.data;
@@ -267,12 +371,11 @@ fn process_chunk(worker: &mut footfall_parse::Worker, src: &SourceRef, state: &m
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         let line = &data[start..end];
         counts.lines += 1;
-        match worker.process(src, state, chunk.base + start as u64, line) {
-            Outcome::Event(ev) => {
-                ev.write_json_line(&mut out);
-                counts.events += 1;
-            }
-            Outcome::Reject(r) => {
+        match worker.process_with(src, state, chunk.base + start as u64, line, |ev| {
+            ev.write_json_line(&mut out)
+        }) {
+            Ok(()) => counts.events += 1,
+            Err(r) => {
                 serde_json::to_writer(&mut rej, &*r).expect("rejects serialise");
                 rej.push(b'\n');
                 counts.count_reject(r.kind);
@@ -280,7 +383,13 @@ fn process_chunk(worker: &mut footfall_parse::Worker, src: &SourceRef, state: &m
         }
         start = end + 1;
     }
-    Done { seq: chunk.seq, out, rej, counts }
+    inputs.put(chunk.data);
+    Done {
+        seq: chunk.seq,
+        out,
+        rej,
+        counts,
+    }
 }
 
 /// Cuts a stream into chunks that end at a line boundary (the last one at EOF).
@@ -290,6 +399,7 @@ struct ChunkReader {
     base: u64,
     seq: u64,
     eof: bool,
+    pool: Pool,
 }
 
 impl ChunkReader {
@@ -311,14 +421,21 @@ impl ChunkReader {
                     None => {
                         // A line longer than the buffer: read more.
                         let want = self.carry.len() * 2;
-                        self.eof = fill(&mut self.inner, &mut self.carry, want).context("reading input")?;
+                        self.eof = fill(&mut self.inner, &mut self.carry, want)
+                            .context("reading input")?;
                         continue;
                     }
                 }
             };
-            let rest = self.carry.split_off(cut);
+            let mut rest = self.pool.get(CHUNK + CHUNK / 4);
+            rest.extend_from_slice(&self.carry[cut..]);
+            self.carry.truncate(cut);
             let data = std::mem::replace(&mut self.carry, rest);
-            let chunk = Chunk { seq: self.seq, base: self.base, data };
+            let chunk = Chunk {
+                seq: self.seq,
+                base: self.base,
+                data,
+            };
             self.seq += 1;
             self.base += chunk.data.len() as u64;
             return Ok(Some(chunk));
@@ -328,15 +445,11 @@ impl ChunkReader {
 
 /// Read until `buf` holds `want` bytes or EOF; returns whether EOF was reached.
 fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-    let mut tmp = [0u8; 64 * 1024];
-    while buf.len() < want {
-        match r.read(&mut tmp) {
-            Ok(0) => return Ok(true),
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    let missing = want.saturating_sub(buf.len());
+    if missing == 0 {
+        return Ok(false);
     }
-    Ok(false)
+    // Reads straight into the buffer's spare capacity; short only at EOF.
+    let n = r.take(missing as u64).read_to_end(buf)?;
+    Ok(n < missing)
 }
-
