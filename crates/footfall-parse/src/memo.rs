@@ -18,6 +18,7 @@ pub(crate) struct Memo<V> {
     max_entries: usize,
     max_key_bytes: usize,
     max_key_len: usize,
+    clears: u64,
 }
 
 impl<V> Memo<V> {
@@ -31,11 +32,10 @@ impl<V> Memo<V> {
             max_entries,
             max_key_bytes,
             max_key_len,
+            clears: 0,
         }
     }
 
-    /// The value for `key`, derived with `derive` the first time it is seen
-    /// (and every time for keys over the byte bound).
     /// The slot of the value for `key`, derived with `derive` the first time
     /// it is seen (and every time for keys over the length bound). Read it
     /// with [`get`](Self::get); slots let a caller look up in several memos
@@ -54,9 +54,8 @@ impl<V> Memo<V> {
             return self.values.len() - 1;
         }
         if self.index.len() >= self.max_entries || self.key_bytes + key.len() > self.max_key_bytes {
-            self.index.clear();
-            self.values.clear();
-            self.key_bytes = 0;
+            self.clear();
+            self.clears += 1;
         }
         let i = self.values.len();
         self.values.push(value);
@@ -77,9 +76,14 @@ impl<V> Memo<V> {
         self.key_bytes = 0;
     }
 
-    #[cfg(test)]
+    /// Number of stored keys.
     pub(crate) fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Times a bound was reached and the memo emptied.
+    pub(crate) fn clears(&self) -> u64 {
+        self.clears
     }
 }
 

@@ -280,6 +280,12 @@ struct ReferrerParts {
     info: ReferrerInfo,
 }
 
+/// What a visitor's identity yields under the current day key.
+struct VisitorParts {
+    id: String,
+    client_net: Option<String>,
+}
+
 /// Per-thread state: the current day key and caches of what repeats in a log
 /// stream (user agents, request targets, referrers, visitor pseudonyms).
 /// Caching never changes a result: every cached value is a pure function of
@@ -291,7 +297,7 @@ pub struct Worker {
     day: Option<(NaiveDate, [u8; 32])>,
     targets: Memo<TargetParts>,
     referrers: Memo<ReferrerParts>,
-    visitors: Memo<String>,
+    visitors: Memo<VisitorParts>,
     /// Scratch buffer for composite memo keys and hashed input.
     key: Vec<u8>,
     /// The classification of a request without a referrer.
@@ -344,7 +350,7 @@ impl Worker {
             ));
         }
         // Valid UTF-8 (the common case) is borrowed; invalid bytes become U+FFFD.
-        let text = match std::str::from_utf8(line) {
+        let text = match simdutf8::basic::from_utf8(line) {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(line),
         };
@@ -468,7 +474,8 @@ impl Worker {
 
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
-        let ua_info = self.ua.get(ua);
+        let day_key = self.day_key(ts.date_naive());
+        let ua_info = self.ua.get_ref(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {
             rec.session
@@ -480,11 +487,17 @@ impl Worker {
                         .and_then(|c| privacy::cookie_value(c, name))
                 })
         });
-        let day_key = self.day_key(ts.date_naive());
         let basis = match cookie {
             Some(c) => VisitorBasis::Cookie(c),
             None => VisitorBasis::ClientAgent(client, ua),
         };
+        let truncate = || {
+            rec.client
+                .as_deref()
+                .and_then(|c| privacy::truncate_client(c, &p.privacy))
+        };
+        // The memo key holds everything the values depend on: the site, the
+        // basis, and for address-based ids whether an address was logged.
         self.key.clear();
         self.key.extend_from_slice(site.as_bytes());
         match basis {
@@ -493,19 +506,19 @@ impl Worker {
                 self.key.extend_from_slice(c.as_bytes());
             }
             VisitorBasis::ClientAgent(ip, ua) => {
-                self.key.extend_from_slice(b"\0i\0");
+                self.key.extend_from_slice(if rec.client.is_some() { b"\0i\0" } else { b"\0n\0" });
                 self.key.extend_from_slice(ip.as_bytes());
                 self.key.push(0);
                 self.key.extend_from_slice(ua.as_bytes());
             }
         }
-        let visitor_slot = self
-            .visitors
-            .slot(&self.key, || privacy::visitor_id(&day_key, site, basis));
-        let client_net = rec
-            .client
-            .as_deref()
-            .and_then(|c| privacy::truncate_client(c, &p.privacy));
+        let by_address = matches!(basis, VisitorBasis::ClientAgent(..));
+        let visitor_slot = self.visitors.slot(&self.key, || VisitorParts {
+            id: privacy::visitor_id(&day_key, site, basis),
+            // The network is a function of the address: cached with address-based ids.
+            client_net: if by_address { truncate() } else { None },
+        });
+        let cookie_client_net = if by_address { None } else { truncate() };
         let client_ip = if p.privacy.emit_raw_ip {
             rec.client.as_deref()
         } else {
@@ -513,6 +526,7 @@ impl Worker {
         };
 
         // Every memo lookup is done: borrow the results.
+        let visitor = self.visitors.get(visitor_slot);
         let t = self.targets.get(target_slot);
         let (referrer, ref_info) = match referrer_slot {
             Some(i) => {
@@ -536,8 +550,8 @@ impl Worker {
             ts,
             site,
             host: host.as_deref(),
-            visitor_id: self.visitors.get(visitor_slot),
-            client_net: client_net.as_deref(),
+            visitor_id: &visitor.id,
+            client_net: if by_address { visitor.client_net.as_deref() } else { cookie_client_net.as_deref() },
             client_ip,
             method: rec.method.as_deref(),
             path: &t.path,

@@ -60,7 +60,8 @@ use footfall_event::{Label, Shared};
 use regex::Regex;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use crate::memo::Memo;
 use std::fmt;
 use std::sync::Arc;
 
@@ -843,10 +844,7 @@ pub const DEFAULT_CACHE_KEY_BYTES: usize = 16 << 20;
 /// every time and never stored.
 pub struct UaCache {
     classifier: Arc<UaClassifier>,
-    map: HashMap<Box<str>, UaInfo, crate::memo::KeyHasher>,
-    max_entries: usize,
-    max_key_bytes: usize,
-    key_bytes: usize,
+    memo: Memo<UaInfo>,
     stats: UaCacheStats,
 }
 
@@ -864,11 +862,8 @@ pub struct UaCacheStats {
 impl fmt::Debug for UaCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UaCache")
-            .field("entries", &self.map.len())
-            .field("key_bytes", &self.key_bytes)
-            .field("max_entries", &self.max_entries)
-            .field("max_key_bytes", &self.max_key_bytes)
-            .field("stats", &self.stats)
+            .field("entries", &self.memo.len())
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
@@ -889,48 +884,45 @@ impl UaCache {
     ) -> Self {
         UaCache {
             classifier,
-            map: HashMap::with_hasher(crate::memo::KeyHasher::random()),
-            max_entries,
-            max_key_bytes,
-            key_bytes: 0,
+            memo: Memo::new(max_entries, max_key_bytes, max_key_bytes),
             stats: UaCacheStats::default(),
         }
     }
 
     /// Classification of `ua`, from the cache when it was seen before.
     pub fn get(&mut self, ua: &str) -> UaInfo {
-        if let Some(info) = self.map.get(ua) {
+        self.get_ref(ua).clone()
+    }
+
+    /// Like [`get`](Self::get), borrowing the cached value (no reference counts touched).
+    pub fn get_ref(&mut self, ua: &str) -> &UaInfo {
+        let mut missed = false;
+        let classifier = &self.classifier;
+        let slot = self.memo.slot(ua.as_bytes(), || {
+            missed = true;
+            classifier.classify(ua)
+        });
+        if missed {
+            self.stats.misses += 1;
+        } else {
             self.stats.hits += 1;
-            return info.clone();
         }
-        self.stats.misses += 1;
-        let info = self.classifier.classify(ua);
-        if ua.len() <= self.max_key_bytes && self.max_entries > 0 {
-            if self.map.len() >= self.max_entries || self.key_bytes + ua.len() > self.max_key_bytes
-            {
-                self.map.clear();
-                self.key_bytes = 0;
-                self.stats.clears += 1;
-            }
-            self.key_bytes += ua.len();
-            self.map.insert(ua.into(), info.clone());
-        }
-        info
+        self.memo.get(slot)
     }
 
     /// Number of cached user agents.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.memo.len()
     }
 
     /// Whether the cache holds no user agent.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.memo.len() == 0
     }
 
     /// Hit, miss and clear counters since creation.
     pub fn stats(&self) -> UaCacheStats {
-        self.stats
+        UaCacheStats { clears: self.memo.clears(), ..self.stats }
     }
 
     /// The classifier behind this cache.
