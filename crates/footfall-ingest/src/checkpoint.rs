@@ -122,7 +122,8 @@ pub struct StateDir {
 impl StateDir {
     /// Create (if needed) and lock `dir`.
     pub fn open(dir: &Path) -> Result<StateDir, IngestError> {
-        fs::create_dir_all(dir).map_err(|e| IngestError::state(dir, format!("cannot create: {e}")))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| IngestError::state(dir, format!("cannot create: {e}")))?;
         let lock_path = dir.join(LOCK_NAME);
         let lock = OpenOptions::new()
             .create(true)
@@ -133,9 +134,14 @@ impl StateDir {
         match FileExt::try_lock(&lock) {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(IngestError::Locked(dir.to_path_buf())),
-            Err(TryLockError::Error(e)) => return Err(IngestError::state(&lock_path, format!("cannot lock: {e}"))),
+            Err(TryLockError::Error(e)) => {
+                return Err(IngestError::state(&lock_path, format!("cannot lock: {e}")))
+            }
         }
-        Ok(StateDir { dir: dir.to_path_buf(), _lock: lock })
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -177,8 +183,8 @@ pub fn load(dir: &Path) -> Result<Option<CheckpointFile>, IngestError> {
             ),
         ));
     }
-    let file: CheckpointFile =
-        serde_json::from_slice(&bytes).map_err(|e| IngestError::state(&path, format!("invalid checkpoint file: {e}")))?;
+    let file: CheckpointFile = serde_json::from_slice(&bytes)
+        .map_err(|e| IngestError::state(&path, format!("invalid checkpoint file: {e}")))?;
     Ok(Some(file))
 }
 
@@ -194,7 +200,11 @@ pub fn save(dir: &Path, files: Vec<FileCheckpoint>) -> Result<(), IngestError> {
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
     let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         drop(f);
@@ -236,7 +246,10 @@ mod tests {
         let doc = load(dir.path()).unwrap().unwrap();
         assert_eq!(doc.files, vec![entry(200), entry(300)]);
         // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
         assert_eq!(doc.files[0].identity().unwrap().fingerprint, [0xab; 16]);
     }
@@ -246,7 +259,11 @@ mod tests {
         // A crash between writing the temp file and renaming it leaves the old document in force.
         let dir = tempfile::tempdir().unwrap();
         save(dir.path(), vec![entry(100)]).unwrap();
-        fs::write(dir.path().join(format!(".{FILE_NAME}.tmp")), b"{\"version\":1,\"files\":[{\"sou").unwrap();
+        fs::write(
+            dir.path().join(format!(".{FILE_NAME}.tmp")),
+            b"{\"version\":1,\"files\":[{\"sou",
+        )
+        .unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap().files, vec![entry(100)]);
         save(dir.path(), vec![entry(150)]).unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap().files, vec![entry(150)]);
@@ -255,9 +272,16 @@ mod tests {
     #[test]
     fn other_versions_and_garbage_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(FILE_NAME), br#"{"version": 2, "files": [], "new_field": 1}"#).unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"version": 2, "files": [], "new_field": 1}"#,
+        )
+        .unwrap();
         let err = load(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("version 2 is not supported"), "{err}");
+        assert!(
+            err.to_string().contains("version 2 is not supported"),
+            "{err}"
+        );
         fs::write(dir.path().join(FILE_NAME), b"{\"files\": [").unwrap();
         let err = load(dir.path()).unwrap_err();
         assert!(err.to_string().contains("not a checkpoint file"), "{err}");

@@ -102,7 +102,10 @@ struct HttpSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { enabled: true, listen: DEFAULT_HTTP_LISTEN.into() }
+        HttpSection {
+            enabled: true,
+            listen: DEFAULT_HTTP_LISTEN.into(),
+        }
     }
 }
 
@@ -118,7 +121,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -230,16 +236,24 @@ fn d_conns() -> usize {
 /// Parse `250ms`, `1s`, `1.5s`, `5m`, `2h`, `7d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (examples: 250ms, 1s, 5m, 2h, 7d)"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 250ms, 1s, 5m, 2h, 7d)"))?;
     let secs = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
         "d" => value * 86400.0,
-        other => return Err(format!("invalid duration unit {other:?} in {s:?} (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {s:?} (use ms, s, m, h or d)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));
@@ -319,7 +333,11 @@ pub enum SourceKind {
     /// Standard input, read to its end.
     Stdin,
     /// A syslog listener.
-    Syslog { protocol: SyslogProtocol, listen: SocketAddr, max_connections: usize },
+    Syslog {
+        protocol: SyslogProtocol,
+        listen: SocketAddr,
+        max_connections: usize,
+    },
 }
 
 /// Options of a file source.
@@ -391,7 +409,10 @@ pub struct CliArgs {
 impl IngestConfig {
     /// Read and validate a config file.
     pub fn from_toml_file(path: &Path) -> Result<IngestConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (file, parse) = parse_file(&text, &path.display().to_string())?;
         build(file, parse)
     }
@@ -407,7 +428,10 @@ impl IngestConfig {
     pub fn from_cli(args: &CliArgs) -> Result<IngestConfig, ConfigError> {
         let (mut file, mut parse) = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 parse_file(&text, &path.display().to_string())?
             }
             None => (FileConfig::default(), toml::Table::new()),
@@ -432,15 +456,28 @@ impl IngestConfig {
                 file.http.listen = h.clone();
             }
         }
-        for (key, value) in [("format", &args.format), ("log_format", &args.log_format), ("site", &args.site), ("timezone", &args.timezone)] {
+        for (key, value) in [
+            ("format", &args.format),
+            ("log_format", &args.log_format),
+            ("site", &args.site),
+            ("timezone", &args.timezone),
+        ] {
             if let Some(v) = value {
                 parse.insert(key.into(), toml::Value::String(v.clone()));
             }
         }
-        let files: Vec<String> = args.inputs.iter().filter(|i| i.as_str() != "-").cloned().collect();
+        let files: Vec<String> = args
+            .inputs
+            .iter()
+            .filter(|i| i.as_str() != "-")
+            .cloned()
+            .collect();
         let stdin = args.inputs.iter().filter(|i| i.as_str() == "-").count();
         if stdin > 1 {
-            return Err(ConfigError::invalid("inputs", "`-` (standard input) can be given once"));
+            return Err(ConfigError::invalid(
+                "inputs",
+                "`-` (standard input) can be given once",
+            ));
         }
         if !files.is_empty() {
             file.sources.push(SourceSection::File(FileSection {
@@ -458,7 +495,10 @@ impl IngestConfig {
             }));
         }
         if stdin == 1 {
-            file.sources.push(SourceSection::Stdin(StdinSection { name: Some("stdin".into()), parse: None }));
+            file.sources.push(SourceSection::Stdin(StdinSection {
+                name: Some("stdin".into()),
+                parse: None,
+            }));
         }
         let cfg = build(file, parse)?;
         if cfg.sources.is_empty() {
@@ -469,7 +509,13 @@ impl IngestConfig {
 
     /// A configuration with every default and no sources (add them to `sources`).
     pub fn new(kafka: KafkaConfig) -> Result<IngestConfig, ConfigError> {
-        build(FileConfig { kafka, ..FileConfig::default() }, toml::Table::new())
+        build(
+            FileConfig {
+                kafka,
+                ..FileConfig::default()
+            },
+            toml::Table::new(),
+        )
     }
 
     /// Whether every source ends by itself (stdin, files read once): then
@@ -484,12 +530,17 @@ impl IngestConfig {
 }
 
 fn parse_file(text: &str, origin: &str) -> Result<(FileConfig, toml::Table), ConfigError> {
-    let syntax = |message: String| ConfigError::Syntax { path: origin.to_string(), message };
+    let syntax = |message: String| ConfigError::Syntax {
+        path: origin.to_string(),
+        message,
+    };
     let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
     for other in OTHER_SECTIONS {
         table.remove(*other);
     }
-    let file: FileConfig = table.try_into().map_err(|e: toml::de::Error| syntax(e.to_string()))?;
+    let file: FileConfig = table
+        .try_into()
+        .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
     let parse = file.parse.clone().unwrap_or_default();
     Ok((file, parse))
 }
@@ -506,42 +557,69 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
-fn parse_config(defaults: &toml::Table, own: Option<&toml::Table>, field: &str, max_line: Option<usize>) -> Result<ParseConfig, ConfigError> {
+fn parse_config(
+    defaults: &toml::Table,
+    own: Option<&toml::Table>,
+    field: &str,
+    max_line: Option<usize>,
+) -> Result<ParseConfig, ConfigError> {
     let mut t = defaults.clone();
     if let Some(own) = own {
         merge(&mut t, own);
     }
     if let Some(n) = max_line {
-        t.entry("max_line_bytes").or_insert(toml::Value::Integer(n as i64));
+        t.entry("max_line_bytes")
+            .or_insert(toml::Value::Integer(n as i64));
     }
     // A log_format string implies the custom format.
     if t.contains_key("log_format") && !t.contains_key("format") {
         t.insert("format".into(), toml::Value::String("custom".into()));
     }
-    let cfg: ParseConfig = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| ConfigError::invalid(field, e.to_string()))?;
+    let cfg: ParseConfig = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::invalid(field, e.to_string()))?;
     Ok(cfg)
 }
 
 fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, ConfigError> {
     let i = file.ingest;
     if i.max_in_flight == 0 {
-        return Err(ConfigError::invalid("ingest.max_in_flight", "must be at least 1"));
+        return Err(ConfigError::invalid(
+            "ingest.max_in_flight",
+            "must be at least 1",
+        ));
     }
     if i.read_chunk_bytes < 4096 {
-        return Err(ConfigError::invalid("ingest.read_chunk_bytes", "must be at least 4096"));
+        return Err(ConfigError::invalid(
+            "ingest.read_chunk_bytes",
+            "must be at least 4096",
+        ));
     }
     if i.checkpoint_interval.is_zero() {
-        return Err(ConfigError::invalid("ingest.checkpoint_interval", "must be positive"));
+        return Err(ConfigError::invalid(
+            "ingest.checkpoint_interval",
+            "must be positive",
+        ));
     }
-    file.kafka.validate().map_err(|e| ConfigError::invalid("kafka", e.to_string()))?;
+    file.kafka
+        .validate()
+        .map_err(|e| ConfigError::invalid("kafka", e.to_string()))?;
     if i.dead_letters {
-        let (v, d) = (file.kafka.topics.visits().name, file.kafka.topics.dead_letter().name);
+        let (v, d) = (
+            file.kafka.topics.visits().name,
+            file.kafka.topics.dead_letter().name,
+        );
         if v == d {
-            return Err(ConfigError::invalid("kafka.topics.dead_letter.name", format!("must differ from the events topic {v:?}")));
+            return Err(ConfigError::invalid(
+                "kafka.topics.dead_letter.name",
+                format!("must differ from the events topic {v:?}"),
+            ));
         }
     }
     let http_listen = if file.http.enabled {
-        Some(file.http.listen.parse::<SocketAddr>().map_err(|e| ConfigError::invalid("http.listen", format!("{:?}: {e}", file.http.listen)))?)
+        Some(file.http.listen.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid("http.listen", format!("{:?}: {e}", file.http.listen))
+        })?)
     } else {
         None
     };
@@ -554,14 +632,25 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
         let (name, kind, own) = match s {
             SourceSection::File(f) => {
                 if f.paths.is_empty() || f.paths.iter().any(|p| p.trim().is_empty()) {
-                    return Err(ConfigError::invalid(format!("{field}.paths"), "needs at least one non-empty path or glob"));
+                    return Err(ConfigError::invalid(
+                        format!("{field}.paths"),
+                        "needs at least one non-empty path or glob",
+                    ));
                 }
                 for p in f.paths.iter().chain(f.exclude.iter()) {
-                    glob::Pattern::new(p).map_err(|e| ConfigError::invalid(format!("{field}.paths"), format!("{p:?}: {e}")))?;
+                    glob::Pattern::new(p).map_err(|e| {
+                        ConfigError::invalid(format!("{field}.paths"), format!("{p:?}: {e}"))
+                    })?;
                 }
-                for (what, d) in [("poll_interval", f.poll_interval), ("scan_interval", f.scan_interval)] {
+                for (what, d) in [
+                    ("poll_interval", f.poll_interval),
+                    ("scan_interval", f.scan_interval),
+                ] {
                     if d < Duration::from_millis(10) {
-                        return Err(ConfigError::invalid(format!("{field}.{what}"), "must be at least 10ms"));
+                        return Err(ConfigError::invalid(
+                            format!("{field}.{what}"),
+                            "must be at least 10ms",
+                        ));
                     }
                 }
                 let opts = FileOptions {
@@ -575,34 +664,71 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
                     close_idle: f.close_idle,
                     forget_after: f.forget_after,
                 };
-                (f.name.unwrap_or_else(|| format!("files-{}", n + 1)), SourceKind::Files(opts), f.parse)
+                (
+                    f.name.unwrap_or_else(|| format!("files-{}", n + 1)),
+                    SourceKind::Files(opts),
+                    f.parse,
+                )
             }
             SourceSection::Stdin(s) => {
                 if stdin_seen {
-                    return Err(ConfigError::invalid(field, "standard input can be a source once"));
+                    return Err(ConfigError::invalid(
+                        field,
+                        "standard input can be a source once",
+                    ));
                 }
                 stdin_seen = true;
-                (s.name.unwrap_or_else(|| "stdin".into()), SourceKind::Stdin, s.parse)
+                (
+                    s.name.unwrap_or_else(|| "stdin".into()),
+                    SourceKind::Stdin,
+                    s.parse,
+                )
             }
             SourceSection::Syslog(s) => {
-                let listen = s.listen.parse::<SocketAddr>().map_err(|e| ConfigError::invalid(format!("{field}.listen"), format!("{:?}: {e}", s.listen)))?;
+                let listen = s.listen.parse::<SocketAddr>().map_err(|e| {
+                    ConfigError::invalid(format!("{field}.listen"), format!("{:?}: {e}", s.listen))
+                })?;
                 if s.max_connections == 0 {
-                    return Err(ConfigError::invalid(format!("{field}.max_connections"), "must be at least 1"));
+                    return Err(ConfigError::invalid(
+                        format!("{field}.max_connections"),
+                        "must be at least 1",
+                    ));
                 }
                 let name = s.name.unwrap_or_else(|| format!("syslog-{}", n + 1));
-                (name, SourceKind::Syslog { protocol: s.protocol, listen, max_connections: s.max_connections }, s.parse)
+                (
+                    name,
+                    SourceKind::Syslog {
+                        protocol: s.protocol,
+                        listen,
+                        max_connections: s.max_connections,
+                    },
+                    s.parse,
+                )
             }
         };
         if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-            return Err(ConfigError::invalid(format!("{field}.name"), "must be 1 to 128 printable characters"));
+            return Err(ConfigError::invalid(
+                format!("{field}.name"),
+                "must be 1 to 128 printable characters",
+            ));
         }
         if sources.iter().any(|x: &SourceConfig| x.name == name) {
-            return Err(ConfigError::invalid(format!("{field}.name"), format!("{name:?} is used by two sources")));
+            return Err(ConfigError::invalid(
+                format!("{field}.name"),
+                format!("{name:?} is used by two sources"),
+            ));
         }
-        let parse = parse_config(&parse_defaults, own.as_ref(), &format!("{field}.parse"), i.max_line_bytes)?;
+        let parse = parse_config(
+            &parse_defaults,
+            own.as_ref(),
+            &format!("{field}.parse"),
+            i.max_line_bytes,
+        )?;
         sources.push(SourceConfig { name, kind, parse });
     }
-    let state_dir = i.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let state_dir = i
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     Ok(IngestConfig {
         kafka: file.kafka,
         sources,
@@ -622,7 +748,9 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
 }
 
 fn tracing_level_check(level: &str) -> Result<(), ConfigError> {
-    tracing_subscriber::EnvFilter::try_new(level).map(|_| ()).map_err(|e| ConfigError::invalid("log.level", format!("{level:?}: {e}")))
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| ConfigError::invalid("log.level", format!("{level:?}: {e}")))
 }
 
 impl SourceConfig {
@@ -642,7 +770,10 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("5 fortnights").is_err());
         assert!(parse_duration("").is_err());
@@ -711,13 +842,21 @@ mod tests {
         assert_eq!(www.parse.format, "combined", "inherited from [parse]");
         assert_eq!(www.parse.site.as_deref(), Some("www.example.org"));
         assert_eq!(www.parse.timezone.as_deref(), Some("Europe/Berlin"));
-        let SourceKind::Files(f) = &www.kind else { panic!() };
+        let SourceKind::Files(f) = &www.kind else {
+            panic!()
+        };
         assert_eq!(f.start_at, StartAt::End);
         assert_eq!(f.exclude, vec!["*.gz".to_string()]);
         assert_eq!(f.poll_interval, Duration::from_millis(250));
         let edge = &c.sources[1];
         assert_eq!(edge.parse.format, "vcombined", "source overrides [parse]");
-        assert!(matches!(edge.kind, SourceKind::Syslog { protocol: SyslogProtocol::Udp, .. }));
+        assert!(matches!(
+            edge.kind,
+            SourceKind::Syslog {
+                protocol: SyslogProtocol::Udp,
+                ..
+            }
+        ));
         assert_eq!(c.sources[2].name, "stdin");
         assert!(!c.is_finite());
     }
@@ -763,23 +902,45 @@ mod tests {
         assert_eq!(c.sources[1].name, "stdin");
         assert!(c.is_finite());
         assert_eq!(c.http_listen, Some(DEFAULT_HTTP_LISTEN.parse().unwrap()));
-        let off = IngestConfig::from_cli(&CliArgs { http_listen: Some("off".into()), inputs: vec!["-".into()], ..CliArgs::default() }).unwrap();
+        let off = IngestConfig::from_cli(&CliArgs {
+            http_listen: Some("off".into()),
+            inputs: vec!["-".into()],
+            ..CliArgs::default()
+        })
+        .unwrap();
         assert_eq!(off.http_listen, None);
         assert_eq!(off.sources[0].parse.format, "auto");
     }
 
     #[test]
     fn the_example_file_is_valid() {
-        let c = IngestConfig::from_toml_str(include_str!("../../../deploy/footfall.example.toml")).unwrap();
+        let c = IngestConfig::from_toml_str(include_str!("../../../deploy/footfall.example.toml"))
+            .unwrap();
         assert_eq!(c.sources.len(), 3);
         assert_eq!(c.sources[0].parse.site.as_deref(), Some("www.example.org"));
         assert_eq!(c.sources[1].parse.format, "vcombined");
-        assert_eq!(c.sources[1].parse.timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(
+            c.sources[1].parse.timezone.as_deref(),
+            Some("Europe/Berlin")
+        );
         assert_eq!(c.ensure_topics, TopicsMode::Check);
-        assert_eq!(c.kafka.options.get("message.timeout.ms").map(|v| v.expose()), Some("300000"));
+        assert_eq!(
+            c.kafka
+                .options
+                .get("message.timeout.ms")
+                .map(|v| v.expose()),
+            Some("300000")
+        );
         for s in &c.sources {
-            let keys: std::sync::Arc<dyn footfall_parse::KeyProvider> = std::sync::Arc::new(footfall_parse::SecretKeys::ephemeral());
-            crate::flow::SourceParser::new(s.name_arc(), &s.parse, &footfall_parse::Tables::embedded(), keys).unwrap();
+            let keys: std::sync::Arc<dyn footfall_parse::KeyProvider> =
+                std::sync::Arc::new(footfall_parse::SecretKeys::ephemeral());
+            crate::flow::SourceParser::new(
+                s.name_arc(),
+                &s.parse,
+                &footfall_parse::Tables::embedded(),
+                keys,
+            )
+            .unwrap();
         }
     }
 

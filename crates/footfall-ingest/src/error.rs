@@ -68,7 +68,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { field: field.into(), message: message.into() }
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -92,7 +95,10 @@ pub enum IngestError {
     Locked(PathBuf),
     /// A source could not be opened (file, stdin, listener).
     #[error("source {source_name:?}: {message}")]
-    Source { source_name: String, message: String },
+    Source {
+        source_name: String,
+        message: String,
+    },
     /// The HTTP listener could not bind.
     #[error("http listener {addr}: {error}")]
     Http {
@@ -124,10 +130,16 @@ impl IngestError {
     }
 
     pub(crate) fn state(path: impl Into<PathBuf>, message: impl fmt::Display) -> Self {
-        IngestError::State { path: path.into(), message: message.to_string() }
+        IngestError::State {
+            path: path.into(),
+            message: message.to_string(),
+        }
     }
 
     pub(crate) fn source(name: impl Into<String>, message: impl fmt::Display) -> Self {
-        IngestError::Source { source_name: name.into(), message: message.to_string() }
+        IngestError::Source {
+            source_name: name.into(),
+            message: message.to_string(),
+        }
     }
 }

@@ -86,36 +86,67 @@ const FALLBACK_FORMAT: &str = "combined";
 
 impl SourceParser {
     /// Compile `cfg` for a source; `auto` is resolved per stream later.
-    pub fn new(source: Arc<str>, cfg: &ParseConfig, tables: &Tables, keys: Arc<dyn KeyProvider>) -> Result<Self, IngestError> {
-        let err = |error| IngestError::Parse { source_name: source.to_string(), error };
+    pub fn new(
+        source: Arc<str>,
+        cfg: &ParseConfig,
+        tables: &Tables,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Self, IngestError> {
+        let err = |error| IngestError::Parse {
+            source_name: source.to_string(),
+            error,
+        };
         let mode = if cfg.format == "auto" && cfg.log_format.is_none() {
             // Validate everything but the format now, so mistakes surface at startup.
             let mut fallback = cfg.clone();
             fallback.format = FALLBACK_FORMAT.into();
             let p = Arc::new(Pipeline::new(&fallback, tables, keys.clone()).map_err(err)?);
             let compiled = HashMap::from([(FALLBACK_FORMAT, p.worker())]);
-            Mode::Auto { cfg: cfg.clone(), tables: tables.clone(), keys, compiled }
+            Mode::Auto {
+                cfg: cfg.clone(),
+                tables: tables.clone(),
+                keys,
+                compiled,
+            }
         } else {
             let p = Arc::new(Pipeline::new(cfg, tables, keys).map_err(err)?);
             Mode::Fixed(p.worker())
         };
-        Ok(SourceParser { source, mode, streams: HashMap::new(), batches: 0 })
+        Ok(SourceParser {
+            source,
+            mode,
+            streams: HashMap::new(),
+            batches: 0,
+        })
     }
 
     /// Parse one batch; counts lines, events and rejects.
-    pub fn parse(&mut self, batch: RawBatch, counters: &SourceCounters, metrics: &Metrics) -> ParsedBatch {
+    pub fn parse(
+        &mut self,
+        batch: RawBatch,
+        counters: &SourceCounters,
+        metrics: &Metrics,
+    ) -> ParsedBatch {
         self.batches += 1;
         if self.batches.is_multiple_of(1024) {
             self.streams.retain(|_, s| s.track.strong_count() > 0);
         }
-        let stream = self.streams.entry(batch.track.id).or_insert_with(|| StreamParse {
-            track: Arc::downgrade(&batch.track),
-            state: FormatState::default(),
-            format: None,
-        });
+        let stream = self
+            .streams
+            .entry(batch.track.id)
+            .or_insert_with(|| StreamParse {
+                track: Arc::downgrade(&batch.track),
+                state: FormatState::default(),
+                format: None,
+            });
         let worker: &mut Worker = match &mut self.mode {
             Mode::Fixed(w) => w,
-            Mode::Auto { cfg, tables, keys, compiled } => {
+            Mode::Auto {
+                cfg,
+                tables,
+                keys,
+                compiled,
+            } => {
                 let name = *stream.format.get_or_insert_with(|| {
                     let sample: Vec<&[u8]> = batch.prime.iter().chain(batch.lines.iter()).take(DETECT_LINES).map(|(_, l)| l).collect();
                     match Pipeline::detect_format(&sample) {
@@ -143,7 +174,9 @@ impl SourceParser {
                     }
                 }
                 let name = stream.format.unwrap_or(FALLBACK_FORMAT);
-                compiled.get_mut(name).expect("the fallback pipeline is compiled at startup")
+                compiled
+                    .get_mut(name)
+                    .expect("the fallback pipeline is compiled at startup")
             }
         };
         for (offset, line) in batch.prime.iter() {
@@ -156,19 +189,34 @@ impl SourceParser {
                 Outcome::Event(ev) => {
                     events += 1;
                     let payload = serde_json::to_vec(&*ev).expect("a VisitEvent always serialises");
-                    items.push(Prepared { offset, key: ev.visitor_id.into_bytes(), payload, reject: None });
+                    items.push(Prepared {
+                        offset,
+                        key: ev.visitor_id.into_bytes(),
+                        payload,
+                        reject: None,
+                    });
                 }
                 Outcome::Reject(r) => {
                     rejects += 1;
                     metrics.reject(r.kind);
                     let payload = serde_json::to_vec(&*r).expect("a Reject always serialises");
-                    items.push(Prepared { offset, key: batch.src.name.as_bytes().to_vec(), payload, reject: Some(r.kind) });
+                    items.push(Prepared {
+                        offset,
+                        key: batch.src.name.as_bytes().to_vec(),
+                        payload,
+                        reject: Some(r.kind),
+                    });
                 }
             }
         }
         metrics.events_parsed.fetch_add(events, Relaxed);
         counters.lines_read.fetch_add(events + rejects, Relaxed);
-        ParsedBatch { track: batch.track, source_name: batch.src.name, items, end: batch.end }
+        ParsedBatch {
+            track: batch.track,
+            source_name: batch.src.name,
+            items,
+            end: batch.end,
+        }
     }
 }
 
@@ -188,7 +236,8 @@ pub async fn parse_stage(
         })
         .await;
         let parsed;
-        (parser, parsed) = joined.map_err(|e| IngestError::Internal(format!("parser task failed: {e}")))?;
+        (parser, parsed) =
+            joined.map_err(|e| IngestError::Internal(format!("parser task failed: {e}")))?;
         if tx.send(parsed).await.is_err() {
             break;
         }
@@ -217,7 +266,10 @@ pub struct FailureLog {
 
 impl FailureLog {
     pub fn new(every: Duration) -> Self {
-        FailureLog { every, state: std::sync::Mutex::new((None, 0)) }
+        FailureLog {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
     }
 
     fn record(&self, topic: &str, error: &rdkafka::error::KafkaError) {
@@ -226,12 +278,19 @@ impl FailureLog {
         match last {
             Some(t) if t.elapsed() < self.every => *suppressed += 1,
             Some(_) => {
-                tracing::warn!(topic, failed = *suppressed + 1, "deliveries failed since the last report, each is sent again; latest: {error}");
+                tracing::warn!(
+                    topic,
+                    failed = *suppressed + 1,
+                    "deliveries failed since the last report, each is sent again; latest: {error}"
+                );
                 *last = Some(Instant::now());
                 *suppressed = 0;
             }
             None => {
-                tracing::warn!(topic, "delivery failed, sending again (further failures are summarised): {error}");
+                tracing::warn!(
+                    topic,
+                    "delivery failed, sending again (further failures are summarised): {error}"
+                );
                 *last = Some(Instant::now());
             }
         }
@@ -257,7 +316,10 @@ enum StepResult {
 
 /// Send parsed batches to Kafka; returns when `rx` is closed and every message
 /// is acknowledged, or when aborted.
-pub async fn produce_stage(mut rx: mpsc::Receiver<ParsedBatch>, sink: Arc<Sink>) -> Result<(), IngestError> {
+pub async fn produce_stage(
+    mut rx: mpsc::Receiver<ParsedBatch>,
+    sink: Arc<Sink>,
+) -> Result<(), IngestError> {
     let mut pending: FuturesUnordered<Step> = FuturesUnordered::new();
     let mut input_open = true;
     let mut current: Option<(ParsedBatch, usize)> = None;
@@ -328,7 +390,9 @@ async fn send_with_backoff(
             Err(SendError::QueueFull) => {}
             Err(SendError::Other(e)) => {
                 if let Some(reason) = sink.producer.fatal_error() {
-                    return Err(IngestError::Kafka(format!("producer failed fatally: {reason}")));
+                    return Err(IngestError::Kafka(format!(
+                        "producer failed fatally: {reason}"
+                    )));
                 }
                 if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
                     tracing::error!(topic = %out.topic, "cannot enqueue message, retrying: {e}");
@@ -351,7 +415,10 @@ async fn send_with_backoff(
     }
 }
 
-async fn wait_delivery(flight: InFlight, fut: rdkafka::producer::DeliveryFuture) -> (InFlight, StepResult) {
+async fn wait_delivery(
+    flight: InFlight,
+    fut: rdkafka::producer::DeliveryFuture,
+) -> (InFlight, StepResult) {
     let r = match fut.await {
         Ok(Ok(_)) => StepResult::Delivered,
         Ok(Err((e, msg))) => StepResult::Failed(e, msg),
@@ -360,7 +427,12 @@ async fn wait_delivery(flight: InFlight, fut: rdkafka::producer::DeliveryFuture)
     (flight, r)
 }
 
-fn handle(sink: &Arc<Sink>, pending: &mut FuturesUnordered<Step>, mut flight: InFlight, result: StepResult) -> Result<(), IngestError> {
+fn handle(
+    sink: &Arc<Sink>,
+    pending: &mut FuturesUnordered<Step>,
+    mut flight: InFlight,
+    result: StepResult,
+) -> Result<(), IngestError> {
     match result {
         StepResult::Delivered => {
             flight.track.ack(flight.offset);
@@ -375,11 +447,14 @@ fn handle(sink: &Arc<Sink>, pending: &mut FuturesUnordered<Step>, mut flight: In
         StepResult::Failed(e, msg) => {
             sink.metrics.delivery_errors.fetch_add(1, Relaxed);
             if let Some(reason) = sink.producer.fatal_error() {
-                return Err(IngestError::Kafka(format!("producer failed fatally: {reason}")));
+                return Err(IngestError::Kafka(format!(
+                    "producer failed fatally: {reason}"
+                )));
             }
             sink.failures.record(msg.topic(), &e);
             flight.attempt += 1;
-            let backoff = Duration::from_millis(100u64 << flight.attempt.min(6)).min(Duration::from_secs(5));
+            let backoff =
+                Duration::from_millis(100u64 << flight.attempt.min(6)).min(Duration::from_secs(5));
             let sink = sink.clone();
             pending.push(Box::pin(async move {
                 tokio::time::sleep(backoff).await;
@@ -389,14 +464,20 @@ fn handle(sink: &Arc<Sink>, pending: &mut FuturesUnordered<Step>, mut flight: In
                     payload: msg.payload().unwrap_or_default().to_vec(),
                     source: msg
                         .headers()
-                        .and_then(|h| h.iter().find(|h| h.key == crate::kafka::SOURCE_HEADER).and_then(|h| h.value))
+                        .and_then(|h| {
+                            h.iter()
+                                .find(|h| h.key == crate::kafka::SOURCE_HEADER)
+                                .and_then(|h| h.value)
+                        })
                         .map(|v| String::from_utf8_lossy(v).into())
                         .unwrap_or_else(|| "".into()),
                 };
                 loop {
                     match sink.producer.send(&out) {
                         Ok(f) => return (flight, StepResult::Resent(f)),
-                        Err(_) if sink.abort.is_cancelled() => return (flight, StepResult::Stopped),
+                        Err(_) if sink.abort.is_cancelled() => {
+                            return (flight, StepResult::Stopped)
+                        }
                         Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                     }
                 }

@@ -72,7 +72,15 @@ async fn respond(mut stream: TcpStream, status: &dyn Status) -> std::io::Result<
         Err(_) => return Ok(()),
     };
     if !complete {
-        return write(&mut stream, 400, "Bad Request", "text/plain", "bad request\n", false).await;
+        return write(
+            &mut stream,
+            400,
+            "Bad Request",
+            "text/plain",
+            "bad request\n",
+            false,
+        )
+        .await;
     }
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     let line = String::from_utf8_lossy(&head[..line_end]);
@@ -80,26 +88,77 @@ async fn respond(mut stream: TcpStream, status: &dyn Status) -> std::io::Result<
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let body_wanted = method != "HEAD";
     if method != "GET" && method != "HEAD" {
-        return write(&mut stream, 405, "Method Not Allowed", "text/plain", "only GET and HEAD\n", body_wanted).await;
+        return write(
+            &mut stream,
+            405,
+            "Method Not Allowed",
+            "text/plain",
+            "only GET and HEAD\n",
+            body_wanted,
+        )
+        .await;
     }
     let path = target.split('?').next().unwrap_or("");
     match path {
         "/metrics" => {
             let body = status.metrics();
-            write(&mut stream, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &body, body_wanted).await
+            write(
+                &mut stream,
+                200,
+                "OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                &body,
+                body_wanted,
+            )
+            .await
         }
         "/health" | "/healthz" => match status.health() {
             Ok(text) => write(&mut stream, 200, "OK", "text/plain", &text, body_wanted).await,
-            Err(text) => write(&mut stream, 503, "Service Unavailable", "text/plain", &text, body_wanted).await,
+            Err(text) => {
+                write(
+                    &mut stream,
+                    503,
+                    "Service Unavailable",
+                    "text/plain",
+                    &text,
+                    body_wanted,
+                )
+                .await
+            }
         },
         "/" => {
-            write(&mut stream, 200, "OK", "text/plain", "footfall ingest: /metrics /health\n", body_wanted).await
+            write(
+                &mut stream,
+                200,
+                "OK",
+                "text/plain",
+                "footfall ingest: /metrics /health\n",
+                body_wanted,
+            )
+            .await
         }
-        _ => write(&mut stream, 404, "Not Found", "text/plain", "not found\n", body_wanted).await,
+        _ => {
+            write(
+                &mut stream,
+                404,
+                "Not Found",
+                "text/plain",
+                "not found\n",
+                body_wanted,
+            )
+            .await
+        }
     }
 }
 
-async fn write(stream: &mut TcpStream, code: u16, reason: &str, ctype: &str, body: &str, with_body: bool) -> std::io::Result<()> {
+async fn write(
+    stream: &mut TcpStream,
+    code: u16,
+    reason: &str,
+    ctype: &str,
+    body: &str,
+    with_body: bool,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
@@ -114,12 +173,20 @@ async fn write(stream: &mut TcpStream, code: u16, reason: &str, ctype: &str, bod
 /// A tiny client for tests and probes: `GET path` → (status code, body).
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).await?;
     let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -149,13 +216,21 @@ mod tests {
         let fake = Arc::new(Fake(AtomicBool::new(true)));
         let stop = CancellationToken::new();
         let server = tokio::spawn(serve(listener, fake.clone(), stop.clone()));
-        assert_eq!(get(addr, "/metrics").await.unwrap(), (200, "footfall_ingest_queue_depth 7\n".into()));
+        assert_eq!(
+            get(addr, "/metrics").await.unwrap(),
+            (200, "footfall_ingest_queue_depth 7\n".into())
+        );
         assert_eq!(get(addr, "/health").await.unwrap(), (200, "ok\n".into()));
         fake.0.store(false, Ordering::Relaxed);
-        assert_eq!(get(addr, "/health").await.unwrap(), (503, "kafka unreachable\n".into()));
+        assert_eq!(
+            get(addr, "/health").await.unwrap(),
+            (503, "kafka unreachable\n".into())
+        );
         assert_eq!(get(addr, "/nope").await.unwrap().0, 404);
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"POST /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+        s.write_all(b"POST /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         assert!(out.starts_with("HTTP/1.1 405"), "{out}");

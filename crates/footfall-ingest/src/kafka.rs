@@ -74,7 +74,10 @@ impl KafkaHealth {
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn fatal_error(&self) -> Option<String> {
@@ -106,19 +109,35 @@ impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         // Connection failures repeat on every reconnect attempt; the service
         // reports lasting unreachability itself, once, with reminders.
-        let level = if fac == "FAIL" { RDKafkaLogLevel::Debug } else { level };
+        let level = if fac == "FAIL" {
+            RDKafkaLogLevel::Debug
+        } else {
+            level
+        };
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", facility = fac, "{message}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility = fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility = fac, "{message}"),
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility = fac, "{message}"),
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", facility = fac, "{message}")
+            }
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
             self.health.all_brokers_down.store(true, Relaxed);
         }
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
@@ -164,15 +183,24 @@ impl Producer {
     /// Build the producer from the `[kafka]` settings (idempotent, `acks=all`,
     /// compressed, lingering; every `[kafka.options]` entry passes through).
     pub fn new(cfg: &KafkaConfig, max_in_flight: usize) -> Result<Producer, IngestError> {
-        let mut client = cfg.producer_config().map_err(|e| IngestError::Kafka(e.to_string()))?;
+        let mut client = cfg
+            .producer_config()
+            .map_err(|e| IngestError::Kafka(e.to_string()))?;
         // Room for every message the service lets be in flight, unless set explicitly.
         if !cfg.options.contains_key("queue.buffering.max.messages") {
-            client.set("queue.buffering.max.messages", (max_in_flight + 1024).to_string());
+            client.set(
+                "queue.buffering.max.messages",
+                (max_in_flight + 1024).to_string(),
+            );
         }
         let health = Arc::new(KafkaHealth::new());
         let inner: FutureProducer<Context> = client
-            .create_with_context(Context { health: health.clone() })
-            .map_err(|e| IngestError::Kafka(format!("creating producer for {}: {e}", cfg.brokers)))?;
+            .create_with_context(Context {
+                health: health.clone(),
+            })
+            .map_err(|e| {
+                IngestError::Kafka(format!("creating producer for {}: {e}", cfg.brokers))
+            })?;
         Ok(Producer {
             inner,
             events_topic: cfg.topics.visits().name.into(),
@@ -185,28 +213,56 @@ impl Producer {
     /// Hand one message to librdkafka without waiting.
     pub fn send(&self, m: &Outgoing) -> Result<DeliveryFuture, SendError> {
         let headers = OwnedHeaders::new_with_capacity(2)
-            .insert(Header { key: SCHEMA_HEADER, value: Some(&self.schema) })
-            .insert(Header { key: SOURCE_HEADER, value: Some(m.source.as_bytes()) });
-        let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.payload).headers(headers);
+            .insert(Header {
+                key: SCHEMA_HEADER,
+                value: Some(&self.schema),
+            })
+            .insert(Header {
+                key: SOURCE_HEADER,
+                value: Some(m.source.as_bytes()),
+            });
+        let record = FutureRecord::to(&m.topic)
+            .key(&m.key)
+            .payload(&m.payload)
+            .headers(headers);
         match self.inner.send_result(record) {
             Ok(f) => Ok(f),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(SendError::QueueFull),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(SendError::QueueFull)
+            }
             Err((e, _)) => Err(SendError::Other(e)),
         }
     }
 
     /// The producer failed for good (idempotence guarantees broken); it must be recreated.
     pub fn fatal_error(&self) -> Option<String> {
-        self.inner.client().fatal_error().map(|(_, reason)| reason).or_else(|| self.health.fatal_error())
+        self.inner
+            .client()
+            .fatal_error()
+            .map(|(_, reason)| reason)
+            .or_else(|| self.health.fatal_error())
     }
 
     /// Ask the cluster for the events topic's metadata: proves reachability.
     pub fn probe(&self, timeout: Duration) -> Result<(), String> {
-        match self.inner.client().fetch_metadata(Some(&self.events_topic), Timeout::After(timeout)) {
+        match self
+            .inner
+            .client()
+            .fetch_metadata(Some(&self.events_topic), Timeout::After(timeout))
+        {
             Ok(md) => {
                 self.health.contact();
-                match md.topics().iter().find(|t| t.name() == &*self.events_topic).and_then(|t| t.error()) {
-                    Some(e) => Err(format!("topic {}: {:?}", self.events_topic, RDKafkaErrorCode::from(e))),
+                match md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == &*self.events_topic)
+                    .and_then(|t| t.error())
+                {
+                    Some(e) => Err(format!(
+                        "topic {}: {:?}",
+                        self.events_topic,
+                        RDKafkaErrorCode::from(e)
+                    )),
                     None => Ok(()),
                 }
             }

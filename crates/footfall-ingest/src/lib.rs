@@ -56,7 +56,10 @@ pub mod syslog;
 pub mod tail;
 pub mod track;
 
-pub use config::{CliArgs, FileOptions, IngestConfig, LogConfig, LogFormat, SourceConfig, SourceKind, StartAt, SyslogProtocol, TopicsMode};
+pub use config::{
+    CliArgs, FileOptions, IngestConfig, LogConfig, LogFormat, SourceConfig, SourceKind, StartAt,
+    SyslogProtocol, TopicsMode,
+};
 pub use error::{ConfigError, ErrorKind, IngestError};
 pub use kafka::{SCHEMA_HEADER, SOURCE_HEADER};
 pub use metrics::Snapshot;
@@ -80,7 +83,10 @@ pub fn shutdown_on_signals() -> CancellationToken {
 /// Wait for SIGTERM or SIGINT; returns the signal's name.
 pub async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
@@ -101,7 +107,9 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
         _ => EnvFilter::try_new(&cfg.level),
     }
     .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match cfg.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -71,7 +71,13 @@ impl LineSplitter {
     /// A splitter for a stream whose next byte is at `offset`. Lines longer
     /// than `cap` bytes are cut to `cap + 1` bytes.
     pub fn new(offset: u64, cap: usize) -> Self {
-        LineSplitter { partial: Vec::new(), line_start: offset, pos: offset, overflow: false, cap: cap.max(1) }
+        LineSplitter {
+            partial: Vec::new(),
+            line_start: offset,
+            pos: offset,
+            overflow: false,
+            cap: cap.max(1),
+        }
     }
 
     /// Offset where the next (incomplete) line starts: everything before it
@@ -164,7 +170,9 @@ mod tests {
     use super::*;
 
     fn lines(out: &LineBuf) -> Vec<(u64, String)> {
-        out.iter().map(|(o, l)| (o, String::from_utf8_lossy(l).into_owned())).collect()
+        out.iter()
+            .map(|(o, l)| (o, String::from_utf8_lossy(l).into_owned()))
+            .collect()
     }
 
     #[test]
@@ -200,7 +208,12 @@ mod tests {
         assert_eq!(whole, bytes);
         assert_eq!(
             lines(&whole),
-            vec![(10, "first line".into()), (22, "second".into()), (29, "".into()), (30, "third without end".into())]
+            vec![
+                (10, "first line".into()),
+                (22, "second".into()),
+                (29, "".into()),
+                (30, "third without end".into())
+            ]
         );
     }
 
@@ -222,7 +235,10 @@ mod tests {
         s.feed(b"0123", &mut out);
         s.feed(b"456789", &mut out);
         s.feed(b"abc\nok\n0123456789\n", &mut out);
-        assert_eq!(lines(&out), vec![(0, "01234".into()), (14, "ok".into()), (17, "01234".into())]);
+        assert_eq!(
+            lines(&out),
+            vec![(0, "01234".into()), (14, "ok".into()), (17, "01234".into())]
+        );
         assert_eq!(s.line_start(), 28);
     }
 

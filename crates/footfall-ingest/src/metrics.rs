@@ -58,7 +58,12 @@ impl Metrics {
         Metrics {
             sources: source_names
                 .iter()
-                .map(|n| Arc::new(SourceCounters { name: n.clone(), lines_read: AtomicU64::new(0) }))
+                .map(|n| {
+                    Arc::new(SourceCounters {
+                        name: n.clone(),
+                        lines_read: AtomicU64::new(0),
+                    })
+                })
                 .collect(),
             events_parsed: AtomicU64::new(0),
             events_produced: AtomicU64::new(0),
@@ -84,7 +89,10 @@ impl Metrics {
     }
 
     pub fn lines_read_total(&self) -> u64 {
-        self.sources.iter().map(|s| s.lines_read.load(Relaxed)).sum()
+        self.sources
+            .iter()
+            .map(|s| s.lines_read.load(Relaxed))
+            .sum()
     }
 
     /// Lines read whose outcome Kafka has not yet acknowledged.
@@ -103,8 +111,11 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let lines_read: BTreeMap<String, u64> =
-            self.sources.iter().map(|s| (s.name.to_string(), s.lines_read.load(Relaxed))).collect();
+        let lines_read: BTreeMap<String, u64> = self
+            .sources
+            .iter()
+            .map(|s| (s.name.to_string(), s.lines_read.load(Relaxed)))
+            .collect();
         let rejects: BTreeMap<&'static str, u64> = RejectKind::ALL
             .iter()
             .map(|k| (k.as_str(), self.rejects_of(*k)))
@@ -130,31 +141,106 @@ impl Metrics {
         let family = |o: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        family(&mut o, "footfall_ingest_lines_read_total", "counter", "Lines read and parsed, per configured source.");
+        family(
+            &mut o,
+            "footfall_ingest_lines_read_total",
+            "counter",
+            "Lines read and parsed, per configured source.",
+        );
         for s in &self.sources {
-            let _ = writeln!(o, "footfall_ingest_lines_read_total{{source=\"{}\"}} {}", escape(&s.name), s.lines_read.load(Relaxed));
+            let _ = writeln!(
+                o,
+                "footfall_ingest_lines_read_total{{source=\"{}\"}} {}",
+                escape(&s.name),
+                s.lines_read.load(Relaxed)
+            );
         }
-        family(&mut o, "footfall_ingest_events_parsed_total", "counter", "Lines that became visit events.");
-        let _ = writeln!(o, "footfall_ingest_events_parsed_total {}", self.events_parsed.load(Relaxed));
-        family(&mut o, "footfall_ingest_events_produced_total", "counter", "Visit events acknowledged by Kafka.");
-        let _ = writeln!(o, "footfall_ingest_events_produced_total {}", self.events_produced.load(Relaxed));
-        family(&mut o, "footfall_ingest_rejects_total", "counter", "Lines rejected by the parser, per reason.");
+        family(
+            &mut o,
+            "footfall_ingest_events_parsed_total",
+            "counter",
+            "Lines that became visit events.",
+        );
+        let _ = writeln!(
+            o,
+            "footfall_ingest_events_parsed_total {}",
+            self.events_parsed.load(Relaxed)
+        );
+        family(
+            &mut o,
+            "footfall_ingest_events_produced_total",
+            "counter",
+            "Visit events acknowledged by Kafka.",
+        );
+        let _ = writeln!(
+            o,
+            "footfall_ingest_events_produced_total {}",
+            self.events_produced.load(Relaxed)
+        );
+        family(
+            &mut o,
+            "footfall_ingest_rejects_total",
+            "counter",
+            "Lines rejected by the parser, per reason.",
+        );
         for k in RejectKind::ALL {
-            let _ = writeln!(o, "footfall_ingest_rejects_total{{kind=\"{}\"}} {}", k.as_str(), self.rejects_of(k));
+            let _ = writeln!(
+                o,
+                "footfall_ingest_rejects_total{{kind=\"{}\"}} {}",
+                k.as_str(),
+                self.rejects_of(k)
+            );
         }
-        family(&mut o, "footfall_ingest_dead_letters_produced_total", "counter", "Rejects acknowledged by Kafka on the dead-letter topic.");
-        let _ = writeln!(o, "footfall_ingest_dead_letters_produced_total {}", self.dead_letters_produced.load(Relaxed));
-        family(&mut o, "footfall_ingest_delivery_errors_total", "counter", "Failed deliveries to Kafka (each is retried).");
-        let _ = writeln!(o, "footfall_ingest_delivery_errors_total {}", self.delivery_errors.load(Relaxed));
-        family(&mut o, "footfall_ingest_queue_depth", "gauge", "Lines read and not yet acknowledged by Kafka.");
+        family(
+            &mut o,
+            "footfall_ingest_dead_letters_produced_total",
+            "counter",
+            "Rejects acknowledged by Kafka on the dead-letter topic.",
+        );
+        let _ = writeln!(
+            o,
+            "footfall_ingest_dead_letters_produced_total {}",
+            self.dead_letters_produced.load(Relaxed)
+        );
+        family(
+            &mut o,
+            "footfall_ingest_delivery_errors_total",
+            "counter",
+            "Failed deliveries to Kafka (each is retried).",
+        );
+        let _ = writeln!(
+            o,
+            "footfall_ingest_delivery_errors_total {}",
+            self.delivery_errors.load(Relaxed)
+        );
+        family(
+            &mut o,
+            "footfall_ingest_queue_depth",
+            "gauge",
+            "Lines read and not yet acknowledged by Kafka.",
+        );
         let _ = writeln!(o, "footfall_ingest_queue_depth {}", self.queue_depth());
-        family(&mut o, "footfall_ingest_bytes_behind", "gauge", "Bytes of followed files after their checkpoints, per file source.");
+        family(
+            &mut o,
+            "footfall_ingest_bytes_behind",
+            "gauge",
+            "Bytes of followed files after their checkpoints, per file source.",
+        );
         let behind = self.bytes_behind();
         for s in &self.sources {
             let v = behind.get(&*s.name).copied().unwrap_or(0);
-            let _ = writeln!(o, "footfall_ingest_bytes_behind{{source=\"{}\"}} {v}", escape(&s.name));
+            let _ = writeln!(
+                o,
+                "footfall_ingest_bytes_behind{{source=\"{}\"}} {v}",
+                escape(&s.name)
+            );
         }
-        family(&mut o, "footfall_ingest_kafka_up", "gauge", "1 while Kafka accepts events, 0 when it has been unreachable for a while.");
+        family(
+            &mut o,
+            "footfall_ingest_kafka_up",
+            "gauge",
+            "1 while Kafka accepts events, 0 when it has been unreachable for a while.",
+        );
         let _ = writeln!(o, "footfall_ingest_kafka_up {}", u8::from(kafka_up));
         o
     }
@@ -165,7 +251,10 @@ fn kind_index(kind: RejectKind) -> usize {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -192,7 +281,10 @@ mod tests {
             "footfall_ingest_bytes_behind{source=\"www\"} 0",
             "footfall_ingest_kafka_up 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         let s = m.snapshot();
         assert_eq!(s.lines_read_total, 5);

@@ -81,7 +81,9 @@ impl IngestHandle {
 
     /// Wait for the service to end (every source finished, or shutdown).
     pub async fn wait(self) -> Result<IngestReport, IngestError> {
-        self.task.await.map_err(|e| IngestError::Internal(format!("ingest task failed: {e}")))?
+        self.task
+            .await
+            .map_err(|e| IngestError::Internal(format!("ingest task failed: {e}")))?
     }
 }
 
@@ -96,7 +98,10 @@ pub async fn run(
     shutdown: CancellationToken,
     progress: Option<ProgressFn>,
 ) -> Result<IngestReport, IngestError> {
-    start(cfg, tables, keys, shutdown, progress).await?.wait().await
+    start(cfg, tables, keys, shutdown, progress)
+        .await?
+        .wait()
+        .await
 }
 
 struct StatusView {
@@ -107,7 +112,8 @@ struct StatusView {
 
 impl Status for StatusView {
     fn metrics(&self) -> String {
-        self.metrics.render(self.health.trouble_for() < self.unhealthy_after)
+        self.metrics
+            .render(self.health.trouble_for() < self.unhealthy_after)
     }
 
     fn health(&self) -> Result<String, String> {
@@ -134,7 +140,9 @@ pub async fn start(
 ) -> Result<IngestHandle, IngestError> {
     let started = Instant::now();
     if cfg.sources.is_empty() {
-        return Err(ConfigError::invalid("sources", "nothing to read: no sources configured").into());
+        return Err(
+            ConfigError::invalid("sources", "nothing to read: no sources configured").into(),
+        );
     }
     if keys.is_ephemeral() {
         tracing::warn!("pseudonymisation keys are ephemeral: visitor ids will not match those of another process");
@@ -143,12 +151,20 @@ pub async fn start(
     // Parsers first: configuration mistakes surface before anything is opened.
     let mut parsers = Vec::new();
     for s in &cfg.sources {
-        parsers.push(SourceParser::new(s.name_arc(), &s.parse, &tables, keys.clone())?);
+        parsers.push(SourceParser::new(
+            s.name_arc(),
+            &s.parse,
+            &tables,
+            keys.clone(),
+        )?);
     }
 
     // Checkpoints.
     let registry = Arc::new(Registry::new());
-    let has_files = cfg.sources.iter().any(|s| matches!(s.kind, SourceKind::Files(_)));
+    let has_files = cfg
+        .sources
+        .iter()
+        .any(|s| matches!(s.kind, SourceKind::Files(_)));
     let state = if has_files {
         let dir = StateDir::open(&cfg.state_dir)?;
         if let Some(doc) = dir.load()? {
@@ -177,7 +193,11 @@ pub async fn start(
     let producer = Arc::new(Producer::new(&cfg.kafka, cfg.max_in_flight)?);
     tracing::info!(kafka = %cfg.kafka, events_topic = %producer.events_topic, dead_letter_topic = %producer.dead_letter_topic, "producer ready");
     if cfg.ensure_topics != TopicsMode::Off {
-        let mode = if cfg.ensure_topics == TopicsMode::Create { footfall_kafka::EnsureMode::Create } else { footfall_kafka::EnsureMode::CheckOnly };
+        let mode = if cfg.ensure_topics == TopicsMode::Create {
+            footfall_kafka::EnsureMode::Create
+        } else {
+            footfall_kafka::EnsureMode::CheckOnly
+        };
         let mut specs = vec![cfg.kafka.topics.visits()];
         if cfg.dead_letters {
             specs.push(cfg.kafka.topics.dead_letter());
@@ -209,9 +229,21 @@ pub async fn start(
     let mut background_tasks = JoinSet::new();
     let http_addr = match cfg.http_listen {
         Some(addr) => {
-            let listener = TcpListener::bind(addr).await.map_err(|error| IngestError::Http { addr: addr.to_string(), error })?;
-            let bound = listener.local_addr().map_err(|error| IngestError::Http { addr: addr.to_string(), error })?;
-            let view: Arc<dyn Status> = Arc::new(StatusView { metrics: metrics.clone(), health: health.clone(), unhealthy_after: cfg.unhealthy_after });
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|error| IngestError::Http {
+                    addr: addr.to_string(),
+                    error,
+                })?;
+            let bound = listener.local_addr().map_err(|error| IngestError::Http {
+                addr: addr.to_string(),
+                error,
+            })?;
+            let view: Arc<dyn Status> = Arc::new(StatusView {
+                metrics: metrics.clone(),
+                health: health.clone(),
+                unhealthy_after: cfg.unhealthy_after,
+            });
             background_tasks.spawn(http::serve(listener, view, background.clone()));
             tracing::info!(addr = %bound, "serving /metrics and /health");
             Some(bound)
@@ -220,7 +252,9 @@ pub async fn start(
     };
 
     // Sources.
-    let line_cap = |s: &crate::config::SourceConfig| s.parse.max_line_bytes.saturating_mul(2).max(MIN_LINE_CAP);
+    let line_cap = |s: &crate::config::SourceConfig| {
+        s.parse.max_line_bytes.saturating_mul(2).max(MIN_LINE_CAP)
+    };
     let mut readers = JoinSet::new();
     let mut pipelines: JoinSet<Result<(), IngestError>> = JoinSet::new();
     let mut syslog_addrs = Vec::new();
@@ -234,7 +268,11 @@ pub async fn start(
                 let exclude = f
                     .exclude
                     .iter()
-                    .map(|p| glob::Pattern::new(p).map_err(|e| IngestError::source(&s.name, format!("exclude {p:?}: {e}"))))
+                    .map(|p| {
+                        glob::Pattern::new(p).map_err(|e| {
+                            IngestError::source(&s.name, format!("exclude {p:?}: {e}"))
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let settings = Arc::new(FileSettings {
                     source: name.clone(),
@@ -255,7 +293,10 @@ pub async fn start(
             }
             SourceKind::Stdin => {
                 if stdin_used {
-                    return Err(IngestError::source(&s.name, "standard input can be read by one source only"));
+                    return Err(IngestError::source(
+                        &s.name,
+                        "standard input can be read by one source only",
+                    ));
                 }
                 stdin_used = true;
                 let track = Track::new(name.clone(), None, 0);
@@ -268,36 +309,75 @@ pub async fn start(
                     }
                 });
             }
-            SourceKind::Syslog { protocol, listen, max_connections } => {
+            SourceKind::Syslog {
+                protocol,
+                listen,
+                max_connections,
+            } => {
                 let stop = stop_reading.clone();
                 match protocol {
                     SyslogProtocol::Udp => {
-                        let socket = UdpSocket::bind(listen).await.map_err(|e| IngestError::source(&s.name, format!("bind udp {listen}: {e}")))?;
-                        let bound = socket.local_addr().map_err(|e| IngestError::source(&s.name, e))?;
+                        let socket = UdpSocket::bind(listen).await.map_err(|e| {
+                            IngestError::source(&s.name, format!("bind udp {listen}: {e}"))
+                        })?;
+                        let bound = socket
+                            .local_addr()
+                            .map_err(|e| IngestError::source(&s.name, e))?;
                         tracing::info!(source = %s.name, addr = %bound, "syslog udp listening");
                         syslog_addrs.push((s.name.clone(), bound));
-                        readers.spawn(crate::syslog::run_udp(socket, name.clone(), raw_tx, stop, cap));
+                        readers.spawn(crate::syslog::run_udp(
+                            socket,
+                            name.clone(),
+                            raw_tx,
+                            stop,
+                            cap,
+                        ));
                     }
                     SyslogProtocol::Tcp => {
-                        let listener = TcpListener::bind(listen).await.map_err(|e| IngestError::source(&s.name, format!("bind tcp {listen}: {e}")))?;
-                        let bound = listener.local_addr().map_err(|e| IngestError::source(&s.name, e))?;
+                        let listener = TcpListener::bind(listen).await.map_err(|e| {
+                            IngestError::source(&s.name, format!("bind tcp {listen}: {e}"))
+                        })?;
+                        let bound = listener
+                            .local_addr()
+                            .map_err(|e| IngestError::source(&s.name, e))?;
                         tracing::info!(source = %s.name, addr = %bound, "syslog tcp listening");
                         syslog_addrs.push((s.name.clone(), bound));
-                        readers.spawn(crate::syslog::run_tcp(listener, name.clone(), raw_tx, stop, cap, *max_connections));
+                        readers.spawn(crate::syslog::run_tcp(
+                            listener,
+                            name.clone(),
+                            raw_tx,
+                            stop,
+                            cap,
+                            *max_connections,
+                        ));
                     }
                 }
             }
         }
         let (parsed_tx, parsed_rx) = mpsc::channel(PARSED_QUEUE);
-        let counters = metrics.source(&s.name).ok_or_else(|| IngestError::Internal("source counters missing".into()))?;
-        pipelines.spawn(parse_stage(raw_rx, parsed_tx, parser, counters, metrics.clone()));
+        let counters = metrics
+            .source(&s.name)
+            .ok_or_else(|| IngestError::Internal("source counters missing".into()))?;
+        pipelines.spawn(parse_stage(
+            raw_rx,
+            parsed_tx,
+            parser,
+            counters,
+            metrics.clone(),
+        ));
         pipelines.spawn(produce_stage(parsed_rx, sink.clone()));
     }
 
     // Checkpoints, health, progress.
     let checkpoints_written = Arc::new(AtomicU64::new(0));
     if let Some(dir) = &state {
-        background_tasks.spawn(checkpoint_loop(dir.clone(), registry.clone(), cfg.checkpoint_interval, checkpoints_written.clone(), background.clone()));
+        background_tasks.spawn(checkpoint_loop(
+            dir.clone(),
+            registry.clone(),
+            cfg.checkpoint_interval,
+            checkpoints_written.clone(),
+            background.clone(),
+        ));
     }
     background_tasks.spawn(watch_loop(WatchCtx {
         producer: producer.clone(),
@@ -316,7 +396,15 @@ pub async fn start(
     let task = {
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let result = supervise(pipelines, readers, shutdown.clone(), stop_reading.clone(), abort.clone(), shutdown_timeout).await;
+            let result = supervise(
+                pipelines,
+                readers,
+                shutdown.clone(),
+                stop_reading.clone(),
+                abort.clone(),
+                shutdown_timeout,
+            )
+            .await;
             stop_reading.cancel();
             abort.cancel();
             background.cancel();
@@ -364,7 +452,14 @@ pub async fn start(
             })
         })
     };
-    Ok(IngestHandle { http_addr, syslog_addrs, metrics, health, unhealthy_after: cfg.unhealthy_after, task })
+    Ok(IngestHandle {
+        http_addr,
+        syslog_addrs,
+        metrics,
+        health,
+        unhealthy_after: cfg.unhealthy_after,
+        task,
+    })
 }
 
 /// Wait for the pipelines; on shutdown stop the readers and give Kafka
@@ -436,7 +531,13 @@ fn collect(registry: &Registry) -> Vec<FileCheckpoint> {
     out
 }
 
-async fn checkpoint_loop(dir: Arc<StateDir>, registry: Arc<Registry>, every: Duration, written: Arc<AtomicU64>, stop: CancellationToken) {
+async fn checkpoint_loop(
+    dir: Arc<StateDir>,
+    registry: Arc<Registry>,
+    every: Duration,
+    written: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Vec<FileCheckpoint>> = None;
@@ -514,14 +615,20 @@ async fn watch_loop(c: WatchCtx) {
         if probe.is_none() && last_probe.is_none_or(|t| t.elapsed() >= c.probe_interval) {
             last_probe = Some(Instant::now());
             let producer = c.producer.clone();
-            probe = Some(tokio::task::spawn_blocking(move || producer.probe(Duration::from_secs(5))));
+            probe = Some(tokio::task::spawn_blocking(move || {
+                producer.probe(Duration::from_secs(5))
+            }));
         }
         let trouble = c.producer.health.trouble_for();
         let waiting = c.metrics.queue_depth();
         if trouble >= c.unhealthy_after {
             match down_since {
                 None => {
-                    let why = c.producer.health.last_error().unwrap_or_else(|| "no acknowledgement".into());
+                    let why = c
+                        .producer
+                        .health
+                        .last_error()
+                        .unwrap_or_else(|| "no acknowledgement".into());
                     tracing::error!(
                         brokers = %c.brokers,
                         for_s = trouble.as_secs(),

@@ -47,7 +47,9 @@ pub async fn run_stream<R: AsyncRead + Unpin>(
             }
             splitter.feed(&buf[..n], &mut pending);
         }
-        if src.is_none() && (eof || head.len() >= HEAD_BYTES || memchr::memchr(b'\n', &head).is_some()) {
+        if src.is_none()
+            && (eof || head.len() >= HEAD_BYTES || memchr::memchr(b'\n', &head).is_some())
+        {
             src = Some(source_ref(name.clone(), &head));
         }
         {
@@ -81,26 +83,28 @@ pub async fn run_stream<R: AsyncRead + Unpin>(
 /// never holds up the runtime's shutdown: the thread is simply left behind.
 pub fn stdin_reader(chunk: usize) -> ThreadReader {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
-    let spawned = std::thread::Builder::new().name("footfall-stdin".into()).spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            let mut buf = vec![0u8; chunk.max(4096)];
-            let r = loop {
-                match stdin.read(&mut buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    other => break other,
+    let spawned = std::thread::Builder::new()
+        .name("footfall-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                let mut buf = vec![0u8; chunk.max(4096)];
+                let r = loop {
+                    match stdin.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                let done = !matches!(r, Ok(n) if n > 0);
+                let msg = r.map(|n| {
+                    buf.truncate(n);
+                    buf
+                });
+                if tx.blocking_send(msg).is_err() || done {
+                    return;
                 }
-            };
-            let done = !matches!(r, Ok(n) if n > 0);
-            let msg = r.map(|n| {
-                buf.truncate(n);
-                buf
-            });
-            if tx.blocking_send(msg).is_err() || done {
-                return;
             }
-        }
-    });
+        });
     let rx = match spawned {
         Ok(_) => rx,
         Err(e) => {
@@ -109,7 +113,12 @@ pub fn stdin_reader(chunk: usize) -> ThreadReader {
             rx
         }
     };
-    ThreadReader { rx, pending: Vec::new(), at: 0, done: false }
+    ThreadReader {
+        rx,
+        pending: Vec::new(),
+        at: 0,
+        done: false,
+    }
 }
 
 /// Bytes from a reader thread.
@@ -121,7 +130,11 @@ pub struct ThreadReader {
 }
 
 impl AsyncRead for ThreadReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         loop {
             if self.at < self.pending.len() {
                 let n = (self.pending.len() - self.at).min(buf.remaining());
@@ -161,11 +174,24 @@ mod tests {
         let input: &[u8] = b"first\r\nsecond\n\nlast";
         let (tx, mut rx) = mpsc::channel(16);
         let track = Track::new("stdin".into(), None, 0);
-        run_stream(input, "stdin".into(), track.clone(), tx, CancellationToken::new(), 1024, 4096).await.unwrap();
+        run_stream(
+            input,
+            "stdin".into(),
+            track.clone(),
+            tx,
+            CancellationToken::new(),
+            1024,
+            4096,
+        )
+        .await
+        .unwrap();
         let mut got = Vec::new();
         let mut end = 0;
         while let Some(b) = rx.recv().await {
-            assert_eq!(b.src, footfall_parse::SourceRef::from_first_line("stdin", b"first"));
+            assert_eq!(
+                b.src,
+                footfall_parse::SourceRef::from_first_line("stdin", b"first")
+            );
             for (o, l) in b.lines.iter() {
                 got.push((o, String::from_utf8_lossy(l).into_owned()));
             }
@@ -173,7 +199,15 @@ mod tests {
             end = b.end;
         }
         assert_eq!(end, 19, "the last batch ends at the end of the stream");
-        assert_eq!(got, vec![(0, "first".into()), (7, "second".into()), (14, "".into()), (15, "last".into())]);
+        assert_eq!(
+            got,
+            vec![
+                (0, "first".into()),
+                (7, "second".into()),
+                (14, "".into()),
+                (15, "last".into())
+            ]
+        );
         assert!(track.lock().complete);
     }
 }

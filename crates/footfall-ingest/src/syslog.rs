@@ -58,7 +58,13 @@ pub struct Message<'a> {
 pub fn parse_message(frame: &[u8]) -> Message<'_> {
     let frame = trim_end(frame);
     let Some((pri, rest)) = parse_pri(frame) else {
-        return Message { header: Header::None, pri: None, hostname: None, app: None, msg: frame };
+        return Message {
+            header: Header::None,
+            pri: None,
+            hostname: None,
+            app: None,
+            msg: frame,
+        };
     };
     if let Some(m) = parse_5424(pri, rest) {
         return m;
@@ -99,7 +105,11 @@ fn nil(t: &[u8]) -> Option<&[u8]> {
 
 fn parse_5424(pri: u8, b: &[u8]) -> Option<Message<'_>> {
     let (version, rest) = token(b);
-    if version.is_empty() || version.len() > 2 || !version.iter().all(u8::is_ascii_digit) || version == b"0" {
+    if version.is_empty()
+        || version.len() > 2
+        || !version.iter().all(u8::is_ascii_digit)
+        || version == b"0"
+    {
         return None;
     }
     let (_ts, rest) = token(rest);
@@ -110,7 +120,13 @@ fn parse_5424(pri: u8, b: &[u8]) -> Option<Message<'_>> {
     let rest = skip_structured_data(rest)?;
     let msg = rest.strip_prefix(b" ").unwrap_or(rest);
     let msg = msg.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(msg);
-    Some(Message { header: Header::Rfc5424, pri: Some(pri), hostname: nil(host), app: nil(app), msg })
+    Some(Message {
+        header: Header::Rfc5424,
+        pri: Some(pri),
+        hostname: nil(host),
+        app: nil(app),
+        msg,
+    })
 }
 
 /// Skip `-` or a sequence of `[id param="value" ...]` elements.
@@ -143,13 +159,29 @@ fn skip_structured_data(b: &[u8]) -> Option<&[u8]> {
     Some(&b[i..])
 }
 
-const MONTHS: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
 
 /// Length of an RFC 3164 timestamp at the start of `b` (`Mmm dd hh:mm:ss`,
 /// optionally with fractional seconds and a year), or of an RFC 3339 one.
 fn timestamp_len(b: &[u8]) -> Option<usize> {
     let d = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
-    if b.len() >= 15 && MONTHS.iter().any(|m| &b[..3] == *m) && b[3] == b' ' && (b[4] == b' ' || d(4)) && d(5) && b[6] == b' ' && d(7) && d(8) && b[9] == b':' && d(10) && d(11) && b[12] == b':' && d(13) && d(14) {
+    if b.len() >= 15
+        && MONTHS.iter().any(|m| &b[..3] == *m)
+        && b[3] == b' '
+        && (b[4] == b' ' || d(4))
+        && d(5)
+        && b[6] == b' '
+        && d(7)
+        && d(8)
+        && b[9] == b':'
+        && d(10)
+        && d(11)
+        && b[12] == b':'
+        && d(13)
+        && d(14)
+    {
         let mut n = 15;
         if b.get(n) == Some(&b'.') {
             n += 1;
@@ -158,12 +190,30 @@ fn timestamp_len(b: &[u8]) -> Option<usize> {
             }
         }
         // "Mmm dd yyyy hh:mm:ss" is not standard; "Mmm dd hh:mm:ss yyyy" is seen.
-        if b.get(n) == Some(&b' ') && d(n + 1) && d(n + 2) && d(n + 3) && d(n + 4) && b.get(n + 5) == Some(&b' ') {
+        if b.get(n) == Some(&b' ')
+            && d(n + 1)
+            && d(n + 2)
+            && d(n + 3)
+            && d(n + 4)
+            && b.get(n + 5) == Some(&b' ')
+        {
             n += 5;
         }
         return Some(n);
     }
-    if b.len() >= 19 && d(0) && d(1) && d(2) && d(3) && b[4] == b'-' && d(5) && d(6) && b[7] == b'-' && d(8) && d(9) && b[10] == b'T' {
+    if b.len() >= 19
+        && d(0)
+        && d(1)
+        && d(2)
+        && d(3)
+        && b[4] == b'-'
+        && d(5)
+        && d(6)
+        && b[7] == b'-'
+        && d(8)
+        && d(9)
+        && b[10] == b'T'
+    {
         return Some(memchr::memchr(b' ', b).unwrap_or(b.len()));
     }
     None
@@ -177,7 +227,11 @@ fn tag(t: &[u8]) -> Option<&[u8]> {
         Some(_) => return None,
         None => t,
     };
-    let ok = !name.is_empty() && name.len() <= 48 && name.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/'));
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/'));
     ok.then_some(name)
 }
 
@@ -188,17 +242,41 @@ fn parse_3164(pri: u8, b: &[u8]) -> Message<'_> {
     };
     let (t1, after1) = token(rest);
     if let Some(app) = tag(t1) {
-        return Message { header: Header::Rfc3164, pri: Some(pri), hostname: None, app: Some(app), msg: after1 };
+        return Message {
+            header: Header::Rfc3164,
+            pri: Some(pri),
+            hostname: None,
+            app: Some(app),
+            msg: after1,
+        };
     }
     let (t2, after2) = token(after1);
     if let Some(app) = tag(t2) {
-        return Message { header: Header::Rfc3164, pri: Some(pri), hostname: nil(t1), app: Some(app), msg: after2 };
+        return Message {
+            header: Header::Rfc3164,
+            pri: Some(pri),
+            hostname: nil(t1),
+            app: Some(app),
+            msg: after2,
+        };
     }
     // No tag: HOSTNAME then the message.
     if !after1.is_empty() {
-        return Message { header: Header::Rfc3164, pri: Some(pri), hostname: nil(t1), app: None, msg: after1 };
+        return Message {
+            header: Header::Rfc3164,
+            pri: Some(pri),
+            hostname: nil(t1),
+            app: None,
+            msg: after1,
+        };
     }
-    Message { header: Header::Rfc3164, pri: Some(pri), hostname: None, app: None, msg: rest }
+    Message {
+        header: Header::Rfc3164,
+        pri: Some(pri),
+        hostname: None,
+        app: None,
+        msg: rest,
+    }
 }
 
 /// Splits a TCP byte stream into syslog frames (octet counting or newline).
@@ -216,7 +294,12 @@ impl TcpFramer {
     /// Frames longer than `cap` bytes are cut to `cap + 1` bytes (the parser
     /// then rejects them as too long).
     pub fn new(cap: usize) -> Self {
-        TcpFramer { buf: Vec::new(), skip: 0, skip_line: false, cap: cap.max(16) }
+        TcpFramer {
+            buf: Vec::new(),
+            skip: 0,
+            skip_line: false,
+            cap: cap.max(16),
+        }
     }
 
     /// Feed received bytes; complete frames are appended to `out`.
@@ -249,7 +332,10 @@ impl TcpFramer {
             let digits = b.iter().take(10).take_while(|c| c.is_ascii_digit()).count();
             if digits > 0 && b[0] != b'0' && digits < 10 && b.get(digits) == Some(&b' ') {
                 // Octet counting.
-                let len: usize = std::str::from_utf8(&b[..digits]).unwrap_or("0").parse().unwrap_or(0);
+                let len: usize = std::str::from_utf8(&b[..digits])
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0);
                 let body = digits + 1;
                 if len > self.cap {
                     if b.len() > body + self.cap {
@@ -297,11 +383,18 @@ impl TcpFramer {
     /// The connection closed: an unterminated last message is still a message.
     pub fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
         let rest = trim_end(&self.buf);
-        let rest_start = rest.iter().position(|c| !matches!(c, b'\n' | b'\r' | b'\0')).unwrap_or(rest.len());
+        let rest_start = rest
+            .iter()
+            .position(|c| !matches!(c, b'\n' | b'\r' | b'\0'))
+            .unwrap_or(rest.len());
         if rest_start < rest.len() && !self.skip_line && self.skip == 0 {
             let mut frame = &rest[rest_start..];
             // An octet-counted frame cut short: keep its body.
-            let digits = frame.iter().take(10).take_while(|c| c.is_ascii_digit()).count();
+            let digits = frame
+                .iter()
+                .take(10)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if digits > 0 && digits < 10 && frame[0] != b'0' && frame.get(digits) == Some(&b' ') {
                 frame = &frame[digits + 1..];
             }
@@ -322,7 +415,9 @@ static STREAMS: AtomicU64 = AtomicU64::new(0);
 /// A source key unique to this stream (syslog is never replayed, so ids need
 /// only be unique, not reproducible).
 fn stream_ref(name: &str, first: &[u8]) -> SourceRef {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let seq = STREAMS.fetch_add(1, Ordering::Relaxed);
     let mut seed = Vec::with_capacity(name.len() + first.len().min(1024) + 32);
     seed.extend_from_slice(name.as_bytes());
@@ -330,7 +425,10 @@ fn stream_ref(name: &str, first: &[u8]) -> SourceRef {
     seed.extend_from_slice(&seq.to_le_bytes());
     seed.extend_from_slice(&std::process::id().to_le_bytes());
     seed.extend_from_slice(&first[..first.len().min(1024)]);
-    SourceRef { name: name.into(), key: xxhash_rust::xxh3::xxh3_128(&seed).to_le_bytes() }
+    SourceRef {
+        name: name.into(),
+        key: xxhash_rust::xxh3::xxh3_128(&seed).to_le_bytes(),
+    }
 }
 
 /// Assigns offsets to the messages of one stream and batches them.
@@ -343,7 +441,12 @@ struct StreamState {
 
 impl StreamState {
     fn new(name: String, track: Arc<Track>) -> Self {
-        StreamState { name, src: None, track, offset: 0 }
+        StreamState {
+            name,
+            src: None,
+            track,
+            offset: 0,
+        }
     }
 
     fn batch<'a>(&mut self, frames: impl IntoIterator<Item = &'a [u8]>) -> Option<RawBatch> {
@@ -374,8 +477,16 @@ impl StreamState {
 const UDP_BATCH: usize = 1024;
 
 /// Receive syslog datagrams on `socket` until `stop`.
-pub async fn run_udp(socket: UdpSocket, source: Arc<str>, tx: mpsc::Sender<RawBatch>, stop: CancellationToken, cap: usize) {
-    let local = socket.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+pub async fn run_udp(
+    socket: UdpSocket,
+    source: Arc<str>,
+    tx: mpsc::Sender<RawBatch>,
+    stop: CancellationToken,
+    cap: usize,
+) {
+    let local = socket
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let track = Track::new(source.clone(), None, 0);
     let mut stream = StreamState::new(format!("syslog:udp:{local}"), track);
     let mut buf = vec![0u8; 65536];
@@ -417,7 +528,9 @@ pub async fn run_tcp(
     cap: usize,
     max_connections: usize,
 ) {
-    let local = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -511,19 +624,112 @@ mod tests {
         }
         let l = LINE.to_string();
         let cases = [
-            Case { name: "nginx 3164 with hostname", frame: format!("<190>Oct 10 13:55:36 web-1 nginx: {l}"), header: Header::Rfc3164, host: Some("web-1"), app: Some("nginx"), msg: l.clone() },
-            Case { name: "nginx 3164 nohostname", frame: format!("<190>Oct 10 13:55:36 nginx: {l}"), header: Header::Rfc3164, host: None, app: Some("nginx"), msg: l.clone() },
-            Case { name: "3164 space-padded day", frame: format!("<13>Oct  5 03:04:05 host app: {l}"), header: Header::Rfc3164, host: Some("host"), app: Some("app"), msg: l.clone() },
-            Case { name: "3164 tag with pid", frame: format!("<13>Oct 10 13:55:36 host httpd[4711]: {l}"), header: Header::Rfc3164, host: Some("host"), app: Some("httpd"), msg: l.clone() },
-            Case { name: "3164 rfc3339 timestamp", frame: format!("<13>2024-10-10T13:55:36.123+02:00 host apache: {l}"), header: Header::Rfc3164, host: Some("host"), app: Some("apache"), msg: l.clone() },
-            Case { name: "3164 fractional seconds", frame: format!("<13>Oct 10 13:55:36.250 host a_b.c-d/e: {l}"), header: Header::Rfc3164, host: Some("host"), app: Some("a_b.c-d/e"), msg: l.clone() },
-            Case { name: "3164 no tag", frame: format!("<13>Oct 10 13:55:36 host {l}"), header: Header::Rfc3164, host: Some("host"), app: None, msg: l.clone() },
-            Case { name: "3164 trailing newline", frame: format!("<190>Oct 10 13:55:36 nginx: {l}\r\n"), header: Header::Rfc3164, host: None, app: Some("nginx"), msg: l.clone() },
-            Case { name: "5424 nil SD", frame: format!("<165>1 2024-10-10T13:55:36.003Z web-1 nginx 1234 ACCESS - {l}"), header: Header::Rfc5424, host: Some("web-1"), app: Some("nginx"), msg: l.clone() },
-            Case { name: "5424 BOM", frame: format!("<165>1 2024-10-10T13:55:36Z web-1 nginx - - - \u{feff}{l}"), header: Header::Rfc5424, host: Some("web-1"), app: Some("nginx"), msg: l.clone() },
-            Case { name: "5424 structured data with escapes", frame: format!(r#"<165>1 2024-10-10T13:55:36Z h app - ID47 [ex@32473 iut="3" note="a \"q\" and \] here"][b@1 x="y"] {l}"#), header: Header::Rfc5424, host: Some("h"), app: Some("app"), msg: l.clone() },
-            Case { name: "5424 nil everything, no msg", frame: "<14>1 - - - - - -".into(), header: Header::Rfc5424, host: None, app: None, msg: String::new() },
-            Case { name: "no PRI", frame: l.clone(), header: Header::None, host: None, app: None, msg: l.clone() },
+            Case {
+                name: "nginx 3164 with hostname",
+                frame: format!("<190>Oct 10 13:55:36 web-1 nginx: {l}"),
+                header: Header::Rfc3164,
+                host: Some("web-1"),
+                app: Some("nginx"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "nginx 3164 nohostname",
+                frame: format!("<190>Oct 10 13:55:36 nginx: {l}"),
+                header: Header::Rfc3164,
+                host: None,
+                app: Some("nginx"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "3164 space-padded day",
+                frame: format!("<13>Oct  5 03:04:05 host app: {l}"),
+                header: Header::Rfc3164,
+                host: Some("host"),
+                app: Some("app"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "3164 tag with pid",
+                frame: format!("<13>Oct 10 13:55:36 host httpd[4711]: {l}"),
+                header: Header::Rfc3164,
+                host: Some("host"),
+                app: Some("httpd"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "3164 rfc3339 timestamp",
+                frame: format!("<13>2024-10-10T13:55:36.123+02:00 host apache: {l}"),
+                header: Header::Rfc3164,
+                host: Some("host"),
+                app: Some("apache"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "3164 fractional seconds",
+                frame: format!("<13>Oct 10 13:55:36.250 host a_b.c-d/e: {l}"),
+                header: Header::Rfc3164,
+                host: Some("host"),
+                app: Some("a_b.c-d/e"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "3164 no tag",
+                frame: format!("<13>Oct 10 13:55:36 host {l}"),
+                header: Header::Rfc3164,
+                host: Some("host"),
+                app: None,
+                msg: l.clone(),
+            },
+            Case {
+                name: "3164 trailing newline",
+                frame: format!("<190>Oct 10 13:55:36 nginx: {l}\r\n"),
+                header: Header::Rfc3164,
+                host: None,
+                app: Some("nginx"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "5424 nil SD",
+                frame: format!("<165>1 2024-10-10T13:55:36.003Z web-1 nginx 1234 ACCESS - {l}"),
+                header: Header::Rfc5424,
+                host: Some("web-1"),
+                app: Some("nginx"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "5424 BOM",
+                frame: format!("<165>1 2024-10-10T13:55:36Z web-1 nginx - - - \u{feff}{l}"),
+                header: Header::Rfc5424,
+                host: Some("web-1"),
+                app: Some("nginx"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "5424 structured data with escapes",
+                frame: format!(
+                    r#"<165>1 2024-10-10T13:55:36Z h app - ID47 [ex@32473 iut="3" note="a \"q\" and \] here"][b@1 x="y"] {l}"#
+                ),
+                header: Header::Rfc5424,
+                host: Some("h"),
+                app: Some("app"),
+                msg: l.clone(),
+            },
+            Case {
+                name: "5424 nil everything, no msg",
+                frame: "<14>1 - - - - - -".into(),
+                header: Header::Rfc5424,
+                host: None,
+                app: None,
+                msg: String::new(),
+            },
+            Case {
+                name: "no PRI",
+                frame: l.clone(),
+                header: Header::None,
+                host: None,
+                app: None,
+                msg: l.clone(),
+            },
         ];
         for c in cases {
             let m = parse_message(c.frame.as_bytes());
@@ -541,7 +747,9 @@ mod tests {
             f.push(c, &mut out);
         }
         f.finish(&mut out);
-        out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+        out.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
     }
 
     #[test]
@@ -552,16 +760,56 @@ mod tests {
             want: Vec<&'static str>,
         }
         let cases = [
-            Case { name: "octet counting", chunks: vec![b"11 <13>1 - - a5 <13>b"], want: vec!["<13>1 - - a", "<13>b"] },
-            Case { name: "octet counting split inside length and body", chunks: vec![b"1", b"1 <13>1 -", b" - a"], want: vec!["<13>1 - - a"] },
-            Case { name: "octet counting message containing newline", chunks: vec![b"6 <1>a\nb"], want: vec!["<1>a\nb"] },
-            Case { name: "octet counting with LF separators", chunks: vec![b"5 <1>ab\n5 <1>cd\n"], want: vec!["<1>ab", "<1>cd"] },
-            Case { name: "newline framing", chunks: vec![b"<13>Oct 10 13:55:36 h a: x\n<13>Oct 10 13:55:36 h a: y\r\n"], want: vec!["<13>Oct 10 13:55:36 h a: x", "<13>Oct 10 13:55:36 h a: y\r"] },
-            Case { name: "newline framing split", chunks: vec![b"<13>ab", b"c\n<13>d", b"ef\n"], want: vec!["<13>abc", "<13>def"] },
-            Case { name: "unterminated last message at close", chunks: vec![b"<13>a\n<13>tail"], want: vec!["<13>a", "<13>tail"] },
-            Case { name: "mixed framing", chunks: vec![b"5 <1>ab<13>nl\n3 <2>"], want: vec!["<1>ab", "<13>nl", "<2>"] },
-            Case { name: "octet-counted frame cut short by the close", chunks: vec![b"20 <1>partial"], want: vec!["<1>partial"] },
-            Case { name: "line starting with digits but no length", chunks: vec![b"203.0.113.9 - - x\n"], want: vec!["203.0.113.9 - - x"] },
+            Case {
+                name: "octet counting",
+                chunks: vec![b"11 <13>1 - - a5 <13>b"],
+                want: vec!["<13>1 - - a", "<13>b"],
+            },
+            Case {
+                name: "octet counting split inside length and body",
+                chunks: vec![b"1", b"1 <13>1 -", b" - a"],
+                want: vec!["<13>1 - - a"],
+            },
+            Case {
+                name: "octet counting message containing newline",
+                chunks: vec![b"6 <1>a\nb"],
+                want: vec!["<1>a\nb"],
+            },
+            Case {
+                name: "octet counting with LF separators",
+                chunks: vec![b"5 <1>ab\n5 <1>cd\n"],
+                want: vec!["<1>ab", "<1>cd"],
+            },
+            Case {
+                name: "newline framing",
+                chunks: vec![b"<13>Oct 10 13:55:36 h a: x\n<13>Oct 10 13:55:36 h a: y\r\n"],
+                want: vec!["<13>Oct 10 13:55:36 h a: x", "<13>Oct 10 13:55:36 h a: y\r"],
+            },
+            Case {
+                name: "newline framing split",
+                chunks: vec![b"<13>ab", b"c\n<13>d", b"ef\n"],
+                want: vec!["<13>abc", "<13>def"],
+            },
+            Case {
+                name: "unterminated last message at close",
+                chunks: vec![b"<13>a\n<13>tail"],
+                want: vec!["<13>a", "<13>tail"],
+            },
+            Case {
+                name: "mixed framing",
+                chunks: vec![b"5 <1>ab<13>nl\n3 <2>"],
+                want: vec!["<1>ab", "<13>nl", "<2>"],
+            },
+            Case {
+                name: "octet-counted frame cut short by the close",
+                chunks: vec![b"20 <1>partial"],
+                want: vec!["<1>partial"],
+            },
+            Case {
+                name: "line starting with digits but no length",
+                chunks: vec![b"203.0.113.9 - - x\n"],
+                want: vec!["203.0.113.9 - - x"],
+            },
         ];
         for c in cases {
             assert_eq!(frames(&c.chunks, 1024), c.want, "{}", c.name);
@@ -572,24 +820,43 @@ mod tests {
     fn tcp_framing_bounds_long_messages() {
         // Octet-counted frame longer than the cap: cut to cap + 1, the rest skipped.
         let long = format!("40 <1>{}", "x".repeat(37));
-        let got = frames(&[&long.as_bytes()[..20], &long.as_bytes()[20..], b"5 <1>ok"], 16);
-        assert_eq!(got, vec![format!("<1>{}", "x".repeat(14)), "<1>ok".to_string()]);
+        let got = frames(
+            &[&long.as_bytes()[..20], &long.as_bytes()[20..], b"5 <1>ok"],
+            16,
+        );
+        assert_eq!(
+            got,
+            vec![format!("<1>{}", "x".repeat(14)), "<1>ok".to_string()]
+        );
         // Newline-framed message longer than the cap.
         let got = frames(&[b"<1>0123456789abcdefghij", b"klmnop\n<1>next\n"], 16);
-        assert_eq!(got, vec!["<1>0123456789abcd".to_string(), "<1>next".to_string()]);
+        assert_eq!(
+            got,
+            vec!["<1>0123456789abcd".to_string(), "<1>next".to_string()]
+        );
     }
 
     #[test]
     fn udp_stream_offsets_and_unique_keys() {
         let track = Track::new("s".into(), None, 0);
         let mut a = StreamState::new("syslog:udp:x".into(), track.clone());
-        let b1 = a.batch([b"<13>Oct 10 13:55:36 h nginx: one".as_slice(), b"<13>Oct 10 13:55:36 h nginx: three"]).unwrap();
+        let b1 = a
+            .batch([
+                b"<13>Oct 10 13:55:36 h nginx: one".as_slice(),
+                b"<13>Oct 10 13:55:36 h nginx: three",
+            ])
+            .unwrap();
         let got: Vec<_> = b1.lines.iter().map(|(o, l)| (o, l.to_vec())).collect();
         assert_eq!(got, vec![(0, b"one".to_vec()), (4, b"three".to_vec())]);
         assert_eq!(b1.end, 10);
         let mut b = StreamState::new("syslog:udp:x".into(), track);
-        let b2 = b.batch([b"<13>Oct 10 13:55:36 h nginx: one".as_slice()]).unwrap();
+        let b2 = b
+            .batch([b"<13>Oct 10 13:55:36 h nginx: one".as_slice()])
+            .unwrap();
         assert_eq!(&*b1.src.name, "syslog:udp:x");
-        assert_ne!(b1.src.key, b2.src.key, "two streams never share a source key");
+        assert_ne!(
+            b1.src.key, b2.src.key,
+            "two streams never share a source key"
+        );
     }
 }

@@ -140,7 +140,12 @@ struct Primer {
 
 impl Primer {
     fn new(limit: u64, cap: usize) -> Self {
-        Primer { limit, seen: 0, splitter: LineSplitter::new(0, cap), lines: LineBuf::new() }
+        Primer {
+            limit,
+            seen: 0,
+            splitter: LineSplitter::new(0, cap),
+            lines: LineBuf::new(),
+        }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -292,7 +297,13 @@ impl Tailer {
                         for entry in entries {
                             match entry {
                                 Ok(p) => paths.push(p),
-                                Err(e) => self.warn_once(e.path(), format!("cannot read while matching {pattern:?}: {}", e.error())),
+                                Err(e) => self.warn_once(
+                                    e.path(),
+                                    format!(
+                                        "cannot read while matching {pattern:?}: {}",
+                                        e.error()
+                                    ),
+                                ),
                             }
                         }
                     }
@@ -314,7 +325,13 @@ impl Tailer {
                         continue;
                     }
                     // Whether it is compressed is decided from its content when it is considered.
-                    out.push(Candidate { path, dev: m.dev(), ino: m.ino(), size: m.len(), gzip: false });
+                    out.push(Candidate {
+                        path,
+                        dev: m.dev(),
+                        ino: m.ino(),
+                        size: m.len(),
+                        gzip: false,
+                    });
                 }
                 Ok(_) => self.warn_once(&path, "not a regular file; ignored".into()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -360,7 +377,8 @@ impl Tailer {
                 self.warn_once(&c.path, format!("cannot read: {e}"));
             }
         }
-        self.waiting.retain(|k, _| candidates.iter().any(|c| (c.dev, c.ino) == *k));
+        self.waiting
+            .retain(|k, _| candidates.iter().any(|c| (c.dev, c.ino) == *k));
         let forget = self.s.forget_after;
         let source = self.s.source.clone();
         self.registry.retain(|t| {
@@ -368,7 +386,10 @@ impl Tailer {
                 return true;
             }
             let p = t.lock();
-            p.open || wall.duration_since(p.last_seen).map_or(true, |age| age < forget)
+            p.open
+                || wall
+                    .duration_since(p.last_seen)
+                    .map_or(true, |age| age < forget)
         });
         self.apply_start_at = false;
         self.scans += 1;
@@ -383,7 +404,10 @@ impl Tailer {
             return Ok(()); // still no complete first line
         }
         // Compressed or not is decided by content, as `footfall parse` does.
-        let c = &Candidate { gzip: is_gzip(&c.path)?, ..c.clone() };
+        let c = &Candidate {
+            gzip: is_gzip(&c.path)?,
+            ..c.clone()
+        };
         let final_at_eof = c.gzip || !self.s.follow;
         let Some(head) = read_head(&c.path, c.gzip, final_at_eof)? else {
             if final_at_eof {
@@ -404,7 +428,12 @@ impl Tailer {
                 (p.open, p.identity.clone(), p.frontier(), p.complete)
             };
             let Some(id) = id else { continue };
-            if open || id.dev != c.dev || id.ino != c.ino || id.gzip != c.gzip || !head.starts_with(&id) {
+            if open
+                || id.dev != c.dev
+                || id.ino != c.ino
+                || id.gzip != c.gzip
+                || !head.starts_with(&id)
+            {
                 continue;
             }
             {
@@ -416,7 +445,11 @@ impl Tailer {
             }
             if c.gzip {
                 // A compressed file does not grow: read it once, to its end.
-                return if complete { Ok(()) } else { self.open_file(c, &head, t.clone(), frontier, now) };
+                return if complete {
+                    Ok(())
+                } else {
+                    self.open_file(c, &head, t.clone(), frontier, now)
+                };
             }
             if c.size > frontier {
                 return self.open_file(c, &head, t.clone(), frontier, now);
@@ -446,7 +479,9 @@ impl Tailer {
         let mut best: Option<(Arc<Track>, u64, SystemTime)> = None;
         for t in &tracks {
             let p = t.lock();
-            let Some(id) = p.identity.as_ref() else { continue };
+            let Some(id) = p.identity.as_ref() else {
+                continue;
+            };
             if p.open || id.head_len as usize != HEAD_BYTES || !head.starts_with(id) {
                 continue;
             }
@@ -483,7 +518,14 @@ impl Tailer {
         self.open_file(c, &head, track, offset, now)
     }
 
-    fn open_file(&mut self, c: &Candidate, head: &Head, track: Arc<Track>, offset: u64, now: Instant) -> io::Result<()> {
+    fn open_file(
+        &mut self,
+        c: &Candidate,
+        head: &Head,
+        track: Arc<Track>,
+        offset: u64,
+        now: Instant,
+    ) -> io::Result<()> {
         let file = File::open(&c.path)?;
         let m = file.metadata()?;
         if m.dev() != c.dev || m.ino() != c.ino {
@@ -491,10 +533,17 @@ impl Tailer {
         }
         // Resuming in the middle of a file whose first line is a header
         // (W3C `#Fields:`): replay its header lines to restore the format state.
-        let prime_limit = if offset > 0 && head.first_line.first() == Some(&b'#') { offset.min(PRIME_BYTES) } else { 0 };
+        let prime_limit = if offset > 0 && head.first_line.first() == Some(&b'#') {
+            offset.min(PRIME_BYTES)
+        } else {
+            0
+        };
         let mut primer = Primer::new(prime_limit, self.s.line_cap);
         let reader = if c.gzip {
-            let mut dec = Box::new(MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, file)));
+            let mut dec = Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+                64 * 1024,
+                file,
+            )));
             let mut skipped = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
             while skipped < offset {
@@ -571,7 +620,9 @@ impl Tailer {
                                 more = f.pos < size;
                                 f.idle_since = None;
                             }
-                            Err(e) => tracing::warn!(source = %self.s.source, path = %f.path.display(), "read error: {e}"),
+                            Err(e) => {
+                                tracing::warn!(source = %self.s.source, path = %f.path.display(), "read error: {e}")
+                            }
                         }
                         f.track.lock().size = size;
                     } else {
@@ -639,9 +690,13 @@ enum Action {
 /// Re-read the head of an open plain file: extend it while the file is short,
 /// and notice when it changed (truncated and rewritten past the read position).
 fn verify_head(f: &mut OpenFile) {
-    let Reader::Plain(file) = &f.reader else { return };
+    let Reader::Plain(file) = &f.reader else {
+        return;
+    };
     let mut buf = [0u8; HEAD_BYTES];
-    let Ok(n) = read_full_at(file, &mut buf, 0) else { return };
+    let Ok(n) = read_full_at(file, &mut buf, 0) else {
+        return;
+    };
     if n < f.head_len || hash(&buf[..f.head_len]) != f.head_hash {
         f.replaced = true;
         return;
@@ -667,11 +722,15 @@ fn read_head(path: &Path, gzip: bool, final_at_eof: bool) -> io::Result<Option<H
         read_full_at(&File::open(path)?, &mut buf, 0)?
     };
     let head = &buf[..n];
-    let complete = n == HEAD_BYTES || memchr::memchr(b'\n', head).is_some() || (final_at_eof && n > 0);
+    let complete =
+        n == HEAD_BYTES || memchr::memchr(b'\n', head).is_some() || (final_at_eof && n > 0);
     if !complete {
         return Ok(None);
     }
-    Ok(Some(Head { bytes: head.to_vec(), first_line: first_line(head).to_vec() }))
+    Ok(Some(Head {
+        bytes: head.to_vec(),
+        first_line: first_line(head).to_vec(),
+    }))
 }
 
 /// The file starts with the gzip magic bytes.
@@ -778,7 +837,10 @@ mod tests {
     fn settings(patterns: &[&Path]) -> FileSettings {
         FileSettings {
             source: "www".into(),
-            patterns: patterns.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            patterns: patterns
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
             exclude: Vec::new(),
             start_at: StartAt::Beginning,
             follow: true,
@@ -810,7 +872,12 @@ mod tests {
         }
 
         fn with_registry(s: FileSettings, registry: Arc<Registry>) -> Harness {
-            Harness { tailer: Tailer::new(Arc::new(s), registry.clone()), now: Instant::now(), registry, ack: true }
+            Harness {
+                tailer: Tailer::new(Arc::new(s), registry.clone()),
+                now: Instant::now(),
+                registry,
+                ack: true,
+            }
         }
 
         /// Advance the clock and poll until no file has more data ready.
@@ -823,7 +890,11 @@ mod tests {
                     let offsets: Vec<u64> = b.lines.iter().map(|(o, _)| o).collect();
                     b.track.register(offsets.iter().copied(), b.end);
                     for (o, l) in b.lines.iter() {
-                        out.push((b.src.name.to_string(), o, String::from_utf8_lossy(l).into_owned()));
+                        out.push((
+                            b.src.name.to_string(),
+                            o,
+                            String::from_utf8_lossy(l).into_owned(),
+                        ));
                     }
                     if self.ack {
                         for o in offsets {
@@ -844,7 +915,11 @@ mod tests {
     }
 
     fn append(path: &Path, text: &str) {
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
     }
 
@@ -863,10 +938,22 @@ mod tests {
         let mut h = Harness::new(settings(&[&log]));
         let got = h.poll(S);
         let name = log.to_string_lossy().into_owned();
-        assert_eq!(got, vec![(name.clone(), 0, "a".into()), (name.clone(), 2, "bb".into())]);
+        assert_eq!(
+            got,
+            vec![
+                (name.clone(), 0, "a".into()),
+                (name.clone(), 2, "bb".into())
+            ]
+        );
         assert_eq!(h.poll(S), vec![], "the partial line waits for its newline");
         append(&log, "ial\r\nnext\n");
-        assert_eq!(h.poll(S), vec![(name.clone(), 5, "partial".into()), (name, 14, "next".into())]);
+        assert_eq!(
+            h.poll(S),
+            vec![
+                (name.clone(), 5, "partial".into()),
+                (name, 14, "next".into())
+            ]
+        );
         let t = &h.registry.tracks()[0];
         assert_eq!(t.checkpoint(), 19);
     }
@@ -894,7 +981,10 @@ mod tests {
         assert_eq!(h.poll(S), vec![]);
         append(&log, "ial\nnew\n");
         let got = h.poll(S);
-        assert_eq!(got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(), vec![(10, "partial"), (18, "new")]);
+        assert_eq!(
+            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
+            vec![(10, "partial"), (18, "new")]
+        );
         // A new file appearing later is read from its beginning.
         let other = dir.path().join("other.log");
         append(&other, "o1\n");
@@ -925,14 +1015,23 @@ mod tests {
         let got = h.poll(S);
         let log_name = log.to_string_lossy().into_owned();
         assert_eq!(
-            got.iter().map(|l| (l.0.as_str(), l.1, l.2.as_str())).collect::<Vec<_>>(),
-            vec![(log_name.as_str(), 8, "three"), (log_name.as_str(), 0, "new-one")],
+            got.iter()
+                .map(|l| (l.0.as_str(), l.1, l.2.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (log_name.as_str(), 8, "three"),
+                (log_name.as_str(), 0, "new-one")
+            ],
             "old file continued under its original name; new file from 0"
         );
         assert_eq!(h.tailer.open_files(), 2);
         // Quiet for rotate_wait: the old file is finished, its last line emitted.
         assert_eq!(h.poll(Duration::from_secs(5)), vec![]);
-        assert_eq!(h.tailer.open_files(), 2, "kept open while it might still grow");
+        assert_eq!(
+            h.tailer.open_files(),
+            2,
+            "kept open while it might still grow"
+        );
         let got = h.poll(Duration::from_secs(11));
         assert_eq!(Harness::texts(&got), vec!["unterminated"]);
         assert_eq!(h.tailer.open_files(), 1);
@@ -951,7 +1050,10 @@ mod tests {
         assert_eq!(h.poll(S).len(), 1);
         fs::rename(&log, dir.path().join("access.log.1")).unwrap();
         append(&log, &line("b", 1));
-        assert_eq!(Harness::texts(&h.poll(S)), vec![line("b", 1).trim_end().to_string()]);
+        assert_eq!(
+            Harness::texts(&h.poll(S)),
+            vec![line("b", 1).trim_end().to_string()]
+        );
         // Closed for idleness and reopened by later scans: still nothing twice.
         for _ in 0..5 {
             assert_eq!(h.poll(S), vec![]);
@@ -984,7 +1086,12 @@ mod tests {
             expected.push(line("a", i).trim_end().to_string());
         }
         fs::copy(&log, &copy).unwrap();
-        fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
         append(&log, &line("b", 0));
         expected.push(line("b", 0).trim_end().to_string());
         for _ in 0..3 {
@@ -1002,15 +1109,28 @@ mod tests {
         append(&log, "first line of the old content\nsecond\n");
         let mut h = Harness::new(settings(&[&log]));
         assert_eq!(h.poll(S).len(), 2);
-        fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
         append(&log, "new\n");
         let got = h.poll(S);
-        assert_eq!(got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(), vec![(0, "new")]);
+        assert_eq!(
+            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
+            vec![(0, "new")]
+        );
         // Truncated and rewritten past the old position: noticed by the head.
         append(&log, &"y".repeat(100));
         append(&log, "\n");
         h.poll(S);
-        fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
         append(&log, &format!("other head {}\n", "z".repeat(200)));
         let got = h.poll(S);
         assert_eq!(got.len(), 1);
@@ -1048,7 +1168,10 @@ mod tests {
         let s = settings(&[&dir.path().join("*.gz")]);
         let mut h = Harness::new(s.clone());
         let got = h.poll(S);
-        assert_eq!(got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(), vec![(0, "g1"), (3, "g2"), (6, "last-without-newline")]);
+        assert_eq!(
+            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
+            vec![(0, "g1"), (3, "g2"), (6, "last-without-newline")]
+        );
         assert_eq!(h.tailer.open_files(), 0);
         for _ in 0..3 {
             assert_eq!(h.poll(S), vec![]);
@@ -1085,7 +1208,10 @@ mod tests {
             got.extend(h.poll(S));
         }
         let texts = Harness::texts(&got);
-        assert_eq!(texts, vec![line("a", 12).trim_end(), line("a", 13).trim_end()]);
+        assert_eq!(
+            texts,
+            vec![line("a", 12).trim_end(), line("a", 13).trim_end()]
+        );
     }
 
     #[test]
@@ -1108,7 +1234,10 @@ mod tests {
         registry.add(Track::new("www".into(), id, t.checkpoint()));
         let mut h = Harness::with_registry(s, registry);
         let got = h.poll(S);
-        assert_eq!(got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(), vec![(3, "l2"), (6, "l3")]);
+        assert_eq!(
+            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
+            vec![(3, "l2"), (6, "l3")]
+        );
     }
 
     #[test]
@@ -1126,7 +1255,10 @@ mod tests {
         fs::remove_file(&log).unwrap();
         append(&log, "different content that is longer than before\n");
         let got = h.poll(S);
-        assert_eq!(got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(), vec![(0, "different content that is longer than before")]);
+        assert_eq!(
+            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
+            vec![(0, "different content that is longer than before")]
+        );
     }
 
     #[test]
@@ -1145,8 +1277,18 @@ mod tests {
         let mut tailer = Tailer::new(Arc::new(settings(&[&log])), registry);
         let r = tailer.poll(Instant::now());
         let b = &r.batches[0];
-        let prime: Vec<_> = b.prime.iter().map(|(o, l)| (o, String::from_utf8_lossy(l).into_owned())).collect();
-        assert_eq!(prime, vec![(0, "#Software: IIS".to_string()), (15, "#Fields: date time cs-uri-stem".to_string())]);
+        let prime: Vec<_> = b
+            .prime
+            .iter()
+            .map(|(o, l)| (o, String::from_utf8_lossy(l).into_owned()))
+            .collect();
+        assert_eq!(
+            prime,
+            vec![
+                (0, "#Software: IIS".to_string()),
+                (15, "#Fields: date time cs-uri-stem".to_string())
+            ]
+        );
         assert_eq!(b.lines.first().unwrap().0, resume_at);
     }
 
@@ -1163,14 +1305,23 @@ mod tests {
         let mut finished = false;
         for _ in 0..10 {
             let r = tailer.poll(now);
-            lines.extend(r.batches.iter().flat_map(|b| b.lines.iter().map(|(_, l)| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>()));
+            lines.extend(r.batches.iter().flat_map(|b| {
+                b.lines
+                    .iter()
+                    .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+                    .collect::<Vec<_>>()
+            }));
             if r.finished {
                 finished = true;
                 break;
             }
         }
         assert!(finished);
-        assert_eq!(lines, vec!["a", "b"], "the unterminated last line counts when the file is read once");
+        assert_eq!(
+            lines,
+            vec!["a", "b"],
+            "the unterminated last line counts when the file is read once"
+        );
     }
 
     #[test]
@@ -1180,7 +1331,14 @@ mod tests {
         gzip(&rotated, "z1\nz2\n");
         let mut h = Harness::new(settings(&[&rotated]));
         assert_eq!(Harness::texts(&h.poll(S)), vec!["z1", "z2"]);
-        assert!(h.registry.tracks()[0].lock().identity.as_ref().unwrap().gzip);
+        assert!(
+            h.registry.tracks()[0]
+                .lock()
+                .identity
+                .as_ref()
+                .unwrap()
+                .gzip
+        );
     }
 
     #[test]
@@ -1217,7 +1375,10 @@ mod tests {
         let b = rx.recv().await.unwrap();
         assert_eq!(b.lines.first().unwrap().1, b"second");
         let waited = before.elapsed();
-        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_millis(600), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_millis(600),
+            "{waited:?}"
+        );
         stop.cancel();
         task.await.unwrap();
     }

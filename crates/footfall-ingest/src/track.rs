@@ -83,7 +83,9 @@ impl Track {
 
     /// Lock the progress. Never held across an `.await`.
     pub fn lock(&self) -> MutexGuard<'_, Progress> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Register lines handed to Kafka (`offsets` increasing) and the end of the batch.
@@ -163,7 +165,11 @@ impl Registry {
 
     /// Tracks of one source.
     pub fn of_source(&self, source: &str) -> Vec<Arc<Track>> {
-        self.lock().iter().filter(|t| &*t.source == source).cloned().collect()
+        self.lock()
+            .iter()
+            .filter(|t| &*t.source == source)
+            .cloned()
+            .collect()
     }
 
     /// Drop tracks that `keep` rejects.
@@ -172,7 +178,9 @@ impl Registry {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<Track>>> {
-        self.tracks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tracks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -14,15 +14,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use footfall_event::{Reject, VisitEvent};
-use footfall_ingest::{FileOptions, IngestConfig, IngestHandle, SourceConfig, SourceKind, SyslogProtocol};
+use footfall_ingest::{
+    FileOptions, IngestConfig, IngestHandle, SourceConfig, SourceKind, SyslogProtocol,
+};
 use footfall_kafka::{EmbeddedKafka, KafkaConfig};
-use footfall_parse::{FormatState, KeyProvider, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
+use footfall_parse::{
+    FormatState, KeyProvider, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
 /// The Apache-2.0 elastic log shipped in the repository.
-const APACHE_LOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/elastic-apache-logs/apache_logs.gz");
+const APACHE_LOG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/elastic-apache-logs/apache_logs.gz"
+);
 
 /// The wider real-log corpus beside the checkout (`../shared/data`), with each file's format.
 const CORPUS: &[(&str, &str)] = &[
@@ -59,7 +66,10 @@ struct Target {
 }
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("footfall-test-{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -71,7 +81,10 @@ async fn embedded(test: &str) -> Target {
     kafka.create_topic(&dlq, 1).unwrap();
     cfg.topics.visits.name = Some(events);
     cfg.topics.dead_letter.name = Some(dlq);
-    Target { kafka: cfg, _embedded: Some(kafka) }
+    Target {
+        kafka: cfg,
+        _embedded: Some(kafka),
+    }
 }
 
 /// The real broker, or `None` (after saying so) when none is configured.
@@ -90,17 +103,25 @@ async fn broker(test: &str) -> Option<Target> {
     cfg.topics.visits.name = Some(unique(test));
     cfg.topics.visits.partitions = Some(3);
     cfg.topics.dead_letter.name = Some(unique(&format!("{test}-dlq")));
-    let report = footfall_kafka::ensure_topics(&cfg, &cfg.topics.specs(), footfall_kafka::EnsureMode::Create)
-        .await
-        .unwrap_or_else(|e| panic!("broker at {} not usable: {e}", cfg.brokers));
+    let report = footfall_kafka::ensure_topics(
+        &cfg,
+        &cfg.topics.specs(),
+        footfall_kafka::EnsureMode::Create,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("broker at {} not usable: {e}", cfg.brokers));
     assert!(report.is_ok(), "{report}");
-    Some(Target { kafka: cfg, _embedded: None })
+    Some(Target {
+        kafka: cfg,
+        _embedded: None,
+    })
 }
 
 /// Delete a broker test's topics.
 async fn delete_topics(kafka: &KafkaConfig) {
     use rdkafka::admin::{AdminClient, AdminOptions};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = kafka.admin_config().unwrap().create().unwrap();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        kafka.admin_config().unwrap().create().unwrap();
     let names = [kafka.topics.visits().name, kafka.topics.dead_letter().name];
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     if let Err(e) = admin.delete_topics(&names, &AdminOptions::new()).await {
@@ -125,7 +146,14 @@ fn file_source(name: &str, paths: Vec<String>, follow: bool, format: &str) -> So
         rotate_wait: Duration::from_millis(500),
         ..FileOptions::default()
     };
-    SourceConfig { name: name.into(), kind: SourceKind::Files(opts), parse: ParseConfig { format: format.into(), ..Default::default() } }
+    SourceConfig {
+        name: name.into(),
+        kind: SourceKind::Files(opts),
+        parse: ParseConfig {
+            format: format.into(),
+            ..Default::default()
+        },
+    }
 }
 
 /// One consumed message.
@@ -139,7 +167,11 @@ struct Consumed {
 /// Read `topic` from the beginning until `want` messages arrived (then a
 /// little longer, to catch extras) or `deadline` passed.
 fn consume(kafka: &KafkaConfig, topic: &str, want: usize, deadline: Duration) -> Vec<Consumed> {
-    let consumer: BaseConsumer = kafka.consumer_config(&unique("group")).unwrap().create().unwrap();
+    let consumer: BaseConsumer = kafka
+        .consumer_config(&unique("group"))
+        .unwrap()
+        .create()
+        .unwrap();
     consumer.subscribe(&[topic]).unwrap();
     let mut out = Vec::new();
     let start = Instant::now();
@@ -154,9 +186,23 @@ fn consume(kafka: &KafkaConfig, topic: &str, want: usize, deadline: Duration) ->
             Some(Ok(m)) => {
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
-                out.push(Consumed { key: m.key().unwrap_or_default().to_vec(), payload: m.payload().unwrap_or_default().to_vec(), headers });
+                out.push(Consumed {
+                    key: m.key().unwrap_or_default().to_vec(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
                 if out.len() >= want && settled.is_none() {
                     settled = Some(Instant::now());
                 }
@@ -174,7 +220,10 @@ fn consume(kafka: &KafkaConfig, topic: &str, want: usize, deadline: Duration) ->
 
 /// What the parser makes of `content` read as the file `name`.
 fn expected(name: &str, content: &[u8], format: &str) -> (Vec<VisitEvent>, Vec<Reject>) {
-    let cfg = ParseConfig { format: format.into(), ..Default::default() };
+    let cfg = ParseConfig {
+        format: format.into(),
+        ..Default::default()
+    };
     let p = Arc::new(Pipeline::new(&cfg, &tables(), keys()).unwrap());
     let mut w = p.worker();
     let first = content.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -198,14 +247,22 @@ fn expected(name: &str, content: &[u8], format: &str) -> (Vec<VisitEvent>, Vec<R
     (evs, rejs)
 }
 
-async fn wait_for(handle: &IngestHandle, what: &str, timeout: Duration, mut done: impl FnMut(&footfall_ingest::Snapshot) -> bool) {
+async fn wait_for(
+    handle: &IngestHandle,
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&footfall_ingest::Snapshot) -> bool,
+) {
     let start = Instant::now();
     loop {
         let s = handle.snapshot();
         if done(&s) {
             return;
         }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}: {s:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for {what}: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -234,7 +291,9 @@ async fn real_log_round_trip_of(t: Target, source: &Path, format: &str) {
     let raw = fs::read(&path).unwrap();
     let content = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut c = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut c).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut c)
+            .unwrap();
         c
     } else {
         raw
@@ -242,38 +301,75 @@ async fn real_log_round_trip_of(t: Target, source: &Path, format: &str) {
     let name = path.to_string_lossy().into_owned();
     let (want_events, want_rejects) = expected(&name, &content, format);
     let lines = want_events.len() + want_rejects.len();
-    assert!(want_events.len() > 1000, "{}: the sample has thousands of lines", source.display());
+    assert!(
+        want_events.len() > 1000,
+        "{}: the sample has thousands of lines",
+        source.display()
+    );
 
     let mut cfg = base_config(&t, &dir.path().join("state"));
-    cfg.sources.push(file_source("apache", vec![name.clone()], false, format));
-    let report = footfall_ingest::run(cfg, tables(), keys(), CancellationToken::new(), None).await.unwrap();
+    cfg.sources
+        .push(file_source("apache", vec![name.clone()], false, format));
+    let report = footfall_ingest::run(cfg, tables(), keys(), CancellationToken::new(), None)
+        .await
+        .unwrap();
     assert_eq!(report.counters.lines_read_total as usize, lines);
     assert_eq!(report.counters.events_produced as usize, want_events.len());
     assert_eq!(report.counters.rejects_total as usize, want_rejects.len());
-    assert_eq!(report.counters.dead_letters_produced as usize, want_rejects.len());
+    assert_eq!(
+        report.counters.dead_letters_produced as usize,
+        want_rejects.len()
+    );
     assert_eq!(report.unacknowledged, 0);
 
     let events_topic = t.kafka.topics.visits().name;
-    let got = consume(&t.kafka, &events_topic, want_events.len(), Duration::from_secs(120));
+    let got = consume(
+        &t.kafka,
+        &events_topic,
+        want_events.len(),
+        Duration::from_secs(120),
+    );
     assert_eq!(got.len(), want_events.len(), "every event exactly once");
     let mut by_id: HashMap<String, VisitEvent> = HashMap::new();
     for m in &got {
         let ev: VisitEvent = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(m.key, ev.visitor_id.as_bytes(), "key is the visitor id");
-        assert_eq!(m.headers.get("footfall-schema").map(String::as_str), Some("1"));
+        assert_eq!(
+            m.headers.get("footfall-schema").map(String::as_str),
+            Some("1")
+        );
         assert_eq!(m.headers.get("footfall-source"), Some(&name));
         by_id.insert(ev.event_id.clone(), ev);
     }
     assert_eq!(by_id.len(), want_events.len(), "event ids are distinct");
     for want in &want_events {
-        let Some(got) = by_id.get(&want.event_id) else { panic!("event {} (offset {}) missing", want.event_id, want.offset) };
+        let Some(got) = by_id.get(&want.event_id) else {
+            panic!("event {} (offset {}) missing", want.event_id, want.offset)
+        };
         assert_eq!(got, want, "same fields");
     }
-    let dlq = consume(&t.kafka, &t.kafka.topics.dead_letter().name, want_rejects.len(), Duration::from_secs(30));
-    let got_rejects: BTreeSet<String> = dlq.iter().map(|m| serde_json::from_slice::<Reject>(&m.payload).unwrap().event_id).collect();
-    let want_reject_ids: BTreeSet<String> = want_rejects.iter().map(|r| r.event_id.clone()).collect();
+    let dlq = consume(
+        &t.kafka,
+        &t.kafka.topics.dead_letter().name,
+        want_rejects.len(),
+        Duration::from_secs(30),
+    );
+    let got_rejects: BTreeSet<String> = dlq
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<Reject>(&m.payload)
+                .unwrap()
+                .event_id
+        })
+        .collect();
+    let want_reject_ids: BTreeSet<String> =
+        want_rejects.iter().map(|r| r.event_id.clone()).collect();
     assert_eq!(got_rejects, want_reject_ids);
-    println!("real log: {lines} lines, {} events, {} rejects, all consumed back", want_events.len(), want_rejects.len());
+    println!(
+        "real log: {lines} lines, {} events, {} rejects, all consumed back",
+        want_events.len(),
+        want_rejects.len()
+    );
 }
 
 /// Every real log of the corpus, each into its own topics on the real broker.
@@ -284,7 +380,9 @@ async fn corpus_round_trip_broker() {
         return;
     };
     for (rel, format) in CORPUS {
-        let Some(t) = broker("corpus").await else { return };
+        let Some(t) = broker("corpus").await else {
+            return;
+        };
         let kafka = t.kafka.clone();
         real_log_round_trip_of(t, &dir.join(rel), format).await;
         delete_topics(&kafka).await;
@@ -338,28 +436,70 @@ async fn rejects_and_metrics(t: Target) {
 
     let state = dir.path().join("state");
     let mut cfg = base_config(&t, &state);
-    cfg.sources.push(file_source("www", vec![name.clone()], true, "combined"));
+    cfg.sources
+        .push(file_source("www", vec![name.clone()], true, "combined"));
     let shutdown = CancellationToken::new();
-    let handle = footfall_ingest::start(cfg, tables(), keys(), shutdown.clone(), None).await.unwrap();
+    let handle = footfall_ingest::start(cfg, tables(), keys(), shutdown.clone(), None)
+        .await
+        .unwrap();
     let addr = handle.http_addr().unwrap();
-    wait_for(&handle, "all lines acknowledged", Duration::from_secs(60), |s| s.lines_read_total == lines && s.queue_depth == 0).await;
+    wait_for(
+        &handle,
+        "all lines acknowledged",
+        Duration::from_secs(60),
+        |s| s.lines_read_total == lines && s.queue_depth == 0,
+    )
+    .await;
 
     let (code, text) = footfall_ingest::http::get(addr, "/metrics").await.unwrap();
     assert_eq!(code, 200);
-    assert_eq!(metric(&text, "footfall_ingest_lines_read_total{source=\"www\"}"), lines);
-    assert_eq!(metric(&text, "footfall_ingest_events_produced_total"), want_events.len() as u64);
+    assert_eq!(
+        metric(&text, "footfall_ingest_lines_read_total{source=\"www\"}"),
+        lines
+    );
+    assert_eq!(
+        metric(&text, "footfall_ingest_events_produced_total"),
+        want_events.len() as u64
+    );
     for (kind, n) in &want_kinds {
-        assert_eq!(metric(&text, &format!("footfall_ingest_rejects_total{{kind=\"{kind}\"}}")), *n, "{kind}");
+        assert_eq!(
+            metric(
+                &text,
+                &format!("footfall_ingest_rejects_total{{kind=\"{kind}\"}}")
+            ),
+            *n,
+            "{kind}"
+        );
     }
-    let rejects_total: u64 = footfall_event::RejectKind::ALL.iter().map(|k| metric(&text, &format!("footfall_ingest_rejects_total{{kind=\"{}\"}}", k.as_str()))).sum();
-    assert_eq!(metric(&text, "footfall_ingest_events_produced_total") + rejects_total, lines, "lines read = events + rejects");
+    let rejects_total: u64 = footfall_event::RejectKind::ALL
+        .iter()
+        .map(|k| {
+            metric(
+                &text,
+                &format!("footfall_ingest_rejects_total{{kind=\"{}\"}}", k.as_str()),
+            )
+        })
+        .sum();
+    assert_eq!(
+        metric(&text, "footfall_ingest_events_produced_total") + rejects_total,
+        lines,
+        "lines read = events + rejects"
+    );
     assert_eq!(metric(&text, "footfall_ingest_queue_depth"), 0);
-    assert_eq!(metric(&text, "footfall_ingest_bytes_behind{source=\"www\"}"), 0);
+    assert_eq!(
+        metric(&text, "footfall_ingest_bytes_behind{source=\"www\"}"),
+        0
+    );
     assert_eq!(metric(&text, "footfall_ingest_delivery_errors_total"), 0);
     let (code, body) = footfall_ingest::http::get(addr, "/health").await.unwrap();
     assert_eq!((code, body.as_str()), (200, "ok\n"));
 
-    let dlq = consume(&t.kafka, &t.kafka.topics.dead_letter().name, want_rejects.len(), Duration::from_secs(30));
+    let dlq = consume(
+        &t.kafka,
+        &t.kafka.topics.dead_letter().name,
+        want_rejects.len(),
+        Duration::from_secs(30),
+    );
     assert_eq!(dlq.len(), want_rejects.len());
     let mut got_kinds: BTreeMap<String, u64> = BTreeMap::new();
     for m in &dlq {
@@ -367,20 +507,39 @@ async fn rejects_and_metrics(t: Target) {
         assert!(!r.reason.is_empty(), "a reject carries its reason");
         assert_eq!(m.key, name.as_bytes(), "dead letters are keyed by source");
         *got_kinds.entry(r.kind.as_str().to_string()).or_default() += 1;
-        let want = want_rejects.iter().find(|w| w.event_id == r.event_id).expect("known reject");
+        let want = want_rejects
+            .iter()
+            .find(|w| w.event_id == r.event_id)
+            .expect("known reject");
         assert_eq!(&r, want);
     }
-    assert_eq!(got_kinds, want_kinds.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-    let events = consume(&t.kafka, &t.kafka.topics.visits().name, want_events.len(), Duration::from_secs(30));
+    assert_eq!(
+        got_kinds,
+        want_kinds
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    );
+    let events = consume(
+        &t.kafka,
+        &t.kafka.topics.visits().name,
+        want_events.len(),
+        Duration::from_secs(30),
+    );
     assert_eq!(events.len(), want_events.len());
 
     shutdown.cancel();
     let report = handle.wait().await.unwrap();
     assert!(report.shutdown_requested);
     assert_eq!(report.unacknowledged, 0);
-    let doc: serde_json::Value = serde_json::from_slice(&fs::read(state.join("checkpoints.json")).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(state.join("checkpoints.json")).unwrap()).unwrap();
     assert_eq!(doc["version"], 1);
-    assert_eq!(doc["files"][0]["offset"], content.len() as u64, "checkpoint at the end of the file");
+    assert_eq!(
+        doc["files"][0]["offset"],
+        content.len() as u64,
+        "checkpoint at the end of the file"
+    );
     assert_eq!(doc["files"][0]["source"], "www");
 }
 
@@ -410,10 +569,18 @@ async fn rotation_while_running(t: Target) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let state = dir.path().join("state");
-    let pattern = dir.path().join("access.log*").to_string_lossy().into_owned();
+    let pattern = dir
+        .path()
+        .join("access.log*")
+        .to_string_lossy()
+        .into_owned();
     let mut written = 0usize;
     let mut write = |n: usize, path: &Path| {
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         for _ in 0..n {
             f.write_all(good(written).as_bytes()).unwrap();
             written += 1;
@@ -422,25 +589,42 @@ async fn rotation_while_running(t: Target) {
     write(30, &log);
 
     let mut cfg = base_config(&t, &state);
-    cfg.sources.push(file_source("www", vec![pattern.clone()], true, "combined"));
+    cfg.sources
+        .push(file_source("www", vec![pattern.clone()], true, "combined"));
     let shutdown = CancellationToken::new();
-    let handle = footfall_ingest::start(cfg.clone(), tables(), keys(), shutdown.clone(), None).await.unwrap();
-    wait_for(&handle, "first lines", Duration::from_secs(60), |s| s.events_produced == 30).await;
+    let handle = footfall_ingest::start(cfg.clone(), tables(), keys(), shutdown.clone(), None)
+        .await
+        .unwrap();
+    wait_for(&handle, "first lines", Duration::from_secs(60), |s| {
+        s.events_produced == 30
+    })
+    .await;
 
     // Rename rotation; the writer keeps appending to the old file for a moment.
     let rotated = dir.path().join("access.log.1");
     fs::rename(&log, &rotated).unwrap();
     write(10, &rotated);
     write(10, &log);
-    wait_for(&handle, "rename rotation", Duration::from_secs(60), |s| s.events_produced == 50).await;
+    wait_for(&handle, "rename rotation", Duration::from_secs(60), |s| {
+        s.events_produced == 50
+    })
+    .await;
 
     // copytruncate: lines appended, copied and truncated before the tailer looks.
     write(15, &log);
     let copy = dir.path().join("access.log.2");
     fs::copy(&log, &copy).unwrap();
-    fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     write(10, &log);
-    wait_for(&handle, "copytruncate", Duration::from_secs(60), |s| s.events_produced >= 75 && s.queue_depth == 0).await;
+    wait_for(&handle, "copytruncate", Duration::from_secs(60), |s| {
+        s.events_produced >= 75 && s.queue_depth == 0
+    })
+    .await;
     shutdown.cancel();
     let first = handle.wait().await.unwrap();
     assert_eq!(first.unacknowledged, 0);
@@ -448,25 +632,47 @@ async fn rotation_while_running(t: Target) {
     // While stopped: more lines. After a restart they are read from the checkpoint.
     write(20, &log);
     let shutdown = CancellationToken::new();
-    let handle = footfall_ingest::start(cfg, tables(), keys(), shutdown.clone(), None).await.unwrap();
-    wait_for(&handle, "after restart", Duration::from_secs(60), |s| s.events_produced >= 20 && s.queue_depth == 0).await;
+    let handle = footfall_ingest::start(cfg, tables(), keys(), shutdown.clone(), None)
+        .await
+        .unwrap();
+    wait_for(&handle, "after restart", Duration::from_secs(60), |s| {
+        s.events_produced >= 20 && s.queue_depth == 0
+    })
+    .await;
     // Give scans a moment to (wrongly) pick anything up again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     shutdown.cancel();
     let second = handle.wait().await.unwrap();
 
     let produced = (first.counters.events_produced + second.counters.events_produced) as usize;
-    let got = consume(&t.kafka, &t.kafka.topics.visits().name, produced, Duration::from_secs(60));
+    let got = consume(
+        &t.kafka,
+        &t.kafka.topics.visits().name,
+        produced,
+        Duration::from_secs(60),
+    );
     assert_eq!(got.len(), produced);
-    let events: Vec<VisitEvent> = got.iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+    let events: Vec<VisitEvent> = got
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
     let lines: BTreeSet<usize> = events.iter().map(path_of).collect();
     assert_eq!(lines, (0..written).collect::<BTreeSet<_>>(), "no line lost");
     let mut ids_per_line: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     for ev in &events {
-        ids_per_line.entry(path_of(ev)).or_default().insert(ev.event_id.clone());
+        ids_per_line
+            .entry(path_of(ev))
+            .or_default()
+            .insert(ev.event_id.clone());
     }
-    assert!(ids_per_line.values().all(|ids| ids.len() == 1), "a line read twice keeps its event id");
-    println!("rotation: {written} lines written, {produced} events produced, {} duplicates", produced - written);
+    assert!(
+        ids_per_line.values().all(|ids| ids.len() == 1),
+        "a line read twice keeps its event id"
+    );
+    println!(
+        "rotation: {written} lines written, {produced} events produced, {} duplicates",
+        produced - written
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,16 +695,29 @@ async fn rotation_while_running_broker() {
 async fn syslog_sources(t: Target) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = base_config(&t, &dir.path().join("state"));
-    for (name, protocol) in [("edge-udp", SyslogProtocol::Udp), ("edge-tcp", SyslogProtocol::Tcp)] {
+    for (name, protocol) in [
+        ("edge-udp", SyslogProtocol::Udp),
+        ("edge-tcp", SyslogProtocol::Tcp),
+    ] {
         cfg.sources.push(SourceConfig {
             name: name.into(),
-            kind: SourceKind::Syslog { protocol, listen: "127.0.0.1:0".parse().unwrap(), max_connections: 8 },
-            parse: ParseConfig { format: "combined".into(), ..Default::default() },
+            kind: SourceKind::Syslog {
+                protocol,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                max_connections: 8,
+            },
+            parse: ParseConfig {
+                format: "combined".into(),
+                ..Default::default()
+            },
         });
     }
     let shutdown = CancellationToken::new();
-    let handle = footfall_ingest::start(cfg, tables(), keys(), shutdown.clone(), None).await.unwrap();
-    let addrs: HashMap<String, std::net::SocketAddr> = handle.syslog_addrs().iter().cloned().collect();
+    let handle = footfall_ingest::start(cfg, tables(), keys(), shutdown.clone(), None)
+        .await
+        .unwrap();
+    let addrs: HashMap<String, std::net::SocketAddr> =
+        handle.syslog_addrs().iter().cloned().collect();
 
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..20 {
@@ -507,26 +726,51 @@ async fn syslog_sources(t: Target) {
     }
     let mut tcp = std::net::TcpStream::connect(addrs["edge-tcp"]).unwrap();
     for i in 20..40 {
-        let msg = format!("<190>1 2024-10-10T13:55:36Z web-1 nginx - - - {}", good(i).trim_end());
+        let msg = format!(
+            "<190>1 2024-10-10T13:55:36Z web-1 nginx - - - {}",
+            good(i).trim_end()
+        );
         if i % 2 == 0 {
-            tcp.write_all(format!("{} {msg}", msg.len()).as_bytes()).unwrap();
+            tcp.write_all(format!("{} {msg}", msg.len()).as_bytes())
+                .unwrap();
         } else {
             tcp.write_all(format!("{msg}\n").as_bytes()).unwrap();
         }
     }
     drop(tcp);
-    wait_for(&handle, "syslog events", Duration::from_secs(60), |s| s.events_produced == 40 && s.queue_depth == 0).await;
+    wait_for(&handle, "syslog events", Duration::from_secs(60), |s| {
+        s.events_produced == 40 && s.queue_depth == 0
+    })
+    .await;
     let snap = handle.snapshot();
     assert_eq!(snap.rejects_total, 0, "{snap:?}");
     assert_eq!(snap.lines_read.get("edge-udp"), Some(&20));
     assert_eq!(snap.lines_read.get("edge-tcp"), Some(&20));
     shutdown.cancel();
     handle.wait().await.unwrap();
-    let got = consume(&t.kafka, &t.kafka.topics.visits().name, 40, Duration::from_secs(30));
-    let events: Vec<VisitEvent> = got.iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
-    assert_eq!(events.iter().map(path_of).collect::<BTreeSet<_>>(), (0..40).collect());
+    let got = consume(
+        &t.kafka,
+        &t.kafka.topics.visits().name,
+        40,
+        Duration::from_secs(30),
+    );
+    let events: Vec<VisitEvent> = got
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    assert_eq!(
+        events.iter().map(path_of).collect::<BTreeSet<_>>(),
+        (0..40).collect()
+    );
     assert!(events.iter().all(|e| e.source.starts_with("syslog:")));
-    assert_eq!(events.iter().map(|e| e.event_id.clone()).collect::<BTreeSet<_>>().len(), 40);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_id.clone())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        40
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

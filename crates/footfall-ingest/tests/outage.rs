@@ -60,13 +60,20 @@ async fn kafka_outage_pauses_reading_and_recovers() {
     kafka.topics.visits.name = Some("visits".into());
     kafka.topics.dead_letter.name = Some("visits.dlq".into());
     // Messages time out while the broker is down: exercises failed deliveries and resends.
-    kafka.options.insert("message.timeout.ms".into(), OptionValue::for_key("message.timeout.ms", "2000"));
+    kafka.options.insert(
+        "message.timeout.ms".into(),
+        OptionValue::for_key("message.timeout.ms", "2000"),
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let mut written = 0usize;
     let mut write = |n: usize| {
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         for _ in 0..n {
             f.write_all(line(written).as_bytes()).unwrap();
             written += 1;
@@ -93,14 +100,25 @@ async fn kafka_outage_pauses_reading_and_recovers() {
     cfg.sources.push(SourceConfig {
         name: "www".into(),
         kind: SourceKind::Files(opts),
-        parse: ParseConfig { format: "combined".into(), ..Default::default() },
+        parse: ParseConfig {
+            format: "combined".into(),
+            ..Default::default()
+        },
     });
     let keys = Arc::new(SecretKeys::from_secret(b"outage test secret value").unwrap());
     let shutdown = CancellationToken::new();
-    let handle = footfall_ingest::start(cfg, Tables::embedded(), keys, shutdown.clone(), None).await.unwrap();
+    let handle = footfall_ingest::start(cfg, Tables::embedded(), keys, shutdown.clone(), None)
+        .await
+        .unwrap();
     let addr = handle.http_addr().unwrap();
-    wait_until("first lines", Duration::from_secs(30), || handle.snapshot().events_produced == 50).await;
-    assert_eq!(footfall_ingest::http::get(addr, "/health").await.unwrap().0, 200);
+    wait_until("first lines", Duration::from_secs(30), || {
+        handle.snapshot().events_produced == 50
+    })
+    .await;
+    assert_eq!(
+        footfall_ingest::http::get(addr, "/health").await.unwrap().0,
+        200
+    );
 
     // The broker goes away; lines keep coming.
     mock.broker_down(1).unwrap();
@@ -119,12 +137,24 @@ async fn kafka_outage_pauses_reading_and_recovers() {
     let before = handle.snapshot();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = handle.snapshot();
-    assert_eq!(before.lines_read_total, after.lines_read_total, "reading stopped");
-    assert!(after.lines_read_total < total as u64, "not everything was read: {after:?}");
+    assert_eq!(
+        before.lines_read_total, after.lines_read_total,
+        "reading stopped"
+    );
+    assert!(
+        after.lines_read_total < total as u64,
+        "not everything was read: {after:?}"
+    );
     let per_batch = 4096 / line(0).len() + 1;
-    assert!(after.queue_depth as usize <= max_in_flight + 8 * per_batch, "backlog bounded: {after:?}");
+    assert!(
+        after.queue_depth as usize <= max_in_flight + 8 * per_batch,
+        "backlog bounded: {after:?}"
+    );
     let (_, metrics) = footfall_ingest::http::get(addr, "/metrics").await.unwrap();
-    assert!(metrics.lines().any(|l| l == "footfall_ingest_kafka_up 0"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "footfall_ingest_kafka_up 0"),
+        "{metrics}"
+    );
 
     // The outage lasts until the periodic reminder has been logged at least once.
     wait_until("a reminder", Duration::from_secs(30), || {
@@ -139,17 +169,33 @@ async fn kafka_outage_pauses_reading_and_recovers() {
         s.events_produced == total as u64 && s.queue_depth == 0
     })
     .await;
-    wait_until("health back", Duration::from_secs(30), || handle.kafka_healthy()).await;
-    assert_eq!(footfall_ingest::http::get(addr, "/health").await.unwrap().0, 200);
-    wait_until("recovery logged", Duration::from_secs(10), || String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("Kafka reachable again")).await;
+    wait_until("health back", Duration::from_secs(30), || {
+        handle.kafka_healthy()
+    })
+    .await;
+    assert_eq!(
+        footfall_ingest::http::get(addr, "/health").await.unwrap().0,
+        200
+    );
+    wait_until("recovery logged", Duration::from_secs(10), || {
+        String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("Kafka reachable again")
+    })
+    .await;
     let s = handle.snapshot();
-    assert!(s.delivery_errors > 0, "messages timed out during the outage and were sent again: {s:?}");
+    assert!(
+        s.delivery_errors > 0,
+        "messages timed out during the outage and were sent again: {s:?}"
+    );
     shutdown.cancel();
     let report = handle.wait().await.unwrap();
     assert_eq!(report.unacknowledged, 0);
 
     // Nothing lost: every line is on the topic (resends may duplicate, with the same id).
-    let consumer: BaseConsumer = kafka.consumer_config("outage-check").unwrap().create().unwrap();
+    let consumer: BaseConsumer = kafka
+        .consumer_config("outage-check")
+        .unwrap()
+        .create()
+        .unwrap();
     consumer.subscribe(&["visits"]).unwrap();
     let mut ids = BTreeSet::new();
     let mut pages = BTreeSet::new();
@@ -166,13 +212,31 @@ async fn kafka_outage_pauses_reading_and_recovers() {
     assert_eq!(ids.len(), total, "one event id per line");
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let errors = text.lines().filter(|l| l.contains("Kafka is unreachable or not acknowledging")).count();
+    let errors = text
+        .lines()
+        .filter(|l| l.contains("Kafka is unreachable or not acknowledging"))
+        .count();
     assert_eq!(errors, 1, "one clear error:\n{text}");
-    assert!(text.contains("Kafka still unreachable"), "a reminder:\n{text}");
-    assert!(text.contains("Kafka reachable again"), "recovery logged:\n{text}");
-    assert!(!text.contains("198.51.100."), "no client address in logs:\n{text}");
-    let failure_lines = text.lines().filter(|l| l.contains("delivery failed") || l.contains("deliveries failed")).count();
-    assert!(failure_lines <= 5, "failed deliveries are summarised, not logged one by one ({failure_lines} lines):\n{text}");
+    assert!(
+        text.contains("Kafka still unreachable"),
+        "a reminder:\n{text}"
+    );
+    assert!(
+        text.contains("Kafka reachable again"),
+        "recovery logged:\n{text}"
+    );
+    assert!(
+        !text.contains("198.51.100."),
+        "no client address in logs:\n{text}"
+    );
+    let failure_lines = text
+        .lines()
+        .filter(|l| l.contains("delivery failed") || l.contains("deliveries failed"))
+        .count();
+    assert!(
+        failure_lines <= 5,
+        "failed deliveries are summarised, not logged one by one ({failure_lines} lines):\n{text}"
+    );
     println!(
         "outage: {total} lines, backlog while down {} lines (max_in_flight {max_in_flight}), {} delivery errors, all delivered",
         after.queue_depth, s.delivery_errors
