@@ -62,6 +62,7 @@ struct IngestSection {
     #[serde(deserialize_with = "de_duration")]
     shutdown_timeout: Duration,
     max_in_flight: usize,
+    parse_threads: Option<usize>,
     read_chunk_bytes: usize,
     max_line_bytes: Option<usize>,
     dead_letters: bool,
@@ -81,6 +82,7 @@ impl Default for IngestSection {
             checkpoint_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(10),
             max_in_flight: 50_000,
+            parse_threads: None,
             read_chunk_bytes: 256 * 1024,
             max_line_bytes: None,
             dead_letters: true,
@@ -297,6 +299,11 @@ pub struct IngestConfig {
     pub shutdown_timeout: Duration,
     /// Messages handed to Kafka and not yet acknowledged, at most.
     pub max_in_flight: usize,
+    /// Batches of one source parsed at the same time, each on a thread of
+    /// its own, handed on in order. Default: the number of CPU cores
+    /// ([`default_parse_threads`]). Streams in a format with state from line
+    /// to line (`w3c`, `cloudfront`) are parsed one batch at a time.
+    pub parse_threads: usize,
     /// Bytes read from one file per poll.
     pub read_chunk_bytes: usize,
     /// Produce rejected lines to the dead-letter topic (else they are only counted).
@@ -589,6 +596,12 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
             "must be at least 1",
         ));
     }
+    if i.parse_threads == Some(0) {
+        return Err(ConfigError::invalid(
+            "ingest.parse_threads",
+            "must be at least 1",
+        ));
+    }
     if i.read_chunk_bytes < 4096 {
         return Err(ConfigError::invalid(
             "ingest.read_chunk_bytes",
@@ -736,6 +749,7 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
         checkpoint_interval: i.checkpoint_interval,
         shutdown_timeout: i.shutdown_timeout,
         max_in_flight: i.max_in_flight,
+        parse_threads: i.parse_threads.unwrap_or_else(default_parse_threads),
         read_chunk_bytes: i.read_chunk_bytes,
         dead_letters: i.dead_letters,
         ensure_topics: i.ensure_topics,
@@ -745,6 +759,11 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
         probe_interval: i.probe_interval,
         log: file.log,
     })
+}
+
+/// Default of `ingest.parse_threads`: the CPU cores available to the process.
+pub fn default_parse_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn tracing_level_check(level: &str) -> Result<(), ConfigError> {
@@ -791,6 +810,7 @@ mod tests {
         state_dir = "/var/lib/footfall/ingest"
         checkpoint_interval = "2s"
         max_in_flight = 1000
+        parse_threads = 3
 
         [http]
         listen = "0.0.0.0:9999"
@@ -834,6 +854,7 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/footfall/ingest"));
         assert_eq!(c.checkpoint_interval, Duration::from_secs(2));
         assert_eq!(c.max_in_flight, 1000);
+        assert_eq!(c.parse_threads, 3);
         assert_eq!(c.http_listen, Some("0.0.0.0:9999".parse().unwrap()));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.sources.len(), 3);
@@ -865,6 +886,7 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             ("[ingest]\nmax_in_flight = 0\n", "ingest.max_in_flight"),
+            ("[ingest]\nparse_threads = 0\n", "ingest.parse_threads"),
             ("[ingest]\nbogus = 1\n", "unknown field `bogus`"),
             ("[bogus]\n", "unknown field `bogus`"),
             ("[[source]]\ntype = \"file\"\npaths = []\n", "source[0].paths"),
@@ -910,6 +932,12 @@ mod tests {
         .unwrap();
         assert_eq!(off.http_listen, None);
         assert_eq!(off.sources[0].parse.format, "auto");
+        assert_eq!(
+            off.parse_threads,
+            default_parse_threads(),
+            "one parse thread per core by default"
+        );
+        assert!(off.parse_threads >= 1);
     }
 
     #[test]

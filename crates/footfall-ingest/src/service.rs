@@ -362,6 +362,7 @@ pub async fn start(
             raw_rx,
             parsed_tx,
             parser,
+            cfg.parse_threads,
             counters,
             metrics.clone(),
         ));
