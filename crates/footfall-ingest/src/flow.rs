@@ -3,7 +3,7 @@
 //! ```text
 //! reader ──RawBatch──▶ parse stage ──ParsedBatch──▶ produce stage ──▶ librdkafka
 //!   (bounded channel)   (N batches at    (bounded)    (in-flight permits)   │
-//!                        once, in order)               ack task ◀───────────┘
+//!                        once, in order)              delivery callback ◀───┘
 //! ```
 //!
 //! The parse stage of a source parses up to `parse_threads` batches at the
@@ -13,31 +13,33 @@
 //! W3C logs) is parsed one batch at a time, in order, so its state is always
 //! that of the line before.
 //!
-//! The produce stage registers every line's offset with its [`Track`] before
-//! sending and the ack task acknowledges it once Kafka has, which is what
-//! moves checkpoints. Every message holds a permit of a global semaphore:
-//! when Kafka stops acknowledging, permits run out, the channels fill, and
-//! the readers stop reading. A failed delivery is counted and sent again.
+//! The produce stage registers every batch with its stream's [`Track`] before
+//! sending it; librdkafka's delivery callback ([`BatchAck`]) counts the
+//! acknowledgements and, once every message of the batch is acknowledged,
+//! acknowledges the batch, which is what moves checkpoints. Every message
+//! holds a permit of a global semaphore from the moment it is handed to
+//! librdkafka until Kafka has acknowledged it: when Kafka stops acknowledging,
+//! permits run out, the channels fill, and the readers stop reading. A failed
+//! delivery is counted and sent again.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use footfall_event::RejectKind;
 use footfall_parse::{
     FormatState, KeyProvider, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker,
 };
-use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
-use rdkafka::message::{Headers, Message, OwnedMessage};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::IngestError;
-use crate::kafka::{Outgoing, Producer, SendError};
+use crate::kafka::{KafkaHealth, Producer, SendError, SOURCE_HEADER};
 use crate::metrics::{Metrics, SourceCounters};
 use crate::source::RawBatch;
 use crate::track::Track;
@@ -452,6 +454,8 @@ pub async fn parse_stage(
 pub struct Sink {
     pub producer: Arc<Producer>,
     pub permits: Arc<Semaphore>,
+    /// Permits a stage takes at once (at most the total).
+    pub permit_chunk: usize,
     pub metrics: Arc<Metrics>,
     pub dead_letters: bool,
     /// Cancelled when the shutdown deadline has passed: stop waiting for Kafka.
@@ -500,21 +504,107 @@ impl FailureLog {
     }
 }
 
-struct InFlight {
-    track: Arc<Track>,
-    offset: u64,
-    reject: bool,
-    _permit: OwnedSemaphorePermit,
-    attempt: u32,
+/// What the delivery callbacks of one produce stage report to: counters,
+/// permits, and the stage itself (failed messages, the last batch acknowledged).
+pub struct StageAcks {
+    metrics: Arc<Metrics>,
+    permits: Arc<Semaphore>,
+    health: Arc<KafkaHealth>,
+    dead_letter_topic: Arc<str>,
+    /// Batches handed to librdkafka with messages not yet acknowledged.
+    open_batches: AtomicUsize,
+    /// Failed deliveries waiting to be sent again.
+    failed: Mutex<Vec<Failed>>,
+    /// Wakes the stage: a delivery failed, or the last open batch is acknowledged.
+    wake: Notify,
 }
 
-type Step = Pin<Box<dyn Future<Output = (InFlight, StepResult)> + Send>>;
+/// One batch's messages in librdkafka: every message carries it as its
+/// delivery opaque, and the last acknowledgement acknowledges the batch in
+/// its [`Track`].
+pub struct BatchAck {
+    stage: Arc<StageAcks>,
+    track: Arc<Track>,
+    /// Offset the batch is registered under in `track` (its first line's).
+    first: u64,
+    /// Messages not yet acknowledged.
+    remaining: AtomicUsize,
+}
 
-enum StepResult {
-    Delivered,
-    Failed(rdkafka::error::KafkaError, OwnedMessage),
-    Resent(rdkafka::producer::DeliveryFuture),
-    Stopped,
+/// A message whose delivery failed, copied out of librdkafka.
+struct Failed {
+    batch: Arc<BatchAck>,
+    topic: String,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    source: Vec<u8>,
+    error: rdkafka::error::KafkaError,
+}
+
+impl BatchAck {
+    /// librdkafka's delivery report for one message of the batch (on its
+    /// polling thread): count it, release its permit, acknowledge the batch
+    /// after its last message; a failure goes back to the stage to be sent again.
+    pub fn delivered(self: Arc<Self>, result: &DeliveryResult<'_>) {
+        let stage = &self.stage;
+        match result {
+            Ok(msg) => {
+                if msg.topic() == &*stage.dead_letter_topic {
+                    stage.metrics.dead_letters_produced.fetch_add(1, Relaxed);
+                    stage.metrics.rejects_done.fetch_add(1, Relaxed);
+                } else {
+                    stage.metrics.events_produced.fetch_add(1, Relaxed);
+                }
+                stage.health.delivered();
+                stage.permits.add_permits(1);
+                if self.remaining.fetch_sub(1, AcqRel) == 1 {
+                    self.track.ack(self.first);
+                    if stage.open_batches.fetch_sub(1, AcqRel) == 1 {
+                        stage.wake.notify_one();
+                    }
+                }
+            }
+            Err((error, msg)) => {
+                stage.metrics.delivery_errors.fetch_add(1, Relaxed);
+                let failed = Failed {
+                    topic: msg.topic().to_string(),
+                    key: msg.key().unwrap_or_default().to_vec(),
+                    payload: msg.payload().unwrap_or_default().to_vec(),
+                    source: source_header(msg).to_vec(),
+                    error: error.clone(),
+                    batch: self.clone(),
+                };
+                stage
+                    .failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(failed);
+                stage.wake.notify_one();
+            }
+        }
+    }
+}
+
+fn source_header<'a>(msg: &'a BorrowedMessage<'_>) -> &'a [u8] {
+    msg.headers()
+        .and_then(|h| {
+            h.iter()
+                .find(|h| h.key == SOURCE_HEADER)
+                .and_then(|h| h.value)
+        })
+        .unwrap_or_default()
+}
+
+/// Failed deliveries are sent again after this long, doubled (up to
+/// [`RETRY_MAX`]) while nothing is acknowledged in between.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The batch being handed to librdkafka.
+struct Sending {
+    batch: ParsedBatch,
+    ack: Arc<BatchAck>,
+    next: usize,
 }
 
 /// Send parsed batches to Kafka; returns when `rx` is closed and every message
@@ -523,173 +613,157 @@ pub async fn produce_stage(
     mut rx: mpsc::Receiver<ParsedBatch>,
     sink: Arc<Sink>,
 ) -> Result<(), IngestError> {
-    let mut pending: FuturesUnordered<Step> = FuturesUnordered::new();
+    let stage = Arc::new(StageAcks {
+        metrics: sink.metrics.clone(),
+        permits: sink.permits.clone(),
+        health: sink.producer.health.clone(),
+        dead_letter_topic: sink.producer.dead_letter_topic.clone(),
+        open_batches: AtomicUsize::new(0),
+        failed: Mutex::new(Vec::new()),
+        wake: Notify::new(),
+    });
+    let chunk = sink.permit_chunk.max(1);
     let mut input_open = true;
-    let mut current: Option<(ParsedBatch, usize)> = None;
+    let mut current: Option<Sending> = None;
+    // Failed deliveries: when to send them again, and the pause before that.
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut retry_pause = RETRY_MIN;
+    let mut acked_at_retry = 0u64;
     loop {
-        // Next message to send, if any.
-        if current.as_ref().is_some_and(|(b, i)| *i >= b.items.len()) {
+        if retry_at.is_none()
+            && !stage
+                .failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        {
+            if let Some(reason) = sink.producer.fatal_error() {
+                return Err(IngestError::Kafka(format!(
+                    "producer failed fatally: {reason}"
+                )));
+            }
+            retry_at = Some(tokio::time::Instant::now() + retry_pause);
+        }
+        if current
+            .as_ref()
+            .is_some_and(|s| s.next >= s.batch.items.len())
+        {
             current = None;
         }
-        let have_work = current.is_some();
-        if !input_open && !have_work && pending.is_empty() {
+        if !input_open && current.is_none() && stage.open_batches.load(Relaxed) == 0 {
             return Ok(());
         }
+        let sending = current.is_some();
+        let want = current
+            .as_ref()
+            .map_or(1, |s| (s.batch.items.len() - s.next).min(chunk)) as u32;
         tokio::select! {
             biased;
             _ = sink.abort.cancelled() => return Ok(()),
-            Some((flight, result)) = pending.next(), if !pending.is_empty() => {
-                handle(&sink, &mut pending, flight, result)?;
-            }
-            permit = sink.permits.clone().acquire_owned(), if have_work => {
-                let permit = permit.map_err(|_| IngestError::Internal("in-flight semaphore closed".into()))?;
-                let (batch, i) = current.as_mut().expect("have_work");
-                let item = &batch.items[*i];
-                let topic = if item.reject.is_some() { &sink.producer.dead_letter_topic } else { &sink.producer.events_topic };
-                let out = Outgoing { topic: topic.clone(), key: batch.key(item).to_vec(), payload: batch.payload(item).to_vec(), source: batch.source_name.clone() };
-                match send_with_backoff(&sink, &out, &mut pending).await? {
-                    Some(fut) => {
-                        let flight = InFlight { track: batch.track.clone(), offset: item.offset, reject: item.reject.is_some(), _permit: permit, attempt: 0 };
-                        pending.push(Box::pin(wait_delivery(flight, fut)));
-                        *i += 1;
+            _ = stage.wake.notified() => {}
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+                let acked = acknowledged(&sink.metrics);
+                retry_pause = if acked != acked_at_retry { RETRY_MIN } else { (retry_pause * 2).min(RETRY_MAX) };
+                acked_at_retry = acked;
+                let failed = std::mem::take(&mut *stage.failed.lock().unwrap_or_else(|p| p.into_inner()));
+                for f in failed {
+                    sink.failures.record(&f.topic, &f.error);
+                    let source = String::from_utf8_lossy(&f.source);
+                    if !send_one(&sink, &f.topic, &f.key, &f.payload, &source, f.batch).await? {
+                        return Ok(()); // aborted
                     }
-                    None => return Ok(()), // aborted
                 }
             }
-            b = rx.recv(), if input_open && !have_work => match b {
-                Some(batch) => {
-                    let mut offsets = Vec::with_capacity(batch.items.len());
-                    for it in &batch.items {
-                        if it.reject.is_none() || sink.dead_letters {
-                            offsets.push(it.offset);
-                        } else {
-                            sink.metrics.rejects_done.fetch_add(1, Relaxed);
-                        }
+            permit = sink.permits.acquire_many(want), if sending => {
+                permit.map_err(|_| IngestError::Internal("in-flight semaphore closed".into()))?.forget();
+                let s = current.as_mut().expect("sending");
+                let topics = (&sink.producer.events_topic, &sink.producer.dead_letter_topic);
+                for _ in 0..want {
+                    let item = &s.batch.items[s.next];
+                    let topic = if item.reject.is_some() { topics.1 } else { topics.0 };
+                    let (key, payload) = (s.batch.key(item), s.batch.payload(item));
+                    if !send_one(&sink, topic, key, payload, &s.batch.source_name, s.ack.clone()).await? {
+                        return Ok(()); // aborted
                     }
-                    batch.track.register(offsets, batch.end);
-                    let mut batch = batch;
-                    if !sink.dead_letters {
-                        batch.items.retain(|it| it.reject.is_none());
-                    }
-                    current = Some((batch, 0));
+                    s.next += 1;
                 }
+            }
+            b = rx.recv(), if input_open && !sending => match b {
+                Some(batch) => current = start_batch(&sink, &stage, batch),
                 None => input_open = false,
             },
         }
     }
 }
 
-/// Hand a message to librdkafka; while its queue is full keep processing
-/// acknowledgements. `None` when aborted.
-async fn send_with_backoff(
-    sink: &Arc<Sink>,
-    out: &Outgoing,
-    pending: &mut FuturesUnordered<Step>,
-) -> Result<Option<rdkafka::producer::DeliveryFuture>, IngestError> {
+/// Events and dead letters acknowledged so far, by every stage.
+fn acknowledged(m: &Metrics) -> u64 {
+    m.events_produced.load(Relaxed) + m.dead_letters_produced.load(Relaxed)
+}
+
+/// Register a batch with its track; what is left to send, if anything.
+fn start_batch(sink: &Sink, stage: &Arc<StageAcks>, mut batch: ParsedBatch) -> Option<Sending> {
+    if !sink.dead_letters {
+        let before = batch.items.len();
+        batch.items.retain(|it| it.reject.is_none());
+        sink.metrics
+            .rejects_done
+            .fetch_add((before - batch.items.len()) as u64, Relaxed);
+    }
+    let Some(first) = batch.items.first().map(|it| it.offset) else {
+        batch.track.register(std::iter::empty(), batch.end);
+        return None;
+    };
+    batch.track.register([first], batch.end);
+    stage.open_batches.fetch_add(1, Relaxed);
+    let ack = Arc::new(BatchAck {
+        stage: stage.clone(),
+        track: batch.track.clone(),
+        first,
+        remaining: AtomicUsize::new(batch.items.len()),
+    });
+    Some(Sending {
+        batch,
+        ack,
+        next: 0,
+    })
+}
+
+/// Hand one message to librdkafka, waiting while its queue is full.
+/// `Ok(false)` when aborted.
+async fn send_one(
+    sink: &Sink,
+    topic: &str,
+    key: &[u8],
+    payload: &[u8],
+    source: &str,
+    ack: Arc<BatchAck>,
+) -> Result<bool, IngestError> {
+    let mut ack = ack;
     let mut warned_at: Option<Instant> = None;
     loop {
-        match sink.producer.send(out) {
-            Ok(f) => return Ok(Some(f)),
-            Err(SendError::QueueFull) => {}
-            Err(SendError::Other(e)) => {
+        match sink.producer.send(topic, key, payload, source, ack) {
+            Ok(()) => return Ok(true),
+            Err((SendError::QueueFull, back)) => ack = back,
+            Err((SendError::Other(e), back)) => {
+                ack = back;
                 if let Some(reason) = sink.producer.fatal_error() {
                     return Err(IngestError::Kafka(format!(
                         "producer failed fatally: {reason}"
                     )));
                 }
                 if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-                    tracing::error!(topic = %out.topic, "cannot enqueue message, retrying: {e}");
+                    tracing::error!(topic, "cannot enqueue message, retrying: {e}");
                     warned_at = Some(Instant::now());
                 }
             }
         }
-        let pause = tokio::time::sleep(Duration::from_millis(10));
-        tokio::pin!(pause);
-        loop {
-            tokio::select! {
-                biased;
-                _ = sink.abort.cancelled() => return Ok(None),
-                Some((flight, result)) = pending.next(), if !pending.is_empty() => {
-                    handle(sink, pending, flight, result)?;
-                }
-                _ = &mut pause => break,
-            }
+        tokio::select! {
+            _ = sink.abort.cancelled() => return Ok(false),
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
     }
-}
-
-async fn wait_delivery(
-    flight: InFlight,
-    fut: rdkafka::producer::DeliveryFuture,
-) -> (InFlight, StepResult) {
-    let r = match fut.await {
-        Ok(Ok(_)) => StepResult::Delivered,
-        Ok(Err((e, msg))) => StepResult::Failed(e, msg),
-        Err(_) => StepResult::Stopped,
-    };
-    (flight, r)
-}
-
-fn handle(
-    sink: &Arc<Sink>,
-    pending: &mut FuturesUnordered<Step>,
-    mut flight: InFlight,
-    result: StepResult,
-) -> Result<(), IngestError> {
-    match result {
-        StepResult::Delivered => {
-            flight.track.ack(flight.offset);
-            sink.producer.health.delivered();
-            if flight.reject {
-                sink.metrics.dead_letters_produced.fetch_add(1, Relaxed);
-                sink.metrics.rejects_done.fetch_add(1, Relaxed);
-            } else {
-                sink.metrics.events_produced.fetch_add(1, Relaxed);
-            }
-        }
-        StepResult::Failed(e, msg) => {
-            sink.metrics.delivery_errors.fetch_add(1, Relaxed);
-            if let Some(reason) = sink.producer.fatal_error() {
-                return Err(IngestError::Kafka(format!(
-                    "producer failed fatally: {reason}"
-                )));
-            }
-            sink.failures.record(msg.topic(), &e);
-            flight.attempt += 1;
-            let backoff =
-                Duration::from_millis(100u64 << flight.attempt.min(6)).min(Duration::from_secs(5));
-            let sink = sink.clone();
-            pending.push(Box::pin(async move {
-                tokio::time::sleep(backoff).await;
-                let out = Outgoing {
-                    topic: msg.topic().into(),
-                    key: msg.key().unwrap_or_default().to_vec(),
-                    payload: msg.payload().unwrap_or_default().to_vec(),
-                    source: msg
-                        .headers()
-                        .and_then(|h| {
-                            h.iter()
-                                .find(|h| h.key == crate::kafka::SOURCE_HEADER)
-                                .and_then(|h| h.value)
-                        })
-                        .map(|v| String::from_utf8_lossy(v).into())
-                        .unwrap_or_else(|| "".into()),
-                };
-                loop {
-                    match sink.producer.send(&out) {
-                        Ok(f) => return (flight, StepResult::Resent(f)),
-                        Err(_) if sink.abort.is_cancelled() => {
-                            return (flight, StepResult::Stopped)
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                    }
-                }
-            }));
-        }
-        StepResult::Resent(fut) => pending.push(Box::pin(wait_delivery(flight, fut))),
-        StepResult::Stopped => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,20 +4,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use footfall_kafka::KafkaConfig;
+use footfall_kafka::{Compression, KafkaConfig};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 
 use crate::error::IngestError;
+use crate::flow::BatchAck;
 
 /// Header carrying the event schema version.
 pub const SCHEMA_HEADER: &str = "footfall-schema";
 /// Header carrying the event's source name.
 pub const SOURCE_HEADER: &str = "footfall-source";
+/// `compression.level` with zstd, unless `[kafka.options]` sets it.
+pub const ZSTD_LEVEL: &str = "1";
 
 /// Reachability of Kafka, as seen by the producer.
 #[derive(Debug)]
@@ -100,7 +103,8 @@ impl Default for KafkaHealth {
     }
 }
 
-/// Routes librdkafka's logs and errors to `tracing` and [`KafkaHealth`].
+/// Routes librdkafka's logs and errors to `tracing` and [`KafkaHealth`],
+/// and delivery reports to the [`BatchAck`] of each message.
 pub struct Context {
     health: Arc<KafkaHealth>,
 }
@@ -152,13 +156,12 @@ impl ClientContext for Context {
     }
 }
 
-/// One message ready to be sent.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub topic: Arc<str>,
-    pub key: Vec<u8>,
-    pub payload: Vec<u8>,
-    pub source: Arc<str>,
+impl ProducerContext for Context {
+    type DeliveryOpaque = Arc<BatchAck>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<BatchAck>) {
+        ack.delivered(result);
+    }
 }
 
 /// Why a message could not be handed to librdkafka.
@@ -170,9 +173,10 @@ pub enum SendError {
     Other(KafkaError),
 }
 
-/// The producer with its topics.
+/// The producer with its topics. Delivery reports are handled on
+/// librdkafka's polling thread ([`ThreadedProducer`]), without a future per message.
 pub struct Producer {
-    inner: FutureProducer<Context>,
+    inner: ThreadedProducer<Context>,
     pub events_topic: Arc<str>,
     pub dead_letter_topic: Arc<str>,
     pub health: Arc<KafkaHealth>,
@@ -193,8 +197,13 @@ impl Producer {
                 (max_in_flight + 1024).to_string(),
             );
         }
+        // zstd's level 1 compresses event JSON about as well as its default
+        // level 3 (measured: 7.5x either way) for a quarter less CPU.
+        if cfg.compression == Compression::Zstd && !cfg.options.contains_key("compression.level") {
+            client.set("compression.level", ZSTD_LEVEL);
+        }
         let health = Arc::new(KafkaHealth::new());
-        let inner: FutureProducer<Context> = client
+        let inner: ThreadedProducer<Context> = client
             .create_with_context(Context {
                 health: health.clone(),
             })
@@ -210,8 +219,18 @@ impl Producer {
         })
     }
 
-    /// Hand one message to librdkafka without waiting.
-    pub fn send(&self, m: &Outgoing) -> Result<DeliveryFuture, SendError> {
+    /// Hand one message to librdkafka without waiting (librdkafka copies
+    /// it); its delivery report goes to `ack`, which is given back when the
+    /// message could not be enqueued.
+    #[allow(clippy::result_large_err)]
+    pub fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        source: &str,
+        ack: Arc<BatchAck>,
+    ) -> Result<(), (SendError, Arc<BatchAck>)> {
         let headers = OwnedHeaders::new_with_capacity(2)
             .insert(Header {
                 key: SCHEMA_HEADER,
@@ -219,18 +238,18 @@ impl Producer {
             })
             .insert(Header {
                 key: SOURCE_HEADER,
-                value: Some(m.source.as_bytes()),
+                value: Some(source.as_bytes()),
             });
-        let record = FutureRecord::to(&m.topic)
-            .key(&m.key)
-            .payload(&m.payload)
+        let record = BaseRecord::with_opaque_to(topic, ack)
+            .key(key)
+            .payload(payload)
             .headers(headers);
-        match self.inner.send_result(record) {
-            Ok(f) => Ok(f),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(SendError::QueueFull)
+        match self.inner.send(record) {
+            Ok(()) => Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                Err((SendError::QueueFull, r.delivery_opaque))
             }
-            Err((e, _)) => Err(SendError::Other(e)),
+            Err((e, r)) => Err((SendError::Other(e), r.delivery_opaque)),
         }
     }
 

@@ -29,6 +29,9 @@ pub type ProgressFn = Arc<dyn Fn(&Snapshot) + Send + Sync>;
 const RAW_QUEUE: usize = 4;
 /// Parsed batches buffered between a parser and its producer.
 const PARSED_QUEUE: usize = 2;
+/// Most in-flight permits a produce stage takes at once: it hands this many
+/// messages to librdkafka between two looks at its other work.
+const PERMIT_CHUNK: usize = 512;
 /// Longest line kept whole by readers, relative to the parser's limit: lines
 /// up to this size get the same `event_id` as with `footfall parse`.
 const MIN_LINE_CAP: usize = 1 << 20;
@@ -219,6 +222,7 @@ pub async fn start(
     let sink = Arc::new(Sink {
         producer: producer.clone(),
         permits: permits.clone(),
+        permit_chunk: (cfg.max_in_flight / 4).clamp(1, PERMIT_CHUNK),
         metrics: metrics.clone(),
         dead_letters: cfg.dead_letters,
         abort: abort.clone(),

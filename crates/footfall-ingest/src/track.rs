@@ -1,12 +1,13 @@
 //! Per-stream progress: which lines are in flight, and the checkpoint offset.
 //!
 //! Every stream being read (a file, stdin, a syslog listener) has a [`Track`].
-//! The producing side registers the start offset of every line it hands to
-//! Kafka and acknowledges it once Kafka has confirmed the write; the
-//! checkpoint is the start of the oldest line not yet acknowledged, or, when
-//! nothing is in flight, the end of the last line handed out. Restarting from
-//! the checkpoint therefore never skips an unacknowledged line (at least once);
-//! lines acknowledged after it are re-sent with the same `event_id`.
+//! The producing side registers what it hands to Kafka by start offset (the
+//! produce stage registers each batch under its first line) and acknowledges
+//! it once Kafka has confirmed every write of it; the checkpoint is the
+//! oldest start not yet acknowledged, or, when nothing is in flight, the end
+//! of the last line handed out. Restarting from the checkpoint therefore
+//! never skips an unacknowledged line (at least once); lines acknowledged
+//! after it are re-sent with the same `event_id`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -35,8 +36,9 @@ pub struct FileIdentity {
 /// Mutable progress of one stream.
 #[derive(Debug)]
 pub struct Progress {
-    /// Start offsets of lines handed to Kafka and not yet acknowledged, in
-    /// increasing order, with an acknowledged flag (acks can come out of order).
+    /// Start offsets of lines (or batches) handed to Kafka and not yet
+    /// acknowledged, in increasing order, with an acknowledged flag (acks can
+    /// come out of order).
     in_flight: VecDeque<(u64, bool)>,
     /// End of the last line handed out (start of the next one).
     frontier: u64,
@@ -88,7 +90,7 @@ impl Track {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Register lines handed to Kafka (`offsets` increasing) and the end of the batch.
+    /// Register lines or batches handed to Kafka (`offsets` increasing) and the end of the batch.
     pub fn register(&self, offsets: impl IntoIterator<Item = u64>, end: u64) {
         let mut p = self.lock();
         p.in_flight.extend(offsets.into_iter().map(|o| (o, false)));
@@ -97,7 +99,7 @@ impl Track {
         }
     }
 
-    /// Kafka acknowledged the line starting at `offset`.
+    /// Kafka acknowledged the line (or the whole batch) registered at `offset`.
     pub fn ack(&self, offset: u64) {
         let mut p = self.lock();
         if let Ok(i) = p.in_flight.binary_search_by_key(&offset, |e| e.0) {
@@ -113,7 +115,7 @@ impl Track {
         self.lock().checkpoint()
     }
 
-    /// Lines handed out and not yet acknowledged.
+    /// Registered offsets (lines or batches) not yet acknowledged.
     pub fn pending(&self) -> usize {
         self.lock().pending()
     }
