@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use footfall_event::RejectKind;
 use footfall_parse::{
-    FormatState, KeyProvider, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker,
+    FormatState, KeyProvider, ParseConfig, Pipeline, SourceRef, Tables, Worker,
 };
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
@@ -349,14 +349,18 @@ impl ParseJob {
         let mut data = Vec::with_capacity(batch.lines.bytes() * 2 + batch.lines.len() * 128);
         let (mut events, mut rejects) = (0u64, 0u64);
         for (offset, line) in batch.lines.iter() {
-            match self.worker.process(src, &mut self.state, offset, line) {
-                Outcome::Event(ev) => {
+            let k = data.len();
+            // The borrowed event goes straight into the batch buffer: key, then payload.
+            let written = self.worker.process_with(src, &mut self.state, offset, line, |ev| {
+                data.extend_from_slice(ev.visitor_id.as_bytes());
+                let p = data.len();
+                ev.write_json_line(&mut data);
+                data.pop(); // the newline
+                p
+            });
+            match written {
+                Ok(p) => {
                     events += 1;
-                    let k = data.len();
-                    data.extend_from_slice(ev.visitor_id.as_bytes());
-                    let p = data.len();
-                    ev.write_json_line(&mut data);
-                    data.pop(); // the newline
                     items.push(Prepared {
                         offset,
                         key: k..p,
@@ -364,7 +368,7 @@ impl ParseJob {
                         reject: None,
                     });
                 }
-                Outcome::Reject(r) => {
+                Err(r) => {
                     rejects += 1;
                     metrics.reject(r.kind);
                     let k = data.len();

@@ -39,6 +39,21 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
+    // What `footfall parse` and `footfall ingest` run: the borrowed event written straight to JSON.
+    g.bench_function("combined_enrich_json_fast_10k", |b| {
+        let mut w = p.worker();
+        let mut out = Vec::with_capacity(8 << 20);
+        b.iter(|| {
+            out.clear();
+            let mut state = FormatState::default();
+            let mut off = 0u64;
+            for l in &lines {
+                let _ = w.process_with(&src, &mut state, off, l, |ev| ev.write_json_line(&mut out));
+                off += l.len() as u64 + 1;
+            }
+            out.len()
+        })
+    });
     let events: Vec<_> = {
         let mut w = p.worker();
         let mut state = FormatState::default();

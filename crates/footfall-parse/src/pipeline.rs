@@ -260,9 +260,9 @@ fn trim_eol(l: &[u8]) -> &[u8] {
 }
 
 /// Bounds of each per-worker memo table: entries, total key bytes, longest key kept.
-const MEMO_ENTRIES: usize = 50_000;
-const MEMO_KEY_BYTES: usize = 8 << 20;
-const MEMO_KEY_LEN: usize = 2048;
+const MEMO_ENTRIES: usize = 16_384;
+const MEMO_KEY_BYTES: usize = 2 << 20;
+const MEMO_KEY_LEN: usize = 1024;
 
 /// What a request target yields, whatever else the line says.
 struct TargetParts {
