@@ -54,9 +54,7 @@ struct Log {
 }
 
 fn duckdb(sql: &str) -> Vec<Vec<String>> {
-    let script = format!(
-        "import duckdb,json,sys\nrows=duckdb.sql(sys.argv[1]).fetchall()\nprint(json.dumps([[str(c) for c in r] for r in rows]))"
-    );
+    let script = "import duckdb,json,sys\nrows=duckdb.sql(sys.argv[1]).fetchall()\nprint(json.dumps([[str(c) for c in r] for r in rows]))";
     let out = run_ok(Command::new("python3").arg("-c").arg(script).arg(sql));
     serde_json::from_str(&out).expect("duckdb output")
 }
