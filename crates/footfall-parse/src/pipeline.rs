@@ -496,25 +496,15 @@ impl Worker {
                 .as_deref()
                 .and_then(|c| privacy::truncate_client(c, &p.privacy))
         };
-        // The memo key holds everything the values depend on: the site, the
-        // basis, and for address-based ids whether an address was logged.
-        self.key.clear();
-        self.key.extend_from_slice(site.as_bytes());
-        match basis {
-            VisitorBasis::Cookie(c) => {
-                self.key.extend_from_slice(b"\0c\0");
-                self.key.extend_from_slice(c.as_bytes());
-            }
-            VisitorBasis::ClientAgent(ip, ua) => {
-                self.key.extend_from_slice(if rec.client.is_some() { b"\0i\0" } else { b"\0n\0" });
-                self.key.extend_from_slice(ip.as_bytes());
-                self.key.push(0);
-                self.key.extend_from_slice(ua.as_bytes());
-            }
-        }
+        // The memo key: what the id is a hash of, plus whether an address was
+        // logged (the cached network depends on it).
         let by_address = matches!(basis, VisitorBasis::ClientAgent(..));
-        let visitor_slot = self.visitors.slot(&self.key, || VisitorParts {
-            id: privacy::visitor_id(&day_key, site, basis),
+        privacy::visitor_basis(site, basis, &mut self.key);
+        let hashed = self.key.len();
+        self.key.push(u8::from(rec.client.is_some()));
+        let key = &self.key;
+        let visitor_slot = self.visitors.slot(key, || VisitorParts {
+            id: privacy::visitor_id_of(&day_key, &key[..hashed]),
             // The network is a function of the address: cached with address-based ids.
             client_net: if by_address { truncate() } else { None },
         });

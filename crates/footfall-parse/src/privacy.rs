@@ -300,21 +300,34 @@ pub enum VisitorBasis<'a> {
 
 /// The visitor pseudonym: keyed with the day key, 64-bit hex.
 pub fn visitor_id(day_key: &[u8; 32], site: &str, basis: VisitorBasis<'_>) -> String {
-    let mut h = blake3::Hasher::new_keyed(day_key);
-    h.update(site.as_bytes());
+    let mut bytes = Vec::new();
+    visitor_basis(site, basis, &mut bytes);
+    visitor_id_of(day_key, &bytes)
+}
+
+/// Replace `out` with the bytes a visitor id is the keyed hash of: the site
+/// and the basis, separated and tagged so no two inputs share them. Also a
+/// complete key for caching ids under one day key.
+pub fn visitor_basis(site: &str, basis: VisitorBasis<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(site.as_bytes());
     match basis {
         VisitorBasis::Cookie(c) => {
-            h.update(b"\0c\0");
-            h.update(c.as_bytes());
+            out.extend_from_slice(b"\0c\0");
+            out.extend_from_slice(c.as_bytes());
         }
         VisitorBasis::ClientAgent(ip, ua) => {
-            h.update(b"\0i\0");
-            h.update(ip.as_bytes());
-            h.update(b"\0");
-            h.update(ua.as_bytes());
+            out.extend_from_slice(b"\0i\0");
+            out.extend_from_slice(ip.as_bytes());
+            out.push(0);
+            out.extend_from_slice(ua.as_bytes());
         }
     }
-    hex(&h.finalize().as_bytes()[..8])
+}
+
+/// [`visitor_id`] of bytes built by [`visitor_basis`].
+pub fn visitor_id_of(day_key: &[u8; 32], basis_bytes: &[u8]) -> String {
+    hex(&blake3::keyed_hash(day_key, basis_bytes).as_bytes()[..8])
 }
 
 /// Find a cookie's value in a `Cookie` header (`a=1; sid=xyz`).
