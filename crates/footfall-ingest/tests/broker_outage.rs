@@ -13,6 +13,8 @@
 //! any delivery that fails anyway is sent again by the service. Resends may
 //! duplicate events (at least once, same `event_id`): allowed, and reported.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
@@ -21,9 +23,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use footfall_ingest::{
-    FileOptions, IngestConfig, IngestHandle, Snapshot, SourceConfig, SourceKind,
-};
+use footfall_ingest::{FileOptions, IngestConfig, SourceConfig, SourceKind};
 use footfall_kafka::KafkaConfig;
 use footfall_parse::{
     FormatState, KeyProvider, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables,
@@ -32,6 +32,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
+
+use common::wait_for;
 
 const SCRIPT_VAR: &str = "FOOTFALL_KAFKA_SCRIPT";
 /// Lines in the log file: far more than ingest reads while the broker stops
@@ -255,26 +257,6 @@ fn consume_all(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Vec<Strin
         }
     }
     ids
-}
-
-async fn wait_for(
-    handle: &IngestHandle,
-    what: &str,
-    timeout: Duration,
-    mut done: impl FnMut(&Snapshot) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        let s = handle.snapshot();
-        if done(&s) {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// One sample taken while the broker is down.

@@ -6,6 +6,8 @@
 //! `FOOTFALL_KAFKA_BROKERS` (skipped with a message when unset, a failure
 //! when `FOOTFALL_REQUIRE_KAFKA=1`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{Read, Write};
@@ -14,9 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use footfall_event::{Reject, VisitEvent};
-use footfall_ingest::{
-    FileOptions, IngestConfig, IngestHandle, SourceConfig, SourceKind, SyslogProtocol,
-};
+use footfall_ingest::{FileOptions, IngestConfig, SourceConfig, SourceKind, SyslogProtocol};
 use footfall_kafka::{EmbeddedKafka, KafkaConfig};
 use footfall_parse::{
     FormatState, KeyProvider, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables,
@@ -24,6 +24,8 @@ use footfall_parse::{
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
+
+use common::wait_for;
 
 /// The Apache-2.0 elastic log shipped in the repository.
 const APACHE_LOG: &str = concat!(
@@ -245,26 +247,6 @@ fn expected(name: &str, content: &[u8], format: &str) -> (Vec<VisitEvent>, Vec<R
         rest = next;
     }
     (evs, rejs)
-}
-
-async fn wait_for(
-    handle: &IngestHandle,
-    what: &str,
-    timeout: Duration,
-    mut done: impl FnMut(&footfall_ingest::Snapshot) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        let s = handle.snapshot();
-        if done(&s) {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out waiting for {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn metric(text: &str, name: &str) -> u64 {
