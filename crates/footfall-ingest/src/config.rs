@@ -771,9 +771,9 @@ pub fn default_parse_threads() -> usize {
 }
 
 fn tracing_level_check(level: &str) -> Result<(), ConfigError> {
-    tracing_subscriber::EnvFilter::try_new(level)
+    crate::parse_log_filter(level)
         .map(|_| ())
-        .map_err(|e| ConfigError::invalid("log.level", format!("{level:?}: {e}")))
+        .map_err(|e| ConfigError::invalid("log.level", e))
 }
 
 impl SourceConfig {
@@ -786,6 +786,17 @@ impl SourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_filters_are_checked() {
+        for ok in ["info", "warn", "footfall_ingest=debug,info", "info,librdkafka=off", " debug "] {
+            assert!(tracing_level_check(ok).is_ok(), "{ok}");
+        }
+        for bad in ["footfall_ingest=loud", "info,librdkafka=nope"] {
+            let e = tracing_level_check(bad).unwrap_err().to_string();
+            assert!(e.contains("log.level"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn durations() {

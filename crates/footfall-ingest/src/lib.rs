@@ -101,18 +101,28 @@ pub async fn wait_for_signal() -> &'static str {
 /// Install a global `tracing` subscriber writing to stderr, as `[log]` says.
 /// `RUST_LOG`, when set, overrides `log.level`.
 pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v),
-        _ => EnvFilter::try_new(&cfg.level),
+        Ok(v) if !v.trim().is_empty() => parse_log_filter(&v),
+        _ => parse_log_filter(&cfg.level),
     }
-    .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    .map_err(|e| ConfigError::invalid("log.level", e))?;
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     let result = match cfg.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.finish().with(filter).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).finish().with(filter).try_init(),
     };
     result.map_err(|e| IngestError::Internal(format!("cannot install the log subscriber: {e}")))
+}
+
+/// A log filter such as `info` or `footfall_ingest=debug,librdkafka=off,warn`:
+/// comma-separated `target=level` directives and at most one bare default
+/// level (`RUST_LOG`'s syntax without span and field filters).
+pub fn parse_log_filter(
+    spec: &str,
+) -> Result<tracing_subscriber::filter::Targets, String> {
+    spec.trim()
+        .parse::<tracing_subscriber::filter::Targets>()
+        .map_err(|e| format!("{spec:?}: {e}"))
 }

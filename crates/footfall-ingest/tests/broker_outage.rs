@@ -15,6 +15,8 @@
 
 mod common;
 
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
@@ -279,9 +281,10 @@ async fn broker_stopped_for_10s_mid_stream_loses_nothing() {
         return;
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,librdkafka=warn")
         .with_ansi(false)
         .with_test_writer()
+        .finish()
+        .with(footfall_ingest::parse_log_filter("info,librdkafka=warn").unwrap())
         .try_init();
     let test_start = Instant::now();
 

@@ -3,6 +3,8 @@
 //! losing a line. Uses librdkafka's mock cluster, whose broker can be taken
 //! down and up again.
 
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
@@ -48,9 +50,10 @@ async fn kafka_outage_pauses_reading_and_recovers() {
     let logs = Captured::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
-        .with_env_filter("info,librdkafka=off")
         .with_ansi(false)
         .with_writer(move || writer.clone())
+        .finish()
+        .with(footfall_ingest::parse_log_filter("info,librdkafka=off").unwrap())
         .init();
 
     let mock = MockCluster::new(1).unwrap();

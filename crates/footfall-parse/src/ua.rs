@@ -13,9 +13,10 @@
 //!
 //! Provenance of both files is in `data/*/README.md` of this crate.
 //!
-//! [`UaClassifier`] is immutable, `Send + Sync` and costly to build (it
-//! compiles a few thousand regexes), so build it once and share it behind an
-//! [`Arc`]. [`UaCache`] is a bounded, per-thread memo in front of it: real
+//! [`UaClassifier`] is immutable and `Send + Sync`. It holds a few thousand
+//! regexes; the embedded ones are only parsed at start and each is compiled
+//! the first time an agent needs it (see `vendor/README.md`), so build it
+//! once and share it behind an [`Arc`]. [`UaCache`] is a bounded, per-thread memo in front of it: real
 //! traffic repeats a small set of user agents, so almost every lookup is a
 //! single hash-table probe that allocates nothing.
 //!
@@ -63,7 +64,7 @@ use std::borrow::Cow;
 
 use crate::memo::Memo;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Device class of crawlers, monitors, scripts and HTTP libraries.
 pub const DEVICE_BOT: &str = "bot";
@@ -259,14 +260,16 @@ struct CrawlerEntry {
     instances: Vec<String>,
 }
 
-/// Compiled crawler-user-agents patterns with one display name per pattern.
+/// Compiled crawler-user-agents patterns with one display name per pattern,
+/// worked out from the entry's example agents when the pattern first matches.
 struct Crawlers {
     set: regex_filtered::Regexes,
-    names: Vec<Shared>,
+    instances: Vec<Vec<String>>,
+    names: Vec<OnceLock<Shared>>,
 }
 
 impl Crawlers {
-    fn compile(json: &str) -> Result<Self, UaRulesError> {
+    fn compile(json: &str, lazy: bool) -> Result<Self, UaRulesError> {
         let mut entries: Vec<CrawlerEntry> =
             serde_json::from_str(json).map_err(UaRulesError::CrawlerJson)?;
         entries.extend(
@@ -277,7 +280,7 @@ impl Crawlers {
                     instances: vec![example.to_owned()],
                 }),
         );
-        let mut builder = regex_filtered::Builder::new();
+        let mut builder = regex_filtered::Builder::new().lazy(lazy);
         for (index, entry) in entries.iter().enumerate() {
             builder =
                 builder
@@ -289,20 +292,31 @@ impl Crawlers {
                     })?;
         }
         let set = builder.build().map_err(UaRulesError::CrawlerPrefilter)?;
-        let names = entries
-            .iter()
-            .zip(set.regexes())
-            .map(|(entry, re)| Shared::from(crawler_name(&entry.pattern, re, &entry.instances)))
-            .collect();
-        Ok(Crawlers { set, names })
+        let names = entries.iter().map(|_| OnceLock::new()).collect();
+        let instances = entries.into_iter().map(|e| e.instances).collect();
+        Ok(Crawlers {
+            set,
+            instances,
+            names,
+        })
     }
 
     /// Name of the first (in list order) pattern matching `ua`.
     fn matching(&self, ua: &str) -> Option<&Shared> {
-        self.set
-            .matching(ua)
-            .next()
-            .map(|(index, _)| &self.names[index])
+        let (index, re) = self.set.matching(ua).next()?;
+        Some(self.names[index].get_or_init(|| {
+            let pattern = self.set.regexes()[index].as_str();
+            Shared::from(crawler_name(pattern, re, &self.instances[index]))
+        }))
+    }
+
+    /// Compiles every pattern (see [`UaClassifier::compile_all`]).
+    fn compile_all(&self) -> Result<(), UaRulesError> {
+        self.set.compile_all().map_err(|(index, source)| UaRulesError::CrawlerPattern {
+            index,
+            pattern: self.set.regexes()[index].as_str().to_owned(),
+            source,
+        })
     }
 }
 
@@ -557,7 +571,7 @@ impl UaClassifier {
     /// tests, so a panic here means the embedded data was corrupted.
     #[must_use]
     pub fn embedded() -> Self {
-        Self::from_rules(UAP_REGEXES_YAML, CRAWLER_USER_AGENTS_JSON)
+        Self::build(UAP_REGEXES_YAML, CRAWLER_USER_AGENTS_JSON, true)
             .expect("embedded uap-core and crawler-user-agents rules compile")
     }
 
@@ -570,6 +584,34 @@ impl UaClassifier {
     /// construction on a multi-core machine; if no thread can be spawned
     /// everything is compiled on the calling thread.
     pub fn from_rules(uap_regexes_yaml: &str, crawlers_json: &str) -> Result<Self, UaRulesError> {
+        Self::build(uap_regexes_yaml, crawlers_json, false)
+    }
+
+    /// Compiles every rule that has not been compiled yet, reporting the
+    /// first that cannot be (too large for the regex engine's limits).
+    ///
+    /// [`embedded`](Self::embedded) compiles each rule the first time the
+    /// prefilter selects it for an agent, so start-up costs milliseconds
+    /// rather than the few hundred milliseconds compiling all some 2,800
+    /// rules would take (most are never needed by a given log);
+    /// [`from_rules`](Self::from_rules) compiles everything at once.
+    pub fn compile_all(&self) -> Result<(), UaRulesError> {
+        let rule = |section: &'static str| {
+            move |(index, e): (usize, regex_filtered::ParseError)| UaRulesError::UapRule {
+                section,
+                index,
+                source: e.into(),
+            }
+        };
+        self.browsers
+            .compile_all()
+            .map_err(rule("user_agent_parsers"))?;
+        self.oses.compile_all().map_err(rule("os_parsers"))?;
+        self.devices.compile_all().map_err(rule("device_parsers"))?;
+        self.crawlers.compile_all()
+    }
+
+    fn build(uap_regexes_yaml: &str, crawlers_json: &str, lazy: bool) -> Result<Self, UaRulesError> {
         let regexes: ua_parser::Regexes<'static> =
             serde_yaml::from_str(uap_regexes_yaml).map_err(UaRulesError::UapYaml)?;
         let ua_parser::Regexes {
@@ -586,8 +628,10 @@ impl UaClassifier {
         let (devices, rest) = std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
                 .name("ua-rules".into())
-                .spawn_scoped(scope, move || device_slot.take().map(compile_devices));
-            let rest = compile_rest(user_agent_parsers, os_parsers, crawlers_json);
+                .spawn_scoped(scope, move || {
+                    device_slot.take().map(|p| compile_devices(p, lazy))
+                });
+            let rest = compile_rest(user_agent_parsers, os_parsers, crawlers_json, lazy);
             let devices = match handle {
                 Ok(handle) => handle
                     .join()
@@ -598,7 +642,7 @@ impl UaClassifier {
         });
         let devices = match devices {
             Some(devices) => devices,
-            None => compile_devices(device_parsers.take().unwrap_or_default()),
+            None => compile_devices(device_parsers.take().unwrap_or_default(), lazy),
         };
         let (browsers, oses, crawlers) = rest?;
         Ok(UaClassifier {
@@ -761,9 +805,9 @@ type RestResult = Result<
     UaRulesError,
 >;
 
-fn compile_devices(parsers: Vec<ua_parser::device::Parser<'static>>) -> DeviceResult {
+fn compile_devices(parsers: Vec<ua_parser::device::Parser<'static>>, lazy: bool) -> DeviceResult {
     const SECTION: &str = "device_parsers";
-    let mut builder = ua_parser::device::Builder::new();
+    let mut builder = ua_parser::device::Builder::new().lazy(lazy);
     for (index, parser) in parsers.into_iter().enumerate() {
         builder = builder.push(parser).map_err(|e| UaRulesError::UapRule {
             section: SECTION,
@@ -783,10 +827,11 @@ fn compile_rest(
     ua_parsers: Vec<ua_parser::user_agent::Parser<'static>>,
     os_parsers: Vec<ua_parser::os::Parser<'static>>,
     crawlers_json: &str,
+    lazy: bool,
 ) -> RestResult {
     const UA: &str = "user_agent_parsers";
     const OS: &str = "os_parsers";
-    let mut ua_builder = ua_parser::user_agent::Builder::new();
+    let mut ua_builder = ua_parser::user_agent::Builder::new().lazy(lazy);
     for (index, parser) in ua_parsers.into_iter().enumerate() {
         ua_builder = ua_builder
             .push(parser)
@@ -803,7 +848,7 @@ fn compile_rest(
             source,
         })?;
 
-    let mut os_builder = ua_parser::os::Builder::new();
+    let mut os_builder = ua_parser::os::Builder::new().lazy(lazy);
     for (index, parser) in os_parsers.into_iter().enumerate() {
         os_builder = os_builder.push(parser).map_err(|e| UaRulesError::UapRule {
             section: OS,
@@ -818,7 +863,7 @@ fn compile_rest(
             source,
         })?;
 
-    Ok((browsers, oses, Crawlers::compile(crawlers_json)?))
+    Ok((browsers, oses, Crawlers::compile(crawlers_json, lazy)?))
 }
 
 /// Default bound on the number of user agents a [`UaCache`] holds.
@@ -1107,6 +1152,32 @@ device_parsers:
         assert_eq!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.0"));
         assert_ne!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.1"));
         assert_ne!(a.hash_one("curl/8.4.0"), b.hash_one("curl/8.4.0"));
+    }
+
+    #[test]
+    fn embedded_rules_all_compile() {
+        // `embedded()` compiles rules on first use; every one must compile.
+        UaClassifier::embedded()
+            .compile_all()
+            .expect("every embedded rule compiles");
+    }
+
+    #[test]
+    fn lazy_and_eager_rules_agree() {
+        let lazy = UaClassifier::embedded();
+        let eager = UaClassifier::from_rules(UAP_REGEXES_YAML, CRAWLER_USER_AGENTS_JSON).unwrap();
+        for ua in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 Safari/537.36",
+            "-",
+        ] {
+            assert_eq!(format!("{:?}", lazy.classify(ua)), format!("{:?}", eager.classify(ua)), "{ua}");
+        }
     }
 
     #[test]
