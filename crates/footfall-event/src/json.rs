@@ -38,11 +38,10 @@ impl EventRef<'_> {
         opt_str(out, b",\"client_net\":", self.client_net);
         opt_str(out, b",\"client_ip\":", self.client_ip);
         opt_str(out, b",\"method\":", self.method);
-        out.extend_from_slice(b",\"path\":");
-        push_str(out, self.path);
-        opt_str(out, b",\"query\":", self.query);
-        out.extend_from_slice(b",\"route\":");
-        push_str(out, self.route);
+        match self.pre.target {
+            Some(json) => out.extend_from_slice(json),
+            None => segment::target(out, self.path, self.query, self.route),
+        }
         opt_str(out, b",\"protocol\":", self.protocol);
         out.extend_from_slice(b",\"status\":");
         push_int(out, u64::from(self.status));
@@ -55,37 +54,43 @@ impl EventRef<'_> {
             push_f64(out, d);
         }
         opt_str(out, b",\"upstream\":", self.upstream);
-        opt_str(out, b",\"referrer\":", self.referrer);
-        opt_str(out, b",\"referrer_host\":", self.referrer_host);
-        out.extend_from_slice(b",\"referrer_medium\":");
-        push_str(out, self.referrer_medium);
-        opt_str(
-            out,
-            b",\"referrer_source\":",
-            self.referrer_source.map(|x| &**x),
-        );
-        opt_str(out, b",\"search_terms\":", self.search_terms);
-        opt_str(out, b",\"site_search\":", self.site_search);
-        opt_str(out, b",\"utm_source\":", self.utm_source);
-        opt_str(out, b",\"utm_medium\":", self.utm_medium);
-        opt_str(out, b",\"utm_campaign\":", self.utm_campaign);
-        opt_str(out, b",\"utm_term\":", self.utm_term);
-        opt_str(out, b",\"utm_content\":", self.utm_content);
-        opt_str(out, b",\"browser\":", self.browser.map(|x| &**x));
-        opt_str(
-            out,
-            b",\"browser_version\":",
-            self.browser_version.map(|x| &**x),
-        );
-        opt_str(out, b",\"os\":", self.os.map(|x| &**x));
-        out.extend_from_slice(b",\"device\":");
-        push_str(out, self.device);
-        out.extend_from_slice(if self.is_bot {
-            b",\"is_bot\":true"
-        } else {
-            b",\"is_bot\":false"
-        });
-        opt_str(out, b",\"bot_name\":", self.bot_name.map(|x| &**x));
+        match self.pre.referrer {
+            Some(json) => out.extend_from_slice(json),
+            None => segment::referrer(
+                out,
+                self.referrer,
+                self.referrer_host,
+                self.referrer_medium,
+                self.referrer_source.map(|x| &**x),
+                self.search_terms,
+            ),
+        }
+        match self.pre.campaign {
+            Some(json) => out.extend_from_slice(json),
+            None => segment::campaign(
+                out,
+                self.site_search,
+                [
+                    self.utm_source,
+                    self.utm_medium,
+                    self.utm_campaign,
+                    self.utm_term,
+                    self.utm_content,
+                ],
+            ),
+        }
+        match self.pre.agent {
+            Some(json) => out.extend_from_slice(json),
+            None => segment::agent(
+                out,
+                self.browser.map(|x| &**x),
+                self.browser_version.map(|x| &**x),
+                self.os.map(|x| &**x),
+                self.device,
+                self.is_bot,
+                self.bot_name.map(|x| &**x),
+            ),
+        }
         out.extend_from_slice(b",\"kind\":");
         push_str(out, self.kind);
         out.extend_from_slice(if self.is_pageview {
@@ -98,6 +103,76 @@ impl EventRef<'_> {
         out.extend_from_slice(b",\"offset\":");
         push_int(out, self.offset);
         out.extend_from_slice(b"}\n");
+    }
+}
+
+/// Writers of the field groups [`Prerendered`](crate::Prerendered) holds:
+/// each appends its fields exactly as [`EventRef::write_json_line`] writes
+/// them (each begins with the comma), so a group written once for a cached
+/// value can be copied into every event that shares it.
+pub mod segment {
+    use super::{opt_str, push_str};
+
+    /// `path`, `query` and `route`.
+    pub fn target(out: &mut Vec<u8>, path: &str, query: Option<&str>, route: &str) {
+        out.extend_from_slice(b",\"path\":");
+        push_str(out, path);
+        opt_str(out, b",\"query\":", query);
+        out.extend_from_slice(b",\"route\":");
+        push_str(out, route);
+    }
+
+    /// `referrer`, `referrer_host`, `referrer_medium`, `referrer_source` and
+    /// `search_terms`.
+    pub fn referrer(
+        out: &mut Vec<u8>,
+        referrer: Option<&str>,
+        host: Option<&str>,
+        medium: &str,
+        source: Option<&str>,
+        search_terms: Option<&str>,
+    ) {
+        opt_str(out, b",\"referrer\":", referrer);
+        opt_str(out, b",\"referrer_host\":", host);
+        out.extend_from_slice(b",\"referrer_medium\":");
+        push_str(out, medium);
+        opt_str(out, b",\"referrer_source\":", source);
+        opt_str(out, b",\"search_terms\":", search_terms);
+    }
+
+    /// `site_search` and the five UTM fields (source, medium, campaign,
+    /// term, content).
+    pub fn campaign(out: &mut Vec<u8>, site_search: Option<&str>, utm: [Option<&str>; 5]) {
+        opt_str(out, b",\"site_search\":", site_search);
+        let [source, medium, campaign, term, content] = utm;
+        opt_str(out, b",\"utm_source\":", source);
+        opt_str(out, b",\"utm_medium\":", medium);
+        opt_str(out, b",\"utm_campaign\":", campaign);
+        opt_str(out, b",\"utm_term\":", term);
+        opt_str(out, b",\"utm_content\":", content);
+    }
+
+    /// `browser`, `browser_version`, `os`, `device`, `is_bot` and `bot_name`.
+    pub fn agent(
+        out: &mut Vec<u8>,
+        browser: Option<&str>,
+        browser_version: Option<&str>,
+        os: Option<&str>,
+        device: &str,
+        is_bot: bool,
+        bot_name: Option<&str>,
+    ) {
+        opt_str(out, b",\"browser\":", browser);
+        opt_str(out, b",\"browser_version\":", browser_version);
+        opt_str(out, b",\"os\":", os);
+        out.extend_from_slice(b",\"device\":");
+        push_str(out, device);
+        out.extend_from_slice(if is_bot {
+            b",\"is_bot\":true"
+        } else {
+            b",\"is_bot\":false"
+        });
+        opt_str(out, b",\"bot_name\":", bot_name);
     }
 }
 

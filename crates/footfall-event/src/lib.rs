@@ -31,6 +31,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 mod json;
+pub use json::segment;
 
 /// A string from a small, mostly static vocabulary (device class, medium, kind, source names).
 pub type Label = Cow<'static, str>;
@@ -206,6 +207,34 @@ pub struct EventRef<'a> {
     pub is_pageview: bool,
     pub source: &'a str,
     pub offset: u64,
+    /// JSON already written for some field groups (see [`Prerendered`]).
+    pub pre: Prerendered<'a>,
+}
+
+/// JSON of field groups of an [`EventRef`], written beforehand by the
+/// [`segment`] writers from the same values as the view's fields, for values
+/// cached and shared by many events (a request target, a referrer, a user
+/// agent). [`EventRef::write_json_line`] copies a group that is present
+/// instead of writing its fields again; an absent group is written from the
+/// fields.
+///
+/// It is a cache, not data: any two compare equal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prerendered<'a> {
+    /// [`segment::target`]: `path`, `query`, `route`.
+    pub target: Option<&'a [u8]>,
+    /// [`segment::referrer`]: `referrer` to `search_terms`.
+    pub referrer: Option<&'a [u8]>,
+    /// [`segment::campaign`]: `site_search` and the UTM fields.
+    pub campaign: Option<&'a [u8]>,
+    /// [`segment::agent`]: `browser` to `bot_name`.
+    pub agent: Option<&'a [u8]>,
+}
+
+impl PartialEq for Prerendered<'_> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl EventRef<'_> {
@@ -297,6 +326,7 @@ impl VisitEvent {
             is_pageview: self.is_pageview,
             source: &self.source,
             offset: self.offset,
+            pre: Prerendered::default(),
         }
     }
 }

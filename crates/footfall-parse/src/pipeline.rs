@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
-use footfall_event::{EventRef, Label, Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
+use footfall_event::{
+    segment, EventRef, Label, Prerendered, Reject, RejectKind, VisitEvent, SCHEMA_VERSION,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{classify_kind, is_static_path};
@@ -248,7 +250,7 @@ impl Pipeline {
             referrers: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
             visitors: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
             key: Vec::new(),
-            direct: self.tables.referrers.classify_source(None, &[]),
+            direct: ReferrerParts::new(None, self.tables.referrers.classify_source(None, &[])),
         }
     }
 }
@@ -272,12 +274,73 @@ struct TargetParts {
     site_search: Option<String>,
     utm: Utm,
     is_static: bool,
+    /// The event JSON of `path` to `route` ([`segment::target`]).
+    json_target: Box<[u8]>,
+    /// The event JSON of `site_search` and the UTM fields ([`segment::campaign`]).
+    json_campaign: Box<[u8]>,
+}
+
+impl TargetParts {
+    fn new(
+        path: String,
+        query: Option<String>,
+        route: String,
+        site_search: Option<String>,
+        utm: Utm,
+    ) -> Self {
+        let mut json = Vec::new();
+        segment::target(&mut json, &path, query.as_deref(), &route);
+        let json_target = std::mem::take(&mut json).into_boxed_slice();
+        segment::campaign(
+            &mut json,
+            site_search.as_deref(),
+            [
+                utm.source.as_deref(),
+                utm.medium.as_deref(),
+                utm.campaign.as_deref(),
+                utm.term.as_deref(),
+                utm.content.as_deref(),
+            ],
+        );
+        TargetParts {
+            is_static: is_static_path(&path),
+            path,
+            query,
+            route,
+            site_search,
+            utm,
+            json_target,
+            json_campaign: json.into_boxed_slice(),
+        }
+    }
 }
 
 /// What a referrer yields (for one set of site hosts).
 struct ReferrerParts {
     referrer: Option<String>,
     info: ReferrerInfo,
+    /// The event JSON of `referrer` to `search_terms` ([`segment::referrer`]),
+    /// valid while the landing query does not change the medium.
+    json: Box<[u8]>,
+}
+
+impl ReferrerParts {
+    fn new(referrer: Option<String>, info: ReferrerInfo) -> Self {
+        let mut json = Vec::new();
+        segment::referrer(
+            &mut json,
+            referrer.as_deref(),
+            info.host.as_deref(),
+            &info.medium,
+            info.source.as_deref(),
+            info.search_terms.as_deref(),
+        );
+        ReferrerParts {
+            referrer,
+            info,
+            json: json.into_boxed_slice(),
+        }
+    }
 }
 
 /// What a visitor's identity yields under the current day key.
@@ -301,7 +364,7 @@ pub struct Worker {
     /// Scratch buffer for composite memo keys and hashed input.
     key: Vec<u8>,
     /// The classification of a request without a referrer.
-    direct: ReferrerInfo,
+    direct: ReferrerParts,
 }
 
 impl Worker {
@@ -432,16 +495,16 @@ impl Worker {
         let (raw_path, raw_query) = url::split_target(target);
         let target_slot = self.targets.slot(target.as_bytes(), || {
             let path = p.url.redact_path(raw_path).into_owned();
-            TargetParts {
-                query: raw_query
+            let route = p.routes.template(&path).into_owned();
+            TargetParts::new(
+                path,
+                raw_query
                     .filter(|q| !q.is_empty())
                     .map(|q| p.url.redact_query(q).into_owned()),
-                route: p.routes.template(&path).into_owned(),
-                site_search: raw_query.and_then(|q| p.url.site_search(q)),
-                utm: raw_query.map(url::utm).unwrap_or_default(),
-                is_static: is_static_path(&path),
-                path,
-            }
+                route,
+                raw_query.and_then(|q| p.url.site_search(q)),
+                raw_query.map(url::utm).unwrap_or_default(),
+            )
         });
 
         // Referrer: what it says on its own (cached per referrer and site hosts), then the landing query.
@@ -464,17 +527,14 @@ impl Worker {
                     }
                     None => p.tables.referrers.classify_source(Some(r), &p.site_hosts),
                 };
-                ReferrerParts {
-                    referrer: Some(p.url.redact_url(r).into_owned()),
-                    info,
-                }
+                ReferrerParts::new(Some(p.url.redact_url(r).into_owned()), info)
             })
         });
 
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
         let day_key = self.day_key(ts.date_naive());
-        let ua_info = self.ua.get_ref(ua);
+        let (ua_info, ua_json) = self.ua.get_with_json(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {
             rec.session
@@ -517,13 +577,11 @@ impl Worker {
         // Every memo lookup is done: borrow the results.
         let visitor = self.visitors.get(visitor_slot);
         let t = self.targets.get(target_slot);
-        let (referrer, ref_info) = match referrer_slot {
-            Some(i) => {
-                let parts = self.referrers.get(i);
-                (parts.referrer.as_deref(), &parts.info)
-            }
-            None => (None, &self.direct),
+        let ref_parts = match referrer_slot {
+            Some(i) => self.referrers.get(i),
+            None => &self.direct,
         };
+        let (referrer, ref_info) = (ref_parts.referrer.as_deref(), &ref_parts.info);
         let medium = ReferrerClassifier::landing_medium(ref_info, raw_query);
         let status = rec.status.unwrap_or(0);
         let kind: Label = classify_kind(
@@ -573,6 +631,13 @@ impl Worker {
             kind: &kind,
             source: &src.name,
             offset,
+            pre: Prerendered {
+                target: Some(&t.json_target),
+                // The cached JSON holds the referrer's own medium.
+                referrer: medium.is_none().then_some(&*ref_parts.json),
+                campaign: Some(&t.json_campaign),
+                agent: Some(ua_json),
+            },
         })
     }
 }

@@ -142,6 +142,20 @@ pub struct UaInfo {
 }
 
 impl UaInfo {
+    /// Appends this classification's event fields (`browser` to `bot_name`)
+    /// as [`footfall_event::segment::agent`] writes them.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        footfall_event::segment::agent(
+            out,
+            self.browser.as_deref(),
+            self.browser_version.as_deref(),
+            self.os.as_deref(),
+            &self.device,
+            self.is_bot,
+            self.bot_name.as_deref(),
+        );
+    }
+
     /// The classification of a missing, empty or `-` user agent: no browser,
     /// no OS, device `other`, not a bot.
     #[must_use]
@@ -889,7 +903,8 @@ pub const DEFAULT_CACHE_KEY_BYTES: usize = 16 << 20;
 /// every time and never stored.
 pub struct UaCache {
     classifier: Arc<UaClassifier>,
-    memo: Memo<UaInfo>,
+    /// Each classification with its JSON ([`UaInfo::write_json`]).
+    memo: Memo<(UaInfo, Box<[u8]>)>,
     stats: UaCacheStats,
 }
 
@@ -941,18 +956,28 @@ impl UaCache {
 
     /// Like [`get`](Self::get), borrowing the cached value (no reference counts touched).
     pub fn get_ref(&mut self, ua: &str) -> &UaInfo {
+        self.get_with_json(ua).0
+    }
+
+    /// Like [`get_ref`](Self::get_ref), with the classification's JSON
+    /// fields as [`UaInfo::write_json`] writes them, kept with it.
+    pub fn get_with_json(&mut self, ua: &str) -> (&UaInfo, &[u8]) {
         let mut missed = false;
         let classifier = &self.classifier;
         let slot = self.memo.slot(ua.as_bytes(), || {
             missed = true;
-            classifier.classify(ua)
+            let info = classifier.classify(ua);
+            let mut json = Vec::new();
+            info.write_json(&mut json);
+            (info, json.into_boxed_slice())
         });
         if missed {
             self.stats.misses += 1;
         } else {
             self.stats.hits += 1;
         }
-        self.memo.get(slot)
+        let (info, json) = self.memo.get(slot);
+        (info, json)
     }
 
     /// Number of cached user agents.

@@ -113,3 +113,58 @@ fn caches_and_fast_path_change_nothing() {
         assert!(events > 1000, "{}: only {events} events", path.display());
     }
 }
+
+/// The JSON a worker keeps with its cached values (request target, referrer,
+/// user agent) is written as-is only while it still holds: a landing query
+/// that changes the referrer's medium (ad click ids, `utm_medium`) makes the
+/// referrer fields be written from the event's own values.
+#[test]
+fn cached_json_follows_the_landing_query() {
+    let tables = Tables::embedded();
+    let keys = Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap());
+    let cfg = ParseConfig {
+        format: "combined".into(),
+        ..Default::default()
+    };
+    let p = Arc::new(Pipeline::new(&cfg, &tables, keys).unwrap());
+    let src = SourceRef::from_first_line("landing", b"first");
+    let mut warm = p.worker();
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let cases: &[(&str, &str, &str)] = &[
+        ("/", "https://www.google.com/", "search"),
+        ("/?gclid=abc123", "https://www.google.com/", "paid"),
+        ("/", "https://www.google.com/", "search"),
+        ("/?utm_medium=email&utm_source=newsletter", "-", "email"),
+        ("/", "-", "direct"),
+        ("/?utm_medium=cpc", "https://news.example.net/a", "paid"),
+        ("/", "https://news.example.net/a", "external"),
+        ("/?utm_medium=social&utm_source=mastodon", "https://news.example.net/a", "social"),
+        ("/?q=shoes&s=1", "https://news.example.net/a", "external"),
+    ];
+    for round in 0..2 {
+        for (i, (target, referrer, medium)) in cases.iter().enumerate() {
+            let line = format!(
+                r#"203.0.113.{i} - - [17/May/2015:10:05:03 +0000] "GET {target} HTTP/1.1" 200 512 "{referrer}" "{ua}""#
+            );
+            let fresh = p
+                .worker()
+                .process(&src, &mut FormatState::default(), 0, line.as_bytes());
+            let Outcome::Event(ev) = fresh else {
+                panic!("{line}: rejected")
+            };
+            assert_eq!(ev.referrer_medium, *medium, "{line}");
+            let mut owned = Vec::new();
+            ev.write_json_line(&mut owned);
+            let mut fast = Vec::new();
+            warm.process_with(&src, &mut FormatState::default(), 0, line.as_bytes(), |ev| {
+                ev.write_json_line(&mut fast)
+            })
+            .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&owned),
+                "round {round}: {line}"
+            );
+        }
+    }
+}
