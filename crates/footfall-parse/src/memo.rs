@@ -19,6 +19,7 @@ pub(crate) struct Memo<V> {
     max_key_bytes: usize,
     max_key_len: usize,
     clears: u64,
+    generation: u64,
 }
 
 impl<V> Memo<V> {
@@ -33,6 +34,7 @@ impl<V> Memo<V> {
             max_key_bytes,
             max_key_len,
             clears: 0,
+            generation: 0,
         }
     }
 
@@ -74,6 +76,20 @@ impl<V> Memo<V> {
         self.index.clear();
         self.values.clear();
         self.key_bytes = 0;
+        self.generation += 1;
+    }
+
+    /// A number that changes whenever the memo is emptied: a stored slot
+    /// (see [`is_stored`](Self::is_stored)) keeps naming the same key for as
+    /// long as the generation stays the same.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether `slot` holds a stored key's value, rather than a scratch value
+    /// for a key too long to store (which the next lookup replaces).
+    pub(crate) fn is_stored(&self, slot: usize) -> bool {
+        slot < self.index.len()
     }
 
     /// Number of stored keys.
@@ -168,6 +184,21 @@ mod tests {
             "again",
             "evicted keys are derived again"
         );
+    }
+
+    #[test]
+    fn stored_slots_name_one_key_per_generation() {
+        let mut m: Memo<u8> = Memo::new(2, 1 << 20, 4);
+        let g = m.generation();
+        let a = m.slot(b"a", || 1);
+        let b = m.slot(b"b", || 2);
+        assert!(a != b && m.is_stored(a) && m.is_stored(b));
+        assert_eq!(m.slot(b"a", || 9), a);
+        let long = m.slot(b"too long", || 3);
+        assert!(!m.is_stored(long), "over the key length bound");
+        assert_eq!(m.generation(), g);
+        m.slot(b"c", || 4); // over the entry bound: emptied first
+        assert_ne!(m.generation(), g);
     }
 
     #[test]

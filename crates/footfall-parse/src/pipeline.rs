@@ -248,8 +248,9 @@ impl Pipeline {
             day: None,
             targets: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
             referrers: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
-            visitors: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
+            visitors: Memo::new(VISITOR_MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
             key: Vec::new(),
+            basis: Vec::new(),
             direct: ReferrerParts::new(None, self.tables.referrers.classify_source(None, &[])),
         }
     }
@@ -265,6 +266,9 @@ fn trim_eol(l: &[u8]) -> &[u8] {
 const MEMO_ENTRIES: usize = 16_384;
 const MEMO_KEY_BYTES: usize = 2 << 20;
 const MEMO_KEY_LEN: usize = 1024;
+/// Visitors outnumber targets and referrers (a day of a busy site has tens of
+/// thousands); their keys are short (site, client, user-agent token).
+const VISITOR_MEMO_ENTRIES: usize = 65_536;
 
 /// What a request target yields, whatever else the line says.
 struct TargetParts {
@@ -363,6 +367,8 @@ pub struct Worker {
     visitors: Memo<VisitorParts>,
     /// Scratch buffer for composite memo keys and hashed input.
     key: Vec<u8>,
+    /// Scratch buffer for the input of a visitor id.
+    basis: Vec<u8>,
     /// The classification of a request without a referrer.
     direct: ReferrerParts,
 }
@@ -534,7 +540,7 @@ impl Worker {
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
         let day_key = self.day_key(ts.date_naive());
-        let (ua_info, ua_json) = self.ua.get_with_json(ua);
+        let (ua_info, ua_json, ua_token) = self.ua.lookup(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {
             rec.session
@@ -555,17 +561,34 @@ impl Worker {
                 .as_deref()
                 .and_then(|c| privacy::truncate_client(c, &p.privacy))
         };
-        // The memo key: what the id is a hash of, plus whether an address was
-        // logged (the cached network depends on it).
+        // The memo key: what the id is a hash of (with the user agent by its
+        // cache token when it has one: shorter to hash and compare), plus
+        // whether an address was logged (the cached network depends on it).
         let by_address = matches!(basis, VisitorBasis::ClientAgent(..));
-        privacy::visitor_basis(site, basis, &mut self.key);
-        let hashed = self.key.len();
+        self.key.clear();
+        match (&basis, ua_token) {
+            (VisitorBasis::ClientAgent(client, _), Some(token)) => {
+                self.key.push(b't');
+                self.key.extend_from_slice(&token[0].to_le_bytes());
+                self.key.extend_from_slice(&token[1].to_le_bytes());
+                self.key.extend_from_slice(site.as_bytes());
+                self.key.push(0);
+                self.key.extend_from_slice(client.as_bytes());
+            }
+            _ => {
+                self.key.push(b'b');
+                privacy::append_visitor_basis(site, basis, &mut self.key);
+            }
+        }
         self.key.push(u8::from(rec.client.is_some()));
-        let key = &self.key;
-        let visitor_slot = self.visitors.slot(key, || VisitorParts {
-            id: privacy::visitor_id_of(&day_key, &key[..hashed]),
-            // The network is a function of the address: cached with address-based ids.
-            client_net: if by_address { truncate() } else { None },
+        let (key, scratch) = (&self.key, &mut self.basis);
+        let visitor_slot = self.visitors.slot(key, || {
+            privacy::visitor_basis(site, basis, scratch);
+            VisitorParts {
+                id: privacy::visitor_id_of(&day_key, scratch),
+                // The network is a function of the address: cached with address-based ids.
+                client_net: if by_address { truncate() } else { None },
+            }
         });
         let cookie_client_net = if by_address { None } else { truncate() };
         let client_ip = if p.privacy.emit_raw_ip {

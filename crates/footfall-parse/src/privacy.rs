@@ -291,6 +291,7 @@ fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
 }
 
 /// What identifies a visitor within a day.
+#[derive(Debug, Clone, Copy)]
 pub enum VisitorBasis<'a> {
     /// A session cookie's value.
     Cookie(&'a str),
@@ -310,6 +311,11 @@ pub fn visitor_id(day_key: &[u8; 32], site: &str, basis: VisitorBasis<'_>) -> St
 /// complete key for caching ids under one day key.
 pub fn visitor_basis(site: &str, basis: VisitorBasis<'_>, out: &mut Vec<u8>) {
     out.clear();
+    append_visitor_basis(site, basis, out);
+}
+
+/// [`visitor_basis`], appended to what `out` holds.
+pub fn append_visitor_basis(site: &str, basis: VisitorBasis<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(site.as_bytes());
     match basis {
         VisitorBasis::Cookie(c) => {

@@ -962,6 +962,15 @@ impl UaCache {
     /// Like [`get_ref`](Self::get_ref), with the classification's JSON
     /// fields as [`UaInfo::write_json`] writes them, kept with it.
     pub fn get_with_json(&mut self, ua: &str) -> (&UaInfo, &[u8]) {
+        let (info, json, _) = self.lookup(ua);
+        (info, json)
+    }
+
+    /// [`get_with_json`](Self::get_with_json) and, when the agent is stored
+    /// in the cache, a token naming it that no other agent has while this
+    /// cache lives (the same agent may get a new token after the cache is
+    /// emptied). A key for other caches, shorter than the agent itself.
+    pub(crate) fn lookup(&mut self, ua: &str) -> (&UaInfo, &[u8], Option<[u64; 2]>) {
         let mut missed = false;
         let classifier = &self.classifier;
         let slot = self.memo.slot(ua.as_bytes(), || {
@@ -976,8 +985,12 @@ impl UaCache {
         } else {
             self.stats.hits += 1;
         }
+        let token = self
+            .memo
+            .is_stored(slot)
+            .then(|| [self.memo.generation(), slot as u64]);
         let (info, json) = self.memo.get(slot);
-        (info, json)
+        (info, json, token)
     }
 
     /// Number of cached user agents.
