@@ -72,6 +72,20 @@ enum Item {
 pub struct TemplateFormat {
     name: String,
     items: Vec<Item>,
+    /// What each item needs to know about the ones after it, worked out once.
+    plans: Vec<Plan>,
+}
+
+/// How the field at the same index in `items` ends.
+#[derive(Debug, Clone, Default)]
+struct Plan {
+    /// The literal right after the field (empty when none).
+    next_lit: Vec<u8>,
+    /// For a quoted field: that literal without its opening quote.
+    rest: Vec<u8>,
+    /// For a quoted field: no field follows and the rest is only spaces, so
+    /// the first unescaped quote ends the field.
+    first_quote_ends: bool,
 }
 
 /// A template string could not be compiled.
@@ -264,7 +278,22 @@ impl TemplateFormat {
         if !has(|f| matches!(f, Field::Status)) {
             return Err(TemplateError("template has no status field ($status, %>s)".into()));
         }
-        Ok(TemplateFormat { name: name.to_string(), items })
+        let plans = (0..items.len())
+            .map(|idx| {
+                let next_lit = match items.get(idx + 1) {
+                    Some(Item::Literal(l)) => l.clone(),
+                    _ => Vec::new(),
+                };
+                let last_field = !items[idx + 1..].iter().any(|i| matches!(i, Item::Field { .. }));
+                let rest = next_lit.strip_prefix(b"\"").unwrap_or(&next_lit).to_vec();
+                Plan {
+                    first_quote_ends: last_field && rest.iter().all(|&c| c == b' '),
+                    rest,
+                    next_lit,
+                }
+            })
+            .collect();
+        Ok(TemplateFormat { name: name.to_string(), items, plans })
     }
 }
 
@@ -302,7 +331,7 @@ fn quoted_end(line: &[u8], from: usize, rest: &[u8], last: bool) -> usize {
                 return at;
             }
         }
-        if line[at + 1..].starts_with(rest) {
+        if has_prefix(&line[at + 1..], rest) {
             return at;
         }
     }
@@ -445,10 +474,10 @@ impl LineFormat for TemplateFormat {
         let mut path: Option<Cow<'a, str>> = None;
         let mut query: Option<Cow<'a, str>> = None;
         let n = self.items.len();
-        for (idx, item) in self.items.iter().enumerate() {
+        for (idx, (item, plan)) in self.items.iter().zip(&self.plans).enumerate() {
             match item {
                 Item::Literal(l) => {
-                    if b[pos..].starts_with(l) {
+                    if has_prefix(&b[pos..], l) {
                         pos += l.len();
                     } else if pos >= b.len() && idx == n - 1 {
                         // The line was cut off inside the template's last literal (a final quote): accept.
@@ -457,19 +486,14 @@ impl LineFormat for TemplateFormat {
                     }
                 }
                 Item::Field { field, quoted } => {
-                    let next_lit: &[u8] = match self.items.get(idx + 1) {
-                        Some(Item::Literal(l)) => l,
-                        _ => b"",
-                    };
-                    let last_field = !self.items[idx + 1..].iter().any(|i| matches!(i, Item::Field { .. }));
+                    let next_lit = &plan.next_lit[..];
                     let end = if *quoted {
-                        let rest = next_lit.strip_prefix(b"\"").unwrap_or(next_lit);
-                        quoted_end(b, pos, rest, last_field && rest.iter().all(|&c| c == b' '))
+                        quoted_end(b, pos, &plan.rest, plan.first_quote_ends)
                     } else if next_lit.is_empty() {
-                        memchr(b' ', &b[pos..]).map_or(b.len(), |i| pos + i)
+                        find_byte(b' ', b, pos).unwrap_or(b.len())
                     } else {
-                        match memchr(next_lit[0], &b[pos..]) {
-                            Some(i) => pos + i,
+                        match find_byte(next_lit[0], b, pos) {
+                            Some(i) => i,
                             None => return Err(LineError::malformed("a field is not followed by what the format expects")),
                         }
                     };
@@ -496,6 +520,26 @@ impl LineFormat for TemplateFormat {
         }
         Ok(rec)
     }
+}
+
+/// Whether `b` starts with `prefix`, compared inline (template literals are
+/// a few bytes: a call to `memcmp` costs more than the comparison).
+#[inline]
+fn has_prefix(b: &[u8], prefix: &[u8]) -> bool {
+    b.len() >= prefix.len() && b.iter().zip(prefix).all(|(x, y)| x == y)
+}
+
+/// Position of the first `needle` in `b` from `from`. Unquoted fields are
+/// short (an address, a status, a byte count): the first bytes are scanned
+/// directly, longer values with `memchr`.
+#[inline]
+fn find_byte(needle: u8, b: &[u8], from: usize) -> Option<usize> {
+    let hay = &b[from..];
+    let head = hay.len().min(24);
+    if let Some(i) = hay[..head].iter().position(|&c| c == needle) {
+        return Some(from + i);
+    }
+    memchr(needle, &hay[head..]).map(|i| from + head + i)
 }
 
 /// Match a literal allowing runs of spaces where it has one at either end
