@@ -265,9 +265,48 @@ fn clean_prefix(_: &[u8]) -> usize {
     0
 }
 
+/// Whether `bytes` holds no control character, `"` or `\\`: whole 16-byte
+/// blocks, then one block ending at the last byte; short values as one or
+/// two overlapping words.
+#[inline]
+fn is_clean(bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    if n >= 16 {
+        let i = clean_prefix(bytes);
+        return i == n || (i + 16 > n && clean_prefix(&bytes[n - 16..]) == 16);
+    }
+    let word = |b: &[u8]| -> u64 {
+        if b.len() >= 8 {
+            u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+        } else if b.len() >= 4 {
+            // Two overlapping halves; the overlap repeats bytes, which is harmless.
+            let lo = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+            let hi = u32::from_le_bytes(b[b.len() - 4..].try_into().expect("4 bytes"));
+            u64::from(lo) | (u64::from(hi) << 32)
+        } else {
+            // Pad with a letter: it needs no escape.
+            let mut w = [b'a'; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        }
+    };
+    if n > 8 {
+        !word_needs_escape(word(bytes)) && !word_needs_escape(word(&bytes[n - 8..]))
+    } else {
+        !word_needs_escape(word(bytes))
+    }
+}
+
 /// A JSON string literal, escaped as serde_json escapes it.
 fn push_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    if is_clean(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     out.push(b'"');
     // Fast path: skip whole blocks that need no escape (most values have none).
     let mut i = clean_prefix(bytes);
@@ -462,8 +501,8 @@ mod tests {
                 ..base()
             });
         }
-        // Every position relative to the 16- and 8-byte blocks of the fast paths.
-        for len in [15, 16, 17, 31, 33, 40] {
+        // Every position relative to the 16-, 8- and 4-byte blocks of the fast paths.
+        for len in (1..=18).chain([24, 31, 32, 33, 40]) {
             for pos in 0..len {
                 for c in ['"', '\\', '\u{1}', '\u{1f}', '\u{7f}', ' ', 'é'] {
                     let mut v: Vec<char> = vec!['a'; len];
