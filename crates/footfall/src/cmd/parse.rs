@@ -66,7 +66,7 @@ pub struct Args {
     pub ipv6_prefix: u8,
 }
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 1 << 18;
 
 /// Buffers handed back for reuse: chunks and their JSON output are megabytes
 /// each, and fresh ones cost page faults on every chunk.
