@@ -363,19 +363,19 @@ fn push_ts(out: &mut Vec<u8>, ts: &DateTime<FixedOffset>) {
         out.extend_from_slice(&quoted[1..quoted.len() - 1]);
         return;
     }
+    // `yyyy-mm-ddThh:mm:ss`, assembled on the stack and appended at once.
     let y = local.year() as u32;
-    two(out, y / 100);
-    two(out, y % 100);
-    out.push(b'-');
-    two(out, local.month());
-    out.push(b'-');
-    two(out, local.day());
-    out.push(b'T');
-    two(out, local.hour());
-    out.push(b':');
-    two(out, local.minute());
-    out.push(b':');
-    two(out, local.second());
+    let d = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+    let [y0, y1] = d(y / 100);
+    let [y2, y3] = d(y % 100);
+    let [mo0, mo1] = d(local.month());
+    let [d0, d1] = d(local.day());
+    let [h0, h1] = d(local.hour());
+    let [mi0, mi1] = d(local.minute());
+    let [s0, s1] = d(local.second());
+    out.extend_from_slice(&[
+        y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0, s1,
+    ]);
     if nanos != 0 {
         let (digits, value) = if nanos.is_multiple_of(1_000_000) {
             (3, nanos / 1_000_000)
