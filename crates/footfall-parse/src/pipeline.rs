@@ -278,10 +278,11 @@ struct TargetParts {
     site_search: Option<String>,
     utm: Utm,
     is_static: bool,
-    /// The event JSON of `path` to `route` ([`segment::target`]).
-    json_target: Box<[u8]>,
-    /// The event JSON of `site_search` and the UTM fields ([`segment::campaign`]).
-    json_campaign: Box<[u8]>,
+    /// The event JSON of `path` to `route` ([`segment::target`]), then that
+    /// of `site_search` and the UTM fields ([`segment::campaign`]) from
+    /// `campaign_at` on: one allocation, read by every event.
+    json: Box<[u8]>,
+    campaign_at: usize,
 }
 
 impl TargetParts {
@@ -294,7 +295,7 @@ impl TargetParts {
     ) -> Self {
         let mut json = Vec::new();
         segment::target(&mut json, &path, query.as_deref(), &route);
-        let json_target = std::mem::take(&mut json).into_boxed_slice();
+        let campaign_at = json.len();
         segment::campaign(
             &mut json,
             site_search.as_deref(),
@@ -313,8 +314,8 @@ impl TargetParts {
             route,
             site_search,
             utm,
-            json_target,
-            json_campaign: json.into_boxed_slice(),
+            json: json.into_boxed_slice(),
+            campaign_at,
         }
     }
 }
@@ -349,8 +350,32 @@ impl ReferrerParts {
 
 /// What a visitor's identity yields under the current day key.
 struct VisitorParts {
-    id: String,
-    client_net: Option<String>,
+    /// The visitor id, then the client network when there is one: one
+    /// allocation, read by every event.
+    text: Box<str>,
+    id_len: usize,
+    has_net: bool,
+}
+
+impl VisitorParts {
+    fn new(id: &str, client_net: Option<&str>) -> Self {
+        let mut text = String::with_capacity(id.len() + client_net.map_or(0, str::len));
+        text.push_str(id);
+        text.extend(client_net);
+        VisitorParts {
+            text: text.into_boxed_str(),
+            id_len: id.len(),
+            has_net: client_net.is_some(),
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.text[..self.id_len]
+    }
+
+    fn client_net(&self) -> Option<&str> {
+        self.has_net.then(|| &self.text[self.id_len..])
+    }
 }
 
 /// Per-thread state: the current day key and caches of what repeats in a log
@@ -584,11 +609,11 @@ impl Worker {
         let (key, scratch) = (&self.key, &mut self.basis);
         let visitor_slot = self.visitors.slot(key, || {
             privacy::visitor_basis(site, basis, scratch);
-            VisitorParts {
-                id: privacy::visitor_id_of(&day_key, scratch),
+            VisitorParts::new(
+                &privacy::visitor_id_of(&day_key, scratch),
                 // The network is a function of the address: cached with address-based ids.
-                client_net: if by_address { truncate() } else { None },
-            }
+                if by_address { truncate() } else { None }.as_deref(),
+            )
         });
         let cookie_client_net = if by_address { None } else { truncate() };
         let client_ip = if p.privacy.emit_raw_ip {
@@ -620,8 +645,8 @@ impl Worker {
             ts,
             site,
             host: host.as_deref(),
-            visitor_id: &visitor.id,
-            client_net: if by_address { visitor.client_net.as_deref() } else { cookie_client_net.as_deref() },
+            visitor_id: visitor.id(),
+            client_net: if by_address { visitor.client_net() } else { cookie_client_net.as_deref() },
             client_ip,
             method: rec.method.as_deref(),
             path: &t.path,
@@ -655,10 +680,10 @@ impl Worker {
             source: &src.name,
             offset,
             pre: Prerendered {
-                target: Some(&t.json_target),
+                target: Some(&t.json[..t.campaign_at]),
                 // The cached JSON holds the referrer's own medium.
                 referrer: medium.is_none().then_some(&*ref_parts.json),
-                campaign: Some(&t.json_campaign),
+                campaign: Some(&t.json[t.campaign_at..]),
                 agent: Some(ua_json),
             },
         })
