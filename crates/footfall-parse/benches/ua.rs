@@ -32,6 +32,14 @@ fn construction(c: &mut Criterion) {
     group.bench_function("embedded", |b| {
         b.iter(|| black_box(UaClassifier::embedded()))
     });
+    // What construction cost before rules were compiled on first use.
+    group.bench_function("embedded_compile_all", |b| {
+        b.iter(|| {
+            let c = UaClassifier::embedded();
+            c.compile_all().expect("embedded rules compile");
+            black_box(c)
+        })
+    });
     group.finish();
 }
 
