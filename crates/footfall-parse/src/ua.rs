@@ -553,8 +553,10 @@ fn is_desktop_os(os: &str) -> bool {
 
 /// Compiled user-agent rules: uap-core and crawler-user-agents.
 ///
-/// Building one compiles a few thousand regexes (a few hundred milliseconds
-/// in a release build, longer unoptimised), so build it once at startup and share it behind an [`Arc`]; it is `Send + Sync` and
+/// It holds a few thousand regexes: [`embedded`](Self::embedded) parses them
+/// (about 50 ms in a release build) and compiles each on first use,
+/// [`from_rules`](Self::from_rules) compiles them all (about 200 ms). Build
+/// one at startup and share it behind an [`Arc`]; it is `Send + Sync` and
 /// classification takes `&self`. Put a [`UaCache`] in front of it on each
 /// worker thread.
 pub struct UaClassifier {
