@@ -487,13 +487,21 @@ impl Worker {
         })
     }
 
-    fn day_key(&mut self, date: NaiveDate) -> [u8; 32] {
-        match self.day {
+    /// The day key of `date`; a new day empties the visitor memo, whose ids
+    /// were keyed with the previous one. (Fields rather than `&mut self`, so
+    /// the pipeline can stay borrowed meanwhile.)
+    fn day_key(
+        day: &mut Option<(NaiveDate, [u8; 32])>,
+        visitors: &mut Memo<VisitorParts>,
+        keys: &dyn KeyProvider,
+        date: NaiveDate,
+    ) -> [u8; 32] {
+        match *day {
             Some((d, k)) if d == date => k,
             _ => {
-                let k = self.p.keys.day_key(date);
-                self.day = Some((date, k));
-                self.visitors.clear();
+                let k = keys.day_key(date);
+                *day = Some((date, k));
+                visitors.clear();
                 k
             }
         }
@@ -507,7 +515,9 @@ impl Worker {
         event_id: &str,
         sink: impl FnOnce(&EventRef<'_>) -> R,
     ) -> R {
-        let p = Arc::clone(&self.p);
+        // Borrowed, not cloned: an `Arc` clone per line is two atomic
+        // operations on a counter every worker thread shares.
+        let p: &Pipeline = &self.p;
         let mut ts: DateTime<FixedOffset> = rec.ts.expect("formats reject lines without a time");
         if let Some(tz) = p.tz {
             ts = tz.from_utc_datetime(&ts.naive_utc()).fixed_offset();
@@ -564,7 +574,7 @@ impl Worker {
 
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
-        let day_key = self.day_key(ts.date_naive());
+        let day_key = Self::day_key(&mut self.day, &mut self.visitors, &*p.keys, ts.date_naive());
         let (ua_info, ua_json, ua_token) = self.ua.lookup(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {
