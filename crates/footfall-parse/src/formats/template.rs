@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use footfall_event::RejectKind;
-use memchr::{memchr, memchr_iter};
+use memchr::{memchr, memchr2_iter};
 
 use super::time::{parse_clf_time, parse_epoch, parse_iso8601};
 use super::{FormatState, LineFormat};
@@ -313,10 +313,17 @@ fn push_field(items: &mut Vec<Item>, lit: &mut Vec<u8>, field: Field) -> Result<
 /// Find the end of a quoted value starting at `from`: the first unescaped `"`
 /// followed by `rest` (the remainder of the next literal after its leading quote).
 /// Falls back to the first unescaped quote, then to the end of the line.
-fn quoted_end(line: &[u8], from: usize, rest: &[u8], last: bool) -> usize {
+/// Also says whether the value holds a backslash (so needs [`unescape`]),
+/// found in the same pass.
+fn quoted_end(line: &[u8], from: usize, rest: &[u8], last: bool) -> (usize, bool) {
     let mut first = None;
-    for q in memchr_iter(b'"', &line[from..]) {
+    let mut first_backslash = usize::MAX;
+    for q in memchr2_iter(b'"', b'\\', &line[from..]) {
         let at = from + q;
+        if line[at] == b'\\' {
+            first_backslash = first_backslash.min(at);
+            continue;
+        }
         // An odd number of backslashes before the quote escapes it.
         let mut bs = 0;
         while at > from + bs && line[at - 1 - bs] == b'\\' {
@@ -328,14 +335,15 @@ fn quoted_end(line: &[u8], from: usize, rest: &[u8], last: bool) -> usize {
         if first.is_none() {
             first = Some(at);
             if last {
-                return at;
+                return (at, first_backslash < at);
             }
         }
         if has_prefix(&line[at + 1..], rest) {
-            return at;
+            return (at, first_backslash < at);
         }
     }
-    first.unwrap_or(line.len())
+    let end = first.unwrap_or(line.len());
+    (end, first_backslash < end)
 }
 
 /// Undo Apache/nginx escaping in a logged value: `\"`, `\\`, `\xHH`.
@@ -487,19 +495,19 @@ impl LineFormat for TemplateFormat {
                 }
                 Item::Field { field, quoted } => {
                     let next_lit = &plan.next_lit[..];
-                    let end = if *quoted {
+                    let (end, escaped) = if *quoted {
                         quoted_end(b, pos, &plan.rest, plan.first_quote_ends)
                     } else if next_lit.is_empty() {
-                        find_byte(b' ', b, pos).unwrap_or(b.len())
+                        (find_byte(b' ', b, pos).unwrap_or(b.len()), false)
                     } else {
                         match find_byte(next_lit[0], b, pos) {
-                            Some(i) => i,
+                            Some(i) => (i, false),
                             None => return Err(LineError::malformed("a field is not followed by what the format expects")),
                         }
                     };
                     let raw = &line[pos..end];
                     pos = end;
-                    let val: Cow<'a, str> = if *quoted { unescape(raw) } else { Cow::Borrowed(raw) };
+                    let val: Cow<'a, str> = if escaped { unescape(raw) } else { Cow::Borrowed(raw) };
                     self.assign(field, val, &mut rec, &mut path, &mut query)?;
                 }
             }
