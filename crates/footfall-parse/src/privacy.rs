@@ -176,7 +176,6 @@ pub fn truncate_client(client: &str, cfg: &PrivacyConfig) -> Option<String> {
 }
 
 fn net_v4(ip: Ipv4Addr, prefix: u8) -> String {
-    use std::fmt::Write;
     let mask = if prefix == 0 {
         0
     } else {
@@ -191,7 +190,7 @@ fn net_v4(ip: Ipv4Addr, prefix: u8) -> String {
         push_u8(&mut s, *b);
     }
     s.push('/');
-    let _ = write!(s, "{prefix}");
+    push_u8(&mut s, prefix);
     s
 }
 
