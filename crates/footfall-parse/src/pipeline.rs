@@ -18,7 +18,7 @@ use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::memo::Memo;
 use crate::privacy::{self, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
-use crate::referrer::{ReferrerClassifier, ReferrerInfo};
+use crate::referrer::{LandingSignal, ReferrerClassifier, ReferrerInfo};
 use crate::route::{RouteRuleConfig, RouteRules};
 use crate::ua::{UaCache, UaClassifier};
 use crate::url::{self, UrlRules, Utm};
@@ -278,6 +278,8 @@ struct TargetParts {
     site_search: Option<String>,
     utm: Utm,
     is_static: bool,
+    /// What the query says about the medium (see [`LandingSignal`]).
+    landing: LandingSignal,
     /// The event JSON of `path` to `route` ([`segment::target`]), then that
     /// of `site_search` and the UTM fields ([`segment::campaign`]) from
     /// `campaign_at` on: one allocation, read by every event.
@@ -292,6 +294,7 @@ impl TargetParts {
         route: String,
         site_search: Option<String>,
         utm: Utm,
+        landing: LandingSignal,
     ) -> Self {
         let mut json = Vec::new();
         segment::target(&mut json, &path, query.as_deref(), &route);
@@ -314,6 +317,7 @@ impl TargetParts {
             route,
             site_search,
             utm,
+            landing,
             json: json.into_boxed_slice(),
             campaign_at,
         }
@@ -545,6 +549,7 @@ impl Worker {
                 route,
                 raw_query.and_then(|q| p.url.site_search(q)),
                 raw_query.map(url::utm).unwrap_or_default(),
+                LandingSignal::of(raw_query),
             )
         });
 
@@ -640,7 +645,7 @@ impl Worker {
             None => &self.direct,
         };
         let (referrer, ref_info) = (ref_parts.referrer.as_deref(), &ref_parts.info);
-        let medium = ReferrerClassifier::landing_medium(ref_info, raw_query);
+        let medium = ReferrerClassifier::landing_medium_of(ref_info, t.landing);
         let status = rec.status.unwrap_or(0);
         let kind: Label = classify_kind(
             rec.method.as_deref(),

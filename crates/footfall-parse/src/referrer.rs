@@ -156,6 +156,35 @@ pub struct ReferrerInfo {
     pub search_terms: Option<String>,
 }
 
+/// What a landing query says about how the visitor came: an ad click id,
+/// and the kind of medium its `utm_medium` names. See
+/// [`ReferrerClassifier::landing_medium`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LandingSignal {
+    /// A non-empty ad click id (`gclid`, `fbclid`, ...) is present.
+    pub click_id: bool,
+    /// The medium `utm_medium` maps to, if any.
+    pub utm_kind: Option<Medium>,
+}
+
+impl LandingSignal {
+    /// The signal of a landing query (`None` or empty: no signal).
+    pub fn of(landing_query: Option<&str>) -> Self {
+        let Some(query) = landing_query.filter(|q| !q.is_empty()) else {
+            return LandingSignal::default();
+        };
+        LandingSignal {
+            click_id: query_pairs(query).any(|p| {
+                p.value.is_some_and(|v| !v.is_empty())
+                    && PAID_CLICK_IDS.iter().any(|id| p.name_is(id))
+            }),
+            utm_kind: query_value(query, "utm_medium")
+                .and_then(clean_text)
+                .and_then(|m| utm_medium_kind(&m)),
+        }
+    }
+}
+
 /// Ad click ids whose presence in the landing query makes the visit `paid`.
 ///
 /// Google Ads (`gclid`, `gbraid`, `wbraid`, `gclsrc`), Display & Video 360
@@ -431,16 +460,17 @@ impl ReferrerClassifier {
     /// The medium the landing query imposes on `info`, if it changes it
     /// (see [`apply_landing`](Self::apply_landing)).
     pub fn landing_medium(info: &ReferrerInfo, landing_query: Option<&str>) -> Option<Label> {
+        Self::landing_medium_of(info, LandingSignal::of(landing_query))
+    }
+
+    /// [`landing_medium`](Self::landing_medium) from the landing query's
+    /// [`LandingSignal`], worked out beforehand (it depends on the query alone,
+    /// so it can be cached with the request target).
+    pub fn landing_medium_of(info: &ReferrerInfo, signal: LandingSignal) -> Option<Label> {
         if info.medium == Medium::Internal.as_str() {
             return None;
         }
-        let query = landing_query.filter(|q| !q.is_empty())?;
-        let click_id = query_pairs(query).any(|p| {
-            p.value.is_some_and(|v| !v.is_empty()) && PAID_CLICK_IDS.iter().any(|id| p.name_is(id))
-        });
-        let utm_kind = query_value(query, "utm_medium")
-            .and_then(clean_text)
-            .and_then(|m| utm_medium_kind(&m));
+        let LandingSignal { click_id, utm_kind } = signal;
         if click_id || utm_kind == Some(Medium::Paid) {
             return Some(Medium::Paid.label());
         }
