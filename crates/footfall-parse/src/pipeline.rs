@@ -537,8 +537,8 @@ impl Worker {
 
         // Request target → path + query (secrets redacted), route, search, UTM.
         let target = rec.target.as_deref().unwrap_or("");
-        let (raw_path, raw_query) = url::split_target(target);
         let target_slot = self.targets.slot(target.as_bytes(), || {
+            let (raw_path, raw_query) = url::split_target(target);
             let path = p.url.redact_path(raw_path).into_owned();
             let route = p.routes.template(&path).into_owned();
             TargetParts::new(

@@ -545,12 +545,25 @@ fn has_prefix(b: &[u8], prefix: &[u8]) -> bool {
 /// directly, longer values with `memchr`.
 #[inline]
 fn find_byte(needle: u8, b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
     let hay = &b[from..];
     let head = hay.len().min(24);
-    if let Some(i) = hay[..head].iter().position(|&c| c == needle) {
-        return Some(from + i);
+    // Eight bytes at a time: a zero byte of `word ^ needle` is a match, and
+    // the lowest flagged byte is the first match (flags above it may be false).
+    let mut i = 0;
+    while i + 8 <= head {
+        let w = u64::from_le_bytes(hay[i..i + 8].try_into().expect("8 bytes")) ^ (ONES * u64::from(needle));
+        let found = w.wrapping_sub(ONES) & !w & HIGH;
+        if found != 0 {
+            return Some(from + i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
     }
-    memchr(needle, &hay[head..]).map(|i| from + head + i)
+    if let Some(j) = hay[i..head].iter().position(|&c| c == needle) {
+        return Some(from + i + j);
+    }
+    memchr(needle, &hay[head..]).map(|j| from + head + j)
 }
 
 /// Match a literal allowing runs of spaces where it has one at either end
@@ -665,5 +678,32 @@ impl TemplateFormat {
                 _ => None,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_byte;
+
+    #[test]
+    fn find_byte_finds_the_first_match_at_every_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut hay = vec![b'a'; len];
+                if at < len {
+                    hay[at] = b' ';
+                    // A later match must not be reported instead of the first.
+                    hay[len - 1] = b' ';
+                }
+                for from in 0..=len {
+                    let want = hay[from..].iter().position(|&c| c == b' ').map(|i| from + i);
+                    assert_eq!(find_byte(b' ', &hay, from), want, "len {len} at {at} from {from}");
+                }
+            }
+        }
+        // Bytes next to the needle's value (0x1f, 0x21) and above 0x80 are not matches.
+        let hay = [0x1fu8, 0x21, 0xa0, 0x21, 0x1f, 0xff, 0x21, 0x1f, 0x21, 0x20];
+        assert_eq!(find_byte(b' ', &hay, 0), Some(9));
+        assert_eq!(find_byte(b' ', &hay[..9], 0), None);
     }
 }
