@@ -37,7 +37,7 @@ pub fn parse_clf_time(s: &str) -> Option<DateTime<FixedOffset>> {
     }
     let day = two(&b[0..2])?;
     let mon = month(&b[3..6])?;
-    let year: i32 = std::str::from_utf8(&b[7..11]).ok()?.parse().ok()?;
+    let year = (two(&b[7..9])? * 100 + two(&b[9..11])?) as i32;
     let (h, m, sec) = (two(&b[12..14])?, two(&b[15..17])?, two(&b[18..20])?);
     let mut rest = &b[20..];
     let mut nanos = 0u32;
