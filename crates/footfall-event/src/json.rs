@@ -186,7 +186,15 @@ fn opt_str(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
 
 #[inline]
 fn push_int(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    // Small numbers (the schema version, statuses) as fixed-size appends,
+    // which compile to plain stores rather than a call to `memcpy`.
+    let d = |x: u64| b'0' + x as u8;
+    match n {
+        0..=9 => out.push(d(n)),
+        10..=99 => out.extend_from_slice(&[d(n / 10), d(n % 10)]),
+        100..=999 => out.extend_from_slice(&[d(n / 100), d(n / 10 % 10), d(n % 10)]),
+        _ => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+    }
 }
 
 /// Floats are rare (formats with a duration): serde_json writes them, so its
@@ -477,6 +485,18 @@ mod tests {
         };
         same_as_serde(&ev);
         same_as_serde(&base());
+    }
+
+    #[test]
+    fn integers_match_serde_json() {
+        for n in [0u64, 1, 9, 10, 42, 99, 100, 404, 999, 1000, 13_358, u64::MAX] {
+            same_as_serde(&VisitEvent {
+                bytes: Some(n),
+                offset: n,
+                status: u16::try_from(n).unwrap_or(599),
+                ..base()
+            });
+        }
     }
 
     #[test]

@@ -142,7 +142,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?),
         None => Box::new(io::stdout().lock()),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, out);
+    // Chunks of events (hundreds of KiB) are larger than this buffer, so
+    // BufWriter hands them to the file directly instead of copying them first.
+    let mut out = BufWriter::with_capacity(64 << 10, out);
     let mut rej_out = match &args.rejects {
         Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| {
             Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display()))
