@@ -606,7 +606,7 @@ impl Worker {
         // whether an address was logged (the cached network depends on it).
         let by_address = matches!(basis, VisitorBasis::ClientAgent(..));
         self.key.clear();
-        match (&basis, ua_token) {
+        let tokened = match (&basis, ua_token) {
             (VisitorBasis::ClientAgent(client, _), Some(token)) => {
                 self.key.push(b't');
                 self.key.extend_from_slice(&token[0].to_le_bytes());
@@ -614,18 +614,26 @@ impl Worker {
                 self.key.extend_from_slice(site.as_bytes());
                 self.key.push(0);
                 self.key.extend_from_slice(client.as_bytes());
+                true
             }
             _ => {
                 self.key.push(b'b');
                 privacy::append_visitor_basis(site, basis, &mut self.key);
+                false
             }
-        }
+        };
         self.key.push(u8::from(rec.client.is_some()));
         let (key, scratch) = (&self.key, &mut self.basis);
         let visitor_slot = self.visitors.slot(key, || {
-            privacy::visitor_basis(site, basis, scratch);
+            // An untokened key holds the hashed bytes between its tag and flag.
+            let hashed: &[u8] = if tokened {
+                privacy::visitor_basis(site, basis, scratch);
+                scratch
+            } else {
+                &key[1..key.len() - 1]
+            };
             VisitorParts::new(
-                &privacy::visitor_id_of(&day_key, scratch),
+                &privacy::visitor_id_of(&day_key, hashed),
                 // The network is a function of the address: cached with address-based ids.
                 if by_address { truncate() } else { None }.as_deref(),
             )

@@ -958,20 +958,14 @@ impl UaCache {
 
     /// Like [`get`](Self::get), borrowing the cached value (no reference counts touched).
     pub fn get_ref(&mut self, ua: &str) -> &UaInfo {
-        self.get_with_json(ua).0
+        self.lookup(ua).0
     }
 
-    /// Like [`get_ref`](Self::get_ref), with the classification's JSON
-    /// fields as [`UaInfo::write_json`] writes them, kept with it.
-    pub fn get_with_json(&mut self, ua: &str) -> (&UaInfo, &[u8]) {
-        let (info, json, _) = self.lookup(ua);
-        (info, json)
-    }
-
-    /// [`get_with_json`](Self::get_with_json) and, when the agent is stored
-    /// in the cache, a token naming it that no other agent has while this
-    /// cache lives (the same agent may get a new token after the cache is
-    /// emptied). A key for other caches, shorter than the agent itself.
+    /// [`get_ref`](Self::get_ref), with the classification's JSON fields as
+    /// [`UaInfo::write_json`] writes them (kept with it) and, when the agent
+    /// is stored in the cache, a token naming it that no other agent has
+    /// while this cache lives (the same agent may get a new token after the
+    /// cache is emptied): a key for other caches, shorter than the agent.
     pub(crate) fn lookup(&mut self, ua: &str) -> (&UaInfo, &[u8], Option<[u64; 2]>) {
         let mut missed = false;
         let classifier = &self.classifier;

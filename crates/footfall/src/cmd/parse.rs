@@ -68,8 +68,8 @@ pub struct Args {
 
 const CHUNK: usize = 1 << 18;
 
-/// Buffers handed back for reuse: chunks and their JSON output are megabytes
-/// each, and fresh ones cost page faults on every chunk.
+/// Buffers handed back for reuse: chunks and their JSON output are hundreds
+/// of KiB each, and fresh ones cost page faults on every chunk.
 #[derive(Clone)]
 struct Pool {
     tx: crossbeam_channel::Sender<Vec<u8>>,
