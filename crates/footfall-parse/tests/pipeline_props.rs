@@ -8,9 +8,14 @@ use footfall_parse::{
 };
 use proptest::prelude::*;
 
+/// The pseudonym keys every test here uses.
+fn keys() -> Arc<SecretKeys> {
+    Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap())
+}
+
 fn pipelines() -> Vec<Arc<Pipeline>> {
     let tables = Tables::embedded();
-    let keys = Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap());
+    let keys = keys();
     formats::PRESETS
         .iter()
         .map(|f| {
@@ -62,7 +67,7 @@ fn caches_and_fast_path_change_nothing() {
         ),
     ];
     let tables = Tables::embedded();
-    let keys = Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap());
+    let keys = keys();
     for (format, path) in inputs {
         let mut text = Vec::new();
         let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -121,7 +126,7 @@ fn caches_and_fast_path_change_nothing() {
 #[test]
 fn cached_json_follows_the_landing_query() {
     let tables = Tables::embedded();
-    let keys = Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap());
+    let keys = keys();
     let cfg = ParseConfig {
         format: "combined".into(),
         ..Default::default()
@@ -165,6 +170,51 @@ fn cached_json_follows_the_landing_query() {
                 String::from_utf8_lossy(&owned),
                 "round {round}: {line}"
             );
+        }
+    }
+}
+
+/// Visitor ids are the keyed hash of (site, client, agent) or of the session
+/// cookie, whichever way the worker's memo keys them: by the agent cache's
+/// token or by the whole basis (a cookie), warm or fresh.
+#[test]
+fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
+    use footfall_parse::privacy::{visitor_id, KeyProvider, VisitorBasis};
+    let tables = Tables::embedded();
+    let keys = keys();
+    let cfg = ParseConfig {
+        format: "combined".into(),
+        log_format: Some(
+            r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$cookie_sid""#
+                .into(),
+        ),
+        session_cookie: Some("sid".into()),
+        site: Some("example.org".into()),
+        ..Default::default()
+    };
+    let p = Arc::new(Pipeline::new(&cfg, &tables, keys.clone()).unwrap());
+    let src = SourceRef::from_first_line("visitors", b"first");
+    let day = chrono::NaiveDate::from_ymd_opt(2015, 5, 17).unwrap();
+    let day_key = keys.day_key(day);
+    let short_ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    let mut warm = p.worker();
+    for round in 0..2 {
+        for (ua, cookie) in [(short_ua, "-"), (short_ua, "s3ss10n"), ("curl/8.5.0", "-")] {
+            let line = format!(
+                r#"203.0.113.9 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5 "-" "{ua}" "{cookie}""#
+            );
+            let basis = if cookie == "-" {
+                VisitorBasis::ClientAgent("203.0.113.9", ua)
+            } else {
+                VisitorBasis::Cookie(cookie)
+            };
+            let want = visitor_id(&day_key, "example.org", basis);
+            for w in [&mut warm, &mut p.worker()] {
+                match w.process(&src, &mut FormatState::default(), 0, line.as_bytes()) {
+                    Outcome::Event(ev) => assert_eq!(ev.visitor_id, want, "round {round}, cookie {cookie}"),
+                    Outcome::Reject(r) => panic!("rejected: {}", r.reason),
+                }
+            }
         }
     }
 }
