@@ -33,9 +33,10 @@ impl EventRef<'_> {
         out.extend_from_slice(b"\",\"site\":");
         push_str(out, self.site);
         opt_str(out, b",\"host\":", self.host);
-        out.extend_from_slice(b",\"visitor_id\":");
-        push_str(out, self.visitor_id);
-        opt_str(out, b",\"client_net\":", self.client_net);
+        match self.pre.visitor {
+            Some(json) => out.extend_from_slice(json),
+            None => segment::visitor(out, self.visitor_id, self.client_net),
+        }
         opt_str(out, b",\"client_ip\":", self.client_ip);
         opt_str(out, b",\"method\":", self.method);
         match self.pre.target {
@@ -112,6 +113,13 @@ impl EventRef<'_> {
 /// value can be copied into every event that shares it.
 pub mod segment {
     use super::{opt_str, push_str};
+
+    /// `visitor_id` and `client_net`.
+    pub fn visitor(out: &mut Vec<u8>, visitor_id: &str, client_net: Option<&str>) {
+        out.extend_from_slice(b",\"visitor_id\":");
+        push_str(out, visitor_id);
+        opt_str(out, b",\"client_net\":", client_net);
+    }
 
     /// `path`, `query` and `route`.
     pub fn target(out: &mut Vec<u8>, path: &str, query: Option<&str>, route: &str) {

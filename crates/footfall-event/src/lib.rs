@@ -221,6 +221,8 @@ pub struct EventRef<'a> {
 /// It is a cache, not data: any two compare equal.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prerendered<'a> {
+    /// [`segment::visitor`]: `visitor_id` and `client_net`.
+    pub visitor: Option<&'a [u8]>,
     /// [`segment::target`]: `path`, `query`, `route`.
     pub target: Option<&'a [u8]>,
     /// [`segment::referrer`]: `referrer` to `search_terms`.

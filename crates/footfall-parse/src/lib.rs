@@ -35,6 +35,7 @@ pub mod referrer;
 pub mod route;
 pub mod ua;
 pub mod url;
+mod visitors;
 
 pub use formats::{FormatError, FormatState, LineFormat};
 pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker};

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{classify_kind, is_static_path};
 use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::memo::Memo;
+use crate::visitors::{self, VisitorTable};
 use crate::privacy::{self, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
 use crate::referrer::{LandingSignal, ReferrerClassifier, ReferrerInfo};
@@ -248,6 +249,7 @@ impl Pipeline {
             day: None,
             targets: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
             referrers: Memo::new(MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
+            visitor_table: VisitorTable::new(VISITOR_MEMO_ENTRIES),
             visitors: Memo::new(VISITOR_MEMO_ENTRIES, MEMO_KEY_BYTES, MEMO_KEY_LEN),
             key: Vec::new(),
             basis: Vec::new(),
@@ -382,6 +384,12 @@ impl VisitorParts {
     }
 }
 
+/// Where a line's visitor was found.
+enum Found<'a> {
+    Inline(&'a visitors::Visitor),
+    Slot(usize),
+}
+
 /// Per-thread state: the current day key and caches of what repeats in a log
 /// stream (user agents, request targets, referrers, visitor pseudonyms).
 /// Caching never changes a result: every cached value is a pure function of
@@ -393,6 +401,8 @@ pub struct Worker {
     day: Option<(NaiveDate, [u8; 32])>,
     targets: Memo<TargetParts>,
     referrers: Memo<ReferrerParts>,
+    /// Visitors with short keys, inline ([`VisitorTable`]); the others in `visitors`.
+    visitor_table: VisitorTable,
     visitors: Memo<VisitorParts>,
     /// Scratch buffer for composite memo keys and hashed input.
     key: Vec<u8>,
@@ -431,7 +441,7 @@ impl Worker {
     ) -> Result<R, Box<Reject>> {
         let line = trim_eol(line);
         let id = privacy::event_id_hex(&self.p.id_key, &src.key, offset, line, &mut self.key);
-        let event_id = std::str::from_utf8(&id).expect("hex is ASCII");
+        let event_id = id.as_str();
         if line.len() > self.p.max_line {
             return Err(self.reject(
                 src,
@@ -491,12 +501,12 @@ impl Worker {
         })
     }
 
-    /// The day key of `date`; a new day empties the visitor memo, whose ids
+    /// The day key of `date`; a new day empties the visitor memos, whose ids
     /// were keyed with the previous one. (Fields rather than `&mut self`, so
     /// the pipeline can stay borrowed meanwhile.)
     fn day_key(
         day: &mut Option<(NaiveDate, [u8; 32])>,
-        visitors: &mut Memo<VisitorParts>,
+        visitors: (&mut VisitorTable, &mut Memo<VisitorParts>),
         keys: &dyn KeyProvider,
         date: NaiveDate,
     ) -> [u8; 32] {
@@ -505,7 +515,8 @@ impl Worker {
             _ => {
                 let k = keys.day_key(date);
                 *day = Some((date, k));
-                visitors.clear();
+                visitors.0.clear();
+                visitors.1.clear();
                 k
             }
         }
@@ -579,7 +590,12 @@ impl Worker {
 
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
-        let day_key = Self::day_key(&mut self.day, &mut self.visitors, &*p.keys, ts.date_naive());
+        let day_key = Self::day_key(
+            &mut self.day,
+            (&mut self.visitor_table, &mut self.visitors),
+            &*p.keys,
+            ts.date_naive(),
+        );
         let (ua_info, ua_json, ua_token) = self.ua.lookup(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {
@@ -624,7 +640,19 @@ impl Worker {
         };
         self.key.push(u8::from(rec.client.is_some()));
         let (key, scratch) = (&self.key, &mut self.basis);
-        let visitor_slot = self.visitors.slot(key, || {
+        // Token keys of a short, plain address go inline; the table refuses
+        // the rest, which the general memo then takes.
+        let inline = if tokened && key.len() <= visitors::KEY_CAP {
+            self.visitor_table.get_or_insert(key, || {
+                privacy::visitor_basis(site, basis, scratch);
+                (privacy::visitor_id_of(&day_key, scratch), truncate())
+            })
+        } else {
+            None
+        };
+        let found = match inline {
+            Some(v) => Found::Inline(v),
+            None => Found::Slot(self.visitors.slot(key, || {
             // An untokened key holds the hashed bytes between its tag and flag.
             let hashed: &[u8] = if tokened {
                 privacy::visitor_basis(site, basis, scratch);
@@ -637,7 +665,8 @@ impl Worker {
                 // The network is a function of the address: cached with address-based ids.
                 if by_address { truncate() } else { None }.as_deref(),
             )
-        });
+        })),
+        };
         let cookie_client_net = if by_address { None } else { truncate() };
         let client_ip = if p.privacy.emit_raw_ip {
             rec.client.as_deref()
@@ -646,7 +675,13 @@ impl Worker {
         };
 
         // Every memo lookup is done: borrow the results.
-        let visitor = self.visitors.get(visitor_slot);
+        let (visitor_id, visitor_net, visitor_json) = match found {
+            Found::Inline(v) => (v.id(), v.client_net(), Some(v.json())),
+            Found::Slot(slot) => {
+                let v = self.visitors.get(slot);
+                (v.id(), v.client_net(), None)
+            }
+        };
         let t = self.targets.get(target_slot);
         let ref_parts = match referrer_slot {
             Some(i) => self.referrers.get(i),
@@ -668,8 +703,8 @@ impl Worker {
             ts,
             site,
             host: host.as_deref(),
-            visitor_id: visitor.id(),
-            client_net: if by_address { visitor.client_net() } else { cookie_client_net.as_deref() },
+            visitor_id,
+            client_net: if by_address { visitor_net } else { cookie_client_net.as_deref() },
             client_ip,
             method: rec.method.as_deref(),
             path: &t.path,
@@ -703,6 +738,8 @@ impl Worker {
             source: &src.name,
             offset,
             pre: Prerendered {
+                // Inline visitors are address-based, so their JSON holds the network.
+                visitor: visitor_json,
                 target: Some(&t.json[..t.campaign_at]),
                 // The cached JSON holds the referrer's own medium.
                 referrer: medium.is_none().then_some(&*ref_parts.json),

@@ -256,8 +256,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Keyed so that the id of a known line cannot be used to test guesses of its IP.
 pub fn event_id(id_key: &[u8; 32], source_key: &[u8; 16], offset: u64, line: &[u8]) -> String {
     let mut scratch = Vec::new();
-    let id = event_id_hex(id_key, source_key, offset, line, &mut scratch);
-    std::str::from_utf8(&id).expect("hex is ASCII").to_string()
+    event_id_hex(id_key, source_key, offset, line, &mut scratch).as_str().to_string()
+}
+
+/// A 128-bit id as 32 lower-case hex digits, held inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HexId([u8; 32]);
+
+impl HexId {
+    pub fn as_str(&self) -> &str {
+        debug_assert!(self.0.iter().all(u8::is_ascii_hexdigit));
+        // SAFETY: only `hex16` builds a `HexId`, from hex digits: ASCII.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
 }
 
 /// [`event_id`] as hex bytes, using `scratch` to assemble the hashed input
@@ -269,7 +280,7 @@ pub fn event_id_hex(
     offset: u64,
     line: &[u8],
     scratch: &mut Vec<u8>,
-) -> [u8; 32] {
+) -> HexId {
     scratch.clear();
     scratch.extend_from_slice(source_key);
     scratch.extend_from_slice(&offset.to_le_bytes());
@@ -279,14 +290,14 @@ pub fn event_id_hex(
     hex16(out.as_bytes()[..16].try_into().expect("16 bytes"))
 }
 
-fn hex16(bytes: &[u8; 16]) -> [u8; 32] {
+fn hex16(bytes: &[u8; 16]) -> HexId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
     for (i, b) in bytes.iter().enumerate() {
         out[2 * i] = HEX[(b >> 4) as usize];
         out[2 * i + 1] = HEX[(b & 15) as usize];
     }
-    out
+    HexId(out)
 }
 
 /// What identifies a visitor within a day.

@@ -198,21 +198,39 @@ fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
     let day_key = keys.day_key(day);
     let short_ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
     let mut warm = p.worker();
+    // A short address goes to the inline visitor table; a long host name
+    // (a key over its bound) and a cookie go to the general memo.
+    let long_host = "a-rather-long-host-name-for-a-visitor.dsl.example-provider.net";
     for round in 0..2 {
-        for (ua, cookie) in [(short_ua, "-"), (short_ua, "s3ss10n"), ("curl/8.5.0", "-")] {
-            let line = format!(
-                r#"203.0.113.9 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5 "-" "{ua}" "{cookie}""#
-            );
-            let basis = if cookie == "-" {
-                VisitorBasis::ClientAgent("203.0.113.9", ua)
-            } else {
-                VisitorBasis::Cookie(cookie)
-            };
-            let want = visitor_id(&day_key, "example.org", basis);
-            for w in [&mut warm, &mut p.worker()] {
-                match w.process(&src, &mut FormatState::default(), 0, line.as_bytes()) {
-                    Outcome::Event(ev) => assert_eq!(ev.visitor_id, want, "round {round}, cookie {cookie}"),
-                    Outcome::Reject(r) => panic!("rejected: {}", r.reason),
+        for client in ["203.0.113.9", long_host] {
+            for (ua, cookie) in [(short_ua, "-"), (short_ua, "s3ss10n"), ("curl/8.5.0", "-")] {
+                let line = format!(
+                    r#"{client} - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5 "-" "{ua}" "{cookie}""#
+                );
+                let basis = if cookie == "-" {
+                    VisitorBasis::ClientAgent(client, ua)
+                } else {
+                    VisitorBasis::Cookie(cookie)
+                };
+                let want = visitor_id(&day_key, "example.org", basis);
+                let net = if client == long_host { "*.example-provider.net" } else { "203.0.113.0/24" };
+                for w in [&mut warm, &mut p.worker()] {
+                    let ev = match w.process(&src, &mut FormatState::default(), 0, line.as_bytes()) {
+                        Outcome::Event(ev) => ev,
+                        Outcome::Reject(r) => panic!("rejected: {}", r.reason),
+                    };
+                    let at = format!("round {round}, {client}, cookie {cookie}");
+                    assert_eq!(ev.visitor_id, want, "{at}");
+                    assert_eq!(ev.client_net.as_deref(), Some(net), "{at}");
+                    // The borrowed event (cached JSON groups) writes the same bytes.
+                    let mut owned = Vec::new();
+                    ev.write_json_line(&mut owned);
+                    let mut fast = Vec::new();
+                    w.process_with(&src, &mut FormatState::default(), 0, line.as_bytes(), |e| {
+                        e.write_json_line(&mut fast)
+                    })
+                    .unwrap();
+                    assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(owned).unwrap(), "{at}");
                 }
             }
         }

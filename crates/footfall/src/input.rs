@@ -47,7 +47,9 @@ pub fn open(path: &str) -> anyhow::Result<Input> {
         let size = f.metadata().ok().map(|m| m.len());
         (path.to_string(), Box::new(f), size)
     };
-    let mut buffered = BufReader::with_capacity(1 << 20, Counting { inner: raw, count: Arc::clone(&consumed) });
+    // Smaller than a parse chunk, so once the sniffed head is consumed the
+    // chunk reads bypass this buffer and go straight into the chunk.
+    let mut buffered = BufReader::with_capacity(64 << 10, Counting { inner: raw, count: Arc::clone(&consumed) });
     let head = buffered.fill_buf().with_context(|| format!("reading {name}"))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn Read + Send> =

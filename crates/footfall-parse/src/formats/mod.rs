@@ -25,6 +25,7 @@ pub trait LineFormat: Send + Sync + std::fmt::Debug {
 }
 
 pub mod aws;
+mod clf;
 pub mod json;
 pub mod squid;
 pub mod template;

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use footfall_event::RejectKind;
 use memchr::{memchr, memchr2_iter};
 
+use super::clf::{self, Shape};
 use super::time::{parse_clf_time, parse_epoch, parse_iso8601};
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
@@ -74,6 +75,8 @@ pub struct TemplateFormat {
     items: Vec<Item>,
     /// What each item needs to know about the ones after it, worked out once.
     plans: Vec<Plan>,
+    /// The CLF layout this template is, if it is one: tried first ([`clf`]).
+    clf: Option<Shape>,
 }
 
 /// How the field at the same index in `items` ends.
@@ -293,8 +296,62 @@ impl TemplateFormat {
                 }
             })
             .collect();
-        Ok(TemplateFormat { name: name.to_string(), items, plans })
+        let clf = clf_shape(&items);
+        Ok(TemplateFormat { name: name.to_string(), items, plans, clf })
     }
+}
+
+/// The CLF layout `items` spell, if any: `[host:port ]client - user [time]
+/// "request" status bytes[ "referrer" "user agent"]`, as both the nginx and
+/// the Apache presets compile (`%l` is the literal `-` in neither, so Apache's
+/// `%h %l %u` is not one of them).
+fn clf_shape(items: &[Item]) -> Option<Shape> {
+    let field = |i: &Item, want: fn(&Field) -> bool, q: bool| {
+        matches!(i, Item::Field { field, quoted } if want(field) && *quoted == q)
+    };
+    let lit = |i: &Item, l: &[u8]| matches!(i, Item::Literal(x) if x == l);
+    let (vhost, rest) = match items {
+        [h, c, p, s, rest @ ..]
+            if field(h, |f| *f == Field::Host, false)
+                && lit(c, b":")
+                && field(p, |f| *f == Field::Ignore, false)
+                && lit(s, b" ") =>
+        {
+            (true, rest)
+        }
+        _ => (false, items),
+    };
+    let (common, tail) = rest.split_at_checked(11)?;
+    let wants: [&dyn Fn(&Item) -> bool; 11] = [
+        &|i| field(i, |f| *f == Field::Client, false),
+        &|i| lit(i, b" - "),
+        &|i| field(i, |f| *f == Field::User, false),
+        &|i| lit(i, b" ["),
+        &|i| field(i, |f| *f == Field::TimeClf, false),
+        &|i| lit(i, b"] \""),
+        &|i| field(i, |f| *f == Field::Request, true),
+        &|i| lit(i, b"\" "),
+        &|i| field(i, |f| *f == Field::Status, false),
+        &|i| lit(i, b" "),
+        &|i| field(i, |f| matches!(f, Field::Bytes | Field::BytesClf), false),
+    ];
+    if !common.iter().zip(wants).all(|(i, want)| want(i)) {
+        return None;
+    }
+    let combined = match tail {
+        [] => false,
+        [a, r, b, u, c]
+            if lit(a, b" \"")
+                && field(r, |f| *f == Field::Referrer, true)
+                && lit(b, b"\" \"")
+                && field(u, |f| *f == Field::UserAgent, true)
+                && lit(c, b"\"") =>
+        {
+            true
+        }
+        _ => return None,
+    };
+    Some(Shape { vhost, combined })
 }
 
 fn push_field(items: &mut Vec<Item>, lit: &mut Vec<u8>, field: Field) -> Result<(), TemplateError> {
@@ -401,6 +458,7 @@ fn hex(b: Option<&u8>) -> Option<u8> {
 }
 
 /// Split a request line `METHOD target PROTOCOL` (protocol optional).
+#[inline]
 pub(crate) fn split_request<'a>(req: Cow<'a, str>, rec: &mut RawRecord<'a>) {
     let s: &str = &req;
     let trimmed = s.trim();
@@ -428,6 +486,7 @@ pub(crate) fn split_request<'a>(req: Cow<'a, str>, rec: &mut RawRecord<'a>) {
 }
 
 /// Re-borrow a sub-slice of a Cow with the Cow's lifetime when it is borrowed.
+#[inline]
 fn to_cow<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
     match whole {
         Cow::Borrowed(w) => {
@@ -476,6 +535,16 @@ impl LineFormat for TemplateFormat {
     }
 
     fn parse<'a>(&self, line: &'a str, _state: &mut FormatState) -> LineResult<'a> {
+        if let Some(rec) = self.clf.and_then(|shape| clf::parse(shape, line)) {
+            return Ok(rec);
+        }
+        self.parse_template(line)
+    }
+}
+
+impl TemplateFormat {
+    /// The general parser: walks the template's items over the line.
+    fn parse_template<'a>(&self, line: &'a str) -> LineResult<'a> {
         if line.trim().is_empty() {
             return Err(LineError::new(RejectKind::Empty, "empty line"));
         }
@@ -544,7 +613,7 @@ fn has_prefix(b: &[u8], prefix: &[u8]) -> bool {
 /// short (an address, a status, a byte count): the first bytes are scanned
 /// directly, longer values with `memchr`.
 #[inline]
-fn find_byte(needle: u8, b: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find_byte(needle: u8, b: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let hay = &b[from..];
@@ -683,7 +752,81 @@ impl TemplateFormat {
 
 #[cfg(test)]
 mod tests {
-    use super::find_byte;
+    use std::io::Read;
+
+    use super::{clf, find_byte, TemplateFormat};
+    use super::{COMBINED, COMMON, VCOMBINED, VCOMMON};
+
+    fn fixture_lines() -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data");
+        let mut lines = Vec::new();
+        for f in [
+            "elastic-apache-logs/apache_logs.gz",
+            "secrepo-selflogs/access-2018-12-15.log.gz",
+            "secrepo-selflogs/access.log.2022-12-22.gz",
+        ] {
+            let mut data = Vec::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(format!("{dir}/{f}")).unwrap())
+                .read_to_end(&mut data)
+                .unwrap();
+            lines.extend(String::from_utf8_lossy(&data).lines().map(str::to_string));
+        }
+        lines
+    }
+
+    /// Variants a fast path could get wrong: padding, escapes, stray quotes
+    /// and brackets, dashes, cut-off lines, a trailing field.
+    fn variants(line: &str, seed: usize) -> Vec<String> {
+        let b = line.as_bytes();
+        let mut out = vec![line.to_string(), format!("{line} extra \"x\"")];
+        for k in 0..12 {
+            let at = (seed * 7919 + k * 104_729) % b.len().max(1);
+            let mut v = b.to_vec();
+            v.insert(at, [b' ', b'"', b'\\', b'[', b']', b'-'][k % 6]);
+            out.push(String::from_utf8_lossy(&v).into_owned());
+            out.push(String::from_utf8_lossy(&b[..at]).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_template_parser() {
+        let lines = fixture_lines();
+        assert!(lines.len() > 10_000);
+        for (name, template, prefix) in [
+            ("combined", COMBINED, ""),
+            ("common", COMMON, ""),
+            ("vcombined", VCOMBINED, "www.example.org:443 "),
+            ("vcommon", VCOMMON, "-:80 "),
+        ] {
+            let f = TemplateFormat::nginx(name, template).unwrap();
+            let shape = f.clf.expect("a CLF layout");
+            let (mut taken, mut total) = (0usize, 0usize);
+            for (i, line) in lines.iter().enumerate() {
+                for v in variants(&format!("{prefix}{line}"), i) {
+                    total += 1;
+                    if let Some(fast) = clf::parse(shape, &v) {
+                        taken += 1;
+                        assert_eq!(Ok(fast), f.parse_template(&v), "{name}: {v:?}");
+                    }
+                }
+            }
+            // Most variants are still well-formed: the comparison is not vacuous.
+            assert!(taken * 4 > total, "{name}: fast path took {taken} of {total}");
+        }
+    }
+
+    #[test]
+    fn clf_layouts_are_recognised() {
+        let shape = |t: &str| TemplateFormat::nginx("t", t).unwrap().clf;
+        assert_eq!(shape(COMBINED), Some(clf::Shape { vhost: false, combined: true }));
+        assert_eq!(shape(VCOMMON), Some(clf::Shape { vhost: true, combined: false }));
+        let apache = r#"%h - %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
+        let apache = TemplateFormat::apache("a", apache).unwrap();
+        assert_eq!(apache.clf, Some(clf::Shape { vhost: false, combined: true }));
+        assert_eq!(shape(super::TRAEFIK_CLF), None, "fields after the user agent");
+        assert_eq!(shape(r#"$remote_addr [$time_local] "$request" $status"#), None);
+    }
 
     #[test]
     fn find_byte_finds_the_first_match_at_every_position() {
