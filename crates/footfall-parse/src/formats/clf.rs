@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use memchr::memchr2;
 
 use super::template::{find_byte, parse_status, split_request};
-use super::time::parse_clf_time;
+use super::time::{parse_clf_time_with, ClfDay};
 use crate::record::{dash_none, RawRecord};
 
 /// Which of the CLF layouts a template is.
@@ -53,7 +53,7 @@ fn starts_with<const N: usize>(b: &[u8], prefix: [u8; N]) -> bool {
 
 /// Parse one line of the given layout, or `None` when it is not plainly in
 /// that layout (see the module docs).
-pub(crate) fn parse(shape: Shape, line: &str) -> Option<RawRecord<'_>> {
+pub(crate) fn parse<'a>(shape: Shape, line: &'a str, day: &mut ClfDay) -> Option<RawRecord<'a>> {
     let b = line.as_bytes();
     let mut rec = RawRecord::default();
     let mut pos = 0;
@@ -78,7 +78,7 @@ pub(crate) fn parse(shape: Shape, line: &str) -> Option<RawRecord<'_>> {
     pos = end + 2;
     let end = find_byte(b']', b, pos)?;
     let time = line[pos..end].trim_start_matches('[');
-    rec.ts = Some(parse_clf_time(time)?);
+    rec.ts = Some(parse_clf_time_with(time, day)?);
     if !starts_with(&b[end..], *b"] \"") {
         return None;
     }

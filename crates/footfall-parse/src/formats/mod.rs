@@ -13,6 +13,8 @@ use crate::record::LineResult;
 pub struct FormatState {
     /// Field names from the latest `#Fields:` header, for W3C-style formats.
     pub fields: Option<std::sync::Arc<[String]>>,
+    /// The day of the last CLF time (see [`time::ClfDay`]).
+    pub(crate) clf_day: time::ClfDay,
 }
 
 /// One log format. Implementations are pure and `Sync`; per-source state lives in [`FormatState`].

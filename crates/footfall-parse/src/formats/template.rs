@@ -534,8 +534,8 @@ impl LineFormat for TemplateFormat {
         &self.name
     }
 
-    fn parse<'a>(&self, line: &'a str, _state: &mut FormatState) -> LineResult<'a> {
-        if let Some(rec) = self.clf.and_then(|shape| clf::parse(shape, line)) {
+    fn parse<'a>(&self, line: &'a str, state: &mut FormatState) -> LineResult<'a> {
+        if let Some(rec) = self.clf.and_then(|shape| clf::parse(shape, line, &mut state.clf_day)) {
             return Ok(rec);
         }
         self.parse_template(line)
@@ -802,10 +802,11 @@ mod tests {
             let f = TemplateFormat::nginx(name, template).unwrap();
             let shape = f.clf.expect("a CLF layout");
             let (mut taken, mut total) = (0usize, 0usize);
+            let mut day = super::super::time::ClfDay::default();
             for (i, line) in lines.iter().enumerate() {
                 for v in variants(&format!("{prefix}{line}"), i) {
                     total += 1;
-                    if let Some(fast) = clf::parse(shape, &v) {
+                    if let Some(fast) = clf::parse(shape, &v, &mut day) {
                         taken += 1;
                         assert_eq!(Ok(fast), f.parse_template(&v), "{name}: {v:?}");
                     }

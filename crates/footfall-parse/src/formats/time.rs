@@ -1,6 +1,6 @@
 //! Timestamp parsing shared by the formats.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
 fn two(b: &[u8]) -> Option<u32> {
     if b.len() == 2 && b[0].is_ascii_digit() && b[1].is_ascii_digit() {
@@ -62,6 +62,51 @@ pub fn parse_clf_time(s: &str) -> Option<DateTime<FixedOffset>> {
     offset.from_local_datetime(&naive).single()
 }
 
+/// The day of the last CLF time a source carried, with its offset: a log's
+/// lines share both for hours, so [`parse_clf_time_with`] works out only the
+/// time of day for the next ones.
+#[derive(Debug, Clone, Default)]
+pub struct ClfDay {
+    /// `dd/Mon/yyyy` and ` +zzzz` as written.
+    key: [u8; 17],
+    day: Option<(NaiveDate, FixedOffset)>,
+}
+
+/// [`parse_clf_time`], with the day and offset taken from `last` when the
+/// time has the usual form (`dd/Mon/yyyy:HH:MM:SS +zzzz`) and they are the
+/// ones written there before. Always the same result as [`parse_clf_time`].
+pub fn parse_clf_time_with(s: &str, last: &mut ClfDay) -> Option<DateTime<FixedOffset>> {
+    let b = s.as_bytes();
+    if b.len() != 26 || b[20] != b' ' {
+        return parse_clf_time(s);
+    }
+    let mut key = [0u8; 17];
+    key[..11].copy_from_slice(&b[..11]);
+    key[11..].copy_from_slice(&b[20..]);
+    let (date, offset) = match last.day {
+        Some(day) if last.key == key => day,
+        _ => {
+            let t = parse_clf_time(s)?;
+            *last = ClfDay { key, day: Some((t.date_naive(), *t.offset())) };
+            return Some(t);
+        }
+    };
+    if b[11] != b':' || b[14] != b':' || b[17] != b':' {
+        return parse_clf_time(s);
+    }
+    let (h, m, sec) = (two(&b[12..14])?, two(&b[15..17])?, two(&b[18..20])?);
+    if h > 23 || m > 59 || sec > 59 {
+        return parse_clf_time(s);
+    }
+    // The UTC time of day; a time whose UTC day is another goes the long way.
+    let utc = (h * 3600 + m * 60 + sec) as i32 - offset.local_minus_utc();
+    if !(0..86_400).contains(&utc) {
+        return parse_clf_time(s);
+    }
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(utc as u32, 0)?;
+    Some(DateTime::from_naive_utc_and_offset(NaiveDateTime::new(date, time), offset))
+}
+
 /// RFC 3339 / ISO 8601 (`2019-03-11T10:20:30+01:00`, `...Z`, with or without a
 /// fraction); a time without an offset is taken as UTC.
 pub fn parse_iso8601(s: &str) -> Option<DateTime<FixedOffset>> {
@@ -116,6 +161,31 @@ mod tests {
         for (name, input, want) in cases {
             let got = parse_clf_time(input).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
             assert_eq!(got.as_deref(), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_day_cache_changes_no_result() {
+        // Times around midnight in several offsets, across days, months and
+        // a leap day, in an order that switches the cached day back and
+        // forth, plus malformed ones.
+        let mut inputs = Vec::new();
+        for day in ["28/Feb/2024", "29/Feb/2024", "01/Mar/2024", "31/Dec/2023", "01/Jan/2024", "30/Feb/2024"] {
+            for off in [" +0000", " -0700", " +0530", " +1400", " -1200", " +00x0"] {
+                for hms in ["00:00:00", "05:29:59", "05:30:00", "06:59:59", "11:59:59", "12:00:00", "16:59:59",
+                    "17:00:00", "23:59:59", "24:00:00", "12:60:00", "12:00:60", "1a:00:00", "12-00:00"] {
+                    inputs.push(format!("{day}:{hms}{off}"));
+                }
+            }
+        }
+        inputs.push("17/May/2015:10:05:03.250 +0000".into());
+        inputs.push("17/May/2015:10:05:03".into());
+        let mut last = ClfDay::default();
+        for round in 0..3 {
+            for (i, s) in inputs.iter().enumerate() {
+                let s = if round == 2 { &inputs[(i * 37) % inputs.len()] } else { s };
+                assert_eq!(parse_clf_time_with(s, &mut last), parse_clf_time(s), "{s}");
+            }
         }
     }
 
