@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{classify_kind, is_static_path};
 use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::memo::Memo;
-use crate::visitors::{self, VisitorTable};
 use crate::privacy::{self, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
 use crate::referrer::{LandingSignal, ReferrerClassifier, ReferrerInfo};
 use crate::route::{RouteRuleConfig, RouteRules};
 use crate::ua::{UaCache, UaClassifier};
 use crate::url::{self, UrlRules, Utm};
+use crate::visitors::{self, VisitorTable};
 
 /// Identity of a log source, used in `event_id` so a re-read of the same line
 /// gets the same id. `name` is what events show in `source` (a path, `stdin`);
@@ -653,19 +653,19 @@ impl Worker {
         let found = match inline {
             Some(v) => Found::Inline(v),
             None => Found::Slot(self.visitors.slot(key, || {
-            // An untokened key holds the hashed bytes between its tag and flag.
-            let hashed: &[u8] = if tokened {
-                privacy::visitor_basis(site, basis, scratch);
-                scratch
-            } else {
-                &key[1..key.len() - 1]
-            };
-            VisitorParts::new(
-                &privacy::visitor_id_of(&day_key, hashed),
-                // The network is a function of the address: cached with address-based ids.
-                if by_address { truncate() } else { None }.as_deref(),
-            )
-        })),
+                // An untokened key holds the hashed bytes between its tag and flag.
+                let hashed: &[u8] = if tokened {
+                    privacy::visitor_basis(site, basis, scratch);
+                    scratch
+                } else {
+                    &key[1..key.len() - 1]
+                };
+                VisitorParts::new(
+                    &privacy::visitor_id_of(&day_key, hashed),
+                    // The network is a function of the address: cached with address-based ids.
+                    if by_address { truncate() } else { None }.as_deref(),
+                )
+            })),
         };
         let cookie_client_net = if by_address { None } else { truncate() };
         let client_ip = if p.privacy.emit_raw_ip {
@@ -704,7 +704,11 @@ impl Worker {
             site,
             host: host.as_deref(),
             visitor_id,
-            client_net: if by_address { visitor_net } else { cookie_client_net.as_deref() },
+            client_net: if by_address {
+                visitor_net
+            } else {
+                cookie_client_net.as_deref()
+            },
             client_ip,
             method: rec.method.as_deref(),
             path: &t.path,

@@ -52,7 +52,10 @@ impl Visitor {
     /// `None` when the JSON would not be the id and the network verbatim,
     /// or would not fit.
     fn new(id: &str, client_net: Option<&str>) -> Option<Visitor> {
-        let clean = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        let clean = |s: &str| {
+            s.bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        };
         if !clean(id) || !client_net.is_none_or(clean) {
             return None;
         }
@@ -124,7 +127,10 @@ impl VisitorTable {
         if key.len() > KEY_CAP {
             return None;
         }
-        let mut k = Key { len: key.len() as u8, bytes: [0; KEY_CAP] };
+        let mut k = Key {
+            len: key.len() as u8,
+            bytes: [0; KEY_CAP],
+        };
         k.bytes[..key.len()].copy_from_slice(key);
         if self.map.len() >= self.max_entries && !self.map.contains_key(&k) {
             self.map.clear();
@@ -151,7 +157,9 @@ mod tests {
     fn keeps_id_and_network_and_their_json() {
         let mut t = VisitorTable::new(4);
         let v = t
-            .get_or_insert(b"k1", || ("0123456789abcdef".into(), Some("192.0.2.0/24".into())))
+            .get_or_insert(b"k1", || {
+                ("0123456789abcdef".into(), Some("192.0.2.0/24".into()))
+            })
             .expect("fits");
         assert_eq!(v.id(), "0123456789abcdef");
         assert_eq!(v.client_net(), Some("192.0.2.0/24"));
@@ -159,9 +167,13 @@ mod tests {
             v.json(),
             br#","visitor_id":"0123456789abcdef","client_net":"192.0.2.0/24""#
         );
-        let v = t.get_or_insert(b"k1", || unreachable!("cached")).expect("hit");
+        let v = t
+            .get_or_insert(b"k1", || unreachable!("cached"))
+            .expect("hit");
         assert_eq!(v.id(), "0123456789abcdef");
-        let v = t.get_or_insert(b"k2", || ("fedcba9876543210".into(), None)).expect("fits");
+        let v = t
+            .get_or_insert(b"k2", || ("fedcba9876543210".into(), None))
+            .expect("fits");
         assert_eq!((v.id(), v.client_net()), ("fedcba9876543210", None));
         assert_eq!(v.json(), br#","visitor_id":"fedcba9876543210""#);
     }
@@ -170,22 +182,36 @@ mod tests {
     fn refuses_what_does_not_fit_inline() {
         let mut t = VisitorTable::new(4);
         let long = [b'x'; KEY_CAP + 1];
-        assert!(t.get_or_insert(&long, || unreachable!("not derived")).is_none());
-        assert!(t.get_or_insert(&long[..KEY_CAP], || ("ab".into(), None)).is_some());
+        assert!(t
+            .get_or_insert(&long, || unreachable!("not derived"))
+            .is_none());
+        assert!(t
+            .get_or_insert(&long[..KEY_CAP], || ("ab".into(), None))
+            .is_some());
         let quoted = Some("*.a\"b.example".to_string());
         assert!(t.get_or_insert(b"q", || ("ab".into(), quoted)).is_none());
-        assert!(t.get_or_insert(b"q", || ("ab".into(), None)).is_some(), "nothing was stored");
+        assert!(
+            t.get_or_insert(b"q", || ("ab".into(), None)).is_some(),
+            "nothing was stored"
+        );
         let widest = "x".repeat(65);
-        assert!(t.get_or_insert(b"w", || ("0123456789abcdef".into(), Some(widest))).is_some());
+        assert!(t
+            .get_or_insert(b"w", || ("0123456789abcdef".into(), Some(widest)))
+            .is_some());
     }
 
     #[test]
     fn keys_differing_only_in_padding_do_not_collide() {
         let mut t = VisitorTable::new(8);
         t.get_or_insert(b"a", || ("1".into(), None));
-        let v = t.get_or_insert(b"a\0", || ("2".into(), None)).expect("fits");
+        let v = t
+            .get_or_insert(b"a\0", || ("2".into(), None))
+            .expect("fits");
         assert_eq!(v.id(), "2");
-        assert_eq!(t.get_or_insert(b"a", || unreachable!()).expect("hit").id(), "1");
+        assert_eq!(
+            t.get_or_insert(b"a", || unreachable!()).expect("hit").id(),
+            "1"
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ fn quoted<const N: usize>(b: &[u8], from: usize, after: [u8; N]) -> Option<usize
 /// comparing these few bytes.
 #[inline]
 fn starts_with<const N: usize>(b: &[u8], prefix: [u8; N]) -> bool {
-    b.get(..N).is_some_and(|head| head.iter().zip(prefix).all(|(x, y)| *x == y))
+    b.get(..N)
+        .is_some_and(|head| head.iter().zip(prefix).all(|(x, y)| *x == y))
 }
 
 /// Parse one line of the given layout, or `None` when it is not plainly in
