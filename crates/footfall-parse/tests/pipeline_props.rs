@@ -3,14 +3,31 @@
 
 use std::sync::Arc;
 
+use footfall_event::VisitEvent;
 use footfall_parse::{
-    formats, FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables,
+    formats, FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables, Worker,
 };
 use proptest::prelude::*;
 
 /// The pseudonym keys every test here uses.
 fn keys() -> Arc<SecretKeys> {
     Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap())
+}
+
+/// The JSON line of the event `w` makes of `line` on its borrowed fast path
+/// (cached JSON groups), or `None` for a reject.
+fn borrowed_json(w: &mut Worker, src: &SourceRef, offset: u64, line: &[u8]) -> Option<String> {
+    let mut out = Vec::new();
+    w.process_with(src, &mut FormatState::default(), offset, line, |ev| ev.write_json_line(&mut out))
+        .ok()?;
+    Some(String::from_utf8(out).expect("event JSON is UTF-8"))
+}
+
+/// The JSON line of an owned event, written from its own fields.
+fn owned_json(ev: &VisitEvent) -> String {
+    let mut out = Vec::new();
+    ev.write_json_line(&mut out);
+    String::from_utf8(out).expect("event JSON is UTF-8")
 }
 
 fn pipelines() -> Vec<Arc<Pipeline>> {
@@ -97,19 +114,9 @@ fn caches_and_fast_path_change_nothing() {
                     "{}: pass {pass}, line at {offset}",
                     path.display()
                 );
-                let mut fast = Vec::new();
-                let written =
-                    warm.process_with(&src, &mut FormatState::default(), offset, line, |ev| {
-                        ev.write_json_line(&mut fast)
-                    });
+                let fast = borrowed_json(&mut warm, &src, offset, line);
                 if let Outcome::Event(ev) = &fresh {
-                    assert!(written.is_ok());
-                    let mut owned = Vec::new();
-                    ev.write_json_line(&mut owned);
-                    assert_eq!(
-                        String::from_utf8_lossy(&fast),
-                        String::from_utf8_lossy(&owned)
-                    );
+                    assert_eq!(fast, Some(owned_json(ev)));
                     events += 1;
                 }
                 offset += line.len() as u64 + 1;
@@ -158,16 +165,9 @@ fn cached_json_follows_the_landing_query() {
                 panic!("{line}: rejected")
             };
             assert_eq!(ev.referrer_medium, *medium, "{line}");
-            let mut owned = Vec::new();
-            ev.write_json_line(&mut owned);
-            let mut fast = Vec::new();
-            warm.process_with(&src, &mut FormatState::default(), 0, line.as_bytes(), |ev| {
-                ev.write_json_line(&mut fast)
-            })
-            .unwrap();
             assert_eq!(
-                String::from_utf8_lossy(&fast),
-                String::from_utf8_lossy(&owned),
+                borrowed_json(&mut warm, &src, 0, line.as_bytes()),
+                Some(owned_json(&ev)),
                 "round {round}: {line}"
             );
         }
@@ -223,14 +223,7 @@ fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
                     assert_eq!(ev.visitor_id, want, "{at}");
                     assert_eq!(ev.client_net.as_deref(), Some(net), "{at}");
                     // The borrowed event (cached JSON groups) writes the same bytes.
-                    let mut owned = Vec::new();
-                    ev.write_json_line(&mut owned);
-                    let mut fast = Vec::new();
-                    w.process_with(&src, &mut FormatState::default(), 0, line.as_bytes(), |e| {
-                        e.write_json_line(&mut fast)
-                    })
-                    .unwrap();
-                    assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(owned).unwrap(), "{at}");
+                    assert_eq!(borrowed_json(w, &src, 0, line.as_bytes()), Some(owned_json(&ev)), "{at}");
                 }
             }
         }
