@@ -43,7 +43,7 @@ cargo build --release -p footfall -q
 
 say "generating $LINES lines"
 python3 deploy/bench/genlog.py --lines "$LINES" > "$WORK/access.log"
-head -c 32 /dev/urandom | base64 > "$WORK/key"
+"$FF" keys --keyring "$WORK/keyring" init
 BYTES=$(stat -c %s "$WORK/access.log")
 
 # run NAME CMD...: RUNS times; prints "seconds peak_kb" of the median run.
@@ -75,8 +75,8 @@ say "parse: goaccess vs footfall (interleaved rounds)"
 : > "$WORK/times.goaccess"; : > "$WORK/times.parse1"; : > "$WORK/times.parse2"
 for _ in $(seq "$RUNS"); do
     once goaccess goaccess "$WORK/access.log" --log-format=COMBINED --no-global-config -o "$WORK/ga.json"
-    once parse1 "$FF" parse --format combined --key-file "$WORK/key" -j 1 -o /dev/null "$WORK/access.log"
-    once parse2 "$FF" parse --format combined --key-file "$WORK/key" -j 2 -o /dev/null "$WORK/access.log"
+    once parse1 "$FF" parse --format combined --keyring "$WORK/keyring" -j 1 -o /dev/null "$WORK/access.log"
+    once parse2 "$FF" parse --format combined --keyring "$WORK/keyring" -j 2 -o /dev/null "$WORK/access.log"
 done
 read -r GA_S GA_KB < <(median goaccess)
 read -r FF1_S FF1_KB < <(median parse1)
@@ -94,7 +94,7 @@ read -r KC_S KC_KB < <(measure kcat kcat -b "$BROKERS" -P -t "bench.kcat.$RUN_ID
 ING_TOPIC="bench.ingest.$RUN_ID"
 "$FF" topics --brokers "$BROKERS" --topic "$ING_TOPIC" --dlq-topic "$ING_TOPIC.dlq" > /dev/null
 ingest_once() {
-    FOOTFALL_KEY_FILE="$WORK/key" "$FF" ingest --brokers "$BROKERS" --topic "$ING_TOPIC" --dead-letter-topic "$ING_TOPIC.dlq" \
+    FOOTFALL_KEYRING="$WORK/keyring" "$FF" ingest --brokers "$BROKERS" --topic "$ING_TOPIC" --dead-letter-topic "$ING_TOPIC.dlq" \
         --format combined --state-dir "$WORK/state" --http-listen off - < "$WORK/access.log"
 }
 export -f ingest_once

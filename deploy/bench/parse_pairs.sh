@@ -38,7 +38,7 @@ if [[ -z "$INPUT" ]]; then
     INPUT="$WORK/access.log"
     python3 deploy/bench/genlog.py --lines "$LINES" > "$INPUT"
 fi
-head -c 32 /dev/urandom | base64 > "$WORK/key"
+"$FF" keys --keyring "$WORK/keyring" init
 
 # seconds CMD...: wall time of one run.
 seconds() {
@@ -49,8 +49,8 @@ seconds() {
 : > "$WORK/rounds"
 for round in $(seq "$ROUNDS"); do
     ga=$(seconds goaccess "$INPUT" --log-format=COMBINED --no-global-config -o "$WORK/ga.json")
-    j1=$(seconds "$FF" parse --format combined --key-file "$WORK/key" -j 1 -o /dev/null "$INPUT")
-    j2=$(seconds "$FF" parse --format combined --key-file "$WORK/key" -j 2 -o /dev/null "$INPUT")
+    j1=$(seconds "$FF" parse --format combined --keyring "$WORK/keyring" -j 1 -o /dev/null "$INPUT")
+    j2=$(seconds "$FF" parse --format combined --keyring "$WORK/keyring" -j 2 -o /dev/null "$INPUT")
     echo "$ga $j1 $j2" >> "$WORK/rounds"
     echo "round $round/$ROUNDS: goaccess ${ga}s, footfall -j 1 ${j1}s, -j 2 ${j2}s" >&2
 done

@@ -497,7 +497,20 @@ mod tests {
 
     #[test]
     fn integers_match_serde_json() {
-        for n in [0u64, 1, 9, 10, 42, 99, 100, 404, 999, 1000, 13_358, u64::MAX] {
+        for n in [
+            0u64,
+            1,
+            9,
+            10,
+            42,
+            99,
+            100,
+            404,
+            999,
+            1000,
+            13_358,
+            u64::MAX,
+        ] {
             same_as_serde(&VisitEvent {
                 bytes: Some(n),
                 offset: n,

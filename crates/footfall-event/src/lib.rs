@@ -353,10 +353,14 @@ pub enum RejectKind {
     BadJson,
     /// The line is longer than the configured maximum.
     TooLong,
+    /// The key of the line's day has been destroyed (the keyring moved past
+    /// it), so no visitor id can be given: the line is older than the
+    /// keyring's horizon.
+    KeyDestroyed,
 }
 
 impl RejectKind {
-    pub const ALL: [RejectKind; 8] = [
+    pub const ALL: [RejectKind; 9] = [
         RejectKind::Empty,
         RejectKind::Header,
         RejectKind::Malformed,
@@ -365,6 +369,7 @@ impl RejectKind {
         RejectKind::BadNumber,
         RejectKind::BadJson,
         RejectKind::TooLong,
+        RejectKind::KeyDestroyed,
     ];
 
     /// The label used in metrics and JSON.
@@ -378,6 +383,7 @@ impl RejectKind {
             RejectKind::BadNumber => "bad_number",
             RejectKind::BadJson => "bad_json",
             RejectKind::TooLong => "too_long",
+            RejectKind::KeyDestroyed => "key_destroyed",
         }
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use footfall_kafka::KafkaConfig;
+use footfall_keys::KeysConfig;
 use footfall_parse::ParseConfig;
 use serde::{Deserialize, Deserializer};
 
@@ -24,7 +25,7 @@ pub use crate::tail::StartAt;
 
 /// Top-level tables that belong to other footfall commands sharing the file;
 /// they are left alone.
-pub const OTHER_SECTIONS: &[&str] = &["aggregate", "tail", "demo", "keys"];
+pub const OTHER_SECTIONS: &[&str] = &["aggregate", "tail", "demo"];
 
 /// Default `/metrics` listener.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9464";
@@ -46,6 +47,8 @@ struct FileConfig {
     http: HttpSection,
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    keys: KeysConfig,
     #[serde(default)]
     parse: Option<toml::Table>,
     #[serde(default, rename = "source")]
@@ -320,6 +323,8 @@ pub struct IngestConfig {
     pub probe_interval: Duration,
     /// Logging.
     pub log: LogConfig,
+    /// The keyring (`[keys]`): where it lives, how long day keys are kept.
+    pub keys: KeysConfig,
 }
 
 /// One source.
@@ -411,6 +416,8 @@ pub struct CliArgs {
     pub start_at: Option<StartAt>,
     /// `--once`: read the command-line files to their end and finish.
     pub once: bool,
+    /// `--keyring DIR` (or `FOOTFALL_KEYRING`).
+    pub keyring: Option<PathBuf>,
 }
 
 impl IngestConfig {
@@ -454,6 +461,9 @@ impl IngestConfig {
         }
         if let Some(d) = &args.state_dir {
             file.ingest.state_dir = Some(d.clone());
+        }
+        if let Some(d) = &args.keyring {
+            file.keys.dir = Some(d.clone());
         }
         if let Some(h) = &args.http_listen {
             if h == "off" {
@@ -617,6 +627,9 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
     file.kafka
         .validate()
         .map_err(|e| ConfigError::invalid("kafka", e.to_string()))?;
+    file.keys
+        .validate()
+        .map_err(|(key, why)| ConfigError::invalid(key, why))?;
     if i.dead_letters {
         let (v, d) = (
             file.kafka.topics.visits().name,
@@ -758,6 +771,7 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
         reminder_interval: i.reminder_interval,
         probe_interval: i.probe_interval,
         log: file.log,
+        keys: file.keys,
     })
 }
 
@@ -789,7 +803,13 @@ mod tests {
 
     #[test]
     fn log_filters_are_checked() {
-        for ok in ["info", "warn", "footfall_ingest=debug,info", "info,librdkafka=off", " debug "] {
+        for ok in [
+            "info",
+            "warn",
+            "footfall_ingest=debug,info",
+            "info,librdkafka=off",
+            " debug ",
+        ] {
             assert!(tracing_level_check(ok).is_ok(), "{ok}");
         }
         for bad in ["footfall_ingest=loud", "info,librdkafka=nope"] {
@@ -975,8 +995,9 @@ mod tests {
             Some("300000")
         );
         for s in &c.sources {
-            let keys: std::sync::Arc<dyn footfall_parse::KeyProvider> =
-                std::sync::Arc::new(footfall_parse::SecretKeys::ephemeral());
+            let keys: std::sync::Arc<dyn footfall_parse::KeyProvider> = std::sync::Arc::new(
+                footfall_parse::SecretKeys::from_secret(b"example config test key").unwrap(),
+            );
             crate::flow::SourceParser::new(
                 s.name_arc(),
                 &s.parse,

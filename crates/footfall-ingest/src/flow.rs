@@ -30,9 +30,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use footfall_event::RejectKind;
-use footfall_parse::{
-    FormatState, KeyProvider, ParseConfig, Pipeline, SourceRef, Tables, Worker,
-};
+use footfall_parse::{FormatState, KeyProvider, ParseConfig, Pipeline, SourceRef, Tables, Worker};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -351,13 +349,15 @@ impl ParseJob {
         for (offset, line) in batch.lines.iter() {
             let k = data.len();
             // The borrowed event goes straight into the batch buffer: key, then payload.
-            let written = self.worker.process_with(src, &mut self.state, offset, line, |ev| {
-                data.extend_from_slice(ev.visitor_id.as_bytes());
-                let p = data.len();
-                ev.write_json_line(&mut data);
-                data.pop(); // the newline
-                p
-            });
+            let written = self
+                .worker
+                .process_with(src, &mut self.state, offset, line, |ev| {
+                    data.extend_from_slice(ev.visitor_id.as_bytes());
+                    let p = data.len();
+                    ev.write_json_line(&mut data);
+                    data.pop(); // the newline
+                    p
+                });
             match written {
                 Ok(p) => {
                     events += 1;

@@ -25,7 +25,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use footfall_ingest::{CliArgs, IngestConfig};
-//! use footfall_parse::{SecretKeys, Tables};
+//! use footfall_keys::Keyring;
+//! use footfall_parse::Tables;
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,7 +37,8 @@
 //!     ..CliArgs::default()
 //! })?;
 //! let shutdown = footfall_ingest::shutdown_on_signals();
-//! let report = footfall_ingest::run(cfg, Tables::embedded(), Arc::new(SecretKeys::ephemeral()), shutdown, None).await?;
+//! let (keyring, _created) = Keyring::open_or_create(cfg.keys.dir_or(None))?;
+//! let report = footfall_ingest::run(cfg, Tables::embedded(), Arc::new(keyring), shutdown, None).await?;
 //! println!("{} events, {} rejects", report.counters.events_produced, report.counters.rejects_total);
 //! # Ok(()) }
 //! ```
@@ -111,7 +113,12 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
     let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     let result = match cfg.format {
         LogFormat::Text => builder.finish().with(filter).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).finish().with(filter).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .try_init(),
     };
     result.map_err(|e| IngestError::Internal(format!("cannot install the log subscriber: {e}")))
 }
@@ -119,9 +126,7 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
 /// A log filter such as `info` or `footfall_ingest=debug,librdkafka=off,warn`:
 /// comma-separated `target=level` directives and at most one bare default
 /// level (`RUST_LOG`'s syntax without span and field filters).
-pub fn parse_log_filter(
-    spec: &str,
-) -> Result<tracing_subscriber::filter::Targets, String> {
+pub fn parse_log_filter(spec: &str) -> Result<tracing_subscriber::filter::Targets, String> {
     spec.trim()
         .parse::<tracing_subscriber::filter::Targets>()
         .map_err(|e| format!("{spec:?}: {e}"))

@@ -147,9 +147,6 @@ pub async fn start(
             ConfigError::invalid("sources", "nothing to read: no sources configured").into(),
         );
     }
-    if keys.is_ephemeral() {
-        tracing::warn!("pseudonymisation keys are ephemeral: visitor ids will not match those of another process");
-    }
 
     // Parsers first: configuration mistakes surface before anything is opened.
     let mut parsers = Vec::new();

@@ -3,13 +3,13 @@
 //! losing a line. Uses librdkafka's mock cluster, whose broker can be taken
 //! down and up again.
 
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use footfall_event::VisitEvent;
 use footfall_ingest::{FileOptions, IngestConfig, SourceConfig, SourceKind};

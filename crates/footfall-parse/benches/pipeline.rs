@@ -5,23 +5,36 @@ use std::io::Read;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables, Worker};
+use footfall_parse::{
+    FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables, Worker,
+};
 
 /// What a JSON benchmark does with one line: (worker, state, offset, line, output).
 type PerLine<'a> = dyn Fn(&mut Worker, &mut FormatState, u64, &[u8], &mut Vec<u8>) + 'a;
 
 fn lines() -> Vec<Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/elastic-apache-logs/apache_logs.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/elastic-apache-logs/apache_logs.gz"
+    );
     let mut data = Vec::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut data).unwrap();
-    data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect()
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut data)
+        .unwrap();
+    data.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_vec())
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
     let lines = lines();
     let tables = Tables::embedded();
     let keys = Arc::new(SecretKeys::from_secret(b"benchmark secret, not for production").unwrap());
-    let cfg = ParseConfig { format: "combined".into(), ..Default::default() };
+    let cfg = ParseConfig {
+        format: "combined".into(),
+        ..Default::default()
+    };
     let p = Arc::new(Pipeline::new(&cfg, &tables, keys).unwrap());
     let src = SourceRef::from_first_line("bench", &lines[0]);
     let mut g = c.benchmark_group("pipeline");
@@ -57,7 +70,13 @@ fn bench(c: &mut Criterion) {
     let events: Vec<_> = {
         let mut w = p.worker();
         let mut state = FormatState::default();
-        lines.iter().filter_map(|l| match w.process(&src, &mut state, 0, l) { Outcome::Event(e) => Some(e), _ => None }).collect()
+        lines
+            .iter()
+            .filter_map(|l| match w.process(&src, &mut state, 0, l) {
+                Outcome::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
     };
     g.bench_function("serialize_serde_json_10k", |b| {
         let mut out = Vec::with_capacity(8 << 20);
@@ -99,7 +118,9 @@ fn bench(c: &mut Criterion) {
             let mut state = FormatState::default();
             let mut n = 0;
             for l in &lines {
-                if f.parse(std::str::from_utf8(l).unwrap_or(""), &mut state).is_ok() {
+                if f.parse(std::str::from_utf8(l).unwrap_or(""), &mut state)
+                    .is_ok()
+                {
                     n += 1;
                 }
             }

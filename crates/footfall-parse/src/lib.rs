@@ -39,6 +39,6 @@ mod visitors;
 
 pub use formats::{FormatError, FormatState, LineFormat};
 pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker};
-pub use route::RouteRuleConfig;
 pub use privacy::{KeyError, KeyProvider, PrivacyConfig, SecretKeys};
 pub use record::{LineError, RawRecord};
+pub use route::RouteRuleConfig;

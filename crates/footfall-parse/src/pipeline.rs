@@ -236,11 +236,6 @@ impl Pipeline {
         self.format.name()
     }
 
-    /// Whether pseudonyms are keyed by a secret that vanishes with the process.
-    pub fn keys_are_ephemeral(&self) -> bool {
-        self.keys.is_ephemeral()
-    }
-
     /// A worker with its own caches; one per thread.
     pub fn worker(self: &Arc<Self>) -> Worker {
         Worker {
@@ -466,7 +461,29 @@ impl Worker {
             Ok(r) => r,
             Err(e) => return Err(self.reject(src, offset, event_id, line, e.kind, e.reason)),
         };
-        Ok(self.enrich(rec, src, offset, event_id, sink))
+        let mut ts: DateTime<FixedOffset> = rec.ts.expect("formats reject lines without a time");
+        if let Some(tz) = self.p.tz {
+            ts = tz.from_utc_datetime(&ts.naive_utc()).fixed_offset();
+        }
+        let date = ts.date_naive();
+        let Some(day_key) = Self::day_key(
+            &mut self.day,
+            (&mut self.visitor_table, &mut self.visitors),
+            &*self.p.keys,
+            date,
+        ) else {
+            let reason =
+                format!("the key of {date} has been destroyed (older than the keyring's horizon)");
+            return Err(self.reject(
+                src,
+                offset,
+                event_id,
+                line,
+                RejectKind::KeyDestroyed,
+                reason.into(),
+            ));
+        };
+        Ok(self.enrich(rec, ts, day_key, src, offset, event_id, sink))
     }
 
     fn reject(
@@ -501,30 +518,33 @@ impl Worker {
         })
     }
 
-    /// The day key of `date`; a new day empties the visitor memos, whose ids
-    /// were keyed with the previous one. (Fields rather than `&mut self`, so
-    /// the pipeline can stay borrowed meanwhile.)
+    /// The day key of `date` (`None` when destroyed); a new day empties the
+    /// visitor memos, whose ids were keyed with the previous one. (Fields
+    /// rather than `&mut self`, so the pipeline can stay borrowed meanwhile.)
     fn day_key(
         day: &mut Option<(NaiveDate, [u8; 32])>,
         visitors: (&mut VisitorTable, &mut Memo<VisitorParts>),
         keys: &dyn KeyProvider,
         date: NaiveDate,
-    ) -> [u8; 32] {
+    ) -> Option<[u8; 32]> {
         match *day {
-            Some((d, k)) if d == date => k,
+            Some((d, k)) if d == date => Some(k),
             _ => {
-                let k = keys.day_key(date);
+                let k = keys.day_key(date)?;
                 *day = Some((date, k));
                 visitors.0.clear();
                 visitors.1.clear();
-                k
+                Some(k)
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn enrich<R>(
         &mut self,
         rec: RawRecord<'_>,
+        ts: DateTime<FixedOffset>,
+        day_key: [u8; 32],
         src: &SourceRef,
         offset: u64,
         event_id: &str,
@@ -533,10 +553,6 @@ impl Worker {
         // Borrowed, not cloned: an `Arc` clone per line is two atomic
         // operations on a counter every worker thread shares.
         let p: &Pipeline = &self.p;
-        let mut ts: DateTime<FixedOffset> = rec.ts.expect("formats reject lines without a time");
-        if let Some(tz) = p.tz {
-            ts = tz.from_utc_datetime(&ts.naive_utc()).fixed_offset();
-        }
         let host: Option<Cow<'_, str>> = rec.host.as_deref().map(|h| {
             if h.bytes().any(|b| b.is_ascii_uppercase()) {
                 Cow::Owned(h.to_ascii_lowercase())
@@ -590,12 +606,6 @@ impl Worker {
 
         // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
-        let day_key = Self::day_key(
-            &mut self.day,
-            (&mut self.visitor_table, &mut self.visitors),
-            &*p.keys,
-            ts.date_naive(),
-        );
         let (ua_info, ua_json, ua_token) = self.ua.lookup(ua);
         let client = rec.client.as_deref().unwrap_or("");
         let cookie = p.session_cookie.as_deref().and_then(|name| {

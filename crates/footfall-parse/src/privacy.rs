@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 use std::sync::LazyLock;
 
 use chrono::NaiveDate;
@@ -13,35 +12,26 @@ use serde::{Deserialize, Serialize};
 /// Supplies the keys behind every pseudonym.
 ///
 /// `day_key` changes every calendar day, so visitor ids do not link across
-/// days; a provider that forgets old day keys makes old ids unlinkable even to
-/// the operator. `id_key` is stable, so a re-read line gets the same `event_id`.
+/// days; a provider that destroys old day keys (footfall's keyring) answers
+/// `None` for them, which makes old ids unlinkable even to the operator.
+/// `id_key` is stable, so a re-read line gets the same `event_id`.
 pub trait KeyProvider: Send + Sync {
     /// Key for event ids (stable).
     fn id_key(&self) -> [u8; 32];
-    /// Key for visitor ids on `date`.
-    fn day_key(&self, date: NaiveDate) -> [u8; 32];
-    /// Whether the keys vanish with the process (no configured secret).
-    fn is_ephemeral(&self) -> bool {
-        false
-    }
+    /// Key for visitor ids on `date`, or `None` when that day's key has been destroyed.
+    fn day_key(&self, date: NaiveDate) -> Option<[u8; 32]>;
 }
 
-/// Keys derived from one configured secret with BLAKE3's key derivation.
+/// Keys derived from one fixed secret with BLAKE3's key derivation: nothing
+/// rotates and nothing is destroyed. For the demo's public key, tests and
+/// benchmarks; deployments use footfall's keyring (`footfall-keys`).
 pub struct SecretKeys {
     master: [u8; 32],
-    ephemeral: bool,
 }
 
-/// A secret could not be loaded.
+/// A secret could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read key file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("environment variable {0} is not set")]
-    MissingEnv(String),
     #[error("the secret is too short ({0} bytes): use at least 16 bytes of random data")]
     TooShort(usize),
 }
@@ -55,51 +45,7 @@ impl SecretKeys {
         }
         Ok(SecretKeys {
             master: blake3::derive_key("footfall master key v1", s),
-            ephemeral: false,
         })
-    }
-
-    /// Read the secret from a file.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
-        let p = path.as_ref();
-        let bytes = std::fs::read(p).map_err(|source| KeyError::Read {
-            path: p.display().to_string(),
-            source,
-        })?;
-        Self::from_secret(&bytes)
-    }
-
-    /// Read the secret from an environment variable.
-    pub fn from_env(var: &str) -> Result<Self, KeyError> {
-        let v = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.to_string()))?;
-        Self::from_secret(v.as_bytes())
-    }
-
-    /// A random secret that lives only as long as this process: ids are not
-    /// stable across runs.
-    pub fn ephemeral() -> Self {
-        let mut seed = [0u8; 32];
-        // Random state from the OS via std's hasher seeds, mixed with time and pid.
-        let mut h = blake3::Hasher::new();
-        for _ in 0..4 {
-            use std::hash::{BuildHasher, Hasher};
-            let mut s = std::collections::hash_map::RandomState::new().build_hasher();
-            s.write_u64(0);
-            h.update(&s.finish().to_le_bytes());
-        }
-        h.update(&std::process::id().to_le_bytes());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        h.update(&now.as_nanos().to_le_bytes());
-        if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
-            h.update(&b);
-        }
-        seed.copy_from_slice(h.finalize().as_bytes());
-        SecretKeys {
-            master: seed,
-            ephemeral: true,
-        }
     }
 }
 
@@ -110,15 +56,11 @@ impl KeyProvider for SecretKeys {
         *h.finalize().as_bytes()
     }
 
-    fn day_key(&self, date: NaiveDate) -> [u8; 32] {
+    fn day_key(&self, date: NaiveDate) -> Option<[u8; 32]> {
         let mut h = blake3::Hasher::new_derive_key("footfall visitor day key v1");
         h.update(&self.master);
         h.update(date.format("%Y-%m-%d").to_string().as_bytes());
-        *h.finalize().as_bytes()
-    }
-
-    fn is_ephemeral(&self) -> bool {
-        self.ephemeral
+        Some(*h.finalize().as_bytes())
     }
 }
 
@@ -126,7 +68,6 @@ impl std::fmt::Debug for SecretKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretKeys")
             .field("master", &"***")
-            .field("ephemeral", &self.ephemeral)
             .finish()
     }
 }
@@ -256,7 +197,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Keyed so that the id of a known line cannot be used to test guesses of its IP.
 pub fn event_id(id_key: &[u8; 32], source_key: &[u8; 16], offset: u64, line: &[u8]) -> String {
     let mut scratch = Vec::new();
-    event_id_hex(id_key, source_key, offset, line, &mut scratch).as_str().to_string()
+    event_id_hex(id_key, source_key, offset, line, &mut scratch)
+        .as_str()
+        .to_string()
 }
 
 /// A 128-bit id as 32 lower-case hex digits, held inline.
@@ -441,7 +384,7 @@ mod tests {
         let d2 = d1.succ_opt().unwrap();
         let v = |keys: &SecretKeys, d| {
             visitor_id(
-                &keys.day_key(d),
+                &keys.day_key(d).unwrap(),
                 "s",
                 VisitorBasis::ClientAgent("1.2.3.4", "UA"),
             )

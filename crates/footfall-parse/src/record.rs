@@ -54,7 +54,10 @@ pub struct LineError {
 
 impl LineError {
     pub fn new(kind: RejectKind, reason: impl Into<Cow<'static, str>>) -> Self {
-        LineError { kind, reason: reason.into() }
+        LineError {
+            kind,
+            reason: reason.into(),
+        }
     }
     pub fn malformed(reason: impl Into<Cow<'static, str>>) -> Self {
         Self::new(RejectKind::Malformed, reason)

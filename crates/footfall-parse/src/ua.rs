@@ -326,11 +326,13 @@ impl Crawlers {
 
     /// Compiles every pattern (see [`UaClassifier::compile_all`]).
     fn compile_all(&self) -> Result<(), UaRulesError> {
-        self.set.compile_all().map_err(|(index, source)| UaRulesError::CrawlerPattern {
-            index,
-            pattern: self.set.regexes()[index].as_str().to_owned(),
-            source,
-        })
+        self.set
+            .compile_all()
+            .map_err(|(index, source)| UaRulesError::CrawlerPattern {
+                index,
+                pattern: self.set.regexes()[index].as_str().to_owned(),
+                source,
+            })
     }
 }
 
@@ -627,7 +629,11 @@ impl UaClassifier {
         self.crawlers.compile_all()
     }
 
-    fn build(uap_regexes_yaml: &str, crawlers_json: &str, lazy: bool) -> Result<Self, UaRulesError> {
+    fn build(
+        uap_regexes_yaml: &str,
+        crawlers_json: &str,
+        lazy: bool,
+    ) -> Result<Self, UaRulesError> {
         let regexes: ua_parser::Regexes<'static> =
             serde_yaml::from_str(uap_regexes_yaml).map_err(UaRulesError::UapYaml)?;
         let ua_parser::Regexes {
@@ -1001,7 +1007,10 @@ impl UaCache {
 
     /// Hit, miss and clear counters since creation.
     pub fn stats(&self) -> UaCacheStats {
-        UaCacheStats { clears: self.memo.clears(), ..self.stats }
+        UaCacheStats {
+            clears: self.memo.clears(),
+            ..self.stats
+        }
     }
 
     /// The classifier behind this cache.
@@ -1181,7 +1190,10 @@ device_parsers:
 
     #[test]
     fn key_hasher_is_seeded_per_cache() {
-        let (a, b) = (crate::memo::KeyHasher::random(), crate::memo::KeyHasher::random());
+        let (a, b) = (
+            crate::memo::KeyHasher::random(),
+            crate::memo::KeyHasher::random(),
+        );
         assert_ne!(a.seed, b.seed);
         assert_eq!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.0"));
         assert_ne!(a.hash_one("curl/8.4.0"), a.hash_one("curl/8.4.1"));

@@ -27,14 +27,22 @@ struct Want {
 
 fn check(rec: &RawRecord<'_>, w: &Want, name: &str) {
     assert_eq!(rec.client.as_deref(), w.client, "{name}: client");
-    assert_eq!(rec.ts.map(|t| t.to_rfc3339()).as_deref(), Some(w.ts), "{name}: ts");
+    assert_eq!(
+        rec.ts.map(|t| t.to_rfc3339()).as_deref(),
+        Some(w.ts),
+        "{name}: ts"
+    );
     assert_eq!(rec.method.as_deref(), w.method, "{name}: method");
     assert_eq!(rec.target.as_deref(), w.target, "{name}: target");
     assert_eq!(rec.protocol.as_deref(), w.protocol, "{name}: protocol");
     assert_eq!(rec.status, Some(w.status), "{name}: status");
     assert_eq!(rec.bytes, w.bytes, "{name}: bytes");
     assert_eq!(rec.referrer.as_deref(), w.referrer, "{name}: referrer");
-    assert_eq!(rec.user_agent.as_deref(), w.user_agent, "{name}: user agent");
+    assert_eq!(
+        rec.user_agent.as_deref(),
+        w.user_agent,
+        "{name}: user agent"
+    );
     assert_eq!(rec.host.as_deref(), w.host, "{name}: host");
 }
 
@@ -200,7 +208,9 @@ fn custom_templates() {
     assert_eq!(r.target.as_deref(), Some("/a?b=1"));
 
     // Apache LogFormat with %D (microseconds), %v and a cookie.
-    let apache = formats::custom(r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D %v %{sid}C"#).unwrap();
+    let apache =
+        formats::custom(r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D %v %{sid}C"#)
+            .unwrap();
     let line = r#"203.0.113.7 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 10 "-" "UA" 2500 www.example.org xyz"#;
     let r = apache.parse(line, &mut FormatState::default()).unwrap();
     assert_eq!(r.duration_ms, Some(2.5));
@@ -208,13 +218,25 @@ fn custom_templates() {
     assert_eq!(r.session.as_deref(), Some("xyz"));
 
     // Split request pieces.
-    let split = formats::custom(r#"$remote_addr [$time_local] $request_method $uri $args $status"#).unwrap();
-    let r = split.parse("1.2.3.4 [17/May/2015:10:05:03 +0000] GET /p x=1 200", &mut FormatState::default()).unwrap();
+    let split = formats::custom(r#"$remote_addr [$time_local] $request_method $uri $args $status"#)
+        .unwrap();
+    let r = split
+        .parse(
+            "1.2.3.4 [17/May/2015:10:05:03 +0000] GET /p x=1 200",
+            &mut FormatState::default(),
+        )
+        .unwrap();
     assert_eq!(r.target.as_deref(), Some("/p?x=1"));
 
     // Errors are clear.
-    assert!(formats::custom("$remote_addr $status").unwrap_err().to_string().contains("time"));
-    assert!(formats::custom("%h %Z %t %>s").unwrap_err().to_string().contains("%Z"));
+    assert!(formats::custom("$remote_addr $status")
+        .unwrap_err()
+        .to_string()
+        .contains("time"));
+    assert!(formats::custom("%h %Z %t %>s")
+        .unwrap_err()
+        .to_string()
+        .contains("%Z"));
     assert!(formats::preset("nope").is_err());
 }
 

@@ -18,8 +18,10 @@ fn keys() -> Arc<SecretKeys> {
 /// (cached JSON groups), or `None` for a reject.
 fn borrowed_json(w: &mut Worker, src: &SourceRef, offset: u64, line: &[u8]) -> Option<String> {
     let mut out = Vec::new();
-    w.process_with(src, &mut FormatState::default(), offset, line, |ev| ev.write_json_line(&mut out))
-        .ok()?;
+    w.process_with(src, &mut FormatState::default(), offset, line, |ev| {
+        ev.write_json_line(&mut out)
+    })
+    .ok()?;
     Some(String::from_utf8(out).expect("event JSON is UTF-8"))
 }
 
@@ -150,7 +152,11 @@ fn cached_json_follows_the_landing_query() {
         ("/", "-", "direct"),
         ("/?utm_medium=cpc", "https://news.example.net/a", "paid"),
         ("/", "https://news.example.net/a", "external"),
-        ("/?utm_medium=social&utm_source=mastodon", "https://news.example.net/a", "social"),
+        (
+            "/?utm_medium=social&utm_source=mastodon",
+            "https://news.example.net/a",
+            "social",
+        ),
         ("/?q=shoes&s=1", "https://news.example.net/a", "external"),
     ];
     for round in 0..2 {
@@ -195,7 +201,7 @@ fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
     let p = Arc::new(Pipeline::new(&cfg, &tables, keys.clone()).unwrap());
     let src = SourceRef::from_first_line("visitors", b"first");
     let day = chrono::NaiveDate::from_ymd_opt(2015, 5, 17).unwrap();
-    let day_key = keys.day_key(day);
+    let day_key = keys.day_key(day).expect("a fixed secret holds every day");
     let short_ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
     let mut warm = p.worker();
     // A short address goes to the inline visitor table; a long host name
@@ -213,9 +219,14 @@ fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
                     VisitorBasis::Cookie(cookie)
                 };
                 let want = visitor_id(&day_key, "example.org", basis);
-                let net = if client == long_host { "*.example-provider.net" } else { "203.0.113.0/24" };
+                let net = if client == long_host {
+                    "*.example-provider.net"
+                } else {
+                    "203.0.113.0/24"
+                };
                 for w in [&mut warm, &mut p.worker()] {
-                    let ev = match w.process(&src, &mut FormatState::default(), 0, line.as_bytes()) {
+                    let ev = match w.process(&src, &mut FormatState::default(), 0, line.as_bytes())
+                    {
                         Outcome::Event(ev) => ev,
                         Outcome::Reject(r) => panic!("rejected: {}", r.reason),
                     };
@@ -223,7 +234,11 @@ fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
                     assert_eq!(ev.visitor_id, want, "{at}");
                     assert_eq!(ev.client_net.as_deref(), Some(net), "{at}");
                     // The borrowed event (cached JSON groups) writes the same bytes.
-                    assert_eq!(borrowed_json(w, &src, 0, line.as_bytes()), Some(owned_json(&ev)), "{at}");
+                    assert_eq!(
+                        borrowed_json(w, &src, 0, line.as_bytes()),
+                        Some(owned_json(&ev)),
+                        "{at}"
+                    );
                 }
             }
         }

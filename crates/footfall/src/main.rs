@@ -57,6 +57,8 @@ enum Command {
     Aggregate(cmd::aggregate::Args),
     /// Create the visits and dead-letter topics, or check their layout.
     Topics(cmd::topics::Args),
+    /// The keyring behind every pseudonym: status, init, export, import, advance.
+    Keys(cmd::keys::Args),
 }
 
 fn main() {
@@ -69,6 +71,7 @@ fn main() {
         Command::Tail(a) => cmd::tail::run(a),
         Command::Topics(a) => cmd::topics::run(a),
         Command::Aggregate(a) => cmd::aggregate::run(a),
+        Command::Keys(a) => cmd::keys::run(a),
     };
     match result {
         Ok(()) => std::process::exit(0),

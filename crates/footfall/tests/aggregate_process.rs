@@ -35,8 +35,7 @@ fn topic_with_events(b: &str, tmp: &Path) -> String {
         "--dlq-topic",
         &format!("{topic}.dlq"),
     ]));
-    let key = tmp.join("key");
-    std::fs::write(&key, "aggregate process test key, long enough").unwrap();
+    let key = tmp.join("keyring");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for (f, fmt) in [
         ("tests/data/elastic-apache-logs/apache_logs.gz", "combined"),
@@ -63,7 +62,7 @@ fn topic_with_events(b: &str, tmp: &Path) -> String {
             ])
             .arg("--state-dir")
             .arg(tmp.join(format!("state-{fmt}")))
-            .arg("--key-file")
+            .arg("--keyring")
             .arg(&key)
             .arg(repo.join(f)));
     }

@@ -123,8 +123,8 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
     }
 
     let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("key");
-    std::fs::write(&key, "end-to-end test key, 32 bytes long.").unwrap();
+    // One keyring for every ingest of the run, made by the first.
+    let key = tmp.path().join("keyring");
     let topic = format!(
         "e2e.visits.{}.{}",
         std::process::id(),
@@ -165,7 +165,7 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
             ])
             .arg("--state-dir")
             .arg(tmp.path().join(format!("state-{}", log.name)))
-            .arg("--key-file")
+            .arg("--keyring")
             .arg(&key)
             .arg(&log.path),
         );

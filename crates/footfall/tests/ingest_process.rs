@@ -168,10 +168,9 @@ fn sample_log(lines: usize) -> Vec<u8> {
     out
 }
 
+/// The test's keyring directory (made by the first command that uses it).
 fn key_file(dir: &Path) -> PathBuf {
-    let p = dir.join("key");
-    std::fs::write(&p, "ingest process test secret, long enough\n").unwrap();
-    p
+    dir.join("keyring")
 }
 
 /// `footfall parse` of `input` (a path, or `-` with `stdin`): events and rejects.
@@ -186,7 +185,7 @@ fn parse(
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let mut child = Command::new(BIN)
-        .args(["parse", "--format", "combined", "--key-file"])
+        .args(["parse", "--format", "combined", "--keyring"])
         .arg(key)
         .arg("--rejects")
         .arg(&rejects)
@@ -242,7 +241,7 @@ fn ingest(
             "combined",
             "--http-listen",
             "off",
-            "--key-file",
+            "--keyring",
         ])
         .arg(key)
         .arg("--state-dir")
@@ -253,7 +252,7 @@ fn ingest(
     c.args(extra)
         .env_remove("RUST_LOG")
         .env_remove("FOOTFALL_CONFIG")
-        .env_remove("FOOTFALL_KEY_FILE");
+        .env_remove("FOOTFALL_KEYRING");
     c
 }
 
@@ -488,7 +487,7 @@ fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
         .arg("ingest")
         .arg("--config")
         .arg(&config)
-        .args(["--format", "combined", "--key-file"])
+        .args(["--format", "combined", "--keyring"])
         .arg(&key)
         .arg("--state-dir")
         .arg(dir.path().join("state"))

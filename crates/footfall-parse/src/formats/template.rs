@@ -99,7 +99,8 @@ pub struct TemplateError(pub String);
 /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent`
-pub const COMMON: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
+pub const COMMON: &str =
+    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
 /// Combined with a leading `vhost:port`.
 pub const VCOMBINED: &str = r#"$host:$server_port $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 /// Common with a leading `vhost:port`.
@@ -160,9 +161,11 @@ fn apache_field(directive: char, arg: Option<&str>) -> Result<Field, TemplateErr
         ('U', _) => Field::Path,
         ('q', _) => Field::QueryWithMark,
         ('H', _) => Field::Protocol,
-        ('e' | 'n' | 'o' | 'p' | 'P' | 'I' | 'S' | 'f' | 'X' | 'k' | 'L' | 'R' | 'A' | 'E' | 'M' | 'F', _) => {
-            Field::Ignore
-        }
+        (
+            'e' | 'n' | 'o' | 'p' | 'P' | 'I' | 'S' | 'f' | 'X' | 'k' | 'L' | 'R' | 'A' | 'E' | 'M'
+            | 'F',
+            _,
+        ) => Field::Ignore,
         ('i', _) => Field::Ignore,
         (c, _) => return Err(TemplateError(format!("unknown Apache directive %{c}"))),
     })
@@ -273,13 +276,19 @@ impl TemplateFormat {
             return Err(TemplateError("template has no fields".into()));
         }
         let has = |f: fn(&Field) -> bool| {
-            items.iter().any(|i| matches!(i, Item::Field { field, .. } if f(field)))
+            items
+                .iter()
+                .any(|i| matches!(i, Item::Field { field, .. } if f(field)))
         };
         if !has(|f| matches!(f, Field::TimeClf | Field::TimeIso | Field::TimeEpoch)) {
-            return Err(TemplateError("template has no time field ($time_local, %t, ...)".into()));
+            return Err(TemplateError(
+                "template has no time field ($time_local, %t, ...)".into(),
+            ));
         }
         if !has(|f| matches!(f, Field::Status)) {
-            return Err(TemplateError("template has no status field ($status, %>s)".into()));
+            return Err(TemplateError(
+                "template has no status field ($status, %>s)".into(),
+            ));
         }
         let plans = (0..items.len())
             .map(|idx| {
@@ -287,7 +296,9 @@ impl TemplateFormat {
                     Some(Item::Literal(l)) => l.clone(),
                     _ => Vec::new(),
                 };
-                let last_field = !items[idx + 1..].iter().any(|i| matches!(i, Item::Field { .. }));
+                let last_field = !items[idx + 1..]
+                    .iter()
+                    .any(|i| matches!(i, Item::Field { .. }));
                 let rest = next_lit.strip_prefix(b"\"").unwrap_or(&next_lit).to_vec();
                 Plan {
                     first_quote_ends: last_field && rest.iter().all(|&c| c == b' '),
@@ -297,7 +308,12 @@ impl TemplateFormat {
             })
             .collect();
         let clf = clf_shape(&items);
-        Ok(TemplateFormat { name: name.to_string(), items, plans, clf })
+        Ok(TemplateFormat {
+            name: name.to_string(),
+            items,
+            plans,
+            clf,
+        })
     }
 }
 
@@ -306,9 +322,7 @@ impl TemplateFormat {
 /// the Apache presets compile (`%l` is the literal `-` in neither, so Apache's
 /// `%h %l %u` is not one of them).
 fn clf_shape(items: &[Item]) -> Option<Shape> {
-    let field = |i: &Item, want: fn(&Field) -> bool, q: bool| {
-        matches!(i, Item::Field { field, quoted } if want(field) && *quoted == q)
-    };
+    let field = |i: &Item, want: fn(&Field) -> bool, q: bool| matches!(i, Item::Field { field, quoted } if want(field) && *quoted == q);
     let lit = |i: &Item, l: &[u8]| matches!(i, Item::Literal(x) if x == l);
     let (vhost, rest) = match items {
         [h, c, p, s, rest @ ..]
@@ -358,7 +372,9 @@ fn push_field(items: &mut Vec<Item>, lit: &mut Vec<u8>, field: Field) -> Result<
     let quoted = lit.last() == Some(&b'"');
     if lit.is_empty() {
         if let Some(Item::Field { .. }) = items.last() {
-            return Err(TemplateError("two fields with nothing between them cannot be split".into()));
+            return Err(TemplateError(
+                "two fields with nothing between them cannot be split".into(),
+            ));
         }
     } else {
         items.push(Item::Literal(std::mem::take(lit)));
@@ -477,7 +493,9 @@ pub(crate) fn split_request<'a>(req: Cow<'a, str>, rec: &mut RawRecord<'a>) {
         }
     };
     let (target, protocol) = match rest.as_bytes().iter().rposition(|&b| b == b' ') {
-        Some(i) if rest[i + 1..].starts_with("HTTP") => (rest[..i].trim_end(), Some(&rest[i + 1..])),
+        Some(i) if rest[i + 1..].starts_with("HTTP") => {
+            (rest[..i].trim_end(), Some(&rest[i + 1..]))
+        }
         _ => (rest, None),
     };
     rec.method = Some(to_cow(&req, method));
@@ -505,7 +523,10 @@ fn parse_u64(s: &str) -> Result<u64, LineError> {
 fn parse_f64(s: &str) -> Result<f64, LineError> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(LineError::new(RejectKind::BadNumber, "a duration is not a number")),
+        _ => Err(LineError::new(
+            RejectKind::BadNumber,
+            "a duration is not a number",
+        )),
     }
 }
 
@@ -513,19 +534,29 @@ fn parse_f64(s: &str) -> Result<f64, LineError> {
 pub(crate) fn parse_status(s: &str) -> Result<u16, LineError> {
     match s.parse::<u16>() {
         Ok(v) if (100..=999).contains(&v) => Ok(v),
-        _ => Err(LineError::new(RejectKind::BadStatus, "the status is not a number in 100..=999")),
+        _ => Err(LineError::new(
+            RejectKind::BadStatus,
+            "the status is not a number in 100..=999",
+        )),
     }
 }
 
 fn parse_duration_with_unit(s: &str) -> Result<f64, LineError> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let v = parse_f64(&s[..split])?;
     Ok(match &s[split..] {
         "" | "ms" => v,
         "s" => v * 1000.0,
         "us" | "µs" => v / 1000.0,
         "ns" => v / 1_000_000.0,
-        _ => return Err(LineError::new(RejectKind::BadNumber, "a duration has an unknown unit")),
+        _ => {
+            return Err(LineError::new(
+                RejectKind::BadNumber,
+                "a duration has an unknown unit",
+            ))
+        }
     })
 }
 
@@ -535,7 +566,10 @@ impl LineFormat for TemplateFormat {
     }
 
     fn parse<'a>(&self, line: &'a str, state: &mut FormatState) -> LineResult<'a> {
-        if let Some(rec) = self.clf.and_then(|shape| clf::parse(shape, line, &mut state.clf_day)) {
+        if let Some(rec) = self
+            .clf
+            .and_then(|shape| clf::parse(shape, line, &mut state.clf_day))
+        {
             return Ok(rec);
         }
         self.parse_template(line)
@@ -562,7 +596,8 @@ impl TemplateFormat {
                     } else if pos >= b.len() && idx == n - 1 {
                         // The line was cut off inside the template's last literal (a final quote): accept.
                     } else {
-                        pos = match_lenient(b, pos, l).ok_or_else(|| LineError::malformed(expected_msg(l)))?;
+                        pos = match_lenient(b, pos, l)
+                            .ok_or_else(|| LineError::malformed(expected_msg(l)))?;
                     }
                 }
                 Item::Field { field, quoted } => {
@@ -574,12 +609,20 @@ impl TemplateFormat {
                     } else {
                         match find_byte(next_lit[0], b, pos) {
                             Some(i) => (i, false),
-                            None => return Err(LineError::malformed("a field is not followed by what the format expects")),
+                            None => {
+                                return Err(LineError::malformed(
+                                    "a field is not followed by what the format expects",
+                                ))
+                            }
                         }
                     };
                     let raw = &line[pos..end];
                     pos = end;
-                    let val: Cow<'a, str> = if escaped { unescape(raw) } else { Cow::Borrowed(raw) };
+                    let val: Cow<'a, str> = if escaped {
+                        unescape(raw)
+                    } else {
+                        Cow::Borrowed(raw)
+                    };
                     self.assign(field, val, &mut rec, &mut path, &mut query)?;
                 }
             }
@@ -622,7 +665,8 @@ pub(crate) fn find_byte(needle: u8, b: &[u8], from: usize) -> Option<usize> {
     // the lowest flagged byte is the first match (flags above it may be false).
     let mut i = 0;
     while i + 8 <= head {
-        let w = u64::from_le_bytes(hay[i..i + 8].try_into().expect("8 bytes")) ^ (ONES * u64::from(needle));
+        let w = u64::from_le_bytes(hay[i..i + 8].try_into().expect("8 bytes"))
+            ^ (ONES * u64::from(needle));
         let found = w.wrapping_sub(ONES) & !w & HIGH;
         if found != 0 {
             return Some(from + i + (found.trailing_zeros() / 8) as usize);
@@ -688,7 +732,10 @@ impl TemplateFormat {
             Field::TimeClf => {
                 let s = val.trim_start_matches('[').trim_end_matches(']');
                 rec.ts = Some(parse_clf_time(s).ok_or_else(|| {
-                    LineError::new(RejectKind::BadTimestamp, "the time is not dd/Mon/yyyy:HH:MM:SS +zzzz")
+                    LineError::new(
+                        RejectKind::BadTimestamp,
+                        "the time is not dd/Mon/yyyy:HH:MM:SS +zzzz",
+                    )
                 })?);
             }
             Field::TimeIso => {
@@ -706,7 +753,9 @@ impl TemplateFormat {
             Field::DurationSecs if present => rec.duration_ms = Some(parse_f64(&val)? * 1000.0),
             Field::DurationMillis if present => rec.duration_ms = Some(parse_f64(&val)?),
             Field::DurationMicros if present => rec.duration_ms = Some(parse_f64(&val)? / 1000.0),
-            Field::DurationWithUnit if present => rec.duration_ms = Some(parse_duration_with_unit(&val)?),
+            Field::DurationWithUnit if present => {
+                rec.duration_ms = Some(parse_duration_with_unit(&val)?)
+            }
             _ if !present => {}
             Field::Client => rec.client = Some(val),
             Field::User => rec.user = Some(val),
@@ -743,7 +792,10 @@ impl TemplateFormat {
         self.items
             .iter()
             .filter_map(|i| match i {
-                Item::Field { field: Field::Cookie(n), .. } => Some(n.as_str()),
+                Item::Field {
+                    field: Field::Cookie(n),
+                    ..
+                } => Some(n.as_str()),
                 _ => None,
             })
             .collect()
@@ -813,7 +865,10 @@ mod tests {
                 }
             }
             // Most variants are still well-formed: the comparison is not vacuous.
-            assert!(taken * 4 > total, "{name}: fast path took {taken} of {total}");
+            assert!(
+                taken * 4 > total,
+                "{name}: fast path took {taken} of {total}"
+            );
         }
     }
 
@@ -871,13 +926,38 @@ mod tests {
     #[test]
     fn clf_layouts_are_recognised() {
         let shape = |t: &str| TemplateFormat::nginx("t", t).unwrap().clf;
-        assert_eq!(shape(COMBINED), Some(clf::Shape { vhost: false, combined: true }));
-        assert_eq!(shape(VCOMMON), Some(clf::Shape { vhost: true, combined: false }));
+        assert_eq!(
+            shape(COMBINED),
+            Some(clf::Shape {
+                vhost: false,
+                combined: true
+            })
+        );
+        assert_eq!(
+            shape(VCOMMON),
+            Some(clf::Shape {
+                vhost: true,
+                combined: false
+            })
+        );
         let apache = r#"%h - %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
         let apache = TemplateFormat::apache("a", apache).unwrap();
-        assert_eq!(apache.clf, Some(clf::Shape { vhost: false, combined: true }));
-        assert_eq!(shape(super::TRAEFIK_CLF), None, "fields after the user agent");
-        assert_eq!(shape(r#"$remote_addr [$time_local] "$request" $status"#), None);
+        assert_eq!(
+            apache.clf,
+            Some(clf::Shape {
+                vhost: false,
+                combined: true
+            })
+        );
+        assert_eq!(
+            shape(super::TRAEFIK_CLF),
+            None,
+            "fields after the user agent"
+        );
+        assert_eq!(
+            shape(r#"$remote_addr [$time_local] "$request" $status"#),
+            None
+        );
     }
 
     #[test]
@@ -891,8 +971,15 @@ mod tests {
                     hay[len - 1] = b' ';
                 }
                 for from in 0..=len {
-                    let want = hay[from..].iter().position(|&c| c == b' ').map(|i| from + i);
-                    assert_eq!(find_byte(b' ', &hay, from), want, "len {len} at {at} from {from}");
+                    let want = hay[from..]
+                        .iter()
+                        .position(|&c| c == b' ')
+                        .map(|i| from + i);
+                    assert_eq!(
+                        find_byte(b' ', &hay, from),
+                        want,
+                        "len {len} at {at} from {from}"
+                    );
                 }
             }
         }

@@ -32,7 +32,13 @@ fn month(b: &[u8]) -> Option<u32> {
 /// of a second after the seconds. The offset may be absent (then UTC).
 pub fn parse_clf_time(s: &str) -> Option<DateTime<FixedOffset>> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[14] != b':' || b[17] != b':' {
+    if b.len() < 20
+        || b[2] != b'/'
+        || b[6] != b'/'
+        || b[11] != b':'
+        || b[14] != b':'
+        || b[17] != b':'
+    {
         return None;
     }
     let day = two(&b[0..2])?;
@@ -87,7 +93,10 @@ pub fn parse_clf_time_with(s: &str, last: &mut ClfDay) -> Option<DateTime<FixedO
         Some(day) if last.key == key => day,
         _ => {
             let t = parse_clf_time(s)?;
-            *last = ClfDay { key, day: Some((t.date_naive(), *t.offset())) };
+            *last = ClfDay {
+                key,
+                day: Some((t.date_naive(), *t.offset())),
+            };
             return Some(t);
         }
     };
@@ -104,7 +113,10 @@ pub fn parse_clf_time_with(s: &str, last: &mut ClfDay) -> Option<DateTime<FixedO
         return parse_clf_time(s);
     }
     let time = NaiveTime::from_num_seconds_from_midnight_opt(utc as u32, 0)?;
-    Some(DateTime::from_naive_utc_and_offset(NaiveDateTime::new(date, time), offset))
+    Some(DateTime::from_naive_utc_and_offset(
+        NaiveDateTime::new(date, time),
+        offset,
+    ))
 }
 
 /// RFC 3339 / ISO 8601 (`2019-03-11T10:20:30+01:00`, `...Z`, with or without a
@@ -137,7 +149,11 @@ pub fn parse_epoch(s: &str) -> Option<DateTime<FixedOffset>> {
         return None;
     }
     let digits = &frac[..frac.len().min(9)];
-    let mut nanos: u32 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let mut nanos: u32 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     nanos *= 10u32.pow(9 - digits.len() as u32);
     Some(Utc.timestamp_opt(secs, nanos).single()?.fixed_offset())
 }
@@ -149,17 +165,34 @@ mod tests {
     #[test]
     fn clf_times() {
         let cases: &[(&str, &str, Option<&str>)] = &[
-            ("plain", "10/Oct/2000:13:55:36 -0700", Some("2000-10-10T13:55:36-07:00")),
-            ("half-hour offset", "22/Jan/2019:03:56:14 +0330", Some("2019-01-22T03:56:14+03:30")),
-            ("fraction", "17/May/2015:10:05:03.250 +0000", Some("2015-05-17T10:05:03.250+00:00")),
-            ("no offset", "17/May/2015:10:05:03", Some("2015-05-17T10:05:03+00:00")),
+            (
+                "plain",
+                "10/Oct/2000:13:55:36 -0700",
+                Some("2000-10-10T13:55:36-07:00"),
+            ),
+            (
+                "half-hour offset",
+                "22/Jan/2019:03:56:14 +0330",
+                Some("2019-01-22T03:56:14+03:30"),
+            ),
+            (
+                "fraction",
+                "17/May/2015:10:05:03.250 +0000",
+                Some("2015-05-17T10:05:03.250+00:00"),
+            ),
+            (
+                "no offset",
+                "17/May/2015:10:05:03",
+                Some("2015-05-17T10:05:03+00:00"),
+            ),
             ("bad month", "17/Foo/2015:10:05:03 +0000", None),
             ("bad day", "32/May/2015:10:05:03 +0000", None),
             ("short", "17/May/2015", None),
             ("junk offset", "17/May/2015:10:05:03 +00x0", None),
         ];
         for (name, input, want) in cases {
-            let got = parse_clf_time(input).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
+            let got = parse_clf_time(input)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
             assert_eq!(got.as_deref(), *want, "{name}");
         }
     }
@@ -170,10 +203,20 @@ mod tests {
         // a leap day, in an order that switches the cached day back and
         // forth, plus malformed ones.
         let mut inputs = Vec::new();
-        for day in ["28/Feb/2024", "29/Feb/2024", "01/Mar/2024", "31/Dec/2023", "01/Jan/2024", "30/Feb/2024"] {
+        for day in [
+            "28/Feb/2024",
+            "29/Feb/2024",
+            "01/Mar/2024",
+            "31/Dec/2023",
+            "01/Jan/2024",
+            "30/Feb/2024",
+        ] {
             for off in [" +0000", " -0700", " +0530", " +1400", " -1200", " +00x0"] {
-                for hms in ["00:00:00", "05:29:59", "05:30:00", "06:59:59", "11:59:59", "12:00:00", "16:59:59",
-                    "17:00:00", "23:59:59", "24:00:00", "12:60:00", "12:00:60", "1a:00:00", "12-00:00"] {
+                for hms in [
+                    "00:00:00", "05:29:59", "05:30:00", "06:59:59", "11:59:59", "12:00:00",
+                    "16:59:59", "17:00:00", "23:59:59", "24:00:00", "12:60:00", "12:00:60",
+                    "1a:00:00", "12-00:00",
+                ] {
                     inputs.push(format!("{day}:{hms}{off}"));
                 }
             }
@@ -183,7 +226,11 @@ mod tests {
         let mut last = ClfDay::default();
         for round in 0..3 {
             for (i, s) in inputs.iter().enumerate() {
-                let s = if round == 2 { &inputs[(i * 37) % inputs.len()] } else { s };
+                let s = if round == 2 {
+                    &inputs[(i * 37) % inputs.len()]
+                } else {
+                    s
+                };
                 assert_eq!(parse_clf_time_with(s, &mut last), parse_clf_time(s), "{s}");
             }
         }
@@ -191,11 +238,29 @@ mod tests {
 
     #[test]
     fn iso_and_epoch() {
-        assert_eq!(parse_iso8601("2019-03-11T10:20:30+01:00").unwrap().to_rfc3339(), "2019-03-11T10:20:30+01:00");
-        assert_eq!(parse_iso8601("2019-03-11T10:20:30.5Z").unwrap().timestamp_subsec_millis(), 500);
+        assert_eq!(
+            parse_iso8601("2019-03-11T10:20:30+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2019-03-11T10:20:30+01:00"
+        );
+        assert_eq!(
+            parse_iso8601("2019-03-11T10:20:30.5Z")
+                .unwrap()
+                .timestamp_subsec_millis(),
+            500
+        );
         assert!(parse_iso8601("yesterday").is_none());
-        assert_eq!(parse_epoch("1646861401.5241024").unwrap().timestamp(), 1646861401);
-        assert_eq!(parse_epoch("1646861401.5").unwrap().timestamp_subsec_millis(), 500);
+        assert_eq!(
+            parse_epoch("1646861401.5241024").unwrap().timestamp(),
+            1646861401
+        );
+        assert_eq!(
+            parse_epoch("1646861401.5")
+                .unwrap()
+                .timestamp_subsec_millis(),
+            500
+        );
         assert!(parse_epoch("12a").is_none());
         assert!(parse_epoch("1.2.3").is_none());
     }

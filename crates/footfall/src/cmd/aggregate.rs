@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use footfall_aggregate::{ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage, SummaryOptions};
+use footfall_aggregate::{
+    ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage, SummaryOptions,
+};
 use footfall_kafka::KafkaConfig;
 use indicatif::ProgressBar;
 
@@ -77,11 +79,19 @@ impl Progress for Bar {
 
 /// Build the run options from the command line.
 pub fn options(args: &Args) -> RunOptions {
-    let mut opts = RunOptions::new(args.topic.clone(), args.group.clone(), args.warehouse.clone());
+    let mut opts = RunOptions::new(
+        args.topic.clone(),
+        args.group.clone(),
+        args.warehouse.clone(),
+    );
     opts.dry_run = args.dry_run;
     opts.max_events = args.max_events;
     opts.retention_days = args.retention_days;
-    opts.lock = if args.shared { LockMode::Shared } else { LockMode::Exclusive };
+    opts.lock = if args.shared {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    };
     opts.summary = SummaryOptions {
         visit_timeout: Duration::from_secs(args.visit_timeout_minutes * 60),
         min_visitors: args.min_visitors,
@@ -90,8 +100,15 @@ pub fn options(args: &Args) -> RunOptions {
 }
 
 /// Run with a Kafka config and options; maps errors to exit codes.
-pub fn run_with(cfg: &KafkaConfig, group: &str, opts: &RunOptions, quiet: bool) -> anyhow::Result<RunReport> {
-    let mut client = cfg.consumer_config(group).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+pub fn run_with(
+    cfg: &KafkaConfig,
+    group: &str,
+    opts: &RunOptions,
+    quiet: bool,
+) -> anyhow::Result<RunReport> {
+    let mut client = cfg
+        .consumer_config(group)
+        .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     if opts.lock == LockMode::Exclusive && client.get("group.instance.id").is_none() {
         // Static membership: one warehouse has one exclusive run at a time, so a
         // run started after a crash takes over the dead run's place in the group
@@ -100,7 +117,11 @@ pub fn run_with(cfg: &KafkaConfig, group: &str, opts: &RunOptions, quiet: bool) 
         let id = xxhash_rust::xxh3::xxh3_64(path.to_string_lossy().as_bytes());
         client.set("group.instance.id", format!("footfall-aggregate-{id:016x}"));
     }
-    let bar = if quiet { ProgressBar::hidden() } else { progress::count_bar(None, "aggregate") };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        progress::count_bar(None, "aggregate")
+    };
     let mut p = Bar { bar: bar.clone() };
     let result = footfall_aggregate::run(&client, opts, &mut p);
     bar.finish_and_clear();
@@ -112,11 +133,19 @@ pub fn run_with(cfg: &KafkaConfig, group: &str, opts: &RunOptions, quiet: bool) 
             ErrorKind::Io => CANT_CREATE,
             _ => FAILURE,
         };
-        let msg = format!("aggregate {} → {}: {e}", opts.topic, opts.warehouse.display());
+        let msg = format!(
+            "aggregate {} → {}: {e}",
+            opts.topic,
+            opts.warehouse.display()
+        );
         let f = Failure::new(code, msg);
         let f = match e.kind() {
-            ErrorKind::Locked => f.with_hint("another aggregate run holds the warehouse lock; cron will try again"),
-            ErrorKind::Kafka | ErrorKind::Timeout => f.with_hint("is Kafka reachable? check --brokers and -X options"),
+            ErrorKind::Locked => {
+                f.with_hint("another aggregate run holds the warehouse lock; cron will try again")
+            }
+            ErrorKind::Kafka | ErrorKind::Timeout => {
+                f.with_hint("is Kafka reachable? check --brokers and -X options")
+            }
             _ => f,
         };
         anyhow::Error::new(f)
@@ -126,10 +155,19 @@ pub fn run_with(cfg: &KafkaConfig, group: &str, opts: &RunOptions, quiet: bool) 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(&args);
     let report = match args.recompute {
-        Some(date) => footfall_aggregate::recompute(&args.warehouse, date, &opts.summary).map_err(|e| {
-            let code = if e.kind() == ErrorKind::Locked { TEMP_FAIL } else { FAILURE };
-            anyhow::Error::new(Failure::new(code, format!("recompute {date} in {}: {e}", args.warehouse.display())))
-        })?,
+        Some(date) => {
+            footfall_aggregate::recompute(&args.warehouse, date, &opts.summary).map_err(|e| {
+                let code = if e.kind() == ErrorKind::Locked {
+                    TEMP_FAIL
+                } else {
+                    FAILURE
+                };
+                anyhow::Error::new(Failure::new(
+                    code,
+                    format!("recompute {date} in {}: {e}", args.warehouse.display()),
+                ))
+            })?
+        }
         None => {
             let mut cfg = KafkaConfig::for_brokers(args.brokers.clone());
             super::apply_options(&mut cfg, &args.options)?;

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use footfall_aggregate::{RunOptions, RunReport};
-use footfall_ingest::{CliArgs, FileOptions, IngestConfig, SourceConfig, SourceKind, StartAt, TopicsMode};
+use footfall_ingest::{
+    CliArgs, FileOptions, IngestConfig, SourceConfig, SourceKind, StartAt, TopicsMode,
+};
 use footfall_kafka::{EmbeddedKafka, KafkaConfig, TopicSpec};
 use footfall_parse::{ParseConfig, SecretKeys, Tables};
 use tokio_util::sync::CancellationToken;
@@ -88,29 +90,47 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     prepare_dir(&args.dir)?;
     let logs_dir = args.dir.join(".demo-logs");
-    std::fs::create_dir_all(&logs_dir).map_err(|e| Failure::new(CANT_CREATE, format!("{}: {e}", logs_dir.display())))?;
+    std::fs::create_dir_all(&logs_dir)
+        .map_err(|e| Failure::new(CANT_CREATE, format!("{}: {e}", logs_dir.display())))?;
     for s in SAMPLES {
-        std::fs::write(logs_dir.join(s.file), s.gz).with_context(|| format!("writing {}", s.file))?;
+        std::fs::write(logs_dir.join(s.file), s.gz)
+            .with_context(|| format!("writing {}", s.file))?;
     }
     let lines_in: u64 = SAMPLES.iter().map(|s| s.lines).sum();
 
     // Kafka: embedded by default.
-    let suffix = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let suffix = format!(
+        "{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
     let (embedded, mut kafka, topic) = match &args.brokers {
         None => {
             let topic = footfall_kafka::VISITS_TOPIC.to_string();
-            let specs = [TopicSpec::new(topic.clone(), 6), TopicSpec::new(format!("{topic}.dlq"), 1)];
+            let specs = [
+                TopicSpec::new(topic.clone(), 6),
+                TopicSpec::new(format!("{topic}.dlq"), 1),
+            ];
             let e = EmbeddedKafka::with_topics(&specs)
                 .map_err(|e| Failure::new(FAILURE, format!("starting the embedded broker: {e}")))?;
             let cfg = e.kafka_config();
-            eprintln!("footfall demo: embedded Kafka-protocol broker at {}", e.bootstrap_servers());
+            eprintln!(
+                "footfall demo: embedded Kafka-protocol broker at {}",
+                e.bootstrap_servers()
+            );
             (Some(e), cfg, topic)
         }
         Some(b) => {
-            let topic = args.topic.clone().unwrap_or_else(|| format!("footfall.demo.{suffix}"));
+            let topic = args
+                .topic
+                .clone()
+                .unwrap_or_else(|| format!("footfall.demo.{suffix}"));
             eprintln!("footfall demo: Kafka at {b}, topic {topic}");
             (None, KafkaConfig::for_brokers(b.clone()), topic)
         }
@@ -120,19 +140,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     kafka.topics.dead_letter.name = Some(format!("{topic}.dlq"));
 
     // 1. Ingest every sample file once.
-    let keys: Arc<dyn footfall_parse::KeyProvider> = Arc::new(SecretKeys::from_secret(DEMO_KEY).expect("demo key is long enough"));
+    let keys: Arc<dyn footfall_parse::KeyProvider> =
+        Arc::new(SecretKeys::from_secret(DEMO_KEY).expect("demo key is long enough"));
     let tables = Tables::embedded();
     let cli = CliArgs {
         brokers: Some(kafka.brokers.clone()),
         inputs: vec![logs_dir.join(SAMPLES[0].file).display().to_string()],
         ..Default::default()
     };
-    let mut cfg = IngestConfig::from_cli(&cli)
-        .map_err(|e| Failure::new(FAILURE, e.to_string()))?;
+    let mut cfg = IngestConfig::from_cli(&cli).map_err(|e| Failure::new(FAILURE, e.to_string()))?;
     cfg.kafka = kafka.clone();
     cfg.http_listen = None;
     cfg.state_dir = args.dir.join(".demo-state");
-    cfg.ensure_topics = if embedded.is_some() { TopicsMode::Off } else { TopicsMode::Create };
+    cfg.ensure_topics = if embedded.is_some() {
+        TopicsMode::Off
+    } else {
+        TopicsMode::Create
+    };
     cfg.sources = SAMPLES
         .iter()
         .map(|s| SourceConfig {
@@ -143,12 +167,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 follow: false,
                 ..Default::default()
             }),
-            parse: ParseConfig { format: s.format.into(), site: Some(s.site.into()), ..Default::default() },
+            parse: ParseConfig {
+                format: s.format.into(),
+                site: Some(s.site.into()),
+                ..Default::default()
+            },
         })
         .collect();
-    eprintln!("footfall demo: ingesting {} sample logs ({lines_in} lines)", SAMPLES.len());
+    eprintln!(
+        "footfall demo: ingesting {} sample logs ({lines_in} lines)",
+        SAMPLES.len()
+    );
     let ingest = rt
-        .block_on(footfall_ingest::run(cfg, tables, keys, CancellationToken::new(), None))
+        .block_on(footfall_ingest::run(
+            cfg,
+            tables,
+            keys,
+            CancellationToken::new(),
+            None,
+        ))
         .map_err(|e| Failure::new(UNAVAILABLE, format!("ingest: {e}")))?;
     let c = &ingest.counters;
     eprintln!(
@@ -165,7 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // 3. Check the books: lines in = events + rejects = rows in the events table.
     let wh = Warehouse::new(&args.dir);
     let rows = wh.count_rows("events")?;
-    let ok = c.lines_read_total == lines_in && c.events_produced + c.rejects_total == lines_in && rows == c.events_produced;
+    let ok = c.lines_read_total == lines_in
+        && c.events_produced + c.rejects_total == lines_in
+        && rows == c.events_produced;
     let check = format!(
         "lines in {lines_in} = events {} + rejects {} = {}; events table rows {rows}",
         c.events_produced,
@@ -185,7 +224,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", report::render(&r));
         println!();
         println!("check: {check} ✓");
-        println!("warehouse: {}/ ({} tables, Hive-partitioned by date)", args.dir.display(), wh.tables()?.len());
+        println!(
+            "warehouse: {}/ ({} tables, Hive-partitioned by date)",
+            args.dir.display(),
+            wh.tables()?.len()
+        );
         println!("query it:  duckdb -c \"SELECT date, sum(visits) visits, sum(visitors) visitors FROM read_parquet('{}/traffic_daily/*/*.parquet', hive_partitioning=true) GROUP BY date ORDER BY date\"", args.dir.display());
         println!("done in {:.1} s", started.elapsed().as_secs_f64());
     }
@@ -199,16 +242,26 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         let entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).collect();
         let ours = entries.iter().all(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with('.') || n.ends_with("_daily") || n.ends_with("_hourly") || n == "events" || n == "visits"
+            n.starts_with('.')
+                || n.ends_with("_daily")
+                || n.ends_with("_hourly")
+                || n == "events"
+                || n == "visits"
         });
         if !entries.is_empty() && !ours {
-            return Err(Failure::new(CANT_CREATE, format!("{} exists and is not a footfall demo warehouse", dir.display()))
-                .with_hint("pass another --dir")
-                .into());
+            return Err(Failure::new(
+                CANT_CREATE,
+                format!(
+                    "{} exists and is not a footfall demo warehouse",
+                    dir.display()
+                ),
+            )
+            .with_hint("pass another --dir")
+            .into());
         }
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| Failure::new(CANT_CREATE, format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::new(CANT_CREATE, format!("{}: {e}", dir.display())))?;
     Ok(())
 }
-

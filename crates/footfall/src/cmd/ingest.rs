@@ -1,11 +1,15 @@
 //! `footfall ingest`: access logs in, visit events out to Kafka, at least once.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use footfall_keys::Keyring;
 
 use footfall_ingest::{CliArgs, ErrorKind, IngestConfig, StartAt};
 use footfall_parse::Tables;
 
-use super::load_keys;
+use super::{open_or_create_keyring, KeyringArg};
 use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, NO_INPUT, TEMP_FAIL, UNAVAILABLE};
 
 #[derive(clap::Args, Debug)]
@@ -49,9 +53,8 @@ pub struct Args {
     /// Read the given files once to their end and exit, instead of following them.
     #[arg(long)]
     pub once: bool,
-    /// File holding the pseudonymisation secret.
-    #[arg(long, env = "FOOTFALL_KEY_FILE")]
-    pub key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -67,26 +70,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         inputs: args.inputs,
         state_dir: args.state_dir,
         http_listen: args.http_listen,
-        start_at: args.start_at.map(|s| if s == "end" { StartAt::End } else { StartAt::Beginning }),
+        start_at: args.start_at.map(|s| {
+            if s == "end" {
+                StartAt::End
+            } else {
+                StartAt::Beginning
+            }
+        }),
         once: args.once,
+        keyring: args.keyring.keyring,
     };
     let cfg = IngestConfig::from_cli(&cli).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     // Logs (text or JSON, per [log]) go to stderr; a subscriber installed earlier stays.
     if let Err(e) = footfall_ingest::init_logging(&cfg.log) {
         eprintln!("footfall ingest: {e}");
     }
-    let keys = load_keys(args.key_file.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(async move {
+    let keyring = open_or_create_keyring(&cfg.keys, &KeyringArg::default(), "ingest")?;
+    let horizon = cfg.keys.horizon_days;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
         let shutdown = footfall_ingest::shutdown_on_signals();
-        footfall_ingest::run(cfg, Tables::embedded(), keys, shutdown, None).await
+        let rotation = tokio::spawn(rotate_keys(Arc::clone(&keyring), horizon));
+        let report =
+            footfall_ingest::run(cfg, Tables::embedded(), keyring.clone(), shutdown, None).await;
+        rotation.abort();
+        report
     });
+    advance_keys(&keyring, horizon);
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match report {
         Ok(r) => {
             eprintln!(
                 "footfall ingest: {} lines, {} events, {} rejects, {} unacknowledged",
-                r.counters.lines_read_total, r.counters.events_produced, r.counters.rejects_total, r.unacknowledged
+                r.counters.lines_read_total,
+                r.counters.events_produced,
+                r.counters.rejects_total,
+                r.unacknowledged
             );
             Ok(())
         }
@@ -100,6 +121,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ => FAILURE,
             };
             Err(Failure::new(code, e.to_string()).into())
+        }
+    }
+}
+
+/// How often ingest moves the keyring's ratchet to its horizon.
+const KEY_ROTATION_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Destroy day keys past the horizon as the newest day pseudonymised moves on.
+async fn rotate_keys(keyring: Arc<Keyring>, horizon_days: u32) {
+    let mut tick = tokio::time::interval(KEY_ROTATION_INTERVAL);
+    loop {
+        tick.tick().await;
+        let k = Arc::clone(&keyring);
+        let _ = tokio::task::spawn_blocking(move || advance_keys(&k, horizon_days)).await;
+    }
+}
+
+/// One step of [`rotate_keys`]: logs what was destroyed; a failure is logged
+/// and tried again on the next tick (the keys stay until it succeeds).
+fn advance_keys(keyring: &Keyring, horizon_days: u32) {
+    let today = chrono::Utc::now().date_naive();
+    match keyring.advance_for_horizon(horizon_days, today) {
+        Ok(Some(from)) => {
+            tracing::info!(held_from = %from, horizon_days, "destroyed the day keys of every day before {from}")
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not move the keyring to its horizon (retrying)")
         }
     }
 }

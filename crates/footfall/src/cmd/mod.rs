@@ -3,29 +3,71 @@
 pub mod aggregate;
 pub mod demo;
 pub mod ingest;
+pub mod keys;
 pub mod parse;
 pub mod report;
-pub mod topics;
 pub mod tail;
+pub mod topics;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use footfall_event::RejectKind;
-use footfall_parse::{KeyProvider, SecretKeys};
+use footfall_keys::{ErrorKind as KeyErrorKind, Keyring, KeyringError, KeysConfig};
 
-use crate::exit::{Failure, CONFIG};
+use crate::exit::{Failure, CANT_CREATE, CONFIG};
 
-/// Keys from `--key-file`, else `FOOTFALL_KEY` in the environment, else ephemeral.
-pub fn load_keys(key_file: Option<&Path>) -> anyhow::Result<Arc<dyn KeyProvider>> {
-    let keys = match key_file {
-        Some(p) => SecretKeys::from_file(p).map_err(|e| Failure::new(CONFIG, e.to_string()))?,
-        None if std::env::var_os("FOOTFALL_KEY").is_some() => {
-            SecretKeys::from_env("FOOTFALL_KEY").map_err(|e| Failure::new(CONFIG, e.to_string()))?
-        }
-        None => SecretKeys::ephemeral(),
-    };
-    Ok(Arc::new(keys))
+/// `--keyring DIR` (or `FOOTFALL_KEYRING`): shared by every command that
+/// uses keys.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KeyringArg {
+    /// The keyring directory (default: the config's [keys] dir, else .state/keyring).
+    #[arg(long, env = "FOOTFALL_KEYRING", value_name = "DIR")]
+    pub keyring: Option<PathBuf>,
+}
+
+/// Open the keyring, creating it on first use and saying so on stderr.
+pub fn open_or_create_keyring(
+    keys: &KeysConfig,
+    arg: &KeyringArg,
+    command: &str,
+) -> anyhow::Result<Arc<Keyring>> {
+    let dir = keys.dir_or(arg.keyring.clone());
+    let (keyring, created) = Keyring::open_or_create(&dir).map_err(keyring_failure)?;
+    if created {
+        eprintln!(
+            "footfall {command}: created a new keyring in {} (fingerprint {}). Keep it: event and visitor ids depend on it; \
+             `footfall keys export` copies it to another host.",
+            dir.display(),
+            keyring.status().fingerprint
+        );
+    }
+    Ok(Arc::new(keyring))
+}
+
+/// Open an existing keyring (a missing one is an error, exit 78).
+pub fn open_keyring(keys: &KeysConfig, arg: &KeyringArg) -> anyhow::Result<Keyring> {
+    Keyring::open(keys.dir_or(arg.keyring.clone())).map_err(|e| keyring_failure(e).into())
+}
+
+/// A keyring error with its exit code and hint.
+pub fn keyring_failure(e: KeyringError) -> Failure {
+    match e.kind() {
+        KeyErrorKind::Missing => Failure::new(CONFIG, e.to_string())
+            .with_hint("pass --keyring DIR (or FOOTFALL_KEYRING) where the keyring is, or [keys] dir in the config"),
+        KeyErrorKind::Invalid | KeyErrorKind::Exists => Failure::new(CONFIG, e.to_string()),
+        KeyErrorKind::Io => Failure::new(CANT_CREATE, e.to_string()),
+    }
+}
+
+/// The `[keys]` table of `--config FILE` (the whole file is validated), or the defaults.
+pub fn keys_config(config: Option<&std::path::Path>) -> anyhow::Result<KeysConfig> {
+    match config {
+        Some(path) => footfall_ingest::IngestConfig::from_toml_file(path)
+            .map(|c| c.keys)
+            .map_err(|e| Failure::new(CONFIG, e.to_string()).into()),
+        None => Ok(KeysConfig::default()),
+    }
 }
 
 /// Line accounting: lines = events + rejects, always.
@@ -38,7 +80,10 @@ pub struct Counts {
 
 impl Counts {
     pub fn count_reject(&mut self, kind: RejectKind) {
-        let i = RejectKind::ALL.iter().position(|k| *k == kind).expect("every kind is listed");
+        let i = RejectKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is listed");
         self.rejects[i] += 1;
     }
     pub fn rejects(&self) -> u64 {
@@ -65,7 +110,9 @@ impl Counts {
 
 /// Parse a `-X key=value` librdkafka property.
 pub fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
     if k.trim().is_empty() {
         return Err("empty property name".into());
     }
@@ -73,10 +120,15 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 /// Add `-X` properties to a Kafka config (validated: typed settings must use their own flags).
-pub fn apply_options(cfg: &mut footfall_kafka::KafkaConfig, opts: &[(String, String)]) -> anyhow::Result<()> {
+pub fn apply_options(
+    cfg: &mut footfall_kafka::KafkaConfig,
+    opts: &[(String, String)],
+) -> anyhow::Result<()> {
     for (k, v) in opts {
-        cfg.set_property(k, v).map_err(|e| Failure::new(CONFIG, format!("-X {k}: {e}")))?;
+        cfg.set_property(k, v)
+            .map_err(|e| Failure::new(CONFIG, format!("-X {k}: {e}")))?;
     }
-    cfg.validate().map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    cfg.validate()
+        .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use footfall_parse::{FormatState, ParseConfig, Pipeline, PrivacyConfig, SourceRef, Tables};
 
-use super::{load_keys, Counts};
+use super::{open_or_create_keyring, Counts, KeyringArg};
 use crate::exit::{Failure, CANT_CREATE, CONFIG};
 use crate::input;
 use crate::progress;
@@ -43,9 +43,8 @@ pub struct Args {
     /// Session cookie name that identifies visitors, when the log carries cookies.
     #[arg(long)]
     pub session_cookie: Option<String>,
-    /// File holding the pseudonymisation secret (without one, an ephemeral key is used).
-    #[arg(long, env = "FOOTFALL_KEY_FILE")]
-    pub key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
     /// Write rejected lines (JSON, one per line) to this file.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
@@ -111,10 +110,11 @@ struct Done {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let keys = load_keys(args.key_file.as_deref())?;
-    if keys.is_ephemeral() {
-        eprintln!("footfall parse: no --key-file: using an ephemeral key, so visitor_id and event_id differ between runs");
-    }
+    let keys: Arc<dyn footfall_parse::KeyProvider> = open_or_create_keyring(
+        &footfall_keys::KeysConfig::default(),
+        &args.keyring,
+        "parse",
+    )?;
     let tables = Tables::embedded();
     let base_cfg = ParseConfig {
         format: args.format.clone(),

@@ -17,7 +17,9 @@ pub struct Warehouse {
 
 impl Warehouse {
     pub fn new(dir: &Path) -> Self {
-        Warehouse { dir: dir.to_path_buf() }
+        Warehouse {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Table directories present.
@@ -42,7 +44,9 @@ impl Warehouse {
         for d in std::fs::read_dir(&tdir).with_context(|| format!("reading {}", tdir.display()))? {
             let d = d?;
             let name = d.file_name().to_string_lossy().into_owned();
-            let Some(date) = name.strip_prefix("date=") else { continue };
+            let Some(date) = name.strip_prefix("date=") else {
+                continue;
+            };
             for f in std::fs::read_dir(d.path())? {
                 let f = f?.path();
                 if f.extension().is_some_and(|e| e == "parquet") {
@@ -59,9 +63,11 @@ impl Warehouse {
         let mut n = 0u64;
         for (_, p) in self.parts(table)? {
             let f = std::fs::File::open(&p)?;
-            let meta = parquet::file::reader::FileReader::metadata(&parquet::file::serialized_reader::SerializedFileReader::new(f)?)
-                .file_metadata()
-                .num_rows();
+            let meta = parquet::file::reader::FileReader::metadata(
+                &parquet::file::serialized_reader::SerializedFileReader::new(f)?,
+            )
+            .file_metadata()
+            .num_rows();
             n += meta as u64;
         }
         Ok(n)
@@ -69,9 +75,19 @@ impl Warehouse {
 
     /// `SELECT keys..., SUM(values...) GROUP BY keys` over every part file; the
     /// key `date` comes from the Hive partition directory.
-    pub fn sum_by(&self, table: &str, keys: &[&str], values: &[&str]) -> anyhow::Result<BTreeMap<Vec<String>, Vec<i64>>> {
+    pub fn sum_by(
+        &self,
+        table: &str,
+        keys: &[&str],
+        values: &[&str],
+    ) -> anyhow::Result<BTreeMap<Vec<String>, Vec<i64>>> {
         let mut out: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
-        let file_cols: Vec<&str> = keys.iter().chain(values.iter()).copied().filter(|c| *c != "date").collect();
+        let file_cols: Vec<&str> = keys
+            .iter()
+            .chain(values.iter())
+            .copied()
+            .filter(|c| *c != "date")
+            .collect();
         for (date, path) in self.parts(table)? {
             let batches = footfall_aggregate::read_parquet(&path, Some(&file_cols))
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -82,7 +98,9 @@ impl Warehouse {
                         if *k == "date" {
                             Ok(None)
                         } else {
-                            let c = b.column_by_name(k).with_context(|| format!("{table} has no column {k}"))?;
+                            let c = b
+                                .column_by_name(k)
+                                .with_context(|| format!("{table} has no column {k}"))?;
                             Ok(Some(arrow::compute::cast(c, &DataType::Utf8)?))
                         }
                     })
@@ -90,7 +108,9 @@ impl Warehouse {
                 let val_cols: Vec<arrow::array::ArrayRef> = values
                     .iter()
                     .map(|v| {
-                        let c = b.column_by_name(v).with_context(|| format!("{table} has no column {v}"))?;
+                        let c = b
+                            .column_by_name(v)
+                            .with_context(|| format!("{table} has no column {v}"))?;
                         Ok(arrow::compute::cast(c, &DataType::Int64)?)
                     })
                     .collect::<anyhow::Result<_>>()?;
@@ -101,7 +121,11 @@ impl Warehouse {
                             None => date.clone(),
                             Some(a) => {
                                 let s = a.as_string::<i32>();
-                                if s.is_null(row) { "(none)".to_string() } else { s.value(row).to_string() }
+                                if s.is_null(row) {
+                                    "(none)".to_string()
+                                } else {
+                                    s.value(row).to_string()
+                                }
                             }
                         })
                         .collect();
@@ -137,7 +161,12 @@ pub struct Report {
     pub error_routes: Vec<(String, String, i64)>,
 }
 
-fn top<K, F: Fn(&(Vec<String>, Vec<i64>)) -> K>(m: BTreeMap<Vec<String>, Vec<i64>>, by: usize, n: usize, f: F) -> Vec<K> {
+fn top<K, F: Fn(&(Vec<String>, Vec<i64>)) -> K>(
+    m: BTreeMap<Vec<String>, Vec<i64>>,
+    by: usize,
+    n: usize,
+    f: F,
+) -> Vec<K> {
     let mut v: Vec<(Vec<String>, Vec<i64>)> = m.into_iter().collect();
     v.sort_by(|a, b| b.1[by].cmp(&a.1[by]).then_with(|| a.0.cmp(&b.0)));
     v.iter().take(n).map(f).collect()
@@ -145,24 +174,47 @@ fn top<K, F: Fn(&(Vec<String>, Vec<i64>)) -> K>(m: BTreeMap<Vec<String>, Vec<i64
 
 pub fn build(wh: &Warehouse) -> anyhow::Result<Report> {
     let days = wh
-        .sum_by("traffic_daily", &["date"], &["requests", "page_views", "visits", "visitors"])?
+        .sum_by(
+            "traffic_daily",
+            &["date"],
+            &["requests", "page_views", "visits", "visitors"],
+        )?
         .into_iter()
         .map(|(k, v)| (k[0].clone(), v[0], v[1], v[2], v[3]))
         .collect();
-    let top_pages = top(wh.sum_by("pages_daily", &["site", "route"], &["views", "visitors"])?, 0, 10, |(k, v)| {
-        (k[0].clone(), k[1].clone(), v[0], v[1])
-    });
-    let mediums = top(wh.sum_by("referrers_daily", &["medium"], &["visits"])?, 0, 10, |(k, v)| (k[0].clone(), v[0]));
+    let top_pages = top(
+        wh.sum_by("pages_daily", &["site", "route"], &["views", "visitors"])?,
+        0,
+        10,
+        |(k, v)| (k[0].clone(), k[1].clone(), v[0], v[1]),
+    );
+    let mediums = top(
+        wh.sum_by("referrers_daily", &["medium"], &["visits"])?,
+        0,
+        10,
+        |(k, v)| (k[0].clone(), v[0]),
+    );
     let top_sources = top(
-        wh.sum_by("referrers_daily", &["medium", "source"], &["visits"])?.into_iter().filter(|(k, _)| k[1] != "(none)").collect(),
+        wh.sum_by("referrers_daily", &["medium", "source"], &["visits"])?
+            .into_iter()
+            .filter(|(k, _)| k[1] != "(none)")
+            .collect(),
         0,
         10,
         |(k, v)| (k[0].clone(), k[1].clone(), v[0]),
     );
-    let top_searches = top(wh.sum_by("search_terms_daily", &["kind", "terms"], &["searches"])?, 0, 10, |(k, v)| {
-        (k[0].clone(), k[1].clone(), v[0])
-    });
-    let browsers = top(wh.sum_by("clients_daily", &["browser"], &["requests", "visitors"])?, 1, 10, |(k, v)| (k[0].clone(), v[0], v[1]));
+    let top_searches = top(
+        wh.sum_by("search_terms_daily", &["kind", "terms"], &["searches"])?,
+        0,
+        10,
+        |(k, v)| (k[0].clone(), k[1].clone(), v[0]),
+    );
+    let browsers = top(
+        wh.sum_by("clients_daily", &["browser"], &["requests", "visitors"])?,
+        1,
+        10,
+        |(k, v)| (k[0].clone(), v[0], v[1]),
+    );
     let error_routes = top(
         wh.sum_by("status_daily", &["status", "route"], &["requests"])?
             .into_iter()
@@ -172,7 +224,15 @@ pub fn build(wh: &Warehouse) -> anyhow::Result<Report> {
         10,
         |(k, v)| (k[0].clone(), k[1].clone(), v[0]),
     );
-    Ok(Report { days, top_pages, mediums, top_sources, top_searches, browsers, error_routes })
+    Ok(Report {
+        days,
+        top_pages,
+        mediums,
+        top_sources,
+        top_searches,
+        browsers,
+        error_routes,
+    })
 }
 
 fn cut(s: &str, n: usize) -> String {
@@ -188,13 +248,24 @@ fn cut(s: &str, n: usize) -> String {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nVisits and visitors per day");
-    let _ = writeln!(o, "  {:<12} {:>9} {:>10} {:>8} {:>9}", "date", "requests", "page views", "visits", "visitors");
+    let _ = writeln!(
+        o,
+        "  {:<12} {:>9} {:>10} {:>8} {:>9}",
+        "date", "requests", "page views", "visits", "visitors"
+    );
     for (d, req, pv, vi, vu) in &r.days {
         let _ = writeln!(o, "  {d:<12} {req:>9} {pv:>10} {vi:>8} {vu:>9}");
     }
     let _ = writeln!(o, "\nTop pages (by views)");
     for (site, route, views, visitors) in &r.top_pages {
-        let _ = writeln!(o, "  {:>7} views {:>6} visitors  {} {}", views, visitors, site, cut(route, 70));
+        let _ = writeln!(
+            o,
+            "  {:>7} views {:>6} visitors  {} {}",
+            views,
+            visitors,
+            site,
+            cut(route, 70)
+        );
     }
     let _ = writeln!(o, "\nReferrers by medium (visits)");
     for (m, v) in &r.mediums {
@@ -213,7 +284,11 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(o, "\nBrowsers (by visitors)");
     for (b, req, vis) in &r.browsers {
-        let _ = writeln!(o, "  {:<28} {req:>8} requests {vis:>7} visitors", cut(b, 28));
+        let _ = writeln!(
+            o,
+            "  {:<28} {req:>8} requests {vis:>7} visitors",
+            cut(b, 28)
+        );
     }
     let _ = writeln!(o, "\nError routes");
     for (s, route, n) in &r.error_routes {

@@ -42,16 +42,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.topics.dead_letter.replication_factor = args.replication_factor;
     }
     let specs = cfg.topics.specs();
-    let mode = if args.check { EnsureMode::CheckOnly } else { EnsureMode::Create };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let report = rt.block_on(ensure_topics(&cfg, &specs, mode)).map_err(|e| {
-        let code = match e.kind() {
-            ErrorKind::Unreachable => UNAVAILABLE,
-            ErrorKind::Config => CONFIG,
-            _ => FAILURE,
-        };
-        anyhow::Error::new(Failure::new(code, format!("topics on {}: {e}", args.brokers)))
-    })?;
+    let mode = if args.check {
+        EnsureMode::CheckOnly
+    } else {
+        EnsureMode::Create
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt
+        .block_on(ensure_topics(&cfg, &specs, mode))
+        .map_err(|e| {
+            let code = match e.kind() {
+                ErrorKind::Unreachable => UNAVAILABLE,
+                ErrorKind::Config => CONFIG,
+                _ => FAILURE,
+            };
+            anyhow::Error::new(Failure::new(
+                code,
+                format!("topics on {}: {e}", args.brokers),
+            ))
+        })?;
     for spec in &specs {
         let state = if report.created.contains(&spec.name) {
             "created"
@@ -62,7 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             "ok"
         };
-        println!("{:<8} {} ({} partitions)", state, spec.name, spec.partitions);
+        println!(
+            "{:<8} {} ({} partitions)",
+            state, spec.name, spec.partitions
+        );
     }
     for m in &report.mismatches {
         println!("  mismatch: {m}");
