@@ -96,7 +96,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["site", "status", "path_prefix", "medium", "bots", "no_bots"])]
     pub dlq: bool,
     /// With --dlq: only these reject kinds (malformed, bad_timestamp, bad_status, bad_number,
-    /// bad_json, too_long, empty, header; repeatable or comma-separated).
+    /// bad_json, too_long, key_destroyed, empty, header; repeatable or comma-separated).
     #[arg(long, requires = "dlq", value_delimiter = ',', value_parser = parse_reject_kind, value_name = "KIND")]
     pub kind: Vec<RejectKind>,
     /// Exit after this many matching messages.
