@@ -14,6 +14,10 @@
 //!   (`DIR/<table>/date=YYYY-MM-DD/part-<partition>.parquet`);
 //! * commits the offsets only once every file is durable.
 //!
+//! [`erase`] removes one person's events from the warehouse (and from the
+//! summaries), records tombstones so that later runs drop them, and [`lookup`]
+//! lists them for review (see [`erase`] for the contract).
+//!
 //! A crash at any point followed by a re-run gives the same files, byte for
 //! byte. The [`Warehouse`] is locked for the run (a second run fails at once
 //! with [`ErrorKind::Locked`]). `docs/tables.md` describes every table and column.
@@ -33,6 +37,7 @@
 //! }
 //! ```
 
+mod erase;
 mod error;
 mod hash;
 mod run;
@@ -44,14 +49,20 @@ mod warehouse;
 #[cfg(test)]
 mod testdata;
 
+pub use erase::{erase, lookup, EraseReport};
 pub use error::{AggregateError, ErrorKind};
-pub use run::{plan_cut, recompute, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress, RunOptions, RunReport, Stage};
+pub use run::{
+    plan_cut, recompute, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress,
+    RunOptions, RunReport, Stage,
+};
 pub use schema::{batch_to_events, events_schema, events_to_batch, KafkaEvent};
 pub use sessions::{CampaignKey, Sessionizer, SummaryOptions};
 pub use summaries::{
-    summarize, Summaries, Table, ENTRANCE, EXIT, LATENCY_COLUMNS, OTHER, STATUS_COLUMNS, SUMMARY_COLUMNS,
+    summarize, Summaries, Table, ENTRANCE, EXIT, LATENCY_COLUMNS, OTHER, STATUS_COLUMNS,
+    SUMMARY_COLUMNS,
 };
 pub use warehouse::{
-    read_parquet, writer_properties, EventFile, LockMode, PartitionLock, PendingFile, Warehouse, WarehouseLock,
-    WarehouseMeta, EVENTS_DIR, LAYOUT_VERSION, LOCK_FILE, META_FILE,
+    read_parquet, writer_properties, EventFile, LockMode, PartitionLock, PendingFile, Warehouse,
+    WarehouseLock, WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE, LOCK_FILE,
+    META_FILE,
 };

@@ -9,8 +9,10 @@
 //!    partition up to that watermark (or the `max_events` cut), no further.
 //! 2. Events files written by a run that did not commit (their start offset is
 //!    at or past the committed offset) are removed; their dates are recomputed.
-//! 3. New events are de-duplicated by `event_id` (within the batch and against
-//!    the committed files of the same date and partition) and written to
+//! 3. Events of a visitor id erased for their date (the tombstones written by
+//!    [`crate::erase`]) are dropped. New events are de-duplicated by
+//!    `event_id` (within the batch and against the committed files of the same
+//!    date and partition) and written to
 //!    `events/date=D/part-<partition>-<start offset>.parquet`: a re-run after a
 //!    crash starts at the same offset and writes the same names and bytes.
 //! 4. Summaries of every touched date (and the day after it, whose visits
@@ -18,6 +20,7 @@
 //! 5. Only when every file is durable are the offsets committed (synchronously),
 //!    each to the offset after the last message read.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -36,11 +39,14 @@ use serde::Serialize;
 
 use crate::error::AggregateError;
 use crate::hash::FxHashSet;
-use crate::schema::{day_number, events_schema, events_to_batch, local_day, local_time_of_day, KafkaEvent, DAY_US};
+use crate::schema::{
+    day_number, events_schema, events_to_batch, local_day, local_time_of_day, KafkaEvent, DAY_US,
+};
 use crate::sessions::SummaryOptions;
 use crate::summaries::{summarize, Table, SUMMARY_COLUMNS};
 use crate::warehouse::{
-    concat, read_parquet, EventFile, LockMode, PartitionLock, Warehouse, WarehouseMeta, LAYOUT_VERSION,
+    concat, read_parquet, EventFile, LockMode, PartitionLock, Warehouse, WarehouseMeta,
+    LAYOUT_VERSION,
 };
 
 /// Where a run can be stopped by an injected failure (see [`RunOptions::fault`]).
@@ -60,6 +66,9 @@ pub enum Checkpoint {
     BeforeCommit,
     /// Offsets are committed; retention has not run yet.
     Committed,
+    /// An erasure step is durable: tombstones, the recompute journal or the
+    /// ledger written, or an events file left without rows removed.
+    Erase(PathBuf),
 }
 
 /// Decides whether to fail at a checkpoint (`true` = fail with [`AggregateError::Injected`]).
@@ -112,7 +121,11 @@ impl std::fmt::Debug for RunOptions {
 
 impl RunOptions {
     /// Options with defaults: exclusive lock, 30 minute visits, k = 3, no cut, no retention.
-    pub fn new(topic: impl Into<String>, group: impl Into<String>, warehouse: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        topic: impl Into<String>,
+        group: impl Into<String>,
+        warehouse: impl Into<PathBuf>,
+    ) -> Self {
         RunOptions {
             topic: topic.into(),
             group: group.into(),
@@ -129,7 +142,7 @@ impl RunOptions {
         }
     }
 
-    fn check(&self, cp: Checkpoint) -> Result<(), AggregateError> {
+    pub(crate) fn check(&self, cp: Checkpoint) -> Result<(), AggregateError> {
         match &self.fault {
             Some(hook) if hook(&cp) => Err(AggregateError::Injected(cp)),
             _ => Ok(()),
@@ -199,6 +212,8 @@ pub struct RunReport {
     pub invalid: u64,
     /// Events for dates already dropped by retention (skipped).
     pub expired: u64,
+    /// Events of a visitor id erased for their date (see [`crate::erase`]): dropped.
+    pub erased: u64,
     /// Events whose `event_id` was already in the batch or in the warehouse.
     pub duplicates_dropped: u64,
     /// Events written to the events table.
@@ -221,13 +236,14 @@ impl std::fmt::Display for RunReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}read {} events ({} duplicates dropped, {} invalid, {} expired) from {} partitions; \
+            "{}read {} events ({} duplicates dropped, {} invalid, {} expired, {} erased) from {} partitions; \
              wrote {} events; {} dates touched; {} files written, {} removed",
             if self.dry_run { "dry run: " } else { "" },
             self.events_read,
             self.duplicates_dropped,
             self.invalid,
             self.expired,
+            self.erased,
             self.partitions.len(),
             self.events_written,
             self.dates_touched.len(),
@@ -235,7 +251,11 @@ impl std::fmt::Display for RunReport {
             self.files_removed,
         )?;
         if !self.retention_dropped.is_empty() {
-            write!(f, "; retention dropped {} dates", self.retention_dropped.len())?;
+            write!(
+                f,
+                "; retention dropped {} dates",
+                self.retention_dropped.len()
+            )?;
         }
         write!(f, "; {:.1} s", self.seconds)
     }
@@ -264,7 +284,9 @@ pub fn plan_cut(available: &[(i32, u64)], max: u64) -> Vec<(i32, u64)> {
     parts.sort_unstable_by_key(|x| x.0);
     let mut left = max;
     loop {
-        let active: Vec<usize> = (0..parts.len()).filter(|&i| parts[i].2 < parts[i].1).collect();
+        let active: Vec<usize> = (0..parts.len())
+            .filter(|&i| parts[i].2 < parts[i].1)
+            .collect();
         if left == 0 || active.is_empty() {
             break;
         }
@@ -289,8 +311,16 @@ struct Ctx {
 
 impl Ctx {
     fn record(&self, assign: bool, tpl: &TopicPartitionList) {
-        let parts = tpl.elements().iter().filter(|e| e.topic() == self.topic).map(|e| e.partition()).collect();
-        self.events.lock().expect("rebalance log").push((assign, parts));
+        let parts = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect();
+        self.events
+            .lock()
+            .expect("rebalance log")
+            .push((assign, parts));
     }
 
     fn take(&self) -> Vec<(bool, Vec<i32>)> {
@@ -325,16 +355,26 @@ struct Part {
 /// Runs one bounded aggregation. `client` carries the broker address and
 /// security settings; the run sets the group id and its own consumer settings
 /// (no auto commit, partition EOF, `auto.offset.reset=earliest` unless set).
-pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress) -> Result<RunReport, AggregateError> {
+pub fn run(
+    client: &ClientConfig,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunReport, AggregateError> {
     let started = Instant::now();
     if opts.topic.is_empty() || opts.group.is_empty() {
-        return Err(AggregateError::Config("topic and group must not be empty".into()));
+        return Err(AggregateError::Config(
+            "topic and group must not be empty".into(),
+        ));
     }
     let wh = Warehouse::new(&opts.warehouse);
     if !opts.dry_run {
         wh.create()?;
     }
-    let _lock = if wh.exists() { Some(wh.lock(opts.lock)?) } else { None };
+    let _lock = if wh.exists() {
+        Some(wh.lock(opts.lock)?)
+    } else {
+        None
+    };
     let meta = check_meta(&wh, &opts.topic, !opts.dry_run)?;
 
     let mut cfg = client.clone();
@@ -342,24 +382,40 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true");
-    for (k, v) in [("auto.offset.reset", "earliest"), ("max.poll.interval.ms", "3600000")] {
+    for (k, v) in [
+        ("auto.offset.reset", "earliest"),
+        ("max.poll.interval.ms", "3600000"),
+    ] {
         if cfg.get(k).is_none() {
             cfg.set(k, v);
         }
     }
-    let ctx = Ctx { topic: opts.topic.clone(), events: Mutex::new(Vec::new()) };
-    let consumer: BaseConsumer<Ctx> = cfg.create_with_context(ctx).map_err(AggregateError::kafka("create consumer"))?;
+    let ctx = Ctx {
+        topic: opts.topic.clone(),
+        events: Mutex::new(Vec::new()),
+    };
+    let consumer: BaseConsumer<Ctx> = cfg
+        .create_with_context(ctx)
+        .map_err(AggregateError::kafka("create consumer"))?;
 
     let md = consumer
         .fetch_metadata(Some(&opts.topic), opts.request_timeout)
         .map_err(AggregateError::kafka("fetch metadata"))?;
-    let exists = md.topics().iter().any(|t| t.name() == opts.topic && t.error().is_none() && !t.partitions().is_empty());
+    let exists = md
+        .topics()
+        .iter()
+        .any(|t| t.name() == opts.topic && t.error().is_none() && !t.partitions().is_empty());
     if !exists {
-        return Err(AggregateError::Config(format!("topic {} does not exist", opts.topic)));
+        return Err(AggregateError::Config(format!(
+            "topic {} does not exist",
+            opts.topic
+        )));
     }
 
     progress.stage(Stage::Joining);
-    consumer.subscribe(&[&opts.topic]).map_err(AggregateError::kafka("subscribe"))?;
+    consumer
+        .subscribe(&[&opts.topic])
+        .map_err(AggregateError::kafka("subscribe"))?;
     let mut parts: BTreeMap<i32, Part> = BTreeMap::new();
     let mut assigned = false;
     let mut read_total = 0u64;
@@ -381,7 +437,14 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
             let waiting: Vec<String> = parts
                 .values()
                 .filter(|p| !p.done)
-                .map(|p| format!("{}@{}/{}", p.c.partition, p.c.last.map_or(p.c.start, |l| l + 1), p.c.end))
+                .map(|p| {
+                    format!(
+                        "{}@{}/{}",
+                        p.c.partition,
+                        p.c.last.map_or(p.c.start, |l| l + 1),
+                        p.c.end
+                    )
+                })
                 .collect();
             return Err(AggregateError::Timeout(format!(
                 "no messages for {:?}; partitions still to read (partition@next/end): {}",
@@ -389,7 +452,9 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
                 waiting.join(", ")
             )));
         }
-        let Some(res) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(res) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         // A rebalance served inside this poll must be applied before its messages.
         if apply_rebalances(&consumer, &wh, opts, &mut parts, &mut assigned, progress)? {
             last_activity = Instant::now();
@@ -399,7 +464,9 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
                 if msg.topic() != opts.topic {
                     continue;
                 }
-                let Some(part) = parts.get_mut(&msg.partition()) else { continue };
+                let Some(part) = parts.get_mut(&msg.partition()) else {
+                    continue;
+                };
                 let o = msg.offset();
                 if part.done || o < part.c.start {
                     continue;
@@ -418,13 +485,21 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
                             supported: SCHEMA_VERSION,
                         })
                     }
-                    Some(Ok(event)) => part.c.events.push(KafkaEvent { partition: part.c.partition, offset: o, event }),
+                    Some(Ok(event)) => part.c.events.push(KafkaEvent {
+                        partition: part.c.partition,
+                        offset: o,
+                        event,
+                    }),
                     Some(Err(e)) => {
                         tracing::warn!(partition = part.c.partition, offset = o, error = %e, "skipping a message that is not a visit event");
                         part.c.invalid += 1;
                     }
                     None => {
-                        tracing::warn!(partition = part.c.partition, offset = o, "skipping a message without a value");
+                        tracing::warn!(
+                            partition = part.c.partition,
+                            offset = o,
+                            "skipping a message without a value"
+                        );
                         part.c.invalid += 1;
                     }
                 }
@@ -443,7 +518,10 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
                 }
             }
             Err(e @ (KafkaError::MessageConsumptionFatal(_) | KafkaError::Global(_))) => {
-                return Err(AggregateError::Kafka { op: "consume", source: e });
+                return Err(AggregateError::Kafka {
+                    op: "consume",
+                    source: e,
+                });
             }
             Err(KafkaError::MessageConsumption(code))
                 if matches!(
@@ -454,7 +532,10 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
                         | rdkafka::types::RDKafkaErrorCode::UnknownTopic
                 ) =>
             {
-                return Err(AggregateError::Kafka { op: "consume", source: KafkaError::MessageConsumption(code) });
+                return Err(AggregateError::Kafka {
+                    op: "consume",
+                    source: KafkaError::MessageConsumption(code),
+                });
             }
             Err(e) => tracing::warn!(error = %e, "consumer error (retrying)"),
         }
@@ -479,11 +560,22 @@ pub fn run(client: &ClientConfig, opts: &RunOptions, progress: &mut dyn Progress
     let commit = |offsets: &[(i32, i64)]| -> Result<(), AggregateError> {
         let mut tpl = TopicPartitionList::new();
         for &(p, o) in offsets {
-            tpl.add_partition_offset(&opts.topic, p, Offset::Offset(o)).map_err(AggregateError::kafka("commit"))?;
+            tpl.add_partition_offset(&opts.topic, p, Offset::Offset(o))
+                .map_err(AggregateError::kafka("commit"))?;
         }
-        consumer.commit(&tpl, CommitMode::Sync).map_err(AggregateError::kafka("commit"))
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(AggregateError::kafka("commit"))
     };
-    let mut report = complete(&wh, meta.as_ref(), &consumed, opts, own_filter, progress, commit)?;
+    let mut report = complete(
+        &wh,
+        meta.as_ref(),
+        &consumed,
+        opts,
+        own_filter,
+        progress,
+        commit,
+    )?;
     // Partition locks go before the group is left, so that the next owner can take them.
     drop(partition_locks);
     drop(consumer);
@@ -501,10 +593,16 @@ pub(crate) fn complete(
     progress: &mut dyn Progress,
     commit: impl FnOnce(&[(i32, i64)]) -> Result<(), AggregateError>,
 ) -> Result<RunReport, AggregateError> {
-    let mut report = RunReport { dry_run: opts.dry_run, ..Default::default() };
+    let mut report = RunReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
     process(wh, meta, consumed, opts, own, progress, &mut report)?;
     // Only now is every file durable: commit the offset after the last message read.
-    let offsets: Vec<(i32, i64)> = consumed.iter().filter_map(|c| c.last.map(|l| (c.partition, l + 1))).collect();
+    let offsets: Vec<(i32, i64)> = consumed
+        .iter()
+        .filter_map(|c| c.last.map(|l| (c.partition, l + 1)))
+        .collect();
     if !opts.dry_run {
         opts.check(Checkpoint::BeforeCommit)?;
         if !offsets.is_empty() {
@@ -521,7 +619,11 @@ pub(crate) fn complete(
             high_watermark: c.high_watermark,
             end_offset: c.end,
             messages: c.messages,
-            committed: if opts.dry_run { None } else { c.last.map(|l| l + 1) },
+            committed: if opts.dry_run {
+                None
+            } else {
+                c.last.map(|l| l + 1)
+            },
         });
     }
     if let (Some(days), false) = (opts.retention_days, opts.dry_run) {
@@ -560,7 +662,11 @@ fn apply_rebalances(
     Ok(!events.is_empty())
 }
 
-pub(crate) fn check_meta(wh: &Warehouse, topic: &str, write: bool) -> Result<Option<WarehouseMeta>, AggregateError> {
+pub(crate) fn check_meta(
+    wh: &Warehouse,
+    topic: &str,
+    write: bool,
+) -> Result<Option<WarehouseMeta>, AggregateError> {
     match wh.read_meta()? {
         Some(m) if m.format > LAYOUT_VERSION => Err(AggregateError::Config(format!(
             "warehouse {} has layout version {}, newer than this build supports ({LAYOUT_VERSION})",
@@ -574,7 +680,11 @@ pub(crate) fn check_meta(wh: &Warehouse, topic: &str, write: bool) -> Result<Opt
         ))),
         Some(m) => Ok(Some(m)),
         None if write => {
-            let m = WarehouseMeta { format: LAYOUT_VERSION, topic: topic.to_string(), retained_from: None };
+            let m = WarehouseMeta {
+                format: LAYOUT_VERSION,
+                topic: topic.to_string(),
+                retained_from: None,
+            };
             wh.write_meta(&m)?;
             Ok(Some(m))
         }
@@ -601,7 +711,11 @@ fn on_assign(
     partitions: &[i32],
     parts: &mut BTreeMap<i32, Part>,
 ) -> Result<(), AggregateError> {
-    let new: Vec<i32> = partitions.iter().copied().filter(|p| !parts.contains_key(p)).collect();
+    let new: Vec<i32> = partitions
+        .iter()
+        .copied()
+        .filter(|p| !parts.contains_key(p))
+        .collect();
     if new.is_empty() {
         return Ok(());
     }
@@ -646,16 +760,30 @@ fn on_assign(
     let cut: BTreeMap<i32, u64> = match opts.max_events {
         Some(max) => {
             let held: u64 = parts.values().map(|p| (p.c.end - p.c.start) as u64).sum();
-            let avail: Vec<(i32, u64)> = fresh.iter().map(|&(p, s, h, _)| (p, (h - s) as u64)).collect();
-            plan_cut(&avail, max.saturating_sub(held)).into_iter().collect()
+            let avail: Vec<(i32, u64)> = fresh
+                .iter()
+                .map(|&(p, s, h, _)| (p, (h - s) as u64))
+                .collect();
+            plan_cut(&avail, max.saturating_sub(held))
+                .into_iter()
+                .collect()
         }
-        None => fresh.iter().map(|&(p, s, h, _)| (p, (h - s) as u64)).collect(),
+        None => fresh
+            .iter()
+            .map(|&(p, s, h, _)| (p, (h - s) as u64))
+            .collect(),
     };
     for (p, start, high, lock) in fresh {
         let end = start + cut[&p] as i64;
         tracing::debug!(partition = p, start, high, end, "assigned");
         let mut part = Part {
-            c: Consumed { partition: p, start, high_watermark: high, end, ..Default::default() },
+            c: Consumed {
+                partition: p,
+                start,
+                high_watermark: high,
+                end,
+                ..Default::default()
+            },
             done: false,
             _lock: lock,
         };
@@ -670,8 +798,13 @@ fn on_assign(
 /// The events columns summaries need, in events-schema order.
 fn summary_projection() -> (SchemaRef, Vec<usize>) {
     let schema = events_schema();
-    let idx: Vec<usize> = (0..schema.fields().len()).filter(|&i| SUMMARY_COLUMNS.contains(&schema.field(i).name().as_str())).collect();
-    (Arc::new(schema.project(&idx).expect("projection indices are valid")), idx)
+    let idx: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| SUMMARY_COLUMNS.contains(&schema.field(i).name().as_str()))
+        .collect();
+    (
+        Arc::new(schema.project(&idx).expect("projection indices are valid")),
+        idx,
+    )
 }
 
 /// Where the events of one (date, partition) come from.
@@ -692,7 +825,11 @@ pub(crate) fn process(
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
     let retained_from = meta.and_then(|m| m.retained_from);
-    let files: Vec<EventFile> = if wh.exists() { wh.event_files()? } else { Vec::new() };
+    let files: Vec<EventFile> = if wh.exists() {
+        wh.event_files()?
+    } else {
+        Vec::new()
+    };
     let mut sources: BTreeMap<(i32, NaiveDate), DaySources> = BTreeMap::new();
     let mut stale: Vec<PathBuf> = Vec::new();
     let mut touched: BTreeSet<(i32, NaiveDate)> = BTreeSet::new();
@@ -704,11 +841,17 @@ pub(crate) fn process(
                 touched.insert((f.partition, f.date));
                 stale.push(f.path);
             }
-            _ => sources.entry((f.partition, f.date)).or_default().files.push(f.path),
+            _ => sources
+                .entry((f.partition, f.date))
+                .or_default()
+                .files
+                .push(f.path),
         }
     }
 
     let mut pending: Vec<(PathBuf, RecordBatch)> = Vec::new();
+    // Erased visitor ids, loaded for the dates of the batch only.
+    let mut tombstones: BTreeMap<NaiveDate, BTreeSet<String>> = BTreeMap::new();
     for c in consumed {
         report.events_read += c.messages;
         report.invalid += c.invalid;
@@ -717,6 +860,14 @@ pub(crate) fn process(
             let date = e.event.local_date();
             if retained_from.is_some_and(|r| date < r) {
                 report.expired += 1;
+                continue;
+            }
+            let erased = match tombstones.entry(date) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => v.insert(wh.read_tombstones(date)?),
+            };
+            if erased.contains(e.event.visitor_id.as_str()) {
+                report.erased += 1;
                 continue;
             }
             by_date.entry(date).or_default().push(e);
@@ -754,7 +905,11 @@ pub(crate) fn process(
     let next_days: Vec<(i32, NaiveDate)> = touched
         .iter()
         .filter_map(|&(p, d)| d.succ_opt().map(|n| (p, n)))
-        .filter(|k| sources.get(k).is_some_and(|s| !s.files.is_empty() || s.new.is_some()))
+        .filter(|k| {
+            sources
+                .get(k)
+                .is_some_and(|s| !s.files.is_empty() || s.new.is_some())
+        })
         .collect();
     touched.extend(next_days);
     if let Some(r) = retained_from {
@@ -818,7 +973,7 @@ pub(crate) fn process(
 /// last visit timeout counts, for visits crossing midnight). Each file is
 /// written atomically; tables left without rows lose their file; a (date,
 /// partition) with no events left loses all its summaries.
-fn summarize_partition(
+pub(crate) fn summarize_partition(
     wh: &Warehouse,
     date: NaiveDate,
     p: i32,
@@ -852,7 +1007,10 @@ fn summarize_partition(
     let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
     let summaries = summarize(&events, date, &opts.summary)?;
     for (table, batch) in summaries.iter() {
-        *report.summary_rows.entry(table.name().to_string()).or_default() += batch.num_rows() as u64;
+        *report
+            .summary_rows
+            .entry(table.name().to_string())
+            .or_default() += batch.num_rows() as u64;
         if opts.dry_run {
             continue;
         }
@@ -876,13 +1034,39 @@ fn summarize_partition(
 /// Recompute every summary of one date from the events table alone (no Kafka):
 /// after a rule change, a restored backup, or to measure the recompute. Takes
 /// the exclusive warehouse lock; writes each summary file atomically, as a run does.
-pub fn recompute(root: &std::path::Path, date: NaiveDate, summary: &SummaryOptions) -> Result<RunReport, AggregateError> {
+pub fn recompute(
+    root: &std::path::Path,
+    date: NaiveDate,
+    summary: &SummaryOptions,
+) -> Result<RunReport, AggregateError> {
     let started = Instant::now();
     let wh = Warehouse::new(root);
     let _lock = wh.lock(LockMode::Exclusive)?;
     let files = wh.event_files()?;
     let mut opts = RunOptions::new("", "", root);
     opts.summary = summary.clone();
+    let mut report = RunReport::default();
+    let targets: BTreeSet<(NaiveDate, i32)> = files
+        .iter()
+        .filter(|f| f.date == date)
+        .map(|f| (f.date, f.partition))
+        .collect();
+    recompute_locked(&wh, &files, &targets, &opts, &mut report)?;
+    report.dates_touched = vec![date];
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Recomputes the summaries of some (date, partition) pairs from `files` (the
+/// events table as it is now), under a lock the caller holds. A pair without
+/// events loses its summaries. Counts the events read in `report`.
+pub(crate) fn recompute_locked(
+    wh: &Warehouse,
+    files: &[EventFile],
+    targets: &BTreeSet<(NaiveDate, i32)>,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
     let read = |d: NaiveDate, p: i32| -> Result<Vec<RecordBatch>, AggregateError> {
         let mut out = Vec::new();
         for f in files.iter().filter(|f| f.date == d && f.partition == p) {
@@ -890,24 +1074,25 @@ pub fn recompute(root: &std::path::Path, date: NaiveDate, summary: &SummaryOptio
         }
         Ok(out)
     };
-    let mut report = RunReport::default();
-    let partitions: BTreeSet<i32> = files.iter().filter(|f| f.date == date).map(|f| f.partition).collect();
-    for p in partitions {
+    for &(date, p) in targets {
         let day = read(date, p)?;
-        report.events_read += day.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let rows = day.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        report.events_read += rows;
         let prev = match date.pred_opt() {
-            Some(prev) => read(prev, p)?,
-            None => Vec::new(),
+            Some(prev) if rows > 0 => read(prev, p)?,
+            _ => Vec::new(),
         };
-        summarize_partition(&wh, date, p, day, prev, &opts, &mut report)?;
+        summarize_partition(wh, date, p, day, prev, opts, report)?;
     }
-    report.dates_touched = vec![date];
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// Rows of `batch` in the last `timeout_us` of `date` (local time).
-fn tail_of(batch: &RecordBatch, date: NaiveDate, timeout_us: i64) -> Result<RecordBatch, AggregateError> {
+fn tail_of(
+    batch: &RecordBatch,
+    date: NaiveDate,
+    timeout_us: i64,
+) -> Result<RecordBatch, AggregateError> {
     let c = crate::schema::Cols::new(batch);
     let (ts, tz) = (c.ts("ts")?, c.i32("tz_offset_s")?);
     let day = day_number(date);
@@ -922,7 +1107,10 @@ fn tail_of(batch: &RecordBatch, date: NaiveDate, timeout_us: i64) -> Result<Reco
 }
 
 /// Gives every batch exactly `schema`, taking its columns by name.
-fn normalise(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, AggregateError> {
+pub(crate) fn normalise(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, AggregateError> {
     batches
         .into_iter()
         .map(|b| {
@@ -943,31 +1131,22 @@ fn normalise(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<Record
         .collect()
 }
 
+/// The test harness shared by the unit tests of runs and erasures: a topic in
+/// memory driving [`complete`] as [`run`] does, and a byte snapshot of a warehouse.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testkit {
     use super::*;
     use crate::testdata;
-    use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn cut_is_water_filled_in_partition_order() {
-        assert_eq!(plan_cut(&[(0, 10), (1, 10), (2, 10)], 12), vec![(0, 4), (1, 4), (2, 4)]);
-        assert_eq!(plan_cut(&[(2, 100), (0, 1), (1, 100)], 10), vec![(0, 1), (1, 5), (2, 4)]);
-        assert_eq!(plan_cut(&[(0, 3), (1, 3)], 100), vec![(0, 3), (1, 3)]);
-        assert_eq!(plan_cut(&[(0, 5), (1, 5)], 0), vec![(0, 0), (1, 0)]);
-        assert_eq!(plan_cut(&[(0, 5), (1, 5), (2, 5)], 4), vec![(0, 2), (1, 1), (2, 1)]);
-    }
 
     /// A topic in memory: the log of each partition and the group's committed offsets.
     #[derive(Clone, Default)]
-    struct FakeTopic {
-        logs: BTreeMap<i32, Vec<VisitEvent>>,
-        committed: BTreeMap<i32, i64>,
+    pub(crate) struct FakeTopic {
+        pub(crate) logs: BTreeMap<i32, Vec<VisitEvent>>,
+        pub(crate) committed: BTreeMap<i32, i64>,
     }
 
     impl FakeTopic {
-        fn produce(&mut self, events: &[VisitEvent], partitions: i32) {
+        pub(crate) fn produce(&mut self, events: &[VisitEvent], partitions: i32) {
             for e in events {
                 let p = testdata::partition_of(&e.visitor_id, partitions);
                 self.logs.entry(p).or_default().push(e.clone());
@@ -975,7 +1154,11 @@ mod tests {
         }
 
         /// One run as `run` does it, with the topic in memory.
-        fn run(&mut self, dir: &std::path::Path, opts: &RunOptions) -> Result<RunReport, AggregateError> {
+        pub(crate) fn run(
+            &mut self,
+            dir: &std::path::Path,
+            opts: &RunOptions,
+        ) -> Result<RunReport, AggregateError> {
             let wh = Warehouse::new(dir);
             wh.create()?;
             let _lock = wh.lock(LockMode::Exclusive)?;
@@ -998,7 +1181,11 @@ mod tests {
                     let start = starts[&p];
                     let end = start + cut[&p] as i64;
                     let events: Vec<KafkaEvent> = (start..end)
-                        .map(|o| KafkaEvent { partition: p, offset: o, event: log[o as usize].clone() })
+                        .map(|o| KafkaEvent {
+                            partition: p,
+                            offset: o,
+                            event: log[o as usize].clone(),
+                        })
                         .collect();
                     Consumed {
                         partition: p,
@@ -1013,17 +1200,25 @@ mod tests {
                 })
                 .collect();
             let committed = &mut self.committed;
-            complete(&wh, meta.as_ref(), &consumed, opts, None, &mut NoProgress, |offsets| {
-                for &(p, o) in offsets {
-                    committed.insert(p, o);
-                }
-                Ok(())
-            })
+            complete(
+                &wh,
+                meta.as_ref(),
+                &consumed,
+                opts,
+                None,
+                &mut NoProgress,
+                |offsets| {
+                    for &(p, o) in offsets {
+                        committed.insert(p, o);
+                    }
+                    Ok(())
+                },
+            )
         }
     }
 
     /// Every file of the warehouse (relative path → bytes), lock and metadata aside.
-    fn snapshot(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    pub(crate) fn snapshot(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
         fn walk(root: &std::path::Path, d: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
             for e in std::fs::read_dir(d).unwrap() {
                 let e = e.unwrap();
@@ -1041,6 +1236,33 @@ mod tests {
         let mut out = BTreeMap::new();
         walk(dir, dir, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::{snapshot, FakeTopic};
+    use super::*;
+    use crate::testdata;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn cut_is_water_filled_in_partition_order() {
+        assert_eq!(
+            plan_cut(&[(0, 10), (1, 10), (2, 10)], 12),
+            vec![(0, 4), (1, 4), (2, 4)]
+        );
+        assert_eq!(
+            plan_cut(&[(2, 100), (0, 1), (1, 100)], 10),
+            vec![(0, 1), (1, 5), (2, 4)]
+        );
+        assert_eq!(plan_cut(&[(0, 3), (1, 3)], 100), vec![(0, 3), (1, 3)]);
+        assert_eq!(plan_cut(&[(0, 5), (1, 5)], 0), vec![(0, 0), (1, 0)]);
+        assert_eq!(
+            plan_cut(&[(0, 5), (1, 5), (2, 5)], 4),
+            vec![(0, 2), (1, 1), (2, 1)]
+        );
     }
 
     fn day(d: u32) -> NaiveDate {
@@ -1076,8 +1298,14 @@ mod tests {
         topic.produce(&second, 3);
         let r2 = topic.run(reference.path(), &o).unwrap();
         assert_eq!(r1.events_written, first.len() as u64);
-        assert_eq!(r2.duplicates_dropped, first.iter().step_by(7).count() as u64);
-        assert!(r2.dates_touched.contains(&day(15)), "late events recompute their date");
+        assert_eq!(
+            r2.duplicates_dropped,
+            first.iter().step_by(7).count() as u64
+        );
+        assert!(
+            r2.dates_touched.contains(&day(15)),
+            "late events recompute their date"
+        );
         let want = snapshot(reference.path());
         let seen = seen.lock().unwrap().clone();
         assert!(seen.len() > 100, "{} checkpoints", seen.len());
@@ -1085,7 +1313,9 @@ mod tests {
         // checkpoint and every 20th summary file checkpoint.
         let crash_points: Vec<usize> = (0..seen.len())
             .filter(|&i| match &seen[i] {
-                Checkpoint::TempWritten(p) | Checkpoint::Persisted(p) if p.to_string_lossy().contains("/events/") => {
+                Checkpoint::TempWritten(p) | Checkpoint::Persisted(p)
+                    if p.to_string_lossy().contains("/events/") =>
+                {
                     i % 3 == 0
                 }
                 Checkpoint::TempWritten(_) | Checkpoint::Persisted(_) => i % 20 == 0,
@@ -1095,7 +1325,9 @@ mod tests {
         assert!(crash_points.len() > 20, "{}", crash_points.len());
         for kind in ["TempWritten", "Persisted", "BeforeCommit", "Committed"] {
             assert!(
-                crash_points.iter().any(|&i| format!("{:?}", seen[i]).starts_with(kind)),
+                crash_points
+                    .iter()
+                    .any(|&i| format!("{:?}", seen[i]).starts_with(kind)),
                 "no crash at a {kind} checkpoint"
             );
         }
@@ -1106,7 +1338,9 @@ mod tests {
             let counter = Arc::new(AtomicUsize::new(0));
             let c = Arc::clone(&counter);
             let mut crashing = opts();
-            crashing.fault = Some(Arc::new(move |_: &Checkpoint| c.fetch_add(1, Ordering::SeqCst) == crash_at));
+            crashing.fault = Some(Arc::new(move |_: &Checkpoint| {
+                c.fetch_add(1, Ordering::SeqCst) == crash_at
+            }));
             let mut topic = FakeTopic::default();
             for batch in [&first, &second] {
                 topic.produce(batch, 3);
@@ -1119,12 +1353,19 @@ mod tests {
                 }
             }
             let got = snapshot(dir.path());
-            assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "crash at {crash_at}");
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "crash at {crash_at}"
+            );
             for (k, v) in &want {
                 assert!(got[k] == *v, "crash at {crash_at}: {k} differs");
             }
         }
-        assert!(stale_removed > 0, "re-runs removed the files of crashed runs");
+        assert!(
+            stale_removed > 0,
+            "re-runs removed the files of crashed runs"
+        );
     }
 
     #[test]
@@ -1169,10 +1410,16 @@ mod tests {
         assert_eq!(runs, total.div_ceil(97) + 1);
         let (a, b) = (snapshot(one.path()), snapshot(many.path()));
         let summaries = |s: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
-            s.iter().filter(|(k, _)| !k.starts_with("events/")).map(|(k, v)| (k.clone(), v.clone())).collect()
+            s.iter()
+                .filter(|(k, _)| !k.starts_with("events/"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
         assert_eq!(summaries(&a), summaries(&b));
-        assert!(b.keys().filter(|k| k.starts_with("events/")).count() > a.keys().filter(|k| k.starts_with("events/")).count());
+        assert!(
+            b.keys().filter(|k| k.starts_with("events/")).count()
+                > a.keys().filter(|k| k.starts_with("events/")).count()
+        );
     }
 
     #[test]
@@ -1204,7 +1451,10 @@ mod tests {
         topic.run(dir.path(), &opts()).unwrap();
         let before = snapshot(dir.path());
         let traffic15 = |s: &BTreeMap<String, Vec<u8>>| -> Vec<Vec<u8>> {
-            s.iter().filter(|(k, _)| k.starts_with("traffic_daily/date=2015-05-15/")).map(|(_, v)| v.clone()).collect()
+            s.iter()
+                .filter(|(k, _)| k.starts_with("traffic_daily/date=2015-05-15/"))
+                .map(|(_, v)| v.clone())
+                .collect()
         };
         // Late events for the 15th, in the middle of the day.
         let mut late = testdata::events(6, day(15), 1, 4);

@@ -5,6 +5,9 @@
 //! DIR/.footfall.json                                 topic, format, retention horizon
 //! DIR/events/date=YYYY-MM-DD/part-<p>-<start>.parquet
 //! DIR/<table>/date=YYYY-MM-DD/part-<p>.parquet       summaries, one file per date and partition
+//! DIR/_erasure/tombstones/date=YYYY-MM-DD.ids        visitor ids erased for a date (see `erase`)
+//! DIR/_erasure/ledger.jsonl                          one line per erasure (no ids)
+//! DIR/_erasure/pending.json                          summaries an interrupted erasure still owes
 //! ```
 //!
 //! Files are written to a hidden temporary name in their final directory
@@ -39,6 +42,16 @@ pub const PARTITION_LOCK_DIR: &str = ".locks";
 pub const EVENTS_DIR: &str = "events";
 /// Version of the on-disk layout, recorded in [`META_FILE`].
 pub const LAYOUT_VERSION: u32 = 1;
+/// Directory of the erasure records (tombstones, ledger), relative to the
+/// warehouse root. Not a table: nothing that lists tables or dates looks in it.
+pub const ERASURE_DIR: &str = "_erasure";
+/// Directory of the tombstone files, relative to [`ERASURE_DIR`].
+const TOMBSTONE_DIR: &str = "tombstones";
+/// The erasure ledger, relative to [`ERASURE_DIR`].
+pub const LEDGER_FILE: &str = "ledger.jsonl";
+/// The (date, partition) summaries an interrupted erasure has yet to recompute,
+/// relative to [`ERASURE_DIR`].
+const ERASE_PENDING_FILE: &str = "pending.json";
 
 /// What the warehouse records about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +135,9 @@ fn fsync(f: &File) -> std::io::Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AggregateError> {
-    File::open(dir).and_then(|d| fsync(&d)).map_err(AggregateError::io("fsync directory", dir))
+    File::open(dir)
+        .and_then(|d| fsync(&d))
+        .map_err(AggregateError::io("fsync directory", dir))
 }
 
 /// Creates `dir` (and missing parents) and makes the new entries durable.
@@ -151,7 +166,9 @@ fn ensure_dir(dir: &Path) -> Result<(), AggregateError> {
 /// Parquet writer settings of every warehouse file: zstd, page-level statistics.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("zstd level 3 is valid"),
+        ))
         .set_statistics_enabled(EnabledStatistics::Page)
         .build()
 }
@@ -164,6 +181,29 @@ fn parse_date_dir(name: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(name.strip_prefix("date=")?, "%Y-%m-%d").ok()
 }
 
+/// `date=YYYY-MM-DD.ids` → the date
+fn parse_tombstone_file(name: &str) -> Option<NaiveDate> {
+    parse_date_dir(name.strip_suffix(".ids")?)
+}
+
+/// Writes `bytes` to `path` atomically and durably: a hidden temporary name in
+/// the same directory, fsync, rename, fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AggregateError> {
+    let dir = path.parent().expect("warehouse files have a parent");
+    ensure_dir(dir)?;
+    let name = path
+        .file_name()
+        .expect("warehouse files have a name")
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
+    f.write_all(bytes)
+        .and_then(|()| fsync(&f))
+        .map_err(AggregateError::io("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(AggregateError::io("rename", path))?;
+    sync_dir(dir)
+}
+
 /// `part-<p>-<start>.parquet` → (p, start)
 fn parse_event_file(name: &str) -> Option<(i32, i64)> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
@@ -173,9 +213,12 @@ fn parse_event_file(name: &str) -> Option<(i32, i64)> {
 
 /// Whether a hidden temporary file belongs to a partition (`.part-<p>-….tmp`, `.part-<p>.parquet.tmp`).
 fn temp_of_partition(name: &str, partition: i32) -> bool {
-    let Some(rest) = name.strip_prefix(".part-") else { return false };
+    let Some(rest) = name.strip_prefix(".part-") else {
+        return false;
+    };
     let p = partition.to_string();
-    rest.strip_prefix(&p).is_some_and(|r| r.starts_with('-') || r.starts_with('.'))
+    rest.strip_prefix(&p)
+        .is_some_and(|r| r.starts_with('-') || r.starts_with('.'))
 }
 
 /// A warehouse directory.
@@ -244,7 +287,10 @@ impl Warehouse {
             .open(&path)
             .map_err(AggregateError::io("open lock file", &path))?;
         match fs4::FileExt::try_lock(&file) {
-            Ok(()) => Ok(PartitionLock { _file: file, partition }),
+            Ok(()) => Ok(PartitionLock {
+                _file: file,
+                partition,
+            }),
             Err(fs4::TryLockError::WouldBlock) => Err(AggregateError::Locked {
                 path,
                 what: format!("another aggregate run holds partition {partition}"),
@@ -257,9 +303,14 @@ impl Warehouse {
     pub fn read_meta(&self) -> Result<Option<WarehouseMeta>, AggregateError> {
         let path = self.root.join(META_FILE);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| AggregateError::Warehouse { path, reason: e.to_string() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| AggregateError::Warehouse {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(AggregateError::io("read", &path)(e)),
         }
@@ -268,23 +319,33 @@ impl Warehouse {
     /// Writes [`META_FILE`] durably.
     pub fn write_meta(&self, meta: &WarehouseMeta) -> Result<(), AggregateError> {
         let path = self.root.join(META_FILE);
-        let tmp = self.root.join(format!(".footfall.json.tmp-{}", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!(".footfall.json.tmp-{}", std::process::id()));
         let mut bytes = serde_json::to_vec_pretty(meta).expect("metadata serialises");
         bytes.push(b'\n');
         let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
-        f.write_all(&bytes).and_then(|()| fsync(&f)).map_err(AggregateError::io("write", &tmp))?;
+        f.write_all(&bytes)
+            .and_then(|()| fsync(&f))
+            .map_err(AggregateError::io("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))?;
         sync_dir(&self.root)
     }
 
     /// Path of an events file.
     pub fn events_path(&self, date: NaiveDate, partition: i32, start_offset: i64) -> PathBuf {
-        self.root.join(EVENTS_DIR).join(date_dir_name(date)).join(format!("part-{partition}-{start_offset}.parquet"))
+        self.root
+            .join(EVENTS_DIR)
+            .join(date_dir_name(date))
+            .join(format!("part-{partition}-{start_offset}.parquet"))
     }
 
     /// Path of a summary file.
     pub fn summary_path(&self, table: Table, date: NaiveDate, partition: i32) -> PathBuf {
-        self.root.join(table.name()).join(date_dir_name(date)).join(format!("part-{partition}.parquet"))
+        self.root
+            .join(table.name())
+            .join(date_dir_name(date))
+            .join(format!("part-{partition}.parquet"))
     }
 
     fn date_dirs(&self, table_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, AggregateError> {
@@ -319,13 +380,17 @@ impl Warehouse {
                     continue;
                 }
                 match parse_event_file(name) {
-                    Some((partition, start_offset)) => {
-                        out.push(EventFile { date, partition, start_offset, path: entry.path() })
-                    }
+                    Some((partition, start_offset)) => out.push(EventFile {
+                        date,
+                        partition,
+                        start_offset,
+                        path: entry.path(),
+                    }),
                     None => {
                         return Err(AggregateError::Warehouse {
                             path: entry.path(),
-                            reason: "not an events file name (part-<partition>-<offset>.parquet)".into(),
+                            reason: "not an events file name (part-<partition>-<offset>.parquet)"
+                                .into(),
                         })
                     }
                 }
@@ -345,10 +410,17 @@ impl Warehouse {
     }
 
     /// Writes `batch` to the temporary name of `path` and fsyncs it.
-    pub fn write_pending(&self, path: &Path, batch: &RecordBatch) -> Result<PendingFile, AggregateError> {
+    pub fn write_pending(
+        &self,
+        path: &Path,
+        batch: &RecordBatch,
+    ) -> Result<PendingFile, AggregateError> {
         let dir = path.parent().expect("warehouse files have a parent");
         ensure_dir(dir)?;
-        let name = path.file_name().expect("warehouse files have a name").to_string_lossy();
+        let name = path
+            .file_name()
+            .expect("warehouse files have a name")
+            .to_string_lossy();
         let tmp = dir.join(format!(".{name}.tmp"));
         let file = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
         let mut w = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))
@@ -356,7 +428,10 @@ impl Warehouse {
         w.write(batch).map_err(AggregateError::parquet(&tmp))?;
         let file = w.into_inner().map_err(AggregateError::parquet(&tmp))?;
         fsync(&file).map_err(AggregateError::io("fsync", &tmp))?;
-        Ok(PendingFile { tmp, path: path.to_path_buf() })
+        Ok(PendingFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Removes a file (if present) and fsyncs its directory. Returns whether it existed.
@@ -373,7 +448,10 @@ impl Warehouse {
 
     /// Removes temporary files left by interrupted runs: all of them, or only
     /// those of the given partitions. Returns how many were removed.
-    pub fn sweep_temp_files(&self, partitions: Option<&BTreeSet<i32>>) -> Result<usize, AggregateError> {
+    pub fn sweep_temp_files(
+        &self,
+        partitions: Option<&BTreeSet<i32>>,
+    ) -> Result<usize, AggregateError> {
         let mut removed = 0;
         let tables = std::iter::once(EVENTS_DIR).chain(Table::ALL.iter().map(|t| t.name()));
         for table in tables {
@@ -385,11 +463,28 @@ impl Warehouse {
                     if !(name.starts_with('.') && name.ends_with(".tmp")) {
                         continue;
                     }
-                    if partitions.is_some_and(|ps| !ps.iter().any(|&p| temp_of_partition(name, p))) {
+                    if partitions.is_some_and(|ps| !ps.iter().any(|&p| temp_of_partition(name, p)))
+                    {
                         continue;
                     }
-                    fs::remove_file(entry.path()).map_err(AggregateError::io("remove", entry.path()))?;
+                    fs::remove_file(entry.path())
+                        .map_err(AggregateError::io("remove", entry.path()))?;
                     removed += 1;
+                }
+            }
+        }
+        // Erasure records are written under the exclusive lock only.
+        if partitions.is_none() {
+            let erasure = self.root.join(ERASURE_DIR);
+            for dir in [erasure.join(TOMBSTONE_DIR), erasure] {
+                for entry in list_dir(&dir)? {
+                    let name = entry.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+                        fs::remove_file(entry.path())
+                            .map_err(AggregateError::io("remove", entry.path()))?;
+                        removed += 1;
+                    }
                 }
             }
         }
@@ -409,14 +504,21 @@ impl Warehouse {
         partitions: Option<&BTreeSet<i32>>,
     ) -> Result<Vec<NaiveDate>, AggregateError> {
         if days == 0 {
-            return Err(AggregateError::Config("retention must keep at least 1 day".into()));
+            return Err(AggregateError::Config(
+                "retention must keep at least 1 day".into(),
+            ));
         }
         let files = self.event_files()?;
-        let Some(newest) = files.iter().map(|f| f.date).max() else { return Ok(Vec::new()) };
+        let Some(newest) = files.iter().map(|f| f.date).max() else {
+            return Ok(Vec::new());
+        };
         let horizon = newest - chrono::Duration::days(days as i64 - 1);
         let events_dir = self.root.join(EVENTS_DIR);
-        let old: Vec<(NaiveDate, PathBuf)> =
-            self.date_dirs(&events_dir)?.into_iter().filter(|(d, _)| *d < horizon).collect();
+        let old: Vec<(NaiveDate, PathBuf)> = self
+            .date_dirs(&events_dir)?
+            .into_iter()
+            .filter(|(d, _)| *d < horizon)
+            .collect();
         if let Some(mut meta) = self.read_meta()? {
             if meta.retained_from.is_none_or(|r| r < horizon) {
                 meta.retained_from = Some(horizon);
@@ -437,7 +539,8 @@ impl Warehouse {
                     }
                 };
                 if mine {
-                    fs::remove_file(entry.path()).map_err(AggregateError::io("remove", entry.path()))?;
+                    fs::remove_file(entry.path())
+                        .map_err(AggregateError::io("remove", entry.path()))?;
                     any = true;
                 }
             }
@@ -445,17 +548,164 @@ impl Warehouse {
                 sync_dir(&dir)?;
                 dropped.push(date);
             }
-            let empty = fs::read_dir(&dir).map_err(AggregateError::io("list", &dir))?.next().is_none();
+            let empty = fs::read_dir(&dir)
+                .map_err(AggregateError::io("list", &dir))?
+                .next()
+                .is_none();
             if empty {
                 fs::remove_dir(&dir).map_err(AggregateError::io("remove directory", &dir))?;
                 sync_dir(&events_dir)?;
             }
         }
+        // Events of these dates are refused from now on: their tombstones are not needed.
+        let mut any = false;
+        for (date, path) in self.tombstone_files()? {
+            if date < horizon {
+                fs::remove_file(&path).map_err(AggregateError::io("remove", &path))?;
+                any = true;
+            }
+        }
+        if any {
+            sync_dir(&self.root.join(ERASURE_DIR).join(TOMBSTONE_DIR))?;
+        }
         Ok(dropped)
     }
 
+    /// Path of the tombstones of a date: `DIR/_erasure/tombstones/date=YYYY-MM-DD.ids`.
+    pub fn tombstone_path(&self, date: NaiveDate) -> PathBuf {
+        self.root
+            .join(ERASURE_DIR)
+            .join(TOMBSTONE_DIR)
+            .join(format!("{}.ids", date_dir_name(date)))
+    }
+
+    /// The visitor ids erased for a date (empty when there are none): events of
+    /// that date with one of these ids are dropped by every later run.
+    pub fn read_tombstones(&self, date: NaiveDate) -> Result<BTreeSet<String>, AggregateError> {
+        let path = self.tombstone_path(date);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+            Err(e) => Err(AggregateError::io("read", &path)(e)),
+        }
+    }
+
+    /// Every tombstone file, by date.
+    pub(crate) fn tombstone_files(&self) -> Result<Vec<(NaiveDate, PathBuf)>, AggregateError> {
+        let dir = self.root.join(ERASURE_DIR).join(TOMBSTONE_DIR);
+        let mut out = Vec::new();
+        for entry in list_dir(&dir)? {
+            let name = entry.file_name();
+            if let Some(date) = name.to_str().and_then(parse_tombstone_file) {
+                out.push((date, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Merges `ids` into the tombstones of a date (sorted, unique, one a line),
+    /// written atomically. Returns whether the file changed.
+    pub(crate) fn add_tombstones(
+        &self,
+        date: NaiveDate,
+        ids: &BTreeSet<String>,
+    ) -> Result<bool, AggregateError> {
+        let mut all = self.read_tombstones(date)?;
+        let before = all.len();
+        all.extend(ids.iter().cloned());
+        if all.len() == before {
+            return Ok(false);
+        }
+        let mut text = String::with_capacity(all.len() * 17);
+        for id in &all {
+            text.push_str(id);
+            text.push('\n');
+        }
+        write_atomic(&self.tombstone_path(date), text.as_bytes())?;
+        Ok(true)
+    }
+
+    /// Appends one line to the erasure ledger and fsyncs it. A line torn by a
+    /// crash is ended first, so that it does not swallow the new one.
+    pub(crate) fn append_ledger(&self, line: &str) -> Result<(), AggregateError> {
+        let dir = self.root.join(ERASURE_DIR);
+        ensure_dir(&dir)?;
+        let path = dir.join(LEDGER_FILE);
+        let created = !path.exists();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(AggregateError::io("open", &path))?;
+        let len = f
+            .metadata()
+            .map_err(AggregateError::io("stat", &path))?
+            .len();
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        if len > 0 {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut last = [0u8; 1];
+            f.seek(SeekFrom::Start(len - 1))
+                .and_then(|_| f.read_exact(&mut last))
+                .map_err(AggregateError::io("read", &path))?;
+            if last[0] != b'\n' {
+                bytes.push(b'\n');
+            }
+        }
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        f.write_all(&bytes)
+            .and_then(|()| fsync(&f))
+            .map_err(AggregateError::io("append", &path))?;
+        if created {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The (date, partition) summaries an interrupted erasure still owes.
+    pub(crate) fn read_erase_pending(&self) -> Result<BTreeSet<(NaiveDate, i32)>, AggregateError> {
+        let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AggregateError::Warehouse {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+            Err(e) => Err(AggregateError::io("read", &path)(e)),
+        }
+    }
+
+    /// Records the summaries an erasure is about to make stale; returns the path.
+    pub(crate) fn write_erase_pending(
+        &self,
+        pairs: &BTreeSet<(NaiveDate, i32)>,
+    ) -> Result<PathBuf, AggregateError> {
+        let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
+        let mut bytes = serde_json::to_vec(pairs).expect("dates and partitions serialise");
+        bytes.push(b'\n');
+        write_atomic(&path, &bytes)?;
+        Ok(path)
+    }
+
+    /// Forgets the pending summaries (they are recomputed).
+    pub(crate) fn clear_erase_pending(&self) -> Result<bool, AggregateError> {
+        self.remove_file(&self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE))
+    }
+
     /// Removes every summary file of a date and partition (it has no events any more).
-    pub fn remove_summaries(&self, date: NaiveDate, partition: i32) -> Result<usize, AggregateError> {
+    pub fn remove_summaries(
+        &self,
+        date: NaiveDate,
+        partition: i32,
+    ) -> Result<usize, AggregateError> {
         let mut n = 0;
         for (_, path) in self.summary_files(date, partition) {
             n += self.remove_file(&path)? as usize;
@@ -464,24 +714,48 @@ impl Warehouse {
     }
 }
 
+/// The entries of a directory (none when it does not exist).
+fn list_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, AggregateError> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(AggregateError::io("list", dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(AggregateError::io("list", dir)(e)),
+    }
+}
+
 /// Reads a Parquet file, optionally only some columns (by name).
-pub fn read_parquet(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>, AggregateError> {
+pub fn read_parquet(
+    path: &Path,
+    columns: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>, AggregateError> {
     let file = File::open(path).map_err(AggregateError::io("open", path))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(AggregateError::parquet(path))?;
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(AggregateError::parquet(path))?;
     if let Some(cols) = columns {
         let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
         builder = builder.with_projection(mask);
     }
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(AggregateError::parquet(path))?;
+    let reader = builder
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(AggregateError::parquet(path))?;
     let mut out = Vec::new();
     for b in reader {
-        out.push(b.map_err(|e| AggregateError::Parquet { path: path.to_path_buf(), source: e.into() })?);
+        out.push(b.map_err(|e| AggregateError::Parquet {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?);
     }
     Ok(out)
 }
 
 /// Concatenates batches of one schema (an empty list gives an empty batch of `schema`).
-pub(crate) fn concat(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch, AggregateError> {
+pub(crate) fn concat(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<RecordBatch, AggregateError> {
     match batches {
         [] => Ok(RecordBatch::new_empty(Arc::clone(schema))),
         [one] => Ok(one.clone()),
@@ -506,7 +780,10 @@ mod tests {
         ]));
         RecordBatch::try_new(
             schema,
-            vec![Arc::new(StringArray::from(vec!["a", "b"])), Arc::new(Int64Array::from(vec![1, 2]))],
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            ],
         )
         .unwrap()
     }
@@ -538,7 +815,10 @@ mod tests {
         let path = wh.events_path(d("2015-05-17"), 0, 0);
         let pending = wh.write_pending(&path, &small_batch()).unwrap();
         assert!(!path.exists());
-        assert!(wh.event_files().unwrap().is_empty(), "temporary files are not listed");
+        assert!(
+            wh.event_files().unwrap().is_empty(),
+            "temporary files are not listed"
+        );
         pending.persist().unwrap();
         let files = wh.event_files().unwrap();
         assert_eq!(files.len(), 1);
@@ -550,13 +830,22 @@ mod tests {
         assert_eq!(only_n[0].schema().field(0).name(), "n");
         // Same input, same bytes.
         let first = fs::read(&path).unwrap();
-        wh.write_pending(&path, &small_batch()).unwrap().persist().unwrap();
+        wh.write_pending(&path, &small_batch())
+            .unwrap()
+            .persist()
+            .unwrap();
         assert_eq!(fs::read(&path).unwrap(), first);
         // zstd and statistics are in the footer.
-        let reader = parquet::file::serialized_reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let reader =
+            parquet::file::serialized_reader::SerializedFileReader::new(File::open(&path).unwrap())
+                .unwrap();
         use parquet::file::reader::FileReader;
         let col = reader.metadata().row_group(0).column(1);
-        assert!(matches!(col.compression(), Compression::ZSTD(_)), "{:?}", col.compression());
+        assert!(
+            matches!(col.compression(), Compression::ZSTD(_)),
+            "{:?}",
+            col.compression()
+        );
         assert!(col.statistics().is_some());
     }
 
@@ -567,13 +856,22 @@ mod tests {
         let held = wh.lock(LockMode::Exclusive).unwrap();
         let err = wh.lock(LockMode::Exclusive).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Locked);
-        assert_eq!(wh.lock(LockMode::Shared).unwrap_err().kind(), crate::ErrorKind::Locked);
+        assert_eq!(
+            wh.lock(LockMode::Shared).unwrap_err().kind(),
+            crate::ErrorKind::Locked
+        );
         drop(held);
         let a = wh.lock(LockMode::Shared).unwrap();
         let _b = wh.lock(LockMode::Shared).unwrap();
-        assert_eq!(wh.lock(LockMode::Exclusive).unwrap_err().kind(), crate::ErrorKind::Locked);
+        assert_eq!(
+            wh.lock(LockMode::Exclusive).unwrap_err().kind(),
+            crate::ErrorKind::Locked
+        );
         let p = wh.lock_partition(1).unwrap();
-        assert_eq!(wh.lock_partition(1).unwrap_err().kind(), crate::ErrorKind::Locked);
+        assert_eq!(
+            wh.lock_partition(1).unwrap_err().kind(),
+            crate::ErrorKind::Locked
+        );
         let _p2 = wh.lock_partition(2).unwrap();
         drop((a, p));
         wh.lock_partition(1).unwrap();
@@ -584,35 +882,79 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::new(dir.path());
         wh.create().unwrap();
-        wh.write_meta(&WarehouseMeta { format: LAYOUT_VERSION, topic: "t".into(), retained_from: None }).unwrap();
-        for (date, p) in [("2015-05-10", 0), ("2015-05-15", 0), ("2015-05-15", 1), ("2015-05-16", 0), ("2015-05-17", 1)] {
-            wh.write_pending(&wh.events_path(d(date), p, 0), &small_batch()).unwrap().persist().unwrap();
-            wh.write_pending(&wh.summary_path(Table::TrafficDaily, d(date), p), &small_batch())
+        wh.write_meta(&WarehouseMeta {
+            format: LAYOUT_VERSION,
+            topic: "t".into(),
+            retained_from: None,
+        })
+        .unwrap();
+        for (date, p) in [
+            ("2015-05-10", 0),
+            ("2015-05-15", 0),
+            ("2015-05-15", 1),
+            ("2015-05-16", 0),
+            ("2015-05-17", 1),
+        ] {
+            wh.write_pending(&wh.events_path(d(date), p, 0), &small_batch())
                 .unwrap()
                 .persist()
                 .unwrap();
+            wh.write_pending(
+                &wh.summary_path(Table::TrafficDaily, d(date), p),
+                &small_batch(),
+            )
+            .unwrap()
+            .persist()
+            .unwrap();
         }
         // Shared mode, partition 0 only: 05-15's partition 1 file stays, so does the directory.
         let dropped = wh.apply_retention(2, Some(&BTreeSet::from([0]))).unwrap();
         assert_eq!(dropped, vec![d("2015-05-10"), d("2015-05-15")]);
-        let left: Vec<_> = wh.event_files().unwrap().into_iter().map(|f| (f.date, f.partition)).collect();
-        assert_eq!(left, vec![(d("2015-05-15"), 1), (d("2015-05-16"), 0), (d("2015-05-17"), 1)]);
+        let left: Vec<_> = wh
+            .event_files()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.date, f.partition))
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                (d("2015-05-15"), 1),
+                (d("2015-05-16"), 0),
+                (d("2015-05-17"), 1)
+            ]
+        );
         assert!(!dir.path().join("events/date=2015-05-10").exists());
-        assert_eq!(wh.read_meta().unwrap().unwrap().retained_from, Some(d("2015-05-16")));
+        assert_eq!(
+            wh.read_meta().unwrap().unwrap().retained_from,
+            Some(d("2015-05-16"))
+        );
         // Exclusive: everything before the horizon.
         assert_eq!(wh.apply_retention(2, None).unwrap(), vec![d("2015-05-15")]);
         assert_eq!(wh.event_files().unwrap().len(), 2);
         // Summaries stay.
-        assert!(wh.summary_path(Table::TrafficDaily, d("2015-05-10"), 0).is_file());
-        assert_eq!(wh.apply_retention(0, None).unwrap_err().kind(), crate::ErrorKind::Config);
+        assert!(wh
+            .summary_path(Table::TrafficDaily, d("2015-05-10"), 0)
+            .is_file());
+        assert_eq!(
+            wh.apply_retention(0, None).unwrap_err().kind(),
+            crate::ErrorKind::Config
+        );
     }
 
     #[test]
     fn sweeps_temporary_files_by_partition() {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::new(dir.path());
-        let a = wh.write_pending(&wh.events_path(d("2015-05-17"), 1, 0), &small_batch()).unwrap();
-        let b = wh.write_pending(&wh.summary_path(Table::Visits, d("2015-05-17"), 2), &small_batch()).unwrap();
+        let a = wh
+            .write_pending(&wh.events_path(d("2015-05-17"), 1, 0), &small_batch())
+            .unwrap();
+        let b = wh
+            .write_pending(
+                &wh.summary_path(Table::Visits, d("2015-05-17"), 2),
+                &small_batch(),
+            )
+            .unwrap();
         assert_eq!(wh.sweep_temp_files(Some(&BTreeSet::from([2]))).unwrap(), 1);
         assert!(a.tmp.exists() && !b.tmp.exists());
         assert_eq!(wh.sweep_temp_files(None).unwrap(), 1);

@@ -2,7 +2,8 @@
 //!
 //! Subcommands: `parse` (logs → events as JSON lines), `ingest` (logs → Kafka),
 //! `aggregate` (Kafka → Parquet warehouse), `tail` (watch the stream),
-//! `topics` (create/check topics), `demo` (the whole pipeline on sample logs).
+//! `topics` (create/check topics), `demo` (the whole pipeline on sample logs),
+//! `keys` (the keyring), `erase` and `lookup` (one person's data).
 
 mod cmd;
 mod exit;
@@ -59,6 +60,10 @@ enum Command {
     Topics(cmd::topics::Args),
     /// The keyring behind every pseudonym: status, init, export, import, advance.
     Keys(cmd::keys::Args),
+    /// Delete one person's events from the warehouse (days whose keys are held) and recompute its summaries.
+    Erase(cmd::person::EraseArgs),
+    /// Show one person's events in the warehouse (days whose keys are held), as JSON lines or CSV.
+    Lookup(cmd::person::LookupArgs),
 }
 
 fn main() {
@@ -72,6 +77,8 @@ fn main() {
         Command::Topics(a) => cmd::topics::run(a),
         Command::Aggregate(a) => cmd::aggregate::run(a),
         Command::Keys(a) => cmd::keys::run(a),
+        Command::Erase(a) => cmd::person::erase(a),
+        Command::Lookup(a) => cmd::person::lookup(a),
     };
     match result {
         Ok(()) => std::process::exit(0),

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod ingest;
 pub mod keys;
 pub mod parse;
+pub mod person;
 pub mod report;
 pub mod tail;
 pub mod topics;

@@ -28,7 +28,7 @@ impl Warehouse {
             .filter_map(Result::ok)
             .filter(|e| e.path().is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
+            .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
             .collect();
         t.sort();
         Ok(t)

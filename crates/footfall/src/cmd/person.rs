@@ -1,0 +1,256 @@
+//! `footfall erase` and `footfall lookup`: a person's data in the warehouse,
+//! deleted or shown, for the days whose keys the keyring still holds.
+//!
+//! The person is named the way a site can identify them: the client address
+//! and user agent exactly as the access log has them, or the value of the
+//! session cookie. For each day the keyring holds, their `visitor_id` is
+//! recomputed with that day's key; days whose key is destroyed are reported
+//! as unlinkable (nothing in footfall can find the person there any more).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use footfall_aggregate::{ErrorKind, SummaryOptions};
+use footfall_event::VisitEvent;
+use footfall_keys::Keyring;
+use footfall_parse::privacy::{visitor_id, VisitorBasis};
+use footfall_parse::KeyProvider;
+
+use super::{keys_config, open_keyring, KeyringArg};
+use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, TEMP_FAIL};
+
+/// A logged value as ingest hashes it: `-` is no value.
+fn logged(v: &str) -> &str {
+    if v == "-" {
+        ""
+    } else {
+        v
+    }
+}
+
+/// Who, over which days, in which warehouse.
+#[derive(clap::Args, Debug)]
+pub struct Person {
+    /// The warehouse directory.
+    #[arg(long)]
+    pub warehouse: PathBuf,
+    /// The client address as logged (with --user-agent).
+    #[arg(long, requires = "user_agent", conflicts_with = "cookie")]
+    pub client: Option<String>,
+    /// The user agent exactly as logged (with --client).
+    #[arg(long, requires = "client")]
+    pub user_agent: Option<String>,
+    /// The session cookie's value (when the site identifies visitors by cookie).
+    #[arg(long, required_unless_present = "client")]
+    pub cookie: Option<String>,
+    /// First day (YYYY-MM-DD, the log's own calendar day).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day (default: --from).
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Only this site (default: every site in the warehouse on those days).
+    #[arg(long)]
+    pub site: Option<String>,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
+    /// TOML config file: its [keys] table says where the keyring is.
+    #[arg(long, short = 'c', env = "FOOTFALL_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Person {
+    fn range(&self) -> anyhow::Result<(NaiveDate, NaiveDate)> {
+        let to = self.to.unwrap_or(self.from);
+        if to < self.from {
+            return Err(
+                Failure::new(CONFIG, format!("--to {to} is before --from {}", self.from)).into(),
+            );
+        }
+        Ok((self.from, to))
+    }
+
+    /// What the visitor id hashes, as ingest builds it (a logged `-` is no value).
+    fn basis(&self) -> VisitorBasis<'_> {
+        match (&self.cookie, &self.client, &self.user_agent) {
+            (Some(c), _, _) => VisitorBasis::Cookie(c),
+            (None, Some(ip), Some(ua)) => VisitorBasis::ClientAgent(logged(ip), logged(ua)),
+            _ => unreachable!("clap requires --cookie or --client with --user-agent"),
+        }
+    }
+
+    /// The person's visitor id on `date` at `site`, when the key is held.
+    fn id_for(&self, keyring: &Keyring, date: NaiveDate, site: &str) -> Option<String> {
+        if self.site.as_deref().is_some_and(|s| s != site) {
+            return None;
+        }
+        keyring
+            .day_key(date)
+            .map(|k| visitor_id(&k, site, self.basis()))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub person: Person,
+    /// Minutes of inactivity that end a visit (as the aggregate runs use).
+    #[arg(long, default_value_t = 30)]
+    pub visit_timeout_minutes: u64,
+    /// The aggregate runs' --min-visitors (rare values folded into `(other)`).
+    #[arg(long, default_value_t = 3)]
+    pub min_visitors: u32,
+    /// Report what would be erased, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LookupArgs {
+    #[command(flatten)]
+    pub person: Person,
+    /// Output: JSON lines (one event each) or CSV with a header.
+    #[arg(long, value_parser = ["json", "csv"], default_value = "json")]
+    pub format: String,
+}
+
+fn keyring_of(p: &Person) -> anyhow::Result<Keyring> {
+    open_keyring(&keys_config(p.config.as_deref())?, &p.keyring)
+}
+
+fn warehouse_failure(
+    what: &str,
+    p: &Person,
+    e: footfall_aggregate::AggregateError,
+) -> anyhow::Error {
+    let code = match e.kind() {
+        ErrorKind::Locked => TEMP_FAIL,
+        ErrorKind::Config => CONFIG,
+        ErrorKind::Io => CANT_CREATE,
+        _ => FAILURE,
+    };
+    Failure::new(code, format!("{what} in {}: {e}", p.warehouse.display())).into()
+}
+
+fn say_unlinkable(command: &str, days: &[NaiveDate]) {
+    if !days.is_empty() {
+        let list: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+        eprintln!(
+            "footfall {command}: {} day(s) already unlinkable (their keys are destroyed; nothing can find this person there): {}",
+            days.len(),
+            list.join(", ")
+        );
+    }
+}
+
+pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
+    let p = &args.person;
+    let (from, to) = p.range()?;
+    let keyring = keyring_of(p)?;
+    let summary = SummaryOptions {
+        visit_timeout: Duration::from_secs(args.visit_timeout_minutes * 60),
+        min_visitors: args.min_visitors,
+    };
+    let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
+    let report = footfall_aggregate::erase(&p.warehouse, from, to, &ids, &summary, args.dry_run)
+        .map_err(|e| warehouse_failure("erase", p, e))?;
+    say_unlinkable("erase", &report.days_unlinkable);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!("footfall erase: {report}");
+    }
+    Ok(())
+}
+
+pub fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+    let p = &args.person;
+    let (from, to) = p.range()?;
+    let keyring = keyring_of(p)?;
+    let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
+    let (events, unlinkable) = footfall_aggregate::lookup(&p.warehouse, from, to, &ids)
+        .map_err(|e| warehouse_failure("lookup", p, e))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.format == "csv" {
+        write_csv(&mut out, &events)?;
+    } else {
+        for e in &events {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    say_unlinkable("lookup", &unlinkable);
+    eprintln!(
+        "footfall lookup: {} events from {from} to {to}",
+        events.len()
+    );
+    Ok(())
+}
+
+/// Events as CSV: one column per top-level field (nested values as JSON).
+fn write_csv(out: &mut impl Write, events: &[VisitEvent]) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = events
+        .iter()
+        .map(|e| match serde_json::to_value(e) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => unreachable!("an event serialises to an object"),
+            Err(e) => Err(e),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut header: Vec<&str> = Vec::new();
+    for r in &rows {
+        for k in r.keys() {
+            if !header.contains(&k.as_str()) {
+                header.push(k);
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{}",
+        header
+            .iter()
+            .map(|h| csv_field(h))
+            .collect::<Vec<_>>()
+            .join(",")
+    )?;
+    for r in &rows {
+        let cells: Vec<String> = header
+            .iter()
+            .map(|h| match r.get(*h) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => csv_field(s),
+                Some(v) => csv_field(&v.to_string()),
+            })
+            .collect();
+        writeln!(out, "{}", cells.join(","))?;
+    }
+    Ok(())
+}
+
+/// A CSV cell (RFC 4180 quoting).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}
