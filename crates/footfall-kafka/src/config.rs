@@ -453,7 +453,21 @@ impl KafkaConfig {
                 "kafka.ssl_certificate_location and kafka.ssl_key_location go together".into(),
             );
         }
-        Ok(())
+        self.check_options()
+    }
+
+    /// Hands every raw option to librdkafka's own checks (unknown or misspelt
+    /// names, values it cannot take, features missing from this build) without
+    /// creating a client. The error names the option, never its value.
+    fn check_options(&self) -> Result<(), KafkaError> {
+        let mut config = ClientConfig::new();
+        for (key, value) in &self.options {
+            config.set(key, value.expose());
+        }
+        config
+            .create_native_config()
+            .map(drop)
+            .map_err(|e| KafkaError::with_kind(ErrorKind::Config, "kafka.options", e))
     }
 
     /// Settings shared by every client: brokers, client id, security, then the
@@ -665,7 +679,7 @@ mod tests {
             [kafka.options]
             "socket.keepalive.enable" = true
             "message.max.bytes" = 2000000
-            "sasl.oauthbearer.client.secret" = "oauth-secret-456"
+            "ssl.keystore.password" = "oauth-secret-456"
             "#,
         );
         let consumer = config.consumer_config("footfall-aggregate").unwrap();
@@ -679,7 +693,7 @@ mod tests {
         assert_eq!(consumer.get("socket.keepalive.enable"), Some("true"));
         assert_eq!(consumer.get("message.max.bytes"), Some("2000000"));
         assert_eq!(
-            consumer.get("sasl.oauthbearer.client.secret"),
+            consumer.get("ssl.keystore.password"),
             Some("oauth-secret-456")
         );
         assert_eq!(consumer.get("group.id"), Some("footfall-aggregate"));
@@ -690,9 +704,7 @@ mod tests {
             assert!(!text.contains("oauth-secret-456"), "{text}");
             assert!(text.contains("message.max.bytes"), "{text}");
         }
-        assert!(config
-            .to_string()
-            .contains("sasl.oauthbearer.client.secret=***"));
+        assert!(config.to_string().contains("ssl.keystore.password=***"));
         assert!(config.to_string().contains("sasl_password=***"));
     }
 
@@ -729,7 +741,7 @@ mod tests {
             ("sasl.password", "cli-secret-321"),
             ("compression.type", "lz4"),
             ("socket.timeout.ms", "5000"),
-            ("sasl.oauthbearer.client.secret", "other-secret-654"),
+            ("ssl.keystore.password", "other-secret-654"),
         ] {
             config.set_property(key, value).unwrap();
         }

@@ -107,12 +107,23 @@ fn is_unreachable(code: RDKafkaErrorCode) -> bool {
 /// never secrets) followed by librdkafka's own description when there is one,
 /// so a single `{}` in a log line carries the whole story. The underlying rdkafka
 /// error stays available through [`KafkaError::rdkafka`].
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("{context}{}", cause_suffix(.cause.as_ref()))]
 pub struct KafkaError {
     kind: ErrorKind,
     context: String,
     cause: Option<RdKafkaError>,
+}
+
+/// Like `Display`: a configuration error's value never shows, even in `{:?}`.
+impl fmt::Debug for KafkaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaError")
+            .field("kind", &self.kind)
+            .field("context", &self.context)
+            .field("cause", &cause_suffix(self.cause.as_ref()))
+            .finish()
+    }
 }
 
 impl KafkaError {
@@ -161,8 +172,18 @@ impl KafkaError {
     }
 }
 
+/// librdkafka's description of the cause. A configuration error names the
+/// property and librdkafka's reason, never the value (which may be a secret:
+/// rdkafka's own `Display` prints it).
 fn cause_suffix(cause: Option<&RdKafkaError>) -> String {
-    cause.map(|cause| format!(": {cause}")).unwrap_or_default()
+    match cause {
+        Some(RdKafkaError::ClientConfig(_, desc, key, _value)) if desc.contains(key.as_str()) => {
+            format!(": {desc}")
+        }
+        Some(RdKafkaError::ClientConfig(_, desc, key, _value)) => format!(": {key}: {desc}"),
+        Some(cause) => format!(": {cause}"),
+        None => String::new(),
+    }
 }
 
 impl From<RdKafkaError> for KafkaError {
@@ -209,6 +230,26 @@ mod tests {
         );
         assert_eq!(err.kind().as_str(), "unreachable");
         assert_eq!(err.code(), Some(RDKafkaErrorCode::AllBrokersDown));
+    }
+
+    #[test]
+    fn config_errors_name_the_key_never_the_value() {
+        let err = KafkaError::with_kind(
+            ErrorKind::Config,
+            "kafka.options",
+            RdKafkaError::ClientConfig(
+                rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+                "No such configuration property: \"sasl.passwrod\"".into(),
+                "sasl.passwrod".into(),
+                "S3CRET".into(),
+            ),
+        );
+        for text in [err.to_string(), format!("{err:?}")] {
+            assert!(
+                text.contains("sasl.passwrod") && !text.contains("S3CRET"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

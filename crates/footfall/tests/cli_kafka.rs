@@ -146,3 +146,44 @@ fn demo_same_results_embedded_and_real_kafka() {
         .sum();
     assert_eq!(requests, 32_126);
 }
+
+/// A misspelt or unsupported librdkafka property is a configuration error
+/// (exit 78, which systemd does not restart), named by its key; its value,
+/// possibly a secret, is never printed. No broker is needed to find out.
+#[test]
+fn bad_kafka_properties_exit_78_without_their_value() {
+    let wh = tempfile::tempdir().unwrap();
+    let wh = wh.path().join("wh").display().to_string();
+    for prop in [
+        "sasl.passwrod=S3CRET-VALUE",
+        "sasl.oauthbearer.client.secret=S3CRET-VALUE",
+    ] {
+        let runs: [Vec<&str>; 2] = [
+            vec!["topics", "--check", "--brokers", "127.0.0.1:1", "-X", prop],
+            vec![
+                "aggregate",
+                "--brokers",
+                "127.0.0.1:1",
+                "--warehouse",
+                &wh,
+                "-X",
+                prop,
+            ],
+        ];
+        for args in runs {
+            let out = ff(&args);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {text}");
+            let key = prop.split('=').next().unwrap();
+            assert!(text.contains(key), "{args:?} names the key: {text}");
+            assert!(
+                !text.contains("S3CRET"),
+                "{args:?} printed the value: {text}"
+            );
+        }
+    }
+}
