@@ -1746,3 +1746,56 @@ fn every_format_has_a_distinct_preset_name() {
     .collect();
     assert_eq!(names, want);
 }
+
+/// CloudFront and W3C read the same lines; the `#Fields:` header decides
+/// (CloudFront's `time-taken` is seconds, IIS's milliseconds).
+#[test]
+fn auto_tells_cloudfront_from_w3c_by_its_fields() {
+    let cloudfront = [
+        "#Version: 1.0",
+        "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken",
+        "2014-05-23\t01:13:11\tFRA2\t182\t192.0.2.10\tGET\td1.cloudfront.net\t/view/my/file.html\t200\twww.displaymyfiles.com\tMozilla/4.0\t-\t-\tRefreshHit\tMRVMF7KydIvxMWfJIglgwHQwZsbG2IhRJ07sn9AkKUFSHS9EXAMPLE==\td1.cloudfront.net\thttp\t-\t0.001",
+    ];
+    let iis = [
+        "#Software: Microsoft Internet Information Services 6.0",
+        "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status time-taken",
+        "2012-04-01 00:00:13 10.10.10.10 GET /foo/bar - 80 - 1.2.3.4 Mozilla/5.0 200 0 0 15",
+    ];
+    assert_eq!(
+        footfall_parse::formats::detect(&cloudfront),
+        Some("cloudfront")
+    );
+    assert_eq!(footfall_parse::formats::detect(&iis), Some("w3c"));
+}
+
+/// The Matomo importer's and lnav's sample logs (in the shared data
+/// directory, not shipped: their licences differ): CloudFront web logs are
+/// `cloudfront`, IIS and other W3C logs `w3c`.
+#[test]
+fn auto_on_the_matomo_and_lnav_samples() {
+    let Some(root) = shared_data() else {
+        println!(
+            "shared data directory not present: not run (auto on the Matomo and lnav samples)"
+        );
+        return;
+    };
+    let cases = [
+        (
+            "format-samples-matomo/amazon_cloudfront_web.log",
+            "cloudfront",
+        ),
+        ("format-samples-matomo/iis.log", "w3c"),
+        ("format-samples-matomo/iis_custom.log", "w3c"),
+        ("format-samples-lnav/logfile_w3c.0", "w3c"),
+        ("format-samples-lnav/logfile_w3c.1", "w3c"),
+    ];
+    for (file, want) in cases {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let sample: Vec<&str> = text.lines().take(50).collect();
+        assert_eq!(
+            footfall_parse::formats::detect(&sample),
+            Some(want),
+            "{file}"
+        );
+    }
+}

@@ -99,40 +99,68 @@ pub fn custom(template: &str) -> Result<Arc<dyn LineFormat>, FormatError> {
     })
 }
 
-/// Pick the preset that parses the most of `sample` (the first lines of a
-/// source), preferring the one that extracts more fields on a tie. `None` when
-/// no preset parses even one line.
-pub fn detect(sample: &[&str]) -> Option<&'static str> {
-    let mut best: Option<(&'static str, usize, usize)> = None;
-    for &name in PRESETS {
-        let Ok(f) = preset(name) else { continue };
-        let mut state = FormatState::default();
-        let (mut ok, mut fields) = (0usize, 0usize);
-        for line in sample.iter().filter(|l| !l.trim().is_empty()) {
-            if let Ok(r) = f.parse(line, &mut state) {
-                ok += 1;
-                fields += [
-                    r.client.is_some(),
-                    r.method.is_some(),
-                    r.target.is_some(),
-                    r.bytes.is_some(),
-                    r.referrer.is_some(),
-                    r.user_agent.is_some(),
-                    r.host.is_some(),
-                    r.duration_ms.is_some(),
-                    r.upstream.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-            }
-        }
-        if ok == 0 {
-            continue;
-        }
-        if best.is_none_or(|(_, bo, bf)| (ok, fields) > (bo, bf)) {
-            best = Some((name, ok, fields));
+/// How well one format reads a sample: lines parsed, and fields extracted
+/// from them in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fit {
+    /// Lines of the sample the format parses.
+    pub lines: usize,
+    /// Fields those lines yield (client, method, target, bytes, referrer,
+    /// user agent, host, duration, upstream), summed.
+    pub fields: usize,
+}
+
+/// How well `format` reads `sample` (non-blank lines, in order).
+pub fn fit(format: &dyn LineFormat, sample: &[&str]) -> Fit {
+    let mut state = FormatState::default();
+    let mut fit = Fit { lines: 0, fields: 0 };
+    for line in sample.iter().filter(|l| !l.trim().is_empty()) {
+        if let Ok(r) = format.parse(line, &mut state) {
+            fit.lines += 1;
+            fit.fields += [
+                r.client.is_some(),
+                r.method.is_some(),
+                r.target.is_some(),
+                r.bytes.is_some(),
+                r.referrer.is_some(),
+                r.user_agent.is_some(),
+                r.host.is_some(),
+                r.duration_ms.is_some(),
+                r.upstream.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
         }
     }
-    best.map(|(n, _, _)| n)
+    fit
+}
+
+/// Whether a sample declares CloudFront's W3C fields (`x-edge-location`, ...):
+/// CloudFront and W3C read the same lines, but CloudFront's `time-taken` is in
+/// seconds and IIS's in milliseconds, so the header decides between them.
+fn declares_cloudfront(sample: &[&str]) -> bool {
+    sample
+        .iter()
+        .any(|l| l.starts_with("#Fields:") && l.contains(" x-edge-"))
+}
+
+/// Pick the preset that parses the most of `sample` (the first lines of a
+/// source), preferring the one that extracts more fields on a tie. `None` when
+/// no preset parses even one line. A W3C sample whose `#Fields:` name
+/// CloudFront's fields is CloudFront, else plain W3C.
+pub fn detect(sample: &[&str]) -> Option<&'static str> {
+    let cloudfront = declares_cloudfront(sample);
+    let mut best: Option<(&'static str, Fit)> = None;
+    for &name in PRESETS {
+        if (name == "cloudfront" && !cloudfront) || (name == "w3c" && cloudfront) {
+            continue;
+        }
+        let Ok(f) = preset(name) else { continue };
+        let fit = fit(&*f, sample);
+        if fit.lines > 0 && best.is_none_or(|(_, b)| fit > b) {
+            best = Some((name, fit));
+        }
+    }
+    best.map(|(n, _)| n)
 }
