@@ -2,6 +2,9 @@
 
 /// A run-time failure not covered below.
 pub const FAILURE: i32 = 1;
+/// The input data is not what it should be: a wrong format (most lines
+/// rejected), a corrupt or truncated file.
+pub const DATA_ERR: i32 = 65;
 /// An input file is missing or unreadable.
 pub const NO_INPUT: i32 = 66;
 /// Kafka (or another service) is unavailable.
@@ -12,6 +15,8 @@ pub const CANT_CREATE: i32 = 73;
 pub const TEMP_FAIL: i32 = 75;
 /// The configuration is invalid.
 pub const CONFIG: i32 = 78;
+/// Interrupted by SIGINT (128 + 2).
+pub const INTERRUPTED: i32 = 130;
 
 /// An error with a chosen exit code and an optional hint.
 #[derive(Debug, thiserror::Error)]
