@@ -25,6 +25,7 @@
 //! assert_eq!(ev.site_search.as_deref(), Some("shoes"));
 //! ```
 
+pub mod check;
 pub mod classify;
 pub mod formats;
 mod memo;
@@ -37,6 +38,7 @@ pub mod ua;
 pub mod url;
 mod visitors;
 
+pub use check::{check_sample, ignored_fields, FormatMistake};
 pub use formats::{FormatError, FormatState, LineFormat};
 pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker};
 pub use privacy::{KeyError, KeyProvider, PrivacyConfig, SecretKeys};

@@ -254,7 +254,7 @@ impl Pipeline {
 }
 
 /// Strip a trailing `\n` / `\r\n`.
-fn trim_eol(l: &[u8]) -> &[u8] {
+pub(crate) fn trim_eol(l: &[u8]) -> &[u8] {
     let l = l.strip_suffix(b"\n").unwrap_or(l);
     l.strip_suffix(b"\r").unwrap_or(l)
 }
