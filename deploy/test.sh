@@ -4,7 +4,7 @@
 #   bash deploy/test.sh
 #
 # 1. installs what the tests need when it is missing (as root on Debian:
-#    goaccess, kcat, a JRE and Maven through apt; duckdb, pyarrow and pytest
+#    goaccess, kcat, a JRE and Maven through apt; duckdb, pyarrow, pytest and blake3
 #    through pip),
 # 2. starts a local Kafka broker with deploy/kafka/local-kafka.sh (and stops it
 #    on exit, whatever happens, if this script started it),
@@ -87,8 +87,8 @@ install_system_packages() {
 
 install_python_packages() {
     command -v python3 >/dev/null 2>&1 || die "python3 not found"
-    if python3 -c 'import duckdb, pyarrow, pytest' 2>/dev/null; then
-        echo "python packages: duckdb, pyarrow and pytest already installed"
+    if python3 -c 'import duckdb, pyarrow, pytest, blake3' 2>/dev/null; then
+        echo "python packages: duckdb, pyarrow, pytest and blake3 already installed"
         return 0
     fi
     local flags=(--quiet --disable-pip-version-check)
@@ -100,8 +100,8 @@ EOF
     then
         flags+=(--break-system-packages)
     fi
-    echo "installing with pip: duckdb pyarrow pytest"
-    python3 -m pip install "${flags[@]}" duckdb pyarrow pytest
+    echo "installing with pip: duckdb pyarrow pytest blake3"
+    python3 -m pip install "${flags[@]}" duckdb pyarrow pytest blake3
 }
 
 stop_kafka() {

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, global = true)]
     pub horizon_days: Option<u32>,
     /// Print the status as JSON.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
     pub action: Option<Action>,

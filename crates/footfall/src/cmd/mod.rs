@@ -23,7 +23,7 @@ use crate::exit::{Failure, CANT_CREATE, CONFIG};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KeyringArg {
     /// The keyring directory (default: the config's [keys] dir, else .state/keyring).
-    #[arg(long, env = "FOOTFALL_KEYRING", value_name = "DIR")]
+    #[arg(long, env = "FOOTFALL_KEYRING", value_name = "DIR", global = true)]
     pub keyring: Option<PathBuf>,
 }
 
