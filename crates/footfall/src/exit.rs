@@ -15,8 +15,6 @@ pub const CANT_CREATE: i32 = 73;
 pub const TEMP_FAIL: i32 = 75;
 /// The configuration is invalid.
 pub const CONFIG: i32 = 78;
-/// Interrupted by SIGINT (128 + 2).
-pub const INTERRUPTED: i32 = 130;
 
 /// An error with a chosen exit code and an optional hint.
 #[derive(Debug, thiserror::Error)]

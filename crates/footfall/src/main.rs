@@ -8,6 +8,7 @@
 mod cmd;
 mod exit;
 mod input;
+mod output;
 mod progress;
 
 use clap::{Parser, Subcommand};

@@ -5,9 +5,8 @@
 //! output is the same whatever the thread count.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,8 +15,9 @@ use anyhow::Context;
 use footfall_parse::{FormatState, ParseConfig, Pipeline, PrivacyConfig, SourceRef, Tables};
 
 use super::{open_or_create_keyring, Counts, KeyringArg};
-use crate::exit::{Failure, CANT_CREATE, CONFIG};
+use crate::exit::{Failure, CANT_CREATE, CONFIG, DATA_ERR};
 use crate::input;
+use crate::output::AtomicFile;
 use crate::progress;
 
 #[derive(clap::Args, Debug)]
@@ -136,21 +136,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
 
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(File::create(p).map_err(|e| {
-            Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display()))
-        })?),
-        None => Box::new(io::stdout().lock()),
-    };
-    // Chunks of events (hundreds of KiB) are larger than this buffer, so
-    // BufWriter hands them to the file directly instead of copying them first.
-    let mut out = BufWriter::with_capacity(64 << 10, out);
-    let mut rej_out = match &args.rejects {
-        Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| {
-            Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display()))
-        })?)),
-        None => None,
-    };
+    let mut out = Sink::open(args.output.as_deref())?;
+    let mut rej_out = args.rejects.as_deref().map(create_output).transpose()?;
 
     let files = if args.files.is_empty() {
         vec!["-".to_string()]
@@ -158,10 +145,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.files.clone()
     };
     let mut total = Counts::default();
+    let mut damaged: Vec<String> = Vec::new();
     for path in &files {
         let inp = input::open(path)?;
         let bar = progress::bytes_bar(inp.size, &inp.name);
-        let counts = parse_one(
+        let name = inp.name.clone();
+        let result = parse_one(
             inp,
             &base_cfg,
             &tables,
@@ -170,14 +159,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &mut out,
             rej_out.as_mut(),
             &bar,
-        )?;
+        );
         bar.finish_and_clear();
+        let (counts, damage) = match result {
+            Err(e) if is_broken_pipe(&e) => return Ok(()),
+            r => r?,
+        };
         total.add(&counts);
+        if let Some(d) = damage {
+            eprintln!("footfall parse: {name}: {d}; what was read before it is kept, the next inputs are read");
+            damaged.push(format!("{name} ({d})"));
+        }
     }
-    out.flush().context("writing events")?;
-    if let Some(r) = rej_out.as_mut() {
-        r.flush().context("writing rejects")?;
+    match out.finish() {
+        Err(e) if is_broken_pipe(&e) => return Ok(()),
+        r => r?,
     }
+    if let Some(r) = rej_out {
+        let file = r
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing rejects")?;
+        file.commit().context("writing rejects")?;
+    }
+    summarize(&total, started, threads, args.rejects.is_none());
+    if !damaged.is_empty() {
+        return Err(Failure::new(
+            DATA_ERR,
+            format!("{} damaged input(s): {}", damaged.len(), damaged.join("; ")),
+        )
+        .with_hint(
+            "the events of their readable part were written; restore the files to read the rest",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The run's closing summary on stderr.
+fn summarize(total: &Counts, started: Instant, threads: usize, rejects_dropped: bool) {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "footfall parse: {} lines, {} events, {} rejects in {:.2} s ({:.0} lines/s, {} thread{})",
@@ -191,11 +211,79 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if total.rejects() > 0 {
         eprintln!("  rejects by kind: {}", total.rejects_by_kind());
-        if args.rejects.is_none() {
+        if rejects_dropped {
             eprintln!("  (rejected lines not kept: pass --rejects FILE to keep them)");
         }
     }
-    Ok(())
+}
+
+/// Whether the reader of our stdout went away (`footfall parse | head`): the
+/// run ends quietly, as other Unix tools do.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn create_output(path: &Path) -> anyhow::Result<BufWriter<AtomicFile>> {
+    let file = AtomicFile::create(path).map_err(|e| {
+        Failure::new(
+            CANT_CREATE,
+            format!("cannot create {}: {e}", path.display()),
+        )
+    })?;
+    Ok(BufWriter::new(file))
+}
+
+/// Where events go: stdout, or a file that appears whole when the run ends.
+enum Sink {
+    Stdout(BufWriter<io::StdoutLock<'static>>),
+    File(BufWriter<AtomicFile>),
+}
+
+impl Sink {
+    fn open(path: Option<&Path>) -> anyhow::Result<Sink> {
+        // Chunks of events (hundreds of KiB) are larger than this buffer, so
+        // BufWriter hands them to the file directly instead of copying them first.
+        Ok(match path {
+            Some(p) => {
+                let file = AtomicFile::create(p).map_err(|e| {
+                    Failure::new(CANT_CREATE, format!("cannot create {}: {e}", p.display()))
+                })?;
+                Sink::File(BufWriter::with_capacity(64 << 10, file))
+            }
+            None => Sink::Stdout(BufWriter::with_capacity(64 << 10, io::stdout().lock())),
+        })
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Sink::Stdout(mut w) => w.flush().context("writing events"),
+            Sink::File(w) => {
+                let file = w
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .context("writing events")?;
+                file.commit().context("writing events")
+            }
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(w) => w.write(buf),
+            Sink::File(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(w) => w.flush(),
+            Sink::File(w) => w.flush(),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -206,9 +294,9 @@ fn parse_one(
     keys: &Arc<dyn footfall_parse::KeyProvider>,
     threads: usize,
     out: &mut dyn Write,
-    mut rej_out: Option<&mut BufWriter<File>>,
+    mut rej_out: Option<&mut BufWriter<AtomicFile>>,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<Counts> {
+) -> anyhow::Result<(Counts, Option<String>)> {
     // Read the first chunk to detect the format and the source identity.
     let mut first = Vec::with_capacity(CHUNK);
     fill(&mut inp.reader, &mut first, CHUNK).with_context(|| format!("reading {}", inp.name))?;
@@ -230,7 +318,7 @@ fn parse_one(
                 cfg.format = name.to_string();
             }
             None if first.is_empty() => {
-                return Ok(Counts::default());
+                return Ok((Counts::default(), None));
             }
             None => {
                 return Err(Failure::new(
@@ -249,6 +337,7 @@ fn parse_one(
         Pipeline::new(&cfg, tables, Arc::clone(keys))
             .map_err(|e| Failure::new(CONFIG, e.to_string()))?,
     );
+    check_format(&pipeline, &cfg, &src, &first, &inp.name)?;
     // Formats whose layout is declared inside the file need their lines in order.
     let stateful = matches!(pipeline.format_name(), "w3c" | "cloudfront");
     let threads = if stateful { 1 } else { threads };
@@ -271,40 +360,29 @@ fn parse_one(
     if threads == 1 {
         let mut worker = pipeline.worker();
         let mut state = FormatState::default();
-        let mut reader = ChunkReader {
-            inner: inp.reader,
-            carry: first,
-            base: 0,
-            seq: 0,
-            eof: false,
-            pool: inputs.clone(),
-        };
-        while let Some(chunk) = reader.next_chunk()? {
+        let mut reader = ChunkReader::new(inp.reader, first, inputs.clone());
+        while let Some(chunk) = reader.next_chunk() {
             let d = process_chunk(&mut worker, &src, &mut state, chunk, &outputs, &inputs);
             emit(d, out)?;
         }
-        return Ok(counts);
+        return Ok((counts, reader.damage()));
     }
 
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(threads * 2);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(threads * 2);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    let damage = std::thread::scope(|scope| -> anyhow::Result<Option<String>> {
+        // Owned here, so that an early return (a closed stdout) drops it and
+        // every thread blocked on a full channel wakes up and ends.
+        let done_rx = done_rx;
         let reader_pool = inputs.clone();
-        let reader_handle = scope.spawn(move || -> anyhow::Result<()> {
-            let mut reader = ChunkReader {
-                inner: inp.reader,
-                carry: first,
-                base: 0,
-                seq: 0,
-                eof: false,
-                pool: reader_pool,
-            };
-            while let Some(chunk) = reader.next_chunk()? {
+        let reader_handle = scope.spawn(move || -> Option<String> {
+            let mut reader = ChunkReader::new(inp.reader, first, reader_pool);
+            while let Some(chunk) = reader.next_chunk() {
                 if chunk_tx.send(chunk).is_err() {
                     break;
                 }
             }
-            Ok(())
+            reader.damage()
         });
         for _ in 0..threads {
             let rx = chunk_rx.clone();
@@ -342,17 +420,57 @@ fn parse_one(
                 next += 1;
             }
         }
-        reader_handle
+        let damage = reader_handle
             .join()
-            .map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
         anyhow::ensure!(
             pending.is_empty(),
             "internal error: {} chunks not written",
             pending.len()
         );
-        Ok(())
+        Ok(damage)
     })?;
-    Ok(counts)
+    Ok((counts, damage))
+}
+
+/// Stop at once when the format evidently does not fit the source's first
+/// lines (exit 65, with the top reason and what `auto` sees); warn once when
+/// a narrower preset than the lines allow was named.
+fn check_format(
+    pipeline: &Arc<Pipeline>,
+    cfg: &ParseConfig,
+    src: &SourceRef,
+    first: &[u8],
+    name: &str,
+) -> anyhow::Result<()> {
+    let sample: Vec<&[u8]> = first
+        .split(|&b| b == b'\n')
+        .take(footfall_parse::check::SAMPLE_LINES)
+        .collect();
+    if let Some(m) = footfall_parse::check_sample(pipeline, src, &sample) {
+        let hint = match m.detected {
+            Some(d) => format!("use --format {d} (or --format auto), or --log-format with the server's format string"),
+            None => "name the format with --format, or --log-format with the server's format string".to_string(),
+        };
+        return Err(Failure::new(
+            DATA_ERR,
+            format!(
+                "{name}: --format {} does not fit: {m}",
+                pipeline.format_name()
+            ),
+        )
+        .with_hint(hint)
+        .into());
+    }
+    if cfg.log_format.is_none() {
+        if let Some((better, n)) = footfall_parse::ignored_fields(pipeline.format_name(), &sample) {
+            eprintln!(
+                "footfall parse: warning: {name}: --format {} ignores about {n} field(s) per line that these lines carry; --format {better} reads them",
+                pipeline.format_name()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn process_chunk(
@@ -395,6 +513,10 @@ fn process_chunk(
 }
 
 /// Cuts a stream into chunks that end at a line boundary (the last one at EOF).
+///
+/// A read error (a truncated or corrupt gzip member, an I/O error) ends the
+/// stream there: what was read up to the last complete line is handed on,
+/// the partial line after it is dropped, and [`ChunkReader::damage`] says so.
 struct ChunkReader {
     inner: Box<dyn Read + Send>,
     carry: Vec<u8>,
@@ -402,17 +524,50 @@ struct ChunkReader {
     seq: u64,
     eof: bool,
     pool: Pool,
+    error: Option<(io::Error, usize)>,
 }
 
 impl ChunkReader {
-    fn next_chunk(&mut self) -> anyhow::Result<Option<Chunk>> {
+    fn new(inner: Box<dyn Read + Send>, first: Vec<u8>, pool: Pool) -> Self {
+        ChunkReader {
+            inner,
+            carry: first,
+            base: 0,
+            seq: 0,
+            eof: false,
+            pool,
+            error: None,
+        }
+    }
+
+    /// What went wrong while reading, if anything.
+    fn damage(&self) -> Option<String> {
+        self.error.as_ref().map(|(e, dropped)| {
+            format!("read error after {} bytes of decoded input: {e} ({dropped} bytes of a partial line dropped)", self.base)
+        })
+    }
+
+    /// Read more into `carry`; a read error ends the input at its last complete line.
+    fn refill(&mut self, want: usize) {
+        match fill(&mut self.inner, &mut self.carry, want) {
+            Ok(eof) => self.eof = eof,
+            Err(e) => {
+                let keep = memchr::memrchr(b'\n', &self.carry).map_or(0, |i| i + 1);
+                let dropped = self.carry.len() - keep;
+                self.carry.truncate(keep);
+                self.error = Some((e, dropped));
+                self.eof = true;
+            }
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<Chunk> {
         loop {
             if !self.eof && self.carry.len() < CHUNK {
-                let want = CHUNK.max(self.carry.len() + CHUNK / 4);
-                self.eof = fill(&mut self.inner, &mut self.carry, want).context("reading input")?;
+                self.refill(CHUNK.max(self.carry.len() + CHUNK / 4));
             }
             if self.carry.is_empty() {
-                return Ok(None);
+                return None;
             }
             let cut = if self.eof {
                 // At EOF the unterminated last line belongs to the final chunk.
@@ -422,9 +577,7 @@ impl ChunkReader {
                     Some(i) => i + 1,
                     None => {
                         // A line longer than the buffer: read more.
-                        let want = self.carry.len() * 2;
-                        self.eof = fill(&mut self.inner, &mut self.carry, want)
-                            .context("reading input")?;
+                        self.refill(self.carry.len() * 2);
                         continue;
                     }
                 }
@@ -440,7 +593,7 @@ impl ChunkReader {
             };
             self.seq += 1;
             self.base += chunk.data.len() as u64;
-            return Ok(Some(chunk));
+            return Some(chunk);
         }
     }
 }
