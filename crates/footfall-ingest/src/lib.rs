@@ -110,7 +110,11 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
         _ => parse_log_filter(&cfg.level),
     }
     .map_err(|e| ConfigError::invalid("log.level", e))?;
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // Colour only on a terminal: escape codes do not belong in journald or files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let result = match cfg.format {
         LogFormat::Text => builder.finish().with(filter).try_init(),
         LogFormat::Json => builder

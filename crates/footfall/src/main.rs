@@ -70,6 +70,11 @@ enum Command {
 fn main() {
     no_transparent_huge_pages();
     let cli = Cli::parse();
+    // Logs of every command but ingest (which reads its [log] table) go to
+    // stderr at `info`, or as `RUST_LOG` says.
+    if !matches!(cli.command, Command::Ingest(_)) {
+        let _ = footfall_ingest::init_logging(&footfall_ingest::LogConfig::default());
+    }
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Ingest(a) => cmd::ingest::run(a),
