@@ -7,7 +7,7 @@
 #   deploy/kafka/local-kafka.sh status    exit 0 when running and answering, 1 when running but
 #                                         not answering, 3 when not running
 #   deploy/kafka/local-kafka.sh logs [-f] last lines of the broker log (or follow it)
-#   deploy/kafka/local-kafka.sh env       print `export FOOTFALL_KAFKA_BROKERS=...`
+#   deploy/kafka/local-kafka.sh env       print `export FOOTFALL_KAFKA_BROKERS=...` and the SASL settings
 #   deploy/kafka/local-kafka.sh reset     delete the state dir (data, config, logs); broker must be stopped
 #
 # Every command is safe to repeat: `install` and `start` are no-ops when already
@@ -18,6 +18,14 @@
 #   FOOTFALL_KAFKA_STATE           data, config, logs, pid  [$HOME/.local/state/footfall/kafka]
 #   FOOTFALL_KAFKA_PORT            client (PLAINTEXT) port on 127.0.0.1 [9092]
 #   FOOTFALL_KAFKA_CONTROLLER_PORT KRaft controller port on 127.0.0.1   [9093]
+#   FOOTFALL_KAFKA_SASL_PORT       SASL_PLAINTEXT (SCRAM-SHA-512) port on 127.0.0.1 [9094]
+#
+# The broker also listens with SASL/SCRAM on FOOTFALL_KAFKA_SASL_PORT, for
+# testing secured set-ups: a SCRAM-SHA-512 user `footfall` is created when the
+# storage is formatted (and added to storage formatted before this existed),
+# with a random password kept in $FOOTFALL_KAFKA_STATE/sasl/footfall.password
+# (mode 0600, directory 0700). `env` prints where it is; the password itself
+# is never printed. Wrong credentials on that port fail authentication.
 #   FOOTFALL_KAFKA_HEAP            JVM heap flags   [-Xms256m -Xmx512m]
 #   FOOTFALL_KAFKA_START_TIMEOUT   seconds to wait for readiness [120]
 #   FOOTFALL_KAFKA_STOP_TIMEOUT    seconds to wait after SIGTERM  [60]
@@ -36,6 +44,9 @@ readonly KAFKA_VERSION
 readonly HOST=127.0.0.1
 readonly PORT="${FOOTFALL_KAFKA_PORT:-9092}"
 readonly CONTROLLER_PORT="${FOOTFALL_KAFKA_CONTROLLER_PORT:-9093}"
+readonly SASL_PORT="${FOOTFALL_KAFKA_SASL_PORT:-9094}"
+readonly SASL_USER=footfall
+readonly SASL_MECHANISM=SCRAM-SHA-512
 readonly KAFKA_HOME="${FOOTFALL_KAFKA_HOME:-$HOME/.cache/footfall/kafka-$KAFKA_VERSION}"
 readonly STATE="${FOOTFALL_KAFKA_STATE:-$HOME/.local/state/footfall/kafka}"
 readonly HEAP="${FOOTFALL_KAFKA_HEAP:--Xms256m -Xmx512m}"
@@ -52,6 +63,10 @@ readonly SERVER_PROPERTIES="$CONF_DIR/server.properties"
 readonly SERVER_LOG="$LOG_DIR/server.log"
 readonly CONSOLE_LOG="$LOG_DIR/console.log"
 readonly BROKERS="$HOST:$PORT"
+readonly SASL_BROKERS="$HOST:$SASL_PORT"
+readonly SASL_DIR="$STATE/sasl"
+readonly SASL_PASSWORD_FILE="$SASL_DIR/$SASL_USER.password"
+readonly SASL_USER_MARKER="$SASL_DIR/user-created"
 
 log() { printf 'local-kafka: %s\n' "$*" >&2; }
 die() {
@@ -181,10 +196,12 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
+listeners=PLAINTEXT://$HOST:$PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=$SASL_MECHANISM
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 
 log.dirs=$DATA_DIR
 num.partitions=1
@@ -211,19 +228,57 @@ log.retention.check.interval.ms=300000
 EOF
 }
 
+# The SCRAM user's password: made once, 0600 in a 0700 directory.
+sasl_password() {
+    if [[ ! -s "$SASL_PASSWORD_FILE" ]]; then
+        (umask 077 && mkdir -p "$SASL_DIR" && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$SASL_PASSWORD_FILE")
+    fi
+    chmod 700 "$SASL_DIR"
+    chmod 600 "$SASL_PASSWORD_FILE"
+    cat "$SASL_PASSWORD_FILE"
+}
+
 format_storage() {
     if [[ -f "$DATA_DIR/meta.properties" ]]; then
         return 0
     fi
-    local cluster_id
+    local cluster_id password
     cluster_id="$(java_tool kafka.tools.StorageTool random-uuid)"
-    log "formatting $DATA_DIR (cluster id $cluster_id)"
+    password="$(sasl_password)"
+    log "formatting $DATA_DIR (cluster id $cluster_id, SCRAM user $SASL_USER)"
     java_tool kafka.tools.StorageTool format \
         --cluster-id "$cluster_id" \
+        --add-scram "$SASL_MECHANISM=[name=$SASL_USER,password=$password]" \
         --config "$SERVER_PROPERTIES" >"$LOG_DIR/format.log" 2>&1 || {
         cat "$LOG_DIR/format.log" >&2
         die "formatting the storage directory failed"
     }
+    touch "$SASL_USER_MARKER"
+}
+
+# Storage formatted before the SASL listener existed gets the user through
+# the running broker, once.
+ensure_sasl_user() {
+    [[ -f "$SASL_USER_MARKER" ]] && return 0
+    local password
+    password="$(sasl_password)"
+    java_tool org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BROKERS" --alter \
+        --add-config "$SASL_MECHANISM=[iterations=8192,password=$password]" \
+        --entity-type users --entity-name "$SASL_USER" >"$LOG_DIR/scram-user.log" 2>&1 || {
+        cat "$LOG_DIR/scram-user.log" >&2
+        die "could not create the SCRAM user $SASL_USER"
+    }
+    touch "$SASL_USER_MARKER"
+    log "created SCRAM user $SASL_USER"
+}
+
+cmd_env() {
+    printf 'export FOOTFALL_KAFKA_BROKERS=%s\n' "$BROKERS"
+    printf '# SASL/SCRAM listener: security_protocol = "sasl_plaintext", sasl_mechanism = "%s",\n' "$SASL_MECHANISM"
+    printf '# sasl_username = "%s", sasl_password_file = "%s"\n' "$SASL_USER" "$SASL_PASSWORD_FILE"
+    printf 'export FOOTFALL_KAFKA_SASL_BROKERS=%s\n' "$SASL_BROKERS"
+    printf 'export FOOTFALL_KAFKA_SASL_USERNAME=%s\n' "$SASL_USER"
+    printf 'export FOOTFALL_KAFKA_SASL_PASSWORD_FILE=%s\n' "$SASL_PASSWORD_FILE"
 }
 
 wait_ready() {
@@ -249,15 +304,16 @@ cmd_start() {
     local pid
     if pid="$(running_pid)"; then
         wait_ready "$pid"
+        ensure_sasl_user
         log "already running (pid $pid) on $BROKERS"
         return 0
     fi
     local port
-    for port in "$PORT" "$CONTROLLER_PORT"; do
+    for port in "$PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
         if port_open "$port"; then
             log "port $HOST:$port is already in use by another process:"
             describe_port_owner "$port"
-            die "cannot start Kafka: port $port is taken (set FOOTFALL_KAFKA_PORT / FOOTFALL_KAFKA_CONTROLLER_PORT to use others)"
+            die "cannot start Kafka: port $port is taken (set FOOTFALL_KAFKA_PORT / FOOTFALL_KAFKA_SASL_PORT / FOOTFALL_KAFKA_CONTROLLER_PORT to use others)"
         fi
     done
     write_config
@@ -279,7 +335,8 @@ cmd_start() {
     pid=$!
     printf '%s\n' "$pid" >"$PID_FILE"
     wait_ready "$pid"
-    log "ready after $((SECONDS - started))s: pid $pid, brokers $BROKERS"
+    ensure_sasl_user
+    log "ready after $((SECONDS - started))s: pid $pid, brokers $BROKERS (SASL/SCRAM: $SASL_BROKERS)"
 }
 
 cmd_stop() {
@@ -334,7 +391,7 @@ cmd_reset() {
         log "nothing to reset: $STATE does not exist"
         return 0
     }
-    rm -rf -- "$CONF_DIR" "$DATA_DIR" "$LOG_DIR" "$PID_FILE"
+    rm -rf -- "$CONF_DIR" "$DATA_DIR" "$LOG_DIR" "$SASL_DIR" "$PID_FILE"
     rmdir -- "$STATE" 2>/dev/null || true
     log "removed broker state in $STATE"
 }
@@ -349,7 +406,7 @@ main() {
     stop) cmd_stop ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
-    env) printf 'export FOOTFALL_KAFKA_BROKERS=%s\n' "$BROKERS" ;;
+    env) cmd_env ;;
     reset) cmd_reset ;;
     -h | --help | help) usage ;;
     *)
