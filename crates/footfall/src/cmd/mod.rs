@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use footfall_event::RejectKind;
+use footfall_kafka::{KafkaConfig, OptionValue};
 use footfall_keys::{ErrorKind as KeyErrorKind, Keyring, KeyringError, KeysConfig};
 
 use crate::exit::{Failure, CANT_CREATE, CONFIG};
@@ -109,27 +110,115 @@ impl Counts {
     }
 }
 
-/// Parse a `-X key=value` librdkafka property.
-pub fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
-    if k.trim().is_empty() {
-        return Err("empty property name".into());
-    }
-    Ok((k.trim().to_string(), v.to_string()))
+/// A `-X KEY=VALUE` librdkafka property; the value of a secret-looking key
+/// redacts itself (`OptionValue`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaOption {
+    pub key: String,
+    pub value: OptionValue,
 }
 
-/// Add `-X` properties to a Kafka config (validated: typed settings must use their own flags).
-pub fn apply_options(
-    cfg: &mut footfall_kafka::KafkaConfig,
-    opts: &[(String, String)],
+/// Parse `-X KEY=VALUE` (only the first `=` separates). A secret is kept
+/// redacted here and refused by [`apply_kafka_overrides`], which names the key
+/// but not the value (a parse error here would echo the value).
+pub fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("the property name is empty: expected KEY=VALUE".into());
+    }
+    if matches!(key, "bootstrap.servers" | "metadata.broker.list") {
+        return Err(format!("set {key} with --brokers"));
+    }
+    Ok(KafkaOption {
+        key: key.to_string(),
+        value: OptionValue::for_key(key, value),
+    })
+}
+
+/// How every command that talks to Kafka is told where it is and how to log
+/// in: the config file's `[kafka]` table, then the environment, then flags
+/// (a flag beats the environment, which beats the file).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KafkaArgs {
+    /// TOML config file (docs/configuration.md): its [kafka] table is shared by every command.
+    #[arg(long, short = 'c', env = "FOOTFALL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers, host:port[,host:port...] [default: the config's kafka.brokers, else 127.0.0.1:9092].
+    #[arg(long, env = "FOOTFALL_KAFKA_BROKERS", value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+    /// A librdkafka property, passed through (repeatable): `-X security.protocol=ssl`.
+    #[arg(short = 'X', value_parser = parse_kafka_option, value_name = "KEY=VALUE")]
+    pub options: Vec<KafkaOption>,
+}
+
+/// The environment variable a SASL password may come from (beside `sasl_password_file`).
+pub const SASL_PASSWORD_ENV: &str = "FOOTFALL_KAFKA_SASL_PASSWORD";
+
+impl KafkaArgs {
+    /// The whole config file, validated (unknown keys are errors), if one was given.
+    pub fn file(&self) -> anyhow::Result<Option<footfall_ingest::IngestConfig>> {
+        self.config
+            .as_deref()
+            .map(|p| {
+                footfall_ingest::IngestConfig::from_toml_file(p)
+                    .map_err(|e| Failure::new(CONFIG, e.to_string()).into())
+            })
+            .transpose()
+    }
+
+    /// The Kafka settings: file, then environment, then flags; validated.
+    pub fn resolve(&self) -> anyhow::Result<KafkaConfig> {
+        let mut cfg = self.file()?.map(|c| c.kafka).unwrap_or_default();
+        apply_kafka_overrides(&mut cfg, self.brokers.as_deref(), &self.options)?;
+        Ok(cfg)
+    }
+}
+
+/// Put the environment and the flags over a config file's `[kafka]` table.
+pub fn apply_kafka_overrides(
+    cfg: &mut KafkaConfig,
+    brokers: Option<&str>,
+    options: &[KafkaOption],
 ) -> anyhow::Result<()> {
-    for (k, v) in opts {
-        cfg.set_property(k, v)
-            .map_err(|e| Failure::new(CONFIG, format!("-X {k}: {e}")))?;
+    if let Some(b) = brokers {
+        cfg.brokers = b.trim().to_string();
+    }
+    if let Ok(p) = std::env::var(SASL_PASSWORD_ENV) {
+        cfg.sasl_password = Some(footfall_kafka::Secret::new(p));
+        cfg.sasl_password_file = None;
+    }
+    for o in options {
+        if footfall_kafka::is_sensitive_key(&o.key) {
+            return Err(Failure::new(CONFIG, format!("-X {}: a secret must not be on the command line, which every user can read (ps)", o.key))
+                .with_hint(format!("put it in the config file's [kafka] table (sasl_password_file, ssl_key_password), or the SASL password in {SASL_PASSWORD_ENV}"))
+                .into());
+        }
+        cfg.set_property(&o.key, o.value.expose())
+            .map_err(|e| Failure::new(CONFIG, format!("-X {}: {e}", o.key)))?;
     }
     cfg.validate()
         .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     Ok(())
+}
+
+/// Parse a `-X key=value` librdkafka property (aggregate's flag until it
+/// takes [`KafkaArgs`]).
+pub fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let o = parse_kafka_option(s)?;
+    Ok((o.key, o.value.expose().to_string()))
+}
+
+/// Add `-X` properties to a Kafka config (validated).
+pub fn apply_options(cfg: &mut KafkaConfig, opts: &[(String, String)]) -> anyhow::Result<()> {
+    let opts: Vec<KafkaOption> = opts
+        .iter()
+        .map(|(k, v)| KafkaOption {
+            key: k.clone(),
+            value: OptionValue::for_key(k, v),
+        })
+        .collect();
+    apply_kafka_overrides(cfg, None, &opts)
 }

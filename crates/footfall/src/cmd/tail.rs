@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Local, TimeZone, Utc};
 use console::{Alignment, Style};
 use footfall_event::{Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
-use footfall_kafka::{KafkaConfig, OptionValue, DEAD_LETTER_TOPIC, DEFAULT_BROKERS, VISITS_TOPIC};
+use footfall_kafka::{KafkaConfig, OptionValue, DEAD_LETTER_TOPIC, VISITS_TOPIC};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -56,9 +56,8 @@ Filters combine with AND; the values of one filter combine with OR (--status 4xx
 On a terminal events are shown as columns; when stdout is piped they are written as JSON lines,
 exactly as received. Exits 0 on Ctrl-C or after --limit matching events.")]
 pub struct Args {
-    /// Kafka bootstrap servers, comma-separated `host:port`.
-    #[arg(long, env = "FOOTFALL_KAFKA_BROKERS", default_value = DEFAULT_BROKERS, value_name = "HOST:PORT")]
-    pub brokers: String,
+    #[command(flatten)]
+    pub kafka: super::KafkaArgs,
     /// Topic to read [default: footfall.visits, or footfall.visits.dlq with --dlq].
     #[arg(long)]
     pub topic: Option<String>,
@@ -105,9 +104,6 @@ pub struct Args {
     /// How long to wait for Kafka when connecting (`10s`, `500ms`, `1m`).
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
-    /// A librdkafka property, passed through (repeatable): `-X security.protocol=ssl`.
-    #[arg(short = 'X', value_parser = parse_kafka_option, value_name = "KEY=VALUE")]
-    pub options: Vec<KafkaOption>,
 }
 
 // ------------------------------------------------------------------ argument values
@@ -237,36 +233,6 @@ fn parse_since_now(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// A `-X key=value` librdkafka property; the value of a sensitive key never prints.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KafkaOption {
-    pub key: String,
-    pub value: OptionValue,
-}
-
-fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| "expected KEY=VALUE, e.g. -X security.protocol=ssl".to_string())?;
-    let key = key.trim();
-    if key.is_empty() {
-        return Err("the property name is empty: expected KEY=VALUE".into());
-    }
-    match key {
-        "bootstrap.servers" | "metadata.broker.list" => {
-            return Err(format!("set {key} with --brokers"))
-        }
-        "group.id" | "enable.auto.commit" => {
-            return Err(format!(
-                "{key} is fixed: tail never joins a consumer group nor commits offsets"
-            ))
-        }
-        _ => {}
-    }
-    Ok(KafkaOption {
-        key: key.to_string(),
-        value: OptionValue::for_key(key, value),
-    })
-}
 
 // ------------------------------------------------------------------ filtering
 
@@ -705,41 +671,52 @@ impl std::fmt::Display for StartAt {
     }
 }
 
-fn consumer(args: &Args) -> anyhow::Result<BaseConsumer<TailContext>> {
-    let mut kafka = KafkaConfig::for_brokers(args.brokers.trim());
+/// The Kafka settings of `footfall tail`: the shared ones, less what tail fixes.
+fn tail_kafka(args: &Args) -> anyhow::Result<KafkaConfig> {
+    let mut kafka = args.kafka.resolve()?;
     kafka.client_id = "footfall-tail".into();
     // A group id of its own that never joins (partitions are assigned, not
     // subscribed) and never commits: the aggregator's group is left alone.
+    for fixed in ["group.id", "enable.auto.commit"] {
+        if kafka.options.contains_key(fixed) {
+            return Err(Failure::new(
+                CONFIG,
+                format!("{fixed} is fixed: tail never joins a consumer group nor commits offsets"),
+            )
+            .into());
+        }
+    }
+    Ok(kafka)
+}
+
+fn consumer(kafka: &KafkaConfig) -> anyhow::Result<BaseConsumer<TailContext>> {
+    // A group id of its own, never joined (partitions are assigned) nor committed.
     let group = format!("footfall-tail-{}", std::process::id());
     let mut config = kafka
         .consumer_config(&group)
         .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     config.set("enable.auto.offset.store", "false");
-    for opt in &args.options {
-        config.set(opt.key.as_str(), opt.value.expose());
-    }
     config
         .create_with_context(TailContext::default())
         .map_err(|e| {
-            let message = match &e {
-                KafkaError::ClientConfig(_, _, key, _) if footfall_kafka::is_sensitive_key(key) => {
-                    format!("invalid Kafka property {key}")
-                }
-                KafkaError::ClientConfig(_, desc, key, _) => {
-                    format!("invalid Kafka property {key}: {desc}")
-                }
-                other => format!("cannot create the Kafka consumer: {other}"),
-            };
-            Failure::new(CONFIG, message)
-                .with_hint("check the -X options")
-                .into()
+            Failure::new(
+                CONFIG,
+                footfall_kafka::KafkaError::from_rdkafka("cannot create the Kafka consumer", e)
+                    .to_string(),
+            )
+            .with_hint("check the -X options and the [kafka] table")
+            .into()
         })
 }
 
 fn unreachable(args: &Args, what: &str, e: &KafkaError, ctx: &TailContext) -> anyhow::Error {
     let mut message = format!(
         "cannot {what} from Kafka at {} within {:?}: {e}",
-        args.brokers, args.timeout
+        args.kafka
+            .brokers
+            .as_deref()
+            .unwrap_or("the configured brokers"),
+        args.timeout
     );
     if let Some(problem) = ctx.take_problem() {
         let _ = write!(message, " (last problem: {problem})");
@@ -765,7 +742,13 @@ fn partitions(c: &BaseConsumer<TailContext>, args: &Args, topic: &str) -> anyhow
         if code == RDKafkaErrorCode::UnknownTopicOrPartition {
             return Err(Failure::new(
                 NO_INPUT,
-                format!("topic {topic} does not exist at {}", args.brokers),
+                format!(
+                    "topic {topic} does not exist at {}",
+                    args.kafka
+                        .brokers
+                        .as_deref()
+                        .unwrap_or("the configured brokers")
+                ),
             )
             .with_hint("check --topic, or create the topics with `footfall topics`")
             .into());
@@ -1144,7 +1127,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(Arc::clone(&stop))?;
 
-    let consumer = consumer(&args)?;
+    let kafka = tail_kafka(&args)?;
+    let consumer = consumer(&kafka)?;
     let parts = partitions(&consumer, &args, &topic)?;
     let assignment = start_offsets(&consumer, &args, &topic, &parts, start)?;
     consumer.assign(&assignment).map_err(|e| {
@@ -1386,7 +1370,6 @@ mod tests {
             ("-X without a value", "-X fetch.wait.max.ms"),
             ("-X with an empty key", "-X =1"),
             ("-X bootstrap.servers", "-X bootstrap.servers=elsewhere:9092"),
-            ("-X group.id", "-X group.id=footfall-aggregate"),
             ("timeout without a unit", "--timeout 10"),
         ];
         for (name, line) in cases {
@@ -1397,7 +1380,7 @@ mod tests {
     #[test]
     fn defaults_and_accepted_values() {
         let a = args("--brokers k1:9092,k2:9092").unwrap();
-        assert_eq!(a.brokers, "k1:9092,k2:9092");
+        assert_eq!(a.kafka.brokers.as_deref(), Some("k1:9092,k2:9092"));
         assert_eq!(a.timeout, Duration::from_secs(10));
         assert!(a.topic.is_none() && !a.from_beginning && a.since.is_none() && a.limit.is_none());
         assert_eq!(
@@ -1405,24 +1388,34 @@ mod tests {
             Filter::Visits(VisitFilter::default())
         );
 
-        let a = args("-X security.protocol=ssl -X sasl.password=a=b --limit 2 --timeout 500ms")
+        let a = args("-X security.protocol=ssl -X socket.timeout.ms=a=b --limit 2 --timeout 500ms")
             .unwrap();
         assert_eq!(
-            a.options[0],
-            KafkaOption {
+            a.kafka.options[0],
+            crate::cmd::KafkaOption {
                 key: "security.protocol".into(),
                 value: OptionValue::Plain("ssl".into())
             }
         );
         assert_eq!(
-            a.options[1].value.expose(),
+            a.kafka.options[1].value.expose(),
             "a=b",
             "only the first = separates"
         );
+        let secret = args("-X sasl.password=hunter2").unwrap();
         assert!(
-            !format!("{a:?}").contains("a=b"),
-            "a password must not show in Debug: {a:?}"
+            !format!("{secret:?}").contains("hunter2"),
+            "a secret never shows in Debug"
         );
+        let refused = tail_kafka(&secret).unwrap_err();
+        assert_eq!(crate::exit::code_for(&refused), crate::exit::CONFIG);
+        let text = format!("{refused:#}");
+        assert!(
+            text.contains("sasl.password") && !text.contains("hunter2"),
+            "a secret on the command line is refused without echoing it: {text}"
+        );
+        let fixed = tail_kafka(&args("-X group.id=footfall-aggregate").unwrap()).unwrap_err();
+        assert!(format!("{fixed}").contains("group.id is fixed"), "{fixed}");
         assert_eq!(a.limit, Some(2));
         assert_eq!(a.timeout, Duration::from_millis(500));
     }

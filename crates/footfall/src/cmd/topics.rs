@@ -1,14 +1,13 @@
 //! `footfall topics`: create or check the visits and dead-letter topics.
 
-use footfall_kafka::{ensure_topics, EnsureMode, ErrorKind, KafkaConfig};
+use footfall_kafka::{ensure_topics, EnsureMode, ErrorKind};
 
 use crate::exit::{Failure, CONFIG, FAILURE, UNAVAILABLE};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "FOOTFALL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
+    #[command(flatten)]
+    pub kafka: super::KafkaArgs,
     /// Visits topic name.
     #[arg(long, default_value = footfall_kafka::VISITS_TOPIC)]
     pub topic: String,
@@ -24,14 +23,10 @@ pub struct Args {
     /// Only check: report missing topics and mismatches, create nothing.
     #[arg(long)]
     pub check: bool,
-    /// Raw librdkafka property (repeatable), e.g. `-X security.protocol=ssl`.
-    #[arg(short = 'X', value_parser = super::parse_kv)]
-    pub options: Vec<(String, String)>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg = KafkaConfig::for_brokers(args.brokers.clone());
-    super::apply_options(&mut cfg, &args.options)?;
+    let mut cfg = args.kafka.resolve()?;
     cfg.topics.visits.name = Some(args.topic.clone());
     cfg.topics.dead_letter.name = Some(args.dlq_topic.clone());
     if args.partitions.is_some() {
@@ -60,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             anyhow::Error::new(Failure::new(
                 code,
-                format!("topics on {}: {e}", args.brokers),
+                format!("topics on {}: {e}", cfg.brokers),
             ))
         })?;
     for spec in &specs {
