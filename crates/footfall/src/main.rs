@@ -40,7 +40,7 @@ fn no_transparent_huge_pages() {
     version,
     about = "Private, aggregate web analytics from access logs, through Kafka, to Parquet."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +65,10 @@ enum Command {
     Erase(cmd::person::EraseArgs),
     /// Show one person's events in the warehouse (days whose keys are held), as JSON lines or CSV.
     Lookup(cmd::person::LookupArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::docs::CompletionsArgs),
+    /// Print the manual page, or write every command's page into a directory.
+    Man(cmd::docs::ManArgs),
 }
 
 fn main() {
@@ -85,6 +89,8 @@ fn main() {
         Command::Keys(a) => cmd::keys::run(a),
         Command::Erase(a) => cmd::person::erase(a),
         Command::Lookup(a) => cmd::person::lookup(a),
+        Command::Completions(a) => cmd::docs::completions(a),
+        Command::Man(a) => cmd::docs::man(a),
     };
     match result {
         Ok(()) => std::process::exit(0),

@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod demo;
+pub mod docs;
 pub mod ingest;
 pub mod keys;
 pub mod parse;
