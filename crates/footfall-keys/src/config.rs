@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::epoch::Epoch;
 use crate::keyring::{DEFAULT_HORIZON_DAYS, DEFAULT_KEYRING_DIR};
 
 /// The longest horizon accepted (about ten years).
@@ -19,6 +20,10 @@ pub struct KeysConfig {
     /// Day keys are destroyed once the newest day pseudonymised is more than
     /// this many days after them (default 30).
     pub horizon_days: u32,
+    /// How long one visitor id lasts (`day`, `week`, `month`) in a new
+    /// keyring (default `day`); an existing keyring with another epoch is an
+    /// error, since changing it would change every visitor id.
+    pub epoch: Option<Epoch>,
 }
 
 impl Default for KeysConfig {
@@ -26,6 +31,7 @@ impl Default for KeysConfig {
         KeysConfig {
             dir: None,
             horizon_days: DEFAULT_HORIZON_DAYS,
+            epoch: None,
         }
     }
 }

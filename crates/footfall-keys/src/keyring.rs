@@ -32,6 +32,7 @@ use std::sync::Mutex;
 use chrono::{Days, NaiveDate};
 use footfall_parse::KeyProvider;
 
+use crate::epoch::Epoch;
 use crate::error::KeyringError;
 use crate::ratchet::{self, genesis, Ratchet};
 use crate::store::{self, KeyringFile};
@@ -45,6 +46,7 @@ pub const DEFAULT_HORIZON_DAYS: u32 = 30;
 /// The keys of one installation. Cheap to share (`Arc`); thread-safe.
 pub struct Keyring {
     dir: PathBuf,
+    epoch: Epoch,
     installation: [u8; 32],
     event_id_key: [u8; 32],
     state: Mutex<State>,
@@ -73,6 +75,8 @@ pub struct Status {
     pub dir: PathBuf,
     /// A public fingerprint of the installation secret: equal on hosts that share it.
     pub fingerprint: String,
+    /// How long one visitor id lasts.
+    pub epoch: Epoch,
     /// The oldest day whose key is held; every earlier day's key is destroyed.
     pub held_from: NaiveDate,
     /// The newest day ingest has pseudonymised with this keyring.
@@ -82,13 +86,34 @@ pub struct Status {
 }
 
 impl Keyring {
-    /// Open the keyring in `dir`, creating it when there is none. The flag
-    /// says whether it was created (callers say so on stderr).
+    /// Open the keyring in `dir`, creating it when there is none (with the
+    /// day epoch). The flag says whether it was created (callers say so).
     pub fn open_or_create(dir: impl Into<PathBuf>) -> Result<(Keyring, bool), KeyringError> {
+        Self::open_or_create_with(dir, None)
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with the epoch of a new
+    /// keyring (`None`: day). An existing keyring keeps its own epoch:
+    /// changing it would change every visitor id, so asking for another one
+    /// is an error.
+    pub fn open_or_create_with(
+        dir: impl Into<PathBuf>,
+        epoch: Option<Epoch>,
+    ) -> Result<(Keyring, bool), KeyringError> {
         let dir = dir.into();
         store::ensure_private_dir(&dir)?;
         let _lock = store::lock(&dir)?;
         if let Some(f) = store::read(&dir)? {
+            if epoch.is_some_and(|e| e != f.epoch) {
+                return Err(KeyringError::Invalid {
+                    path: dir.join(store::KEYRING_FILE),
+                    reason: format!(
+                        "its epoch is {}, not {}: changing the epoch would change every visitor id (make a new keyring for it)",
+                        f.epoch,
+                        epoch.unwrap_or_default()
+                    ),
+                });
+            }
             return Ok((Self::from_file(dir, f), false));
         }
         let f = KeyringFile {
@@ -96,6 +121,7 @@ impl Keyring {
             installation: store::hex32(&random32()?),
             from: genesis(),
             chain: store::hex32(&random32()?),
+            epoch: epoch.unwrap_or_default(),
             newest_day: None,
         };
         store::write(&dir, &f)?;
@@ -139,6 +165,7 @@ impl Keyring {
             )),
             from: genesis(),
             chain: store::hex32(&blake3::derive_key("footfall in-memory chain", seed)),
+            epoch: Epoch::Day,
             newest_day: None,
         };
         Self::from_file(PathBuf::new(), f)
@@ -149,6 +176,7 @@ impl Keyring {
         let ratchet = Ratchet::new(f.from, f.chain_bytes().expect("checked when parsed"));
         Keyring {
             dir,
+            epoch: f.epoch,
             installation,
             event_id_key: ratchet::event_id_key(&installation),
             state: Mutex::new(State {
@@ -170,14 +198,19 @@ impl Keyring {
         &self.dir
     }
 
+    /// How long one visitor id lasts.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
     /// The oldest day whose key is held.
     pub fn held_from(&self) -> NaiveDate {
         self.state().ratchet.from()
     }
 
-    /// Whether the key of `date` is still held.
+    /// Whether the visitor-id key of `date` is still held.
     pub fn holds(&self, date: NaiveDate) -> bool {
-        date >= self.held_from()
+        self.epoch.start(date) >= self.held_from()
     }
 
     /// What is held, without a secret.
@@ -186,6 +219,7 @@ impl Keyring {
         Status {
             dir: self.dir.clone(),
             fingerprint: ratchet::fingerprint(&self.installation),
+            epoch: self.epoch,
             held_from: s.ratchet.from(),
             newest_day: s.newest_day.max(s.newest_asked),
             files: store::files(&self.dir),
@@ -233,9 +267,10 @@ impl Keyring {
         let Some(reference) = reference.map(|d| d.min(today + Days::new(1))) else {
             return Ok(None);
         };
+        // Whole epochs: the key of an epoch goes once all of it is past the horizon.
         let target = reference
             .checked_sub_days(Days::new(u64::from(horizon_days)))
-            .unwrap_or(from);
+            .map_or(from, |d| self.epoch.start(d));
         if target <= from && !unrecorded {
             return Ok(None);
         }
@@ -251,6 +286,7 @@ impl Keyring {
             installation: store::hex32(&self.installation),
             from: s.ratchet.from(),
             chain: store::hex32(s.ratchet.chain()),
+            epoch: self.epoch,
             newest_day: None,
         };
         store::write_private(path, f.to_text().as_bytes(), true)
@@ -279,6 +315,7 @@ impl Keyring {
             installation: store::hex32(&self.installation),
             from: s.ratchet.from(),
             chain: store::hex32(s.ratchet.chain()),
+            epoch: self.epoch,
             newest_day: s.newest_day,
         };
         store::write(&self.dir, &f)
@@ -291,12 +328,14 @@ impl KeyProvider for Keyring {
     }
 
     fn day_key(&self, date: NaiveDate) -> Option<[u8; 32]> {
+        let asked = date;
+        let date = self.epoch.start(date);
         let mut s = self.state();
         if date < s.ratchet.from() {
             return None;
         }
-        if s.newest_asked.is_none_or(|n| date > n) {
-            s.newest_asked = Some(date);
+        if s.newest_asked.is_none_or(|n| asked > n) {
+            s.newest_asked = Some(asked);
         }
         if let Some(k) = s.recent.get(&date) {
             return Some(*k);
@@ -443,6 +482,36 @@ mod tests {
         assert!(
             Keyring::import(tmp.path().join("b"), &export).is_err(),
             "never replaces a keyring"
+        );
+    }
+
+    #[test]
+    fn a_week_epoch_keeps_one_key_all_week_and_destroys_whole_weeks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (k, _) = Keyring::open_or_create_with(tmp.path(), Some(Epoch::Week)).unwrap();
+        // 2026-11-30 is a Monday.
+        let week: Vec<_> = (0..7)
+            .map(|i| k.day_key(day(2026, 11, 30) + Days::new(i)).unwrap())
+            .collect();
+        assert!(week.windows(2).all(|w| w[0] == w[1]), "one key all week");
+        assert_ne!(
+            k.day_key(day(2026, 12, 7)),
+            Some(week[0]),
+            "a new week, a new key"
+        );
+        // The horizon falls mid-week: that whole week stays.
+        k.day_key(day(2026, 12, 31));
+        assert_eq!(
+            k.advance_for_horizon(30, day(2027, 1, 1)).unwrap(),
+            Some(day(2026, 11, 30))
+        );
+        assert_eq!(k.day_key(day(2026, 12, 3)), Some(week[0]));
+        assert!(k.day_key(day(2026, 11, 29)).is_none());
+        let e = Keyring::open_or_create_with(tmp.path(), Some(Epoch::Day)).unwrap_err();
+        assert!(e.to_string().contains("epoch is week"), "{e}");
+        assert!(
+            Keyring::open_or_create(tmp.path()).is_ok(),
+            "unasked, the keyring's own epoch holds"
         );
     }
 

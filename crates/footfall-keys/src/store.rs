@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::epoch::Epoch;
 use crate::error::KeyringError;
 
 /// The keyring's file name in its directory.
@@ -41,6 +42,9 @@ pub struct KeyringFile {
     pub from: NaiveDate,
     /// The ratchet's chain value on `from` (64 hex digits).
     pub chain: String,
+    /// How long one visitor id lasts: `day`, `week` or `month`.
+    #[serde(default)]
+    pub epoch: Epoch,
     /// The newest day ingest has pseudonymised with this keyring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_day: Option<NaiveDate>,
@@ -240,6 +244,7 @@ mod tests {
             installation: "a".repeat(64),
             from: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
             chain: "b".repeat(64),
+            epoch: Epoch::Week,
             newest_day: None,
         };
         let p = Path::new("k");

@@ -32,7 +32,12 @@ pub enum Action {
     /// Show where the keyring is and which days it holds (the default).
     Status,
     /// Create the keyring if there is none (from the OS random source).
-    Init,
+    Init {
+        /// How long one visitor id lasts: day (default), week or month. A longer epoch gives exact
+        /// distinct visitors over it and links more of a person's visits (docs/privacy.md).
+        #[arg(long)]
+        epoch: Option<footfall_keys::Epoch>,
+    },
     /// Write the installation secret and the ratchet's position to FILE (mode 0600),
     /// to start another host's keyring with `footfall keys import`.
     Export {
@@ -63,7 +68,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|(key, why)| Failure::new(CONFIG, format!("{key}: {why}")))?;
     match args.action.unwrap_or(Action::Status) {
         Action::Status => status(&open_keyring(&cfg, &args.keyring)?, &cfg, args.json),
-        Action::Init => {
+        Action::Init { epoch } => {
+            if epoch.is_some() {
+                cfg.epoch = epoch;
+            }
             let k = open_or_create_keyring(&cfg, &args.keyring, "keys")?;
             eprintln!(
                 "footfall keys: keyring in {} (fingerprint {})",
@@ -113,6 +121,10 @@ fn status(k: &Keyring, cfg: &KeysConfig, json: bool) -> anyhow::Result<()> {
     println!(
         "fingerprint   {} (equal on every host that shares this installation)",
         s.fingerprint
+    );
+    println!(
+        "epoch         {} (one visitor id per {} and person)",
+        s.epoch, s.epoch
     );
     println!(
         "day keys      held from {} on; every earlier day's key is destroyed",

@@ -36,13 +36,14 @@ pub fn open_or_create_keyring(
     command: &str,
 ) -> anyhow::Result<Arc<Keyring>> {
     let dir = keys.dir_or(arg.keyring.clone());
-    let (keyring, created) = Keyring::open_or_create(&dir).map_err(keyring_failure)?;
+    let (keyring, created) = Keyring::open_or_create_with(&dir, keys.epoch).map_err(keyring_failure)?;
     if created {
         eprintln!(
-            "footfall {command}: created a new keyring in {} (fingerprint {}). Keep it: event and visitor ids depend on it; \
+            "footfall {command}: created a new keyring in {} (fingerprint {}, epoch {}). Keep it: event and visitor ids depend on it; \
              `footfall keys export` copies it to another host.",
             dir.display(),
-            keyring.status().fingerprint
+            keyring.status().fingerprint,
+            keyring.epoch()
         );
     }
     Ok(Arc::new(keyring))

@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Local, TimeZone, Utc};
 use console::{Alignment, Style};
 use footfall_event::{Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
-use footfall_kafka::{KafkaConfig, OptionValue, DEAD_LETTER_TOPIC, VISITS_TOPIC};
+use footfall_kafka::{KafkaConfig, DEAD_LETTER_TOPIC, VISITS_TOPIC};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -1394,7 +1394,7 @@ mod tests {
             a.kafka.options[0],
             crate::cmd::KafkaOption {
                 key: "security.protocol".into(),
-                value: OptionValue::Plain("ssl".into())
+                value: footfall_kafka::OptionValue::Plain("ssl".into())
             }
         );
         assert_eq!(
