@@ -65,6 +65,8 @@ enum Command {
     Erase(cmd::person::EraseArgs),
     /// Show one person's events in the warehouse (days whose keys are held), as JSON lines or CSV.
     Lookup(cmd::person::LookupArgs),
+    /// Check that everything is ready: config, keyring, broker and credentials, topics, warehouse.
+    Check(cmd::check::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::docs::CompletionsArgs),
     /// Print the manual page, or write every command's page into a directory.
@@ -89,6 +91,7 @@ fn main() {
         Command::Keys(a) => cmd::keys::run(a),
         Command::Erase(a) => cmd::person::erase(a),
         Command::Lookup(a) => cmd::person::lookup(a),
+        Command::Check(a) => cmd::check::run(a),
         Command::Completions(a) => cmd::docs::completions(a),
         Command::Man(a) => cmd::docs::man(a),
     };

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod aggregate;
+pub mod check;
 pub mod demo;
 pub mod docs;
 pub mod ingest;

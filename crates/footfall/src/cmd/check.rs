@@ -1,0 +1,344 @@
+//! `footfall check`: is this installation ready to run? In the spirit of
+//! `vector validate`: every check prints one line (`ok` or `FAIL` with a
+//! one-line hint), every check runs, and the exit code is that of the first
+//! problem found, one code per kind of problem:
+//!
+//! | code | problem |
+//! |---|---|
+//! | 78 | the config file is invalid (unknown key, impossible value) |
+//! | 66 | no keyring where the configuration says it is |
+//! | 69 | no broker answers |
+//! | 77 | the broker refuses the credentials |
+//! | 68 | a topic is missing |
+//! | 76 | a topic's layout differs from the configuration (partitions, retention, ...) |
+//! | 65 | the warehouse is bound to another topic or consumer group |
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use footfall_kafka::{ensure_topics, EnsureMode, KafkaConfig};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{KafkaArgs, KeyringArg};
+use crate::exit::Failure;
+
+/// Exit codes of `footfall check`, one per kind of problem.
+pub mod code {
+    pub const CONFIG: i32 = 78;
+    pub const KEYRING: i32 = 66;
+    pub const UNREACHABLE: i32 = 69;
+    pub const CREDENTIALS: i32 = 77;
+    pub const TOPIC_MISSING: i32 = 68;
+    pub const TOPIC_LAYOUT: i32 = 76;
+    pub const WAREHOUSE: i32 = 65;
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
+    /// Also check this warehouse's binding to the topic and group.
+    #[arg(long, value_name = "DIR")]
+    pub warehouse: Option<PathBuf>,
+    /// The aggregate consumer group the warehouse should be bound to.
+    #[arg(long, default_value = "footfall-aggregate")]
+    pub group: String,
+    /// How long to wait for the broker.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// One problem: its code, what is wrong, what to do.
+struct Problem {
+    code: i32,
+    what: String,
+    hint: String,
+}
+
+/// The checks' outcomes, printed as they come.
+#[derive(Default)]
+struct Report {
+    problems: Vec<Problem>,
+}
+
+impl Report {
+    fn ok(&self, check: &str, detail: impl std::fmt::Display) {
+        println!("ok    {check:<10} {detail}");
+    }
+
+    fn fail(&mut self, check: &str, code: i32, what: impl Into<String>, hint: impl Into<String>) {
+        let (what, hint) = (what.into(), hint.into());
+        println!("FAIL  {check:<10} {what}\n      {:<10} hint: {hint}", "");
+        self.problems.push(Problem { code, what, hint });
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut r = Report::default();
+    let file = match args.kafka.file() {
+        Ok(f) => {
+            if let Some(p) = &args.kafka.config {
+                r.ok("config", p.display());
+            }
+            f
+        }
+        Err(e) => {
+            r.fail(
+                "config",
+                code::CONFIG,
+                format!("{e:#}"),
+                "fix the file: docs/configuration.md lists every key",
+            );
+            None
+        }
+    };
+    let keys = file.as_ref().map(|c| c.keys.clone()).unwrap_or_default();
+    match footfall_keys::Keyring::open(keys.dir_or(args.keyring.keyring.clone())) {
+        Ok(k) => {
+            let s = k.status();
+            r.ok("keyring", format!("{} (fingerprint {}, day keys from {} on)", s.dir.display(), s.fingerprint, s.held_from));
+        }
+        Err(e) => r.fail(
+            "keyring",
+            code::KEYRING,
+            e.to_string(),
+            "footfall keys init (a new installation) or footfall keys import FILE (another host's export)",
+        ),
+    }
+    let kafka = file.map(|c| c.kafka).unwrap_or_default();
+    check_kafka(&mut r, kafka, &args);
+    if let Some(wh) = &args.warehouse {
+        check_warehouse(&mut r, wh, &args);
+    }
+    match r.problems.first() {
+        None => {
+            println!("footfall check: everything is ready");
+            Ok(())
+        }
+        Some(p) => {
+            let n = r.problems.len();
+            Err(
+                Failure::new(p.code, format!("{n} problem(s); the first: {}", p.what))
+                    .with_hint(p.hint.clone())
+                    .into(),
+            )
+        }
+    }
+}
+
+/// Broker, credentials, topics.
+fn check_kafka(r: &mut Report, mut kafka: KafkaConfig, args: &Args) {
+    if let Err(e) = super::apply_kafka_overrides(
+        &mut kafka,
+        args.kafka.brokers.as_deref(),
+        &args.kafka.options,
+    ) {
+        r.fail(
+            "kafka",
+            code::CONFIG,
+            format!("{e:#}"),
+            "fix the [kafka] table or the -X options",
+        );
+        return;
+    }
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    match probe(&kafka, timeout) {
+        Ok(brokers) => r.ok(
+            "broker",
+            format!("{} ({brokers} broker(s) answer)", kafka.brokers),
+        ),
+        Err(Probe::Credentials(why)) => {
+            return r.fail(
+                "broker",
+                code::CREDENTIALS,
+                format!("{} refuses the credentials: {why}", kafka.brokers),
+                "check sasl_username and the password file ([kafka] sasl_password_file)",
+            )
+        }
+        Err(Probe::Unreachable(why)) => {
+            return r.fail(
+                "broker",
+                code::UNREACHABLE,
+                format!(
+                    "no broker answers at {} within {timeout:?}: {why}",
+                    kafka.brokers
+                ),
+                "is Kafka running? check brokers and security_protocol",
+            )
+        }
+    }
+    let specs = kafka.topics.specs();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return r.fail("topics", 1, e.to_string(), "report this"),
+    };
+    match rt.block_on(ensure_topics(&kafka, &specs, EnsureMode::CheckOnly)) {
+        Ok(t) => {
+            for name in &t.missing {
+                r.fail(
+                    "topics",
+                    code::TOPIC_MISSING,
+                    format!("topic {name} does not exist"),
+                    "footfall topics --config FILE creates it",
+                );
+            }
+            for m in &t.mismatches {
+                r.fail(
+                    "topics",
+                    code::TOPIC_LAYOUT,
+                    m.to_string(),
+                    "make the topic or the [kafka.topics] table match (docs/operations.md, Topics)",
+                );
+            }
+            for name in &t.matching {
+                r.ok("topics", format!("{name} exists and matches"));
+            }
+        }
+        Err(e) => r.fail(
+            "topics",
+            code::UNREACHABLE,
+            e.to_string(),
+            "is Kafka reachable?",
+        ),
+    }
+}
+
+/// Why a metadata request failed.
+enum Probe {
+    Credentials(String),
+    Unreachable(String),
+}
+
+/// Keeps the last authentication error librdkafka reports.
+#[derive(Default)]
+struct ProbeContext {
+    auth: Mutex<Option<String>>,
+}
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
+        ) || reason.contains("SASL authentication error")
+        {
+            *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        }
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
+
+/// One metadata round trip; the number of brokers that answer.
+fn probe(kafka: &KafkaConfig, timeout: Duration) -> Result<usize, Probe> {
+    let config = kafka
+        .consumer_config(&format!("footfall-check-{}", std::process::id()))
+        .map_err(|e| Probe::Unreachable(e.to_string()))?;
+    let consumer: BaseConsumer<ProbeContext> = config
+        .create_with_context(ProbeContext::default())
+        .map_err(|e| {
+            Probe::Unreachable(footfall_kafka::KafkaError::from_rdkafka("client", e).to_string())
+        })?;
+    let result = consumer.fetch_metadata(None, timeout);
+    let auth = consumer
+        .context()
+        .auth
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    match (result, auth) {
+        (_, Some(why)) => Err(Probe::Credentials(why)),
+        (Ok(md), None) => Ok(md.brokers().len()),
+        (Err(e), None) => Err(Probe::Unreachable(e.to_string())),
+    }
+}
+
+/// The warehouse's recorded topic and group against the configured ones.
+fn check_warehouse(r: &mut Report, wh: &std::path::Path, args: &Args) {
+    let meta = wh.join(footfall_aggregate::META_FILE);
+    let text = match std::fs::read_to_string(&meta) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return r.ok(
+                "warehouse",
+                format!("{} is new: the first aggregate run binds it", wh.display()),
+            )
+        }
+        Err(e) => {
+            return r.fail(
+                "warehouse",
+                code::WAREHOUSE,
+                format!("cannot read {}: {e}", meta.display()),
+                "check permissions",
+            )
+        }
+    };
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            return r.fail(
+                "warehouse",
+                code::WAREHOUSE,
+                format!("{} is not valid: {e}", meta.display()),
+                "restore it from a backup",
+            )
+        }
+    };
+    let topic = args.kafka_topic();
+    let (bound_topic, bound_group) = (v["topic"].as_str(), v["group"].as_str());
+    if bound_topic.is_some_and(|t| t != topic) {
+        r.fail(
+            "warehouse",
+            code::WAREHOUSE,
+            format!(
+                "{} holds topic {}, not {topic}",
+                wh.display(),
+                bound_topic.unwrap_or_default()
+            ),
+            "use the warehouse of that topic, or a new directory",
+        );
+    } else if bound_group.is_some_and(|g| g != args.group) {
+        r.fail(
+            "warehouse",
+            code::WAREHOUSE,
+            format!(
+                "{} is bound to group {}, not {}",
+                wh.display(),
+                bound_group.unwrap_or_default(),
+                args.group
+            ),
+            "use that group; footfall aggregate --help says how to re-bind on purpose",
+        );
+    } else {
+        r.ok(
+            "warehouse",
+            format!(
+                "{} (topic {topic}, group {})",
+                wh.display(),
+                bound_group.unwrap_or(&args.group)
+            ),
+        );
+    }
+}
+
+impl Args {
+    /// The visits topic: the config's, else the default.
+    fn kafka_topic(&self) -> String {
+        self.kafka
+            .file()
+            .ok()
+            .flatten()
+            .map(|c| c.kafka.topics.visits().name)
+            .unwrap_or_else(|| footfall_kafka::VISITS_TOPIC.to_string())
+    }
+}
