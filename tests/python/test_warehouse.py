@@ -9,8 +9,9 @@ FOOTFALL_MIN_VISITORS is the privacy threshold the warehouse was built with
 (default 3).
 
 Checks: every table reads with DuckDB (hive partitioning) and pyarrow
-datasets, `date` comes from the path and is not stored in the files, and the
-summaries reconcile with the events table.
+datasets, `date` comes from the path and is not stored in the files, every
+summary table has one file per date, and the summaries reconcile with the
+events table.
 """
 
 import glob
@@ -93,6 +94,13 @@ def test_table_reads_with_duckdb_and_pyarrow(con, table):
         col = meta.row_group(0).column(0)
         assert col.compression == "ZSTD"
         assert col.statistics is not None and col.statistics.has_min_max
+
+
+@pytest.mark.parametrize("table", [t for t in TABLES if t != "events"])
+def test_summaries_are_one_file_per_date(table):
+    files = glob.glob(f"{WH}/{table}/date=*/*.parquet")
+    assert files, f"{table} has no files"
+    assert all(os.path.basename(f) == "day.parquet" for f in files), sorted(set(map(os.path.basename, files)))
 
 
 def test_requests_page_views_and_status_reconcile(con):
@@ -192,7 +200,7 @@ def test_pages_and_visits_reconcile(con):
     assert bad == 0
 
 
-def test_rare_terms_and_hosts_are_folded(con):
+def test_rare_values_are_folded(con):
     (bad,) = rows(
         con, f"SELECT count(*) FROM {src('search_terms_daily')} WHERE terms <> '(other)' AND visitors < {K}"
     )[0]
@@ -204,3 +212,12 @@ def test_rare_terms_and_hosts_are_folded(con):
               WHERE referrer_host IS NOT NULL AND referrer_host <> '(other)' GROUP BY ALL) WHERE v < {K}""",
     )[0]
     assert bad == 0
+    # Each campaign value on its own: used by at least K visitors that day, or (other).
+    for col in ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]:
+        (bad,) = rows(
+            con,
+            f"""SELECT count(*) FROM (
+                  SELECT date, site, {col}, sum(visitors) AS v FROM {src('campaigns_daily')}
+                  WHERE {col} IS NOT NULL AND {col} <> '(other)' GROUP BY ALL) WHERE v < {K}""",
+        )[0]
+        assert bad == 0, col

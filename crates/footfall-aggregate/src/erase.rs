@@ -13,11 +13,11 @@
 //!
 //! * Every row of the events table, in the dates `from..=to`, whose
 //!   (`site`, `visitor_id`) is the person's for that date.
-//! * The person's part of every summary table: the summaries of every (date,
-//!   partition) that lost rows are recomputed from the events that are left,
-//!   and so are those of the next date (its visits continue the previous day's
-//!   last visit timeout). This removes the person's rows of the `visits` table
-//!   (which carries `visitor_id`) and their share of every count.
+//! * The person's part of every summary table: the summaries of every date
+//!   that lost rows are recomputed from the events that are left (every
+//!   partition), and so are those of the next date (its visits continue the
+//!   previous day's last visit timeout). This removes the person's rows of the
+//!   `visits` table (which carries `visitor_id`) and their share of every count.
 //! * Their return: the ids are recorded as tombstones
 //!   (`DIR/_erasure/tombstones/date=YYYY-MM-DD.ids`), and every later aggregate
 //!   run drops events of a tombstoned (date, `visitor_id`) before de-duplication
@@ -36,12 +36,12 @@
 //!
 //! 1. the tombstones of every date with a key (merged with those already there;
 //!    temporary file, fsync, rename, fsync of the directory);
-//! 2. the journal `DIR/_erasure/pending.json`: the (date, partition) pairs whose
-//!    summaries the next step makes stale (dates and partitions only);
+//! 2. the journal `DIR/_erasure/pending.json`: the dates whose summaries the
+//!    next step makes stale (dates only);
 //! 3. every events file with rows of the person, rewritten without them under
 //!    the same name (temporary file, fsync, rename), or removed when no rows are
 //!    left;
-//! 4. the summaries of the journaled pairs and of their next dates;
+//! 4. the summaries of the journaled dates and of their next dates;
 //! 5. the ledger line (appended, fsynced);
 //! 6. the journal is removed.
 //!
@@ -74,7 +74,7 @@ use footfall_event::VisitEvent;
 use serde::Serialize;
 
 use crate::error::AggregateError;
-use crate::run::{normalise, recompute_locked, Checkpoint, RunOptions, RunReport};
+use crate::run::{normalise, recompute_locked, upgrade_meta, Checkpoint, RunOptions, RunReport};
 use crate::schema::{batch_to_events, events_schema, Cols};
 use crate::sessions::SummaryOptions;
 use crate::warehouse::{
@@ -97,7 +97,7 @@ pub struct EraseReport {
     pub files_rewritten: u64,
     /// Events files removed (only the person's rows were in them).
     pub files_removed: u64,
-    /// Dates whose summaries were recomputed (any partition).
+    /// Dates whose summaries were recomputed.
     pub summaries_recomputed: Vec<NaiveDate>,
 }
 
@@ -252,7 +252,7 @@ fn open(root: &Path, from: NaiveDate, to: NaiveDate) -> Result<Warehouse, Aggreg
 /// (`_erasure/tombstones/date=D.ids`, which every later run obeys), a journal
 /// of the summaries about to go stale, the events files rewritten without the
 /// person's rows (same names, atomic) or removed, the summaries of the affected
-/// (date, partition) pairs and of the next dates, a ledger line without ids
+/// dates and of the next dates, a ledger line without ids
 /// (`_erasure/ledger.jsonl`). An interrupted erasure is completed by running it
 /// again. It does not reach the Kafka topic (until the topic's retention) or
 /// copies made outside the warehouse; the module source (`src/erase.rs`)
@@ -302,37 +302,28 @@ pub(crate) fn erase_with(
             report.files_rewritten += 1;
         }
     }
-    // Summaries to recompute: those of the pairs losing rows, those an
+    // Summaries to recompute: those of the dates losing rows, those an
     // interrupted erasure left, and the next date of each.
     let retained_from = wh.read_meta()?.and_then(|m| m.retained_from);
-    let mut stale: BTreeSet<(NaiveDate, i32)> = person
-        .hits
-        .iter()
-        .map(|(f, _, _)| (f.date, f.partition))
-        .collect();
+    let mut stale: BTreeSet<NaiveDate> = person.hits.iter().map(|(f, _, _)| f.date).collect();
     stale.extend(
         wh.read_erase_pending()?
             .into_iter()
-            .filter(|&(d, _)| retained_from.is_none_or(|r| d >= r)),
+            .filter(|&d| retained_from.is_none_or(|r| d >= r)),
     );
-    let with_events: BTreeSet<(NaiveDate, i32)> =
-        files.iter().map(|f| (f.date, f.partition)).collect();
+    let with_events: BTreeSet<NaiveDate> = files.iter().map(|f| f.date).collect();
     let mut targets = stale.clone();
     targets.extend(
         stale
             .iter()
-            .filter_map(|&(d, p)| Some((d.succ_opt()?, p)))
-            .filter(|k| with_events.contains(k)),
+            .filter_map(|d| d.succ_opt())
+            .filter(|d| with_events.contains(d)),
     );
-    report.summaries_recomputed = targets
-        .iter()
-        .map(|&(d, _)| d)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    report.summaries_recomputed = targets.iter().copied().collect();
     if opts.dry_run {
         return Ok(report);
     }
+    upgrade_meta(&wh, opts)?;
 
     wh.sweep_temp_files(None)?;
     // 1. Tombstones first: from now on no run brings the rows back.
@@ -516,7 +507,7 @@ mod tests {
     fn visit_visitors(dir: &Path) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for f in Warehouse::new(dir).event_files().unwrap() {
-            let path = Warehouse::new(dir).summary_path(Table::Visits, f.date, f.partition);
+            let path = Warehouse::new(dir).summary_path(Table::Visits, f.date);
             if path.is_file() {
                 for b in read_parquet(&path, Some(&["visitor_id"])).unwrap() {
                     out.extend(
@@ -991,6 +982,7 @@ mod tests {
         // Retention keeps 2 days (the 17th and the 18th): the tombstones of the 15th and 16th go.
         let mut keep2 = opts();
         keep2.retention_days = Some(2);
+        keep2.today = Some(day(18));
         let r = topic.run(dir.path(), &keep2).unwrap();
         assert_eq!(r.retention_dropped, vec![day(15), day(16)]);
         let dates: Vec<NaiveDate> = wh

@@ -9,10 +9,14 @@ use crate::run::Checkpoint;
 /// What went wrong, small and stable: usable as a metric label and for exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
-    /// The warehouse (or one of its partitions) is locked by another run.
+    /// The warehouse (or one of its partitions or dates) is locked by another run.
     /// The binary maps this to exit code 75 (`EX_TEMPFAIL`): try again later.
     Locked,
-    /// Invalid options, or a warehouse that belongs to another topic.
+    /// The consumer group assigned the run no partitions (or, exclusive, not
+    /// all of them): other members hold them. Also exit code 75.
+    Unassigned,
+    /// Invalid options, a warehouse that belongs to another topic or group, or
+    /// a dead-letter topic as input.
     Config,
     /// Reading or writing the warehouse failed.
     Io,
@@ -22,7 +26,7 @@ pub enum ErrorKind {
     Warehouse,
     /// A message carries an event schema version this build does not know.
     Schema,
-    /// A Kafka client error (consume, watermark, commit).
+    /// A Kafka client error (consume, watermark, commit), or the broker lost during a run.
     Kafka,
     /// The broker did not answer in time (no assignment, no progress).
     Timeout,
@@ -31,8 +35,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Locked,
+        ErrorKind::Unassigned,
         ErrorKind::Config,
         ErrorKind::Io,
         ErrorKind::Parquet,
@@ -47,6 +52,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Locked => "locked",
+            ErrorKind::Unassigned => "unassigned",
             ErrorKind::Config => "config",
             ErrorKind::Io => "io",
             ErrorKind::Parquet => "parquet",
@@ -74,6 +80,22 @@ pub enum AggregateError {
     /// Invalid options or a mismatched warehouse.
     #[error("{0}")]
     Config(String),
+    /// The warehouse and the consumer group do not belong together: another
+    /// group, another warehouse on the group, or a new warehouse on a group
+    /// that has already read the topic. `rebind` overrides it.
+    #[error("{0}")]
+    Binding(String),
+    /// The input topic carries dead letters, not visit events.
+    #[error("topic {topic} is a dead-letter topic ({why}); aggregate reads the visits topic")]
+    DeadLetterTopic { topic: String, why: String },
+    /// Other members of the group hold the partitions this run needs.
+    #[error("group {group} assigned this run {what} of topic {topic}; other members hold {held}")]
+    Unassigned {
+        topic: String,
+        group: String,
+        what: String,
+        held: String,
+    },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -99,7 +121,12 @@ pub enum AggregateError {
     #[error(
         "partition {partition} offset {offset}: event schema version {version} is newer than this build supports ({supported}); upgrade footfall"
     )]
-    UnsupportedSchema { partition: i32, offset: i64, version: u16, supported: u16 },
+    UnsupportedSchema {
+        partition: i32,
+        offset: i64,
+        version: u16,
+        supported: u16,
+    },
     /// The Kafka client failed.
     #[error("kafka {op}: {source}")]
     Kafka {
@@ -110,6 +137,10 @@ pub enum AggregateError {
     /// The broker did not answer in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// No broker could be reached at the start, or the brokers or the group
+    /// membership were lost during the run.
+    #[error("Kafka is unavailable: {0}; nothing was committed")]
+    Lost(String),
     /// A failure injected at a checkpoint.
     #[error("failure injected at {0:?}")]
     Injected(Checkpoint),
@@ -120,23 +151,31 @@ impl AggregateError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             AggregateError::Locked { .. } => ErrorKind::Locked,
-            AggregateError::Config(_) => ErrorKind::Config,
+            AggregateError::Config(_)
+            | AggregateError::Binding(_)
+            | AggregateError::DeadLetterTopic { .. } => ErrorKind::Config,
+            AggregateError::Unassigned { .. } => ErrorKind::Unassigned,
             AggregateError::Io { .. } => ErrorKind::Io,
             AggregateError::Parquet { .. } | AggregateError::Arrow(_) => ErrorKind::Parquet,
             AggregateError::Warehouse { .. } => ErrorKind::Warehouse,
             AggregateError::UnsupportedSchema { .. } => ErrorKind::Schema,
-            AggregateError::Kafka { .. } => ErrorKind::Kafka,
+            AggregateError::Kafka { .. } | AggregateError::Lost(_) => ErrorKind::Kafka,
             AggregateError::Timeout(_) => ErrorKind::Timeout,
             AggregateError::Injected(_) => ErrorKind::Injected,
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AggregateError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> AggregateError {
         let path = path.into();
         move |source| AggregateError::Io { op, path, source }
     }
 
-    pub(crate) fn parquet(path: impl Into<PathBuf>) -> impl FnOnce(parquet::errors::ParquetError) -> AggregateError {
+    pub(crate) fn parquet(
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> AggregateError {
         let path = path.into();
         move |source| AggregateError::Parquet { path, source }
     }
@@ -160,7 +199,10 @@ mod tests {
 
     #[test]
     fn locked_error_names_the_path() {
-        let e = AggregateError::Locked { path: "/wh/.footfall.lock".into(), what: "exclusive".into() };
+        let e = AggregateError::Locked {
+            path: "/wh/.footfall.lock".into(),
+            what: "exclusive".into(),
+        };
         assert_eq!(e.kind(), ErrorKind::Locked);
         assert!(e.to_string().contains("/wh/.footfall.lock"));
     }

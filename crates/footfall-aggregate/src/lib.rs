@@ -1,18 +1,26 @@
 //! footfall aggregate: a bounded, exactly-once batch from the Kafka visits topic
 //! to a Parquet warehouse.
 //!
-//! A [`run`] joins a consumer group, reads every assigned partition from the
-//! group's committed offset up to the high watermark noted at the start (or a
-//! [`RunOptions::max_events`] cut), and then:
+//! A [`run`] checks that the warehouse and the consumer group belong together
+//! (the warehouse records its topic and group, and marks the group's commits
+//! with its id: another group, or another warehouse on the group, is
+//! [`AggregateError::Binding`] unless [`RunOptions::rebind`]), joins the group,
+//! reads every assigned partition from the group's committed offset up to the
+//! high watermark noted at the start (or a [`RunOptions::max_events`] cut), and
+//! then:
 //!
-//! * appends the new events, de-duplicated by `event_id`, to the events table
+//! * appends the new events to the events table
 //!   (`DIR/events/date=YYYY-MM-DD/part-<partition>-<start offset>.parquet`,
-//!   schema in [`events_schema`]);
-//! * recomputes the summary tables ([`Table`]) of every (date, partition) it
-//!   touched from that date's full events ([`summarize`], visits from
-//!   [`Sessionizer`]), one file per date and partition
-//!   (`DIR/<table>/date=YYYY-MM-DD/part-<partition>.parquet`);
-//! * commits the offsets only once every file is durable.
+//!   schema in [`events_schema`]), de-duplicated by `event_id` against the
+//!   batch and every events file of the same date, whatever its partition;
+//! * recomputes the summary tables ([`Table`]) of every date it touched from
+//!   all that date's events, every partition together ([`summarize`], visits
+//!   from [`Sessionizer`]): one file per table and date
+//!   (`DIR/<table>/date=YYYY-MM-DD/day.parquet`), exact for the day (distinct
+//!   visitors, rare values folded below [`SummaryOptions::min_visitors`]);
+//! * commits the offsets only once every file is durable;
+//! * drops the events of dates older than [`RunOptions::retention_days`]
+//!   before today.
 //!
 //! [`erase`] removes one person's events from the warehouse (and from the
 //! summaries), records tombstones so that later runs drop them, and [`lookup`]
@@ -20,10 +28,15 @@
 //!
 //! A crash at any point followed by a re-run gives the same files, byte for
 //! byte. The [`Warehouse`] is locked for the run (a second run fails at once
-//! with [`ErrorKind::Locked`]). `docs/tables.md` describes every table and column.
+//! with [`ErrorKind::Locked`]); runs of one group may share it
+//! ([`LockMode::Shared`]: each locks its partitions and, while it writes, its
+//! dates). A run that the group assigns no partition (or, exclusive, not all)
+//! fails with [`ErrorKind::Unassigned`]; a broker lost during the run with
+//! [`ErrorKind::Kafka`]. `docs/tables.md` describes every table and column;
+//! `src/run.rs` states the run's contract in full.
 //!
 //! ```no_run
-//! use footfall_aggregate::{run, NoProgress, RunOptions};
+//! use footfall_aggregate::{run, ErrorKind, NoProgress, RunOptions};
 //! use rdkafka::ClientConfig;
 //!
 //! let mut client = ClientConfig::new();
@@ -32,7 +45,10 @@
 //! opts.retention_days = Some(90);
 //! match run(&client, &opts, &mut NoProgress) {
 //!     Ok(report) => println!("{report}"),
-//!     Err(e) if e.kind() == footfall_aggregate::ErrorKind::Locked => std::process::exit(75),
+//!     // Another run holds the warehouse, or other group members the partitions: later.
+//!     Err(e) if matches!(e.kind(), ErrorKind::Locked | ErrorKind::Unassigned) => {
+//!         std::process::exit(75)
+//!     }
 //!     Err(e) => panic!("{e}"),
 //! }
 //! ```
@@ -53,7 +69,7 @@ pub use erase::{erase, lookup, EraseReport};
 pub use error::{AggregateError, ErrorKind};
 pub use run::{
     plan_cut, recompute, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress,
-    RunOptions, RunReport, Stage,
+    RunOptions, RunReport, Stage, COMMIT_MARK,
 };
 pub use schema::{batch_to_events, events_schema, events_to_batch, KafkaEvent};
 pub use sessions::{CampaignKey, Sessionizer, SummaryOptions};
@@ -62,7 +78,7 @@ pub use summaries::{
     SUMMARY_COLUMNS,
 };
 pub use warehouse::{
-    read_parquet, writer_properties, EventFile, LockMode, PartitionLock, PendingFile, Warehouse,
-    WarehouseLock, WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE, LOCK_FILE,
-    META_FILE,
+    read_parquet, writer_properties, DateLock, EventFile, LockMode, PartitionLock, PendingFile,
+    Warehouse, WarehouseLock, WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE,
+    LOCK_FILE, META_FILE, SUMMARY_FILE,
 };

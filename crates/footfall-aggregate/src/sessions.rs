@@ -20,14 +20,18 @@ use std::time::Duration;
 pub struct SummaryOptions {
     /// Inactivity after which a visitor's next request starts a new visit.
     pub visit_timeout: Duration,
-    /// Search terms and referrer hosts seen from fewer distinct visitors than this,
-    /// in one summary file (one date and partition), are folded into `(other)`.
+    /// Search terms, referrer hosts and campaign (UTM) values used by fewer
+    /// distinct visitors than this on one day and site (every partition
+    /// together) are folded into `(other)`.
     pub min_visitors: u32,
 }
 
 impl Default for SummaryOptions {
     fn default() -> Self {
-        SummaryOptions { visit_timeout: Duration::from_secs(30 * 60), min_visitors: 3 }
+        SummaryOptions {
+            visit_timeout: Duration::from_secs(30 * 60),
+            min_visitors: 3,
+        }
     }
 }
 
@@ -52,7 +56,11 @@ pub struct Sessionizer {
 impl Sessionizer {
     /// A sessionizer with the given inactivity timeout, in microseconds.
     pub fn new(timeout_us: i64) -> Self {
-        Sessionizer { timeout_us, last_us: None, campaign: 0 }
+        Sessionizer {
+            timeout_us,
+            last_us: None,
+            campaign: 0,
+        }
     }
 
     /// Starts a new visitor.
@@ -67,7 +75,8 @@ impl Sessionizer {
         let starts = match self.last_us {
             None => true,
             Some(last) => {
-                ts_us.saturating_sub(last) > self.timeout_us || (campaign != 0 && campaign != self.campaign)
+                ts_us.saturating_sub(last) > self.timeout_us
+                    || (campaign != 0 && campaign != self.campaign)
             }
         };
         if starts {

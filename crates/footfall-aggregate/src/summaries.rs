@@ -1,16 +1,24 @@
-//! Summary tables: one day's events (of one partition) in, one [`RecordBatch`] per [`Table`] out.
+//! Summary tables: one day's events (of every partition) in, one [`RecordBatch`] per [`Table`] out.
 //!
-//! [`summarize`] is pure: the same events give the same batches, rows sorted by
-//! their key columns. Every metric is additive across part files: the topic is
-//! keyed by visitor, so a visitor's requests all sit in one partition and
-//! distinct-visitor counts of different partitions add up.
+//! [`summarize`] is pure: the same events give the same batches, whatever
+//! their order, rows sorted by their key columns. A run gives it all of a
+//! date's events at once, from every Kafka partition, so every distinct count
+//! and every privacy threshold is exact for the day: a visitor whose events
+//! sit in several partitions (the topic's partitions were increased) is one
+//! visitor, and a value is folded into [`OTHER`] only when fewer than
+//! [`SummaryOptions::min_visitors`] distinct visitors used it that day on that
+//! site. Folded rows merge, so every count still adds up to the unfolded total.
+//! What is folded: search terms ([`Table::SearchTermsDaily`]), referrer hosts
+//! ([`Table::ReferrersDaily`]) and each UTM value of [`Table::CampaignsDaily`]
+//! on its own.
 //!
 //! Visitor counts follow GoAccess: a visitor is a distinct `visitor_id` with at
 //! least one request not answered 4xx. A visitor is a bot visitor when one of
 //! those requests came from a bot user agent, a human visitor otherwise, so
 //! `human_visitors + bot_visitors = visitors` in every row.
 //!
-//! The work is one sort of the day's rows by (site, visitor, time) and one pass
+//! The work is one sort of the day's rows by (site, visitor, time, Kafka
+//! partition and offset) and one pass
 //! over them; strings are interned once into integer codes, so the group-by
 //! maps hash small integer tuples and allocate nothing per row.
 
@@ -130,6 +138,7 @@ pub const SUMMARY_COLUMNS: &[&str] = &[
     "is_bot",
     "bot_name",
     "is_pageview",
+    "kafka_partition",
     "kafka_offset",
 ];
 
@@ -147,10 +156,16 @@ pub const LATENCY_COLUMNS: [&str; 9] = [
 ];
 
 /// Names of the status-class counters (every request falls in exactly one).
-pub const STATUS_COLUMNS: [&str; 6] =
-    ["status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_other"];
+pub const STATUS_COLUMNS: [&str; 6] = [
+    "status_1xx",
+    "status_2xx",
+    "status_3xx",
+    "status_4xx",
+    "status_5xx",
+    "status_other",
+];
 
-/// Label of the folded rare values (search terms, referrer hosts).
+/// Label of the folded rare values (search terms, referrer hosts, campaign values).
 pub const OTHER: &str = "(other)";
 /// Pseudo page before a visit's first page view (`transitions_daily.from_route`).
 pub const ENTRANCE: &str = "(entrance)";
@@ -193,7 +208,10 @@ struct Interner<'a> {
 
 impl<'a> Interner<'a> {
     fn new() -> Self {
-        Interner { map: FxHashMap::default(), values: vec![""] }
+        Interner {
+            map: FxHashMap::default(),
+            values: vec![""],
+        }
     }
 
     #[inline]
@@ -386,11 +404,17 @@ struct Rows<'a> {
     latency: Vec<u8>,
     is_bot: Vec<bool>,
     is_pageview: Vec<bool>,
-    kafka_offset: Vec<i64>,
+    /// (Kafka partition, offset): unique per event, so orders are total
+    /// whatever order the rows came in.
+    message: Vec<(i32, i64)>,
 }
 
 impl<'a> Rows<'a> {
-    fn load(batch: &'a RecordBatch, date: NaiveDate, opts: &SummaryOptions) -> Result<Self, AggregateError> {
+    fn load(
+        batch: &'a RecordBatch,
+        date: NaiveDate,
+        opts: &SummaryOptions,
+    ) -> Result<Self, AggregateError> {
         let c = Cols::new(batch);
         let ts = c.ts("ts")?;
         let tz = c.i32("tz_offset_s")?;
@@ -410,7 +434,9 @@ impl<'a> Rows<'a> {
             }
         }
         let mut strings = Interner::new();
-        let mut col = |name: &str| -> Result<Vec<u32>, AggregateError> { Ok(strings.column(c.str(name)?, &scope)) };
+        let mut col = |name: &str| -> Result<Vec<u32>, AggregateError> {
+            Ok(strings.column(c.str(name)?, &scope))
+        };
         let site = col("site")?;
         let visitor = col("visitor_id")?;
         let host = col("host")?;
@@ -422,7 +448,13 @@ impl<'a> Rows<'a> {
         let source = col("referrer_source")?;
         let search_terms = col("search_terms")?;
         let site_search = col("site_search")?;
-        let utm = [col("utm_source")?, col("utm_medium")?, col("utm_campaign")?, col("utm_term")?, col("utm_content")?];
+        let utm = [
+            col("utm_source")?,
+            col("utm_medium")?,
+            col("utm_campaign")?,
+            col("utm_term")?,
+            col("utm_content")?,
+        ];
         let browser = col("browser")?;
         let browser_version = col("browser_version")?;
         let os = col("os")?;
@@ -434,9 +466,19 @@ impl<'a> Rows<'a> {
         let dur = c.f64("duration_ms")?;
         let bot_a = c.bool("is_bot")?;
         let pv_a = c.bool("is_pageview")?;
+        let kp = c.i32("kafka_partition")?;
         let ko = c.i64("kafka_offset")?;
         let n = scope.len();
-        let (mut tsv, mut hour, mut status, mut bytes, mut latency, mut is_bot, mut is_pageview, mut kafka_offset) = (
+        let (
+            mut tsv,
+            mut hour,
+            mut status,
+            mut bytes,
+            mut latency,
+            mut is_bot,
+            mut is_pageview,
+            mut message,
+        ) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -452,11 +494,15 @@ impl<'a> Rows<'a> {
             tsv.push(t);
             hour.push((local_time_of_day(t, tz.value(r)) / 3_600_000_000) as u8);
             status.push(status_a.value(r));
-            bytes.push(if bytes_a.is_null(r) { 0 } else { bytes_a.value(r).min(i64::MAX as u64) as i64 });
+            bytes.push(if bytes_a.is_null(r) {
+                0
+            } else {
+                bytes_a.value(r).min(i64::MAX as u64) as i64
+            });
             latency.push(latency_bucket((!dur.is_null(r)).then(|| dur.value(r))) as u8);
             is_bot.push(bot_a.value(r));
             is_pageview.push(pv_a.value(r));
-            kafka_offset.push(ko.value(r));
+            message.push((kp.value(r), ko.value(r)));
         }
         Ok(Rows {
             strings,
@@ -485,7 +531,7 @@ impl<'a> Rows<'a> {
             latency,
             is_bot,
             is_pageview,
-            kafka_offset,
+            message,
         })
     }
 
@@ -507,21 +553,33 @@ impl<'a> Rows<'a> {
 /// `visit_timeout` only continue visits (a visit that started before midnight is
 /// attributed to the previous date and is not counted here); every other row is
 /// ignored. The batch needs the [`SUMMARY_COLUMNS`] (any order, more allowed).
-pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -> Result<Summaries, AggregateError> {
+pub fn summarize(
+    events: &RecordBatch,
+    date: NaiveDate,
+    opts: &SummaryOptions,
+) -> Result<Summaries, AggregateError> {
     let rows = Rows::load(events, date, opts)?;
     let n = rows.ts.len();
 
-    // Order: (site, visitor, time, kafka offset, position): total and deterministic.
+    // Order: (site, visitor, time, Kafka partition and offset): total and
+    // deterministic, whatever partitions a visitor's events came from.
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_unstable_by(|&a, &b| {
         let (a, b) = (a as usize, b as usize);
-        (rows.site[a], rows.visitor[a], rows.ts[a], rows.kafka_offset[a], a).cmp(&(
-            rows.site[b],
-            rows.visitor[b],
-            rows.ts[b],
-            rows.kafka_offset[b],
-            b,
-        ))
+        (
+            rows.site[a],
+            rows.visitor[a],
+            rows.ts[a],
+            rows.message[a],
+            a,
+        )
+            .cmp(&(
+                rows.site[b],
+                rows.visitor[b],
+                rows.ts[b],
+                rows.message[b],
+                b,
+            ))
     });
 
     let mut traffic: FxHashMap<u32, Traffic> = FxHashMap::default();
@@ -551,7 +609,9 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
         }
         let site = v.site;
         if v.page_views > 0 {
-            *transitions.entry((site, v.last_page, CODE_EXIT)).or_default() += 1;
+            *transitions
+                .entry((site, v.last_page, CODE_EXIT))
+                .or_default() += 1;
             let p = pages.entry((site, v.last_page)).or_default();
             p.exits += 1;
             if v.page_views == 1 {
@@ -592,7 +652,10 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
             let class = status_class(rows.status[i]);
             let lat = rows.latency[i] as usize;
             let bytes = rows.bytes[i];
-            for t in [traffic.entry(site).or_default(), hourly.entry((site, rows.hour[i])).or_default()] {
+            for t in [
+                traffic.entry(site).or_default(),
+                hourly.entry((site, rows.hour[i])).or_default(),
+            ] {
                 t.requests += 1;
                 t.page_views += pv as i64;
                 t.bytes += bytes;
@@ -622,7 +685,11 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
             }
             *statuses.entry((site, rows.status[i], route)).or_default() += 1;
             let r = routes
-                .entry((site, rows.hour[i], [rows.host[i], rows.method[i], route, rows.upstream[i]]))
+                .entry((
+                    site,
+                    rows.hour[i],
+                    [rows.host[i], rows.method[i], route, rows.upstream[i]],
+                ))
                 .or_default();
             r.requests += 1;
             r.status_4xx += (class == 3) as i64;
@@ -670,7 +737,9 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
                 last_page_us: ts,
             });
         }
-        let v = open.as_mut().expect("a visit is open after its first request");
+        let v = open
+            .as_mut()
+            .expect("a visit is open after its first request");
         v.end_us = ts;
         v.requests += 1;
         if pv {
@@ -700,7 +769,10 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
     for v in &visits {
         let f = v.first as usize;
         let site = rows.site[f];
-        for t in [traffic.entry(site).or_default(), hourly.entry((site, rows.hour[f])).or_default()] {
+        for t in [
+            traffic.entry(site).or_default(),
+            hourly.entry((site, rows.hour[f])).or_default(),
+        ] {
             t.visits += 1;
             t.bounces += v.bounce() as i64;
             t.visit_duration_us += v.end_us - v.start_us;
@@ -722,6 +794,31 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
             }
         }
     }
+    // Campaigns: each UTM value seen from fewer than k visitors folds into (other).
+    let mut utm_visitors: FxHashMap<(u32, usize, u32), (u32, i64)> = FxHashMap::default();
+    for v in visits
+        .iter()
+        .filter(|v| rows.campaign(v.first as usize) != 0)
+    {
+        let f = v.first as usize;
+        for (j, field) in rows.utm.iter().enumerate() {
+            if field[f] != 0 {
+                let e = utm_visitors.entry((rows.site[f], j, field[f])).or_default();
+                if e.0 != v.run {
+                    e.0 = v.run;
+                    e.1 += 1;
+                }
+            }
+        }
+    }
+    let utm = |f: usize, j: usize| -> u32 {
+        let value = rows.utm[j][f];
+        if value != 0 && utm_visitors[&(rows.site[f], j, value)].1 < k {
+            CODE_OTHER
+        } else {
+            value
+        }
+    };
     let mut referrers: FxHashMap<[u32; 5], VisitCounts> = FxHashMap::default();
     let mut campaigns: FxHashMap<[u32; 6], VisitCounts> = FxHashMap::default();
     for v in &visits {
@@ -739,10 +836,13 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
                 c.visitors += 1;
             }
         };
-        add(referrers.entry([site, rows.medium[l], rows.source[l], host, v.entry]).or_default());
+        add(referrers
+            .entry([site, rows.medium[l], rows.source[l], host, v.entry])
+            .or_default());
         if rows.campaign(f) != 0 {
-            let u = &rows.utm;
-            add(campaigns.entry([site, u[0][f], u[1][f], u[2][f], u[3][f], u[4][f]]).or_default());
+            add(campaigns
+                .entry([site, utm(f, 0), utm(f, 1), utm(f, 2), utm(f, 3), utm(f, 4)])
+                .or_default());
         }
     }
 
@@ -757,7 +857,11 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
     }
     let mut searches: FxHashMap<(u32, u8, u32), Searches> = FxHashMap::default();
     for &(run, site, kind, term) in &search_hits {
-        let term = if term_visitors[&(site, kind, term)].1 < k { CODE_OTHER } else { term };
+        let term = if term_visitors[&(site, kind, term)].1 < k {
+            CODE_OTHER
+        } else {
+            term
+        };
         let s = searches.entry((site, kind, term)).or_default();
         s.searches += 1;
         if s.mark.see(run, false).0 {
@@ -768,24 +872,66 @@ pub fn summarize(events: &RecordBatch, date: NaiveDate, opts: &SummaryOptions) -
     let strings = &rows.strings;
     let s = |c: u32| strings.get(c);
     let batches = vec![
-        traffic_batch(traffic.into_iter().map(|(site, t)| ((s(site), 0), t)).collect(), false)?,
-        traffic_batch(hourly.into_iter().map(|((site, h), t)| ((s(site), h), t)).collect(), true)?,
-        pages_batch(pages.into_iter().map(|((site, route), p)| ([s(site), s(route)], p)).collect())?,
+        traffic_batch(
+            traffic
+                .into_iter()
+                .map(|(site, t)| ((s(site), 0), t))
+                .collect(),
+            false,
+        )?,
+        traffic_batch(
+            hourly
+                .into_iter()
+                .map(|((site, h), t)| ((s(site), h), t))
+                .collect(),
+            true,
+        )?,
+        pages_batch(
+            pages
+                .into_iter()
+                .map(|((site, route), p)| ([s(site), s(route)], p))
+                .collect(),
+        )?,
         clients_batch(clients.into_iter().collect(), strings)?,
-        status_batch(statuses.into_iter().map(|((site, st, route), n)| ((s(site), st, s(route)), n)).collect())?,
+        status_batch(
+            statuses
+                .into_iter()
+                .map(|((site, st, route), n)| ((s(site), st, s(route)), n))
+                .collect(),
+        )?,
         search_batch(
             searches
                 .into_iter()
-                .map(|((site, kind, term), v)| ([s(site), Some(if kind == 0 { "on-site" } else { "search-engine" }), s(term)], v))
+                .map(|((site, kind, term), v)| {
+                    (
+                        [
+                            s(site),
+                            Some(if kind == 0 {
+                                "on-site"
+                            } else {
+                                "search-engine"
+                            }),
+                            s(term),
+                        ],
+                        v,
+                    )
+                })
                 .collect(),
         )?,
         referrers_batch(referrers.into_iter().map(|(k, v)| (k.map(s), v)).collect())?,
         campaigns_batch(campaigns.into_iter().map(|(k, v)| (k.map(s), v)).collect())?,
-        transitions_batch(transitions.into_iter().map(|((site, a, b), n)| ([s(site), s(a), s(b)], n)).collect())?,
+        transitions_batch(
+            transitions
+                .into_iter()
+                .map(|((site, a, b), n)| ([s(site), s(a), s(b)], n))
+                .collect(),
+        )?,
         routes_batch(
             routes
                 .into_iter()
-                .map(|((site, h, [host, method, route, up]), r)| ((s(site), h, [s(host), s(method), s(route), s(up)]), r))
+                .map(|((site, h, [host, method, route, up]), r)| {
+                    ((s(site), h, [s(host), s(method), s(route), s(up)]), r)
+                })
                 .collect(),
         )?,
         visits_batch(&visits, &rows)?,
@@ -821,7 +967,10 @@ fn batch(columns: Columns) -> Result<RecordBatch, AggregateError> {
     Ok(RecordBatch::try_from_iter_with_nullable(columns)?)
 }
 
-fn traffic_batch(mut rows: Vec<((Option<&str>, u8), Traffic)>, hourly: bool) -> Result<RecordBatch, AggregateError> {
+fn traffic_batch(
+    mut rows: Vec<((Option<&str>, u8), Traffic)>,
+    hourly: bool,
+) -> Result<RecordBatch, AggregateError> {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut cols: Columns = vec![("site", strs(rows.iter().map(|r| r.0 .0)), false)];
     if hourly {
@@ -836,7 +985,11 @@ fn traffic_batch(mut rows: Vec<((Option<&str>, u8), Traffic)>, hourly: bool) -> 
         ("human_visitors", t(|t| t.visitors - t.bot_visitors), false),
         ("bot_visitors", t(|t| t.bot_visitors), false),
         ("bounces", t(|t| t.bounces), false),
-        ("visit_duration_s", f64s(rows.iter().map(|r| seconds(r.1.visit_duration_us))), false),
+        (
+            "visit_duration_s",
+            f64s(rows.iter().map(|r| seconds(r.1.visit_duration_us))),
+            false,
+        ),
         ("bytes", t(|t| t.bytes), false),
         ("bot_requests", t(|t| t.bot_requests), false),
     ]);
@@ -860,15 +1013,35 @@ fn pages_batch(mut rows: Vec<([Option<&str>; 2], Page)>) -> Result<RecordBatch, 
         ("entries", p(|p| p.entries), false),
         ("exits", p(|p| p.exits), false),
         ("bounces", p(|p| p.bounces), false),
-        ("time_on_page_s", f64s(rows.iter().map(|r| seconds(r.1.time_us))), false),
+        (
+            "time_on_page_s",
+            f64s(rows.iter().map(|r| seconds(r.1.time_us))),
+            false,
+        ),
     ])
 }
 
-fn clients_batch(rows: Vec<([u32; 7], Client)>, strings: &Interner<'_>) -> Result<RecordBatch, AggregateError> {
+fn clients_batch(
+    rows: Vec<([u32; 7], Client)>,
+    strings: &Interner<'_>,
+) -> Result<RecordBatch, AggregateError> {
     let s = |c: u32| strings.get(c);
     let mut rows: Vec<_> = rows
         .into_iter()
-        .map(|(k, c)| ((s(k[0]), s(k[1]), s(k[2]), s(k[3]), s(k[4]), k[5] != 0, s(k[6])), c))
+        .map(|(k, c)| {
+            (
+                (
+                    s(k[0]),
+                    s(k[1]),
+                    s(k[2]),
+                    s(k[3]),
+                    s(k[4]),
+                    k[5] != 0,
+                    s(k[6]),
+                ),
+                c,
+            )
+        })
         .collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let c = |f: fn(&Client) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
@@ -898,7 +1071,9 @@ fn status_batch(mut rows: Vec<(StatusKey<'_>, i64)>) -> Result<RecordBatch, Aggr
     ])
 }
 
-fn search_batch(mut rows: Vec<([Option<&str>; 3], Searches)>) -> Result<RecordBatch, AggregateError> {
+fn search_batch(
+    mut rows: Vec<([Option<&str>; 3], Searches)>,
+) -> Result<RecordBatch, AggregateError> {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     batch(vec![
         ("site", strs(rows.iter().map(|r| r.0[0])), false),
@@ -909,7 +1084,9 @@ fn search_batch(mut rows: Vec<([Option<&str>; 3], Searches)>) -> Result<RecordBa
     ])
 }
 
-fn referrers_batch(mut rows: Vec<([Option<&str>; 5], VisitCounts)>) -> Result<RecordBatch, AggregateError> {
+fn referrers_batch(
+    mut rows: Vec<([Option<&str>; 5], VisitCounts)>,
+) -> Result<RecordBatch, AggregateError> {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     batch(vec![
         ("site", strs(rows.iter().map(|r| r.0[0])), false),
@@ -923,21 +1100,39 @@ fn referrers_batch(mut rows: Vec<([Option<&str>; 5], VisitCounts)>) -> Result<Re
     ])
 }
 
-fn campaigns_batch(mut rows: Vec<([Option<&str>; 6], VisitCounts)>) -> Result<RecordBatch, AggregateError> {
+fn campaigns_batch(
+    mut rows: Vec<([Option<&str>; 6], VisitCounts)>,
+) -> Result<RecordBatch, AggregateError> {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let names = ["site", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
-    let mut cols: Columns =
-        names.iter().enumerate().map(|(j, name)| (*name, strs(rows.iter().map(|r| r.0[j])), j != 0)).collect();
+    let names = [
+        "site",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+    ];
+    let mut cols: Columns = names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| (*name, strs(rows.iter().map(|r| r.0[j])), j != 0))
+        .collect();
     cols.extend([
         ("visits", i64s(rows.iter().map(|r| r.1.visits)), false),
         ("visitors", i64s(rows.iter().map(|r| r.1.visitors)), false),
-        ("page_views", i64s(rows.iter().map(|r| r.1.page_views)), false),
+        (
+            "page_views",
+            i64s(rows.iter().map(|r| r.1.page_views)),
+            false,
+        ),
         ("bounces", i64s(rows.iter().map(|r| r.1.bounces)), false),
     ]);
     batch(cols)
 }
 
-fn transitions_batch(mut rows: Vec<([Option<&str>; 3], i64)>) -> Result<RecordBatch, AggregateError> {
+fn transitions_batch(
+    mut rows: Vec<([Option<&str>; 3], i64)>,
+) -> Result<RecordBatch, AggregateError> {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     batch(vec![
         ("site", strs(rows.iter().map(|r| r.0[0])), false),
@@ -959,8 +1154,16 @@ fn routes_batch(mut rows: Vec<(RouteKey<'_>, Route)>) -> Result<RecordBatch, Agg
         ("route", strs(rows.iter().map(|r| r.0 .2[2])), false),
         ("upstream", strs(rows.iter().map(|r| r.0 .2[3])), true),
         ("requests", i64s(rows.iter().map(|r| r.1.requests)), false),
-        ("status_4xx", i64s(rows.iter().map(|r| r.1.status_4xx)), false),
-        ("status_5xx", i64s(rows.iter().map(|r| r.1.status_5xx)), false),
+        (
+            "status_4xx",
+            i64s(rows.iter().map(|r| r.1.status_4xx)),
+            false,
+        ),
+        (
+            "status_5xx",
+            i64s(rows.iter().map(|r| r.1.status_5xx)),
+            false,
+        ),
         ("bytes", i64s(rows.iter().map(|r| r.1.bytes)), false),
     ];
     for (j, name) in LATENCY_COLUMNS.iter().enumerate() {
@@ -972,20 +1175,48 @@ fn routes_batch(mut rows: Vec<(RouteKey<'_>, Route)>) -> Result<RecordBatch, Agg
 fn visits_batch(visits: &[Visit], rows: &Rows<'_>) -> Result<RecordBatch, AggregateError> {
     let s = |c: u32| rows.strings.get(c);
     let mut order: Vec<&Visit> = visits.iter().collect();
-    let key = |v: &Visit| (s(rows.site[v.first as usize]), v.start_us, s(rows.visitor[v.first as usize]));
-    order.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.first.cmp(&b.first)));
-    let first = |f: fn(&Rows<'_>, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.first as usize))));
-    let landing = |f: fn(&Rows<'_>, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.landing as usize))));
+    let key = |v: &Visit| {
+        (
+            s(rows.site[v.first as usize]),
+            v.start_us,
+            s(rows.visitor[v.first as usize]),
+        )
+    };
+    order.sort_unstable_by(|a, b| {
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| rows.message[a.first as usize].cmp(&rows.message[b.first as usize]))
+    });
+    let first =
+        |f: fn(&Rows<'_>, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.first as usize))));
+    let landing =
+        |f: fn(&Rows<'_>, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.landing as usize))));
     batch(vec![
         ("site", first(|r, i| r.site[i]), false),
         ("visitor_id", first(|r, i| r.visitor[i]), false),
-        ("visit_start", timestamps(order.iter().map(|v| v.start_us)), false),
-        ("visit_end", timestamps(order.iter().map(|v| v.end_us)), false),
+        (
+            "visit_start",
+            timestamps(order.iter().map(|v| v.start_us)),
+            false,
+        ),
+        (
+            "visit_end",
+            timestamps(order.iter().map(|v| v.end_us)),
+            false,
+        ),
         ("entry_route", strs(order.iter().map(|v| s(v.entry))), true),
         ("exit_route", strs(order.iter().map(|v| s(v.exit))), true),
-        ("page_views", i64s(order.iter().map(|v| v.page_views)), false),
+        (
+            "page_views",
+            i64s(order.iter().map(|v| v.page_views)),
+            false,
+        ),
         ("requests", i64s(order.iter().map(|v| v.requests)), false),
-        ("duration_s", f64s(order.iter().map(|v| seconds(v.end_us - v.start_us))), false),
+        (
+            "duration_s",
+            f64s(order.iter().map(|v| seconds(v.end_us - v.start_us))),
+            false,
+        ),
         ("bounce", bools(order.iter().map(|v| v.bounce())), false),
         ("medium", landing(|r, i| r.medium[i]), false),
         ("source", landing(|r, i| r.source[i]), true),
@@ -994,7 +1225,11 @@ fn visits_batch(visits: &[Visit], rows: &Rows<'_>) -> Result<RecordBatch, Aggreg
         ("device", first(|r, i| r.device[i]), false),
         ("browser", first(|r, i| r.browser[i]), true),
         ("os", first(|r, i| r.os[i]), true),
-        ("is_bot", bools(order.iter().map(|v| rows.is_bot[v.first as usize])), false),
+        (
+            "is_bot",
+            bools(order.iter().map(|v| rows.is_bot[v.first as usize])),
+            false,
+        ),
     ])
 }
 
@@ -1007,7 +1242,13 @@ pub(crate) mod tests {
     use footfall_event::VisitEvent;
 
     /// A page view (or other request) by `visitor` at `ts` (`+02:00` local time).
-    pub(crate) fn ev(visitor: &str, ts: &str, route: &str, status: u16, pageview: bool) -> VisitEvent {
+    pub(crate) fn ev(
+        visitor: &str,
+        ts: &str,
+        route: &str,
+        status: u16,
+        pageview: bool,
+    ) -> VisitEvent {
         VisitEvent {
             v: 1,
             event_id: format!("{visitor}-{ts}-{route}"),
@@ -1024,7 +1265,11 @@ pub(crate) mod tests {
             browser_version: Some("38".into()),
             os: Some("Linux".into()),
             device: "desktop".into(),
-            kind: if pageview { "page".into() } else { "static".into() },
+            kind: if pageview {
+                "page".into()
+            } else {
+                "static".into()
+            },
             is_pageview: pageview,
             source: "test".into(),
             ..Default::default()
@@ -1074,8 +1319,18 @@ pub(crate) mod tests {
         let e2 = ev("E", "2015-05-17T00:10:00", "/docs", 200, true);
         let e3 = ev("E", "2015-05-17T00:11:00", "/x", 500, false);
         let f0 = ev("F", "2015-05-15T23:59:00", "/", 200, true);
-        let events = vec![f0, e0, e1, a1, a2, a3, a4, a5, b1, b2, c1, d1, d2, d3, e2, e3];
-        events.into_iter().enumerate().map(|(i, event)| KafkaEvent { partition: 0, offset: i as i64, event }).collect()
+        let events = vec![
+            f0, e0, e1, a1, a2, a3, a4, a5, b1, b2, c1, d1, d2, d3, e2, e3,
+        ];
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| KafkaEvent {
+                partition: 0,
+                offset: i as i64,
+                event,
+            })
+            .collect()
     }
 
     pub(crate) fn day() -> NaiveDate {
@@ -1083,23 +1338,50 @@ pub(crate) mod tests {
     }
 
     fn i64s_of(b: &RecordBatch, name: &str) -> Vec<i64> {
-        b.column_by_name(name).unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+        b.column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
     }
     fn f64s_of(b: &RecordBatch, name: &str) -> Vec<f64> {
-        b.column_by_name(name).unwrap().as_any().downcast_ref::<Float64Array>().unwrap().values().to_vec()
+        b.column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
     }
     fn strs_of(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
-        let a = b.column_by_name(name).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let a = b
+            .column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         a.iter().map(|v| v.map(str::to_string)).collect()
     }
     fn i32s_of(b: &RecordBatch, name: &str) -> Vec<i32> {
-        b.column_by_name(name).unwrap().as_any().downcast_ref::<Int32Array>().unwrap().values().to_vec()
+        b.column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap()
+            .values()
+            .to_vec()
     }
     /// Row index of the row whose string columns equal the given values (None = null).
     fn row(b: &RecordBatch, key: &[(&str, Option<&str>)]) -> usize {
         let cols: Vec<_> = key.iter().map(|(n, _)| strs_of(b, n)).collect();
         let hits: Vec<usize> = (0..b.num_rows())
-            .filter(|&i| key.iter().zip(&cols).all(|((_, v), c)| c[i].as_deref() == *v))
+            .filter(|&i| {
+                key.iter()
+                    .zip(&cols)
+                    .all(|((_, v), c)| c[i].as_deref() == *v)
+            })
             .collect();
         assert_eq!(hits.len(), 1, "rows matching {key:?}: {hits:?}");
         hits[0]
@@ -1107,7 +1389,15 @@ pub(crate) mod tests {
 
     fn run(k: u32) -> Summaries {
         let batch = events_to_batch(&scenario()).unwrap();
-        summarize(&batch, day(), &SummaryOptions { min_visitors: k, ..Default::default() }).unwrap()
+        summarize(
+            &batch,
+            day(),
+            &SummaryOptions {
+                min_visitors: k,
+                ..Default::default()
+            },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -1119,7 +1409,11 @@ pub(crate) mod tests {
         assert_eq!(get("requests"), 13);
         assert_eq!(get("page_views"), 8);
         assert_eq!(get("visits"), 5);
-        assert_eq!(get("visitors"), 4, "C only had 4xx; E counts (non-4xx on the day)");
+        assert_eq!(
+            get("visitors"),
+            4,
+            "C only had 4xx; E counts (non-4xx on the day)"
+        );
         assert_eq!(get("human_visitors"), 3);
         assert_eq!(get("bot_visitors"), 1);
         assert_eq!(get("bounces"), 3);
@@ -1148,7 +1442,14 @@ pub(crate) mod tests {
     fn pages_daily_exact() {
         let s = run(3);
         let p = s.get(Table::PagesDaily);
-        assert_eq!(strs_of(p, "route"), vec![Some("/".into()), Some("/docs".into()), Some("/search".into())]);
+        assert_eq!(
+            strs_of(p, "route"),
+            vec![
+                Some("/".into()),
+                Some("/docs".into()),
+                Some("/search".into())
+            ]
+        );
         assert_eq!(i64s_of(p, "views"), vec![4, 3, 1]);
         assert_eq!(i64s_of(p, "visitors"), vec![3, 2, 1]);
         assert_eq!(i64s_of(p, "entries"), vec![4, 1, 0]);
@@ -1176,7 +1477,10 @@ pub(crate) mod tests {
             ("/docs", "(exit)", 2),
             ("/search", "(exit)", 1),
         ];
-        let expect: Vec<_> = expect.iter().map(|(a, b, n)| (a.to_string(), b.to_string(), *n)).collect();
+        let expect: Vec<_> = expect
+            .iter()
+            .map(|(a, b, n)| (a.to_string(), b.to_string(), *n))
+            .collect();
         assert_eq!(pairs, expect);
     }
 
@@ -1185,34 +1489,90 @@ pub(crate) mod tests {
         let s = run(3);
         let r = s.get(Table::ReferrersDaily);
         assert_eq!(r.num_rows(), 3);
-        let g = row(r, &[("medium", Some("search")), ("referrer_host", Some(OTHER))]);
+        let g = row(
+            r,
+            &[("medium", Some("search")), ("referrer_host", Some(OTHER))],
+        );
         assert_eq!(strs_of(r, "source")[g].as_deref(), Some("Google"));
         assert_eq!(strs_of(r, "landing_route")[g].as_deref(), Some("/"));
-        assert_eq!((i64s_of(r, "visits")[g], i64s_of(r, "visitors")[g], i64s_of(r, "bounces")[g]), (1, 1, 0));
-        let d = row(r, &[("medium", Some("direct")), ("landing_route", Some("/"))]);
-        assert_eq!((i64s_of(r, "visits")[d], i64s_of(r, "visitors")[d], i64s_of(r, "bounces")[d]), (3, 2, 2));
-        assert_eq!(i64s_of(r, "visits").iter().sum::<i64>(), 5, "every visit has a referrer row");
+        assert_eq!(
+            (
+                i64s_of(r, "visits")[g],
+                i64s_of(r, "visitors")[g],
+                i64s_of(r, "bounces")[g]
+            ),
+            (1, 1, 0)
+        );
+        let d = row(
+            r,
+            &[("medium", Some("direct")), ("landing_route", Some("/"))],
+        );
+        assert_eq!(
+            (
+                i64s_of(r, "visits")[d],
+                i64s_of(r, "visitors")[d],
+                i64s_of(r, "bounces")[d]
+            ),
+            (3, 2, 2)
+        );
+        assert_eq!(
+            i64s_of(r, "visits").iter().sum::<i64>(),
+            5,
+            "every visit has a referrer row"
+        );
         // With k = 1 the host is shown.
         let s1 = run(1);
         let r1 = s1.get(Table::ReferrersDaily);
-        row(r1, &[("medium", Some("search")), ("referrer_host", Some("www.google.com"))]);
+        row(
+            r1,
+            &[
+                ("medium", Some("search")),
+                ("referrer_host", Some("www.google.com")),
+            ],
+        );
     }
 
     #[test]
     fn campaigns_and_search_terms() {
-        let s = run(3);
-        let c = s.get(Table::CampaignsDaily);
-        assert_eq!(strs_of(c, "utm_campaign"), vec![Some("summer".into()), Some("spring".into())]);
+        let s1 = run(1);
+        let c = s1.get(Table::CampaignsDaily);
+        assert_eq!(
+            strs_of(c, "utm_campaign"),
+            vec![Some("summer".into()), Some("spring".into())]
+        );
         assert_eq!(i64s_of(c, "visits"), vec![1, 1]);
         assert_eq!(i64s_of(c, "page_views"), vec![1, 2]);
         assert_eq!(i64s_of(c, "bounces"), vec![1, 0]);
+        // With k = 3 each value (one visitor each) folds; the rows merge and still add up.
+        let s = run(3);
+        let c = s.get(Table::CampaignsDaily);
+        assert_eq!(strs_of(c, "utm_source"), vec![Some(OTHER.into())]);
+        assert_eq!(strs_of(c, "utm_campaign"), vec![Some(OTHER.into())]);
+        assert_eq!(strs_of(c, "utm_medium"), vec![None]);
+        assert_eq!(
+            (
+                i64s_of(c, "visits"),
+                i64s_of(c, "visitors"),
+                i64s_of(c, "page_views"),
+                i64s_of(c, "bounces")
+            ),
+            (vec![2], vec![1], vec![3], vec![1])
+        );
         let t = s.get(Table::SearchTermsDaily);
-        assert_eq!(strs_of(t, "kind"), vec![Some("on-site".into()), Some("search-engine".into())]);
-        assert_eq!(strs_of(t, "terms"), vec![Some(OTHER.into()), Some(OTHER.into())]);
+        assert_eq!(
+            strs_of(t, "kind"),
+            vec![Some("on-site".into()), Some("search-engine".into())]
+        );
+        assert_eq!(
+            strs_of(t, "terms"),
+            vec![Some(OTHER.into()), Some(OTHER.into())]
+        );
         assert_eq!(i64s_of(t, "searches"), vec![1, 1]);
-        let s1 = run(1);
         let t1 = s1.get(Table::SearchTermsDaily);
-        assert_eq!(strs_of(t1, "terms"), vec![Some("shoes".into()), Some("rust parquet".into())]);
+        assert_eq!(
+            strs_of(t1, "terms"),
+            vec![Some("shoes".into()), Some("rust parquet".into())]
+        );
         assert_eq!(i64s_of(t1, "visitors"), vec![1, 1]);
     }
 
@@ -1221,11 +1581,20 @@ pub(crate) mod tests {
         let s = run(3);
         let c = s.get(Table::ClientsDaily);
         let ff = row(c, &[("browser", Some("Firefox"))]);
-        assert_eq!((i64s_of(c, "requests")[ff], i64s_of(c, "visitors")[ff]), (10, 3));
+        assert_eq!(
+            (i64s_of(c, "requests")[ff], i64s_of(c, "visitors")[ff]),
+            (10, 3)
+        );
         let gb = row(c, &[("bot_name", Some("Googlebot"))]);
-        assert_eq!((i64s_of(c, "requests")[gb], i64s_of(c, "visitors")[gb]), (2, 1));
+        assert_eq!(
+            (i64s_of(c, "requests")[gb], i64s_of(c, "visitors")[gb]),
+            (2, 1)
+        );
         let ch = row(c, &[("browser", Some("Chrome"))]);
-        assert_eq!((i64s_of(c, "requests")[ch], i64s_of(c, "visitors")[ch]), (1, 0));
+        assert_eq!(
+            (i64s_of(c, "requests")[ch], i64s_of(c, "visitors")[ch]),
+            (1, 0)
+        );
 
         let st = s.get(Table::StatusDaily);
         assert_eq!(i64s_of(st, "requests").iter().sum::<i64>(), 13);
@@ -1241,7 +1610,10 @@ pub(crate) mod tests {
         let v = s.get(Table::Visits);
         assert_eq!(v.num_rows(), 5);
         assert_eq!(
-            strs_of(v, "visitor_id").into_iter().map(Option::unwrap).collect::<Vec<_>>(),
+            strs_of(v, "visitor_id")
+                .into_iter()
+                .map(Option::unwrap)
+                .collect::<Vec<_>>(),
             vec!["A", "A", "B", "D", "D"]
         );
         assert_eq!(i64s_of(v, "page_views"), vec![2, 1, 1, 2, 1]);
@@ -1251,8 +1623,16 @@ pub(crate) mod tests {
         assert_eq!(strs_of(v, "exit_route")[0].as_deref(), Some("/docs"));
         assert_eq!(strs_of(v, "medium")[0].as_deref(), Some("search"));
         assert_eq!(strs_of(v, "utm_campaign")[3].as_deref(), Some("spring"));
-        let bounce = v.column_by_name("bounce").unwrap().as_any().downcast_ref::<BooleanArray>().unwrap();
-        assert_eq!(bounce.iter().map(Option::unwrap).collect::<Vec<_>>(), vec![false, true, true, false, true]);
+        let bounce = v
+            .column_by_name("bounce")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .unwrap();
+        assert_eq!(
+            bounce.iter().map(Option::unwrap).collect::<Vec<_>>(),
+            vec![false, true, true, false, true]
+        );
         let start = v.column_by_name("visit_start").unwrap();
         assert_eq!(start.null_count(), 0);
     }
@@ -1260,7 +1640,10 @@ pub(crate) mod tests {
     #[test]
     fn a_longer_timeout_joins_visits() {
         let batch = events_to_batch(&scenario()).unwrap();
-        let opts = SummaryOptions { visit_timeout: std::time::Duration::from_secs(3600), min_visitors: 3 };
+        let opts = SummaryOptions {
+            visit_timeout: std::time::Duration::from_secs(3600),
+            min_visitors: 3,
+        };
         let s = summarize(&batch, day(), &opts).unwrap();
         // A's two visits merge; D's still split on the campaign change.
         assert_eq!(i64s_of(s.get(Table::TrafficDaily), "visits"), vec![4]);
@@ -1270,14 +1653,29 @@ pub(crate) mod tests {
     fn splitting_by_visitor_is_additive() {
         // Summaries of two halves (by visitor) add up to the whole.
         let all = scenario();
-        let (x, y): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|e| e.event.visitor_id.as_str() < "C");
-        let opts = SummaryOptions { min_visitors: 1, ..Default::default() };
+        let (x, y): (Vec<_>, Vec<_>) = all
+            .iter()
+            .cloned()
+            .partition(|e| e.event.visitor_id.as_str() < "C");
+        let opts = SummaryOptions {
+            min_visitors: 1,
+            ..Default::default()
+        };
         let whole = summarize(&events_to_batch(&all).unwrap(), day(), &opts).unwrap();
         let a = summarize(&events_to_batch(&x).unwrap(), day(), &opts).unwrap();
         let b = summarize(&events_to_batch(&y).unwrap(), day(), &opts).unwrap();
-        for col in ["requests", "page_views", "visits", "visitors", "bot_visitors", "bounces", "bytes"] {
+        for col in [
+            "requests",
+            "page_views",
+            "visits",
+            "visitors",
+            "bot_visitors",
+            "bounces",
+            "bytes",
+        ] {
             let w = i64s_of(whole.get(Table::TrafficDaily), col)[0];
-            let parts = i64s_of(a.get(Table::TrafficDaily), col)[0] + i64s_of(b.get(Table::TrafficDaily), col)[0];
+            let parts = i64s_of(a.get(Table::TrafficDaily), col)[0]
+                + i64s_of(b.get(Table::TrafficDaily), col)[0];
             assert_eq!(w, parts, "{col}");
         }
     }
@@ -1285,9 +1683,19 @@ pub(crate) mod tests {
     #[test]
     fn deterministic_regardless_of_input_order() {
         let mut events = scenario();
-        let a = summarize(&events_to_batch(&events).unwrap(), day(), &SummaryOptions::default()).unwrap();
+        let a = summarize(
+            &events_to_batch(&events).unwrap(),
+            day(),
+            &SummaryOptions::default(),
+        )
+        .unwrap();
         events.reverse();
-        let b = summarize(&events_to_batch(&events).unwrap(), day(), &SummaryOptions::default()).unwrap();
+        let b = summarize(
+            &events_to_batch(&events).unwrap(),
+            day(),
+            &SummaryOptions::default(),
+        )
+        .unwrap();
         for ((t, x), (_, y)) in a.iter().zip(b.iter()) {
             assert_eq!(x, y, "{t}");
         }

@@ -1,25 +1,33 @@
 //! The warehouse on disk: layout, locks, durable writes, listing and retention.
 //!
 //! ```text
-//! DIR/.footfall.lock                                 lock file (fs4 advisory lock)
-//! DIR/.footfall.json                                 topic, format, retention horizon
+//! DIR/.footfall.lock                                 warehouse lock (fs4 advisory lock)
+//! DIR/.footfall.json                                 layout version, id, topic, group, retention horizon
+//! DIR/.locks/partition-<p>.lock                      a partition's lock (shared mode)
+//! DIR/.locks/date=YYYY-MM-DD.lock                    a date's lock (shared mode)
+//! DIR/.locks/meta.lock                               held while `.footfall.json` is updated
 //! DIR/events/date=YYYY-MM-DD/part-<p>-<start>.parquet
-//! DIR/<table>/date=YYYY-MM-DD/part-<p>.parquet       summaries, one file per date and partition
+//! DIR/<table>/date=YYYY-MM-DD/day.parquet            summaries, one file per table and date
 //! DIR/_erasure/tombstones/date=YYYY-MM-DD.ids        visitor ids erased for a date (see `erase`)
 //! DIR/_erasure/ledger.jsonl                          one line per erasure (no ids)
-//! DIR/_erasure/pending.json                          summaries an interrupted erasure still owes
+//! DIR/_erasure/pending.json                          dates whose summaries an interrupted erasure owes
 //! ```
 //!
 //! Files are written to a hidden temporary name in their final directory
 //! (`.<name>.tmp`), fsynced, renamed into place and the directory fsynced, so a
 //! reader sees either the old or the new file, never a partial one, and a file
 //! that has been renamed survives a crash.
+//!
+//! Layout 1 (before summaries were exact per day) had one summary file per date
+//! and Kafka partition (`part-<p>.parquet`). [`Warehouse::v1_summary_files`]
+//! finds them; the first writing run upgrades the warehouse (see `run.rs`).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
@@ -36,12 +44,17 @@ use crate::summaries::Table;
 pub const LOCK_FILE: &str = ".footfall.lock";
 /// The metadata file, relative to the warehouse root.
 pub const META_FILE: &str = ".footfall.json";
-/// Directory of the per-partition lock files (shared mode).
+/// Directory of the partition, date and metadata lock files.
 pub const PARTITION_LOCK_DIR: &str = ".locks";
 /// Directory of the events table.
 pub const EVENTS_DIR: &str = "events";
-/// Version of the on-disk layout, recorded in [`META_FILE`].
-pub const LAYOUT_VERSION: u32 = 1;
+/// Name of the one file of a summary table for a date (all partitions).
+pub const SUMMARY_FILE: &str = "day.parquet";
+/// How long [`Warehouse::update_meta`] waits for another run's metadata update.
+const META_LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Version of the on-disk layout, recorded in [`META_FILE`]: 2 since summaries
+/// are one file per table and date (1: one per date and Kafka partition).
+pub const LAYOUT_VERSION: u32 = 2;
 /// Directory of the erasure records (tombstones, ledger), relative to the
 /// warehouse root. Not a table: nothing that lists tables or dates looks in it.
 pub const ERASURE_DIR: &str = "_erasure";
@@ -49,7 +62,7 @@ pub const ERASURE_DIR: &str = "_erasure";
 const TOMBSTONE_DIR: &str = "tombstones";
 /// The erasure ledger, relative to [`ERASURE_DIR`].
 pub const LEDGER_FILE: &str = "ledger.jsonl";
-/// The (date, partition) summaries an interrupted erasure has yet to recompute,
+/// The dates whose summaries an interrupted erasure has yet to recompute,
 /// relative to [`ERASURE_DIR`].
 const ERASE_PENDING_FILE: &str = "pending.json";
 
@@ -58,8 +71,17 @@ const ERASE_PENDING_FILE: &str = "pending.json";
 pub struct WarehouseMeta {
     /// Layout version ([`LAYOUT_VERSION`]).
     pub format: u32,
+    /// A random id, made when the warehouse is created: runs mark the group's
+    /// offset commits with it, so that another warehouse on the same group is
+    /// recognised (warehouses made before it get one on their next run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The topic whose events this warehouse holds.
     pub topic: String,
+    /// The consumer group whose committed offsets say what this warehouse holds
+    /// (recorded by the first run; changed only with `rebind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Event partitions before this date were dropped by retention; events
     /// for such dates are no longer accepted (their summaries are final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +123,14 @@ pub struct PartitionLock {
     pub partition: i32,
 }
 
+/// A held per-date lock (shared mode): its holder is the only run that writes
+/// the date's events and summaries; released on drop.
+#[derive(Debug)]
+pub struct DateLock {
+    _file: File,
+    pub date: NaiveDate,
+}
+
 /// A file written to its temporary name and fsynced, not yet visible.
 #[must_use = "a pending file is invisible until persisted"]
 #[derive(Debug)]
@@ -140,6 +170,18 @@ fn sync_dir(dir: &Path) -> Result<(), AggregateError> {
         .map_err(AggregateError::io("fsync directory", dir))
 }
 
+/// The directory holding `path`: its parent, or `.` for a relative path of
+/// one component (whose parent is the empty path).
+fn parent_dir(path: &Path) -> Option<&Path> {
+    path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    })
+}
+
 /// Creates `dir` (and missing parents) and makes the new entries durable.
 fn ensure_dir(dir: &Path) -> Result<(), AggregateError> {
     if dir.is_dir() {
@@ -149,14 +191,14 @@ fn ensure_dir(dir: &Path) -> Result<(), AggregateError> {
     let mut d = dir;
     while !d.is_dir() {
         missing.push(d.to_path_buf());
-        match d.parent() {
+        match parent_dir(d) {
             Some(p) => d = p,
             None => break,
         }
     }
     fs::create_dir_all(dir).map_err(AggregateError::io("create directory", dir))?;
     for m in missing.iter().rev() {
-        if let Some(parent) = m.parent() {
+        if let Some(parent) = parent_dir(m) {
             sync_dir(parent)?;
         }
     }
@@ -204,6 +246,58 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AggregateError> {
     sync_dir(dir)
 }
 
+/// Opens (creating) a lock file and takes its exclusive lock, waiting up to
+/// `wait` (zero: not at all); a lock still held then is [`AggregateError::Locked`].
+fn lock_file(
+    path: &Path,
+    wait: Duration,
+    what: impl FnOnce() -> String,
+) -> Result<File, AggregateError> {
+    ensure_dir(path.parent().expect("lock files have a parent"))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(AggregateError::io("open lock file", path))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => return Ok(file),
+            Err(fs4::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                std::thread::sleep(pause.min(wait.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(AggregateError::Locked {
+                    path: path.to_path_buf(),
+                    what: what(),
+                })
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(AggregateError::io("lock", path)(e)),
+        }
+    }
+}
+
+/// A new warehouse id: 128 bits from the process's random hasher keys, the
+/// time and the process id (unique enough to tell warehouses apart; not a secret).
+pub(crate) fn new_warehouse_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
 /// `part-<p>-<start>.parquet` → (p, start)
 fn parse_event_file(name: &str) -> Option<(i32, i64)> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
@@ -211,14 +305,21 @@ fn parse_event_file(name: &str) -> Option<(i32, i64)> {
     Some((p.parse().ok()?, s.parse().ok()?))
 }
 
-/// Whether a hidden temporary file belongs to a partition (`.part-<p>-….tmp`, `.part-<p>.parquet.tmp`).
+/// `part-<p>.parquet` (a layout 1 summary file) → p
+fn parse_v1_summary_file(name: &str) -> Option<i32> {
+    name.strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// Whether a hidden temporary file belongs to a partition's events (`.part-<p>-<start>.parquet.tmp`).
 fn temp_of_partition(name: &str, partition: i32) -> bool {
     let Some(rest) = name.strip_prefix(".part-") else {
         return false;
     };
     let p = partition.to_string();
-    rest.strip_prefix(&p)
-        .is_some_and(|r| r.starts_with('-') || r.starts_with('.'))
+    rest.strip_prefix(&p).is_some_and(|r| r.starts_with('-'))
 }
 
 /// A warehouse directory.
@@ -276,27 +377,40 @@ impl Warehouse {
 
     /// Takes the lock of one partition (shared mode) without waiting.
     pub fn lock_partition(&self, partition: i32) -> Result<PartitionLock, AggregateError> {
-        let dir = self.root.join(PARTITION_LOCK_DIR);
-        ensure_dir(&dir)?;
-        let path = dir.join(format!("partition-{partition}.lock"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(AggregateError::io("open lock file", &path))?;
-        match fs4::FileExt::try_lock(&file) {
-            Ok(()) => Ok(PartitionLock {
-                _file: file,
-                partition,
-            }),
-            Err(fs4::TryLockError::WouldBlock) => Err(AggregateError::Locked {
-                path,
-                what: format!("another aggregate run holds partition {partition}"),
-            }),
-            Err(fs4::TryLockError::Error(e)) => Err(AggregateError::io("lock", &path)(e)),
-        }
+        let path = self
+            .root
+            .join(PARTITION_LOCK_DIR)
+            .join(format!("partition-{partition}.lock"));
+        let file = lock_file(&path, Duration::ZERO, || {
+            format!("another aggregate run holds partition {partition}")
+        })?;
+        Ok(PartitionLock {
+            _file: file,
+            partition,
+        })
+    }
+
+    /// Takes the lock of one date (shared mode), waiting up to `wait` for the
+    /// run that holds it.
+    pub fn lock_date(&self, date: NaiveDate, wait: Duration) -> Result<DateLock, AggregateError> {
+        let path = self
+            .root
+            .join(PARTITION_LOCK_DIR)
+            .join(format!("{}.lock", date_dir_name(date)));
+        let file = lock_file(&path, wait, || {
+            format!("another aggregate run kept date {date} locked for longer than {wait:?}")
+        })?;
+        Ok(DateLock { _file: file, date })
+    }
+
+    /// Locks `dates` in ascending order (so that runs locking overlapping sets
+    /// cannot deadlock), waiting up to `wait` for each.
+    pub fn lock_dates(
+        &self,
+        dates: &BTreeSet<NaiveDate>,
+        wait: Duration,
+    ) -> Result<Vec<DateLock>, AggregateError> {
+        dates.iter().map(|&d| self.lock_date(d, wait)).collect()
     }
 
     /// Reads [`META_FILE`], if present.
@@ -332,6 +446,25 @@ impl Warehouse {
         sync_dir(&self.root)
     }
 
+    /// Reads [`META_FILE`], lets `change` decide what it should be, and writes
+    /// that when it differs, all under the metadata's own lock: runs sharing
+    /// the warehouse never write over each other's changes.
+    pub fn update_meta(
+        &self,
+        change: impl FnOnce(Option<WarehouseMeta>) -> Result<Option<WarehouseMeta>, AggregateError>,
+    ) -> Result<Option<WarehouseMeta>, AggregateError> {
+        let path = self.root.join(PARTITION_LOCK_DIR).join("meta.lock");
+        let _lock = lock_file(&path, META_LOCK_WAIT, || {
+            format!("another aggregate run kept the metadata locked for {META_LOCK_WAIT:?}")
+        })?;
+        let before = self.read_meta()?;
+        let after = change(before.clone())?;
+        if let Some(m) = after.as_ref().filter(|&m| before.as_ref() != Some(m)) {
+            self.write_meta(m)?;
+        }
+        Ok(after)
+    }
+
     /// Path of an events file.
     pub fn events_path(&self, date: NaiveDate, partition: i32, start_offset: i64) -> PathBuf {
         self.root
@@ -340,12 +473,12 @@ impl Warehouse {
             .join(format!("part-{partition}-{start_offset}.parquet"))
     }
 
-    /// Path of a summary file.
-    pub fn summary_path(&self, table: Table, date: NaiveDate, partition: i32) -> PathBuf {
+    /// Path of the summary file of a table and date.
+    pub fn summary_path(&self, table: Table, date: NaiveDate) -> PathBuf {
         self.root
             .join(table.name())
             .join(date_dir_name(date))
-            .join(format!("part-{partition}.parquet"))
+            .join(SUMMARY_FILE)
     }
 
     fn date_dirs(&self, table_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, AggregateError> {
@@ -400,13 +533,30 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// The summary files of one date and partition that exist, by table.
-    pub fn summary_files(&self, date: NaiveDate, partition: i32) -> Vec<(Table, PathBuf)> {
+    /// The summary files of one date that exist, by table.
+    pub fn summary_files(&self, date: NaiveDate) -> Vec<(Table, PathBuf)> {
         Table::ALL
             .into_iter()
-            .map(|t| (t, self.summary_path(t, date, partition)))
+            .map(|t| (t, self.summary_path(t, date)))
             .filter(|(_, p)| p.is_file())
             .collect()
+    }
+
+    /// Every summary file of layout 1 (`<table>/date=D/part-<p>.parquet`), by date.
+    pub fn v1_summary_files(&self) -> Result<Vec<(NaiveDate, PathBuf)>, AggregateError> {
+        let mut out = Vec::new();
+        for table in Table::ALL {
+            for (date, dir) in self.date_dirs(&self.root.join(table.name()))? {
+                for entry in list_dir(&dir)? {
+                    let name = entry.file_name();
+                    if name.to_str().and_then(parse_v1_summary_file).is_some() {
+                        out.push((date, entry.path()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Writes `batch` to the temporary name of `path` and fsyncs it.
@@ -447,7 +597,9 @@ impl Warehouse {
     }
 
     /// Removes temporary files left by interrupted runs: all of them, or only
-    /// those of the given partitions. Returns how many were removed.
+    /// the events files' of the given partitions (summary files' temporaries
+    /// belong to a date: [`Warehouse::sweep_date_temp_files`]). Returns how
+    /// many were removed.
     pub fn sweep_temp_files(
         &self,
         partitions: Option<&BTreeSet<i32>>,
@@ -463,8 +615,10 @@ impl Warehouse {
                     if !(name.starts_with('.') && name.ends_with(".tmp")) {
                         continue;
                     }
-                    if partitions.is_some_and(|ps| !ps.iter().any(|&p| temp_of_partition(name, p)))
-                    {
+                    let theirs = |ps: &BTreeSet<i32>| {
+                        table != EVENTS_DIR || !ps.iter().any(|&p| temp_of_partition(name, p))
+                    };
+                    if partitions.is_some_and(theirs) {
                         continue;
                     }
                     fs::remove_file(entry.path())
@@ -491,42 +645,69 @@ impl Warehouse {
         Ok(removed)
     }
 
-    /// Drops the events of dates older than `days` days before the newest date
-    /// with events: dates `d` with `newest - d >= days` (so `days` calendar
-    /// days, the newest included, are kept). Summaries are kept. With
-    /// `partitions`, only those partitions' files are removed (shared mode) and
-    /// a date directory goes once it is empty. Records the horizon in the
-    /// metadata first, so that events for dropped dates are refused from then
-    /// on. Returns the dates whose files were removed.
+    /// Removes the temporary summary files of one date (shared mode, under the
+    /// date's lock). Returns how many were removed.
+    pub fn sweep_date_temp_files(&self, date: NaiveDate) -> Result<usize, AggregateError> {
+        let mut removed = 0;
+        for table in Table::ALL {
+            let dir = self.root.join(table.name()).join(date_dir_name(date));
+            for entry in list_dir(&dir)? {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    fs::remove_file(entry.path())
+                        .map_err(AggregateError::io("remove", entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Drops the events of dates more than `days - 1` days before `today`
+    /// (dates `d` with `today - d >= days`: `days` calendar days, today
+    /// included, are kept), whatever dates the warehouse holds. Summaries are
+    /// kept. With `partitions` (shared mode), only those partitions' files are
+    /// removed, each date under its lock (waiting up to `lock_wait`), and a date
+    /// directory goes once it is empty. Records the horizon in the metadata
+    /// first, so that events for dropped dates are refused from then on.
+    /// Returns the dates whose files were removed.
     pub fn apply_retention(
         &self,
         days: u32,
+        today: NaiveDate,
         partitions: Option<&BTreeSet<i32>>,
+        lock_wait: Duration,
     ) -> Result<Vec<NaiveDate>, AggregateError> {
         if days == 0 {
             return Err(AggregateError::Config(
                 "retention must keep at least 1 day".into(),
             ));
         }
-        let files = self.event_files()?;
-        let Some(newest) = files.iter().map(|f| f.date).max() else {
+        let Some(horizon) = today.checked_sub_signed(chrono::Duration::days(days as i64 - 1))
+        else {
             return Ok(Vec::new());
         };
-        let horizon = newest - chrono::Duration::days(days as i64 - 1);
         let events_dir = self.root.join(EVENTS_DIR);
         let old: Vec<(NaiveDate, PathBuf)> = self
             .date_dirs(&events_dir)?
             .into_iter()
             .filter(|(d, _)| *d < horizon)
             .collect();
-        if let Some(mut meta) = self.read_meta()? {
-            if meta.retained_from.is_none_or(|r| r < horizon) {
-                meta.retained_from = Some(horizon);
-                self.write_meta(&meta)?;
-            }
-        }
+        self.update_meta(|meta| {
+            Ok(meta.map(|mut m| {
+                if m.retained_from.is_none_or(|r| r < horizon) {
+                    m.retained_from = Some(horizon);
+                }
+                m
+            }))
+        })?;
         let mut dropped = Vec::new();
         for (date, dir) in old {
+            let _lock = match partitions {
+                Some(_) => Some(self.lock_date(date, lock_wait)?),
+                None => None,
+            };
             let mut any = false;
             for entry in fs::read_dir(&dir).map_err(AggregateError::io("list", &dir))? {
                 let entry = entry.map_err(AggregateError::io("list", &dir))?;
@@ -670,26 +851,41 @@ impl Warehouse {
         Ok(())
     }
 
-    /// The (date, partition) summaries an interrupted erasure still owes.
-    pub(crate) fn read_erase_pending(&self) -> Result<BTreeSet<(NaiveDate, i32)>, AggregateError> {
+    /// The dates whose summaries an interrupted erasure still owes (a journal
+    /// of layout 1 lists (date, partition) pairs: their dates are owed).
+    pub(crate) fn read_erase_pending(&self) -> Result<BTreeSet<NaiveDate>, AggregateError> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Owed {
+            Date(NaiveDate),
+            Pair(NaiveDate, serde::de::IgnoredAny),
+        }
         let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AggregateError::Warehouse {
-                path,
-                reason: e.to_string(),
-            }),
+            Ok(bytes) => serde_json::from_slice::<Vec<Owed>>(&bytes)
+                .map(|owed| {
+                    owed.into_iter()
+                        .map(|o| match o {
+                            Owed::Date(d) | Owed::Pair(d, _) => d,
+                        })
+                        .collect()
+                })
+                .map_err(|e| AggregateError::Warehouse {
+                    path,
+                    reason: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
             Err(e) => Err(AggregateError::io("read", &path)(e)),
         }
     }
 
-    /// Records the summaries an erasure is about to make stale; returns the path.
+    /// Records the dates whose summaries an erasure is about to make stale; returns the path.
     pub(crate) fn write_erase_pending(
         &self,
-        pairs: &BTreeSet<(NaiveDate, i32)>,
+        dates: &BTreeSet<NaiveDate>,
     ) -> Result<PathBuf, AggregateError> {
         let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
-        let mut bytes = serde_json::to_vec(pairs).expect("dates and partitions serialise");
+        let mut bytes = serde_json::to_vec(dates).expect("dates serialise");
         bytes.push(b'\n');
         write_atomic(&path, &bytes)?;
         Ok(path)
@@ -700,14 +896,10 @@ impl Warehouse {
         self.remove_file(&self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE))
     }
 
-    /// Removes every summary file of a date and partition (it has no events any more).
-    pub fn remove_summaries(
-        &self,
-        date: NaiveDate,
-        partition: i32,
-    ) -> Result<usize, AggregateError> {
+    /// Removes every summary file of a date (it has no events any more).
+    pub fn remove_summaries(&self, date: NaiveDate) -> Result<usize, AggregateError> {
         let mut n = 0;
-        for (_, path) in self.summary_files(date, partition) {
+        for (_, path) in self.summary_files(date) {
             n += self.remove_file(&path)? as usize;
         }
         Ok(n)
@@ -795,16 +987,18 @@ mod tests {
         assert_eq!(parse_date_dir("date=2015-05-17"), Some(d("2015-05-17")));
         assert_eq!(parse_date_dir("date=2015-13-17"), None);
         assert!(temp_of_partition(".part-1-0.parquet.tmp", 1));
-        assert!(temp_of_partition(".part-1.parquet.tmp", 1));
+        assert!(!temp_of_partition(".day.parquet.tmp", 1));
         assert!(!temp_of_partition(".part-12-0.parquet.tmp", 1));
+        assert_eq!(parse_v1_summary_file("part-3.parquet"), Some(3));
+        assert_eq!(parse_v1_summary_file(SUMMARY_FILE), None);
         let wh = Warehouse::new("/wh");
         assert_eq!(
             wh.events_path(d("2015-05-17"), 2, 40),
             PathBuf::from("/wh/events/date=2015-05-17/part-2-40.parquet")
         );
         assert_eq!(
-            wh.summary_path(Table::PagesDaily, d("2015-05-17"), 2),
-            PathBuf::from("/wh/pages_daily/date=2015-05-17/part-2.parquet")
+            wh.summary_path(Table::PagesDaily, d("2015-05-17")),
+            PathBuf::from("/wh/pages_daily/date=2015-05-17/day.parquet")
         );
     }
 
@@ -875,6 +1069,26 @@ mod tests {
         let _p2 = wh.lock_partition(2).unwrap();
         drop((a, p));
         wh.lock_partition(1).unwrap();
+        // Date locks wait for their holder, then give up.
+        let day = d("2015-05-17");
+        let held = wh.lock_date(day, Duration::ZERO).unwrap();
+        let t = Instant::now();
+        let err = wh.lock_date(day, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Locked);
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        wh.lock_date(day, Duration::from_secs(10)).unwrap();
+        releaser.join().unwrap();
+        let dates = BTreeSet::from([day, d("2015-05-18")]);
+        let both = wh.lock_dates(&dates, Duration::ZERO).unwrap();
+        assert_eq!(both.len(), 2);
     }
 
     #[test]
@@ -884,7 +1098,9 @@ mod tests {
         wh.create().unwrap();
         wh.write_meta(&WarehouseMeta {
             format: LAYOUT_VERSION,
+            id: None,
             topic: "t".into(),
+            group: None,
             retained_from: None,
         })
         .unwrap();
@@ -894,21 +1110,27 @@ mod tests {
             ("2015-05-15", 1),
             ("2015-05-16", 0),
             ("2015-05-17", 1),
+            // A date in the future (a wrong clock in a log) moves nothing.
+            ("2099-01-01", 0),
         ] {
             wh.write_pending(&wh.events_path(d(date), p, 0), &small_batch())
                 .unwrap()
                 .persist()
                 .unwrap();
             wh.write_pending(
-                &wh.summary_path(Table::TrafficDaily, d(date), p),
+                &wh.summary_path(Table::TrafficDaily, d(date)),
                 &small_batch(),
             )
             .unwrap()
             .persist()
             .unwrap();
         }
+        let today = d("2015-05-17");
+        let wait = Duration::ZERO;
         // Shared mode, partition 0 only: 05-15's partition 1 file stays, so does the directory.
-        let dropped = wh.apply_retention(2, Some(&BTreeSet::from([0]))).unwrap();
+        let dropped = wh
+            .apply_retention(2, today, Some(&BTreeSet::from([0])), wait)
+            .unwrap();
         assert_eq!(dropped, vec![d("2015-05-10"), d("2015-05-15")]);
         let left: Vec<_> = wh
             .event_files()
@@ -921,7 +1143,8 @@ mod tests {
             vec![
                 (d("2015-05-15"), 1),
                 (d("2015-05-16"), 0),
-                (d("2015-05-17"), 1)
+                (d("2015-05-17"), 1),
+                (d("2099-01-01"), 0)
             ]
         );
         assert!(!dir.path().join("events/date=2015-05-10").exists());
@@ -930,16 +1153,48 @@ mod tests {
             Some(d("2015-05-16"))
         );
         // Exclusive: everything before the horizon.
-        assert_eq!(wh.apply_retention(2, None).unwrap(), vec![d("2015-05-15")]);
-        assert_eq!(wh.event_files().unwrap().len(), 2);
+        assert_eq!(
+            wh.apply_retention(2, today, None, wait).unwrap(),
+            vec![d("2015-05-15")]
+        );
+        assert_eq!(wh.event_files().unwrap().len(), 3);
         // Summaries stay.
         assert!(wh
-            .summary_path(Table::TrafficDaily, d("2015-05-10"), 0)
+            .summary_path(Table::TrafficDaily, d("2015-05-10"))
             .is_file());
         assert_eq!(
-            wh.apply_retention(0, None).unwrap_err().kind(),
+            wh.apply_retention(0, today, None, wait).unwrap_err().kind(),
             crate::ErrorKind::Config
         );
+        // The next day moves the horizon by a day; the horizon never goes back.
+        let next = today.succ_opt().unwrap();
+        assert_eq!(
+            wh.apply_retention(2, next, None, wait).unwrap(),
+            vec![d("2015-05-16")]
+        );
+        assert!(wh.apply_retention(5, today, None, wait).unwrap().is_empty());
+        assert_eq!(
+            wh.read_meta().unwrap().unwrap().retained_from,
+            Some(d("2015-05-17"))
+        );
+    }
+
+    #[test]
+    fn a_relative_warehouse_path_is_created() {
+        // `wh` relative to the working directory: its parent is the empty path.
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let mut rel = PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            rel.push("..");
+        }
+        let rel = rel.join(dir.path().strip_prefix("/").unwrap()).join("wh");
+        assert!(rel.is_relative());
+        let wh = Warehouse::new(&rel);
+        wh.create().unwrap();
+        wh.lock(LockMode::Exclusive).unwrap();
+        assert!(dir.path().join("wh").is_dir());
+        assert_eq!(parent_dir(Path::new("wh")), Some(Path::new(".")));
     }
 
     #[test]
@@ -950,13 +1205,19 @@ mod tests {
             .write_pending(&wh.events_path(d("2015-05-17"), 1, 0), &small_batch())
             .unwrap();
         let b = wh
+            .write_pending(&wh.events_path(d("2015-05-17"), 2, 0), &small_batch())
+            .unwrap();
+        let c = wh
             .write_pending(
-                &wh.summary_path(Table::Visits, d("2015-05-17"), 2),
+                &wh.summary_path(Table::Visits, d("2015-05-17")),
                 &small_batch(),
             )
             .unwrap();
         assert_eq!(wh.sweep_temp_files(Some(&BTreeSet::from([2]))).unwrap(), 1);
-        assert!(a.tmp.exists() && !b.tmp.exists());
+        assert!(a.tmp.exists() && !b.tmp.exists() && c.tmp.exists());
+        assert_eq!(wh.sweep_date_temp_files(d("2015-05-16")).unwrap(), 0);
+        assert_eq!(wh.sweep_date_temp_files(d("2015-05-17")).unwrap(), 1);
+        assert!(a.tmp.exists() && !c.tmp.exists());
         assert_eq!(wh.sweep_temp_files(None).unwrap(), 1);
         assert!(!a.tmp.exists());
     }

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use chrono::NaiveDate;
 use footfall_aggregate::{
-    batch_to_events, read_parquet, run, AggregateError, Checkpoint, ErrorKind, LockMode, NoProgress, Progress,
-    RunOptions, RunReport, Stage, Table, Warehouse,
+    batch_to_events, read_parquet, run, AggregateError, Checkpoint, ErrorKind, LockMode,
+    NoProgress, Progress, RunOptions, RunReport, Stage, Table, Warehouse,
 };
 use footfall_event::VisitEvent;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -48,8 +48,15 @@ struct Kafka {
 impl Kafka {
     fn new() -> Option<Kafka> {
         let brokers = brokers()?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Some(Kafka { brokers, topics: Mutex::new(Vec::new()), rt })
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Some(Kafka {
+            brokers,
+            topics: Mutex::new(Vec::new()),
+            rt,
+        })
     }
 
     fn client(&self) -> ClientConfig {
@@ -59,7 +66,10 @@ impl Kafka {
     }
 
     fn unique(prefix: &str) -> String {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         format!("footfall-agg-test-{prefix}-{}-{nanos}", std::process::id())
     }
 
@@ -96,7 +106,11 @@ impl Kafka {
         for e in events {
             let value = serde_json::to_vec(e).unwrap();
             loop {
-                match p.send(BaseRecord::to(topic).key(e.visitor_id.as_bytes()).payload(&value)) {
+                match p.send(
+                    BaseRecord::to(topic)
+                        .key(e.visitor_id.as_bytes())
+                        .payload(&value),
+                ) {
                     Ok(()) => break,
                     Err((err, _)) => {
                         assert!(
@@ -114,9 +128,61 @@ impl Kafka {
         p.flush(Duration::from_secs(30)).unwrap();
     }
 
+    /// Produces events to one partition, whatever their key (as a re-send
+    /// lands after the key → partition mapping changed).
+    fn produce_to(&self, topic: &str, partition: i32, events: &[VisitEvent]) {
+        let p = self.producer();
+        for e in events {
+            let value = serde_json::to_vec(e).unwrap();
+            let record = BaseRecord::to(topic)
+                .partition(partition)
+                .key(e.visitor_id.as_bytes())
+                .payload(&value);
+            p.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Grows a topic to `total` partitions and waits until the metadata shows them.
+    fn add_partitions(&self, topic: &str, total: usize) {
+        let admin = self.admin();
+        let res = self
+            .rt
+            .block_on(admin.create_partitions(
+                &[NewPartitions::new(topic, total)],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            ))
+            .unwrap();
+        for r in res {
+            r.unwrap();
+        }
+        let probe = self.producer();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let md = probe
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .unwrap();
+            if md
+                .topics()
+                .first()
+                .is_some_and(|t| t.partitions().len() == total)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{topic} did not grow to {total} partitions"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn produce_raw(&self, topic: &str, key: &str, value: &[u8]) {
         let p = self.producer();
-        p.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).unwrap();
+        p.send(BaseRecord::to(topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .unwrap();
         p.flush(Duration::from_secs(30)).unwrap();
     }
 }
@@ -129,7 +195,9 @@ impl Drop for Kafka {
         }
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         let admin = self.admin();
-        let _ = self.rt.block_on(admin.delete_topics(&names, &AdminOptions::new()));
+        let _ = self
+            .rt
+            .block_on(admin.delete_topics(&names, &AdminOptions::new()));
     }
 }
 
@@ -166,15 +234,21 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn only_summaries(s: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
-    s.iter().filter(|(k, _)| !k.starts_with("events/")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    s.iter()
+        .filter(|(k, _)| !k.starts_with("events/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn read_table(wh: &Path, table: Table) -> Vec<(NaiveDate, RecordBatch)> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(wh.join(table.name())) else { return out };
+    let Ok(rd) = std::fs::read_dir(wh.join(table.name())) else {
+        return out;
+    };
     for d in rd {
         let d = d.unwrap();
-        let date = NaiveDate::parse_from_str(&d.file_name().to_string_lossy()[5..], "%Y-%m-%d").unwrap();
+        let date =
+            NaiveDate::parse_from_str(&d.file_name().to_string_lossy()[5..], "%Y-%m-%d").unwrap();
         for f in std::fs::read_dir(d.path()).unwrap() {
             let f = f.unwrap().path();
             if f.extension().is_some_and(|e| e == "parquet") {
@@ -188,11 +262,22 @@ fn read_table(wh: &Path, table: Table) -> Vec<(NaiveDate, RecordBatch)> {
 }
 
 fn col_i64(b: &RecordBatch, name: &str) -> Vec<i64> {
-    b.column_by_name(name).unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
 }
 
 fn col_str(b: &RecordBatch, name: &str) -> Vec<String> {
-    let a = b.column_by_name(name).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    let a = b
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
 }
 
@@ -242,7 +327,10 @@ fn assert_reconciles(wh: &Path, expected: &[VisitEvent]) {
             g.3 += vis[i];
         }
     }
-    let want: BTreeMap<_, _> = want.into_iter().map(|(k, w)| (k, (w.0, w.1, w.2, w.3.len() as i64))).collect();
+    let want: BTreeMap<_, _> = want
+        .into_iter()
+        .map(|(k, w)| (k, (w.0, w.1, w.2, w.3.len() as i64)))
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -257,7 +345,10 @@ fn pytest(wh: &Path) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "pytest failed on {}", wh.display());
-    assert!(!stdout.contains("skipped") || stdout.contains("passed"), "pytest ran no test");
+    assert!(
+        !stdout.contains("skipped") || stdout.contains("passed"),
+        "pytest ran no test"
+    );
 }
 
 #[test]
@@ -280,7 +371,10 @@ fn end_to_end_reconciles_reads_in_duckdb_and_is_idempotent() {
     assert_eq!(report.invalid, 1);
     assert_eq!(report.duplicates_dropped, resent.len() as u64);
     assert_eq!(report.events_written, events.len() as u64);
-    assert_eq!(report.dates_touched, vec![day(15), day(16), day(17), day(18)]);
+    assert_eq!(
+        report.dates_touched,
+        vec![day(15), day(16), day(17), day(18)]
+    );
     assert_eq!(report.partitions.len(), 3);
     for p in &report.partitions {
         assert_eq!(p.end_offset, p.high_watermark);
@@ -290,7 +384,11 @@ fn end_to_end_reconciles_reads_in_duckdb_and_is_idempotent() {
     let stored = warehouse_events(dir.path());
     assert_eq!(stored.len(), events.len());
     let ids: BTreeSet<_> = stored.iter().map(|e| e.event.event_id.clone()).collect();
-    assert_eq!(ids.len(), events.len(), "no duplicate event_id in the events table");
+    assert_eq!(
+        ids.len(),
+        events.len(),
+        "no duplicate event_id in the events table"
+    );
     assert_reconciles(dir.path(), &events);
     for t in Table::ALL {
         assert!(!read_table(dir.path(), t).is_empty(), "{t} has rows");
@@ -300,7 +398,10 @@ fn end_to_end_reconciles_reads_in_duckdb_and_is_idempotent() {
     // Nothing new: nothing changes, byte for byte.
     let before = snapshot(dir.path());
     let again = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
-    assert_eq!((again.events_read, again.files_written, again.files_removed), (0, 0, 0));
+    assert_eq!(
+        (again.events_read, again.files_written, again.files_removed),
+        (0, 0, 0)
+    );
     assert_eq!(snapshot(dir.path()), before);
 }
 
@@ -331,7 +432,10 @@ fn a_second_run_fails_at_once_while_one_holds_the_lock() {
     let first = {
         let (client, opts) = (kafka.client(), opts.clone());
         std::thread::spawn(move || {
-            let mut gate = Gate { entered: entered_tx, release: release_rx };
+            let mut gate = Gate {
+                entered: entered_tx,
+                release: release_rx,
+            };
             run(&client, &opts, &mut gate)
         })
     };
@@ -339,7 +443,11 @@ fn a_second_run_fails_at_once_while_one_holds_the_lock() {
     let t = Instant::now();
     let err = run(&kafka.client(), &opts, &mut NoProgress).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
-    assert!(t.elapsed() < Duration::from_secs(1), "fails at once, took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "fails at once, took {:?}",
+        t.elapsed()
+    );
     assert!(err.to_string().contains(".footfall.lock"), "{err}");
     release_tx.send(()).unwrap();
     let report = first.join().unwrap().unwrap();
@@ -368,10 +476,14 @@ fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
     assert!(n > 10, "{n} checkpoints");
     let first_summary = seen
         .iter()
-        .position(|c| matches!(c, Checkpoint::Persisted(p) if !p.to_string_lossy().contains("/events/")))
+        .position(
+            |c| matches!(c, Checkpoint::Persisted(p) if !p.to_string_lossy().contains("/events/")),
+        )
         .unwrap();
     let mut rng = testdata::Rng::new(7);
-    let mut points: BTreeSet<usize> = [0, 1, 2, first_summary, n / 2, n - 2, n - 1].into_iter().collect();
+    let mut points: BTreeSet<usize> = [0, 1, 2, first_summary, n / 2, n - 2, n - 1]
+        .into_iter()
+        .collect();
     while points.len() < 10 {
         points.insert(rng.below(n as u64) as usize);
     }
@@ -380,18 +492,32 @@ fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
         let mut crashing = options(&topic, &Kafka::unique("g"), dir.path());
         let counter = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&counter);
-        crashing.fault = Some(Arc::new(move |_: &Checkpoint| c.fetch_add(1, Ordering::SeqCst) == crash_at));
+        crashing.fault = Some(Arc::new(move |_: &Checkpoint| {
+            c.fetch_add(1, Ordering::SeqCst) == crash_at
+        }));
         let err = run(&kafka.client(), &crashing, &mut NoProgress).unwrap_err();
         assert!(matches!(err, AggregateError::Injected(_)), "{err}");
         crashing.fault = None;
         let r = run(&kafka.client(), &crashing, &mut NoProgress).unwrap();
         if crash_at == n - 1 {
-            assert_eq!(r.events_read, 0, "offsets were committed before the crash after commit");
+            assert_eq!(
+                r.events_read, 0,
+                "offsets were committed before the crash after commit"
+            );
         }
         let got = snapshot(dir.path());
-        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "crash at {crash_at} ({:?})", seen[crash_at]);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "crash at {crash_at} ({:?})",
+            seen[crash_at]
+        );
         for (k, v) in &want {
-            assert!(got[k] == *v, "crash at {crash_at} ({:?}): {k} differs", seen[crash_at]);
+            assert!(
+                got[k] == *v,
+                "crash at {crash_at} ({:?}): {k} differs",
+                seen[crash_at]
+            );
         }
     }
 }
@@ -406,7 +532,11 @@ fn late_events_update_their_date_and_retention_drops_old_events_only() {
     let mut opts = options(&topic, &Kafka::unique("g"), dir.path());
     run(&kafka.client(), &opts, &mut NoProgress).unwrap();
     let requests_15 = |wh: &Path| -> i64 {
-        read_table(wh, Table::TrafficDaily).iter().filter(|(d, _)| *d == day(15)).map(|(_, b)| col_i64(b, "requests").iter().sum::<i64>()).sum()
+        read_table(wh, Table::TrafficDaily)
+            .iter()
+            .filter(|(d, _)| *d == day(15))
+            .map(|(_, b)| col_i64(b, "requests").iter().sum::<i64>())
+            .sum()
     };
     let before = requests_15(dir.path());
 
@@ -420,9 +550,10 @@ fn late_events_update_their_date_and_retention_drops_old_events_only() {
     all.extend(late.iter().cloned());
     assert_reconciles(dir.path(), &all);
 
-    // Keep 3 days of events: the 15th goes, its summaries stay.
+    // Keep 3 days of events (counted back from the 18th): the 15th goes, its summaries stay.
     let summaries_before = only_summaries(&snapshot(dir.path()));
     opts.retention_days = Some(3);
+    opts.today = Some(day(18));
     let r = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
     assert_eq!(r.retention_dropped, vec![day(15)]);
     assert!(!dir.path().join("events/date=2015-05-15").exists());
@@ -456,7 +587,11 @@ fn dry_run_cut_and_two_instances_in_one_group() {
     cut.max_events = Some(50);
     let r = run(&kafka.client(), &cut, &mut NoProgress).unwrap();
     assert_eq!(r.events_read, 50, "the dry run committed nothing");
-    let avail: Vec<(i32, u64)> = r.partitions.iter().map(|p| (p.partition, (p.high_watermark - p.start_offset) as u64)).collect();
+    let avail: Vec<(i32, u64)> = r
+        .partitions
+        .iter()
+        .map(|p| (p.partition, (p.high_watermark - p.start_offset) as u64))
+        .collect();
     let plan = footfall_aggregate::plan_cut(&avail, 50);
     for (p, (_, n)) in r.partitions.iter().zip(plan) {
         assert_eq!(p.messages, n, "partition {}", p.partition);
@@ -471,13 +606,27 @@ fn dry_run_cut_and_two_instances_in_one_group() {
             std::thread::spawn(move || run(&client, &opts, &mut NoProgress))
         })
         .collect();
-    let reports: Vec<RunReport> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
-    assert_eq!(reports.iter().map(|r| r.events_read).sum::<u64>(), total - 50);
+    let reports: Vec<RunReport> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        reports.iter().map(|r| r.events_read).sum::<u64>(),
+        total - 50
+    );
 
     // The result equals one run over everything.
     let single = root.path().join("single");
-    run(&kafka.client(), &options(&topic, &Kafka::unique("g"), &single), &mut NoProgress).unwrap();
-    assert_eq!(only_summaries(&snapshot(&wh)), only_summaries(&snapshot(&single)));
+    run(
+        &kafka.client(),
+        &options(&topic, &Kafka::unique("g"), &single),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        only_summaries(&snapshot(&wh)),
+        only_summaries(&snapshot(&single))
+    );
     assert_reconciles(&wh, &events);
 }
 
@@ -488,4 +637,62 @@ fn unknown_topic_is_a_config_error() {
     let opts = options(&Kafka::unique("missing"), &Kafka::unique("g"), dir.path());
     let err = run(&kafka.client(), &opts, &mut NoProgress).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+}
+
+#[test]
+fn a_partition_increase_with_resent_events_counts_each_event_once() {
+    let Some(kafka) = Kafka::new() else { return };
+    let topic = kafka.topic("grow", 2);
+    let events = testdata::events(71, day(15), 2, 15);
+    // Every other event before the increase, the rest after it: the key →
+    // partition mapping changes in between, so visitors' days are split
+    // across partitions.
+    let (before, after): (Vec<VisitEvent>, Vec<VisitEvent>) = {
+        let (a, b): (Vec<_>, Vec<_>) = events
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 0);
+        (
+            a.into_iter().map(|x| x.1).collect(),
+            b.into_iter().map(|x| x.1).collect(),
+        )
+    };
+    kafka.produce(&topic, &before);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&topic, &Kafka::unique("g"), dir.path());
+    let r = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
+    assert_eq!(r.events_written, before.len() as u64);
+
+    kafka.add_partitions(&topic, 4);
+    kafka.produce(&topic, &after);
+    // Re-sent after a crash of ingest: the same event JSON into partition 0
+    // and into a new partition.
+    let resent: Vec<VisitEvent> = before.iter().step_by(6).cloned().collect();
+    kafka.produce_to(&topic, 0, &resent);
+    kafka.produce_to(&topic, 3, &resent);
+    let r = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
+    println!("{r}");
+    assert_eq!(r.partitions.len(), 4);
+    assert_eq!(r.duplicates_dropped, 2 * resent.len() as u64);
+    assert_eq!(r.events_written, after.len() as u64);
+    let stored = warehouse_events(dir.path());
+    let ids: BTreeSet<_> = stored.iter().map(|e| e.event.event_id.clone()).collect();
+    assert_eq!((stored.len(), ids.len()), (events.len(), events.len()));
+    assert_reconciles(dir.path(), &events);
+
+    // The summaries are those of the events sent once to a topic that always had 4 partitions.
+    let fresh = kafka.topic("grown", 4);
+    kafka.produce(&fresh, &events);
+    let single = tempfile::tempdir().unwrap();
+    run(
+        &kafka.client(),
+        &options(&fresh, &Kafka::unique("g"), single.path()),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        only_summaries(&snapshot(dir.path())),
+        only_summaries(&snapshot(single.path()))
+    );
 }

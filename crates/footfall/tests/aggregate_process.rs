@@ -1,14 +1,28 @@
 //! `footfall aggregate` as cron runs it, against the real broker: SIGKILL at
 //! several points then a re-run gives the same warehouse as an uninterrupted
-//! run; a run that finds the warehouse locked exits 75 at once.
-//! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
+//! run; a run that finds the warehouse locked, or whose group's other members
+//! hold the partitions, exits 75 at once; a warehouse and its group are bound
+//! together (another group, or another warehouse on the group: 78, until
+//! `--rebind`); a dead-letter topic as input exits 78; an unreachable broker 69.
+//! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it),
+//! except the tests that need no broker (unreachable broker, a `.dlq` name).
 
 mod common;
 use common::{aggregate, brokers, ff, snapshot};
+use footfall_aggregate::Warehouse;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use footfall_event::{Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
 
 fn ok(c: &mut Command) {
     let o = c.output().unwrap();
@@ -76,7 +90,12 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
     let topic = topic_with_events(&b, tmp.path());
 
     let reference = tmp.path().join("reference");
-    ok(&mut aggregate(&b, &topic, &format!("{topic}.ref"), &reference));
+    ok(&mut aggregate(
+        &b,
+        &topic,
+        &format!("{topic}.ref"),
+        &reference,
+    ));
     let want = snapshot(&reference);
     assert!(
         want.len() > 100,
@@ -138,8 +157,7 @@ fn a_locked_warehouse_exits_75_at_once() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let o = aggregate(&b, "no.such.topic", "g", &wh).output()
-        .unwrap();
+    let o = aggregate(&b, "no.such.topic", "g", &wh).output().unwrap();
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_eq!(
@@ -153,4 +171,284 @@ fn a_locked_warehouse_exits_75_at_once() {
         "it must not wait for the lock"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("lock"));
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "aggproc.{prefix}.{}.{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    )
+}
+
+fn client(b: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", b);
+    c
+}
+
+/// A new topic of `partitions` partitions holding `messages` (key, value).
+fn topic_holding(b: &str, prefix: &str, partitions: i32, messages: &[(String, Vec<u8>)]) -> String {
+    let topic = unique(prefix);
+    let admin: AdminClient<DefaultClientContext> = client(b).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(
+                &topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap();
+    for r in created {
+        r.unwrap();
+    }
+    let producer: BaseProducer = client(b).create().unwrap();
+    for (key, value) in messages {
+        producer
+            .send(BaseRecord::to(&topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    topic
+}
+
+/// A few visit events as ingest sends them: JSON, keyed by visitor.
+fn visit_messages(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let e = VisitEvent {
+                v: SCHEMA_VERSION,
+                event_id: format!("{i:032x}"),
+                ts: chrono::DateTime::parse_from_rfc3339("2015-05-17T10:00:00+02:00").unwrap()
+                    + chrono::Duration::seconds(i as i64 * 7),
+                site: "example.org".into(),
+                visitor_id: format!("visitor{}", i % 5),
+                method: Some("GET".into()),
+                path: "/".into(),
+                route: "/".into(),
+                status: 200,
+                referrer_medium: "direct".into(),
+                device: "desktop".into(),
+                kind: "page".into(),
+                is_pageview: true,
+                source: "test".into(),
+                ..Default::default()
+            };
+            (e.visitor_id.clone(), serde_json::to_vec(&e).unwrap())
+        })
+        .collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `c`, expecting exit `code` and every one of `says` on stderr.
+fn exits(c: &mut Command, code: i32, says: &[&str]) -> Output {
+    let o = c.output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "{c:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{c:?}: no {s:?} in: {err}");
+    }
+    o
+}
+
+#[test]
+fn a_warehouse_and_its_group_are_bound_together() {
+    let Some(b) = brokers() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let topic = topic_holding(&b, "bind", 2, &visit_messages(20));
+    let (wh1, wh2) = (tmp.path().join("wh1"), tmp.path().join("wh2"));
+    let (g1, g2) = (unique("g1"), unique("g2"));
+    // Exclusive runs are static members of their group: a run of another
+    // warehouse waits until the last one's session has expired (45 s by default).
+    let aggregate = |b: &str, t: &str, g: &str, wh: &Path| {
+        let mut c = aggregate(b, t, g, wh);
+        c.args(["-X", "session.timeout.ms=6000"]);
+        c
+    };
+    exits(
+        &mut aggregate(&b, &topic, &g1, &wh1),
+        0,
+        &["read 20 events"],
+    );
+    // A second warehouse on the same group: the group's offsets carry wh1's mark.
+    exits(
+        &mut aggregate(&b, &topic, &g1, &wh2),
+        78,
+        &["another warehouse", "hint", "--rebind"],
+    );
+    // Another group on a bound warehouse.
+    exits(
+        &mut aggregate(&b, &topic, &g2, &wh1),
+        78,
+        &[&format!("bound to consumer group {g1}"), "--rebind"],
+    );
+    // Re-binding on purpose: wh2 takes g1 over as it is (nothing left to read);
+    // from then on wh1 is the other warehouse.
+    exits(
+        aggregate(&b, &topic, &g1, &wh2).arg("--rebind"),
+        0,
+        &["read 0 events"],
+    );
+    exits(
+        &mut aggregate(&b, &topic, &g1, &wh1),
+        78,
+        &["another warehouse"],
+    );
+    exits(&mut aggregate(&b, &topic, &g1, &wh2), 0, &["read 0 events"]);
+}
+
+/// A member of `group` that sorts before aggregate's members (so the range
+/// assignor gives it the one partition), polling until dropped.
+struct Holder {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Holder {
+    fn join(b: &str, topic: &str, group: &str) -> Holder {
+        let mut c = client(b);
+        c.set("group.id", group)
+            .set("client.id", "0-holder")
+            .set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = c.create().unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut told = false;
+            while !flag.load(Ordering::SeqCst) {
+                let _ = consumer.poll(Duration::from_millis(100));
+                if !told && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                    told = held_tx.send(()).is_ok();
+                }
+            }
+            consumer.unsubscribe();
+        });
+        held.recv_timeout(Duration::from_secs(60))
+            .expect("the holder is assigned the partition");
+        Holder {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_run_assigned_no_partitions_exits_75() {
+    let Some(b) = brokers() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let topic = topic_holding(&b, "unassigned", 1, &visit_messages(10));
+    let group = unique("g");
+    let wh = tmp.path().join("wh");
+    let holder = Holder::join(&b, &topic, &group);
+    let started = Instant::now();
+    exits(
+        &mut aggregate(&b, &topic, &group, &wh),
+        75,
+        &[
+            "assigned this run no partition",
+            "other members hold",
+            "kafka-consumer-groups",
+        ],
+    );
+    println!("exit 75 after {:?}", started.elapsed());
+    assert!(Warehouse::new(&wh).event_files().unwrap().is_empty());
+    // Once the other member has left, the next run reads everything.
+    drop(holder);
+    exits(
+        &mut aggregate(&b, &topic, &group, &wh),
+        0,
+        &["read 10 events"],
+    );
+}
+
+#[test]
+fn an_unreachable_broker_exits_69() {
+    // A port with nothing listening: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    exits(
+        &mut aggregate(
+            &format!("127.0.0.1:{port}"),
+            "footfall.visits",
+            "g",
+            &tmp.path().join("wh"),
+        ),
+        69,
+        &["no broker is reachable", "is Kafka reachable"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_dead_letter_topic_exits_78() {
+    // By its name, before any broker is asked.
+    let tmp = tempfile::tempdir().unwrap();
+    exits(
+        &mut aggregate(
+            "127.0.0.1:1",
+            "footfall.visits.dlq",
+            "g",
+            &tmp.path().join("wh"),
+        ),
+        78,
+        &["dead-letter topic", "footfall tail --dlq"],
+    );
+    // By what it holds: dead letters as ingest writes them.
+    let Some(b) = brokers() else { return };
+    let reject = Reject {
+        v: SCHEMA_VERSION,
+        event_id: format!("{:032x}", 1),
+        source: "/var/log/access.log".into(),
+        offset: 0,
+        kind: RejectKind::Malformed,
+        reason: "not a log line".into(),
+        line: "garbage".into(),
+        truncated: false,
+    };
+    let topic = topic_holding(
+        &b,
+        "rejects",
+        1,
+        &[(
+            "/var/log/access.log".into(),
+            serde_json::to_vec(&reject).unwrap(),
+        )],
+    );
+    let wh = tmp.path().join("wh2");
+    exits(
+        &mut aggregate(&b, &topic, &unique("g"), &wh),
+        78,
+        &["holds a dead letter", "footfall tail --dlq"],
+    );
+    assert!(Warehouse::new(&wh).event_files().unwrap().is_empty());
 }

@@ -1,12 +1,16 @@
 //! `footfall aggregate`: one bounded, exactly-once run from the visits topic to
-//! the Parquet warehouse. Made for cron: exit 0 on success, 75 when another run
-//! holds the warehouse lock, 69 when Kafka is unavailable.
+//! the Parquet warehouse. Made for cron: exit 0 on success; 75 when another run
+//! holds the warehouse lock or other members of the group hold the partitions
+//! (try again later); 69 when Kafka is unavailable or lost during the run; 78
+//! when the warehouse is bound to another group (or the group to another
+//! warehouse), or the topic is a dead-letter topic. Each failure prints a
+//! one-line hint.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use footfall_aggregate::{
-    ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage, SummaryOptions,
+    AggregateError, ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage, SummaryOptions,
 };
 use footfall_kafka::KafkaConfig;
 use indicatif::ProgressBar;
@@ -23,8 +27,14 @@ pub struct Args {
     #[arg(long, default_value = footfall_kafka::VISITS_TOPIC)]
     pub topic: String,
     /// Consumer group whose committed offsets mark what is already aggregated.
+    /// The warehouse is bound to it on its first run (see --rebind).
     #[arg(long, default_value = "footfall-aggregate")]
     pub group: String,
+    /// Bind the warehouse to --group, taking the group's committed offsets as
+    /// they are, although it was bound to another group or the group's offsets
+    /// were committed by another warehouse.
+    #[arg(long)]
+    pub rebind: bool,
     /// Warehouse directory (created when missing).
     #[arg(long)]
     pub warehouse: PathBuf,
@@ -34,16 +44,19 @@ pub struct Args {
     /// Read at most this many events in this run (the rest is left for the next).
     #[arg(long)]
     pub max_events: Option<u64>,
-    /// Drop event partitions older than this many days (summaries stay).
+    /// Keep the events of this many days, today's date (UTC) included; older
+    /// dates' event files are dropped and their late events refused (summaries stay).
     #[arg(long)]
     pub retention_days: Option<u32>,
     /// Minutes of inactivity that end a visit.
     #[arg(long, default_value_t = 30)]
     pub visit_timeout_minutes: u64,
-    /// Search terms and referrer hosts seen by fewer distinct visitors a day are folded into `(other)`.
+    /// Search terms, referrer hosts and campaign values used by fewer distinct
+    /// visitors a day (all partitions together) are folded into `(other)`.
     #[arg(long, default_value_t = 3)]
     pub min_visitors: u32,
-    /// Share the warehouse with other instances of the same group (scale-out: each locks its partitions).
+    /// Share the warehouse with other instances of the same group (scale-out: each
+    /// locks its partitions, and each date while it writes it).
     #[arg(long)]
     pub shared: bool,
     /// Recompute the summaries of this date (YYYY-MM-DD) from the events table only,
@@ -87,6 +100,7 @@ pub fn options(args: &Args) -> RunOptions {
     opts.dry_run = args.dry_run;
     opts.max_events = args.max_events;
     opts.retention_days = args.retention_days;
+    opts.rebind = args.rebind;
     opts.lock = if args.shared {
         LockMode::Shared
     } else {
@@ -126,29 +140,57 @@ pub fn run_with(
     let result = footfall_aggregate::run(&client, opts, &mut p);
     bar.finish_and_clear();
     result.map_err(|e| {
-        let code = match e.kind() {
-            ErrorKind::Locked => TEMP_FAIL,
-            ErrorKind::Config => CONFIG,
-            ErrorKind::Kafka | ErrorKind::Timeout => UNAVAILABLE,
-            ErrorKind::Io => CANT_CREATE,
-            _ => FAILURE,
-        };
         let msg = format!(
             "aggregate {} → {}: {e}",
             opts.topic,
             opts.warehouse.display()
         );
-        let f = Failure::new(code, msg);
-        let f = match e.kind() {
-            ErrorKind::Locked => {
-                f.with_hint("another aggregate run holds the warehouse lock; cron will try again")
-            }
-            ErrorKind::Kafka | ErrorKind::Timeout => {
-                f.with_hint("is Kafka reachable? check --brokers and -X options")
-            }
-            _ => f,
+        let f = Failure::new(exit_code(e.kind()), msg);
+        let f = match hint(&e, opts) {
+            Some(h) => f.with_hint(h),
+            None => f,
         };
         anyhow::Error::new(f)
+    })
+}
+
+/// The exit code of a failed run, by the error's kind.
+pub fn exit_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::Locked | ErrorKind::Unassigned => TEMP_FAIL,
+        ErrorKind::Config => CONFIG,
+        ErrorKind::Kafka | ErrorKind::Timeout => UNAVAILABLE,
+        ErrorKind::Io => CANT_CREATE,
+        _ => FAILURE,
+    }
+}
+
+/// What the operator can do about a failed run, in one line.
+fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
+    let group = &opts.group;
+    Some(match e {
+        AggregateError::Binding(_) => format!(
+            "one warehouse per consumer group: use the warehouse's own --group, or another --group for \
+             another warehouse; add --rebind to bind this warehouse to group {group} on purpose (docs/operations.md)"
+        ),
+        AggregateError::DeadLetterTopic { .. } => format!(
+            "aggregate reads the visits topic (--topic {}); read dead letters with `footfall tail --dlq`",
+            footfall_kafka::VISITS_TOPIC
+        ),
+        AggregateError::Unassigned { .. } => format!(
+            "another consumer in group {group} holds them (a --shared run, or a stray consumer: \
+             kafka-consumer-groups.sh --describe --group {group}); cron will try again"
+        ),
+        _ => match e.kind() {
+            ErrorKind::Locked => {
+                "another aggregate run holds the warehouse lock; cron will try again".into()
+            }
+            ErrorKind::Kafka | ErrorKind::Timeout => {
+                "is Kafka reachable? check --brokers and -X options; nothing was committed, the next run redoes it"
+                    .into()
+            }
+            _ => return None,
+        },
     })
 }
 

@@ -49,6 +49,16 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// `footfall aggregate` of `topic` into `warehouse` for consumer group `group`.
 pub fn aggregate(brokers: &str, topic: &str, group: &str, warehouse: &Path) -> Command {
     let mut c = ff();
-    c.args(["aggregate", "--brokers", brokers, "--topic", topic, "--group", group]).arg("--warehouse").arg(warehouse);
+    c.args([
+        "aggregate",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ])
+    .arg("--warehouse")
+    .arg(warehouse);
     c
 }
