@@ -20,12 +20,11 @@ use crate::progress;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "FOOTFALL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// Visits topic.
-    #[arg(long, default_value = footfall_kafka::VISITS_TOPIC)]
-    pub topic: String,
+    #[command(flatten)]
+    pub kafka: super::KafkaArgs,
+    /// Visits topic [default: the config's kafka.topics.visits.name, else footfall.visits].
+    #[arg(long)]
+    pub topic: Option<String>,
     /// Consumer group whose committed offsets mark what is already aggregated.
     /// The warehouse is bound to it on its first run (see --rebind).
     #[arg(long, default_value = "footfall-aggregate")]
@@ -66,9 +65,6 @@ pub struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Raw librdkafka property (repeatable), e.g. `-X security.protocol=ssl`.
-    #[arg(short = 'X', value_parser = super::parse_kv)]
-    pub options: Vec<(String, String)>,
 }
 
 struct Bar {
@@ -90,13 +86,13 @@ impl Progress for Bar {
     }
 }
 
-/// Build the run options from the command line.
-pub fn options(args: &Args) -> RunOptions {
-    let mut opts = RunOptions::new(
-        args.topic.clone(),
-        args.group.clone(),
-        args.warehouse.clone(),
-    );
+/// Build the run options from the command line and the Kafka settings.
+pub fn options(args: &Args, kafka: &KafkaConfig) -> RunOptions {
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| kafka.topics.visits().name);
+    let mut opts = RunOptions::new(topic, args.group.clone(), args.warehouse.clone());
     opts.dry_run = args.dry_run;
     opts.max_events = args.max_events;
     opts.retention_days = args.retention_days;
@@ -195,7 +191,8 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let opts = options(&args);
+    let kafka = args.kafka.resolve()?;
+    let opts = options(&args, &kafka);
     let report = match args.recompute {
         Some(date) => {
             footfall_aggregate::recompute(&args.warehouse, date, &opts.summary).map_err(|e| {
@@ -210,11 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ))
             })?
         }
-        None => {
-            let mut cfg = KafkaConfig::for_brokers(args.brokers.clone());
-            super::apply_options(&mut cfg, &args.options)?;
-            run_with(&cfg, &args.group, &opts, args.json)?
-        }
+        None => run_with(&kafka, &args.group, &opts, args.json)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -207,21 +207,3 @@ pub fn apply_kafka_overrides(
     Ok(())
 }
 
-/// Parse a `-X key=value` librdkafka property (aggregate's flag until it
-/// takes [`KafkaArgs`]).
-pub fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let o = parse_kafka_option(s)?;
-    Ok((o.key, o.value.expose().to_string()))
-}
-
-/// Add `-X` properties to a Kafka config (validated).
-pub fn apply_options(cfg: &mut KafkaConfig, opts: &[(String, String)]) -> anyhow::Result<()> {
-    let opts: Vec<KafkaOption> = opts
-        .iter()
-        .map(|(k, v)| KafkaOption {
-            key: k.clone(),
-            value: OptionValue::for_key(k, v),
-        })
-        .collect();
-    apply_kafka_overrides(cfg, None, &opts)
-}
