@@ -3,19 +3,27 @@
 //! One JSON document, `checkpoints.json`, in the state directory:
 //!
 //! ```json
-//! {"version": 1, "written_at": "2025-01-01T00:00:00Z", "files": [
-//!   {"source": "www", "path": "/var/log/nginx/access.log", "fingerprint": "<32 hex>",
-//!    "head_len": 1024, "dev": 2049, "ino": 1234, "gzip": false, "offset": 123456, "size": 200000,
-//!    "complete": false, "last_seen": 1735689600}
+//! {"version": 2, "written_at": "2025-01-01T00:00:00Z", "files": [
+//!   {"topic": "footfall.visits", "source": "www", "path": "/var/log/nginx/access.log",
+//!    "fingerprint": "<32 hex>", "head_len": 1024, "dev": 2049, "ino": 1234, "gzip": false,
+//!    "offset": 123456, "size": 200000, "complete": false, "last_seen": 1735689600,
+//!    "source_key": "<32 hex>"}
 //! ]}
 //! ```
 //!
+//! A checkpoint belongs to an events **topic** and a source: how far a file
+//! has been delivered *to that topic*. A run reads the checkpoints of the
+//! topic it produces to; those of other topics are kept as they are, so the
+//! same file sent to a new topic is read from its beginning, and a later run
+//! for the first topic still continues where that one was left.
+//!
 //! It is replaced atomically: written to a temporary file in the same
 //! directory, fsynced, renamed over the old one, and the directory fsynced, so
-//! a crash leaves either the old or the new document, never a mix. A
-//! `version` other than [`VERSION`] is refused rather than guessed at.
-//! The directory is locked (`LOCK`, an advisory file lock) so two processes
-//! never share checkpoints.
+//! a crash leaves either the old or the new document, never a mix. Version 1
+//! (before checkpoints named their topic) is read as the checkpoints of the
+//! topic configured now, and written back as version 2; any other version is
+//! refused rather than guessed at. The directory is locked (`LOCK`, an
+//! advisory file lock) so two processes never share checkpoints.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -29,8 +37,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::IngestError;
 use crate::track::{FileIdentity, Fingerprint};
 
-/// The checkpoint format version this build reads and writes.
-pub const VERSION: u32 = 1;
+/// The checkpoint format version this build writes.
+pub const VERSION: u32 = 2;
+/// The older version this build reads (and migrates): no `topic`, no `source_key`.
+pub const VERSION_1: u32 = 1;
 /// File name of the checkpoint document.
 pub const FILE_NAME: &str = "checkpoints.json";
 const LOCK_NAME: &str = "LOCK";
@@ -39,6 +49,9 @@ const LOCK_NAME: &str = "LOCK";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileCheckpoint {
+    /// Events topic the offset was delivered to (empty only in version 1).
+    #[serde(default)]
+    pub topic: String,
     /// Configured source the file belongs to.
     pub source: String,
     /// Path the file was last seen at.
@@ -63,6 +76,10 @@ pub struct FileCheckpoint {
     /// Seconds since the Unix epoch when a scan last matched the file.
     #[serde(default)]
     pub last_seen: u64,
+    /// Hex of the source key of the file's `event_id`s, kept when the file
+    /// is found again under another name (absent in version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
 }
 
 impl FileCheckpoint {
@@ -79,6 +96,11 @@ impl FileCheckpoint {
 
     pub fn last_seen_time(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.last_seen)
+    }
+
+    /// The source key, when recorded and valid.
+    pub fn source_key(&self) -> Option<[u8; 16]> {
+        self.source_key.as_deref().and_then(parse_hex)
     }
 }
 
@@ -149,8 +171,9 @@ impl StateDir {
     }
 
     /// Read the checkpoints; `None` when there are none yet (first run).
-    pub fn load(&self) -> Result<Option<CheckpointFile>, IngestError> {
-        load(&self.dir)
+    /// Version 1 entries are given the topic `topic`.
+    pub fn load(&self, topic: &str) -> Result<Option<CheckpointFile>, IngestError> {
+        load(&self.dir, topic)
     }
 
     /// Replace the checkpoints atomically.
@@ -159,8 +182,11 @@ impl StateDir {
     }
 }
 
-/// Read `dir/checkpoints.json`; `Ok(None)` if it does not exist.
-pub fn load(dir: &Path) -> Result<Option<CheckpointFile>, IngestError> {
+/// Read `dir/checkpoints.json`; `Ok(None)` if it does not exist. A version 1
+/// document is migrated: its entries get the topic `topic` (the one
+/// configured now, which is the one they were written for unless the topic
+/// changed with the upgrade).
+pub fn load(dir: &Path, topic: &str) -> Result<Option<CheckpointFile>, IngestError> {
     let path = dir.join(FILE_NAME);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -173,18 +199,34 @@ pub fn load(dir: &Path) -> Result<Option<CheckpointFile>, IngestError> {
     }
     let version: VersionOnly = serde_json::from_slice(&bytes)
         .map_err(|e| IngestError::state(&path, format!("not a checkpoint file: {e}")))?;
-    if version.version != VERSION {
+    if version.version != VERSION && version.version != VERSION_1 {
         return Err(IngestError::state(
             &path,
             format!(
-                "checkpoint format version {} is not supported by this build (it reads version {VERSION}); \
-                 move the file away to start over",
+                "checkpoint format version {} is not supported by this build (it reads versions \
+                 {VERSION_1} and {VERSION}); move the file away to start over",
                 version.version
             ),
         ));
     }
-    let file: CheckpointFile = serde_json::from_slice(&bytes)
+    let mut file: CheckpointFile = serde_json::from_slice(&bytes)
         .map_err(|e| IngestError::state(&path, format!("invalid checkpoint file: {e}")))?;
+    if file.version == VERSION_1 {
+        tracing::info!(path = %path.display(), topic, files = file.files.len(), "checkpoints of format version 1 (without topics) are taken as those of topic {topic:?}; they are written back as version {VERSION}");
+        for f in &mut file.files {
+            f.topic = topic.to_string();
+            f.source_key = None;
+        }
+        file.version = VERSION;
+    } else if let Some(f) = file.files.iter().find(|f| f.topic.is_empty()) {
+        return Err(IngestError::state(
+            &path,
+            format!(
+                "invalid checkpoint file: the entry of {} has no topic",
+                f.path.display()
+            ),
+        ));
+    }
     Ok(Some(file))
 }
 
@@ -220,6 +262,7 @@ mod tests {
 
     fn entry(offset: u64) -> FileCheckpoint {
         FileCheckpoint {
+            topic: "visits".into(),
             source: "www".into(),
             path: "/var/log/nginx/access.log".into(),
             fingerprint: to_hex(&[0xab; 16]),
@@ -231,19 +274,20 @@ mod tests {
             size: offset + 10,
             complete: false,
             last_seen: 1_700_000_000,
+            source_key: Some(to_hex(&[0xcd; 16])),
         }
     }
 
     #[test]
     fn round_trip_and_replace() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load(dir.path()).unwrap(), None);
+        assert_eq!(load(dir.path(), "visits").unwrap(), None);
         save(dir.path(), vec![entry(100)]).unwrap();
-        let doc = load(dir.path()).unwrap().unwrap();
+        let doc = load(dir.path(), "visits").unwrap().unwrap();
         assert_eq!(doc.version, VERSION);
         assert_eq!(doc.files, vec![entry(100)]);
         save(dir.path(), vec![entry(200), entry(300)]).unwrap();
-        let doc = load(dir.path()).unwrap().unwrap();
+        let doc = load(dir.path(), "visits").unwrap().unwrap();
         assert_eq!(doc.files, vec![entry(200), entry(300)]);
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -264,9 +308,15 @@ mod tests {
             b"{\"version\":1,\"files\":[{\"sou",
         )
         .unwrap();
-        assert_eq!(load(dir.path()).unwrap().unwrap().files, vec![entry(100)]);
+        assert_eq!(
+            load(dir.path(), "visits").unwrap().unwrap().files,
+            vec![entry(100)]
+        );
         save(dir.path(), vec![entry(150)]).unwrap();
-        assert_eq!(load(dir.path()).unwrap().unwrap().files, vec![entry(150)]);
+        assert_eq!(
+            load(dir.path(), "visits").unwrap().unwrap().files,
+            vec![entry(150)]
+        );
     }
 
     #[test]
@@ -274,17 +324,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(
             dir.path().join(FILE_NAME),
-            br#"{"version": 2, "files": [], "new_field": 1}"#,
+            br#"{"version": 3, "files": [], "new_field": 1}"#,
         )
         .unwrap();
-        let err = load(dir.path()).unwrap_err();
+        let err = load(dir.path(), "visits").unwrap_err();
         assert!(
-            err.to_string().contains("version 2 is not supported"),
+            err.to_string().contains("version 3 is not supported"),
             "{err}"
         );
         fs::write(dir.path().join(FILE_NAME), b"{\"files\": [").unwrap();
-        let err = load(dir.path()).unwrap_err();
+        let err = load(dir.path(), "visits").unwrap_err();
         assert!(err.to_string().contains("not a checkpoint file"), "{err}");
+    }
+
+    #[test]
+    fn version_1_is_migrated_to_the_configured_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"version": 1, "written_at": "2025-01-01T00:00:00Z", "files": [
+                {"source": "www", "path": "/var/log/nginx/access.log",
+                 "fingerprint": "abababababababababababababababab", "head_len": 1024,
+                 "dev": 1, "ino": 2, "gzip": false, "offset": 100, "size": 110,
+                 "complete": false, "last_seen": 1700000000}]}"#,
+        )
+        .unwrap();
+        let doc = load(dir.path(), "visits").unwrap().unwrap();
+        assert_eq!(doc.version, VERSION);
+        let want = FileCheckpoint {
+            source_key: None,
+            ..entry(100)
+        };
+        assert_eq!(doc.files, vec![want]);
+        // Written back as version 2.
+        save(dir.path(), doc.files).unwrap();
+        let text = fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        assert!(text.contains("\"topic\": \"visits\""), "{text}");
+    }
+
+    #[test]
+    fn version_2_entries_need_a_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = entry(1);
+        e.topic.clear();
+        save(dir.path(), vec![e]).unwrap();
+        let err = load(dir.path(), "visits").unwrap_err();
+        assert!(err.to_string().contains("has no topic"), "{err}");
     }
 
     #[test]
@@ -296,7 +382,10 @@ mod tests {
         first.save(vec![entry(1)]).unwrap();
         drop(first);
         let second = StateDir::open(dir.path()).unwrap();
-        assert_eq!(second.load().unwrap().unwrap().files, vec![entry(1)]);
+        assert_eq!(
+            second.load("visits").unwrap().unwrap().files,
+            vec![entry(1)]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use footfall_parse::ParseConfig;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::ConfigError;
-pub use crate::tail::StartAt;
+pub use crate::follow::StartAt;
 
 /// Top-level tables that belong to other footfall commands sharing the file;
 /// they are left alone.
@@ -76,6 +76,8 @@ struct IngestSection {
     reminder_interval: Duration,
     #[serde(deserialize_with = "de_duration")]
     probe_interval: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    unreachable_timeout: Duration,
 }
 
 impl Default for IngestSection {
@@ -93,6 +95,7 @@ impl Default for IngestSection {
             unhealthy_after: Duration::from_secs(30),
             reminder_interval: Duration::from_secs(60),
             probe_interval: Duration::from_secs(5),
+            unreachable_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -321,6 +324,10 @@ pub struct IngestConfig {
     pub reminder_interval: Duration,
     /// How often Kafka's reachability is checked with a metadata request.
     pub probe_interval: Duration,
+    /// A run that ends by itself (stdin, files read once) gives up (exit 69)
+    /// once Kafka has been unreachable or not acknowledging this long. The
+    /// service that follows files waits for Kafka without limit.
+    pub unreachable_timeout: Duration,
     /// Logging.
     pub log: LogConfig,
     /// The keyring (`[keys]`): where it lives, how long day keys are kept.
@@ -618,6 +625,12 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
             "must be at least 4096",
         ));
     }
+    if i.unreachable_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "ingest.unreachable_timeout",
+            "must be positive",
+        ));
+    }
     if i.checkpoint_interval.is_zero() {
         return Err(ConfigError::invalid(
             "ingest.checkpoint_interval",
@@ -770,6 +783,7 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
         unhealthy_after: i.unhealthy_after,
         reminder_interval: i.reminder_interval,
         probe_interval: i.probe_interval,
+        unreachable_timeout: i.unreachable_timeout,
         log: file.log,
         keys: file.keys,
     })

@@ -18,6 +18,13 @@ pub enum ErrorKind {
     Locked,
     /// A source could not be opened or read (a listener could not bind).
     Source,
+    /// A source that reads its files once names a file that does not exist,
+    /// or a pattern that matches none.
+    NoInput,
+    /// An events or dead-letter topic does not exist (or may not be used).
+    Topic,
+    /// Kafka stayed unreachable longer than a one-shot run waits for it.
+    Unreachable,
     /// The HTTP listener could not bind.
     Http,
     /// The Kafka client could not be created or failed fatally.
@@ -35,6 +42,9 @@ impl ErrorKind {
             ErrorKind::State => "state",
             ErrorKind::Locked => "locked",
             ErrorKind::Source => "source",
+            ErrorKind::NoInput => "no_input",
+            ErrorKind::Topic => "topic",
+            ErrorKind::Unreachable => "unreachable",
             ErrorKind::Http => "http",
             ErrorKind::Kafka => "kafka",
             ErrorKind::Internal => "internal",
@@ -99,6 +109,22 @@ pub enum IngestError {
         source_name: String,
         message: String,
     },
+    /// Files to read once are missing.
+    #[error("source {source_name:?}: {message}")]
+    NoInput {
+        source_name: String,
+        message: String,
+    },
+    /// A topic the run produces to cannot be used.
+    #[error("{0}")]
+    Topic(String),
+    /// Kafka stayed unreachable for `waited` in a run that ends by itself.
+    #[error("Kafka at {brokers} unreachable or not acknowledging for {}s; giving up with {undelivered} lines read and not delivered", waited.as_secs())]
+    Unreachable {
+        brokers: String,
+        waited: std::time::Duration,
+        undelivered: u64,
+    },
     /// The HTTP listener could not bind.
     #[error("http listener {addr}: {error}")]
     Http {
@@ -123,6 +149,9 @@ impl IngestError {
             IngestError::State { .. } => ErrorKind::State,
             IngestError::Locked(_) => ErrorKind::Locked,
             IngestError::Source { .. } => ErrorKind::Source,
+            IngestError::NoInput { .. } => ErrorKind::NoInput,
+            IngestError::Topic(_) => ErrorKind::Topic,
+            IngestError::Unreachable { .. } => ErrorKind::Unreachable,
             IngestError::Http { .. } => ErrorKind::Http,
             IngestError::Kafka(_) => ErrorKind::Kafka,
             IngestError::Internal(_) => ErrorKind::Internal,

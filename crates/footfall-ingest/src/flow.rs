@@ -62,6 +62,8 @@ pub struct Prepared {
 pub struct ParsedBatch {
     pub track: Arc<Track>,
     pub source_name: Arc<str>,
+    /// Counters of the configured source (settled lines).
+    pub counters: Arc<SourceCounters>,
     /// Keys and payloads of every item, back to back.
     pub data: Vec<u8>,
     pub items: Vec<Prepared>,
@@ -206,7 +208,7 @@ impl SourceParser {
     pub fn parse(
         &mut self,
         batch: RawBatch,
-        counters: &SourceCounters,
+        counters: &Arc<SourceCounters>,
         metrics: &Metrics,
     ) -> ParsedBatch {
         let job = self.start(batch);
@@ -337,7 +339,7 @@ fn detect(source: &str, batch: &RawBatch) -> &'static str {
 
 impl ParseJob {
     /// Parse and serialise every line; counts lines, events and rejects.
-    pub fn run(mut self, counters: &SourceCounters, metrics: &Metrics) -> ParseDone {
+    pub fn run(mut self, counters: &Arc<SourceCounters>, metrics: &Metrics) -> ParseDone {
         let batch = self.batch;
         let src: &SourceRef = &batch.src;
         for (offset, line) in batch.prime.iter() {
@@ -391,6 +393,7 @@ impl ParseJob {
             parsed: ParsedBatch {
                 track: batch.track,
                 source_name: batch.src.name,
+                counters: counters.clone(),
                 data,
                 items,
                 end: batch.end,
@@ -529,6 +532,7 @@ pub struct StageAcks {
 pub struct BatchAck {
     stage: Arc<StageAcks>,
     track: Arc<Track>,
+    counters: Arc<SourceCounters>,
     /// Offset the batch is registered under in `track` (its first line's).
     first: u64,
     /// Messages not yet acknowledged.
@@ -559,6 +563,7 @@ impl BatchAck {
                 } else {
                     stage.metrics.events_produced.fetch_add(1, Relaxed);
                 }
+                self.counters.lines_done.fetch_add(1, Relaxed);
                 stage.health.delivered();
                 stage.permits.add_permits(1);
                 if self.remaining.fetch_sub(1, AcqRel) == 1 {
@@ -711,9 +716,9 @@ fn start_batch(sink: &Sink, stage: &Arc<StageAcks>, mut batch: ParsedBatch) -> O
     if !sink.dead_letters {
         let before = batch.items.len();
         batch.items.retain(|it| it.reject.is_none());
-        sink.metrics
-            .rejects_done
-            .fetch_add((before - batch.items.len()) as u64, Relaxed);
+        let dropped = (before - batch.items.len()) as u64;
+        sink.metrics.rejects_done.fetch_add(dropped, Relaxed);
+        batch.counters.lines_done.fetch_add(dropped, Relaxed);
     }
     let Some(first) = batch.items.first().map(|it| it.offset) else {
         batch.track.register(std::iter::empty(), batch.end);
@@ -724,6 +729,7 @@ fn start_batch(sink: &Sink, stage: &Arc<StageAcks>, mut batch: ParsedBatch) -> O
     let ack = Arc::new(BatchAck {
         stage: stage.clone(),
         track: batch.track.clone(),
+        counters: batch.counters.clone(),
         first,
         remaining: AtomicUsize::new(batch.items.len()),
     });

@@ -164,6 +164,52 @@ impl ProducerContext for Context {
     }
 }
 
+/// What a metadata request ([`Producer::probe`]) found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// No broker answered.
+    Unreachable(String),
+    /// The cluster answered with an error for a topic.
+    Topic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
+
+impl ProbeError {
+    /// The topic does not exist, or this client may not use it: producing
+    /// to it can never succeed until someone acts (a configuration error).
+    /// Other topic errors (a leader being elected) pass by themselves.
+    pub fn is_unusable_topic(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::Topic {
+                code: RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::InvalidTopic,
+                ..
+            }
+        )
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Unreachable(e) => write!(f, "Kafka did not answer: {e}"),
+            ProbeError::Topic {
+                topic,
+                code: RDKafkaErrorCode::UnknownTopicOrPartition,
+            } => write!(f, "topic {topic:?} does not exist"),
+            ProbeError::Topic {
+                topic,
+                code: RDKafkaErrorCode::TopicAuthorizationFailed,
+            } => write!(f, "not authorised to use topic {topic:?}"),
+            ProbeError::Topic { topic, code } => write!(f, "topic {topic:?}: {code}"),
+        }
+    }
+}
+
 /// Why a message could not be handed to librdkafka.
 #[derive(Debug)]
 pub enum SendError {
@@ -262,35 +308,35 @@ impl Producer {
             .or_else(|| self.health.fatal_error())
     }
 
-    /// Ask the cluster for the events topic's metadata: proves reachability.
-    pub fn probe(&self, timeout: Duration) -> Result<(), String> {
-        match self
-            .inner
-            .client()
-            .fetch_metadata(Some(&self.events_topic), Timeout::After(timeout))
-        {
-            Ok(md) => {
-                self.health.contact();
-                match md
-                    .topics()
-                    .iter()
-                    .find(|t| t.name() == &*self.events_topic)
-                    .and_then(|t| t.error())
-                {
-                    Some(e) => Err(format!(
-                        "topic {}: {:?}",
-                        self.events_topic,
-                        RDKafkaErrorCode::from(e)
-                    )),
-                    None => Ok(()),
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                self.health.error(msg.clone());
-                Err(msg)
+    /// Ask the cluster for the metadata of `topics`: proves reachability, and
+    /// that each topic exists (on a cluster that creates topics on first use,
+    /// the request creates it, as producing would).
+    pub fn probe(&self, topics: &[&str], timeout: Duration) -> Result<(), ProbeError> {
+        for topic in topics {
+            let md = self
+                .inner
+                .client()
+                .fetch_metadata(Some(topic), Timeout::After(timeout))
+                .map_err(|e| {
+                    let msg = e.to_string();
+                    self.health.error(msg.clone());
+                    ProbeError::Unreachable(msg)
+                })?;
+            self.health.contact();
+            let code = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == *topic)
+                .and_then(|t| t.error())
+                .map(RDKafkaErrorCode::from);
+            if let Some(code) = code {
+                return Err(ProbeError::Topic {
+                    topic: topic.to_string(),
+                    code,
+                });
             }
         }
+        Ok(())
     }
 
     /// Wait up to `timeout` for librdkafka to deliver what it holds.

@@ -2,19 +2,24 @@
 //! and produce visit events to Kafka, at least once.
 //!
 //! * **Sources** ([`config::SourceKind`]): files by path or glob, followed
-//!   across rename and copytruncate rotation (`.gz` files read once);
-//!   standard input; syslog over UDP or TCP (nginx's `access_log syslog:`).
-//!   Each source has its own [`footfall_parse::ParseConfig`].
+//!   across rename and copytruncate rotation, also rotation while ingest was
+//!   stopped (`.gz` files read once, [`follow`]); standard input; syslog over
+//!   UDP or TCP (nginx's `access_log syslog:`). Each source has its own
+//!   [`footfall_parse::ParseConfig`].
 //! * **Events**: every line becomes exactly one [`footfall_event::VisitEvent`]
 //!   (JSON, key = `visitor_id`, headers `footfall-schema` and
 //!   `footfall-source`) on the events topic, or one [`footfall_event::Reject`]
 //!   (key = source name) on the dead-letter topic. `event_id`s are
-//!   deterministic (source key from the first line, byte offset, line), the
-//!   same as `footfall parse` gives for the same file, so a consumer can drop
-//!   the duplicates a restart produces.
-//! * **At least once**: a file's checkpoint advances only past lines Kafka has
-//!   acknowledged; checkpoints are written atomically every second and at
-//!   shutdown ([`checkpoint`]).
+//!   deterministic (source key from the file's lineage and first line, byte
+//!   offset, line), the same as `footfall parse` gives for the same file, so
+//!   a consumer can drop the duplicates a restart produces.
+//! * **At least once**: a file's checkpoint, per events topic, advances only
+//!   past lines Kafka has acknowledged; checkpoints are written atomically
+//!   every second and at shutdown ([`checkpoint`]).
+//! * **Honest endings**: a run that ends by itself (stdin, files read once)
+//!   fails on a missing input, a missing topic, or a Kafka unreachable for
+//!   `unreachable_timeout`, and reports what standard input lost when
+//!   interrupted ([`IngestReport::stdin`]).
 //! * **Bounded**: queues and in-flight messages are bounded; when Kafka stops
 //!   acknowledging, reading stops, an error is logged (then a reminder every
 //!   minute), and everything resumes by itself.
@@ -47,6 +52,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod flow;
+pub mod follow;
 pub mod http;
 pub mod kafka;
 pub mod lines;
@@ -55,7 +61,6 @@ pub mod service;
 pub mod source;
 pub mod stdin;
 pub mod syslog;
-pub mod tail;
 pub mod track;
 
 pub use config::{
@@ -65,7 +70,7 @@ pub use config::{
 pub use error::{ConfigError, ErrorKind, IngestError};
 pub use kafka::{SCHEMA_HEADER, SOURCE_HEADER};
 pub use metrics::Snapshot;
-pub use service::{run, start, IngestHandle, IngestReport, ProgressFn};
+pub use service::{run, start, IngestHandle, IngestReport, ProgressFn, StdinOutcome};
 
 use tokio_util::sync::CancellationToken;
 

@@ -13,7 +13,31 @@ use crate::track::Registry;
 #[derive(Debug)]
 pub struct SourceCounters {
     pub name: Arc<str>,
+    /// Lines read and parsed.
     pub lines_read: AtomicU64,
+    /// Lines whose outcome is settled: the event or dead letter acknowledged
+    /// by Kafka, or the reject counted (dead letters off).
+    pub lines_done: AtomicU64,
+    /// Bytes after a checkpoint that could not be read: the file was rotated
+    /// away while ingest was stopped and found nowhere.
+    pub unaccounted_bytes: AtomicU64,
+}
+
+impl SourceCounters {
+    pub fn new(name: Arc<str>) -> Self {
+        SourceCounters {
+            name,
+            lines_read: AtomicU64::new(0),
+            lines_done: AtomicU64::new(0),
+            unaccounted_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Lines read whose outcome Kafka has not acknowledged.
+    pub fn undelivered(&self) -> u64 {
+        let done = self.lines_done.load(Relaxed);
+        self.lines_read.load(Relaxed).saturating_sub(done)
+    }
 }
 
 /// All counters of the service. Cheap to update from any thread.
@@ -51,6 +75,8 @@ pub struct Snapshot {
     pub queue_depth: u64,
     /// Bytes of files after their checkpoints, per file source.
     pub bytes_behind: BTreeMap<String, u64>,
+    /// Bytes after checkpoints found nowhere at start, per configured source.
+    pub unaccounted_bytes: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -58,12 +84,7 @@ impl Metrics {
         Metrics {
             sources: source_names
                 .iter()
-                .map(|n| {
-                    Arc::new(SourceCounters {
-                        name: n.clone(),
-                        lines_read: AtomicU64::new(0),
-                    })
-                })
+                .map(|n| Arc::new(SourceCounters::new(n.clone())))
                 .collect(),
             events_parsed: AtomicU64::new(0),
             events_produced: AtomicU64::new(0),
@@ -132,6 +153,11 @@ impl Metrics {
             delivery_errors: self.delivery_errors.load(Relaxed),
             queue_depth: self.queue_depth(),
             bytes_behind: self.bytes_behind(),
+            unaccounted_bytes: self
+                .sources
+                .iter()
+                .map(|s| (s.name.to_string(), s.unaccounted_bytes.load(Relaxed)))
+                .collect(),
         }
     }
 
@@ -237,6 +263,20 @@ impl Metrics {
         }
         family(
             &mut o,
+            "footfall_ingest_unaccounted_bytes_total",
+            "counter",
+            "Bytes after a checkpoint whose file was rotated away while ingest was stopped and found nowhere.",
+        );
+        for s in &self.sources {
+            let _ = writeln!(
+                o,
+                "footfall_ingest_unaccounted_bytes_total{{source=\"{}\"}} {}",
+                escape(&s.name),
+                s.unaccounted_bytes.load(Relaxed)
+            );
+        }
+        family(
+            &mut o,
             "footfall_ingest_kafka_up",
             "gauge",
             "1 while Kafka accepts events, 0 when it has been unreachable for a while.",
@@ -279,6 +319,7 @@ mod tests {
             "footfall_ingest_delivery_errors_total 0",
             "footfall_ingest_queue_depth 1",
             "footfall_ingest_bytes_behind{source=\"www\"} 0",
+            "footfall_ingest_unaccounted_bytes_total{source=\"www\"} 0",
             "footfall_ingest_kafka_up 1",
         ] {
             assert!(

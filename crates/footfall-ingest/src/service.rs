@@ -1,9 +1,19 @@
 //! Wiring: sources → parse → produce, checkpoints, health, HTTP, shutdown.
+//!
+//! [`start`] goes through its phases in an order that makes mistakes surface
+//! before anything is read: parse configurations, then the inputs of sources
+//! that read their files once (a missing one: [`IngestError::NoInput`]), the
+//! state directory and the checkpoints of the events topic (`state`), the
+//! producer and the topics (`watch::check_topics`), the `/metrics`
+//! listener, and only then the readers.
+
+mod state;
+mod watch;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use footfall_parse::{KeyProvider, Tables};
 use tokio::net::{TcpListener, UdpSocket};
@@ -11,16 +21,17 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{self, FileCheckpoint, StateDir};
-use crate::config::{IngestConfig, SourceKind, SyslogProtocol, TopicsMode};
+use crate::config::{IngestConfig, SourceConfig, SourceKind, SyslogProtocol, TopicsMode};
 use crate::error::{ConfigError, IngestError};
 use crate::flow::{parse_stage, produce_stage, Sink, SourceParser};
+use crate::follow::{run_files, FileSettings, Follower};
 use crate::http::{self, Status};
 use crate::kafka::{KafkaHealth, Producer};
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::{Metrics, Snapshot, SourceCounters};
 use crate::source::RawBatch;
-use crate::tail::{run_files, FileSettings, Tailer};
 use crate::track::{Registry, Track};
+use state::State;
+use watch::{Fatal, WatchCtx};
 
 /// Called about once a second with the current counters.
 pub type ProgressFn = Arc<dyn Fn(&Snapshot) + Send + Sync>;
@@ -42,13 +53,35 @@ pub struct IngestReport {
     /// Counters at the end.
     pub counters: Snapshot,
     /// Lines read whose outcome Kafka did not acknowledge before the shutdown
-    /// deadline; they are after the checkpoints and will be read again.
+    /// deadline. Those of files are after the checkpoints and will be read
+    /// again; those of standard input are lost ([`IngestReport::stdin`]).
     pub unacknowledged: u64,
+    /// How standard input ended, when a source read it.
+    pub stdin: Option<StdinOutcome>,
     /// The run ended because shutdown was requested (else: every source ended).
     pub shutdown_requested: bool,
     /// Checkpoint documents written.
     pub checkpoints_written: u64,
     pub elapsed_ms: u64,
+}
+
+/// How far standard input got. It cannot be read again: lines not delivered
+/// when the run ends are lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StdinOutcome {
+    /// Read to its end (else the run was interrupted before).
+    pub ended: bool,
+    /// Lines read.
+    pub lines_read: u64,
+    /// Lines read whose outcome Kafka did not acknowledge.
+    pub undelivered: u64,
+}
+
+impl StdinOutcome {
+    /// Everything standard input held was delivered.
+    pub fn complete(&self) -> bool {
+        self.ended && self.undelivered == 0
+    }
 }
 
 /// A running service.
@@ -148,66 +181,21 @@ pub async fn start(
         );
     }
 
-    // Parsers first: configuration mistakes surface before anything is opened.
-    let mut parsers = Vec::new();
-    for s in &cfg.sources {
-        parsers.push(SourceParser::new(
-            s.name_arc(),
-            &s.parse,
-            &tables,
-            keys.clone(),
-        )?);
-    }
+    // Configuration mistakes and missing inputs surface before anything is opened.
+    let parsers = compile_parsers(&cfg, &tables, &keys)?;
+    let files = file_settings(&cfg)?;
 
-    // Checkpoints.
+    // Checkpoints of the events topic.
+    let topic = cfg.kafka.topics.visits().name;
     let registry = Arc::new(Registry::new());
-    let has_files = cfg
-        .sources
-        .iter()
-        .any(|s| matches!(s.kind, SourceKind::Files(_)));
-    let state = if has_files {
-        let dir = StateDir::open(&cfg.state_dir)?;
-        if let Some(doc) = dir.load()? {
-            for e in doc.files {
-                let Some(identity) = e.identity() else {
-                    tracing::warn!(path = %e.path.display(), "checkpoint with an invalid fingerprint ignored");
-                    continue;
-                };
-                let t = Track::new(e.source.as_str().into(), Some(identity), e.offset);
-                {
-                    let mut p = t.lock();
-                    p.size = e.size;
-                    p.complete = e.complete;
-                    p.last_seen = e.last_seen_time();
-                }
-                registry.add(t);
-            }
-            tracing::info!(dir = %dir.path().display(), files = registry.tracks().len(), "checkpoints loaded");
-        }
-        Some(Arc::new(dir))
-    } else {
-        None
-    };
+    let state = State::open(&cfg, &topic, &registry)?.map(Arc::new);
 
     // Kafka.
     let producer = Arc::new(Producer::new(&cfg.kafka, cfg.max_in_flight)?);
     tracing::info!(kafka = %cfg.kafka, events_topic = %producer.events_topic, dead_letter_topic = %producer.dead_letter_topic, "producer ready");
-    if cfg.ensure_topics != TopicsMode::Off {
-        let mode = if cfg.ensure_topics == TopicsMode::Create {
-            footfall_kafka::EnsureMode::Create
-        } else {
-            footfall_kafka::EnsureMode::CheckOnly
-        };
-        let mut specs = vec![cfg.kafka.topics.visits()];
-        if cfg.dead_letters {
-            specs.push(cfg.kafka.topics.dead_letter());
-        }
-        match footfall_kafka::ensure_topics(&cfg.kafka, &specs, mode).await {
-            Ok(report) if report.is_ok() => tracing::info!(%report, "topics"),
-            Ok(report) => tracing::warn!(%report, "topics differ from what footfall expects"),
-            Err(e) => tracing::warn!("cannot check topics: {e}"),
-        }
-    }
+    let topics = produced_topics(&cfg, &producer);
+    ensure_topics(&cfg).await;
+    watch::check_topics(&producer, &topics, &shutdown).await?;
 
     let names: Vec<Arc<str>> = cfg.sources.iter().map(|s| s.name_arc()).collect();
     let metrics = Arc::new(Metrics::new(&names, registry.clone()));
@@ -228,137 +216,33 @@ pub async fn start(
 
     // HTTP.
     let mut background_tasks = JoinSet::new();
+    let view = StatusView {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        unhealthy_after: cfg.unhealthy_after,
+    };
     let http_addr = match cfg.http_listen {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|error| IngestError::Http {
-                    addr: addr.to_string(),
-                    error,
-                })?;
-            let bound = listener.local_addr().map_err(|error| IngestError::Http {
-                addr: addr.to_string(),
-                error,
-            })?;
-            let view: Arc<dyn Status> = Arc::new(StatusView {
-                metrics: metrics.clone(),
-                health: health.clone(),
-                unhealthy_after: cfg.unhealthy_after,
-            });
-            background_tasks.spawn(http::serve(listener, view, background.clone()));
-            tracing::info!(addr = %bound, "serving /metrics and /health");
-            Some(bound)
-        }
+        Some(addr) => Some(serve_http(addr, view, &mut background_tasks, &background).await?),
         None => None,
     };
 
     // Sources.
-    let line_cap = |s: &crate::config::SourceConfig| {
-        s.parse.max_line_bytes.saturating_mul(2).max(MIN_LINE_CAP)
+    let mut readers = Readers {
+        tasks: JoinSet::new(),
+        syslog_addrs: Vec::new(),
+        stdin: None,
+        stop: stop_reading.clone(),
+        registry: registry.clone(),
+        read_chunk: cfg.read_chunk_bytes,
     };
-    let mut readers = JoinSet::new();
     let mut pipelines: JoinSet<Result<(), IngestError>> = JoinSet::new();
-    let mut syslog_addrs = Vec::new();
-    let mut stdin_used = false;
-    for (s, parser) in cfg.sources.iter().zip(parsers) {
-        let name = s.name_arc();
-        let cap = line_cap(s);
-        let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(RAW_QUEUE);
-        match &s.kind {
-            SourceKind::Files(f) => {
-                let exclude = f
-                    .exclude
-                    .iter()
-                    .map(|p| {
-                        glob::Pattern::new(p).map_err(|e| {
-                            IngestError::source(&s.name, format!("exclude {p:?}: {e}"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let settings = Arc::new(FileSettings {
-                    source: name.clone(),
-                    patterns: f.paths.clone(),
-                    exclude,
-                    start_at: f.start_at,
-                    follow: f.follow,
-                    poll_interval: f.poll_interval,
-                    scan_interval: f.scan_interval,
-                    rotate_wait: f.rotate_wait,
-                    close_idle: f.close_idle,
-                    forget_after: f.forget_after,
-                    read_chunk: cfg.read_chunk_bytes,
-                    line_cap: cap,
-                });
-                let tailer = Tailer::new(settings, registry.clone());
-                readers.spawn(run_files(tailer, raw_tx, stop_reading.clone()));
-            }
-            SourceKind::Stdin => {
-                if stdin_used {
-                    return Err(IngestError::source(
-                        &s.name,
-                        "standard input can be read by one source only",
-                    ));
-                }
-                stdin_used = true;
-                let track = Track::new(name.clone(), None, 0);
-                let stop = stop_reading.clone();
-                let chunk = cfg.read_chunk_bytes;
-                let source_name = s.name.clone();
-                readers.spawn(async move {
-                    if let Err(e) = crate::stdin::run_stream(crate::stdin::stdin_reader(chunk), "stdin".into(), track, raw_tx, stop, cap, chunk).await {
-                        tracing::error!(source = %source_name, "reading standard input failed: {e}");
-                    }
-                });
-            }
-            SourceKind::Syslog {
-                protocol,
-                listen,
-                max_connections,
-            } => {
-                let stop = stop_reading.clone();
-                match protocol {
-                    SyslogProtocol::Udp => {
-                        let socket = UdpSocket::bind(listen).await.map_err(|e| {
-                            IngestError::source(&s.name, format!("bind udp {listen}: {e}"))
-                        })?;
-                        let bound = socket
-                            .local_addr()
-                            .map_err(|e| IngestError::source(&s.name, e))?;
-                        tracing::info!(source = %s.name, addr = %bound, "syslog udp listening");
-                        syslog_addrs.push((s.name.clone(), bound));
-                        readers.spawn(crate::syslog::run_udp(
-                            socket,
-                            name.clone(),
-                            raw_tx,
-                            stop,
-                            cap,
-                        ));
-                    }
-                    SyslogProtocol::Tcp => {
-                        let listener = TcpListener::bind(listen).await.map_err(|e| {
-                            IngestError::source(&s.name, format!("bind tcp {listen}: {e}"))
-                        })?;
-                        let bound = listener
-                            .local_addr()
-                            .map_err(|e| IngestError::source(&s.name, e))?;
-                        tracing::info!(source = %s.name, addr = %bound, "syslog tcp listening");
-                        syslog_addrs.push((s.name.clone(), bound));
-                        readers.spawn(crate::syslog::run_tcp(
-                            listener,
-                            name.clone(),
-                            raw_tx,
-                            stop,
-                            cap,
-                            *max_connections,
-                        ));
-                    }
-                }
-            }
-        }
-        let (parsed_tx, parsed_rx) = mpsc::channel(PARSED_QUEUE);
+    for ((s, parser), settings) in cfg.sources.iter().zip(parsers).zip(files) {
         let counters = metrics
             .source(&s.name)
             .ok_or_else(|| IngestError::Internal("source counters missing".into()))?;
+        let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(RAW_QUEUE);
+        readers.spawn(s, settings, raw_tx, &counters).await?;
+        let (parsed_tx, parsed_rx) = mpsc::channel(PARSED_QUEUE);
         pipelines.spawn(parse_stage(
             raw_rx,
             parsed_tx,
@@ -371,17 +255,15 @@ pub async fn start(
     }
 
     // Checkpoints, health, progress.
-    let checkpoints_written = Arc::new(AtomicU64::new(0));
-    if let Some(dir) = &state {
-        background_tasks.spawn(checkpoint_loop(
-            dir.clone(),
+    if let Some(state) = &state {
+        background_tasks.spawn(state.clone().save_loop(
             registry.clone(),
             cfg.checkpoint_interval,
-            checkpoints_written.clone(),
             background.clone(),
         ));
     }
-    background_tasks.spawn(watch_loop(WatchCtx {
+    let fatal = Arc::new(Fatal::default());
+    background_tasks.spawn(watch::watch_loop(WatchCtx {
         producer: producer.clone(),
         metrics: metrics.clone(),
         permits: permits.clone(),
@@ -390,70 +272,40 @@ pub async fn start(
         reminder_interval: cfg.reminder_interval,
         probe_interval: cfg.probe_interval,
         brokers: cfg.kafka.brokers.clone(),
+        topics,
+        give_up_after: cfg.is_finite().then_some(cfg.unreachable_timeout),
+        fatal: fatal.clone(),
         progress,
         stop: background.clone(),
     }));
 
-    let shutdown_timeout = cfg.shutdown_timeout;
-    let task = {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let result = supervise(
-                pipelines,
-                readers,
-                shutdown.clone(),
-                stop_reading.clone(),
-                abort.clone(),
-                shutdown_timeout,
-            )
-            .await;
-            stop_reading.cancel();
-            abort.cancel();
-            background.cancel();
-            while background_tasks.join_next().await.is_some() {}
-            let mut written = 0;
-            if let Some(dir) = &state {
-                written = checkpoints_written.load(Relaxed);
-                let files = collect(&registry);
-                match tokio::task::spawn_blocking({
-                    let dir = dir.clone();
-                    move || dir.save(files)
-                })
-                .await
-                {
-                    Ok(Ok(())) => written += 1,
-                    Ok(Err(e)) => {
-                        tracing::error!("final checkpoint: {e}");
-                        if result.is_ok() {
-                            return Err(e);
-                        }
-                    }
-                    Err(e) => tracing::error!("final checkpoint task: {e}"),
-                }
-            }
-            producer.flush(Duration::from_millis(100));
-            result?;
-            let counters = metrics.snapshot();
-            let unacknowledged = counters.queue_depth;
-            if unacknowledged > 0 {
-                tracing::warn!(unacknowledged, "stopped with lines not acknowledged by Kafka; they will be read again from the checkpoints");
-            }
-            tracing::info!(
-                lines = counters.lines_read_total,
-                events = counters.events_produced,
-                rejects = counters.rejects_total,
-                delivery_errors = counters.delivery_errors,
-                "ingest finished"
-            );
-            Ok(IngestReport {
-                counters,
-                unacknowledged,
-                shutdown_requested: shutdown.is_cancelled(),
-                checkpoints_written: written,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-            })
-        })
-    };
+    let Readers {
+        tasks: reader_tasks,
+        syslog_addrs,
+        stdin,
+        ..
+    } = readers;
+    let task = tokio::spawn(end_of_run(Ending {
+        tasks: Tasks {
+            pipelines,
+            readers: reader_tasks,
+        },
+        stops: Stops {
+            shutdown,
+            stop_reading,
+            abort,
+            fatal,
+        },
+        shutdown_timeout: cfg.shutdown_timeout,
+        background,
+        background_tasks,
+        state,
+        registry,
+        producer,
+        metrics: metrics.clone(),
+        stdin,
+        started,
+    }));
     Ok(IngestHandle {
         http_addr,
         syslog_addrs,
@@ -464,194 +316,382 @@ pub async fn start(
     })
 }
 
-/// Wait for the pipelines; on shutdown stop the readers and give Kafka
-/// `timeout` to acknowledge what was read.
-async fn supervise(
-    mut pipelines: JoinSet<Result<(), IngestError>>,
-    mut readers: JoinSet<()>,
+/// Compile every source's parse configuration.
+fn compile_parsers(
+    cfg: &IngestConfig,
+    tables: &Tables,
+    keys: &Arc<dyn KeyProvider>,
+) -> Result<Vec<SourceParser>, IngestError> {
+    cfg.sources
+        .iter()
+        .map(|s| SourceParser::new(s.name_arc(), &s.parse, tables, keys.clone()))
+        .collect()
+}
+
+/// Longest line a reader of `s` keeps whole.
+fn line_cap(s: &SourceConfig) -> usize {
+    s.parse.max_line_bytes.saturating_mul(2).max(MIN_LINE_CAP)
+}
+
+/// The follower settings of every file source (`None` for other sources),
+/// after checking that sources reading their files once have them.
+fn file_settings(cfg: &IngestConfig) -> Result<Vec<Option<Arc<FileSettings>>>, IngestError> {
+    let mut out = Vec::with_capacity(cfg.sources.len());
+    for s in &cfg.sources {
+        let SourceKind::Files(f) = &s.kind else {
+            out.push(None);
+            continue;
+        };
+        let exclude = f
+            .exclude
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p)
+                    .map_err(|e| IngestError::source(&s.name, format!("exclude {p:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = FileSettings {
+            source: s.name_arc(),
+            patterns: f.paths.clone(),
+            exclude,
+            start_at: f.start_at,
+            follow: f.follow,
+            poll_interval: f.poll_interval,
+            scan_interval: f.scan_interval,
+            rotate_wait: f.rotate_wait,
+            close_idle: f.close_idle,
+            forget_after: f.forget_after,
+            read_chunk: cfg.read_chunk_bytes,
+            line_cap: line_cap(s),
+        };
+        settings.check_inputs()?;
+        out.push(Some(Arc::new(settings)));
+    }
+    Ok(out)
+}
+
+/// The topics the run produces to: events, and dead letters when they are on.
+fn produced_topics(cfg: &IngestConfig, producer: &Producer) -> Vec<Arc<str>> {
+    let mut topics = vec![producer.events_topic.clone()];
+    if cfg.dead_letters {
+        topics.push(producer.dead_letter_topic.clone());
+    }
+    topics
+}
+
+/// `[ingest] ensure_topics`: check or create the topics (never fails the start).
+async fn ensure_topics(cfg: &IngestConfig) {
+    let mode = match cfg.ensure_topics {
+        TopicsMode::Off => return,
+        TopicsMode::Create => footfall_kafka::EnsureMode::Create,
+        TopicsMode::Check => footfall_kafka::EnsureMode::CheckOnly,
+    };
+    let mut specs = vec![cfg.kafka.topics.visits()];
+    if cfg.dead_letters {
+        specs.push(cfg.kafka.topics.dead_letter());
+    }
+    match footfall_kafka::ensure_topics(&cfg.kafka, &specs, mode).await {
+        Ok(report) if report.is_ok() => tracing::info!(%report, "topics"),
+        Ok(report) => tracing::warn!(%report, "topics differ from what footfall expects"),
+        Err(e) => tracing::warn!("cannot check topics: {e}"),
+    }
+}
+
+/// Serve `/metrics` and `/health` on `addr` until `stop`; the bound address.
+async fn serve_http(
+    addr: SocketAddr,
+    view: StatusView,
+    tasks: &mut JoinSet<()>,
+    stop: &CancellationToken,
+) -> Result<SocketAddr, IngestError> {
+    let err = |error| IngestError::Http {
+        addr: addr.to_string(),
+        error,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    let view: Arc<dyn Status> = Arc::new(view);
+    tasks.spawn(http::serve(listener, view, stop.clone()));
+    tracing::info!(addr = %bound, "serving /metrics and /health");
+    Ok(bound)
+}
+
+/// What the end of a run needs.
+struct Ending {
+    tasks: Tasks,
+    stops: Stops,
+    shutdown_timeout: Duration,
+    /// Stops the checkpoint writer, the watch loop and the HTTP listener.
+    background: CancellationToken,
+    background_tasks: JoinSet<()>,
+    state: Option<Arc<State>>,
+    registry: Arc<Registry>,
+    producer: Arc<Producer>,
+    metrics: Arc<Metrics>,
+    stdin: Option<StdinWatch>,
+    started: Instant,
+}
+
+/// Wait for the run to end ([`supervise`]), stop the background tasks, write
+/// the final checkpoints, and report.
+async fn end_of_run(e: Ending) -> Result<IngestReport, IngestError> {
+    let shutdown = e.stops.shutdown.clone();
+    let (stop_reading, abort) = (e.stops.stop_reading.clone(), e.stops.abort.clone());
+    let result = supervise(e.tasks, e.stops, e.shutdown_timeout).await;
+    stop_reading.cancel();
+    abort.cancel();
+    e.background.cancel();
+    let mut background_tasks = e.background_tasks;
+    while background_tasks.join_next().await.is_some() {}
+    if let Some(state) = &e.state {
+        if let Err(err) = state.save(&e.registry).await {
+            tracing::error!("final checkpoint: {err}");
+            if result.is_ok() {
+                return Err(err);
+            }
+        }
+    }
+    e.producer.flush(Duration::from_millis(100));
+    result.map_err(|err| with_final_count(err, &e.metrics))?;
+    let written = e.state.as_ref().map_or(0, |s| s.written.load(Relaxed));
+    Ok(report(
+        &e.metrics,
+        e.stdin.as_ref(),
+        shutdown.is_cancelled(),
+        written,
+        e.started,
+    ))
+}
+
+/// Standard input's stream and its source's counters.
+struct StdinWatch {
+    track: Arc<Track>,
+    counters: Arc<SourceCounters>,
+}
+
+/// The reader tasks of the sources.
+struct Readers {
+    tasks: JoinSet<()>,
+    syslog_addrs: Vec<(String, SocketAddr)>,
+    stdin: Option<StdinWatch>,
+    stop: CancellationToken,
+    registry: Arc<Registry>,
+    read_chunk: usize,
+}
+
+impl Readers {
+    /// Start the reader of source `s` (`files`: its follower settings).
+    async fn spawn(
+        &mut self,
+        s: &SourceConfig,
+        files: Option<Arc<FileSettings>>,
+        tx: mpsc::Sender<RawBatch>,
+        counters: &Arc<SourceCounters>,
+    ) -> Result<(), IngestError> {
+        let stop = self.stop.clone();
+        match (&s.kind, files) {
+            (SourceKind::Files(_), Some(settings)) => {
+                let follower = Follower::new(settings, self.registry.clone(), counters.clone());
+                self.tasks.spawn(run_files(follower, tx, stop));
+            }
+            (SourceKind::Stdin, _) => self.spawn_stdin(s, tx, counters)?,
+            (
+                SourceKind::Syslog {
+                    protocol,
+                    listen,
+                    max_connections,
+                },
+                _,
+            ) => {
+                let (name, cap) = (s.name_arc(), line_cap(s));
+                let bound = match protocol {
+                    SyslogProtocol::Udp => {
+                        let socket = UdpSocket::bind(listen).await.map_err(|e| {
+                            IngestError::source(&s.name, format!("bind udp {listen}: {e}"))
+                        })?;
+                        let bound = socket
+                            .local_addr()
+                            .map_err(|e| IngestError::source(&s.name, e))?;
+                        tracing::info!(source = %s.name, addr = %bound, "syslog udp listening");
+                        let task = crate::syslog::run_udp(socket, name, tx, stop, cap);
+                        self.tasks.spawn(task);
+                        bound
+                    }
+                    SyslogProtocol::Tcp => {
+                        let listener = TcpListener::bind(listen).await.map_err(|e| {
+                            IngestError::source(&s.name, format!("bind tcp {listen}: {e}"))
+                        })?;
+                        let bound = listener
+                            .local_addr()
+                            .map_err(|e| IngestError::source(&s.name, e))?;
+                        tracing::info!(source = %s.name, addr = %bound, "syslog tcp listening");
+                        let task =
+                            crate::syslog::run_tcp(listener, name, tx, stop, cap, *max_connections);
+                        self.tasks.spawn(task);
+                        bound
+                    }
+                };
+                self.syslog_addrs.push((s.name.clone(), bound));
+            }
+            (SourceKind::Files(_), None) => {
+                return Err(IngestError::Internal("file source without settings".into()))
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_stdin(
+        &mut self,
+        s: &SourceConfig,
+        tx: mpsc::Sender<RawBatch>,
+        counters: &Arc<SourceCounters>,
+    ) -> Result<(), IngestError> {
+        if self.stdin.is_some() {
+            return Err(IngestError::source(
+                &s.name,
+                "standard input can be read by one source only",
+            ));
+        }
+        let track = Track::new(s.name_arc(), None, 0);
+        self.stdin = Some(StdinWatch {
+            track: track.clone(),
+            counters: counters.clone(),
+        });
+        let (stop, chunk, cap) = (self.stop.clone(), self.read_chunk, line_cap(s));
+        let source_name = s.name.clone();
+        self.tasks.spawn(async move {
+            let reader = crate::stdin::stdin_reader(chunk);
+            let name = footfall_parse::SourceRef::STDIN.into();
+            if let Err(e) =
+                crate::stdin::run_stream(reader, name, track, tx, stop, cap, chunk).await
+            {
+                tracing::error!(source = %source_name, "reading standard input failed: {e}");
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The report of a run that ended, with what is lost or will be read again.
+fn report(
+    metrics: &Metrics,
+    stdin: Option<&StdinWatch>,
+    shutdown_requested: bool,
+    checkpoints_written: u64,
+    started: Instant,
+) -> IngestReport {
+    let counters = metrics.snapshot();
+    let unacknowledged = counters.queue_depth;
+    let stdin = stdin.map(|s| StdinOutcome {
+        ended: s.track.lock().complete,
+        lines_read: s.counters.lines_read.load(Relaxed),
+        undelivered: s.counters.undelivered(),
+    });
+    let lost = stdin.map_or(0, |s| s.undelivered);
+    if unacknowledged > lost {
+        tracing::warn!(
+            unacknowledged = unacknowledged - lost,
+            "stopped with lines of files not acknowledged by Kafka; they will be read again from the checkpoints"
+        );
+    }
+    if let Some(s) = stdin.filter(|s| !s.complete()) {
+        tracing::warn!(
+            undelivered = s.undelivered,
+            ended = s.ended,
+            "stopped before standard input was delivered: {} lines read from it were not acknowledged by Kafka{}; standard input cannot be read again",
+            s.undelivered,
+            if s.ended { "" } else { ", and the rest of it was not read" }
+        );
+    }
+    tracing::info!(
+        lines = counters.lines_read_total,
+        events = counters.events_produced,
+        rejects = counters.rejects_total,
+        delivery_errors = counters.delivery_errors,
+        "ingest finished"
+    );
+    IngestReport {
+        counters,
+        unacknowledged,
+        stdin,
+        shutdown_requested,
+        checkpoints_written,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// `e` with the lines left undelivered once the run has stopped (the watch
+/// loop that gives up cannot know them yet).
+fn with_final_count(e: IngestError, metrics: &Metrics) -> IngestError {
+    match e {
+        IngestError::Unreachable {
+            brokers, waited, ..
+        } => IngestError::Unreachable {
+            brokers,
+            waited,
+            undelivered: metrics.queue_depth(),
+        },
+        e => e,
+    }
+}
+
+/// What [`supervise`] waits for.
+struct Tasks {
+    pipelines: JoinSet<Result<(), IngestError>>,
+    readers: JoinSet<()>,
+}
+
+/// What ends a run early, and what [`supervise`] cancels.
+struct Stops {
     shutdown: CancellationToken,
     stop_reading: CancellationToken,
     abort: CancellationToken,
-    timeout: Duration,
-) -> Result<(), IngestError> {
+    fatal: Arc<Fatal>,
+}
+
+/// Wait for the pipelines; on shutdown stop the readers and give Kafka
+/// `timeout` to acknowledge what was read. A pipeline error or a fatal error
+/// raised by the watch loop stops everything at once.
+async fn supervise(mut t: Tasks, stops: Stops, timeout: Duration) -> Result<(), IngestError> {
     let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
-            joined = pipelines.join_next() => match joined {
+            joined = t.pipelines.join_next() => match joined {
                 None => break,
                 Some(Ok(Ok(()))) => {}
                 Some(Ok(Err(e))) => {
                     tracing::error!("{e}");
-                    stop_reading.cancel();
-                    abort.cancel();
-                    while pipelines.join_next().await.is_some() {}
-                    readers.shutdown().await;
-                    return Err(e);
+                    return Err(stop_now(t, &stops, e).await);
                 }
                 Some(Err(e)) => {
-                    stop_reading.cancel();
-                    abort.cancel();
-                    while pipelines.join_next().await.is_some() {}
-                    readers.shutdown().await;
-                    return Err(IngestError::Internal(format!("pipeline task failed: {e}")));
+                    let e = IngestError::Internal(format!("pipeline task failed: {e}"));
+                    return Err(stop_now(t, &stops, e).await);
                 }
             },
-            _ = shutdown.cancelled(), if deadline.is_none() => {
+            _ = stops.fatal.raised() => {
+                let e = stops.fatal.take();
+                return Err(stop_now(t, &stops, e).await);
+            }
+            _ = stops.shutdown.cancelled(), if deadline.is_none() => {
                 tracing::info!(timeout_ms = timeout.as_millis() as u64, "shutdown requested: reading stopped, waiting for Kafka to acknowledge what was read");
-                stop_reading.cancel();
+                stops.stop_reading.cancel();
                 deadline = Some(Box::pin(tokio::time::sleep(timeout)));
             }
-            _ = async { deadline.as_mut().expect("guarded").await }, if deadline.is_some() && !abort.is_cancelled() => {
+            _ = async { deadline.as_mut().expect("guarded").await }, if deadline.is_some() && !stops.abort.is_cancelled() => {
                 tracing::warn!("shutdown deadline reached before Kafka acknowledged everything");
-                abort.cancel();
+                stops.abort.cancel();
             }
         }
     }
-    readers.shutdown().await;
+    t.readers.shutdown().await;
     Ok(())
 }
 
-fn collect(registry: &Registry) -> Vec<FileCheckpoint> {
-    let mut out = Vec::new();
-    for t in registry.tracks() {
-        let p = t.lock();
-        let Some(id) = &p.identity else { continue };
-        out.push(FileCheckpoint {
-            source: t.source.to_string(),
-            path: id.path.clone(),
-            fingerprint: checkpoint::to_hex(&id.fingerprint),
-            head_len: id.head_len,
-            dev: id.dev,
-            ino: id.ino,
-            gzip: id.gzip,
-            offset: p.checkpoint(),
-            size: p.size,
-            complete: p.complete && p.all_acknowledged(),
-            last_seen: checkpoint::unix_secs(p.last_seen),
-        });
-    }
-    out
-}
-
-async fn checkpoint_loop(
-    dir: Arc<StateDir>,
-    registry: Arc<Registry>,
-    every: Duration,
-    written: Arc<AtomicU64>,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last: Option<Vec<FileCheckpoint>> = None;
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        let files = collect(&registry);
-        if last.as_ref() == Some(&files) {
-            continue;
-        }
-        let d = dir.clone();
-        let f = files.clone();
-        match tokio::task::spawn_blocking(move || d.save(f)).await {
-            Ok(Ok(())) => {
-                written.fetch_add(1, Relaxed);
-                last = Some(files);
-                if failing {
-                    tracing::info!("checkpoints written again");
-                    failing = false;
-                }
-            }
-            Ok(Err(e)) => {
-                if !failing {
-                    tracing::error!("cannot write checkpoints (retrying): {e}");
-                    failing = true;
-                }
-            }
-            Err(e) => tracing::error!("checkpoint task: {e}"),
-        }
-    }
-}
-
-struct WatchCtx {
-    producer: Arc<Producer>,
-    metrics: Arc<Metrics>,
-    permits: Arc<Semaphore>,
-    max_in_flight: usize,
-    unhealthy_after: Duration,
-    reminder_interval: Duration,
-    probe_interval: Duration,
-    brokers: String,
-    progress: Option<ProgressFn>,
-    stop: CancellationToken,
-}
-
-/// Once a second: reachability, the unreachable error and its reminders, progress.
-async fn watch_loop(c: WatchCtx) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_probe: Option<Instant> = None;
-    let mut probe: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
-    let mut down_since: Option<(SystemTime, Instant)> = None;
-    let mut last_reminder = Instant::now();
-    let mut topic_warned = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = c.stop.cancelled() => return,
-        }
-        if c.permits.available_permits() == c.max_in_flight {
-            c.producer.health.idle();
-        }
-        if let Some(p) = probe.take_if(|p| p.is_finished()) {
-            match p.await {
-                Ok(Err(e)) if e.starts_with("topic ") && !topic_warned => {
-                    tracing::warn!("{e}");
-                    topic_warned = true;
-                }
-                _ => {}
-            }
-        }
-        if probe.is_none() && last_probe.is_none_or(|t| t.elapsed() >= c.probe_interval) {
-            last_probe = Some(Instant::now());
-            let producer = c.producer.clone();
-            probe = Some(tokio::task::spawn_blocking(move || {
-                producer.probe(Duration::from_secs(5))
-            }));
-        }
-        let trouble = c.producer.health.trouble_for();
-        let waiting = c.metrics.queue_depth();
-        if trouble >= c.unhealthy_after {
-            match down_since {
-                None => {
-                    let why = c
-                        .producer
-                        .health
-                        .last_error()
-                        .unwrap_or_else(|| "no acknowledgement".into());
-                    tracing::error!(
-                        brokers = %c.brokers,
-                        for_s = trouble.as_secs(),
-                        waiting,
-                        "Kafka is unreachable or not acknowledging ({why}); reading pauses once {} messages wait, and resumes by itself",
-                        c.max_in_flight
-                    );
-                    down_since = Some((SystemTime::now(), Instant::now()));
-                    last_reminder = Instant::now();
-                }
-                Some(_) if last_reminder.elapsed() >= c.reminder_interval => {
-                    tracing::warn!(brokers = %c.brokers, for_s = trouble.as_secs(), waiting, "Kafka still unreachable");
-                    last_reminder = Instant::now();
-                }
-                Some(_) => {}
-            }
-        } else if let Some((_, since)) = down_since.take() {
-            tracing::info!(brokers = %c.brokers, after_s = since.elapsed().as_secs() + c.unhealthy_after.as_secs(), "Kafka reachable again");
-        }
-        if let Some(p) = &c.progress {
-            p(&c.metrics.snapshot());
-        }
-    }
+/// Stop reading and producing, wait for the tasks to end; returns `e`.
+async fn stop_now(mut t: Tasks, stops: &Stops, e: IngestError) -> IngestError {
+    stops.stop_reading.cancel();
+    stops.abort.cancel();
+    while t.pipelines.join_next().await.is_some() {}
+    t.readers.shutdown().await;
+    e
 }

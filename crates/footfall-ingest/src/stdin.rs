@@ -9,9 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::follow::HEAD_BYTES;
 use crate::lines::{LineBuf, LineSplitter};
 use crate::source::{source_ref, RawBatch};
-use crate::tail::HEAD_BYTES;
 use crate::track::Track;
 
 /// Read `reader` to its end as the stream `name`, sending batches of lines to

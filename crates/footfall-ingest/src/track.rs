@@ -44,6 +44,10 @@ pub struct Progress {
     frontier: u64,
     /// File identity; `None` for streams without checkpoints (stdin, syslog).
     pub identity: Option<FileIdentity>,
+    /// Source key of the file's `event_id`s ([`footfall_parse::SourceRef`]),
+    /// once known: decided when the file is first read and kept when it is
+    /// found again under another name or compressed.
+    pub source_key: Option<[u8; 16]>,
     /// Bytes known to exist in the stream (file size), for `bytes_behind`.
     pub size: u64,
     /// The stream has been read to its end and will not grow (`.gz`, a file read once).
@@ -75,6 +79,7 @@ impl Track {
                 in_flight: VecDeque::new(),
                 frontier: offset,
                 identity,
+                source_key: None,
                 size: offset,
                 complete: false,
                 open: false,

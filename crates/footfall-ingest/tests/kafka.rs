@@ -516,13 +516,18 @@ async fn rejects_and_metrics(t: Target) {
     assert_eq!(report.unacknowledged, 0);
     let doc: serde_json::Value =
         serde_json::from_slice(&fs::read(state.join("checkpoints.json")).unwrap()).unwrap();
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     assert_eq!(
         doc["files"][0]["offset"],
         content.len() as u64,
         "checkpoint at the end of the file"
     );
     assert_eq!(doc["files"][0]["source"], "www");
+    assert_eq!(
+        doc["files"][0]["topic"].as_str(),
+        Some(t.kafka.topics.visits().name.as_str()),
+        "checkpoints name the topic they were delivered to"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,7 +597,7 @@ async fn rotation_while_running(t: Target) {
     })
     .await;
 
-    // copytruncate: lines appended, copied and truncated before the tailer looks.
+    // copytruncate: lines appended, copied and truncated before the follower looks.
     write(15, &log);
     let copy = dir.path().join("access.log.2");
     fs::copy(&log, &copy).unwrap();

@@ -28,6 +28,7 @@
 pub mod check;
 pub mod classify;
 pub mod formats;
+pub mod lineage;
 mod memo;
 pub mod pipeline;
 pub mod privacy;

@@ -26,8 +26,9 @@ use crate::visitors::{self, VisitorTable};
 
 /// Identity of a log source, used in `event_id` so a re-read of the same line
 /// gets the same id. `name` is what events show in `source` (a path, `stdin`);
-/// `key` is derived from the first line of the content ([`SourceRef::from_first_line`]),
-/// so a renamed (rotated) file keeps its identity.
+/// `key` is derived from the file's lineage and its first line
+/// ([`SourceRef::from_first_line`]), so a file rotated in its directory keeps
+/// its identity while two different logs never share one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceRef {
     pub name: Arc<str>,
@@ -35,14 +36,23 @@ pub struct SourceRef {
 }
 
 impl SourceRef {
-    /// Identity from the source's display name and its first line (up to 1 KiB, without the terminator).
+    /// The name of standard input as a source.
+    pub const STDIN: &'static str = "stdin";
+
+    /// Identity from the source's name and its first line (up to 1 KiB,
+    /// without the terminator). For a file, `name` is its path and the key
+    /// covers its [lineage](crate::lineage) (absolute directory, name without
+    /// rotation suffixes) and the first line. For standard input
+    /// ([`SourceRef::STDIN`]) the key covers the first line alone.
     pub fn from_first_line(name: impl Into<Arc<str>>, first_line: &[u8]) -> Self {
+        let name = name.into();
         let first = &first_line[..first_line.len().min(1024)];
-        let key = xxhash_rust::xxh3::xxh3_128(first).to_le_bytes();
-        SourceRef {
-            name: name.into(),
-            key,
-        }
+        let key = if &*name == Self::STDIN {
+            xxhash_rust::xxh3::xxh3_128(first).to_le_bytes()
+        } else {
+            crate::lineage::file_key(std::path::Path::new(&*name), first)
+        };
+        SourceRef { name, key }
     }
 }
 

@@ -15,6 +15,8 @@ pub const CANT_CREATE: i32 = 73;
 pub const TEMP_FAIL: i32 = 75;
 /// The configuration is invalid.
 pub const CONFIG: i32 = 78;
+/// Interrupted (SIGINT/SIGTERM) before the work was done: 128 + SIGINT.
+pub const INTERRUPTED: i32 = 130;
 
 /// An error with a chosen exit code and an optional hint.
 #[derive(Debug, thiserror::Error)]

@@ -280,7 +280,7 @@ fn signal(child: &Child, sig: &str) {
 fn checkpoint_offset(state: &Path) -> Option<u64> {
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.join("checkpoints.json")).ok()?).ok()?;
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     doc["files"][0]["offset"].as_u64()
 }
 
@@ -466,20 +466,22 @@ fn sigkill_loses_nothing() {
     interrupted("KILL");
 }
 
-#[test]
-fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path());
+/// Ingest with an unreachable broker (`127.0.0.1:1`) and `extra_ingest`
+/// lines in `[ingest]`; `input` is `-` (then 50 lines are written to stdin,
+/// which stays open) or a file to follow. Returns the child and the port of
+/// its `/health`.
+fn spawn_unreachable(dir: &Path, input: &str, extra_ingest: &str) -> (Child, u16) {
+    let key = key_file(dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let config = dir.path().join("footfall.toml");
+    let config = dir.join("footfall.toml");
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[ingest]\nunhealthy_after = \"1s\"\nreminder_interval = \"1s\"\nprobe_interval = \"200ms\"\nshutdown_timeout = \"2s\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[ingest]\nunhealthy_after = \"1s\"\nreminder_interval = \"1s\"\nprobe_interval = \"200ms\"\nshutdown_timeout = \"2s\"\n{extra_ingest}[http]\nlisten = \"127.0.0.1:{port}\"\n"
         ),
     )
     .unwrap();
@@ -490,16 +492,26 @@ fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
         .args(["--format", "combined", "--keyring"])
         .arg(&key)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("-")
+        .arg(dir.join("state"))
+        .arg(input)
         .env_remove("RUST_LOG")
         .env_remove(BROKERS_VAR)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&sample_log(50)).unwrap();
+    if input == "-" {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&sample_log(50)).unwrap();
+        // Kept open: standard input has not ended. Leaked with the child.
+        std::mem::forget(stdin);
+    }
+    (child, port)
+}
+
+/// [`spawn_unreachable`], then wait until `/health` turns red.
+fn unreachable_broker(dir: &Path, input: &str, extra_ingest: &str) -> (Child, u16) {
+    let (child, port) = spawn_unreachable(dir, input, extra_ingest);
     let start = Instant::now();
     let mut health = String::new();
     while start.elapsed() < Duration::from_secs(30) {
@@ -512,10 +524,10 @@ fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
     assert!(health.starts_with("HTTP/1.1 503"), "{health}");
     let metrics = http_get(port, "/metrics");
     assert!(metrics.contains("footfall_ingest_kafka_up 0"), "{metrics}");
-    signal(&child, "TERM");
-    let status =
-        wait_exit(&mut child, Duration::from_secs(15)).expect("exits within the shutdown deadline");
-    drop(stdin);
+    (child, port)
+}
+
+fn stderr_of(child: &mut Child) -> String {
     let mut stderr = String::new();
     child
         .stderr
@@ -523,13 +535,91 @@ fn unreachable_broker_turns_health_red_and_sigterm_still_exits() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert!(status.success(), "{status}: {stderr}");
+    stderr
+}
+
+/// Standard input cannot be read again: interrupted with lines not
+/// delivered, ingest fails with 130 and says how many.
+fn stdin_interrupted_with_lines_not_delivered(sig: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _) = unreachable_broker(dir.path(), "-", "");
+    signal(&child, sig);
+    let status =
+        wait_exit(&mut child, Duration::from_secs(15)).expect("exits within the shutdown deadline");
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(130), "{status}: {stderr}");
     assert_eq!(
         stderr.matches("Kafka is unreachable").count(),
         1,
         "one clear error: {stderr}"
     );
-    assert!(stderr.contains("not acknowledged"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "interrupted: 50 of the 50 lines read from standard input were not delivered to Kafka"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("read again from the checkpoints"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn stdin_interrupted_by_sigterm_with_lines_not_delivered_exits_130() {
+    stdin_interrupted_with_lines_not_delivered("TERM");
+}
+
+#[test]
+fn stdin_interrupted_by_sigint_with_lines_not_delivered_exits_130() {
+    stdin_interrupted_with_lines_not_delivered("INT");
+}
+
+/// A run that ends by itself gives up once Kafka has been unreachable for
+/// `unreachable_timeout`: exit 69, with what was not delivered.
+#[test]
+fn stdin_with_a_broker_unreachable_past_the_timeout_exits_69() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    // Well after the lines are read (the start waits 5 s for Kafka's answer).
+    let (mut child, _) = spawn_unreachable(dir.path(), "-", "unreachable_timeout = \"8s\"\n");
+    let status = wait_exit(&mut child, Duration::from_secs(30)).expect("gives up by itself");
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(69), "{status}: {stderr}");
+    assert!(
+        stderr.contains("giving up with 50 lines read and not delivered"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unreachable_timeout"), "hint: {stderr}");
+    println!("gave up after {:?}", started.elapsed());
+}
+
+/// The service that follows files is unchanged: it waits for Kafka past
+/// `unreachable_timeout`, and SIGTERM still ends it with 0 (its lines are
+/// read again from the checkpoints).
+#[test]
+fn the_file_service_waits_for_an_unreachable_broker_without_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, sample_log(50)).unwrap();
+    let (mut child, port) = unreachable_broker(
+        dir.path(),
+        log.to_str().unwrap(),
+        "unreachable_timeout = \"1s\"\n",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    assert!(http_get(port, "/health").starts_with("HTTP/1.1 503"));
+    signal(&child, "TERM");
+    let status =
+        wait_exit(&mut child, Duration::from_secs(15)).expect("exits within the shutdown deadline");
+    let stderr = stderr_of(&mut child);
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("resumes by itself"), "{stderr}");
+    assert!(
+        stderr.contains("will be read again from the checkpoints"),
+        "{stderr}"
+    );
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -573,4 +663,366 @@ fn bad_configuration_exits_78_naming_the_field() {
         "nothing to read: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------
+// Operator paths: missing inputs and topics, rotation while stopped, source
+// identity, checkpoints per topic.
+
+/// `footfall ingest` run to its end; its exit status and stderr.
+fn run_ingest(mut c: Command) -> (ExitStatus, String) {
+    let out = c.stdin(Stdio::null()).output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn once_with_a_missing_file_or_an_empty_glob_exits_66() {
+    // No broker needed: inputs are checked before Kafka is contacted.
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let state = dir.path().join("state");
+    let missing = dir.path().join("missing.log");
+    let glob = dir.path().join("*.log");
+    for input in [missing.to_str().unwrap(), glob.to_str().unwrap()] {
+        let started = Instant::now();
+        let (status, stderr) = run_ingest(ingest(
+            None,
+            "127.0.0.1:1",
+            &state,
+            &key,
+            &["--once", input],
+        ));
+        assert_eq!(status.code(), Some(66), "{input}: {stderr}");
+        assert!(stderr.contains(input), "names the input: {stderr}");
+        assert!(stderr.contains("hint:"), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    let (_, stderr) = run_ingest(ingest(
+        None,
+        "127.0.0.1:1",
+        &state,
+        &key,
+        &["--once", glob.to_str().unwrap()],
+    ));
+    assert!(stderr.contains("matches no file"), "{stderr}");
+}
+
+#[test]
+fn a_missing_topic_exits_78_naming_footfall_topics() {
+    let Some(brokers) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, sample_log(20)).unwrap();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let topic = format!(
+        "footfall-test.ingest.missing.{}.{nanos}",
+        std::process::id()
+    );
+    let dlq = format!("{topic}.dlq");
+    // Standard input, a file read once, and the service following a file.
+    for (input, once) in [
+        ("-", false),
+        (log.to_str().unwrap(), true),
+        (log.to_str().unwrap(), false),
+    ] {
+        let mut c = ingest(None, &brokers, &dir.path().join("state"), &key, &[]);
+        c.args(["--topic", &topic, "--dead-letter-topic", &dlq]);
+        if once {
+            c.arg("--once");
+        }
+        c.arg(input).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = c.stdin(Stdio::piped()).spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&sample_log(20))
+            .unwrap();
+        let status = wait_exit(&mut child, Duration::from_secs(30)).expect("exits at start");
+        let stderr = stderr_of(&mut child);
+        assert_eq!(status.code(), Some(78), "{input} (once: {once}): {stderr}");
+        assert!(stderr.contains("does not exist"), "{stderr}");
+        assert!(stderr.contains("footfall topics"), "hint: {stderr}");
+        assert!(!stderr.contains("Kafka is unreachable"), "{stderr}");
+    }
+}
+
+/// How a file is rotated while ingest is stopped.
+#[derive(Debug, Clone, Copy)]
+enum Rotation {
+    /// `access.log` → `access.log.1`.
+    Rename,
+    /// `access.log` → `access.log-20250101` → `access.log-20250101.gz`.
+    DatedGzip,
+}
+
+fn gzip_file(from: &Path, to: &Path) {
+    let data = std::fs::read(from).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(to).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&data).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(from).unwrap();
+}
+
+fn append(path: &Path, data: &[u8]) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(data)
+        .unwrap();
+}
+
+/// The input names only the live file. Ingest reads part of it and is
+/// stopped by `sig`; more lines are appended; the file is rotated; a new
+/// `access.log` gets lines. The restart (`--once access.log`) delivers every
+/// line of both files, each exactly once by `event_id`, with the ids
+/// `footfall parse` gives the rotated and the new file.
+fn rotation_while_stopped(sig: &str, rotation: Rotation) {
+    let Some(brokers) = brokers() else { return };
+    let label = format!("rot-{sig}-{rotation:?}").to_ascii_lowercase();
+    let topics = Topics::create(&brokers, &label);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let state = dir.path().join("state");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("access.log");
+    let sample = sample_log(9_000);
+    let lines: Vec<&[u8]> = sample.split_inclusive(|&b| b == b'\n').collect();
+    let (first, appended, new) = (&lines[..6_000], &lines[6_000..8_000], &lines[8_000..]);
+    std::fs::write(&log, first.concat()).unwrap();
+
+    let config = dir.path().join("footfall.toml");
+    std::fs::write(
+        &config,
+        "[ingest]\ncheckpoint_interval = \"50ms\"\nmax_in_flight = 200\n",
+    )
+    .unwrap();
+    let log_arg = log.to_str().unwrap();
+    let mut child = ingest(
+        Some(&topics),
+        &brokers,
+        &state,
+        &key,
+        &["--config", config.to_str().unwrap(), log_arg],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let at = wait_checkpoint(&state, 1);
+    signal(&child, sig);
+    wait_exit(&mut child, Duration::from_secs(30)).expect("exits after the signal");
+
+    append(&log, &appended.concat());
+    let rotated = match rotation {
+        Rotation::Rename => {
+            let to = logs.join("access.log.1");
+            std::fs::rename(&log, &to).unwrap();
+            to
+        }
+        Rotation::DatedGzip => {
+            let dated = logs.join("access.log-20250101");
+            std::fs::rename(&log, &dated).unwrap();
+            let to = logs.join("access.log-20250101.gz");
+            gzip_file(&dated, &to);
+            to
+        }
+    };
+    std::fs::write(&log, new.concat()).unwrap();
+
+    let (status, stderr) = run_ingest(ingest(
+        Some(&topics),
+        &brokers,
+        &state,
+        &key,
+        &["--once", log_arg],
+    ));
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("rotated while ingest was stopped"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unaccounted"), "{stderr}");
+
+    let (old_events, _) = parse(rotated.to_str().unwrap(), None, &key, dir.path());
+    let (new_events, _) = parse(log_arg, None, &key, dir.path());
+    let want: BTreeSet<&String> = old_events
+        .iter()
+        .chain(&new_events)
+        .map(|e| &e.event_id)
+        .collect();
+    assert_eq!(want.len(), old_events.len() + new_events.len());
+    let payloads = topics.consume(&topics.events, want.len());
+    let got = event_ids(&payloads);
+    assert_eq!(
+        got.keys().collect::<BTreeSet<_>>(),
+        want,
+        "every line of both files exactly once by event_id"
+    );
+    println!(
+        "SIG{sig}, {rotation:?}: stopped at offset {at}; {} lines; {} messages ({} duplicates)",
+        want.len(),
+        payloads.len(),
+        payloads.len() - want.len()
+    );
+}
+
+#[test]
+fn rename_while_stopped_by_sigterm_loses_nothing() {
+    rotation_while_stopped("TERM", Rotation::Rename);
+}
+
+#[test]
+fn rename_while_stopped_by_sigkill_loses_nothing() {
+    rotation_while_stopped("KILL", Rotation::Rename);
+}
+
+#[test]
+fn dated_rename_and_gzip_while_stopped_by_sigterm_loses_nothing() {
+    rotation_while_stopped("TERM", Rotation::DatedGzip);
+}
+
+#[test]
+fn dated_rename_and_gzip_while_stopped_by_sigkill_loses_nothing() {
+    rotation_while_stopped("KILL", Rotation::DatedGzip);
+}
+
+/// Files with the same content (so the same first lines) are distinct
+/// sources: every line of each gets an id of its own, the one `footfall
+/// parse` gives it.
+#[test]
+fn files_sharing_their_first_lines_are_distinct_sources() {
+    let Some(brokers) = brokers() else { return };
+    let topics = Topics::create(&brokers, "identity");
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let content = sample_log(300);
+    let mut changed = content.clone();
+    changed.extend_from_slice(&sample_log(10)); // same first lines, then different
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let files = [
+        dir.path().join("a.log"),
+        dir.path().join("b.log"),
+        dir.path().join("other").join("a.log"),
+        dir.path().join("c.log"),
+    ];
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(f, if i < 3 { &content } else { &changed }).unwrap();
+    }
+    let args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    let mut all = vec!["--once"];
+    all.extend(&args);
+    let (status, stderr) = run_ingest(ingest(
+        Some(&topics),
+        &brokers,
+        &dir.path().join("state"),
+        &key,
+        &all,
+    ));
+    assert!(status.success(), "{status}: {stderr}");
+
+    let mut want = BTreeSet::new();
+    let mut total = 0;
+    for f in &args {
+        let (events, _) = parse(f, None, &key, dir.path());
+        total += events.len();
+        want.extend(events.into_iter().map(|e| e.event_id));
+    }
+    assert_eq!(
+        want.len(),
+        total,
+        "no two lines of different files share an id"
+    );
+    let got = event_ids(&topics.consume(&topics.events, total));
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), want);
+}
+
+/// The same file sent to a second topic is read from its beginning; back on
+/// the first topic, ingest continues where that one was left. A version 1
+/// checkpoint file (without topics) is taken as the configured topic's.
+#[test]
+fn checkpoints_are_kept_per_topic() {
+    let Some(brokers) = brokers() else { return };
+    let (a, b) = (
+        Topics::create(&brokers, "topic-a"),
+        Topics::create(&brokers, "topic-b"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let state = dir.path().join("state");
+    let log = dir.path().join("access.log");
+    let sample = sample_log(600);
+    let lines: Vec<&[u8]> = sample.split_inclusive(|&b| b == b'\n').collect();
+    std::fs::write(&log, lines[..400].concat()).unwrap();
+    let log_arg = log.to_str().unwrap();
+    let once = |t: &Topics| {
+        let (status, stderr) = run_ingest(ingest(
+            Some(t),
+            &brokers,
+            &state,
+            &key,
+            &["--once", log_arg],
+        ));
+        assert!(status.success(), "{status}: {stderr}");
+        stderr
+    };
+    once(&a);
+    let (first, _) = parse(log_arg, None, &key, dir.path());
+    // Every event id, and the number of messages.
+    let ids = |t: &Topics, n: usize| -> (BTreeSet<String>, usize) {
+        let payloads = t.consume(&t.events, n);
+        (event_ids(&payloads).into_keys().collect(), payloads.len())
+    };
+    let first_ids: BTreeSet<String> = first.iter().map(|e| e.event_id.clone()).collect();
+    let stderr = once(&b);
+    assert!(stderr.contains("footfall ingest: 400 lines"), "{stderr}");
+    assert_eq!(
+        ids(&b, first.len()),
+        (first_ids, first.len()),
+        "a new topic reads the file from the start"
+    );
+    let stderr = once(&a);
+    assert!(
+        stderr.contains("footfall ingest: 0 lines"),
+        "nothing new for topic a: {stderr}"
+    );
+
+    // Downgrade the document to version 1: no topics, no source keys.
+    let path = state.join("checkpoints.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let files = doc["files"].as_array_mut().unwrap();
+    assert_eq!(files.len(), 2, "one checkpoint per topic: {doc}");
+    files.retain(|f| f["topic"] == a.events.as_str());
+    for f in files.iter_mut() {
+        let f = f.as_object_mut().unwrap();
+        f.remove("topic");
+        f.remove("source_key");
+    }
+    doc["version"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    append(&log, &lines[400..].concat());
+    once(&a);
+    let (all, _) = parse(log_arg, None, &key, dir.path());
+    let all_ids: BTreeSet<String> = all.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(
+        ids(&a, all.len()),
+        (all_ids, all.len()),
+        "after the migration, topic a gets the appended lines, each once"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["files"][0]["topic"], a.events.as_str());
 }

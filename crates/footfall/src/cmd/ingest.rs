@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use footfall_keys::Keyring;
 
-use footfall_ingest::{CliArgs, ErrorKind, IngestConfig, StartAt};
+use footfall_ingest::{CliArgs, ErrorKind, IngestConfig, IngestError, IngestReport, StartAt};
 use footfall_parse::Tables;
 
 use super::{open_or_create_keyring, KeyringArg};
-use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, NO_INPUT, TEMP_FAIL, UNAVAILABLE};
+use crate::exit::{
+    Failure, CANT_CREATE, CONFIG, FAILURE, INTERRUPTED, NO_INPUT, TEMP_FAIL, UNAVAILABLE,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Log files or glob patterns to follow (across rotation); `-` reads stdin (then the command
-    /// exits once the input has ended and Kafka has acknowledged every event).
+    /// Log files or glob patterns to follow (across rotation, also while stopped); `-` reads stdin
+    /// (then the command exits once the input has ended and Kafka has acknowledged every event;
+    /// interrupted before that, it exits 130 saying how many lines were not delivered).
     pub inputs: Vec<String>,
     /// TOML config file (see docs/configuration.md); flags override it.
     #[arg(long, short = 'c', env = "FOOTFALL_CONFIG")]
@@ -50,7 +53,8 @@ pub struct Args {
     /// On the very first run, start files at their `beginning` (default) or `end`.
     #[arg(long, value_parser = ["beginning", "end"])]
     pub start_at: Option<String>,
-    /// Read the given files once to their end and exit, instead of following them.
+    /// Read the given files once to their end and exit, instead of following them (a missing file,
+    /// or a glob that matches nothing, exits 66).
     #[arg(long)]
     pub once: bool,
     #[command(flatten)]
@@ -87,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let keyring = open_or_create_keyring(&cfg.keys, &KeyringArg::default(), "ingest")?;
     let horizon = cfg.keys.horizon_days;
+    let topics_hint = topics_hint(&cfg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -109,20 +114,75 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 r.counters.rejects_total,
                 r.unacknowledged
             );
-            Ok(())
+            stdin_outcome(&r)
         }
-        Err(e) => {
-            let code = match e.kind() {
-                ErrorKind::Config | ErrorKind::Parse => CONFIG,
-                ErrorKind::Locked => TEMP_FAIL,
-                ErrorKind::Kafka | ErrorKind::Http => UNAVAILABLE,
-                ErrorKind::Source => NO_INPUT,
-                ErrorKind::State => CANT_CREATE,
-                _ => FAILURE,
-            };
-            Err(Failure::new(code, e.to_string()).into())
-        }
+        Err(e) => Err(failure(e, topics_hint).into()),
     }
+}
+
+/// An interrupted run that read standard input fails with what it lost:
+/// standard input cannot be read again.
+fn stdin_outcome(r: &IngestReport) -> anyhow::Result<()> {
+    match r.stdin {
+        Some(s) if !s.complete() => {
+            let rest = if s.ended {
+                ""
+            } else {
+                ", and the rest of standard input was not read"
+            };
+            let message = format!(
+                "interrupted: {} of the {} lines read from standard input were not delivered to \
+                 Kafka{rest}",
+                s.undelivered, s.lines_read
+            );
+            Err(Failure::new(INTERRUPTED, message)
+                .with_hint(STDIN_LOST_HINT)
+                .into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What to do when standard input was interrupted.
+const STDIN_LOST_HINT: &str = "standard input cannot be read again: run the command again with \
+    the whole input (lines delivered twice keep their event_id, so aggregate counts them once)";
+/// What to do when Kafka stayed unreachable.
+const UNREACHABLE_HINT: &str = "check that the brokers are up and reachable from here \
+    ([ingest] unreachable_timeout sets how long a run that ends by itself waits); lines of files \
+    are read again from the checkpoints on the next run, lines of standard input are lost";
+/// What to do when an input of a run that reads files once is missing.
+const NO_INPUT_HINT: &str =
+    "check the path; without --once ([[source]] follow = true) ingest waits for files to appear";
+
+/// The exit code and hint for an error that stopped ingest.
+fn failure(e: IngestError, topics_hint: String) -> Failure {
+    let (code, hint) = match e.kind() {
+        ErrorKind::Config | ErrorKind::Parse => (CONFIG, None),
+        ErrorKind::Topic => (CONFIG, Some(topics_hint)),
+        ErrorKind::Locked => (TEMP_FAIL, None),
+        ErrorKind::Kafka | ErrorKind::Http => (UNAVAILABLE, None),
+        ErrorKind::Unreachable => (UNAVAILABLE, Some(UNREACHABLE_HINT.to_string())),
+        ErrorKind::NoInput => (NO_INPUT, Some(NO_INPUT_HINT.to_string())),
+        ErrorKind::Source => (NO_INPUT, None),
+        ErrorKind::State => (CANT_CREATE, None),
+        _ => (FAILURE, None),
+    };
+    let f = Failure::new(code, e.to_string());
+    match hint {
+        Some(h) => f.with_hint(h),
+        None => f,
+    }
+}
+
+/// How to create the topics of `cfg`.
+fn topics_hint(cfg: &IngestConfig) -> String {
+    format!(
+        "create the topics with `footfall topics --brokers {} --topic {} --dlq-topic {}`, \
+         or set `[ingest] ensure_topics = \"create\"`",
+        cfg.kafka.brokers,
+        cfg.kafka.topics.visits().name,
+        cfg.kafka.topics.dead_letter().name
+    )
 }
 
 /// How often ingest moves the keyring's ratchet to its horizon.

@@ -1,6 +1,6 @@
 //! Following files: globs, rotation, truncation, compressed files.
 //!
-//! [`Tailer`] is a synchronous state machine; [`run_files`] drives it from
+//! [`Follower`] is a synchronous state machine; [`run_files`] drives it from
 //! tokio, polling every `poll_interval` (on the blocking pool: file I/O stays
 //! off the reactor), and scanning the patterns for new files every
 //! `scan_interval`.
@@ -12,8 +12,16 @@
 //! file until it reaches that size). A file whose inode matches a known one
 //! but whose head does not is new content (the inode was reused, or the file
 //! was truncated and rewritten). Reading starts only once the first line is
-//! complete, because that line is also the source key of every `event_id`
-//! ([`footfall_parse::SourceRef::from_first_line`]).
+//! complete, because that line is part of the source key of every `event_id`.
+//!
+//! The source key ([`footfall_parse::SourceRef::from_first_line`]) covers the
+//! file's lineage (its directory and its name without rotation suffixes,
+//! [`footfall_parse::lineage`]) and its first line. It is decided when the
+//! file is first read, kept in its checkpoint, and kept when the same content
+//! is found again under another name or compressed, so a line read twice
+//! always gets the same `event_id`.
+//!
+//! # Rotation while running
 //!
 //! * **Rename rotation** (`access.log` → `access.log.1`, new `access.log`):
 //!   the open descriptor keeps reading the old file to its end; when no
@@ -25,12 +33,42 @@
 //!   changes): reading restarts at 0 as new content. If the copy matches a
 //!   pattern, it is recognised by its head and read from where the original
 //!   was left, which recovers lines written between the last read and the
-//!   truncation.
+//!   copy. Lines written between the copy and the truncation are in neither
+//!   file: they are lost (inherent to copytruncate).
 //! * **Compressed rotations** (`.gz`) are read once, as a stream; when a
 //!   `.gz` file's head equals that of a file read before, reading resumes at
 //!   that file's offset in the uncompressed stream.
 //! * A file whose head equals that of a file being read under another inode is
 //!   left alone until that file is closed (a copy in progress).
+//!
+//! A copy or a compressed file is taken for a file read before only within
+//! its lineage: in the same directory, under a rotation name of the same log
+//! (`access.log.1`, `access.log.2.gz` for `access.log`). Two logs that hold
+//! the same bytes (`a.log` and `b.log`, or `host1/access.log` and
+//! `host2/access.log`) are two sources, each read in full.
+//!
+//! # Rotation while stopped
+//!
+//! On start, each checkpointed file of the source that is not finished is
+//! looked for where it was: under a path a pattern matches, or at its
+//! recorded path (same inode and head). When it is gone, or its path now
+//! holds another file, it is looked for among the **rotations in its
+//! directory**: the files whose names are its name followed by rotation
+//! suffixes ([`footfall_parse::lineage`]: `access.log.1`,
+//! `access.log-20250101`, `access.log.1.gz`, `access.log.2025-01-01.gz`, …),
+//! recognised by the fingerprint of their (uncompressed) head; the same inode
+//! is preferred, then the most recently modified. The file found is read from
+//! the checkpointed offset (a compressed one is decompressed and skipped to
+//! it) to its end, and until it reaches its end no new file of the source is
+//! opened: the rest of the old log comes before the new live file.
+//!
+//! When the fingerprint is nowhere, the bytes the checkpoint knew to be
+//! unread (its size at the last read less its offset) cannot be accounted
+//! for: a warning gives their number and
+//! `footfall_ingest_unaccounted_bytes_total` counts them. What was written to
+//! the file after ingest stopped, before it vanished, is unknown and not
+//! counted. Rotations moved to another directory (logrotate's `olddir`) are
+//! not looked for there.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -41,12 +79,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use flate2::read::MultiGzDecoder;
+use footfall_parse::lineage::same_lineage;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::IngestError;
 use crate::lines::{LineBuf, LineSplitter};
+use crate::metrics::SourceCounters;
 use crate::source::{first_line, source_ref, RawBatch};
 use crate::track::{FileIdentity, Fingerprint, Registry, Track};
+
+mod rotated;
 
 /// Bytes of a file's beginning that identify it.
 pub const HEAD_BYTES: usize = 1024;
@@ -89,6 +132,51 @@ pub struct FileSettings {
     pub read_chunk: usize,
     /// Longest line kept whole; longer lines are cut (and rejected as too long).
     pub line_cap: usize,
+}
+
+impl FileSettings {
+    /// For a source that reads its files once: every path exists and every
+    /// glob matches a file (exclusions applied). A source that follows its
+    /// files waits for them instead.
+    pub fn check_inputs(&self) -> Result<(), IngestError> {
+        if self.follow {
+            return Ok(());
+        }
+        for pattern in &self.patterns {
+            if let Some(message) = self.missing(pattern) {
+                return Err(IngestError::NoInput {
+                    source_name: self.source.to_string(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Why `pattern` names no file to read, if it names none.
+    fn missing(&self, pattern: &str) -> Option<String> {
+        let excluded = |p: &Path| self.exclude.iter().any(|x| x.matches_path(p));
+        if is_glob(pattern) {
+            let found = glob::glob(pattern).into_iter().flatten().flatten();
+            let mut files = found.filter(|p| !excluded(p) && p.is_file());
+            return files
+                .next()
+                .is_none()
+                .then(|| format!("pattern {pattern:?} matches no file"));
+        }
+        let path = Path::new(pattern);
+        match fs::metadata(path) {
+            Err(e) => Some(format!("{pattern}: {e}")),
+            Ok(m) if !m.is_file() => Some(format!("{pattern}: not a regular file")),
+            Ok(_) if excluded(path) => Some(format!("{pattern}: excluded by `exclude`")),
+            Ok(_) => None,
+        }
+    }
+}
+
+/// Whether a configured path is a glob pattern.
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
 }
 
 /// What one poll produced.
@@ -192,6 +280,9 @@ struct OpenFile {
     replaced: bool,
     idle_since: Option<Instant>,
     prime: LineBuf,
+    /// A file rotated while ingest was stopped, not yet read to its end: no
+    /// new file of the source is opened before it is.
+    recovering: bool,
 }
 
 #[derive(Clone)]
@@ -204,9 +295,10 @@ struct Candidate {
 }
 
 /// Follows the files of one source.
-pub struct Tailer {
+pub struct Follower {
     s: Arc<FileSettings>,
     registry: Arc<Registry>,
+    counters: Arc<SourceCounters>,
     open: Vec<OpenFile>,
     /// Files seen without a complete first line: (dev, ino) → size then.
     waiting: HashMap<(u64, u64), u64>,
@@ -216,17 +308,25 @@ pub struct Tailer {
     next_scan: Option<Instant>,
     scans: u64,
     warned: HashMap<PathBuf, String>,
+    /// Scan again at the end of this poll (a recovered rotation was read to
+    /// its end: the files it held back can be opened).
+    rescan: bool,
 }
 
-impl Tailer {
-    /// A tailer for `settings`. Tracks of this source already in `registry`
+impl Follower {
+    /// A follower for `settings`. Tracks of this source already in `registry`
     /// (from checkpoints) are resumed; when there are none, `start_at` applies
-    /// to the files found by the first scan.
-    pub fn new(settings: Arc<FileSettings>, registry: Arc<Registry>) -> Tailer {
+    /// to the files found by the first scan. `counters` are the source's.
+    pub fn new(
+        settings: Arc<FileSettings>,
+        registry: Arc<Registry>,
+        counters: Arc<SourceCounters>,
+    ) -> Follower {
         let apply_start_at = registry.of_source(&settings.source).is_empty();
-        Tailer {
+        Follower {
             s: settings,
             registry,
+            counters,
             open: Vec::new(),
             waiting: HashMap::new(),
             done: Vec::new(),
@@ -234,6 +334,7 @@ impl Tailer {
             next_scan: None,
             scans: 0,
             warned: HashMap::new(),
+            rescan: false,
         }
     }
 
@@ -272,8 +373,9 @@ impl Tailer {
                 }
             }
         }
-        if force_scan {
-            // A truncated file is new content: pick it up now, not at the next scan.
+        if force_scan || std::mem::take(&mut self.rescan) {
+            // A truncated file is new content, files held back by a recovered
+            // rotation can be opened: pick them up now, not at the next scan.
             self.scan(now);
             out.more = true;
         }
@@ -291,7 +393,7 @@ impl Tailer {
     fn candidates(&mut self) -> Vec<Candidate> {
         let mut paths: Vec<PathBuf> = Vec::new();
         for pattern in self.s.patterns.clone() {
-            if pattern.contains(['*', '?', '[']) {
+            if is_glob(&pattern) {
                 match glob::glob(&pattern) {
                     Ok(entries) => {
                         for entry in entries {
@@ -368,6 +470,9 @@ impl Tailer {
             if !f.gzip && f.matched {
                 verify_head(f);
             }
+        }
+        if self.scans == 0 {
+            self.recover_rotated(&candidates, now, wall);
         }
         for c in candidates.iter() {
             if self.open.iter().any(|f| f.dev == c.dev && f.ino == c.ino) {
@@ -448,11 +553,11 @@ impl Tailer {
                 return if complete {
                     Ok(())
                 } else {
-                    self.open_file(c, &head, t.clone(), frontier, now)
+                    self.open_file(c, &head, t.clone(), frontier, now).map(drop)
                 };
             }
             if c.size > frontier {
-                return self.open_file(c, &head, t.clone(), frontier, now);
+                return self.open_file(c, &head, t.clone(), frontier, now).map(drop);
             }
             if c.size == frontier {
                 if !self.s.follow {
@@ -464,25 +569,32 @@ impl Tailer {
             break;
         }
 
-        // 2. Same head as a file being read under another inode: a copy in
-        //    progress; decided once that file is closed.
+        // 2. Same head as a file of its lineage being read under another
+        //    inode: a copy in progress; decided once that file is closed.
         if self.open.iter().any(|f| {
             (f.dev, f.ino) != (c.dev, c.ino)
                 && head.bytes.len() >= f.head_len
                 && hash(&head.bytes[..f.head_len]) == f.head_hash
+                && same_lineage(&f.path, &c.path)
         }) {
             return Ok(());
         }
 
-        // 3. Same full head as a closed file under another inode: a copy,
-        //    compressed rotation or restored file: continue where that one was left.
+        // 3. Same full head as a closed file of its lineage under another
+        //    inode: a copy, compressed rotation or restored file: continue
+        //    where that one was left. (Another log with the same content is
+        //    another source.)
         let mut best: Option<(Arc<Track>, u64, SystemTime)> = None;
         for t in &tracks {
             let p = t.lock();
             let Some(id) = p.identity.as_ref() else {
                 continue;
             };
-            if p.open || id.head_len as usize != HEAD_BYTES || !head.starts_with(id) {
+            if p.open
+                || id.head_len as usize != HEAD_BYTES
+                || !head.starts_with(id)
+                || !same_lineage(&id.path, &c.path)
+            {
                 continue;
             }
             if best.as_ref().is_none_or(|b| p.last_seen > b.2) {
@@ -500,11 +612,14 @@ impl Tailer {
                 if !c.gzip && c.size == frontier {
                     return Ok(());
                 }
-                return self.open_file(c, &head, t, frontier, now);
+                return self.open_file(c, &head, t, frontier, now).map(drop);
             }
         }
 
-        // 4. A new file.
+        // 4. A new file; not before a rotation recovered at start is read.
+        if self.open.iter().any(|f| f.recovering) {
+            return Ok(());
+        }
         let offset = if self.apply_start_at && self.s.start_at == StartAt::End && !c.gzip {
             last_line_boundary(&c.path, c.size, self.s.line_cap)?
         } else {
@@ -515,7 +630,7 @@ impl Tailer {
         if self.scans > 0 || offset == 0 {
             tracing::info!(source = %self.s.source, path = %c.path.display(), offset, "new file");
         }
-        self.open_file(c, &head, track, offset, now)
+        self.open_file(c, &head, track, offset, now).map(drop)
     }
 
     fn open_file(
@@ -525,11 +640,11 @@ impl Tailer {
         track: Arc<Track>,
         offset: u64,
         now: Instant,
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<&mut OpenFile>> {
         let file = File::open(&c.path)?;
         let m = file.metadata()?;
         if m.dev() != c.dev || m.ino() != c.ino {
-            return Ok(()); // replaced between stat and open: next scan
+            return Ok(None); // replaced between stat and open: next scan
         }
         // Resuming in the middle of a file whose first line is a header
         // (W3C `#Fields:`): replay its header lines to restore the format state.
@@ -566,12 +681,16 @@ impl Tailer {
         };
         let prime = primer.finish();
         let name: Arc<str> = c.path.to_string_lossy().into();
-        let src = source_ref(name, &head.first_line);
-        {
+        let src = {
             let mut p = track.lock();
             p.open = true;
             p.size = if c.gzip { offset } else { c.size };
-        }
+            // The key the file was first read with, whatever its name now.
+            let key = *p
+                .source_key
+                .get_or_insert_with(|| source_ref(name.clone(), &head.first_line).key);
+            footfall_parse::SourceRef { name, key }
+        };
         self.open.push(OpenFile {
             track,
             src,
@@ -588,8 +707,9 @@ impl Tailer {
             replaced: false,
             idle_since: Some(now),
             prime,
+            recovering: false,
         });
-        Ok(())
+        Ok(self.open.last_mut())
     }
 
     fn read_one(&mut self, i: usize, now: Instant) -> (Option<RawBatch>, Action) {
@@ -599,6 +719,7 @@ impl Tailer {
         let mut lines = LineBuf::new();
         let mut more = false;
         let mut close = None;
+        let mut at_end = false;
         match &mut f.reader {
             Reader::Plain(file) => match file.metadata() {
                 Err(e) => {
@@ -618,6 +739,7 @@ impl Tailer {
                                 f.splitter.feed(&buf[..got], &mut lines);
                                 f.pos += got as u64;
                                 more = f.pos < size;
+                                at_end = !more;
                                 f.idle_since = None;
                             }
                             Err(e) => {
@@ -627,6 +749,7 @@ impl Tailer {
                         f.track.lock().size = size;
                     } else {
                         // At the end of the file.
+                        at_end = true;
                         let idle = *f.idle_since.get_or_insert(now);
                         let idle_for = now.saturating_duration_since(idle);
                         if !follow {
@@ -648,6 +771,7 @@ impl Tailer {
                 let mut buf = vec![0u8; chunk];
                 match read_some(dec.as_mut(), &mut buf) {
                     Ok(0) => {
+                        at_end = true;
                         f.splitter.finish(&mut lines);
                         f.track.lock().complete = true;
                         close = Some(Action::Close { reconsider: false });
@@ -660,6 +784,7 @@ impl Tailer {
                     }
                     Err(e) => {
                         tracing::error!(source = %self.s.source, path = %f.path.display(), offset = f.pos, "corrupt compressed file; the rest of it is skipped: {e}");
+                        at_end = true;
                         f.splitter.finish(&mut lines);
                         f.track.lock().complete = true;
                         close = Some(Action::Close { reconsider: false });
@@ -678,6 +803,11 @@ impl Tailer {
                 end: f.splitter.line_start(),
             })
         };
+        if at_end && f.recovering {
+            // The rest of the rotated file is read: new files may follow it.
+            f.recovering = false;
+            self.rescan = true;
+        }
         (batch, close.unwrap_or(Action::Keep { more }))
     }
 }
@@ -789,22 +919,26 @@ fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Drive a [`Tailer`] until the source is finished or `stop` is cancelled,
+/// Drive a [`Follower`] until the source is finished or `stop` is cancelled,
 /// sending batches into `tx` (waiting when it is full: backpressure).
-pub async fn run_files(mut tailer: Tailer, tx: mpsc::Sender<RawBatch>, stop: CancellationToken) {
-    let poll_interval = tailer.s.poll_interval;
+pub async fn run_files(
+    mut follower: Follower,
+    tx: mpsc::Sender<RawBatch>,
+    stop: CancellationToken,
+) {
+    let poll_interval = follower.s.poll_interval;
     loop {
         if stop.is_cancelled() {
             break;
         }
         let now = tokio::time::Instant::now().into_std();
         let joined = tokio::task::spawn_blocking(move || {
-            let r = tailer.poll(now);
-            (tailer, r)
+            let r = follower.poll(now);
+            (follower, r)
         })
         .await;
         let r;
-        (tailer, r) = match joined {
+        (follower, r) = match joined {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!("file reader task failed: {e}");
@@ -830,556 +964,4 @@ pub async fn run_files(mut tailer: Tailer, tx: mpsc::Sender<RawBatch>, stop: Can
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn settings(patterns: &[&Path]) -> FileSettings {
-        FileSettings {
-            source: "www".into(),
-            patterns: patterns
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
-            exclude: Vec::new(),
-            start_at: StartAt::Beginning,
-            follow: true,
-            poll_interval: Duration::from_millis(250),
-            scan_interval: Duration::from_secs(1),
-            rotate_wait: Duration::from_secs(10),
-            close_idle: Duration::from_secs(300),
-            forget_after: Duration::from_secs(3600),
-            read_chunk: 64 * 1024,
-            line_cap: 1 << 20,
-        }
-    }
-
-    /// Emitted lines as (source name, offset, text).
-    type Lines = Vec<(String, u64, String)>;
-
-    struct Harness {
-        tailer: Tailer,
-        now: Instant,
-        registry: Arc<Registry>,
-        /// Acknowledge every batch right away (as if Kafka had).
-        ack: bool,
-    }
-
-    impl Harness {
-        fn new(s: FileSettings) -> Harness {
-            let registry = Arc::new(Registry::new());
-            Harness::with_registry(s, registry)
-        }
-
-        fn with_registry(s: FileSettings, registry: Arc<Registry>) -> Harness {
-            Harness {
-                tailer: Tailer::new(Arc::new(s), registry.clone()),
-                now: Instant::now(),
-                registry,
-                ack: true,
-            }
-        }
-
-        /// Advance the clock and poll until no file has more data ready.
-        fn poll(&mut self, advance: Duration) -> Lines {
-            self.now += advance;
-            let mut out = Vec::new();
-            for _ in 0..1000 {
-                let r = self.tailer.poll(self.now);
-                for b in r.batches {
-                    let offsets: Vec<u64> = b.lines.iter().map(|(o, _)| o).collect();
-                    b.track.register(offsets.iter().copied(), b.end);
-                    for (o, l) in b.lines.iter() {
-                        out.push((
-                            b.src.name.to_string(),
-                            o,
-                            String::from_utf8_lossy(l).into_owned(),
-                        ));
-                    }
-                    if self.ack {
-                        for o in offsets {
-                            b.track.ack(o);
-                        }
-                    }
-                }
-                if !r.more {
-                    return out;
-                }
-            }
-            panic!("tailer never settled");
-        }
-
-        fn texts(lines: &Lines) -> Vec<String> {
-            lines.iter().map(|l| l.2.clone()).collect()
-        }
-    }
-
-    fn append(path: &Path, text: &str) {
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    }
-
-    /// Lines long enough that a file of a dozen of them has a full 1 KiB head.
-    fn line(tag: &str, i: usize) -> String {
-        format!("{tag}-{i:03} {}\n", "x".repeat(100))
-    }
-
-    const S: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn reads_existing_then_appended_lines_and_holds_partial_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "a\nbb\npart");
-        let mut h = Harness::new(settings(&[&log]));
-        let got = h.poll(S);
-        let name = log.to_string_lossy().into_owned();
-        assert_eq!(
-            got,
-            vec![
-                (name.clone(), 0, "a".into()),
-                (name.clone(), 2, "bb".into())
-            ]
-        );
-        assert_eq!(h.poll(S), vec![], "the partial line waits for its newline");
-        append(&log, "ial\r\nnext\n");
-        assert_eq!(
-            h.poll(S),
-            vec![
-                (name.clone(), 5, "partial".into()),
-                (name, 14, "next".into())
-            ]
-        );
-        let t = &h.registry.tracks()[0];
-        assert_eq!(t.checkpoint(), 19);
-    }
-
-    #[test]
-    fn a_file_without_a_complete_first_line_is_not_read_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "no newline yet");
-        let mut h = Harness::new(settings(&[&log]));
-        assert_eq!(h.poll(S), vec![]);
-        assert_eq!(h.tailer.open_files(), 0);
-        append(&log, "\nsecond\n");
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["no newline yet", "second"]);
-    }
-
-    #[test]
-    fn start_at_end_skips_existing_content_on_first_run_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "old1\nold2\npart");
-        let mut s = settings(&[&log]);
-        s.start_at = StartAt::End;
-        let mut h = Harness::new(s.clone());
-        assert_eq!(h.poll(S), vec![]);
-        append(&log, "ial\nnew\n");
-        let got = h.poll(S);
-        assert_eq!(
-            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
-            vec![(10, "partial"), (18, "new")]
-        );
-        // A new file appearing later is read from its beginning.
-        let other = dir.path().join("other.log");
-        append(&other, "o1\n");
-        s.patterns.push(other.to_string_lossy().into_owned());
-        let registry = h.registry.clone();
-        drop(h);
-        for t in registry.tracks() {
-            t.lock().open = false;
-        }
-        // A restart with checkpoints: start_at no longer applies.
-        let mut h = Harness::with_registry(s, registry);
-        append(&log, "after\n");
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["after", "o1"]);
-    }
-
-    #[test]
-    fn rename_rotation_reads_the_old_file_to_its_end_and_the_new_one_from_the_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        let old = dir.path().join("access.log.1");
-        append(&log, "one\ntwo\n");
-        let mut h = Harness::new(settings(&[&log]));
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["one", "two"]);
-        fs::rename(&log, &old).unwrap();
-        // The writer still has the old file open for a moment.
-        append(&old, "three\nunterminated");
-        append(&log, "new-one\n");
-        let got = h.poll(S);
-        let log_name = log.to_string_lossy().into_owned();
-        assert_eq!(
-            got.iter()
-                .map(|l| (l.0.as_str(), l.1, l.2.as_str()))
-                .collect::<Vec<_>>(),
-            vec![
-                (log_name.as_str(), 8, "three"),
-                (log_name.as_str(), 0, "new-one")
-            ],
-            "old file continued under its original name; new file from 0"
-        );
-        assert_eq!(h.tailer.open_files(), 2);
-        // Quiet for rotate_wait: the old file is finished, its last line emitted.
-        assert_eq!(h.poll(Duration::from_secs(5)), vec![]);
-        assert_eq!(
-            h.tailer.open_files(),
-            2,
-            "kept open while it might still grow"
-        );
-        let got = h.poll(Duration::from_secs(11));
-        assert_eq!(Harness::texts(&got), vec!["unterminated"]);
-        assert_eq!(h.tailer.open_files(), 1);
-        append(&log, "new-two\n");
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["new-two"]);
-    }
-
-    #[test]
-    fn a_rotated_file_matched_by_the_glob_is_not_read_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, &line("a", 1));
-        let mut s = settings(&[&dir.path().join("access.log*")]);
-        s.close_idle = Duration::from_secs(2);
-        let mut h = Harness::new(s.clone());
-        assert_eq!(h.poll(S).len(), 1);
-        fs::rename(&log, dir.path().join("access.log.1")).unwrap();
-        append(&log, &line("b", 1));
-        assert_eq!(
-            Harness::texts(&h.poll(S)),
-            vec![line("b", 1).trim_end().to_string()]
-        );
-        // Closed for idleness and reopened by later scans: still nothing twice.
-        for _ in 0..5 {
-            assert_eq!(h.poll(S), vec![]);
-        }
-        // And after a restart with the same checkpoints.
-        let registry = h.registry.clone();
-        drop(h);
-        for t in registry.tracks() {
-            t.lock().open = false;
-        }
-        let mut h = Harness::with_registry(s, registry);
-        assert_eq!(h.poll(S), vec![]);
-    }
-
-    #[test]
-    fn copytruncate_restarts_at_zero_and_recovers_the_tail_from_the_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        let copy = dir.path().join("access.log.1");
-        let mut expected = Vec::new();
-        for i in 0..12 {
-            append(&log, &line("a", i));
-            expected.push(line("a", i).trim_end().to_string());
-        }
-        let mut h = Harness::new(settings(&[&dir.path().join("access.log*")]));
-        let mut seen = Harness::texts(&h.poll(S));
-        // Written after our last read, then copied and truncated before we look again.
-        for i in 12..15 {
-            append(&log, &line("a", i));
-            expected.push(line("a", i).trim_end().to_string());
-        }
-        fs::copy(&log, &copy).unwrap();
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
-        append(&log, &line("b", 0));
-        expected.push(line("b", 0).trim_end().to_string());
-        for _ in 0..3 {
-            seen.extend(Harness::texts(&h.poll(S)));
-        }
-        seen.sort();
-        expected.sort();
-        assert_eq!(seen, expected, "every line exactly once");
-    }
-
-    #[test]
-    fn copytruncate_without_the_copy_restarts_at_zero() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "first line of the old content\nsecond\n");
-        let mut h = Harness::new(settings(&[&log]));
-        assert_eq!(h.poll(S).len(), 2);
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
-        append(&log, "new\n");
-        let got = h.poll(S);
-        assert_eq!(
-            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
-            vec![(0, "new")]
-        );
-        // Truncated and rewritten past the old position: noticed by the head.
-        append(&log, &"y".repeat(100));
-        append(&log, "\n");
-        h.poll(S);
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
-        append(&log, &format!("other head {}\n", "z".repeat(200)));
-        let got = h.poll(S);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].1, 0);
-        assert!(got[0].2.starts_with("other head"));
-    }
-
-    #[test]
-    fn new_files_matching_the_glob_are_picked_up_and_excludes_apply() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = settings(&[&dir.path().join("*.log")]);
-        s.exclude = vec![glob::Pattern::new(&dir.path().join("skip*").to_string_lossy()).unwrap()];
-        let mut h = Harness::new(s);
-        assert_eq!(h.poll(S), vec![]);
-        append(&dir.path().join("a.log"), "a1\n");
-        append(&dir.path().join("skip.log"), "s1\n");
-        append(&dir.path().join("b.txt"), "b1\n");
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["a1"]);
-        append(&dir.path().join("c.log"), "c1\n");
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["c1"]);
-    }
-
-    fn gzip(path: &Path, text: &str) {
-        let f = File::create(path).unwrap();
-        let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::default());
-        enc.write_all(text.as_bytes()).unwrap();
-        enc.finish().unwrap();
-    }
-
-    #[test]
-    fn gzip_files_are_read_once_to_their_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let gz = dir.path().join("old.log.gz");
-        gzip(&gz, "g1\ng2\nlast-without-newline");
-        let s = settings(&[&dir.path().join("*.gz")]);
-        let mut h = Harness::new(s.clone());
-        let got = h.poll(S);
-        assert_eq!(
-            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
-            vec![(0, "g1"), (3, "g2"), (6, "last-without-newline")]
-        );
-        assert_eq!(h.tailer.open_files(), 0);
-        for _ in 0..3 {
-            assert_eq!(h.poll(S), vec![]);
-        }
-        let registry = h.registry.clone();
-        assert!(registry.tracks()[0].lock().complete);
-        drop(h);
-        let mut h = Harness::with_registry(s, registry);
-        assert_eq!(h.poll(S), vec![], "not read again after a restart");
-    }
-
-    #[test]
-    fn a_compressed_rotation_continues_where_the_plain_file_was_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        let mut content = String::new();
-        for i in 0..12 {
-            content.push_str(&line("a", i));
-        }
-        append(&log, &content);
-        let mut s = settings(&[&dir.path().join("access.log*")]);
-        s.rotate_wait = Duration::from_secs(1);
-        let mut h = Harness::new(s);
-        assert_eq!(h.poll(S).len(), 12);
-        // Two more lines are written, then the file is compressed and removed
-        // (logrotate `compress` without `delaycompress`) before we read them.
-        let tail = format!("{}{}", line("a", 12), line("a", 13));
-        append(&log, &tail);
-        let full = format!("{content}{tail}");
-        gzip(&dir.path().join("access.log.1.gz"), &full);
-        fs::remove_file(&log).unwrap();
-        let mut got = Vec::new();
-        for _ in 0..4 {
-            got.extend(h.poll(S));
-        }
-        let texts = Harness::texts(&got);
-        assert_eq!(
-            texts,
-            vec![line("a", 12).trim_end(), line("a", 13).trim_end()]
-        );
-    }
-
-    #[test]
-    fn checkpoints_resume_after_a_restart_and_unacknowledged_lines_are_read_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "l1\nl2\nl3\n");
-        let s = settings(&[&log]);
-        let mut h = Harness::new(s.clone());
-        h.ack = false;
-        let got = h.poll(S);
-        assert_eq!(got.len(), 3);
-        let t = h.registry.tracks()[0].clone();
-        t.ack(0);
-        t.ack(6); // l3 acknowledged, l2 not
-        assert_eq!(t.checkpoint(), 3);
-        // Restart from what the checkpoint says.
-        let registry = Arc::new(Registry::new());
-        let id = t.lock().identity.clone();
-        registry.add(Track::new("www".into(), id, t.checkpoint()));
-        let mut h = Harness::with_registry(s, registry);
-        let got = h.poll(S);
-        assert_eq!(
-            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
-            vec![(3, "l2"), (6, "l3")]
-        );
-    }
-
-    #[test]
-    fn replaced_content_under_the_same_path_is_a_new_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "first content\n");
-        let mut s = settings(&[&log]);
-        s.close_idle = Duration::from_secs(1);
-        let mut h = Harness::new(s);
-        assert_eq!(h.poll(S).len(), 1);
-        h.poll(Duration::from_secs(2));
-        h.poll(Duration::from_secs(2)); // closed for idleness
-        assert_eq!(h.tailer.open_files(), 0);
-        fs::remove_file(&log).unwrap();
-        append(&log, "different content that is longer than before\n");
-        let got = h.poll(S);
-        assert_eq!(
-            got.iter().map(|l| (l.1, l.2.as_str())).collect::<Vec<_>>(),
-            vec![(0, "different content that is longer than before")]
-        );
-    }
-
-    #[test]
-    fn header_lines_are_replayed_when_resuming_mid_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("u_ex.log");
-        append(&log, "#Software: IIS\n#Fields: date time cs-uri-stem\n2024-01-01 00:00:00 /a\n2024-01-01 00:00:01 /b\n");
-        let registry = Arc::new(Registry::new());
-        let mut h = Harness::with_registry(settings(&[&log]), registry.clone());
-        h.poll(S);
-        let t = registry.tracks()[0].clone();
-        let id = t.lock().identity.clone();
-        let resume_at = 15 + 33 + 23;
-        let registry = Arc::new(Registry::new());
-        registry.add(Track::new("www".into(), id, resume_at));
-        let mut tailer = Tailer::new(Arc::new(settings(&[&log])), registry);
-        let r = tailer.poll(Instant::now());
-        let b = &r.batches[0];
-        let prime: Vec<_> = b
-            .prime
-            .iter()
-            .map(|(o, l)| (o, String::from_utf8_lossy(l).into_owned()))
-            .collect();
-        assert_eq!(
-            prime,
-            vec![
-                (0, "#Software: IIS".to_string()),
-                (15, "#Fields: date time cs-uri-stem".to_string())
-            ]
-        );
-        assert_eq!(b.lines.first().unwrap().0, resume_at);
-    }
-
-    #[test]
-    fn a_source_that_does_not_follow_finishes() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "a\nb");
-        let mut s = settings(&[&log]);
-        s.follow = false;
-        let mut tailer = Tailer::new(Arc::new(s), Arc::new(Registry::new()));
-        let now = Instant::now();
-        let mut lines = Vec::new();
-        let mut finished = false;
-        for _ in 0..10 {
-            let r = tailer.poll(now);
-            lines.extend(r.batches.iter().flat_map(|b| {
-                b.lines
-                    .iter()
-                    .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
-                    .collect::<Vec<_>>()
-            }));
-            if r.finished {
-                finished = true;
-                break;
-            }
-        }
-        assert!(finished);
-        assert_eq!(
-            lines,
-            vec!["a", "b"],
-            "the unterminated last line counts when the file is read once"
-        );
-    }
-
-    #[test]
-    fn gzip_is_recognised_by_content_whatever_the_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let rotated = dir.path().join("access.log.1");
-        gzip(&rotated, "z1\nz2\n");
-        let mut h = Harness::new(settings(&[&rotated]));
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["z1", "z2"]);
-        assert!(
-            h.registry.tracks()[0]
-                .lock()
-                .identity
-                .as_ref()
-                .unwrap()
-                .gzip
-        );
-    }
-
-    #[test]
-    fn a_file_read_once_is_followed_from_where_it_was_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "a\nb\n");
-        let mut once = settings(&[&log]);
-        once.follow = false;
-        let mut h = Harness::new(once);
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["a", "b"]);
-        assert_eq!(h.poll(S), vec![]);
-        assert_eq!(h.tailer.open_files(), 0, "read to its end and closed");
-        let registry = h.registry.clone();
-        drop(h);
-        append(&log, "c\n");
-        let mut h = Harness::with_registry(settings(&[&log]), registry);
-        assert_eq!(Harness::texts(&h.poll(S)), vec!["c"]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_driver_polls_on_its_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        append(&log, "first\n");
-        let tailer = Tailer::new(Arc::new(settings(&[&log])), Arc::new(Registry::new()));
-        let (tx, mut rx) = mpsc::channel(4);
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(run_files(tailer, tx, stop.clone()));
-        let b = rx.recv().await.unwrap();
-        assert_eq!(b.lines.first().unwrap().1, b"first");
-        let before = tokio::time::Instant::now();
-        append(&log, "second\n");
-        let b = rx.recv().await.unwrap();
-        assert_eq!(b.lines.first().unwrap().1, b"second");
-        let waited = before.elapsed();
-        assert!(
-            waited >= Duration::from_millis(250) && waited < Duration::from_millis(600),
-            "{waited:?}"
-        );
-        stop.cancel();
-        task.await.unwrap();
-    }
-}
+mod tests;
