@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Topic,
     /// Kafka stayed unreachable longer than a one-shot run waits for it.
     Unreachable,
+    /// A source's first lines say its format is wrong (90 % or more rejected).
+    Format,
     /// The HTTP listener could not bind.
     Http,
     /// The Kafka client could not be created or failed fatally.
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::NoInput => "no_input",
             ErrorKind::Topic => "topic",
             ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Format => "format",
             ErrorKind::Http => "http",
             ErrorKind::Kafka => "kafka",
             ErrorKind::Internal => "internal",
@@ -126,6 +129,15 @@ pub enum IngestError {
         undelivered: u64,
     },
     /// The HTTP listener could not bind.
+    #[error("source {source_name:?}: {stream}: --format {format} does not fit: {detail}")]
+    Format {
+        source_name: String,
+        stream: String,
+        format: String,
+        detail: String,
+        /// What `auto` detects on the lines, if anything.
+        detected: Option<&'static str>,
+    },
     #[error("http listener {addr}: {error}")]
     Http {
         addr: String,
@@ -152,6 +164,7 @@ impl IngestError {
             IngestError::NoInput { .. } => ErrorKind::NoInput,
             IngestError::Topic(_) => ErrorKind::Topic,
             IngestError::Unreachable { .. } => ErrorKind::Unreachable,
+            IngestError::Format { .. } => ErrorKind::Format,
             IngestError::Http { .. } => ErrorKind::Http,
             IngestError::Kafka(_) => ErrorKind::Kafka,
             IngestError::Internal(_) => ErrorKind::Internal,

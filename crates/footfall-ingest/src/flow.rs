@@ -94,6 +94,8 @@ pub struct SourceParser {
     compiled: HashMap<&'static str, Compiled>,
     streams: HashMap<u64, StreamParse>,
     batches: u64,
+    /// A stream whose first lines the format evidently does not fit.
+    mistake: Option<IngestError>,
 }
 
 struct AutoDetect {
@@ -127,6 +129,8 @@ struct StreamParse {
     state: Option<FormatState>,
     /// Key into `compiled`: the detected format (auto) or [`FIXED`].
     format: Option<&'static str>,
+    /// Batches started.
+    batches: u64,
 }
 
 /// Key of the one compiled format of a source whose format is not `auto`.
@@ -135,6 +139,9 @@ const FIXED: &str = "";
 const DETECT_LINES: usize = 32;
 /// Format used when detection finds nothing.
 const FALLBACK_FORMAT: &str = "combined";
+/// A stream's first batch is judged for a wrong format only with at least
+/// this many lines: a followed file's first few lines prove nothing.
+const FORMAT_CHECK_MIN_LINES: usize = 20;
 
 /// Whether a format carries state from line to line, so that a stream's
 /// batches must be parsed in order, one at a time. Only the W3C-style formats
@@ -200,6 +207,7 @@ impl SourceParser {
             compiled,
             streams: HashMap::new(),
             batches: 0,
+            mistake: None,
         })
     }
 
@@ -238,7 +246,9 @@ impl SourceParser {
                 track: Arc::downgrade(&batch.track),
                 state: Some(FormatState::default()),
                 format: if auto { None } else { Some(FIXED) },
+                batches: 0,
             });
+        let new_stream = stream.batches == 0;
         let format = match stream.format {
             Some(f) => f,
             None => {
@@ -251,10 +261,14 @@ impl SourceParser {
                 name
             }
         };
+        if new_stream {
+            self.check_first_lines(&batch, format);
+        }
         let stream = self
             .streams
             .get_mut(&batch.track.id)
             .expect("inserted above");
+        stream.batches += 1;
         let compiled = self
             .compiled
             .get_mut(format)
@@ -276,6 +290,42 @@ impl SourceParser {
             state,
             stateful: compiled.stateful,
         }
+    }
+
+    /// The first batch of a stream that starts at the beginning of its file,
+    /// with enough lines to judge: when the format evidently does not fit
+    /// them ([`footfall_parse::check_sample`], the rule `footfall parse`
+    /// applies), the source stops with [`IngestError::Format`].
+    fn check_first_lines(&mut self, batch: &RawBatch, format: &'static str) {
+        let starts_at_zero = batch
+            .lines
+            .iter()
+            .next()
+            .is_some_and(|(offset, _)| offset == 0);
+        if !starts_at_zero || batch.lines.len() < FORMAT_CHECK_MIN_LINES {
+            return;
+        }
+        let sample: Vec<&[u8]> = batch
+            .lines
+            .iter()
+            .take(footfall_parse::check::SAMPLE_LINES)
+            .map(|(_, l)| l)
+            .collect();
+        let pipeline = &self.compiled[format].pipeline;
+        if let Some(m) = footfall_parse::check_sample(pipeline, &batch.src, &sample) {
+            self.mistake.get_or_insert(IngestError::Format {
+                source_name: self.source.to_string(),
+                stream: batch.src.name.to_string(),
+                format: pipeline.format_name().to_string(),
+                detail: m.to_string(),
+                detected: m.detected,
+            });
+        }
+    }
+
+    /// The format mistake found in a stream's first lines, once.
+    pub fn take_mistake(&mut self) -> Option<IngestError> {
+        self.mistake.take()
     }
 
     /// Take back the worker (and state) of a finished job; returns its batch.
@@ -445,6 +495,9 @@ pub async fn parse_stage(
                         }
                     }
                     let job = parser.start(batch);
+                    if let Some(mistake) = parser.take_mistake() {
+                        return Err(mistake);
+                    }
                     let (c, m) = (counters.clone(), metrics.clone());
                     running.push_back(tokio::task::spawn_blocking(move || job.run(&c, &m)));
                 }

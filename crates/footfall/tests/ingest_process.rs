@@ -1026,3 +1026,44 @@ fn checkpoints_are_kept_per_topic() {
     assert_eq!(doc["version"], 2);
     assert_eq!(doc["files"][0]["topic"], a.events.as_str());
 }
+
+/// A wrong `--format` is caught on a source's first lines: ingest stops with
+/// 65, naming the top reject reason and what `auto` detects, instead of
+/// sending every line to the dead-letter topic.
+#[test]
+fn a_format_that_does_not_fit_stops_ingest_with_65() {
+    let Some(brokers) = brokers() else { return };
+    let topics = Topics::create(&brokers, "format");
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    // Common-format lines (no referrer, no user agent) under --format combined.
+    let common: Vec<u8> = sample_log(200)
+        .split_inclusive(|&b| b == b'\n')
+        .flat_map(|l| {
+            let s = String::from_utf8_lossy(l);
+            let cut = s
+                .splitn(2, "\" \"")
+                .next()
+                .unwrap()
+                .rsplitn(2, " \"")
+                .nth(1)
+                .unwrap()
+                .to_string();
+            format!("{cut}\n").into_bytes()
+        })
+        .collect();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, common).unwrap();
+    let (status, stderr) = run_ingest(ingest(
+        Some(&topics),
+        &brokers,
+        &dir.path().join("state"),
+        &key,
+        &["--once", log.to_str().unwrap()],
+    ));
+    assert_eq!(status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("auto detects common") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,7 @@ use footfall_parse::Tables;
 
 use super::{open_or_create_keyring, KeyringArg};
 use crate::exit::{
-    Failure, CANT_CREATE, CONFIG, FAILURE, INTERRUPTED, NO_INPUT, TEMP_FAIL, UNAVAILABLE,
+    Failure, CANT_CREATE, CONFIG, DATA_ERR, FAILURE, INTERRUPTED, NO_INPUT, TEMP_FAIL, UNAVAILABLE,
 };
 
 #[derive(clap::Args, Debug)]
@@ -156,7 +156,15 @@ const NO_INPUT_HINT: &str =
 
 /// The exit code and hint for an error that stopped ingest.
 fn failure(e: IngestError, topics_hint: String) -> Failure {
+    let format_hint = match &e {
+        IngestError::Format {
+            detected: Some(d), ..
+        } => format!("set the source's format to {d} (or auto), or give log_format"),
+        _ => "name the source's format, or give log_format with the server's format string"
+            .to_string(),
+    };
     let (code, hint) = match e.kind() {
+        ErrorKind::Format => (DATA_ERR, Some(format_hint)),
         ErrorKind::Config | ErrorKind::Parse => (CONFIG, None),
         ErrorKind::Topic => (CONFIG, Some(topics_hint)),
         ErrorKind::Locked => (TEMP_FAIL, None),
