@@ -9,8 +9,9 @@
 # 2. starts a local Kafka broker with deploy/kafka/local-kafka.sh (and stops it
 #    on exit, whatever happens, if this script started it),
 # 3. runs `cargo test --workspace --all-targets --no-fail-fast` and the doc tests with
-#    FOOTFALL_KAFKA_BROKERS set and FOOTFALL_REQUIRE_KAFKA=1, so broker tests
-#    run and fail rather than skip when the broker is missing,
+#    FOOTFALL_KAFKA_BROKERS (and the SASL listener's FOOTFALL_KAFKA_SASL_*)
+#    set and FOOTFALL_REQUIRE_KAFKA=1, so broker tests run and fail rather
+#    than skip when the broker is missing,
 # 4. runs the broker restart test and the ingest broker outage test on their
 #    own (they stop and start the broker, so nothing else may use the broker
 #    meanwhile),
@@ -196,9 +197,11 @@ main() {
 
     section "Kafka"
     start_kafka
-    export FOOTFALL_KAFKA_BROKERS="127.0.0.1:${FOOTFALL_KAFKA_PORT:-9092}"
+    # FOOTFALL_KAFKA_BROKERS, and the SASL/SCRAM listener's address, user and
+    # password file (FOOTFALL_KAFKA_SASL_*) for the secured-broker tests.
+    eval "$(bash "$KAFKA_SCRIPT" env)"
     export FOOTFALL_REQUIRE_KAFKA=1
-    echo "FOOTFALL_KAFKA_BROKERS=$FOOTFALL_KAFKA_BROKERS FOOTFALL_REQUIRE_KAFKA=1"
+    echo "FOOTFALL_KAFKA_BROKERS=$FOOTFALL_KAFKA_BROKERS FOOTFALL_KAFKA_SASL_BROKERS=$FOOTFALL_KAFKA_SASL_BROKERS FOOTFALL_REQUIRE_KAFKA=1"
 
     step "cargo test --workspace --all-targets" cargo_tests
     step "cargo test --workspace --doc" cargo_doc_tests
