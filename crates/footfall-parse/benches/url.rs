@@ -1,13 +1,15 @@
-//! Per-event URL work: query redaction, on-site search, UTM, route templates
-//! and referrer classification.
+//! Per-event URL work: query redaction, on-site search, UTM, route templates,
+//! referrer classification and the content detectors.
 //!
 //! `cargo bench -p footfall-parse --bench url`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use footfall_parse::privacy::scrub_line;
 use footfall_parse::referrer::ReferrerClassifier;
 use footfall_parse::route::RouteRules;
+use footfall_parse::scrub::{find, scrub_component};
 use footfall_parse::url::{split_target, utm, UrlRules};
 
 const CLEAN_QUERY: &str = "page=2&sort=desc&filter=shoes&size=42&colour=blue";
@@ -106,5 +108,30 @@ fn referrer(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, url, route, referrer);
+const CLF_LINE: &str = r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/logstash-monitorama-2013/images/kibana-search.png HTTP/1.1" 200 203023 "http://semicomplete.com/presentations/logstash-monitorama-2013/" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/32.0.1700.77 Safari/537.36""#;
+
+fn scrub(c: &mut Criterion) {
+    let rules = UrlRules::default();
+    let mut g = c.benchmark_group("scrub");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("component/plain_path", |b| {
+        b.iter(|| {
+            scrub_component(black_box(
+                "/presentations/logstash-monitorama-2013/images/kibana-search.png",
+            ))
+        })
+    });
+    g.bench_function("component/email_path", |b| {
+        b.iter(|| scrub_component(black_box("/users/jane.doe%40example.org/orders/2")))
+    });
+    g.bench_function("find/clf_line", |b| {
+        b.iter(|| find(black_box(CLF_LINE.as_bytes())))
+    });
+    g.bench_function("scrub_line/clf", |b| {
+        b.iter(|| scrub_line(black_box(CLF_LINE), &rules, None))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, url, route, referrer, scrub);
 criterion_main!(benches);

@@ -7,7 +7,9 @@
 //!   [`VisitEvent`](footfall_event::VisitEvent) or a [`Reject`](footfall_event::Reject).
 //! * [`formats`] holds the log formats ([`LineFormat`]), each producing a
 //!   [`RawRecord`]; [`ua`], [`referrer`], [`url`], [`route`] and [`classify`]
-//!   do the enrichment; [`privacy`] the pseudonyms and truncation.
+//!   do the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
+//!   scrubbing; [`scrub`] the content detectors that every URL piece leaving
+//!   the parser goes through (the query policy is in [`url`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -35,6 +37,7 @@ pub mod privacy;
 pub mod record;
 pub mod referrer;
 pub mod route;
+pub mod scrub;
 pub mod ua;
 pub mod url;
 mod visitors;
@@ -42,6 +45,6 @@ mod visitors;
 pub use check::{check_sample, ignored_fields, FormatMistake};
 pub use formats::{FormatError, FormatState, LineFormat};
 pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker};
-pub use privacy::{KeyError, KeyProvider, PrivacyConfig, SecretKeys};
+pub use privacy::{InvalidSetting, KeyError, KeyProvider, PrivacyConfig, SecretKeys};
 pub use record::{LineError, RawRecord};
 pub use route::RouteRuleConfig;

@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{classify_kind, is_static_path};
 use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::memo::Memo;
-use crate::privacy::{self, KeyProvider, PrivacyConfig, VisitorBasis};
+use crate::privacy::{self, InvalidSetting, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
 use crate::referrer::{LandingSignal, ReferrerClassifier, ReferrerInfo};
 use crate::route::{RouteRuleConfig, RouteRules};
+use crate::scrub::Kind;
 use crate::ua::{UaCache, UaClassifier};
-use crate::url::{self, UrlRules, Utm};
+use crate::url::{self, QueryPolicy, UrlRules, Utm};
 use crate::visitors::{self, VisitorTable};
 
 /// Identity of a log source, used in `event_id` so a re-read of the same line
@@ -86,7 +87,15 @@ pub struct ParseConfig {
     pub session_cookie: Option<String>,
     /// Lines longer than this are rejected as `too_long` (default 64 KiB).
     pub max_line_bytes: usize,
-    /// Query parameters whose values are replaced by `REDACTED` (default list when absent).
+    /// Which query values are kept: `allow` (the default: `utm_*`, the
+    /// site-search parameters, [`url::DEFAULT_ALLOWED_PARAMS`] and
+    /// `query_allow`; every other value becomes `REDACTED`) or `deny` (every
+    /// value but those of `secret_params`).
+    pub query_policy: QueryPolicy,
+    /// Parameters whose values `allow` keeps, in addition to the defaults.
+    pub query_allow: Vec<String>,
+    /// Query parameters whose values are always replaced by `REDACTED`, under
+    /// either policy (default list when absent).
     pub secret_params: Option<Vec<String>>,
     /// Query parameters carrying on-site search terms (default: q, s, search, query, keyword).
     pub site_search_params: Option<Vec<String>>,
@@ -106,6 +115,8 @@ impl Default for ParseConfig {
             timezone: None,
             session_cookie: None,
             max_line_bytes: 64 * 1024,
+            query_policy: QueryPolicy::Allow,
+            query_allow: Vec::new(),
             secret_params: None,
             site_search_params: None,
             route_rules: Vec::new(),
@@ -114,9 +125,71 @@ impl Default for ParseConfig {
     }
 }
 
+impl ParseConfig {
+    /// Refuses settings that cannot be honoured, naming the key (never a
+    /// secret value): prefix lengths out of range or keeping whole addresses
+    /// without `emit_raw_ip` ([`PrivacyConfig::validate`]), empty parameter
+    /// names, `query_allow` under the deny policy, and a parameter listed as
+    /// kept (`query_allow`, `site_search_params`) that is also a secret.
+    /// [`Pipeline::new`] checks this first; front ends call it before
+    /// reading anything, so a bad setting is a configuration error at start.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.privacy.validate()?;
+        let rules = self.url_rules();
+        no_empty_names("query_allow", &self.query_allow)?;
+        no_empty_names("secret_params", &rules.secret_params)?;
+        no_empty_names("site_search_params", &rules.site_search_params)?;
+        if self.query_policy == QueryPolicy::Deny && !self.query_allow.is_empty() {
+            return Err(InvalidSetting::new(
+                "query_allow",
+                "is only used with query_policy = \"allow\"; remove it or the deny policy",
+            ));
+        }
+        let kept = [
+            ("query_allow", &self.query_allow),
+            ("site_search_params", &rules.site_search_params),
+        ];
+        for (key, names) in kept {
+            if let Some(name) = names.iter().find(|n| rules.is_secret_name(n)) {
+                return Err(InvalidSetting::new(
+                    key,
+                    format!("{name:?} is also in secret_params, whose values are never kept; remove it from one of them"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL rules this configuration asks for.
+    fn url_rules(&self) -> UrlRules {
+        let mut url = UrlRules {
+            query_policy: self.query_policy,
+            privacy: self.privacy.clone(),
+            ..UrlRules::default()
+        };
+        url.allowed_params.extend(self.query_allow.iter().cloned());
+        if let Some(p) = &self.secret_params {
+            url.secret_params = p.clone();
+        }
+        if let Some(p) = &self.site_search_params {
+            url.site_search_params = p.clone();
+        }
+        url
+    }
+}
+
+fn no_empty_names(key: &'static str, names: &[String]) -> Result<(), InvalidSetting> {
+    match names.iter().any(|n| n.trim().is_empty()) {
+        true => Err(InvalidSetting::new(key, "holds an empty parameter name")),
+        false => Ok(()),
+    }
+}
+
 /// A parse configuration is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error(transparent)]
+    Setting(#[from] InvalidSetting),
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error(
@@ -180,6 +253,7 @@ impl Pipeline {
         tables: &Tables,
         keys: Arc<dyn KeyProvider>,
     ) -> Result<Pipeline, ConfigError> {
+        cfg.validate()?;
         let format = match (&cfg.log_format, cfg.format.as_str()) {
             (Some(t), _) => formats::custom(t)?,
             (None, "auto") => return Err(ConfigError::UnresolvedAuto),
@@ -193,13 +267,7 @@ impl Pipeline {
             ),
             None => None,
         };
-        let mut url = UrlRules::default();
-        if let Some(p) = &cfg.secret_params {
-            url.secret_params = p.clone();
-        }
-        if let Some(p) = &cfg.site_search_params {
-            url.site_search_params = p.clone();
-        }
+        let url = cfg.url_rules();
         let mut routes = RouteRules::default();
         for r in &cfg.route_rules {
             routes
@@ -260,6 +328,16 @@ impl Pipeline {
             basis: Vec::new(),
             direct: ReferrerParts::new(None, self.tables.referrers.classify_source(None, &[])),
         }
+    }
+}
+
+/// A referrer host that is an IP address as its network (`84.203.1.0/24`,
+/// like `client_net`; `:ip` when networks are dropped); a host name as it is.
+fn host_network(host: String, privacy: &PrivacyConfig) -> String {
+    match privacy::ip_literal(&host) {
+        Some(ip) => privacy::truncate_client(&host, privacy)
+            .unwrap_or_else(|| Kind::Ip(ip).placeholder().to_string()),
+        None => host,
     }
 }
 
@@ -516,14 +594,19 @@ impl Worker {
             cut = &cut[..cut.len() - 1];
         }
         let text = String::from_utf8_lossy(cut);
+        // A reason can quote the line (a JSON parser's "invalid type: string
+        // \"…\""): it is scrubbed like the line.
+        let scrub = |t: &str| {
+            privacy::scrub_line(t, &self.p.url, self.p.session_cookie.as_deref()).into_owned()
+        };
         Box::new(Reject {
             v: SCHEMA_VERSION,
             event_id: event_id.to_string(),
             source: src.name.to_string(),
             offset,
             kind,
-            reason: reason.into_owned(),
-            line: privacy::scrub_line(&text).into_owned(),
+            reason: scrub(&reason),
+            line: scrub(&text),
             truncated,
         })
     }
@@ -602,7 +685,7 @@ impl Worker {
             self.key.push(0);
             self.key.extend_from_slice(r.as_bytes());
             self.referrers.slot(&self.key, || {
-                let info = match foreign_host {
+                let mut info = match foreign_host {
                     Some(h) => {
                         let mut hosts = p.site_hosts.clone();
                         hosts.push(h.to_string());
@@ -610,6 +693,7 @@ impl Worker {
                     }
                     None => p.tables.referrers.classify_source(Some(r), &p.site_hosts),
                 };
+                info.host = info.host.map(|h| host_network(h, &p.privacy));
                 ReferrerParts::new(Some(p.url.redact_url(r).into_owned()), info)
             })
         });

@@ -481,30 +481,25 @@ impl ReferrerClassifier {
     }
 
     fn classify_referrer(&self, referrer: &str, site_hosts: &[String]) -> ReferrerInfo {
-        let parts = UrlParts::split(referrer);
+        // `www.example.com/path`: some proxies log referrers without a scheme.
+        let parts = UrlParts::split_lenient(referrer);
         let host = match parts.host {
             Some(h) => h,
-            None if referrer.starts_with('/') => {
-                // A relative referrer can only name the site itself.
+            None => {
+                // A relative referrer (`/a`) can only name the site itself;
+                // anything else without a host is some other place.
+                let medium = if referrer.starts_with('/') {
+                    Medium::Internal
+                } else {
+                    Medium::External
+                };
                 return ReferrerInfo {
                     host: None,
-                    medium: Medium::Internal.label(),
+                    medium: medium.label(),
                     source: None,
                     search_terms: None,
                 };
             }
-            None => match schemeless_host(referrer) {
-                // `www.example.com/path`: some proxies log referrers without a scheme.
-                Some(_) => return self.classify_referrer(&format!("//{referrer}"), site_hosts),
-                None => {
-                    return ReferrerInfo {
-                        host: None,
-                        medium: Medium::External.label(),
-                        source: None,
-                        search_terms: None,
-                    }
-                }
-            },
         };
         let host = normalise_host(host);
         if host.is_empty() {
@@ -670,19 +665,6 @@ fn validate_pattern(pattern: &str) -> Result<(), ReferrerError> {
 fn normalise_host(host: &str) -> String {
     let host = host.strip_suffix('.').unwrap_or(host);
     host.to_ascii_lowercase()
-}
-
-/// The host of a scheme-less referrer such as `www.example.com/page`: the
-/// first `/`-delimited part, when it contains a dot and only host characters.
-fn schemeless_host(referrer: &str) -> Option<&str> {
-    let end = referrer.find(['/', '?', '#']).unwrap_or(referrer.len());
-    let host = &referrer[..end];
-    let valid = host.contains('.')
-        && !host.starts_with('.')
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
-    valid.then_some(host)
 }
 
 fn strip_www(host: &str) -> &str {

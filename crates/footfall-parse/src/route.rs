@@ -7,13 +7,15 @@
 //! | segment | template |
 //! |---|---|
 //! | `123` (ASCII digits only) | `:id` |
-//! | `3f2504e0-4f89-11d3-9a0c-0305e82c3301` | `:uuid` |
-//! | 16 or more hex digits, some of them decimal (`d41d8cd98f00b204e9800998ecf8427e`) | `:hex` |
 //! | `2024-05-01`, `2024-05-01T10:00:00Z` | `:date` |
-//! | `jane.doe@example.org`, `jane%40example.org` | `:email` |
-//! | 24+ characters of `[A-Za-z0-9_.~+=-]` with letters and digits that look random (JWTs, base64 ids) | `:token` |
+//! | one finding of the content detectors ([`crate::scrub`]) that covers the whole segment, seen through `%XX` escapes: `3f2504e0-4f89-11d3-9a0c-0305e82c3301`, `d41d8cd98f00b204e9800998ecf8427e`, `jane%40example.org`, `84.203.1.217`, a JWT | its placeholder: `:uuid`, `:hex`, `:email`, `:ip`, `:jwt`, ... |
+//! | 24+ characters of `[A-Za-z0-9_.~+=-]` with letters and digits that look random (base64 ids, session ids) | `:token` |
 //! | any of the above plus a file extension: `123.jpg`, `2024-05-01.pdf` | `:id.jpg`, `:date.pdf` |
 //! | a dotted name with a hash part: `main.3f9a8b7c6d5e4f3a2b1c.js` | `main.:hex.js` |
+//!
+//! The pipeline templates paths the detectors have already scrubbed, so
+//! routes hold no more than paths do; the rows above make a route a
+//! template on its own too (for callers with a raw path).
 //!
 //! Everything else (words, slugs, short codes, `v2`, percent-encoded text) is
 //! kept byte-for-byte. The query and fragment are dropped, and so are path
@@ -30,6 +32,8 @@ use std::borrow::Cow;
 use memchr::{memchr, memchr2};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::scrub::{self, is_long_hex, is_uuid, Kind};
 
 /// A site's route configuration, as read from the configuration file.
 ///
@@ -376,19 +380,18 @@ fn classify_exact(b: &[u8], s: &str) -> Option<&'static str> {
     if b.iter().all(u8::is_ascii_digit) {
         return Some(":id");
     }
-    if is_uuid(b) {
-        return Some(":uuid");
-    }
     if is_date(b) {
         return Some(":date");
     }
+    // The commonest findings in a segment, without running every detector
+    // (`shapes_are_what_the_detectors_find` checks they agree).
+    if is_uuid(b) {
+        return Some(Kind::Uuid.placeholder());
+    }
     if is_long_hex(b) {
-        return Some(":hex");
+        return Some(Kind::Hex.placeholder());
     }
-    if is_email(s) {
-        return Some(":email");
-    }
-    None
+    scrub::whole(s).map(Kind::placeholder)
 }
 
 /// 1 to 5 ASCII letters/digits with at least one letter (`jpg`, `mp4`, `html`).
@@ -396,21 +399,6 @@ fn is_extension(b: &[u8]) -> bool {
     (1..=5).contains(&b.len())
         && b.iter().all(u8::is_ascii_alphanumeric)
         && b.iter().any(u8::is_ascii_alphabetic)
-}
-
-/// `8-4-4-4-12` hex digits, either case.
-fn is_uuid(b: &[u8]) -> bool {
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-/// At least 16 hex digits, at least one of them a decimal digit (so that a
-/// run of the letters `a`-`f` is not a hash), and nothing else.
-fn is_long_hex(b: &[u8]) -> bool {
-    b.len() >= 16 && b.iter().all(u8::is_ascii_hexdigit) && b.iter().any(u8::is_ascii_digit)
 }
 
 /// `YYYY-MM-DD` with a plausible month and day, optionally followed by a
@@ -442,37 +430,6 @@ fn is_date(b: &[u8]) -> bool {
         }
         Some(_) => false,
     }
-}
-
-/// `local@domain.tld`, with `@` possibly percent-encoded as `%40`.
-fn is_email(s: &str) -> bool {
-    let (local, domain) = if let Some(at) = memchr(b'@', s.as_bytes()) {
-        (&s[..at], &s[at + 1..])
-    } else if let Some(at) = find_ci(s, "%40") {
-        (&s[..at], &s[at + 3..])
-    } else {
-        return false;
-    };
-    if local.is_empty() || domain.len() < 4 {
-        return false;
-    }
-    let Some(dot) = memchr::memrchr(b'.', domain.as_bytes()) else {
-        return false;
-    };
-    let (name, tld) = (&domain[..dot], &domain[dot + 1..]);
-    !name.is_empty()
-        && tld.len() >= 2
-        && tld.bytes().all(|c| c.is_ascii_alphabetic())
-        && domain
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_') || c >= 0x80)
-}
-
-fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// An opaque identifier: at least 24 characters from the base64/base64url
@@ -522,6 +479,21 @@ fn is_token(b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// The shortcuts of [`classify_exact`] name a segment as the
+        /// detectors do.
+        #[test]
+        fn shapes_are_what_the_detectors_find(s in "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{14,40}|[0-9a-zA-Z:@._-]{1,40}") {
+            let b = s.as_bytes();
+            if is_uuid(b) {
+                proptest::prop_assert_eq!(scrub::whole(&s), Some(Kind::Uuid));
+            }
+            if is_long_hex(b) {
+                proptest::prop_assert_eq!(scrub::whole(&s), Some(Kind::Hex));
+            }
+        }
+    }
+
     #[test]
     fn token_heuristic() {
         assert!(is_token(b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"));
@@ -545,14 +517,5 @@ mod tests {
         assert!(!is_date(b"2024-05-01T"));
         assert!(!is_date(b"2024-05-01-slug"));
         assert!(!is_date(b"2024/05/01"));
-    }
-
-    #[test]
-    fn emails() {
-        assert!(is_email("jane.doe@example.org"));
-        assert!(is_email("jane%40example.co.uk"));
-        assert!(!is_email("@jane"));
-        assert!(!is_email("jane@localhost"));
-        assert!(!is_email("jane@example.c0m"));
     }
 }

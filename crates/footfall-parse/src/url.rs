@@ -1,9 +1,22 @@
-//! URL pieces: request targets, query parameters, percent-decoding, secret
-//! redaction, on-site search terms and UTM campaign parameters.
+//! URL pieces: request targets, query parameters, percent-decoding, the
+//! query policy, on-site search terms and UTM campaign parameters.
 //!
-//! Everything here runs once or more per event, so the common case is cheap:
-//! no regular expressions, and a borrowed [`Cow`] whenever the input does not
-//! need to change.
+//! What leaves the parser of a URL is decided here ([`UrlRules`]):
+//!
+//! * **query values** by name, under the [`QueryPolicy`]: by default only
+//!   the values analysis needs are kept (`utm_*`, the site-search parameters
+//!   and [`DEFAULT_ALLOWED_PARAMS`]), every other value becomes [`REDACTED`]
+//!   with its name kept; a value of a [secret](UrlRules::secret_params) name
+//!   always does;
+//! * **by content**, everything kept (path, parameter names and kept values,
+//!   fragment, the text of search terms and campaign values) goes through
+//!   the detectors of [`crate::scrub`];
+//! * a URL's user-info is removed, and an IP-literal host (a referrer from an
+//!   address) becomes the first address of its network.
+//!
+//! Everything here runs on a memo miss of the pipeline, so the common case
+//! is cheap: no regular expressions, and a borrowed [`Cow`] whenever the
+//! input does not need to change.
 //!
 //! Query strings are treated the way browsers build them
 //! (`application/x-www-form-urlencoded`): pairs separated by `&`, name and
@@ -11,9 +24,14 @@
 //! are skipped when reading and kept byte-for-byte when rewriting.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use footfall_event::REDACTED;
-use memchr::{memchr, memchr2, memchr3};
+use memchr::{memchr, memchr2};
+use serde::{Deserialize, Serialize};
+
+use crate::privacy::{self, PrivacyConfig};
+use crate::scrub::{scrub_component, Kind};
 
 /// Longest on-site search, search-engine term or UTM value kept, in characters.
 ///
@@ -21,7 +39,43 @@ use memchr::{memchr, memchr2, memchr3};
 /// shorter; the bound keeps scanners and junk from inflating events.
 pub const MAX_TEXT_CHARS: usize = 200;
 
-/// Which query parameters are secrets and which carry on-site search terms.
+/// Which query values are kept ([`UrlRules::query_policy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryPolicy {
+    /// Keep the values of `utm_*`, the site-search parameters and the
+    /// allowed parameters; every other value becomes [`REDACTED`].
+    #[default]
+    Allow,
+    /// Keep every value except those of the secret parameters (a deny-list:
+    /// any secret the list does not name passes, unless a detector finds it).
+    Deny,
+}
+
+/// Parameters whose values the allow policy keeps besides `utm_*` and the
+/// site-search parameters: pagination, sorting, language and view type,
+/// which say how a page was looked at, not who looked.
+pub const DEFAULT_ALLOWED_PARAMS: &[&str] = &[
+    "page",
+    "p",
+    "per_page",
+    "page_size",
+    "limit",
+    "offset",
+    "start",
+    "sort",
+    "sort_by",
+    "order",
+    "order_by",
+    "dir",
+    "lang",
+    "locale",
+    "view",
+    "format",
+];
+
+/// What of a URL is kept: the query policy and its parameter names, and the
+/// networks IP-literal hosts are cut to.
 ///
 /// Parameter names are compared ASCII-case-insensitively after percent-decoding
 /// the name (`pass%77ord`, `PASSWORD` and `password` are the same parameter).
@@ -30,16 +84,28 @@ pub const MAX_TEXT_CHARS: usize = 200;
 /// (`a=1&amp;password=x`) is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlRules {
-    /// Parameters whose values are replaced by [`REDACTED`] in paths, queries and referrers.
+    /// Allow-list (default) or deny-list.
+    pub query_policy: QueryPolicy,
+    /// Parameters kept under [`QueryPolicy::Allow`] besides `utm_*` and
+    /// [`site_search_params`](Self::site_search_params) (default
+    /// [`DEFAULT_ALLOWED_PARAMS`]).
+    pub allowed_params: Vec<String>,
+    /// Parameters whose values are always replaced by [`REDACTED`], in paths
+    /// (`;jsessionid=`), queries and referrers, under either policy.
     pub secret_params: Vec<String>,
     /// Parameters that carry the site's own search terms (`?q=`, WordPress `?s=`).
     pub site_search_params: Vec<String>,
+    /// The prefix lengths an IP-literal host is cut to (`http://84.203.1.217/`
+    /// → `http://84.203.1.0/`).
+    pub privacy: PrivacyConfig,
 }
 
 impl Default for UrlRules {
     fn default() -> Self {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
         UrlRules {
+            query_policy: QueryPolicy::Allow,
+            allowed_params: s(DEFAULT_ALLOWED_PARAMS),
             secret_params: s(&[
                 "password",
                 "passwd",
@@ -60,6 +126,7 @@ impl Default for UrlRules {
                 "signature",
             ]),
             site_search_params: s(&["q", "s", "search", "query", "keyword"]),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -99,42 +166,95 @@ impl UrlRules {
         name_in(raw_name, &self.secret_params)
     }
 
-    /// Replaces the value of every secret parameter in `query` (without the
-    /// leading `?`) by [`REDACTED`].
+    /// True when the policy keeps the value of the parameter `raw_name` (as it
+    /// appears in a URL, possibly percent-encoded).
+    pub fn keeps(&self, raw_name: &str) -> bool {
+        self.keeps_in(
+            raw_name,
+            &Names::new(&self.secret_params),
+            &Names::new(&self.allowed_params),
+            &Names::new(&self.site_search_params),
+        )
+    }
+
+    fn keeps_in(&self, name: &str, secrets: &Names, allowed: &Names, search: &Names) -> bool {
+        !secrets.contains(name)
+            && match self.query_policy {
+                QueryPolicy::Deny => true,
+                QueryPolicy::Allow => {
+                    is_utm_name(name) || search.contains(name) || allowed.contains(name)
+                }
+            }
+    }
+
+    /// The query (without the leading `?`) as it may leave the parser: every
+    /// value the [policy](Self::query_policy) does not keep is replaced by
+    /// [`REDACTED`], and the names and kept values go through the content
+    /// detectors ([`scrub_component`]).
     ///
-    /// Order, separators (including `&&`) and every other parameter are kept
-    /// byte-for-byte. A secret parameter without `=` or with an empty value
-    /// carries nothing and is left alone. Borrowed when nothing changed.
+    /// Order, separators (including `&&`) and everything else are kept
+    /// byte-for-byte. A pair without `=` or with an empty value carries no
+    /// value and is left alone (but for its name's findings). Borrowed when
+    /// nothing changed.
     ///
     /// ```
-    /// use footfall_parse::url::UrlRules;
+    /// use footfall_parse::url::{QueryPolicy, UrlRules};
     /// let rules = UrlRules::default();
-    /// assert_eq!(rules.redact_query("a=1&Pass%77ord=hunter2&b"), "a=1&Pass%77ord=REDACTED&b");
+    /// assert_eq!(rules.redact_query("page=2&q=jane%40example.org&cronKey=4f3a"), "page=2&q=:email&cronKey=REDACTED");
+    /// let deny = UrlRules { query_policy: QueryPolicy::Deny, ..UrlRules::default() };
+    /// assert_eq!(deny.redact_query("a=1&Pass%77ord=hunter2&b"), "a=1&Pass%77ord=REDACTED&b");
     /// ```
     pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        let secrets = Names::new(&self.secret_params);
+        let (secrets, allowed, search) = (
+            Names::new(&self.secret_params),
+            Names::new(&self.allowed_params),
+            Names::new(&self.site_search_params),
+        );
         let mut out: Option<String> = None;
         let mut copied = 0;
         for pair in query_pairs(query) {
+            let at = offset_in(query, pair.name);
+            splice(
+                query,
+                &mut out,
+                &mut copied,
+                at,
+                pair.name,
+                scrub_component(pair.name),
+            );
             let Some(value) = pair.value else { continue };
-            if value.is_empty() || value == REDACTED || !secrets.contains(pair.name) {
+            if value.is_empty() || value == REDACTED {
                 continue;
             }
-            let start = offset_in(query, value);
-            let buf = out.get_or_insert_with(|| String::with_capacity(query.len()));
-            buf.push_str(&query[copied..start]);
-            buf.push_str(REDACTED);
-            copied = start + value.len();
+            let at = offset_in(query, value);
+            if self.keeps_in(pair.name, &secrets, &allowed, &search) {
+                let kept = scrub_component(value);
+                splice(query, &mut out, &mut copied, at, value, kept);
+            } else {
+                put(query, &mut out, &mut copied, at, value, REDACTED);
+            }
         }
         finish(query, out, copied)
     }
 
-    /// Replaces the value of secret path parameters (`/cart;jsessionid=ABC`)
-    /// by [`REDACTED`]: `/cart;jsessionid=REDACTED`.
+    /// The path as it may leave the parser: the values of secret path
+    /// parameters replaced by [`REDACTED`] (`/cart;jsessionid=ABC` →
+    /// `/cart;jsessionid=REDACTED`), then the content detectors' findings by
+    /// their placeholders (`/users/jane@example.org` → `/users/:email`).
     ///
     /// `path` should not contain the query; anything after `?` or `#` is
     /// left untouched. Borrowed when nothing changed.
     pub fn redact_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        let params = self.redact_path_params(path);
+        let end = memchr2(b'?', b'#', params.as_bytes()).unwrap_or(params.len());
+        let scrubbed = match scrub_component(&params[..end]) {
+            Cow::Owned(head) => head + &params[end..],
+            Cow::Borrowed(_) => return params,
+        };
+        Cow::Owned(scrubbed)
+    }
+
+    fn redact_path_params<'a>(&self, path: &'a str) -> Cow<'a, str> {
         let end = memchr2(b'?', b'#', path.as_bytes()).unwrap_or(path.len());
         let scan = &path[..end];
         let Some(first) = memchr(b';', scan.as_bytes()) else {
@@ -171,16 +291,20 @@ impl UrlRules {
     /// Redacts a full URL such as a referrer.
     ///
     /// * userinfo (`user:pass@`) is removed from the authority;
-    /// * secret path parameters are redacted as in [`redact_path`](Self::redact_path);
-    /// * secret query parameters are redacted as in [`redact_query`](Self::redact_query);
+    /// * an IP-literal host becomes the first address of its network under
+    ///   [`privacy`](Self::privacy) (`:ip` when networks are dropped);
+    /// * the path as in [`redact_path`](Self::redact_path);
+    /// * the query as in [`redact_query`](Self::redact_query);
     /// * the fragment is treated as a query (`#access_token=...`, the OAuth
     ///   implicit flow); a fragment route with its own query (`#/reset?token=...`)
-    ///   has that query redacted.
+    ///   has its route treated as a path and its query as a query.
     ///
-    /// Relative references and strings that are not URLs go through the same
-    /// path/query/fragment steps. Borrowed when nothing changed.
+    /// A reference without a scheme is read as [`UrlParts::split_lenient`]
+    /// does (`www.example.com/a`); relative references and strings that are
+    /// not URLs go through the same path/query/fragment steps. Borrowed when
+    /// nothing changed.
     pub fn redact_url<'a>(&self, url: &'a str) -> Cow<'a, str> {
-        let parts = UrlParts::split(url);
+        let parts = UrlParts::split_lenient(url);
         let mut out: Option<String> = None;
         let mut copied = 0;
 
@@ -189,6 +313,17 @@ impl UrlRules {
             let buf = out.get_or_insert_with(|| String::with_capacity(url.len()));
             buf.push_str(&url[..start]);
             copied = start + userinfo.len() + 1; // the '@'
+        }
+        if let Some(host) = parts.host {
+            let network = self.ip_host(host).map_or(Cow::Borrowed(host), Cow::Owned);
+            splice(
+                url,
+                &mut out,
+                &mut copied,
+                offset_in(url, host),
+                host,
+                network,
+            );
         }
         let path_start = offset_in(url, parts.path);
         splice(
@@ -225,6 +360,20 @@ impl UrlRules {
             splice(url, &mut out, &mut copied, start, fragment, redacted);
         }
         finish(url, out, copied)
+    }
+
+    /// An IP-literal host (`84.203.1.217`, `[2001:db8::1]`) as the first
+    /// address of its network (`84.203.1.0`, `[2001:db8::]`; an IPv4-mapped
+    /// one as IPv4), or `:ip` when networks are dropped; `None` for a host
+    /// name and for a host that already is such an address.
+    fn ip_host(&self, host: &str) -> Option<String> {
+        let ip = privacy::ip_literal(host)?;
+        let net = match privacy::network(ip, &self.privacy) {
+            Some((net @ IpAddr::V6(_), _)) => format!("[{net}]"),
+            Some((net, _)) => net.to_string(),
+            None => Kind::Ip(ip).placeholder().to_string(),
+        };
+        (net != host).then_some(net)
     }
 
     /// The site's own search terms in a request query (without `?`).
@@ -340,6 +489,36 @@ pub fn percent_decode_lossy(s: &str, plus_as_space: bool) -> Cow<'_, str> {
         Ok(s) => Cow::Owned(s),
         Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
+}
+
+/// Decodes `%XX` escapes (not `+`) into bytes, with, for each decoded byte,
+/// the offset in `s` it came from, plus `s.len()` at the end: decoded bytes
+/// `i..j` came from `s[origin[i]..origin[j]]`. Malformed escapes are kept.
+pub(crate) fn percent_decode_mapped(s: &str) -> (Vec<u8>, Vec<usize>) {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut origin = Vec::with_capacity(bytes.len() + 1);
+    let mut i = 0;
+    while i < bytes.len() {
+        origin.push(i);
+        let escaped = if bytes[i] == b'%' {
+            decode_escape(bytes, i)
+        } else {
+            None
+        };
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    origin.push(bytes.len());
+    (out, origin)
 }
 
 /// Splits a request target into its path and query (without `?`).
@@ -518,6 +697,33 @@ impl<'a> UrlParts<'a> {
         parts
     }
 
+    /// [`split`](Self::split), reading a reference without a scheme whose
+    /// first part is a host name or address (`www.example.com/search?q=x`,
+    /// `84.203.1.217:80/`, as some proxies log referrers) as if it began
+    /// with `//`.
+    ///
+    /// ```
+    /// use footfall_parse::url::UrlParts;
+    /// let p = UrlParts::split_lenient("www.google.com/search?q=x");
+    /// assert_eq!((p.host, p.path, p.query), (Some("www.google.com"), "/search", Some("q=x")));
+    /// assert_eq!(UrlParts::split_lenient("/a").host, None);
+    /// ```
+    pub fn split_lenient(url: &'a str) -> UrlParts<'a> {
+        let parts = Self::split(url);
+        if parts.host.is_some() || url.starts_with('/') {
+            return parts;
+        }
+        let Some(hostport) = schemeless_host(url) else {
+            return parts;
+        };
+        let (host, port) = split_host_port(hostport);
+        UrlParts {
+            host: Some(host),
+            port,
+            ..Self::split(&url[hostport.len()..])
+        }
+    }
+
     /// Splits a URL without fragment that has an authority; `None` otherwise.
     fn split_absolute(url: &'a str) -> Option<UrlParts<'a>> {
         let (scheme, after_scheme) = if let Some(rest) = url.strip_prefix("//") {
@@ -549,6 +755,19 @@ impl<'a> UrlParts<'a> {
             fragment: None,
         })
     }
+}
+
+/// The host of a scheme-less reference such as `www.example.com/page`: the
+/// first `/`-delimited part, when it contains a dot and only host characters.
+fn schemeless_host(reference: &str) -> Option<&str> {
+    let end = reference.find(['/', '?', '#']).unwrap_or(reference.len());
+    let host = &reference[..end];
+    let valid = host.contains('.')
+        && !host.starts_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+    valid.then_some(host)
 }
 
 /// Byte index of the `:` ending a valid scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`).
@@ -591,8 +810,9 @@ fn decode_escape(bytes: &[u8], i: usize) -> Option<u8> {
     Some(hi << 4 | lo)
 }
 
+/// The value of one hex digit.
 #[inline]
-fn hex_val(b: u8) -> Option<u8> {
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -643,6 +863,30 @@ pub(crate) fn name_eq(raw: &str, want: &str) -> bool {
     j == want.len()
 }
 
+/// True when the raw name starts with `utm_` (ASCII case ignored, after
+/// percent-decoding and an `amp;` left by an HTML-escaped separator).
+fn is_utm_name(raw: &str) -> bool {
+    let raw = strip_amp(raw);
+    let decoded = if memchr(b'%', raw.as_bytes()).is_some() {
+        percent_decode_lossy(raw, true)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    decoded
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"utm_"))
+}
+
+/// `raw` without a leading `amp;` (`a=1&amp;token=x`: a link HTML-escaped
+/// once too often).
+fn strip_amp(raw: &str) -> &str {
+    match raw.as_bytes().get(..4) {
+        Some(p) if p.eq_ignore_ascii_case(b"amp;") => &raw[4..],
+        _ => raw,
+    }
+}
+
 /// A name list prepared for matching many names in one call: the lengths of
 /// the listed names let most non-matching plain names be rejected at once.
 struct Names<'n> {
@@ -660,12 +904,16 @@ impl<'n> Names<'n> {
     }
 
     fn contains(&self, raw: &str) -> bool {
-        // Only escapes change a name's length, only a `]` makes it bracketed
-        // and only a `;` can end an `amp;` prefix.
-        if self.lengths & length_bit(raw.len()) == 0
-            && memchr3(b'%', b']', b';', raw.as_bytes()).is_none()
-        {
-            return false;
+        // Only escapes and `+` change how a name reads, only a `]` makes it
+        // bracketed and only a `;` can end an `amp;` prefix: any other name
+        // is one of the list exactly when it equals one, so it is compared
+        // at once (names are short: a byte loop beats `memchr` here).
+        if !raw.bytes().any(|b| matches!(b, b'%' | b']' | b';' | b'+')) {
+            return self.lengths & length_bit(raw.len()) != 0
+                && self
+                    .names
+                    .iter()
+                    .any(|n| n.len() == raw.len() && n.eq_ignore_ascii_case(raw));
         }
         name_in(raw, self.names)
     }
@@ -680,11 +928,7 @@ fn length_bit(len: usize) -> u64 {
 /// (`user[password]`, `user%5Bpassword%5D`), is one of `names`. A leading
 /// `amp;` (from an HTML-escaped `&amp;` separator) is ignored.
 fn name_in(raw: &str, names: &[String]) -> bool {
-    // `a=1&amp;token=x`: a link HTML-escaped once too often.
-    let raw = match raw.get(..4) {
-        Some(p) if p.eq_ignore_ascii_case("amp;") => &raw[4..],
-        _ => raw,
-    };
+    let raw = strip_amp(raw);
     let hit = if memchr(b'%', raw.as_bytes()).is_some() {
         names.iter().any(|n| name_eq(raw, n))
     } else if memchr(b'+', raw.as_bytes()).is_some() {
@@ -714,12 +958,20 @@ fn name_in(raw: &str, names: &[String]) -> bool {
     names.iter().any(|n| key.eq_ignore_ascii_case(n))
 }
 
-/// Percent-decodes a value and tidies it as human-entered text: control
-/// characters become spaces, whitespace runs collapse to one space, ends are
-/// trimmed, and the result is cut to [`MAX_TEXT_CHARS`] characters. `None`
-/// when nothing is left.
+/// A value as text that may leave the parser: the content detectors'
+/// findings replaced by their placeholders ([`scrub_component`]), then
+/// percent-decoded and tidied as human-entered text: control characters
+/// become spaces, whitespace runs collapse to one space, ends are trimmed,
+/// and the result is cut to [`MAX_TEXT_CHARS`] characters. `None` when
+/// nothing is left.
+///
+/// ```
+/// use footfall_parse::url::clean_text;
+/// assert_eq!(clean_text("mail%20jane%40example.org+now").as_deref(), Some("mail :email now"));
+/// ```
 pub fn clean_text(raw: &str) -> Option<String> {
-    let decoded = percent_decode_lossy(raw, true);
+    let scrubbed = scrub_component(raw);
+    let decoded = percent_decode_lossy(&scrubbed, true);
     let mut out = String::with_capacity(decoded.len().min(MAX_TEXT_CHARS * 4));
     let mut chars = 0;
     let mut pending_space = false;
@@ -760,7 +1012,7 @@ fn offset_in(whole: &str, part: &str) -> usize {
 }
 
 /// Writes `replacement` for `whole[start..start + original.len()]` into `out`
-/// when it differs, allocating `out` on the first change.
+/// when it differs (is owned), allocating `out` on the first change.
 fn splice(
     whole: &str,
     out: &mut Option<String>,
@@ -770,11 +1022,24 @@ fn splice(
     replacement: Cow<'_, str>,
 ) {
     if let Cow::Owned(replacement) = replacement {
-        let buf = out.get_or_insert_with(|| String::with_capacity(whole.len()));
-        buf.push_str(&whole[*copied..start]);
-        buf.push_str(&replacement);
-        *copied = start + original.len();
+        put(whole, out, copied, start, original, &replacement);
     }
+}
+
+/// Writes `replacement` for `whole[start..start + original.len()]` into `out`,
+/// allocating `out` on the first change.
+fn put(
+    whole: &str,
+    out: &mut Option<String>,
+    copied: &mut usize,
+    start: usize,
+    original: &str,
+    replacement: &str,
+) {
+    let buf = out.get_or_insert_with(|| String::with_capacity(whole.len()));
+    buf.push_str(&whole[*copied..start]);
+    buf.push_str(replacement);
+    *copied = start + original.len();
 }
 
 /// Completes a lazily built rewrite of `input`.
@@ -806,6 +1071,17 @@ mod tests {
         assert!(name_eq("%4g", "%4G"));
         assert!(!name_eq("a+b", "a+b"));
         assert!(!name_eq("ab", "a"));
+    }
+
+    proptest::proptest! {
+        /// The shortcuts of [`Names::contains`] change nothing.
+        #[test]
+        fn names_contains_is_name_in(raw in "(amp;)?[a-zA-Z_%+\\[\\];0-9]{0,12}") {
+            let rules = UrlRules::default();
+            for list in [&rules.secret_params, &rules.allowed_params, &rules.site_search_params] {
+                proptest::prop_assert_eq!(Names::new(list).contains(&raw), name_in(&raw, list), "{}", raw);
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ use footfall_parse::{
 };
 use proptest::prelude::*;
 
+mod common;
+
 /// The pseudonym keys every test here uses.
 fn keys() -> Arc<SecretKeys> {
     Arc::new(SecretKeys::from_secret(b"property test secret, 16+ bytes").unwrap())
@@ -240,6 +242,40 @@ fn visitor_ids_are_the_documented_hash_on_every_memo_path() {
                         "{at}"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Lines whose URLs carry personal data and secrets give the same scrubbed
+/// events from a fresh worker, a warm one (every target and referrer
+/// served from its memo) and the borrowed fast path.
+#[test]
+fn scrubbed_values_are_the_same_from_every_memo_path() {
+    let tables = Tables::embedded();
+    for policy in ["allow", "deny"] {
+        let cfg: ParseConfig = serde_json::from_str(&format!(
+            r#"{{"format":"combined","site":"example.org","query_policy":"{policy}"}}"#
+        ))
+        .unwrap();
+        let p = Arc::new(Pipeline::new(&cfg, &tables, keys()).unwrap());
+        let src = SourceRef::from_first_line("planted", b"first");
+        let mut warm = p.worker();
+        for round in 0..3 {
+            for line in common::PLANTED_LINES {
+                let fresh =
+                    p.worker()
+                        .process(&src, &mut FormatState::default(), 0, line.as_bytes());
+                let Outcome::Event(ev) = &fresh else {
+                    panic!("{line}: rejected")
+                };
+                let cached = warm.process(&src, &mut FormatState::default(), 0, line.as_bytes());
+                assert_eq!(cached, fresh, "{policy}, round {round}: {line}");
+                assert_eq!(
+                    borrowed_json(&mut warm, &src, 0, line.as_bytes()),
+                    Some(owned_json(ev)),
+                    "{policy}, round {round}: {line}"
+                );
             }
         }
     }

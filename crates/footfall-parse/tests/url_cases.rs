@@ -4,8 +4,8 @@ use std::borrow::Cow;
 
 use footfall_parse::route::{RouteConfig, RouteRuleConfig, RouteRuleError, RouteRules};
 use footfall_parse::url::{
-    percent_decode_lossy, query_pairs, query_value, split_target, utm, QueryPair, UrlParts,
-    UrlRules, Utm, MAX_TEXT_CHARS,
+    percent_decode_lossy, query_pairs, query_value, split_target, utm, QueryPair, QueryPolicy,
+    UrlParts, UrlRules, Utm, MAX_TEXT_CHARS,
 };
 use proptest::prelude::*;
 
@@ -110,9 +110,17 @@ fn redact_query_cases() {
         ),
         ("amp; alone", "amp;=x&amp;", "amp;=x&amp;"),
     ];
-    let rules = UrlRules::default();
+    let rules = deny();
     for (name, input, want) in cases {
         check("redact_query", name, input, rules.redact_query(input), want);
+    }
+}
+
+/// The deny-list policy with the default secret names: what these cases test.
+fn deny() -> UrlRules {
+    UrlRules {
+        query_policy: QueryPolicy::Deny,
+        ..UrlRules::default()
     }
 }
 
@@ -121,6 +129,7 @@ fn redact_query_custom_rules() {
     let rules = UrlRules {
         secret_params: vec!["X-Amz-Signature".into()],
         site_search_params: vec![],
+        ..deny()
     };
     check(
         "redact_query",
@@ -132,6 +141,7 @@ fn redact_query_custom_rules() {
     let none = UrlRules {
         secret_params: vec![],
         site_search_params: vec![],
+        ..deny()
     };
     check(
         "redact_query",
@@ -271,7 +281,7 @@ fn redact_url_cases() {
             "android-app://com.google.android.gm/",
         ),
     ];
-    let rules = UrlRules::default();
+    let rules = deny();
     for (name, input, want) in cases {
         check("redact_url", name, input, rules.redact_url(input), want);
     }
@@ -317,6 +327,7 @@ fn site_search_cases() {
     let both = UrlRules {
         secret_params: vec!["q".into()],
         site_search_params: vec!["q".into(), "s".into()],
+        ..UrlRules::default()
     };
     assert_eq!(both.site_search("q=secret&s=ok").as_deref(), Some("ok"));
 }
@@ -497,7 +508,7 @@ fn very_long_inputs() {
     assert_eq!(query_pairs(&redacted).count(), 100_000);
     assert!(!redacted.contains("token=10"));
 
-    let clean: String = "a=1&".repeat(250_000);
+    let clean: String = "page=1&".repeat(250_000);
     assert!(matches!(rules.redact_query(&clean), Cow::Borrowed(_)));
     assert_eq!(
         rules
@@ -614,7 +625,8 @@ fn route_cases() {
             "/users/:email",
         ),
         ("handle kept", "/@jane", "/@jane"),
-        ("jwt", &jwt_path, "/reset/:token"),
+        // The content detectors name it (the path scrubber does the same).
+        ("jwt", &jwt_path, "/reset/:jwt"),
         (
             "base64url token",
             "/s/AbCdEf-GhIjKl_MnOpQr-StUvWx1",
@@ -809,18 +821,23 @@ proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn redact_query_properties(query in query_strategy()) {
-        let rules = UrlRules::default();
+    fn redact_query_properties(query in query_strategy(), allow in any::<bool>()) {
+        // Values of up to 8 characters without `.`, `@` or `:` hold nothing
+        // the content detectors find: only the policy changes them.
+        let rules = if allow { UrlRules::default() } else { deny() };
         let out = rules.redact_query(&query);
         let before: Vec<_> = query_pairs(&query).collect();
         let after: Vec<_> = query_pairs(&out).collect();
         prop_assert_eq!(before.len(), after.len());
         for (b, a) in before.iter().zip(&after) {
             prop_assert_eq!(a.name, b.name);
-            if rules.is_secret_name(b.name) && b.value.is_some_and(|v| !v.is_empty()) {
+            if !rules.keeps(b.name) && b.value.is_some_and(|v| !v.is_empty()) {
                 prop_assert_eq!(a.value, Some("REDACTED"));
             } else {
                 prop_assert_eq!(a.value, b.value);
+            }
+            if rules.is_secret_name(b.name) {
+                prop_assert!(!rules.keeps(b.name), "a secret is never kept");
             }
         }
         // Separators survive byte-for-byte.
@@ -855,5 +872,101 @@ proptest! {
         let again = rules.template(&route);
         prop_assert_eq!(&again, &route);
         prop_assert!(matches!(again, Cow::Borrowed(_)));
+    }
+}
+
+/// Under the default policy: referrers from addresses, without a scheme,
+/// and with personal data in their path and query.
+#[test]
+fn redact_url_allow_cases() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "address host",
+            "http://84.203.1.217:80/",
+            "http://84.203.1.0:80/",
+        ),
+        ("network host", "http://84.203.1.0/", "http://84.203.1.0/"),
+        (
+            "IPv6 host",
+            "https://[2001:db8:1:2::99]:8443/a",
+            "https://[2001:db8:1::]:8443/a",
+        ),
+        ("IPv4-mapped host", "http://[::ffff:192.0.2.33]/", "http://192.0.2.0/"),
+        (
+            "no scheme",
+            "www.google.com/search?q=jane%40example.org&ei=xYz",
+            "www.google.com/search?q=:email&ei=REDACTED",
+        ),
+        (
+            "no scheme, address",
+            "84.203.1.217/admin",
+            "84.203.1.0/admin",
+        ),
+        (
+            "path and query",
+            "https://example.org/u/jane@example.org/3f2504e0-4f89-11d3-9a0c-0305e82c3301?utm_source=x&uid=42",
+            "https://example.org/u/:email/:uuid?utm_source=x&uid=REDACTED",
+        ),
+        (
+            "fragment",
+            "https://example.org/#/u/jane@example.org?page=2&t=1",
+            "https://example.org/#/u/:email?page=2&t=REDACTED",
+        ),
+        (
+            "clean",
+            "https://www.google.com/search?q=rust&start=10",
+            "https://www.google.com/search?q=rust&start=10",
+        ),
+    ];
+    let rules = UrlRules::default();
+    for (name, input, want) in cases {
+        check("redact_url", name, input, rules.redact_url(input), want);
+    }
+}
+
+/// The allow-list: which values stay, by name; what the detectors do to them.
+#[test]
+fn redact_query_allow_cases() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "kept names",
+            "page=2&sort=desc&lang=de",
+            "page=2&sort=desc&lang=de",
+        ),
+        (
+            "other values, names kept",
+            "cronKey=6fd2a8c0&wp_scrape_nonce=1&uid=30635594",
+            "cronKey=REDACTED&wp_scrape_nonce=REDACTED&uid=REDACTED",
+        ),
+        (
+            "utm prefix, any case and encoding",
+            "UTM_Source=x&utm%5Fcampaign=y&utm_anything=z",
+            "UTM_Source=x&utm%5Fcampaign=y&utm_anything=z",
+        ),
+        ("site search", "s=shoes&q=boots", "s=shoes&q=boots"),
+        ("secret wins", "page=2&token=x", "page=2&token=REDACTED"),
+        ("bracketed allowed key", "filter[page]=3", "filter[page]=3"),
+        (
+            "html-escaped separator",
+            "a=1&amp;page=2",
+            "a=REDACTED&amp;page=2",
+        ),
+        ("bare names kept", "flag&debug", "flag&debug"),
+        ("empty values kept", "x=&page=", "x=&page="),
+        (
+            "detectors on kept values",
+            "q=call+%2B49+170+1234567&page=84.203.1.217",
+            "q=call+:phone&page=:ip",
+        ),
+        (
+            "detectors on names",
+            "jane@example.org&page=1",
+            ":email&page=1",
+        ),
+        ("already redacted", "x=REDACTED", "x=REDACTED"),
+    ];
+    let rules = UrlRules::default();
+    for (name, input, want) in cases {
+        check("redact_query", name, input, rules.redact_query(input), want);
     }
 }

@@ -243,3 +243,47 @@ fn a_format_that_does_not_fit_stops_with_65_and_says_what_fits() {
         "{err}"
     );
 }
+
+#[test]
+fn an_impossible_prefix_stops_with_78_naming_the_key_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, key) in [
+        ("--ipv4-prefix", "40", "privacy.ipv4_prefix"),
+        ("--ipv6-prefix", "129", "privacy.ipv6_prefix"),
+        ("--ipv4-prefix", "32", "privacy.ipv4_prefix"),
+    ] {
+        let run = parse(dir.path())
+            .args(["-f", "combined", flag, value, "-o"])
+            .arg(dir.path().join("o.jsonl"))
+            .arg(elastic())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(78), "{flag} {value}: {err}");
+        assert!(err.contains(key), "{flag} {value}: {err}");
+        assert!(!dir.path().join("o.jsonl").exists());
+    }
+    assert!(
+        !dir.path().join("keyring").exists(),
+        "no keyring is made for a run that cannot start"
+    );
+    // Whole addresses are an explicit opt-in.
+    let run = parse(dir.path())
+        .args([
+            "-f",
+            "combined",
+            "--ipv4-prefix",
+            "32",
+            "--emit-raw-ip",
+            "-o",
+            "/dev/null",
+        ])
+        .arg(elastic())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -36,6 +36,7 @@ use super::aws::{line_body, split_request_line, strip_port};
 use super::time::{parse_clf_time, parse_iso8601};
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
+use crate::url::hex_val;
 
 /// A JSON-lines access-log format.
 ///
@@ -489,16 +490,8 @@ fn nginx_hex_escapes_to_json(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    // Bytes that are not UTF-8 stay `\xHH`, as a JSON string's `\\xHH`.
+    super::template::utf8_or_hex_escaped(out, "\\\\x")
 }
 
 fn into_owned(r: RawRecord<'_>) -> RawRecord<'static> {

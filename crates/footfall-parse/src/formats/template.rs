@@ -18,6 +18,7 @@ use super::clf::{self, Shape};
 use super::time::{parse_clf_time, parse_epoch, parse_iso8601};
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
+use crate::url::hex_val;
 
 /// What a template field holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -419,7 +420,8 @@ fn quoted_end(line: &[u8], from: usize, rest: &[u8], last: bool) -> (usize, bool
     (end, first_backslash < end)
 }
 
-/// Undo Apache/nginx escaping in a logged value: `\"`, `\\`, `\xHH`.
+/// Undo Apache/nginx escaping in a logged value: `\"`, `\\`, `\xHH` (see
+/// [`utf8_or_hex_escaped`] for bytes that are not UTF-8).
 pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
     if memchr(b'\\', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
@@ -436,7 +438,8 @@ pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
                     continue;
                 }
                 b'x' => {
-                    if let (Some(h), Some(l)) = (hex(b.get(i + 2)), hex(b.get(i + 3))) {
+                    let digit = |at: usize| b.get(at).copied().and_then(hex_val);
+                    if let (Some(h), Some(l)) = (digit(i + 2), digit(i + 3)) {
                         out.push(h << 4 | l);
                         i += 4;
                         continue;
@@ -458,19 +461,28 @@ pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
         out.push(b[i]);
         i += 1;
     }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
+    Cow::Owned(utf8_or_hex_escaped(out, "\\x"))
 }
 
-fn hex(b: Option<&u8>) -> Option<u8> {
-    match b? {
-        c @ b'0'..=b'9' => Some(c - b'0'),
-        c @ b'a'..=b'f' => Some(c - b'a' + 10),
-        c @ b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// `bytes` as text, with each byte of an invalid UTF-8 sequence written as
+/// `{prefix}hh` (`\xe4`) instead of U+FFFD. nginx and Apache log a non-ASCII
+/// byte as `\xHH`: bytes that form UTF-8 are decoded, and bytes that do not
+/// (a host name in a legacy encoding) stay as they were logged, so nothing
+/// is lost.
+pub(crate) fn utf8_or_hex_escaped(bytes: Vec<u8>, prefix: &str) -> String {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(s) => return s,
+        Err(e) => e.into_bytes(),
+    };
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(prefix);
+            out.push_str(&crate::privacy::hex(&[*b]));
+        }
     }
+    out
 }
 
 /// Split a request line `METHOD target PROTOCOL` (protocol optional).

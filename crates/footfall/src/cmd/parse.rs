@@ -110,12 +110,6 @@ struct Done {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let keys: Arc<dyn footfall_parse::KeyProvider> = open_or_create_keyring(
-        &footfall_keys::KeysConfig::default(),
-        &args.keyring,
-        "parse",
-    )?;
-    let tables = Tables::embedded();
     let base_cfg = ParseConfig {
         format: args.format.clone(),
         log_format: args.log_format.clone(),
@@ -131,6 +125,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
+    base_cfg
+        .validate()
+        .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    let keys: Arc<dyn footfall_parse::KeyProvider> = open_or_create_keyring(
+        &footfall_keys::KeysConfig::default(),
+        &args.keyring,
+        "parse",
+    )?;
+    let tables = Tables::embedded();
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
