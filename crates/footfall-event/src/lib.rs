@@ -357,10 +357,13 @@ pub enum RejectKind {
     /// it), so no visitor id can be given: the line is older than the
     /// keyring's horizon.
     KeyDestroyed,
+    /// The line's time lies too far from the clock (in the future, or further
+    /// in the past than configured): a wrong clock or a corrupt line.
+    TimeOutOfRange,
 }
 
 impl RejectKind {
-    pub const ALL: [RejectKind; 9] = [
+    pub const ALL: [RejectKind; 10] = [
         RejectKind::Empty,
         RejectKind::Header,
         RejectKind::Malformed,
@@ -370,6 +373,7 @@ impl RejectKind {
         RejectKind::BadJson,
         RejectKind::TooLong,
         RejectKind::KeyDestroyed,
+        RejectKind::TimeOutOfRange,
     ];
 
     /// The label used in metrics and JSON.
@@ -384,6 +388,7 @@ impl RejectKind {
             RejectKind::BadJson => "bad_json",
             RejectKind::TooLong => "too_long",
             RejectKind::KeyDestroyed => "key_destroyed",
+            RejectKind::TimeOutOfRange => "time_out_of_range",
         }
     }
 }

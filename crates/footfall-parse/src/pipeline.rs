@@ -87,6 +87,12 @@ pub struct ParseConfig {
     pub session_cookie: Option<String>,
     /// Lines longer than this are rejected as `too_long` (default 64 KiB).
     pub max_line_bytes: usize,
+    /// Lines timed more than this many hours after the clock are rejected as
+    /// `time_out_of_range` (default 24).
+    pub max_future_hours: u32,
+    /// Lines timed more than this many days before the clock are rejected as
+    /// `time_out_of_range` (default 7305, twenty years). Raise it to backfill older logs.
+    pub max_past_days: u32,
     /// Which query values are kept: `allow` (the default: `utm_*`, the
     /// site-search parameters, [`url::DEFAULT_ALLOWED_PARAMS`] and
     /// `query_allow`; every other value becomes `REDACTED`) or `deny` (every
@@ -115,6 +121,8 @@ impl Default for ParseConfig {
             timezone: None,
             session_cookie: None,
             max_line_bytes: 64 * 1024,
+            max_future_hours: 24,
+            max_past_days: 7305,
             query_policy: QueryPolicy::Allow,
             query_allow: Vec::new(),
             secret_params: None,
@@ -229,6 +237,9 @@ pub struct Pipeline {
     tz: Option<chrono_tz::Tz>,
     session_cookie: Option<String>,
     max_line: usize,
+    /// How far lines may be timed after and before the clock.
+    max_future: chrono::TimeDelta,
+    max_past: chrono::TimeDelta,
     privacy: PrivacyConfig,
     url: UrlRules,
     routes: RouteRules,
@@ -290,6 +301,8 @@ impl Pipeline {
             tz,
             session_cookie: cfg.session_cookie.clone(),
             max_line: cfg.max_line_bytes.max(256),
+            max_future: chrono::TimeDelta::hours(i64::from(cfg.max_future_hours)),
+            max_past: chrono::TimeDelta::days(i64::from(cfg.max_past_days)),
             privacy: cfg.privacy.clone(),
             url,
             routes,
@@ -327,6 +340,7 @@ impl Pipeline {
             key: Vec::new(),
             basis: Vec::new(),
             direct: ReferrerParts::new(None, self.tables.referrers.classify_source(None, &[])),
+            now: chrono::Utc::now(),
         }
     }
 }
@@ -493,6 +507,9 @@ pub struct Worker {
     basis: Vec<u8>,
     /// The classification of a request without a referrer.
     direct: ReferrerParts,
+    /// The clock, read when the worker was made and again before a line is
+    /// found too far in the future.
+    now: DateTime<chrono::Utc>,
 }
 
 impl Worker {
@@ -553,6 +570,9 @@ impl Worker {
         if let Some(tz) = self.p.tz {
             ts = tz.from_utc_datetime(&ts.naive_utc()).fixed_offset();
         }
+        if let Some(reason) = self.out_of_range(&ts) {
+            return Err(self.reject(src, offset, event_id, line, RejectKind::TimeOutOfRange, reason.into()));
+        }
         let date = ts.date_naive();
         let Some(day_key) = Self::day_key(
             &mut self.day,
@@ -572,6 +592,28 @@ impl Worker {
             ));
         };
         Ok(self.enrich(rec, ts, day_key, src, offset, event_id, sink))
+    }
+
+    /// Why `ts` lies outside the window around the clock, if it does (a time
+    /// in the future is checked against a fresh reading of the clock).
+    fn out_of_range(&mut self, ts: &DateTime<FixedOffset>) -> Option<String> {
+        let t = ts.with_timezone(&chrono::Utc);
+        if t < self.now - self.p.max_past {
+            return Some(format!(
+                "{ts} is more than {} days before the clock (parse.max_past_days)",
+                self.p.max_past.num_days()
+            ));
+        }
+        if t > self.now + self.p.max_future {
+            self.now = chrono::Utc::now();
+            if t > self.now + self.p.max_future {
+                return Some(format!(
+                    "{ts} is more than {} hours after the clock (parse.max_future_hours)",
+                    self.p.max_future.num_hours()
+                ));
+            }
+        }
+        None
     }
 
     fn reject(

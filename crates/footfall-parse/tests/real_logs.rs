@@ -12,6 +12,10 @@ use std::sync::Arc;
 
 use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
 
+/// The corpus reaches back to 1995, further than the default window of
+/// twenty years before the clock (`parse.max_past_days`).
+const CORPUS_PAST_DAYS: u32 = 100 * 366;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -65,6 +69,7 @@ fn run(path: &Path, format: &str, tables: &Tables) -> Run {
     let cfg = ParseConfig {
         format: format.to_string(),
         site: Some("example.org".into()),
+        max_past_days: CORPUS_PAST_DAYS,
         ..Default::default()
     };
     let keys = Arc::new(SecretKeys::from_secret(b"test secret for the real-log corpus").unwrap());
@@ -467,6 +472,7 @@ fn dead_letters_parse_again_in_the_right_format() {
         let cfg = ParseConfig {
             format: format.to_string(),
             site: Some("example.org".into()),
+            max_past_days: CORPUS_PAST_DAYS,
             ..Default::default()
         };
         let p = Arc::new(Pipeline::new(&cfg, &tables, keys.clone()).unwrap());

@@ -57,6 +57,10 @@ pub struct Args {
     /// Emit raw client addresses in `client_ip` (off by default; an explicit opt-in).
     #[arg(long)]
     pub emit_raw_ip: bool,
+    /// Lines timed more than this many days before the clock are rejected as
+    /// time_out_of_range (default twenty years); raise it to backfill older logs.
+    #[arg(long, default_value_t = ParseConfig::default().max_past_days, value_name = "DAYS")]
+    pub max_past_days: u32,
     /// Keep this many leading bits of IPv4 addresses in `client_net`.
     #[arg(long, default_value_t = 24)]
     pub ipv4_prefix: u8,
@@ -117,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         site_hosts: args.site_hosts.clone(),
         timezone: args.timezone.clone(),
         session_cookie: args.session_cookie.clone(),
+        max_past_days: args.max_past_days,
         privacy: PrivacyConfig {
             ipv4_prefix: args.ipv4_prefix,
             ipv6_prefix: args.ipv6_prefix,
