@@ -571,7 +571,14 @@ impl Worker {
             ts = tz.from_utc_datetime(&ts.naive_utc()).fixed_offset();
         }
         if let Some(reason) = self.out_of_range(&ts) {
-            return Err(self.reject(src, offset, event_id, line, RejectKind::TimeOutOfRange, reason.into()));
+            return Err(self.reject(
+                src,
+                offset,
+                event_id,
+                line,
+                RejectKind::TimeOutOfRange,
+                reason.into(),
+            ));
         }
         let date = ts.date_naive();
         let Some(day_key) = Self::day_key(
@@ -702,7 +709,7 @@ impl Worker {
         let target_slot = self.targets.slot(target.as_bytes(), || {
             let (raw_path, raw_query) = url::split_target(target);
             let path = p.url.redact_path(raw_path).into_owned();
-            let route = p.routes.template(&path).into_owned();
+            let route = p.routes.template_scrubbed(&path).into_owned();
             TargetParts::new(
                 path,
                 raw_query

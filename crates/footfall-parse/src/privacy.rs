@@ -425,9 +425,7 @@ pub fn scrub_line<'a>(
         let s = then(s, |t| clf_identity(t, &rules.privacy));
         let s = then(s, json_users);
         let s = then(s, |t| secret_pairs(t, rules, session_cookie));
-        then(s, |t| {
-            scrub::scrub_encoded(t, IpAs::Network(&rules.privacy))
-        })
+        then(s, |t| scrub::encoded_pass(t, IpAs::Network(&rules.privacy)))
     })
 }
 
@@ -443,7 +441,10 @@ fn then<'a>(s: Cow<'a, str>, step: impl FnOnce(&str) -> Cow<'_, str>) -> Cow<'a,
 /// `user:pass@` removed from the authority of every `scheme://` URL.
 fn strip_userinfo(line: &str) -> Cow<'_, str> {
     let mut edits = Edits::new(line);
-    for at in memchr::memmem::find_iter(line.as_bytes(), b"://") {
+    for at in memchr::memchr_iter(b':', line.as_bytes()) {
+        if !line[at..].starts_with("://") {
+            continue;
+        }
         let start = at + 3;
         let len = line[start..]
             .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\\'))
@@ -530,6 +531,9 @@ pub const USER_KEYS: &[&str] = &["remote_user", "user_id", "ClientUsername"];
 
 /// String values of [`USER_KEYS`] in a JSON line replaced by `-`.
 fn json_users(line: &str) -> Cow<'_, str> {
+    if memchr::memchr(b'{', line.as_bytes()).is_none() {
+        return Cow::Borrowed(line);
+    }
     let mut edits = Edits::new(line);
     for key in USER_KEYS {
         let quoted = format!("\"{key}\"");

@@ -197,6 +197,18 @@ impl RouteRules {
     /// assert!(matches!(rules.template("/about/team"), std::borrow::Cow::Borrowed(_)));
     /// ```
     pub fn template<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        self.template_with(path, Detectors::Run)
+    }
+
+    /// [`template`](Self::template) of a path the content detectors have
+    /// already scrubbed ([`crate::url::UrlRules::redact_path`]), without running them
+    /// again on each segment: what they would find is a placeholder already
+    /// (`scrubbed_paths_template_alike` checks it).
+    pub(crate) fn template_scrubbed<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        self.template_with(path, Detectors::Done)
+    }
+
+    fn template_with<'a>(&self, path: &'a str, detectors: Detectors) -> Cow<'a, str> {
         let path = match memchr2(b'?', b'#', path.as_bytes()) {
             Some(n) => &path[..n],
             None => path,
@@ -216,7 +228,7 @@ impl RouteRules {
                     Some(n) => &full[..n],
                     None => full,
                 };
-                let replacement = self.segment(segment);
+                let replacement = self.segment(segment, detectors);
                 if replacement.is_some() || segment.len() != full.len() {
                     let buf = out.get_or_insert_with(|| String::with_capacity(path.len()));
                     buf.push_str(&path[copied..start]);
@@ -241,7 +253,7 @@ impl RouteRules {
         }
     }
 
-    fn segment<'s>(&'s self, segment: &'s str) -> Option<Segment<'s>> {
+    fn segment<'s>(&'s self, segment: &'s str, detectors: Detectors) -> Option<Segment<'s>> {
         if segment.is_empty() {
             return None;
         }
@@ -249,7 +261,7 @@ impl RouteRules {
             return Some(Segment::Custom(&rule.replacement));
         }
         if self.builtin {
-            builtin_segment(segment)
+            builtin_segment(segment, detectors)
         } else {
             None
         }
@@ -310,7 +322,7 @@ impl Segment<'_> {
 }
 
 /// The built-in template of one non-empty segment, if it changes.
-fn builtin_segment(segment: &str) -> Option<Segment<'_>> {
+fn builtin_segment(segment: &str, detectors: Detectors) -> Option<Segment<'_>> {
     let bytes = segment.as_bytes();
     // Every built-in rule needs a digit (ids, dates, hashes, tokens) or an
     // `@` / `%40` (e-mail addresses): plain words are done in one scan.
@@ -320,7 +332,7 @@ fn builtin_segment(segment: &str) -> Option<Segment<'_>> {
     {
         return None;
     }
-    if let Some(p) = classify_exact(bytes, segment) {
+    if let Some(p) = classify_exact(bytes, segment, detectors) {
         return Some(Segment::Placeholder(p, None));
     }
     if memchr(b'.', bytes).is_some() {
@@ -328,7 +340,7 @@ fn builtin_segment(segment: &str) -> Option<Segment<'_>> {
         let dot = memchr::memrchr(b'.', bytes).unwrap_or(0);
         let (stem, ext) = (&segment[..dot], &segment[dot + 1..]);
         if is_extension(ext.as_bytes()) {
-            if let Some(p) = classify_exact(stem.as_bytes(), stem) {
+            if let Some(p) = classify_exact(stem.as_bytes(), stem, detectors) {
                 return Some(Segment::Placeholder(p, Some(ext)));
             }
         }
@@ -373,7 +385,7 @@ fn dotted_parts(segment: &str) -> Option<String> {
 
 /// The placeholder for a whole segment (or a file stem) by every rule but
 /// the token heuristic.
-fn classify_exact(b: &[u8], s: &str) -> Option<&'static str> {
+fn classify_exact(b: &[u8], s: &str, detectors: Detectors) -> Option<&'static str> {
     if b.is_empty() {
         return None;
     }
@@ -391,7 +403,18 @@ fn classify_exact(b: &[u8], s: &str) -> Option<&'static str> {
     if is_long_hex(b) {
         return Some(Kind::Hex.placeholder());
     }
-    scrub::whole(s).map(Kind::placeholder)
+    match detectors {
+        Detectors::Run => scrub::whole(s).map(Kind::placeholder),
+        Detectors::Done => None,
+    }
+}
+
+/// Whether a path's segments still need the content detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detectors {
+    Run,
+    /// The path was scrubbed whole: a finding is a placeholder already.
+    Done,
 }
 
 /// 1 to 5 ASCII letters/digits with at least one letter (`jpg`, `mp4`, `html`).
@@ -491,6 +514,23 @@ mod tests {
             if is_long_hex(b) {
                 proptest::prop_assert_eq!(scrub::whole(&s), Some(Kind::Hex));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Templating a scrubbed path without the detectors gives what
+        /// templating it with them gives.
+        #[test]
+        fn scrubbed_paths_template_alike(
+            segments in proptest::collection::vec(
+                "[0-9a-fA-Z.@%:+_-]{0,24}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z]{1,6}@[a-z]{2,6}\\.[a-z]{2,3}|[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+                0..6,
+            )
+        ) {
+            let path = format!("/{}", segments.join("/"));
+            let scrubbed = crate::url::UrlRules::default().redact_path(&path).into_owned();
+            let rules = RouteRules::default();
+            proptest::prop_assert_eq!(rules.template_scrubbed(&scrubbed), rules.template(&scrubbed));
         }
     }
 

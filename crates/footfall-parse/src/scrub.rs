@@ -176,18 +176,22 @@ pub fn scrub_component(raw: &str) -> Cow<'_, str> {
 /// (in a query it may stand for a space or for a literal `+`; both are
 /// looked for). Borrowed when nothing was found.
 pub fn scrub_encoded<'a>(raw: &'a str, ip: IpAs<'_>) -> Cow<'a, str> {
+    until_settled(raw, |raw| encoded_pass(raw, ip))
+}
+
+/// One pass of [`scrub_encoded`], for callers that settle a larger chain of
+/// steps themselves ([`crate::privacy::scrub_line`]).
+pub(crate) fn encoded_pass<'a>(raw: &'a str, ip: IpAs<'_>) -> Cow<'a, str> {
     // Decoding only shortens a text.
     if too_short(raw) {
         return Cow::Borrowed(raw);
     }
-    until_settled(raw, |raw| {
-        if memchr(b'%', raw.as_bytes()).is_none() {
-            return plain(raw, ip);
-        }
-        let (decoded, origin) = url::percent_decode_mapped(raw);
-        let findings = find(&decoded);
-        replace(raw, &findings, |f| (origin[f.start], origin[f.end]), ip)
-    })
+    if memchr(b'%', raw.as_bytes()).is_none() {
+        return plain(raw, ip);
+    }
+    let (decoded, origin) = url::percent_decode_mapped(raw);
+    let findings = find(&decoded);
+    replace(raw, &findings, |f| (origin[f.start], origin[f.end]), ip)
 }
 
 /// `pass` applied until it changes nothing. A replacement can complete a
