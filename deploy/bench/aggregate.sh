@@ -22,7 +22,7 @@ python3 deploy/bench/genlog.py --lines "$N" --visitors 150000 --days 14 > "$W/ac
 "$FF" keys --keyring "$W/keyring" init
 "$FF" topics --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" > /dev/null
 /usr/bin/time -f "ingest: %e s, peak %M KB" env FOOTFALL_KEYRING="$W/keyring" "$FF" ingest --brokers "$B" --topic "$T" \
-    --dead-letter-topic "$T.dlq" --format combined --state-dir "$W/state" --http-listen off - < "$W/access.log" 2>&1 | tail -2
+    --dlq-topic "$T.dlq" --format combined --state-dir "$W/state" --http-listen off - < "$W/access.log" 2>&1 | tail -2
 /usr/bin/time -f "aggregate: %e s, peak %M KB" "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh" 2>&1 | tail -2
 DAY="$(ls "$W/wh/events" | sed -n 3p | sed 's/date=//')"
 echo "day $DAY: $(python3 -c "import duckdb; print(duckdb.sql(\"select count(*) from read_parquet('$W/wh/events/date=$DAY/*.parquet')\").fetchone()[0])") events"

@@ -94,7 +94,7 @@ read -r KC_S KC_KB < <(measure kcat kcat -b "$BROKERS" -P -t "bench.kcat.$RUN_ID
 ING_TOPIC="bench.ingest.$RUN_ID"
 "$FF" topics --brokers "$BROKERS" --topic "$ING_TOPIC" --dlq-topic "$ING_TOPIC.dlq" > /dev/null
 ingest_once() {
-    FOOTFALL_KEYRING="$WORK/keyring" "$FF" ingest --brokers "$BROKERS" --topic "$ING_TOPIC" --dead-letter-topic "$ING_TOPIC.dlq" \
+    FOOTFALL_KEYRING="$WORK/keyring" "$FF" ingest --brokers "$BROKERS" --topic "$ING_TOPIC" --dlq-topic "$ING_TOPIC.dlq" \
         --format combined --state-dir "$WORK/state" --http-listen off - < "$WORK/access.log"
 }
 export -f ingest_once

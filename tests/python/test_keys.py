@@ -148,7 +148,7 @@ def new_topic(brokers, hint, cwd):
 
 
 def ingest_args(brokers, topic, log, once=True, state_dir=None, keyring=None):
-    args = ["ingest", "--brokers", brokers, "--topic", topic, "--dead-letter-topic", f"{topic}.dlq"]
+    args = ["ingest", "--brokers", brokers, "--topic", topic, "--dlq-topic", f"{topic}.dlq"]
     args += ["--format", "combined", "--http-listen", "off"]
     if once:
         args.append("--once")

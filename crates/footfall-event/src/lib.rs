@@ -31,7 +31,9 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 mod json;
+mod vocab;
 pub use json::segment;
+pub use vocab::{DEVICES, KINDS, REFERRER_MEDIA, SCHEMA_HEADER, SOURCE_HEADER};
 
 /// A string from a small, mostly static vocabulary (device class, medium, kind, source names).
 pub type Label = Cow<'static, str>;

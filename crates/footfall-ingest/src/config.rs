@@ -1,14 +1,24 @@
-//! Configuration: the TOML file (serde structs) and the validated runtime form.
+//! Configuration: the validated runtime form of the config file and of
+//! `footfall ingest`'s flags.
 //!
-//! `docs/configuration.md` documents every field; `deploy/footfall.example.toml`
-//! is a commented example. The file's sections:
+//! The file's schema (every table and key, unknown ones refused) lives in
+//! `config/file.rs`; this module checks its values and builds [`IngestConfig`], the
+//! parsed form of the whole file that every command reads its table from:
 //!
 //! * `[kafka]`: brokers, security, topics ([`footfall_kafka::KafkaConfig`]);
 //! * `[ingest]`: state directory, checkpoints, limits, health;
 //! * `[http]`: the `/metrics` and `/health` listener;
 //! * `[log]`: log format and level;
+//! * `[keys]`: the keyring ([`footfall_keys::KeysConfig`]);
 //! * `[parse]`: defaults for every source's `parse` table;
-//! * `[[source]]`: one table per source (`type = "file"`, `"stdin"` or `"syslog"`).
+//! * `[[source]]`: one table per source (`type = "file"`, `"stdin"` or `"syslog"`);
+//! * `[aggregate]`, `[tail]`: the settings of those commands ([`AggregateConfig`],
+//!   [`TailConfig`]).
+//!
+//! `docs/configuration.md` documents every key; `deploy/footfall.example.toml`
+//! is a commented example that names every one.
+
+mod file;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,269 +28,18 @@ use std::time::Duration;
 use footfall_kafka::KafkaConfig;
 use footfall_keys::KeysConfig;
 use footfall_parse::ParseConfig;
-use serde::{Deserialize, Deserializer};
 
 use crate::error::ConfigError;
 pub use crate::follow::StartAt;
+use file::{d_forget, d_idle, d_poll, d_rotate, d_scan, FileConfig, HttpSection};
+pub use file::{
+    parse_duration, AggregateConfig, LogConfig, LogFormat, SyslogProtocol, TailConfig, TopicsMode,
+    DEFAULT_HTTP_LISTEN,
+};
+use file::{FileSection, SourceSection, StdinSection};
 
-/// Top-level tables that belong to other footfall commands sharing the file;
-/// they are left alone.
-pub const OTHER_SECTIONS: &[&str] = &["aggregate", "tail", "demo"];
-
-/// Default `/metrics` listener.
-pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9464";
 /// Default state directory (relative to the working directory).
 pub const DEFAULT_STATE_DIR: &str = ".state/ingest";
-
-// ---------------------------------------------------------------------------
-// File form
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    kafka: KafkaConfig,
-    #[serde(default)]
-    ingest: IngestSection,
-    #[serde(default)]
-    http: HttpSection,
-    #[serde(default)]
-    log: LogConfig,
-    #[serde(default)]
-    keys: KeysConfig,
-    #[serde(default)]
-    parse: Option<toml::Table>,
-    #[serde(default, rename = "source")]
-    sources: Vec<SourceSection>,
-}
-
-/// `[ingest]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct IngestSection {
-    state_dir: Option<PathBuf>,
-    #[serde(deserialize_with = "de_duration")]
-    checkpoint_interval: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    shutdown_timeout: Duration,
-    max_in_flight: usize,
-    parse_threads: Option<usize>,
-    read_chunk_bytes: usize,
-    max_line_bytes: Option<usize>,
-    dead_letters: bool,
-    ensure_topics: TopicsMode,
-    #[serde(deserialize_with = "de_duration")]
-    unhealthy_after: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    reminder_interval: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    probe_interval: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    unreachable_timeout: Duration,
-}
-
-impl Default for IngestSection {
-    fn default() -> Self {
-        IngestSection {
-            state_dir: None,
-            checkpoint_interval: Duration::from_secs(1),
-            shutdown_timeout: Duration::from_secs(10),
-            max_in_flight: 50_000,
-            parse_threads: None,
-            read_chunk_bytes: 256 * 1024,
-            max_line_bytes: None,
-            dead_letters: true,
-            ensure_topics: TopicsMode::Off,
-            unhealthy_after: Duration::from_secs(30),
-            reminder_interval: Duration::from_secs(60),
-            probe_interval: Duration::from_secs(5),
-            unreachable_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[http]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct HttpSection {
-    enabled: bool,
-    listen: String,
-}
-
-impl Default for HttpSection {
-    fn default() -> Self {
-        HttpSection {
-            enabled: true,
-            listen: DEFAULT_HTTP_LISTEN.into(),
-        }
-    }
-}
-
-/// `[log]`: how the service logs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `text` (default) or `json` (one object per line).
-    pub format: LogFormat,
-    /// A `tracing` filter: `info` (default), `debug`, `footfall_ingest=debug,info`.
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
-    }
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// Whether to check or create the topics at startup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TopicsMode {
-    /// Do nothing (topics are managed elsewhere or auto-created).
-    #[default]
-    Off,
-    /// Log a warning for a missing or differing topic.
-    Check,
-    /// Create missing topics; log a warning for differing ones.
-    Create,
-}
-
-/// Syslog transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyslogProtocol {
-    Udp,
-    Tcp,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum SourceSection {
-    File(FileSection),
-    Stdin(StdinSection),
-    Syslog(SyslogSection),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSection {
-    name: Option<String>,
-    paths: Vec<String>,
-    #[serde(default)]
-    exclude: Vec<String>,
-    #[serde(default)]
-    start_at: StartAt,
-    #[serde(default = "yes")]
-    follow: bool,
-    #[serde(default = "d_poll", deserialize_with = "de_duration")]
-    poll_interval: Duration,
-    #[serde(default = "d_scan", deserialize_with = "de_duration")]
-    scan_interval: Duration,
-    #[serde(default = "d_rotate", deserialize_with = "de_duration")]
-    rotate_wait: Duration,
-    #[serde(default = "d_idle", deserialize_with = "de_duration")]
-    close_idle: Duration,
-    #[serde(default = "d_forget", deserialize_with = "de_duration")]
-    forget_after: Duration,
-    #[serde(default)]
-    parse: Option<toml::Table>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StdinSection {
-    name: Option<String>,
-    #[serde(default)]
-    parse: Option<toml::Table>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SyslogSection {
-    name: Option<String>,
-    protocol: SyslogProtocol,
-    listen: String,
-    #[serde(default = "d_conns")]
-    max_connections: usize,
-    #[serde(default)]
-    parse: Option<toml::Table>,
-}
-
-fn yes() -> bool {
-    true
-}
-fn d_poll() -> Duration {
-    Duration::from_millis(250)
-}
-fn d_scan() -> Duration {
-    Duration::from_secs(1)
-}
-fn d_rotate() -> Duration {
-    Duration::from_secs(10)
-}
-fn d_idle() -> Duration {
-    Duration::from_secs(300)
-}
-fn d_forget() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-fn d_conns() -> usize {
-    256
-}
-
-/// Parse `250ms`, `1s`, `1.5s`, `5m`, `2h`, `7d` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: 250ms, 1s, 5m, 2h, 7d)"))?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => {
-            return Err(format!(
-                "invalid duration unit {other:?} in {s:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Secs(u64),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-        Raw::Secs(n) => Ok(Duration::from_secs(n)),
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Runtime form
@@ -332,6 +91,10 @@ pub struct IngestConfig {
     pub log: LogConfig,
     /// The keyring (`[keys]`): where it lives, how long day keys are kept.
     pub keys: KeysConfig,
+    /// `[aggregate]`, for `footfall aggregate` and `footfall check`.
+    pub aggregate: AggregateConfig,
+    /// `[tail]`, for `footfall tail`.
+    pub tail: TailConfig,
 }
 
 /// One source.
@@ -394,22 +157,28 @@ impl Default for FileOptions {
 }
 
 /// Command-line settings of `footfall ingest`; each `Some` overrides the file.
+///
+/// `footfall ingest` applies `--brokers`, the environment and `-X` after
+/// [`IngestConfig::from_cli`], through the Kafka surface every command shares;
+/// `brokers` here is for library callers.
 #[derive(Debug, Clone, Default)]
 pub struct CliArgs {
     /// `--config FILE`.
     pub config: Option<PathBuf>,
-    /// `--brokers HOST:PORT[,...]`.
+    /// Bootstrap servers over the file's `kafka.brokers`.
     pub brokers: Option<String>,
     /// `--topic NAME` (events).
     pub topic: Option<String>,
-    /// `--dead-letter-topic NAME`.
-    pub dead_letter_topic: Option<String>,
+    /// `--dlq-topic NAME` (default: the events topic followed by `.dlq`).
+    pub dlq_topic: Option<String>,
     /// `--format NAME`: default format of every source.
     pub format: Option<String>,
     /// `--log-format STRING`: nginx `log_format` / Apache `LogFormat`.
     pub log_format: Option<String>,
     /// `--site NAME`.
     pub site: Option<String>,
+    /// `--site-host HOST` (repeatable): the `[parse]` default `site_hosts`.
+    pub site_hosts: Vec<String>,
     /// `--timezone ZONE`.
     pub timezone: Option<String>,
     /// `FILE...` or `-`: paths/globs become one file source named `files`,
@@ -430,116 +199,37 @@ pub struct CliArgs {
 impl IngestConfig {
     /// Read and validate a config file.
     pub fn from_toml_file(path: &Path) -> Result<IngestConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let (file, parse) = parse_file(&text, &path.display().to_string())?;
-        build(file, parse)
+        build(read_file(path)?)
     }
 
     /// Validate config text (`origin` names it in errors).
     pub fn from_toml_str(text: &str) -> Result<IngestConfig, ConfigError> {
-        let (file, parse) = parse_file(text, "<config>")?;
-        build(file, parse)
+        build(FileConfig::parse(text, "<config>")?)
     }
 
     /// The configuration of `footfall ingest`: the config file (if any), then
     /// the flags, then the command-line inputs as extra sources.
     pub fn from_cli(args: &CliArgs) -> Result<IngestConfig, ConfigError> {
-        let (mut file, mut parse) = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                parse_file(&text, &path.display().to_string())?
-            }
-            None => (FileConfig::default(), toml::Table::new()),
+        let mut file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
         };
-        if let Some(b) = &args.brokers {
-            file.kafka.brokers = b.clone();
-        }
-        if let Some(t) = &args.topic {
-            file.kafka.topics.visits.name = Some(t.clone());
-        }
-        if let Some(t) = &args.dead_letter_topic {
-            file.kafka.topics.dead_letter.name = Some(t.clone());
-        }
-        if let Some(d) = &args.state_dir {
-            file.ingest.state_dir = Some(d.clone());
-        }
-        if let Some(d) = &args.keyring {
-            file.keys.dir = Some(d.clone());
-        }
-        if let Some(h) = &args.http_listen {
-            if h == "off" {
-                file.http.enabled = false;
-            } else {
-                file.http.enabled = true;
-                file.http.listen = h.clone();
-            }
-        }
-        for (key, value) in [
-            ("format", &args.format),
-            ("log_format", &args.log_format),
-            ("site", &args.site),
-            ("timezone", &args.timezone),
-        ] {
-            if let Some(v) = value {
-                parse.insert(key.into(), toml::Value::String(v.clone()));
-            }
-        }
-        let files: Vec<String> = args
-            .inputs
-            .iter()
-            .filter(|i| i.as_str() != "-")
-            .cloned()
-            .collect();
-        let stdin = args.inputs.iter().filter(|i| i.as_str() == "-").count();
-        if stdin > 1 {
-            return Err(ConfigError::invalid(
-                "inputs",
-                "`-` (standard input) can be given once",
-            ));
-        }
-        if !files.is_empty() {
-            file.sources.push(SourceSection::File(FileSection {
-                name: Some("files".into()),
-                paths: files,
-                exclude: Vec::new(),
-                start_at: args.start_at.unwrap_or_default(),
-                follow: !args.once,
-                poll_interval: d_poll(),
-                scan_interval: d_scan(),
-                rotate_wait: d_rotate(),
-                close_idle: d_idle(),
-                forget_after: d_forget(),
-                parse: None,
-            }));
-        }
-        if stdin == 1 {
-            file.sources.push(SourceSection::Stdin(StdinSection {
-                name: Some("stdin".into()),
-                parse: None,
-            }));
-        }
-        let cfg = build(file, parse)?;
+        args.apply_flags(&mut file);
+        file.sources.extend(args.input_sources()?);
+        let cfg = build(file)?;
         if cfg.sources.is_empty() {
             return Err(ConfigError::invalid("inputs", "nothing to read: give FILE..., `-` for standard input, or [[source]] tables in --config"));
         }
         Ok(cfg)
     }
 
-    /// A configuration with every default and no sources (add them to `sources`).
+    /// A configuration with every default and no sources (add them to
+    /// `sources`; no metrics listener unless `http_listen` is set).
     pub fn new(kafka: KafkaConfig) -> Result<IngestConfig, ConfigError> {
-        build(
-            FileConfig {
-                kafka,
-                ..FileConfig::default()
-            },
-            toml::Table::new(),
-        )
+        build(FileConfig {
+            kafka,
+            ..FileConfig::default()
+        })
     }
 
     /// Whether every source ends by itself (stdin, files read once): then
@@ -553,20 +243,96 @@ impl IngestConfig {
     }
 }
 
-fn parse_file(text: &str, origin: &str) -> Result<(FileConfig, toml::Table), ConfigError> {
-    let syntax = |message: String| ConfigError::Syntax {
-        path: origin.to_string(),
-        message,
-    };
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
-    for other in OTHER_SECTIONS {
-        table.remove(*other);
+impl CliArgs {
+    /// Put the flags over the file's tables.
+    fn apply_flags(&self, file: &mut FileConfig) {
+        let topics = &mut file.kafka.topics;
+        if let Some(b) = &self.brokers {
+            file.kafka.brokers = b.clone();
+        }
+        if let Some(t) = &self.topic {
+            topics.visits.name = Some(t.clone());
+        }
+        if let Some(t) = &self.dlq_topic {
+            topics.dead_letter.name = Some(t.clone());
+        }
+        if let Some(d) = &self.state_dir {
+            file.ingest.state_dir = Some(d.clone());
+        }
+        if let Some(d) = &self.keyring {
+            file.keys.dir = Some(d.clone());
+        }
+        if let Some(h) = &self.http_listen {
+            file.http = Some(match h.as_str() {
+                "off" => HttpSection {
+                    enabled: false,
+                    ..HttpSection::default()
+                },
+                listen => HttpSection {
+                    enabled: true,
+                    listen: listen.to_string(),
+                },
+            });
+        }
+        let parse = file.parse.get_or_insert_with(toml::Table::new);
+        for (key, value) in [
+            ("format", &self.format),
+            ("log_format", &self.log_format),
+            ("site", &self.site),
+            ("timezone", &self.timezone),
+        ] {
+            if let Some(v) = value {
+                parse.insert(key.into(), toml::Value::String(v.clone()));
+            }
+        }
+        if !self.site_hosts.is_empty() {
+            let hosts = self.site_hosts.iter().cloned().map(toml::Value::String);
+            parse.insert("site_hosts".into(), toml::Value::Array(hosts.collect()));
+        }
     }
-    let file: FileConfig = table
-        .try_into()
-        .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
-    let parse = file.parse.clone().unwrap_or_default();
-    Ok((file, parse))
+
+    /// `FILE...` as one file source named `files`, `-` as a source named `stdin`.
+    fn input_sources(&self) -> Result<Vec<SourceSection>, ConfigError> {
+        let (stdin, files): (Vec<&String>, Vec<&String>) =
+            self.inputs.iter().partition(|i| i.as_str() == "-");
+        if stdin.len() > 1 {
+            return Err(ConfigError::invalid(
+                "inputs",
+                "`-` (standard input) can be given once",
+            ));
+        }
+        let mut sources = Vec::new();
+        if !files.is_empty() {
+            sources.push(SourceSection::File(FileSection {
+                name: Some("files".into()),
+                paths: files.into_iter().cloned().collect(),
+                exclude: Vec::new(),
+                start_at: self.start_at.unwrap_or_default(),
+                follow: !self.once,
+                poll_interval: d_poll(),
+                scan_interval: d_scan(),
+                rotate_wait: d_rotate(),
+                close_idle: d_idle(),
+                forget_after: d_forget(),
+                parse: None,
+            }));
+        }
+        if !stdin.is_empty() {
+            sources.push(SourceSection::Stdin(StdinSection {
+                name: Some("stdin".into()),
+                parse: None,
+            }));
+        }
+        Ok(sources)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    FileConfig::parse(&text, &path.display().to_string())
 }
 
 /// Merge `over` into `base`, tables recursively.
@@ -602,176 +368,36 @@ fn parse_config(
     let cfg: ParseConfig = toml::Value::Table(t)
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::invalid(field, e.to_string()))?;
+    cfg.validate()
+        .map_err(|e| ConfigError::invalid(field, e.to_string()))?;
     Ok(cfg)
 }
 
-fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, ConfigError> {
-    let i = file.ingest;
-    if i.max_in_flight == 0 {
-        return Err(ConfigError::invalid(
-            "ingest.max_in_flight",
-            "must be at least 1",
-        ));
-    }
-    if i.parse_threads == Some(0) {
-        return Err(ConfigError::invalid(
-            "ingest.parse_threads",
-            "must be at least 1",
-        ));
-    }
-    if i.read_chunk_bytes < 4096 {
-        return Err(ConfigError::invalid(
-            "ingest.read_chunk_bytes",
-            "must be at least 4096",
-        ));
-    }
-    if i.unreachable_timeout.is_zero() {
-        return Err(ConfigError::invalid(
-            "ingest.unreachable_timeout",
-            "must be positive",
-        ));
-    }
-    if i.checkpoint_interval.is_zero() {
-        return Err(ConfigError::invalid(
-            "ingest.checkpoint_interval",
-            "must be positive",
-        ));
-    }
+/// Check every value of the file and build the runtime form.
+fn build(file: FileConfig) -> Result<IngestConfig, ConfigError> {
+    check_ingest(&file.ingest)?;
     file.kafka
         .validate()
         .map_err(|e| ConfigError::invalid("kafka", e.to_string()))?;
     file.keys
         .validate()
         .map_err(|(key, why)| ConfigError::invalid(key, why))?;
-    if i.dead_letters {
-        let (v, d) = (
-            file.kafka.topics.visits().name,
-            file.kafka.topics.dead_letter().name,
-        );
-        if v == d {
-            return Err(ConfigError::invalid(
-                "kafka.topics.dead_letter.name",
-                format!("must differ from the events topic {v:?}"),
-            ));
-        }
+    if file.ingest.dead_letters {
+        check_topics_differ(&file.kafka)?;
     }
-    let http_listen = if file.http.enabled {
-        Some(file.http.listen.parse::<SocketAddr>().map_err(|e| {
-            ConfigError::invalid("http.listen", format!("{:?}: {e}", file.http.listen))
-        })?)
-    } else {
-        None
-    };
+    file.aggregate.validate()?;
+    file.tail.validate()?;
     tracing_level_check(&file.log.level)?;
-
-    let mut sources = Vec::new();
-    let mut stdin_seen = false;
-    for (n, s) in file.sources.into_iter().enumerate() {
-        let field = format!("source[{n}]");
-        let (name, kind, own) = match s {
-            SourceSection::File(f) => {
-                if f.paths.is_empty() || f.paths.iter().any(|p| p.trim().is_empty()) {
-                    return Err(ConfigError::invalid(
-                        format!("{field}.paths"),
-                        "needs at least one non-empty path or glob",
-                    ));
-                }
-                for p in f.paths.iter().chain(f.exclude.iter()) {
-                    glob::Pattern::new(p).map_err(|e| {
-                        ConfigError::invalid(format!("{field}.paths"), format!("{p:?}: {e}"))
-                    })?;
-                }
-                for (what, d) in [
-                    ("poll_interval", f.poll_interval),
-                    ("scan_interval", f.scan_interval),
-                ] {
-                    if d < Duration::from_millis(10) {
-                        return Err(ConfigError::invalid(
-                            format!("{field}.{what}"),
-                            "must be at least 10ms",
-                        ));
-                    }
-                }
-                let opts = FileOptions {
-                    paths: f.paths,
-                    exclude: f.exclude,
-                    start_at: f.start_at,
-                    follow: f.follow,
-                    poll_interval: f.poll_interval,
-                    scan_interval: f.scan_interval,
-                    rotate_wait: f.rotate_wait,
-                    close_idle: f.close_idle,
-                    forget_after: f.forget_after,
-                };
-                (
-                    f.name.unwrap_or_else(|| format!("files-{}", n + 1)),
-                    SourceKind::Files(opts),
-                    f.parse,
-                )
-            }
-            SourceSection::Stdin(s) => {
-                if stdin_seen {
-                    return Err(ConfigError::invalid(
-                        field,
-                        "standard input can be a source once",
-                    ));
-                }
-                stdin_seen = true;
-                (
-                    s.name.unwrap_or_else(|| "stdin".into()),
-                    SourceKind::Stdin,
-                    s.parse,
-                )
-            }
-            SourceSection::Syslog(s) => {
-                let listen = s.listen.parse::<SocketAddr>().map_err(|e| {
-                    ConfigError::invalid(format!("{field}.listen"), format!("{:?}: {e}", s.listen))
-                })?;
-                if s.max_connections == 0 {
-                    return Err(ConfigError::invalid(
-                        format!("{field}.max_connections"),
-                        "must be at least 1",
-                    ));
-                }
-                let name = s.name.unwrap_or_else(|| format!("syslog-{}", n + 1));
-                (
-                    name,
-                    SourceKind::Syslog {
-                        protocol: s.protocol,
-                        listen,
-                        max_connections: s.max_connections,
-                    },
-                    s.parse,
-                )
-            }
-        };
-        if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-            return Err(ConfigError::invalid(
-                format!("{field}.name"),
-                "must be 1 to 128 printable characters",
-            ));
-        }
-        if sources.iter().any(|x: &SourceConfig| x.name == name) {
-            return Err(ConfigError::invalid(
-                format!("{field}.name"),
-                format!("{name:?} is used by two sources"),
-            ));
-        }
-        let parse = parse_config(
-            &parse_defaults,
-            own.as_ref(),
-            &format!("{field}.parse"),
-            i.max_line_bytes,
-        )?;
-        sources.push(SourceConfig { name, kind, parse });
-    }
-    let state_dir = i
-        .state_dir
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let one_shot = file.sources.iter().all(SourceSection::is_finite);
+    let http_listen = http_listen(file.http.as_ref(), one_shot)?;
+    let sources = build_sources(file.sources, file.parse.unwrap_or_default(), &file.ingest)?;
+    let i = file.ingest;
     Ok(IngestConfig {
         kafka: file.kafka,
         sources,
-        state_dir,
+        state_dir: i
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         checkpoint_interval: i.checkpoint_interval,
         shutdown_timeout: i.shutdown_timeout,
         max_in_flight: i.max_in_flight,
@@ -786,6 +412,198 @@ fn build(file: FileConfig, parse_defaults: toml::Table) -> Result<IngestConfig, 
         unreachable_timeout: i.unreachable_timeout,
         log: file.log,
         keys: file.keys,
+        aggregate: file.aggregate,
+        tail: file.tail,
+    })
+}
+
+/// `[ingest]`'s limits.
+fn check_ingest(i: &file::IngestSection) -> Result<(), ConfigError> {
+    let positive = [
+        ("max_in_flight", i.max_in_flight == 0, "must be at least 1"),
+        (
+            "parse_threads",
+            i.parse_threads == Some(0),
+            "must be at least 1",
+        ),
+        (
+            "read_chunk_bytes",
+            i.read_chunk_bytes < 4096,
+            "must be at least 4096",
+        ),
+        (
+            "unreachable_timeout",
+            i.unreachable_timeout.is_zero(),
+            "must be positive",
+        ),
+        (
+            "checkpoint_interval",
+            i.checkpoint_interval.is_zero(),
+            "must be positive",
+        ),
+    ];
+    match positive.into_iter().find(|(_, bad, _)| *bad) {
+        Some((key, _, why)) => Err(ConfigError::invalid(format!("ingest.{key}"), why)),
+        None => Ok(()),
+    }
+}
+
+/// Dead letters on the events topic would be read as events.
+fn check_topics_differ(kafka: &KafkaConfig) -> Result<(), ConfigError> {
+    let (v, d) = (kafka.topics.visits().name, kafka.topics.dead_letter().name);
+    if v == d {
+        return Err(ConfigError::invalid(
+            "kafka.topics.dead_letter.name",
+            format!("must differ from the events topic {v:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The listener `[http]` (or `--http-listen`) asks for; without either, a
+/// service gets the default one and a run that ends by itself none, so a
+/// backfill next to a running service does not fight it for the port.
+fn http_listen(
+    http: Option<&HttpSection>,
+    one_shot: bool,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let default = HttpSection::default();
+    let http = match http {
+        Some(h) => h,
+        None if one_shot => return Ok(None),
+        None => &default,
+    };
+    if !http.enabled {
+        return Ok(None);
+    }
+    http.listen
+        .parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|e| ConfigError::invalid("http.listen", format!("{:?}: {e}", http.listen)))
+}
+
+/// Every `[[source]]`, its `parse` table merged over `[parse]`.
+fn build_sources(
+    sections: Vec<SourceSection>,
+    parse_defaults: toml::Table,
+    ingest: &file::IngestSection,
+) -> Result<Vec<SourceConfig>, ConfigError> {
+    let mut sources: Vec<SourceConfig> = Vec::new();
+    let mut stdin_seen = false;
+    for (n, s) in sections.into_iter().enumerate() {
+        let field = format!("source[{n}]");
+        if matches!(s, SourceSection::Stdin(_)) {
+            if stdin_seen {
+                return Err(ConfigError::invalid(
+                    field,
+                    "standard input can be a source once",
+                ));
+            }
+            stdin_seen = true;
+        }
+        let (name, kind, own) = source_kind(n, &field, s)?;
+        check_source_name(&field, &name, &sources)?;
+        let parse = parse_config(
+            &parse_defaults,
+            own.as_ref(),
+            &format!("{field}.parse"),
+            ingest.max_line_bytes,
+        )?;
+        sources.push(SourceConfig { name, kind, parse });
+    }
+    Ok(sources)
+}
+
+fn check_source_name(field: &str, name: &str, seen: &[SourceConfig]) -> Result<(), ConfigError> {
+    if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            format!("{field}.name"),
+            "must be 1 to 128 printable characters",
+        ));
+    }
+    if seen.iter().any(|x| x.name == name) {
+        return Err(ConfigError::invalid(
+            format!("{field}.name"),
+            format!("{name:?} is used by two sources"),
+        ));
+    }
+    Ok(())
+}
+
+/// One source's name (or its default), what it reads, and its own `parse` table.
+fn source_kind(
+    n: usize,
+    field: &str,
+    s: SourceSection,
+) -> Result<(String, SourceKind, Option<toml::Table>), ConfigError> {
+    Ok(match s {
+        SourceSection::File(f) => {
+            let name = f.name.clone().unwrap_or_else(|| format!("files-{}", n + 1));
+            let parse = f.parse.clone();
+            (name, SourceKind::Files(file_options(field, f)?), parse)
+        }
+        SourceSection::Stdin(s) => (
+            s.name.unwrap_or_else(|| "stdin".into()),
+            SourceKind::Stdin,
+            s.parse,
+        ),
+        SourceSection::Syslog(s) => {
+            let listen = s.listen.parse::<SocketAddr>().map_err(|e| {
+                ConfigError::invalid(format!("{field}.listen"), format!("{:?}: {e}", s.listen))
+            })?;
+            if s.max_connections == 0 {
+                return Err(ConfigError::invalid(
+                    format!("{field}.max_connections"),
+                    "must be at least 1",
+                ));
+            }
+            let kind = SourceKind::Syslog {
+                protocol: s.protocol,
+                listen,
+                max_connections: s.max_connections,
+            };
+            (
+                s.name.unwrap_or_else(|| format!("syslog-{}", n + 1)),
+                kind,
+                s.parse,
+            )
+        }
+    })
+}
+
+/// A file source's options, its globs and intervals checked.
+fn file_options(field: &str, f: FileSection) -> Result<FileOptions, ConfigError> {
+    if f.paths.is_empty() || f.paths.iter().any(|p| p.trim().is_empty()) {
+        return Err(ConfigError::invalid(
+            format!("{field}.paths"),
+            "needs at least one non-empty path or glob",
+        ));
+    }
+    for p in f.paths.iter().chain(f.exclude.iter()) {
+        glob::Pattern::new(p)
+            .map_err(|e| ConfigError::invalid(format!("{field}.paths"), format!("{p:?}: {e}")))?;
+    }
+    for (what, d) in [
+        ("poll_interval", f.poll_interval),
+        ("scan_interval", f.scan_interval),
+    ] {
+        if d < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                format!("{field}.{what}"),
+                "must be at least 10ms",
+            ));
+        }
+    }
+    Ok(FileOptions {
+        paths: f.paths,
+        exclude: f.exclude,
+        start_at: f.start_at,
+        follow: f.follow,
+        poll_interval: f.poll_interval,
+        scan_interval: f.scan_interval,
+        rotate_wait: f.rotate_wait,
+        close_idle: f.close_idle,
+        forget_after: f.forget_after,
     })
 }
 
@@ -830,21 +648,6 @@ mod tests {
             let e = tracing_level_check(bad).unwrap_err().to_string();
             assert!(e.contains("log.level"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86400)
-        );
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("5 fortnights").is_err());
-        assert!(parse_duration("").is_err());
     }
 
     const FULL: &str = r#"
@@ -892,7 +695,11 @@ mod tests {
         type = "stdin"
 
         [aggregate]
-        anything = "belongs to another command"
+        warehouse = "/srv/footfall"
+        group = "footfall-aggregate"
+
+        [tail]
+        timeout = "5s"
     "#;
 
     #[test]
@@ -929,6 +736,8 @@ mod tests {
         ));
         assert_eq!(c.sources[2].name, "stdin");
         assert!(!c.is_finite());
+        assert_eq!(c.aggregate.warehouse, Some(PathBuf::from("/srv/footfall")));
+        assert_eq!(c.tail.timeout, Duration::from_secs(5));
     }
 
     #[test]
@@ -948,6 +757,11 @@ mod tests {
             ("[http]\nlisten = \"localhost\"\n", "http.listen"),
             ("[ingest]\ncheckpoint_interval = \"soon\"\n", "invalid duration"),
             ("[kafka.topics.dead_letter]\nname = \"footfall.visits\"\n", "must differ"),
+            ("[kafka.topics.visits]\nname = \"a\"\n[kafka.topics.dead_letter]\nname = \"a\"\n", "must differ"),
+            ("[aggregate]\nretention_days = 0\n", "aggregate.retention_days"),
+            ("[aggregate]\nwarehose = \"x\"\n", "unknown field `warehose`"),
+            ("[tail]\ntimeout = \"0s\"\n", "tail.timeout"),
+            ("[demo]\n", "unknown field `demo`"),
         ];
         for (text, want) in cases {
             let err = IngestConfig::from_toml_str(text).unwrap_err().to_string();
@@ -972,7 +786,11 @@ mod tests {
         assert_eq!(c.sources[0].parse.format, "combined");
         assert_eq!(c.sources[1].name, "stdin");
         assert!(c.is_finite());
-        assert_eq!(c.http_listen, Some(DEFAULT_HTTP_LISTEN.parse().unwrap()));
+        assert_eq!(
+            c.kafka.topics.dead_letter().name,
+            "t.dlq",
+            "the dead-letter topic follows --topic"
+        );
         let off = IngestConfig::from_cli(&CliArgs {
             http_listen: Some("off".into()),
             inputs: vec!["-".into()],
@@ -987,6 +805,74 @@ mod tests {
             "one parse thread per core by default"
         );
         assert!(off.parse_threads >= 1);
+    }
+
+    #[test]
+    fn one_shot_runs_open_no_listener_unless_asked() {
+        let default = Some(DEFAULT_HTTP_LISTEN.parse::<SocketAddr>().unwrap());
+        let cli = |inputs: &[&str], once: bool, http: Option<&str>| CliArgs {
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            once,
+            http_listen: http.map(String::from),
+            ..CliArgs::default()
+        };
+        #[rustfmt::skip]
+        let cases: &[(&str, CliArgs, Option<SocketAddr>)] = &[
+            ("stdin", cli(&["-"], false, None), None),
+            ("files read once", cli(&["/var/log/a.log"], true, None), None),
+            ("files followed", cli(&["/var/log/a.log"], false, None), default),
+            ("stdin with --http-listen", cli(&["-"], false, Some("127.0.0.1:9999")),
+                Some("127.0.0.1:9999".parse().unwrap())),
+            ("followed with --http-listen off", cli(&["/var/log/a.log"], false, Some("off")), None),
+        ];
+        for (name, args, want) in cases {
+            let c = IngestConfig::from_cli(args).unwrap();
+            assert_eq!(c.http_listen, *want, "{name}");
+        }
+        let file = |text: &str| IngestConfig::from_toml_str(text).unwrap().http_listen;
+        let stdin = "[[source]]\ntype = \"stdin\"\n";
+        assert_eq!(file(stdin), None, "a one-shot config without [http]");
+        assert_eq!(
+            file(&format!("{stdin}[http]\n")),
+            default,
+            "an [http] table asks for the listener"
+        );
+        let syslog =
+            "[[source]]\ntype = \"syslog\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:5514\"\n";
+        assert_eq!(file(syslog), default, "a service listens by default");
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(
+            &path,
+            "[kafka.topics.visits]\nname = \"file.visits\"\n[parse]\nsite_hosts = [\"file.example\"]\n",
+        )
+        .unwrap();
+        let from_file = IngestConfig::from_cli(&CliArgs {
+            config: Some(path.clone()),
+            inputs: vec!["-".into()],
+            ..CliArgs::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.kafka.topics.dead_letter().name, "file.visits.dlq");
+        assert_eq!(from_file.sources[0].parse.site_hosts, ["file.example"]);
+        let flags = IngestConfig::from_cli(&CliArgs {
+            config: Some(path),
+            inputs: vec!["-".into()],
+            dlq_topic: Some("errors".into()),
+            site_hosts: vec!["a.example".into(), "b.example".into()],
+            ..CliArgs::default()
+        })
+        .unwrap();
+        assert_eq!(flags.kafka.topics.visits().name, "file.visits");
+        assert_eq!(flags.kafka.topics.dead_letter().name, "errors");
+        assert_eq!(
+            flags.sources[0].parse.site_hosts,
+            ["a.example", "b.example"]
+        );
     }
 
     #[test]

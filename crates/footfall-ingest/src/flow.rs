@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use footfall_event::RejectKind;
+use footfall_event::{RejectKind, SOURCE_HEADER};
 use footfall_parse::{FormatState, KeyProvider, ParseConfig, Pipeline, SourceRef, Tables, Worker};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::IngestError;
-use crate::kafka::{KafkaHealth, Producer, SendError, SOURCE_HEADER};
+use crate::kafka::{KafkaHealth, Producer, SendError};
 use crate::metrics::{Metrics, SourceCounters};
 use crate::source::RawBatch;
 use crate::track::Track;

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use footfall_event::{SCHEMA_HEADER, SOURCE_HEADER};
 use footfall_kafka::{Compression, KafkaConfig};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -15,10 +16,6 @@ use rdkafka::util::Timeout;
 use crate::error::IngestError;
 use crate::flow::BatchAck;
 
-/// Header carrying the event schema version.
-pub const SCHEMA_HEADER: &str = "footfall-schema";
-/// Header carrying the event's source name.
-pub const SOURCE_HEADER: &str = "footfall-source";
 /// `compression.level` with zstd, unless `[kafka.options]` sets it.
 pub const ZSTD_LEVEL: &str = "1";
 

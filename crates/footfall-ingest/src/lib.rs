@@ -64,11 +64,10 @@ pub mod syslog;
 pub mod track;
 
 pub use config::{
-    CliArgs, FileOptions, IngestConfig, LogConfig, LogFormat, SourceConfig, SourceKind, StartAt,
-    SyslogProtocol, TopicsMode,
+    AggregateConfig, CliArgs, FileOptions, IngestConfig, LogConfig, LogFormat, SourceConfig,
+    SourceKind, StartAt, SyslogProtocol, TailConfig, TopicsMode,
 };
 pub use error::{ConfigError, ErrorKind, IngestError};
-pub use kafka::{SCHEMA_HEADER, SOURCE_HEADER};
 pub use metrics::Snapshot;
 pub use service::{run, start, IngestHandle, IngestReport, ProgressFn, StdinOutcome};
 

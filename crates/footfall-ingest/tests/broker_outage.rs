@@ -103,10 +103,8 @@ async fn run_script(path: &str, command: &'static str) {
 
 /// The broker address: `FOOTFALL_KAFKA_BROKERS`, or what the script's `env` prints.
 fn brokers(script_path: &str) -> String {
-    if let Ok(b) = std::env::var("FOOTFALL_KAFKA_BROKERS") {
-        if !b.trim().is_empty() {
-            return b.trim().to_string();
-        }
+    if let Some(b) = footfall_testkit::brokers_from_env() {
+        return b;
     }
     let out = script(script_path, "env");
     assert!(out.status.success(), "{script_path} env failed");

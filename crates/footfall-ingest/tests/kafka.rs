@@ -45,6 +45,11 @@ const CORPUS: &[(&str, &str)] = &[
     ("thedash-nginx-json-2013/access.log.gz", "nginx-json"),
 ];
 
+
+/// The corpus reaches back to 1995, further than the default window of
+/// twenty years before the clock (`parse.max_past_days`).
+const CORPUS_PAST_DAYS: u32 = 100 * 366;
+
 fn shared_data() -> Option<std::path::PathBuf> {
     let p = std::env::var_os("FOOTFALL_SHARED_DATA")
         .map(std::path::PathBuf::from)
@@ -91,16 +96,7 @@ async fn embedded(test: &str) -> Target {
 
 /// The real broker, or `None` (after saying so) when none is configured.
 async fn broker(test: &str) -> Option<Target> {
-    let brokers = match std::env::var("FOOTFALL_KAFKA_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => {
-            if std::env::var("FOOTFALL_REQUIRE_KAFKA").is_ok_and(|v| !v.is_empty() && v != "0") {
-                panic!("FOOTFALL_REQUIRE_KAFKA=1 but FOOTFALL_KAFKA_BROKERS is not set");
-            }
-            println!("FOOTFALL_KAFKA_BROKERS not set: broker tests not run");
-            return None;
-        }
-    };
+    let brokers = footfall_testkit::brokers()?;
     let mut cfg = KafkaConfig::for_brokers(brokers);
     cfg.topics.visits.name = Some(unique(test));
     cfg.topics.visits.partitions = Some(3);
@@ -153,6 +149,7 @@ fn file_source(name: &str, paths: Vec<String>, follow: bool, format: &str) -> So
         kind: SourceKind::Files(opts),
         parse: ParseConfig {
             format: format.into(),
+            max_past_days: CORPUS_PAST_DAYS,
             ..Default::default()
         },
     }
@@ -224,6 +221,7 @@ fn consume(kafka: &KafkaConfig, topic: &str, want: usize, deadline: Duration) ->
 fn expected(name: &str, content: &[u8], format: &str) -> (Vec<VisitEvent>, Vec<Reject>) {
     let cfg = ParseConfig {
         format: format.into(),
+        max_past_days: CORPUS_PAST_DAYS,
         ..Default::default()
     };
     let p = Arc::new(Pipeline::new(&cfg, &tables(), keys()).unwrap());

@@ -49,6 +49,6 @@ pub use crate::embedded::EmbeddedKafka;
 pub use crate::error::{ErrorKind, KafkaError};
 pub use crate::secret::Secret;
 pub use crate::topics::{
-    ensure_topics, CleanupPolicy, EnsureMode, Mismatch, ObservedTopic, Setting, TopicOverrides,
-    TopicReport, TopicSpec, TopicsConfig, DEAD_LETTER_TOPIC, VISITS_TOPIC,
+    dead_letter_topic_of, ensure_topics, CleanupPolicy, EnsureMode, Mismatch, ObservedTopic,
+    Setting, TopicOverrides, TopicReport, TopicSpec, TopicsConfig, DEAD_LETTER_TOPIC, VISITS_TOPIC,
 };

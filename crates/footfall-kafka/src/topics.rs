@@ -18,8 +18,15 @@ use crate::error::{ErrorKind, KafkaError};
 
 /// Default name of the topic carrying visit events.
 pub const VISITS_TOPIC: &str = "footfall.visits";
-/// Default name of the dead-letter topic (lines that failed to parse or enrich).
+/// Default name of the dead-letter topic (lines that failed to parse or
+/// enrich): [`dead_letter_topic_of`] the default visits topic.
 pub const DEAD_LETTER_TOPIC: &str = "footfall.visits.dlq";
+
+/// The dead-letter topic that goes with a visits topic when none is named:
+/// `<visits>.dlq`.
+pub fn dead_letter_topic_of(visits: &str) -> String {
+    format!("{visits}.dlq")
+}
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -423,9 +430,13 @@ impl TopicsConfig {
         self.visits.apply(TopicSpec::visits())
     }
 
-    /// The dead-letter topic's spec.
+    /// The dead-letter topic's spec. Its name, unless set, is the visits
+    /// topic's followed by `.dlq` ([`dead_letter_topic_of`]), so two
+    /// pipelines that name only their visits topic never share dead letters.
     pub fn dead_letter(&self) -> TopicSpec {
-        self.dead_letter.apply(TopicSpec::dead_letter())
+        let mut spec = TopicSpec::dead_letter();
+        spec.name = dead_letter_topic_of(&self.visits().name);
+        self.dead_letter.apply(spec)
     }
 
     /// Both specs, visits first.
@@ -734,6 +745,21 @@ mod tests {
         assert!(toml::from_str::<File>("[topics.visits]\npartition = 1\n").is_err());
     }
 
+    #[test]
+    fn the_dead_letter_topic_follows_the_visits_topic() {
+        let mut topics = TopicsConfig::default();
+        assert_eq!(topics.dead_letter().name, DEAD_LETTER_TOPIC);
+        assert_eq!(
+            dead_letter_topic_of(VISITS_TOPIC),
+            DEAD_LETTER_TOPIC,
+            "the defaults agree"
+        );
+        topics.visits.name = Some("shop.visits".into());
+        assert_eq!(topics.dead_letter().name, "shop.visits.dlq");
+        assert_eq!(topics.dead_letter().retention_ms, Some(14 * DAY_MS));
+        topics.dead_letter.name = Some("errors".into());
+        assert_eq!(topics.dead_letter().name, "errors", "a name given wins");
+    }
     #[test]
     fn invalid_specs_are_rejected() {
         for spec in [

@@ -97,10 +97,10 @@ async fn kcat_lists_created_topics() {
     let Some(config) = broker() else { return };
     if Command::new("kcat").arg("-V").output().is_err() {
         assert!(
-            std::env::var(common::REQUIRE_VAR).is_err(),
+            !footfall_testkit::required(),
             "kcat is not installed (deploy/test.sh installs it)"
         );
-        common::note("kcat not installed: kcat test not run");
+        footfall_testkit::note("kcat not installed: kcat test not run");
         return;
     }
     let topic = unique_topic("kcat");

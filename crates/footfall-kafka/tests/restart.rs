@@ -29,7 +29,7 @@ fn script(script: &str, command: &str) -> std::process::ExitStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_and_committed_offsets_survive_a_restart() {
     let Ok(script_path) = std::env::var(SCRIPT_VAR) else {
-        common::note(&format!(
+        footfall_testkit::note(&format!(
             "{SCRIPT_VAR} not set: broker restart test not run (deploy/test.sh runs it)"
         ));
         return;

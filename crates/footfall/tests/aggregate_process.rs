@@ -8,8 +8,9 @@
 //! except the tests that need no broker (unreachable broker, a `.dlq` name).
 
 mod common;
-use common::{aggregate, brokers, ff, snapshot};
+use common::{aggregate, ff};
 use footfall_aggregate::Warehouse;
+use footfall_testkit::{brokers, snapshot};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -66,7 +67,7 @@ fn topic_with_events(b: &str, tmp: &Path) -> String {
                 b,
                 "--topic",
                 &topic,
-                "--dead-letter-topic",
+                "--dlq-topic",
                 &format!("{topic}.dlq"),
                 "--format",
                 fmt,
@@ -451,4 +452,68 @@ fn a_dead_letter_topic_exits_78() {
         &["holds a dead letter", "footfall tail --dlq"],
     );
     assert!(Warehouse::new(&wh).event_files().unwrap().is_empty());
+}
+
+/// The cron line can be `footfall aggregate --config FILE`: the topic comes
+/// from `[kafka.topics]`, the warehouse, group and summary settings from
+/// `[aggregate]`, and a flag beats its key. Without a warehouse anywhere the
+/// run exits 78 with a hint, before any broker is asked.
+#[test]
+fn the_config_file_holds_the_cron_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("footfall.toml");
+    std::fs::write(&config, "[kafka]\nbrokers = \"127.0.0.1:1\"\n").unwrap();
+    exits(
+        ff().arg("aggregate").arg("--config").arg(&config),
+        78,
+        &["no warehouse directory", "[aggregate]"],
+    );
+    std::fs::write(&config, "[aggregate]\nretention_days = 0\n").unwrap();
+    exits(
+        ff().arg("aggregate").arg("--config").arg(&config),
+        78,
+        &["aggregate.retention_days"],
+    );
+
+    let Some(b) = brokers() else { return };
+    let topic = topic_holding(&b, "aggconfig", 2, &visit_messages(40));
+    let (wh, group) = (tmp.path().join("wh"), unique("g"));
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{b}\"\n[kafka.topics.visits]\nname = \"{topic}\"\n\
+             [aggregate]\nwarehouse = {wh:?}\ngroup = \"{group}\"\nmin_visitors = 1\n\
+             visit_timeout_minutes = 10\n"
+        ),
+    )
+    .unwrap();
+    let run = ff()
+        .args(["aggregate", "--json", "--config"])
+        .arg(&config)
+        .env_remove("FOOTFALL_KAFKA_BROKERS")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["events_written"], 40, "{report}");
+    let meta = std::fs::read_to_string(wh.join(footfall_aggregate::META_FILE)).unwrap();
+    assert!(meta.contains(&group), "bound to the config's group: {meta}");
+
+    // The same events through flags alone give the same warehouse.
+    let reference = tmp.path().join("reference");
+    ok(aggregate(&b, &topic, &unique("g"), &reference).args([
+        "--min-visitors",
+        "1",
+        "--visit-timeout-minutes",
+        "10",
+    ]));
+    assert_eq!(snapshot(&wh), snapshot(&reference));
+    // A flag beats the file: another group on the bound warehouse is refused.
+    exits(
+        ff().args(["aggregate", "--group", "another"])
+            .arg("--config")
+            .arg(&config),
+        78,
+        &["another"],
+    );
 }

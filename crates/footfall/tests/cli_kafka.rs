@@ -1,8 +1,7 @@
 //! `footfall topics` and `footfall demo` against the real broker.
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
-mod common;
-use common::brokers;
+use footfall_testkit::brokers;
 
 use std::process::Command;
 
@@ -103,6 +102,43 @@ fn topics_creates_is_idempotent_and_reports_mismatches() {
         Some(69),
         "an unreachable broker exits 69"
     );
+}
+
+/// `topics --config`: the layout is the config's `[kafka.topics]`, the
+/// dead-letter topic is named after the visits topic, and `--topic` beats
+/// the file.
+#[test]
+fn topics_follow_the_config_and_the_dead_letter_topic_follows_the_visits_topic() {
+    let Some(b) = brokers() else { return };
+    let t = unique("cli.config");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("footfall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{b}\"\n[kafka.topics.visits]\nname = \"{t}\"\npartitions = 2\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let created = ff(&["topics", "--config", config]);
+    let out = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("created  {t} (2 partitions)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("created  {t}.dlq (1 partitions)")),
+        "{out}"
+    );
+
+    let other = unique("cli.config.flag");
+    let check = ff(&["topics", "--config", config, "--topic", &other, "--check"]);
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(78), "{out}");
+    assert!(out.contains(&format!("missing  {other} ")), "{out}");
+    assert!(out.contains(&format!("missing  {other}.dlq ")), "{out}");
 }
 
 /// The demo gives the same report on the embedded broker and on real Kafka.

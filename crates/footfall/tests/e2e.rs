@@ -8,7 +8,8 @@
 //! Needs FOOTFALL_KAFKA_BROKERS (deploy/test.sh sets it and requires it).
 
 mod common;
-use common::{aggregate, brokers, ff, snapshot};
+use common::{aggregate, ff};
+use footfall_testkit::{brokers, snapshot};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -154,7 +155,7 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
                 &brokers,
                 "--topic",
                 &topic,
-                "--dead-letter-topic",
+                "--dlq-topic",
                 &format!("{topic}.dlq"),
             ])
             .args([
@@ -175,7 +176,12 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
     }
 
     let wh = tmp.path().join("wh");
-    run_ok(&mut aggregate(&brokers, &topic, &format!("{topic}.agg"), &wh));
+    run_ok(&mut aggregate(
+        &brokers,
+        &topic,
+        &format!("{topic}.agg"),
+        &wh,
+    ));
     let w = wh.display().to_string();
     let table = |t: &str| format!("read_parquet('{w}/{t}/*/*.parquet', hive_partitioning=true)");
 
@@ -311,7 +317,12 @@ fn real_logs_through_kafka_to_parquet_match_goaccess() {
 
     // A second run with nothing new changes nothing.
     let before = snapshot(&wh);
-    run_ok(&mut aggregate(&brokers, &topic, &format!("{topic}.agg"), &wh));
+    run_ok(&mut aggregate(
+        &brokers,
+        &topic,
+        &format!("{topic}.agg"),
+        &wh,
+    ));
     assert_eq!(
         snapshot(&wh),
         before,

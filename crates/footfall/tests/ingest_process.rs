@@ -3,7 +3,7 @@
 //!
 //! The broker comes from `FOOTFALL_KAFKA_BROKERS` (`deploy/kafka/local-kafka.sh
 //! start` runs one). Without it the broker tests say so and return, unless
-//! `FOOTFALL_REQUIRE_KAFKA` is set, in which case they fail. Tests that need
+//! `FOOTFALL_REQUIRE_KAFKA=1` ([`footfall_testkit::brokers`]). Tests that need
 //! no broker always run. Every broker test uses topics of its own and deletes
 //! them afterwards.
 
@@ -15,31 +15,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use footfall_event::{Reject, VisitEvent};
+use footfall_testkit::{brokers, BROKERS_VAR};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 
 const BIN: &str = env!("CARGO_BIN_EXE_footfall");
-const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
-const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
 const APACHE_LOG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/data/elastic-apache-logs/apache_logs.gz"
 );
 const WAIT: Duration = Duration::from_secs(120);
-
-fn brokers() -> Option<String> {
-    let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-    match std::env::var(BROKERS_VAR) {
-        Ok(b) if !b.trim().is_empty() => Some(b.trim().to_string()),
-        _ => {
-            assert!(!required, "{REQUIRE_VAR} is set but {BROKERS_VAR} is not: start a broker and export {BROKERS_VAR}");
-            println!("{BROKERS_VAR} not set: broker tests not run");
-            None
-        }
-    }
-}
 
 /// Two fresh topics (events, dead letters) on the broker; deleted on drop.
 struct Topics {
@@ -247,7 +234,7 @@ fn ingest(
         .arg("--state-dir")
         .arg(state);
     if let Some(t) = topics {
-        c.args(["--topic", &t.events, "--dead-letter-topic", &t.dlq]);
+        c.args(["--topic", &t.events, "--dlq-topic", &t.dlq]);
     }
     c.args(extra)
         .env_remove("RUST_LOG")
@@ -665,6 +652,73 @@ fn bad_configuration_exits_78_naming_the_field() {
     );
 }
 
+/// `-X` and `--brokers` go through the Kafka surface every command shares:
+/// one validation, secrets refused naming only the key; the old flag name
+/// of the dead-letter topic is gone.
+#[test]
+fn kafka_options_are_those_of_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let state = dir.path().join("state");
+    for (extra, code, want) in [
+        (
+            &["-X", "no.such.property=1", "-"][..],
+            78,
+            "no.such.property",
+        ),
+        (
+            &["-X", "sasl.password=hunter2-secret", "-"][..],
+            78,
+            "-X sasl.password",
+        ),
+        (&["-X", "bootstrap.servers=x:1", "-"][..], 2, "--brokers"),
+        (
+            &["--dead-letter-topic", "x", "-"][..],
+            2,
+            "--dead-letter-topic",
+        ),
+    ] {
+        let (status, stderr) = run_ingest(ingest(None, "127.0.0.1:1", &state, &key, extra));
+        assert_eq!(status.code(), Some(code), "{extra:?}: {stderr}");
+        assert!(stderr.contains(want), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
+
+/// A one-shot run (stdin, `--once`) opens no metrics listener unless asked,
+/// so a backfill next to a running service does not fight it for the port.
+#[test]
+fn a_one_shot_run_opens_no_metrics_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hold the default port (or find it held already): a listener would fail.
+    let _held = std::net::TcpListener::bind("127.0.0.1:9464");
+    let config = dir.path().join("footfall.toml");
+    std::fs::write(&config, "[ingest]\nunreachable_timeout = \"1s\"\n").unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["ingest", "--brokers", "127.0.0.1:1", "--format", "combined"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--keyring")
+        .arg(key_file(dir.path()))
+        .arg("-")
+        .env_remove("RUST_LOG")
+        .env_remove("FOOTFALL_KEYRING")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&sample_log(10))
+        .unwrap();
+    let status = wait_exit(&mut child, WAIT).expect("gives up after unreachable_timeout");
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("unreachable_timeout"), "{stderr}");
+    assert!(!stderr.contains("9464"), "no listener was opened: {stderr}");
+}
+
 // ---------------------------------------------------------------------------
 // Operator paths: missing inputs and topics, rotation while stopped, source
 // identity, checkpoints per topic.
@@ -733,7 +787,7 @@ fn a_missing_topic_exits_78_naming_footfall_topics() {
         (log.to_str().unwrap(), false),
     ] {
         let mut c = ingest(None, &brokers, &dir.path().join("state"), &key, &[]);
-        c.args(["--topic", &topic, "--dead-letter-topic", &dlq]);
+        c.args(["--topic", &topic, "--dlq-topic", &dlq]);
         if once {
             c.arg("--once");
         }
@@ -1041,14 +1095,8 @@ fn a_format_that_does_not_fit_stops_ingest_with_65() {
         .split_inclusive(|&b| b == b'\n')
         .flat_map(|l| {
             let s = String::from_utf8_lossy(l);
-            let cut = s
-                .splitn(2, "\" \"")
-                .next()
-                .unwrap()
-                .rsplitn(2, " \"")
-                .nth(1)
-                .unwrap()
-                .to_string();
+            let head = s.split("\" \"").next().unwrap();
+            let (cut, _referrer) = head.rsplit_once(" \"").unwrap();
             format!("{cut}\n").into_bytes()
         })
         .collect();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{SecondsFormat, Utc};
 use footfall_event::{Reject, RejectKind, VisitEvent};
+use footfall_testkit::{brokers, BROKERS_VAR};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -23,29 +24,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const BIN: &str = env!("CARGO_BIN_EXE_footfall");
-const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
-const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
 /// Upper bound for anything the tests wait for.
 const WAIT: Duration = Duration::from_secs(90);
 
 // ------------------------------------------------------------------ broker helpers
-
-/// The broker under test, or `None` (after saying so) when broker tests are not wanted.
-fn brokers() -> Option<String> {
-    let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-    match std::env::var(BROKERS_VAR) {
-        Ok(b) if !b.trim().is_empty() => Some(b.trim().to_string()),
-        _ => {
-            assert!(
-                !required,
-                "{REQUIRE_VAR} is set but {BROKERS_VAR} is not: start a broker (deploy/kafka/local-kafka.sh start) \
-                 and export {BROKERS_VAR}=127.0.0.1:9092"
-            );
-            println!("{BROKERS_VAR} not set: broker tests not run");
-            None
-        }
-    }
-}
 
 /// Topics, a producer and an admin client on the broker under test; the
 /// topics are deleted on drop.
@@ -104,6 +86,11 @@ impl Kafka {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        self.create(name, partitions)
+    }
+
+    /// A new topic of this name (deleted on drop).
+    fn create(&mut self, name: String, partitions: i32) -> String {
         let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = self
@@ -691,7 +678,7 @@ fn dlq_shows_dead_letters_of_the_chosen_kinds() {
         "--brokers",
         &kafka.brokers,
         "--dlq",
-        "--topic",
+        "--dlq-topic",
         &topic,
         "--from-beginning",
         "--kind",
@@ -707,6 +694,48 @@ fn dlq_shows_dead_letters_of_the_chosen_kinds() {
         .collect();
     assert_eq!(got, rejects[1..].to_vec());
     assert_eq!(out[0].as_bytes(), msgs[1].payload.as_slice());
+}
+
+/// `--config`: the brokers and the visits topic come from `[kafka]`, the
+/// dead-letter topic follows it (`<topic>.dlq`), the timeout is `[tail]`'s.
+#[test]
+fn the_config_file_names_brokers_topics_and_timeout() {
+    let Some(mut kafka) = Kafka::connect() else {
+        return;
+    };
+    let visits = kafka.topic("config", 1);
+    let dlq = kafka.create(format!("{visits}.dlq"), 1);
+    let reject = dead_letter(7, RejectKind::TooLong);
+    kafka.produce(&dlq, &[Msg::raw(&serde_json::to_vec(&reject).unwrap())]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("footfall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\n[kafka.topics.visits]\nname = \"{visits}\"\n[tail]\ntimeout = \"30s\"\n",
+            kafka.brokers
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let tail = Tail::start(&[
+        "--config",
+        config,
+        "--dlq",
+        "--from-beginning",
+        "--limit",
+        "1",
+    ]);
+    let (status, out, err) = tail.finish();
+    assert!(status.success(), "exit {status}; stderr: {err:?}");
+    assert_eq!(out.len(), 1, "{out:?}");
+    let got: Reject = serde_json::from_str(&out[0]).unwrap();
+    assert_eq!(got, reject);
+    assert!(
+        err.iter()
+            .any(|l| l.starts_with(&format!("footfall tail: tailing {dlq} from the beginning"))),
+        "{err:?}"
+    );
 }
 
 #[cfg(unix)]
@@ -789,4 +818,10 @@ fn bad_arguments_are_usage_or_config_errors() {
         let (status, _, err) = run(&mut tail_cmd(args));
         assert_eq!(status.code(), Some(code), "{args:?}: {err}");
     }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[tail]\ntimeuot = \"5s\"\n").unwrap();
+    let (status, _, err) = run(&mut tail_cmd(&["--config", bad.to_str().unwrap()]));
+    assert_eq!(status.code(), Some(78), "{err}");
+    assert!(err.contains("unknown field `timeuot`"), "{err}");
 }

@@ -15,35 +15,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-pub const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
-pub const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
-
-fn required() -> bool {
-    std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Prints a line straight to stderr, bypassing the test harness's capture,
-/// so a skipped test is visible in `cargo test` output.
-pub fn note(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
-/// The broker under test, or `None` (after saying so) when broker tests are not wanted.
+/// The broker under test ([`footfall_testkit::brokers`]), reachable, or
+/// `None` (after saying so) when broker tests are not wanted.
 pub fn broker() -> Option<KafkaConfig> {
-    let brokers = match std::env::var(BROKERS_VAR) {
-        Ok(brokers) if !brokers.trim().is_empty() => brokers,
-        _ => {
-            assert!(
-                !required(),
-                "{REQUIRE_VAR} is set but {BROKERS_VAR} is not: start a broker \
-                 (deploy/kafka/local-kafka.sh start) and export {BROKERS_VAR}=127.0.0.1:9092"
-            );
-            note(&format!("{BROKERS_VAR} not set: broker tests not run"));
-            return None;
-        }
-    };
-    let config = KafkaConfig::for_brokers(brokers.trim());
+    let config = KafkaConfig::for_brokers(footfall_testkit::brokers()?);
     wait_until_reachable(&config, Duration::from_secs(30));
     Some(config)
 }

@@ -5,6 +5,9 @@
 //! when the warehouse is bound to another group (or the group to another
 //! warehouse), or the topic is a dead-letter topic. Each failure prints a
 //! one-line hint.
+//!
+//! Settings: a flag beats the config's `[aggregate]` table, which beats the
+//! defaults; Kafka comes from the shared surface ([`super::KafkaArgs`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use footfall_aggregate::{
     AggregateError, ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage, SummaryOptions,
 };
+use footfall_ingest::AggregateConfig;
 use footfall_kafka::KafkaConfig;
 use indicatif::ProgressBar;
 
@@ -25,18 +29,19 @@ pub struct Args {
     /// Visits topic [default: the config's kafka.topics.visits.name, else footfall.visits].
     #[arg(long)]
     pub topic: Option<String>,
-    /// Consumer group whose committed offsets mark what is already aggregated.
+    /// Consumer group whose committed offsets mark what is already aggregated
+    /// [default: the config's aggregate.group, else footfall-aggregate].
     /// The warehouse is bound to it on its first run (see --rebind).
-    #[arg(long, default_value = "footfall-aggregate")]
-    pub group: String,
+    #[arg(long)]
+    pub group: Option<String>,
     /// Bind the warehouse to --group, taking the group's committed offsets as
     /// they are, although it was bound to another group or the group's offsets
     /// were committed by another warehouse.
     #[arg(long)]
     pub rebind: bool,
-    /// Warehouse directory (created when missing).
-    #[arg(long)]
-    pub warehouse: PathBuf,
+    /// Warehouse directory, created when missing [default: the config's aggregate.warehouse].
+    #[arg(long, value_name = "DIR")]
+    pub warehouse: Option<PathBuf>,
     /// Read and compute, but write nothing and commit nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -44,18 +49,21 @@ pub struct Args {
     #[arg(long)]
     pub max_events: Option<u64>,
     /// Keep the events of this many days, today's date (UTC) included; older
-    /// dates' event files are dropped and their late events refused (summaries stay).
-    #[arg(long)]
+    /// dates' event files are dropped and their late events refused (summaries stay)
+    /// [default: the config's aggregate.retention_days, else every day].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub retention_days: Option<u32>,
-    /// Minutes of inactivity that end a visit.
-    #[arg(long, default_value_t = 30)]
-    pub visit_timeout_minutes: u64,
+    /// Minutes of inactivity that end a visit [default: the config's
+    /// aggregate.visit_timeout_minutes, else 30].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub visit_timeout_minutes: Option<u64>,
     /// Search terms, referrer hosts and campaign values used by fewer distinct
-    /// visitors a day (all partitions together) are folded into `(other)`.
-    #[arg(long, default_value_t = 3)]
-    pub min_visitors: u32,
+    /// visitors a day (all partitions together) are folded into `(other)`
+    /// [default: the config's aggregate.min_visitors, else 3].
+    #[arg(long)]
+    pub min_visitors: Option<u32>,
     /// Share the warehouse with other instances of the same group (scale-out: each
-    /// locks its partitions, and each date while it writes it).
+    /// locks its partitions, and each date while it writes it) [also: aggregate.shared].
     #[arg(long)]
     pub shared: bool,
     /// Recompute the summaries of this date (YYYY-MM-DD) from the events table only,
@@ -86,27 +94,60 @@ impl Progress for Bar {
     }
 }
 
-/// Build the run options from the command line and the Kafka settings.
-pub fn options(args: &Args, kafka: &KafkaConfig) -> RunOptions {
+/// The consumer group of a warehouse unless `--group` or `[aggregate] group` names another.
+pub const DEFAULT_GROUP: &str = "footfall-aggregate";
+
+/// The flags over the config's `[aggregate]` table: a flag beats its key.
+pub fn settings(args: &Args, file: AggregateConfig) -> AggregateConfig {
+    AggregateConfig {
+        warehouse: args.warehouse.clone().or(file.warehouse),
+        group: args.group.clone().or(file.group),
+        retention_days: args.retention_days.or(file.retention_days),
+        visit_timeout_minutes: args.visit_timeout_minutes.or(file.visit_timeout_minutes),
+        min_visitors: args.min_visitors.or(file.min_visitors),
+        shared: args.shared || file.shared,
+    }
+}
+
+/// Build the run options from the settings, the flags of this run alone and
+/// the Kafka settings.
+pub fn options(
+    args: &Args,
+    s: &AggregateConfig,
+    kafka: &KafkaConfig,
+) -> anyhow::Result<RunOptions> {
     let topic = args
         .topic
         .clone()
         .unwrap_or_else(|| kafka.topics.visits().name);
-    let mut opts = RunOptions::new(topic, args.group.clone(), args.warehouse.clone());
+    let group = s.group.clone().unwrap_or_else(|| DEFAULT_GROUP.into());
+    let mut opts = RunOptions::new(topic, group, warehouse(s)?);
     opts.dry_run = args.dry_run;
     opts.max_events = args.max_events;
-    opts.retention_days = args.retention_days;
+    opts.retention_days = s.retention_days;
     opts.rebind = args.rebind;
-    opts.lock = if args.shared {
+    opts.lock = if s.shared {
         LockMode::Shared
     } else {
         LockMode::Exclusive
     };
+    let defaults = SummaryOptions::default();
     opts.summary = SummaryOptions {
-        visit_timeout: Duration::from_secs(args.visit_timeout_minutes * 60),
-        min_visitors: args.min_visitors,
+        visit_timeout: s
+            .visit_timeout_minutes
+            .map_or(defaults.visit_timeout, |m| Duration::from_secs(m * 60)),
+        min_visitors: s.min_visitors.unwrap_or(defaults.min_visitors),
     };
-    opts
+    Ok(opts)
+}
+
+/// The warehouse directory: `--warehouse`, else `[aggregate] warehouse`.
+fn warehouse(s: &AggregateConfig) -> anyhow::Result<PathBuf> {
+    s.warehouse.clone().ok_or_else(|| {
+        Failure::new(CONFIG, "no warehouse directory")
+            .with_hint("pass --warehouse DIR, or set warehouse in the config's [aggregate] table")
+            .into()
+    })
 }
 
 /// Run with a Kafka config and options; maps errors to exit codes.
@@ -191,11 +232,13 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let kafka = args.kafka.resolve()?;
-    let opts = options(&args, &kafka);
+    let file = args.kafka.file()?;
+    let kafka = args.kafka.resolve_in(file.as_ref())?;
+    let settings = settings(&args, file.map(|f| f.aggregate).unwrap_or_default());
+    let opts = options(&args, &settings, &kafka)?;
     let report = match args.recompute {
         Some(date) => {
-            footfall_aggregate::recompute(&args.warehouse, date, &opts.summary).map_err(|e| {
+            footfall_aggregate::recompute(&opts.warehouse, date, &opts.summary).map_err(|e| {
                 let code = if e.kind() == ErrorKind::Locked {
                     TEMP_FAIL
                 } else {
@@ -203,11 +246,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 };
                 anyhow::Error::new(Failure::new(
                     code,
-                    format!("recompute {date} in {}: {e}", args.warehouse.display()),
+                    format!("recompute {date} in {}: {e}", opts.warehouse.display()),
                 ))
             })?
         }
-        None => run_with(&kafka, &args.group, &opts, args.json)?,
+        None => run_with(&kafka, &opts.group, &opts, args.json)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,17 +1,11 @@
 //! `footfall check`: is this installation ready to run? In the spirit of
 //! `vector validate`: every check prints one line (`ok` or `FAIL` with a
 //! one-line hint), every check runs, and the exit code is that of the first
-//! problem found, one code per kind of problem:
+//! problem found, one code per kind of problem ([`code`]; the table with
+//! the hints is in docs/configuration.md, "Exit codes").
 //!
-//! | code | problem |
-//! |---|---|
-//! | 78 | the config file is invalid (unknown key, impossible value) |
-//! | 66 | no keyring where the configuration says it is |
-//! | 69 | no broker answers |
-//! | 77 | the broker refuses the credentials |
-//! | 68 | a topic is missing |
-//! | 76 | a topic's layout differs from the configuration (partitions, retention, ...) |
-//! | 65 | the warehouse is bound to another topic or consumer group |
+//! The warehouse and group checked are `--warehouse` and `--group`, else
+//! the config's `[aggregate]` table.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -19,6 +13,7 @@ use std::time::Duration;
 
 use footfall_kafka::{ensure_topics, EnsureMode, KafkaConfig};
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -28,12 +23,19 @@ use crate::exit::Failure;
 
 /// Exit codes of `footfall check`, one per kind of problem.
 pub mod code {
+    /// The config file is invalid (unknown key, impossible value).
     pub const CONFIG: i32 = 78;
+    /// No keyring where the configuration says it is.
     pub const KEYRING: i32 = 66;
+    /// No broker answers.
     pub const UNREACHABLE: i32 = 69;
+    /// The broker refuses the credentials.
     pub const CREDENTIALS: i32 = 77;
+    /// A topic is missing.
     pub const TOPIC_MISSING: i32 = 68;
+    /// A topic's layout differs from the configuration.
     pub const TOPIC_LAYOUT: i32 = 76;
+    /// The warehouse is bound to another topic or consumer group.
     pub const WAREHOUSE: i32 = 65;
 }
 
@@ -43,12 +45,14 @@ pub struct Args {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub keyring: KeyringArg,
-    /// Also check this warehouse's binding to the topic and group.
+    /// Also check this warehouse's binding to the topic and group [default: the config's
+    /// aggregate.warehouse, if any].
     #[arg(long, value_name = "DIR")]
     pub warehouse: Option<PathBuf>,
-    /// The aggregate consumer group the warehouse should be bound to.
-    #[arg(long, default_value = "footfall-aggregate")]
-    pub group: String,
+    /// The aggregate consumer group the warehouse should be bound to [default: the config's
+    /// aggregate.group, else footfall-aggregate].
+    #[arg(long)]
+    pub group: Option<String>,
     /// How long to wait for the broker.
     #[arg(long, default_value = "10", value_name = "SECONDS")]
     pub timeout: u64,
@@ -111,10 +115,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "footfall keys init (a new installation) or footfall keys import FILE (another host's export)",
         ),
     }
-    let kafka = file.map(|c| c.kafka).unwrap_or_default();
+    let (kafka, aggregate) = file.map(|c| (c.kafka, c.aggregate)).unwrap_or_default();
+    let topic = kafka.topics.visits().name;
     check_kafka(&mut r, kafka, &args);
-    if let Some(wh) = &args.warehouse {
-        check_warehouse(&mut r, wh, &args);
+    let group = args.group.clone().or(aggregate.group);
+    if let Some(wh) = args.warehouse.as_ref().or(aggregate.warehouse.as_ref()) {
+        let group = group.as_deref().unwrap_or(super::aggregate::DEFAULT_GROUP);
+        check_warehouse(&mut r, wh, &topic, group);
     }
     match r.problems.first() {
         None => {
@@ -218,13 +225,31 @@ enum Probe {
     Unreachable(String),
 }
 
-/// Keeps the last authentication error librdkafka reports.
+/// Keeps the last authentication error librdkafka reports, and keeps
+/// librdkafka's own log lines off the screen (check reports each problem
+/// once, itself).
 #[derive(Default)]
 struct ProbeContext {
     auth: Mutex<Option<String>>,
 }
 
+impl ProbeContext {
+    fn note_auth(&self, reason: &str) {
+        *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+    }
+}
+
 impl ClientContext for ProbeContext {
+    /// A refused login shows in a log line (served by the poll after the
+    /// metadata request), sometimes without an error callback.
+    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, message: &str) {
+        if message.contains("SASL authentication error")
+            || message.contains("Authentication failed")
+        {
+            self.note_auth(message);
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let code = error.rdkafka_error_code();
         if matches!(
@@ -232,7 +257,7 @@ impl ClientContext for ProbeContext {
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
         ) || reason.contains("SASL authentication error")
         {
-            *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+            self.note_auth(reason);
         }
     }
 }
@@ -250,6 +275,10 @@ fn probe(kafka: &KafkaConfig, timeout: Duration) -> Result<usize, Probe> {
             Probe::Unreachable(footfall_kafka::KafkaError::from_rdkafka("client", e).to_string())
         })?;
     let result = consumer.fetch_metadata(None, timeout);
+    if result.is_err() {
+        // Serve the queued log lines and errors, which say whether the login was refused.
+        let _ = consumer.poll(Duration::from_millis(200));
+    }
     let auth = consumer
         .context()
         .auth
@@ -264,7 +293,7 @@ fn probe(kafka: &KafkaConfig, timeout: Duration) -> Result<usize, Probe> {
 }
 
 /// The warehouse's recorded topic and group against the configured ones.
-fn check_warehouse(r: &mut Report, wh: &std::path::Path, args: &Args) {
+fn check_warehouse(r: &mut Report, wh: &std::path::Path, topic: &str, group: &str) {
     let meta = wh.join(footfall_aggregate::META_FILE);
     let text = match std::fs::read_to_string(&meta) {
         Ok(t) => t,
@@ -294,7 +323,6 @@ fn check_warehouse(r: &mut Report, wh: &std::path::Path, args: &Args) {
             )
         }
     };
-    let topic = args.kafka_topic();
     let (bound_topic, bound_group) = (v["topic"].as_str(), v["group"].as_str());
     if bound_topic.is_some_and(|t| t != topic) {
         r.fail(
@@ -307,7 +335,7 @@ fn check_warehouse(r: &mut Report, wh: &std::path::Path, args: &Args) {
             ),
             "use the warehouse of that topic, or a new directory",
         );
-    } else if bound_group.is_some_and(|g| g != args.group) {
+    } else if bound_group.is_some_and(|g| g != group) {
         r.fail(
             "warehouse",
             code::WAREHOUSE,
@@ -315,7 +343,7 @@ fn check_warehouse(r: &mut Report, wh: &std::path::Path, args: &Args) {
                 "{} is bound to group {}, not {}",
                 wh.display(),
                 bound_group.unwrap_or_default(),
-                args.group
+                group
             ),
             "use that group; footfall aggregate --help says how to re-bind on purpose",
         );
@@ -325,20 +353,8 @@ fn check_warehouse(r: &mut Report, wh: &std::path::Path, args: &Args) {
             format!(
                 "{} (topic {topic}, group {})",
                 wh.display(),
-                bound_group.unwrap_or(&args.group)
+                bound_group.unwrap_or(group)
             ),
         );
-    }
-}
-
-impl Args {
-    /// The visits topic: the config's, else the default.
-    fn kafka_topic(&self) -> String {
-        self.kafka
-            .file()
-            .ok()
-            .flatten()
-            .map(|c| c.kafka.topics.visits().name)
-            .unwrap_or_else(|| footfall_kafka::VISITS_TOPIC.to_string())
     }
 }

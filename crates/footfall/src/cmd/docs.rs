@@ -79,4 +79,71 @@ mod tests {
             );
         }
     }
+
+    const DOCS: &str = include_str!("../../../../docs/configuration.md");
+
+    /// The text of the `###` section whose heading names `footfall NAME`
+    /// under "Commands and their flags", and the shared-flags table before them.
+    fn flag_sections(name: &str) -> (String, String) {
+        let all = DOCS
+            .split("\n## Commands and their flags\n")
+            .nth(1)
+            .expect("docs/configuration.md has a section Commands and their flags");
+        let all = all.split("\n## ").next().unwrap();
+        let mut parts = all.split("\n### ");
+        let shared = parts.next().unwrap().to_string();
+        let own = parts
+            .find(|p| {
+                let heading = p.lines().next().unwrap_or("");
+                heading.contains(&format!("`footfall {name}`"))
+            })
+            .unwrap_or_else(|| panic!("no ### section for `footfall {name}`"));
+        (own.to_string(), shared)
+    }
+
+    /// Whether `text` names `flag` (`--dry-run`, `-X`) whole.
+    fn names(text: &str, flag: &str) -> bool {
+        text.match_indices(flag).any(|(i, _)| {
+            let after = text[i + flag.len()..].chars().next();
+            let before = text[..i].chars().next_back();
+            !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+    }
+
+    /// Every flag of every command (and of `keys`' actions) appears in
+    /// docs/configuration.md, in that command's section or among the
+    /// shared flags.
+    #[test]
+    fn every_flag_is_in_the_configuration_docs() {
+        let cli = crate::Cli::command();
+        let mut missing = Vec::new();
+        for cmd in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+            let (own, shared) = flag_sections(cmd.get_name());
+            let nested = cmd.get_subcommands().filter(|c| c.get_name() != "help");
+            for c in std::iter::once(cmd).chain(nested) {
+                for arg in c.get_arguments() {
+                    let flag = match (arg.get_long(), arg.get_short()) {
+                        (Some(l), _) => format!("--{l}"),
+                        (None, Some(s)) => format!("-{s}"),
+                        (None, None) => continue,
+                    };
+                    if flag == "--help" || names(&own, &flag) || names(&shared, &flag) {
+                        continue;
+                    }
+                    let action = if c.get_name() == cmd.get_name() {
+                        ""
+                    } else {
+                        c.get_name()
+                    };
+                    missing.push(format!("footfall {} {action}: {flag}", cmd.get_name()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "flags missing from docs/configuration.md:\n{}",
+            missing.join("\n")
+        );
+    }
 }

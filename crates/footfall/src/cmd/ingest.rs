@@ -1,4 +1,8 @@
 //! `footfall ingest`: access logs in, visit events out to Kafka, at least once.
+//!
+//! The Kafka settings come from the surface every command shares
+//! ([`super::KafkaArgs`]: `--config`, `--brokers`, `-X`); the rest of the
+//! file and the flags are [`footfall_ingest::IngestConfig::from_cli`]'s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,18 +24,15 @@ pub struct Args {
     /// (then the command exits once the input has ended and Kafka has acknowledged every event;
     /// interrupted before that, it exits 130 saying how many lines were not delivered).
     pub inputs: Vec<String>,
-    /// TOML config file (see docs/configuration.md); flags override it.
-    #[arg(long, short = 'c', env = "FOOTFALL_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Kafka bootstrap servers, host:port[,host:port...].
-    #[arg(long, env = "FOOTFALL_KAFKA_BROKERS")]
-    pub brokers: Option<String>,
-    /// Topic for visit events (default footfall.visits).
-    #[arg(long)]
+    #[command(flatten)]
+    pub kafka: super::KafkaArgs,
+    /// Topic for visit events [default: the config's kafka.topics.visits.name, else footfall.visits].
+    #[arg(long, value_name = "NAME")]
     pub topic: Option<String>,
-    /// Topic for rejected lines (default footfall.visits.dlq).
-    #[arg(long)]
-    pub dead_letter_topic: Option<String>,
+    /// Topic for rejected lines [default: the config's kafka.topics.dead_letter.name, else the
+    /// events topic followed by .dlq].
+    #[arg(long, value_name = "NAME")]
+    pub dlq_topic: Option<String>,
     /// Log format: a preset name or `auto`.
     #[arg(long, short = 'f')]
     pub format: Option<String>,
@@ -41,14 +42,18 @@ pub struct Args {
     /// Site name stamped on events.
     #[arg(long)]
     pub site: Option<String>,
+    /// Host names of the site itself, for internal referrers (repeatable).
+    #[arg(long = "site-host", value_name = "HOST")]
+    pub site_hosts: Vec<String>,
     /// IANA timezone for event times and calendar days.
     #[arg(long)]
     pub timezone: Option<String>,
     /// Directory for checkpoints (default .state/ingest).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Address for /metrics and /health, or `off` (default 127.0.0.1:9464).
-    #[arg(long)]
+    /// Address for /metrics and /health, or `off` [default: 127.0.0.1:9464 while following
+    /// files or syslog; none for stdin and --once unless the config has an [http] table].
+    #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
     /// On the very first run, start files at their `beginning` (default) or `end`.
     #[arg(long, value_parser = ["beginning", "end"])]
@@ -61,15 +66,18 @@ pub struct Args {
     pub keyring: KeyringArg,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+/// The configuration: the file, the flags and inputs, then the Kafka
+/// environment and flags through the surface every command shares.
+fn config(args: Args) -> anyhow::Result<IngestConfig> {
     let cli = CliArgs {
-        config: args.config,
-        brokers: args.brokers,
+        config: args.kafka.config.clone(),
+        brokers: None,
         topic: args.topic,
-        dead_letter_topic: args.dead_letter_topic,
+        dlq_topic: args.dlq_topic,
         format: args.format,
         log_format: args.log_format,
         site: args.site,
+        site_hosts: args.site_hosts,
         timezone: args.timezone,
         inputs: args.inputs,
         state_dir: args.state_dir,
@@ -84,7 +92,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         once: args.once,
         keyring: args.keyring.keyring,
     };
-    let cfg = IngestConfig::from_cli(&cli).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    let mut cfg = IngestConfig::from_cli(&cli).map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    args.kafka.apply(&mut cfg.kafka)?;
+    Ok(cfg)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = config(args)?;
     // Logs (text or JSON, per [log]) go to stderr; a subscriber installed earlier stays.
     if let Err(e) = footfall_ingest::init_logging(&cfg.log) {
         eprintln!("footfall ingest: {e}");

@@ -37,7 +37,8 @@ pub fn open_or_create_keyring(
     command: &str,
 ) -> anyhow::Result<Arc<Keyring>> {
     let dir = keys.dir_or(arg.keyring.clone());
-    let (keyring, created) = Keyring::open_or_create_with(&dir, keys.epoch).map_err(keyring_failure)?;
+    let (keyring, created) =
+        Keyring::open_or_create_with(&dir, keys.epoch).map_err(keyring_failure)?;
     if created {
         eprintln!(
             "footfall {command}: created a new keyring in {} (fingerprint {}, epoch {}). Keep it: event and visitor ids depend on it; \
@@ -174,9 +175,22 @@ impl KafkaArgs {
 
     /// The Kafka settings: file, then environment, then flags; validated.
     pub fn resolve(&self) -> anyhow::Result<KafkaConfig> {
-        let mut cfg = self.file()?.map(|c| c.kafka).unwrap_or_default();
-        apply_kafka_overrides(&mut cfg, self.brokers.as_deref(), &self.options)?;
+        self.resolve_in(self.file()?.as_ref())
+    }
+
+    /// [`KafkaArgs::resolve`] over a config file already read with [`KafkaArgs::file`].
+    pub fn resolve_in(
+        &self,
+        file: Option<&footfall_ingest::IngestConfig>,
+    ) -> anyhow::Result<KafkaConfig> {
+        let mut cfg = file.map(|c| c.kafka.clone()).unwrap_or_default();
+        self.apply(&mut cfg)?;
         Ok(cfg)
+    }
+
+    /// Put the environment and these flags over `cfg` ([`apply_kafka_overrides`]).
+    pub fn apply(&self, cfg: &mut KafkaConfig) -> anyhow::Result<()> {
+        apply_kafka_overrides(cfg, self.brokers.as_deref(), &self.options)
     }
 }
 
@@ -206,4 +220,3 @@ pub fn apply_kafka_overrides(
         .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     Ok(())
 }
-

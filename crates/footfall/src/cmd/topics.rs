@@ -1,4 +1,5 @@
-//! `footfall topics`: create or check the visits and dead-letter topics.
+//! `footfall topics`: create or check the visits and dead-letter topics, as
+//! the config's `[kafka.topics]` describes them (flags beat the file).
 
 use footfall_kafka::{ensure_topics, EnsureMode, ErrorKind};
 
@@ -8,12 +9,13 @@ use crate::exit::{Failure, CONFIG, FAILURE, UNAVAILABLE};
 pub struct Args {
     #[command(flatten)]
     pub kafka: super::KafkaArgs,
-    /// Visits topic name.
-    #[arg(long, default_value = footfall_kafka::VISITS_TOPIC)]
-    pub topic: String,
-    /// Dead-letter topic name.
-    #[arg(long, default_value = footfall_kafka::DEAD_LETTER_TOPIC)]
-    pub dlq_topic: String,
+    /// Visits topic name [default: the config's kafka.topics.visits.name, else footfall.visits].
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// Dead-letter topic name [default: the config's kafka.topics.dead_letter.name, else the
+    /// visits topic followed by .dlq].
+    #[arg(long, value_name = "NAME")]
+    pub dlq_topic: Option<String>,
     /// Partitions of the visits topic.
     #[arg(long)]
     pub partitions: Option<i32>,
@@ -27,8 +29,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = args.kafka.resolve()?;
-    cfg.topics.visits.name = Some(args.topic.clone());
-    cfg.topics.dead_letter.name = Some(args.dlq_topic.clone());
+    if args.topic.is_some() {
+        cfg.topics.visits.name.clone_from(&args.topic);
+    }
+    if args.dlq_topic.is_some() {
+        cfg.topics.dead_letter.name.clone_from(&args.dlq_topic);
+    }
     if args.partitions.is_some() {
         cfg.topics.visits.partitions = args.partitions;
     }
