@@ -30,11 +30,14 @@
 //!   pattern matches the renamed file, it is recognised by inode and head and
 //!   not read twice. The new `access.log` is read from its beginning.
 //! * **copytruncate**: the file shrinks below the read position (or its head
-//!   changes): reading restarts at 0 as new content. If the copy matches a
-//!   pattern, it is recognised by its head and read from where the original
-//!   was left, which recovers lines written between the last read and the
-//!   copy. Lines written between the copy and the truncation are in neither
-//!   file: they are lost (inherent to copytruncate).
+//!   changes). Its old content is looked for among the **rotations in its
+//!   directory** (as below, by the fingerprint of its head; a copy that a
+//!   pattern matches is recognised the same way): the copy is read from where
+//!   the original was left to its end (it may have grown past that point),
+//!   which recovers lines written between the last read and the copy, and
+//!   only then is the file's new content read, from 0. Lines written between
+//!   the copy and the truncation are in neither file: they are lost (inherent
+//!   to copytruncate).
 //! * **Compressed rotations** (`.gz`) are read once, as a stream; when a
 //!   `.gz` file's head equals that of a file read before, reading resumes at
 //!   that file's offset in the uncompressed stream.
@@ -62,15 +65,26 @@
 //! it) to its end, and until it reaches its end no new file of the source is
 //! opened: the rest of the old log comes before the new live file.
 //!
+//! Then the rotations of that log **newer than the file found** (by
+//! modification time, strictly; in order of modification time, then name)
+//! that no checkpoint knows (their fingerprint is in none) and that are not
+//! live files are read from their start, one at a time, oldest first, before
+//! the live file: generations rotated away before ingest checkpointed them
+//! (several rotations while ingest was stopped, or a kill before a new file's
+//! first checkpoint). Rotations older than the file found are never read
+//! (they were read before, and their checkpoints may have been forgotten).
+//! A rotation with the fingerprint that ends before the checkpoint (a copy
+//! taken before ingest read the lines written after it) was read already.
+//!
 //! When the fingerprint is nowhere, the bytes the checkpoint knew to be
 //! unread (its size at the last read less its offset) cannot be accounted
-//! for: a warning gives their number and
+//! for, and newer generations are not guessed at: a warning gives their number and
 //! `footfall_ingest_unaccounted_bytes_total` counts them. What was written to
 //! the file after ingest stopped, before it vanished, is unknown and not
 //! counted. Rotations moved to another directory (logrotate's `olddir`) are
 //! not looked for there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -311,6 +325,9 @@ pub struct Follower {
     /// Scan again at the end of this poll (a recovered rotation was read to
     /// its end: the files it held back can be opened).
     rescan: bool,
+    /// Rotations found at start that no checkpoint knows, newer than the
+    /// recovered file: read from their start, one at a time, oldest first.
+    queued: VecDeque<(Candidate, Head)>,
 }
 
 impl Follower {
@@ -335,6 +352,7 @@ impl Follower {
             scans: 0,
             warned: HashMap::new(),
             rescan: false,
+            queued: VecDeque::new(),
         }
     }
 
@@ -370,6 +388,10 @@ impl Follower {
                     force_scan |= reconsider;
                     let f = self.open.swap_remove(i);
                     f.track.lock().open = false;
+                    if reconsider {
+                        // Truncated or replaced: its old content may be in a copy.
+                        self.recover_copy(f.track, &f.path, (f.dev, f.ino), now);
+                    }
                 }
             }
         }
@@ -473,6 +495,8 @@ impl Follower {
         }
         if self.scans == 0 {
             self.recover_rotated(&candidates, now, wall);
+        } else {
+            self.open_queued(&candidates, now);
         }
         for c in candidates.iter() {
             if self.open.iter().any(|f| f.dev == c.dev && f.ino == c.ino) {

@@ -744,3 +744,148 @@ fn logs_with_the_same_content_are_distinct_sources() {
     let keys: std::collections::BTreeSet<_> = h.keys.iter().collect();
     assert_eq!(keys.len(), 3, "one source key per file");
 }
+
+// ---------------------------------------------------------------------------
+// Copies and generations found among the rotations
+
+fn truncate(path: &Path) {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+fn set_mtime(path: &Path, secs_ago: u64) {
+    let t = SystemTime::now() - Duration::from_secs(secs_ago);
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// Warnings logged while `f` runs (on this thread).
+fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let w = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(sub, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+#[test]
+fn copytruncate_with_only_the_live_file_named_reads_the_copy_tail_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, &lines("a", 0..12));
+    let mut h = Harness::new(settings(&[&log]));
+    assert_eq!(Harness::texts(&h.poll(S)), texts("a", 0..12));
+    let first_key = h.keys[0];
+    // Written after our last read, then copied (and more lines after the
+    // copy: in neither file), then truncated and rewritten.
+    append(&log, &lines("a", 12..15));
+    fs::copy(&log, dir.path().join("access.log.1")).unwrap();
+    append(&log, &lines("lost", 0..2));
+    truncate(&log);
+    append(&log, &lines("b", 0..2));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(Harness::texts(&h.poll(S)));
+    }
+    let mut want = texts("a", 12..15);
+    want.extend(texts("b", 0..2));
+    assert_eq!(got, want, "the copy's tail, then the new content, once");
+    assert!(h.keys[12..15].iter().all(|k| *k == first_key));
+    // Nothing again after a restart either, and no warning.
+    let registry = reloaded(&h.registry);
+    let mut h = Harness::with_registry(settings(&[&log]), registry);
+    let (got, warned) = warnings(|| h.poll(Duration::from_secs(20)));
+    assert_eq!(got, vec![]);
+    assert_eq!(warned, "");
+    assert_eq!(h.counters.unaccounted_bytes.load(Relaxed), 0);
+}
+
+#[test]
+fn generations_never_checkpointed_are_read_between_the_recovered_file_and_the_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let rot = |n: u32| dir.path().join(format!("access.log.{n}"));
+    // An old rotation read long ago, its checkpoint forgotten: not read again.
+    append(&rot(3), &lines("z", 0..12));
+    set_mtime(&rot(3), 400);
+    append(&log, &lines("a", 0..12));
+    let s = settings(&[&log]);
+    let mut h = Harness::new(s.clone());
+    assert_eq!(h.poll(S).len(), 12);
+    let registry = reloaded(&h.registry);
+    drop(h);
+
+    // Stopped: two rotations.
+    append(&log, &lines("a", 12..15));
+    fs::rename(&log, rot(1)).unwrap();
+    set_mtime(&rot(1), 300);
+    append(&log, &lines("b", 0..12));
+    fs::rename(rot(1), rot(2)).unwrap();
+    fs::rename(&log, rot(1)).unwrap();
+    set_mtime(&rot(1), 200);
+    append(&log, &lines("c", 0..12));
+
+    let mut h = Harness::with_registry(s.clone(), registry);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(Harness::texts(&h.poll(S)));
+    }
+    let mut want = texts("a", 12..15);
+    want.extend(texts("b", 0..12));
+    want.extend(texts("c", 0..12));
+    assert_eq!(
+        got, want,
+        "old rest, middle generation, live file, each once"
+    );
+    assert_eq!(h.counters.unaccounted_bytes.load(Relaxed), 0);
+    // A kill while the middle generation is read, or a clean restart: nothing twice.
+    let registry = reloaded(&h.registry);
+    let mut h = Harness::with_registry(s, registry);
+    assert_eq!(h.poll(S), vec![]);
+}
+
+#[test]
+fn a_copy_ending_before_the_checkpoint_was_read_already() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, &lines("a", 0..12));
+    let s = settings(&[&log]);
+    // Copied; a line in the copytruncate window is read; stopped; truncated.
+    fs::copy(&log, dir.path().join("access.log.1")).unwrap();
+    append(&log, &lines("w", 0..1));
+    let mut h = Harness::new(s.clone());
+    assert_eq!(h.poll(S).len(), 13);
+    let registry = reloaded(&h.registry);
+    drop(h);
+    truncate(&log);
+    append(&log, &lines("b", 0..2));
+    let mut h = Harness::with_registry(s, registry);
+    let (got, warned) = warnings(|| h.poll(S));
+    assert_eq!(Harness::texts(&got), texts("b", 0..2));
+    assert_eq!(warned, "", "no warning for a copy read past its end");
+    assert_eq!(h.counters.unaccounted_bytes.load(Relaxed), 0);
+}
