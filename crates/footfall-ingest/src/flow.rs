@@ -312,6 +312,14 @@ impl SourceParser {
             .map(|(_, l)| l)
             .collect();
         let pipeline = &self.compiled[format].pipeline;
+        if let Some((better, n)) = footfall_parse::ignored_fields(pipeline.format_name(), &sample) {
+            tracing::warn!(
+                source = %self.source,
+                stream = %batch.src.name,
+                "format {} ignores about {n} field(s) per line that these lines carry; format {better} reads them",
+                pipeline.format_name()
+            );
+        }
         if let Some(m) = footfall_parse::check_sample(pipeline, &batch.src, &sample) {
             self.mistake.get_or_insert(IngestError::Format {
                 source_name: self.source.to_string(),

@@ -1115,3 +1115,41 @@ fn a_format_that_does_not_fit_stops_ingest_with_65() {
         "{stderr}"
     );
 }
+
+/// A narrower format than the lines allow (`common` on a combined log) is
+/// read, but ingest says once which format reads the fields it ignores.
+#[test]
+fn a_narrower_format_warns_once() {
+    let Some(brokers) = brokers() else { return };
+    let topics = Topics::create(&brokers, "narrow");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, sample_log(100)).unwrap();
+    let mut c = Command::new(BIN);
+    c.args([
+        "ingest",
+        "--brokers",
+        &brokers,
+        "--format",
+        "common",
+        "--http-listen",
+        "off",
+        "--once",
+    ])
+    .args(["--topic", &topics.events, "--dlq-topic", &topics.dlq])
+    .arg("--keyring")
+    .arg(key_file(dir.path()))
+    .arg("--state-dir")
+    .arg(dir.path().join("state"))
+    .arg(&log)
+    .env_remove("RUST_LOG")
+    .env_remove("FOOTFALL_CONFIG")
+    .env_remove("FOOTFALL_KEYRING");
+    let (status, stderr) = run_ingest(c);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("format combined reads them").count(),
+        1,
+        "{stderr}"
+    );
+}
