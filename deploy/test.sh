@@ -15,7 +15,8 @@
 # 4. runs the broker restart test and the ingest broker outage test on their
 #    own (they stop and start the broker, so nothing else may use the broker
 #    meanwhile),
-# 5. runs `python3 -m pytest -q tests/python` when that directory has tests.
+# 5. runs `python3 -m pytest -q tests/python` when that directory has tests,
+# 6. and checks style first: `cargo fmt --check`, `cargo clippy -D warnings`.
 #
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. With CI=true the broker gets fresh storage in a
@@ -131,6 +132,17 @@ start_kafka() {
     bash "$KAFKA_SCRIPT" start
 }
 
+# Style: rustfmt's layout and no clippy warning, on every target.
+style() {
+    local status=0
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        rustup component add rustfmt clippy
+    fi
+    cargo fmt --all -- --check || status=$?
+    cargo clippy --workspace --all-targets -- -D warnings || status=$?
+    return "$status"
+}
+
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 cargo_tests() {
     cargo test --workspace --all-targets --no-fail-fast
@@ -203,6 +215,7 @@ main() {
     export FOOTFALL_REQUIRE_KAFKA=1
     echo "FOOTFALL_KAFKA_BROKERS=$FOOTFALL_KAFKA_BROKERS FOOTFALL_KAFKA_SASL_BROKERS=$FOOTFALL_KAFKA_SASL_BROKERS FOOTFALL_REQUIRE_KAFKA=1"
 
+    step "cargo fmt --check and clippy -D warnings" style
     step "cargo test --workspace --all-targets" cargo_tests
     step "cargo test --workspace --doc" cargo_doc_tests
     step "broker restart and outage tests" restart_test

@@ -14,7 +14,11 @@ fn bench(c: &mut Criterion) {
     let events: Vec<KafkaEvent> = testdata::events(1, day, 1, 8_000)
         .into_iter()
         .enumerate()
-        .map(|(i, event)| KafkaEvent { partition: 0, offset: i as i64, event })
+        .map(|(i, event)| KafkaEvent {
+            partition: 0,
+            offset: i as i64,
+            event,
+        })
         .collect();
     let batch = events_to_batch(&events).unwrap();
     let opts = SummaryOptions::default();
@@ -25,11 +29,15 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("aggregate");
     g.sample_size(10);
     g.throughput(Throughput::Elements(events.len() as u64));
-    g.bench_function("events_to_batch", |b| b.iter(|| events_to_batch(&events).unwrap().num_rows()));
+    g.bench_function("events_to_batch", |b| {
+        b.iter(|| events_to_batch(&events).unwrap().num_rows())
+    });
     g.bench_function("write_events_parquet", |b| {
         b.iter(|| wh.write_pending(&path, &batch).unwrap().persist().unwrap())
     });
-    g.bench_function("summarize_day", |b| b.iter(|| summarize(&batch, day, &opts).unwrap()));
+    g.bench_function("summarize_day", |b| {
+        b.iter(|| summarize(&batch, day, &opts).unwrap())
+    });
     g.finish();
 }
 

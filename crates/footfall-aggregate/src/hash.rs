@@ -33,7 +33,8 @@ impl Hasher for FxHasher {
         }
         if bytes.len() >= 4 {
             let lo = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as u64;
-            let hi = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().expect("4 bytes")) as u64;
+            let hi =
+                u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().expect("4 bytes")) as u64;
             self.add(lo | (hi << 32));
         } else if !bytes.is_empty() {
             let a = bytes[0] as u64;
@@ -89,7 +90,18 @@ mod tests {
 
     #[test]
     fn distinguishes_short_strings_and_tuples() {
-        let keys = ["", "a", "b", "ab", "ba", "abc", "abcd", "abcde", "/index.html", "/index.htm"];
+        let keys = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abc",
+            "abcd",
+            "abcde",
+            "/index.html",
+            "/index.htm",
+        ];
         let mut hashes: Vec<u64> = keys.iter().map(h).collect();
         hashes.sort_unstable();
         hashes.dedup();

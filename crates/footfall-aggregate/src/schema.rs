@@ -46,7 +46,8 @@ pub(crate) fn local_time_of_day(ts_us: i64, offset_s: i32) -> i64 {
 
 /// Days since 1970-01-01 of a calendar date.
 pub(crate) fn day_number(date: NaiveDate) -> i64 {
-    date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days()
+    date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch"))
+        .num_days()
 }
 
 fn ts_type() -> DataType {
@@ -110,7 +111,9 @@ pub fn events_schema() -> SchemaRef {
 /// Encodes events (in the given order) as one batch of the events schema.
 pub fn events_to_batch(events: &[KafkaEvent]) -> Result<RecordBatch, AggregateError> {
     fn s<'a>(events: &'a [KafkaEvent], f: impl Fn(&'a VisitEvent) -> &'a str) -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(events.iter().map(|e| f(&e.event))))
+        Arc::new(StringArray::from_iter_values(
+            events.iter().map(|e| f(&e.event)),
+        ))
     }
     fn o<'a>(events: &'a [KafkaEvent], f: impl Fn(&'a VisitEvent) -> Option<&'a str>) -> ArrayRef {
         Arc::new(events.iter().map(|e| f(&e.event)).collect::<StringArray>())
@@ -120,10 +123,14 @@ pub fn events_to_batch(events: &[KafkaEvent]) -> Result<RecordBatch, AggregateEr
         Arc::new(UInt16Array::from_iter_values(e.iter().map(|k| k.event.v))),
         s(e, |v| &v.event_id),
         Arc::new(
-            TimestampMicrosecondArray::from_iter_values(e.iter().map(|k| k.event.ts.timestamp_micros()))
-                .with_timezone("UTC"),
+            TimestampMicrosecondArray::from_iter_values(
+                e.iter().map(|k| k.event.ts.timestamp_micros()),
+            )
+            .with_timezone("UTC"),
         ),
-        Arc::new(Int32Array::from_iter_values(e.iter().map(|k| k.event.ts.offset().local_minus_utc()))),
+        Arc::new(Int32Array::from_iter_values(
+            e.iter().map(|k| k.event.ts.offset().local_minus_utc()),
+        )),
         s(e, |v| &v.site),
         o(e, |v| v.host.as_deref()),
         s(e, |v| &v.visitor_id),
@@ -134,9 +141,15 @@ pub fn events_to_batch(events: &[KafkaEvent]) -> Result<RecordBatch, AggregateEr
         o(e, |v| v.query.as_deref()),
         s(e, |v| &v.route),
         o(e, |v| v.protocol.as_deref()),
-        Arc::new(UInt16Array::from_iter_values(e.iter().map(|k| k.event.status))),
+        Arc::new(UInt16Array::from_iter_values(
+            e.iter().map(|k| k.event.status),
+        )),
         Arc::new(e.iter().map(|k| k.event.bytes).collect::<UInt64Array>()),
-        Arc::new(e.iter().map(|k| k.event.duration_ms).collect::<Float64Array>()),
+        Arc::new(
+            e.iter()
+                .map(|k| k.event.duration_ms)
+                .collect::<Float64Array>(),
+        ),
         o(e, |v| v.upstream.as_deref()),
         o(e, |v| v.referrer.as_deref()),
         o(e, |v| v.referrer_host.as_deref()),
@@ -153,12 +166,22 @@ pub fn events_to_batch(events: &[KafkaEvent]) -> Result<RecordBatch, AggregateEr
         o(e, |v| v.browser_version.as_deref()),
         o(e, |v| v.os.as_deref()),
         s(e, |v| &v.device),
-        Arc::new(e.iter().map(|k| Some(k.event.is_bot)).collect::<BooleanArray>()),
+        Arc::new(
+            e.iter()
+                .map(|k| Some(k.event.is_bot))
+                .collect::<BooleanArray>(),
+        ),
         o(e, |v| v.bot_name.as_deref()),
         s(e, |v| &v.kind),
-        Arc::new(e.iter().map(|k| Some(k.event.is_pageview)).collect::<BooleanArray>()),
+        Arc::new(
+            e.iter()
+                .map(|k| Some(k.event.is_pageview))
+                .collect::<BooleanArray>(),
+        ),
         s(e, |v| &v.source),
-        Arc::new(UInt64Array::from_iter_values(e.iter().map(|k| k.event.offset))),
+        Arc::new(UInt64Array::from_iter_values(
+            e.iter().map(|k| k.event.offset),
+        )),
         Arc::new(Int32Array::from_iter_values(e.iter().map(|k| k.partition))),
         Arc::new(Int64Array::from_iter_values(e.iter().map(|k| k.offset))),
     ];
@@ -178,7 +201,9 @@ impl<'a> Cols<'a> {
     fn col<T: 'static>(&self, name: &str) -> Result<&'a T, AggregateError> {
         let batch: &'a RecordBatch = self.batch;
         let col = batch.column_by_name(name).ok_or_else(|| {
-            AggregateError::Arrow(arrow::error::ArrowError::SchemaError(format!("events batch has no column {name}")))
+            AggregateError::Arrow(arrow::error::ArrowError::SchemaError(format!(
+                "events batch has no column {name}"
+            )))
         })?;
         col.as_any().downcast_ref::<T>().ok_or_else(|| {
             AggregateError::Arrow(arrow::error::ArrowError::SchemaError(format!(
@@ -386,8 +411,16 @@ mod tests {
         bare.method = None;
         bare.ts = DateTime::parse_from_rfc3339("2015-05-17T10:00:00-05:00").unwrap();
         let events = vec![
-            KafkaEvent { partition: 3, offset: 17, event: sample() },
-            KafkaEvent { partition: 3, offset: 18, event: bare },
+            KafkaEvent {
+                partition: 3,
+                offset: 17,
+                event: sample(),
+            },
+            KafkaEvent {
+                partition: 3,
+                offset: 18,
+                event: bare,
+            },
         ];
         let batch = events_to_batch(&events).unwrap();
         assert_eq!(batch.num_rows(), 2);
@@ -395,7 +428,10 @@ mod tests {
         let back = batch_to_events(&batch).unwrap();
         assert_eq!(back, events);
         // The offset survives: local date is the event's own.
-        assert_eq!(back[0].event.local_date(), NaiveDate::from_ymd_opt(2015, 5, 17).unwrap());
+        assert_eq!(
+            back[0].event.local_date(),
+            NaiveDate::from_ymd_opt(2015, 5, 17).unwrap()
+        );
     }
 
     #[test]
@@ -403,7 +439,10 @@ mod tests {
         let ev = sample(); // 23:59:59 +02:00 = 21:59:59Z
         let us = ev.ts.timestamp_micros();
         let off = ev.ts.offset().local_minus_utc();
-        assert_eq!(local_day(us, off), day_number(NaiveDate::from_ymd_opt(2015, 5, 17).unwrap()));
+        assert_eq!(
+            local_day(us, off),
+            day_number(NaiveDate::from_ymd_opt(2015, 5, 17).unwrap())
+        );
         assert_eq!(local_time_of_day(us, off), DAY_US - 1_000_000 + 123_456);
         // Before the epoch still floors.
         assert_eq!(local_day(-1, 0), -1);

@@ -41,13 +41,31 @@ impl Rng {
     }
 }
 
-const PAGES: &[&str] = &["/", "/docs", "/docs/:id", "/search", "/blog/:slug", "/about", "/pricing"];
+const PAGES: &[&str] = &[
+    "/",
+    "/docs",
+    "/docs/:id",
+    "/search",
+    "/blog/:slug",
+    "/about",
+    "/pricing",
+];
 const ASSETS: &[&str] = &["/static/app.js", "/static/site.css", "/favicon.ico"];
-const TERMS: &[&str] = &["parquet", "kafka exactly once", "web analytics", "rare term"];
+const TERMS: &[&str] = &[
+    "parquet",
+    "kafka exactly once",
+    "web analytics",
+    "rare term",
+];
 const SITE_SEARCH: &[&str] = &["pricing", "docs", "login help"];
 
 /// `visitors_per_day` visitors per site and day, each with one or two visits.
-pub fn events(seed: u64, first_day: NaiveDate, days: u32, visitors_per_day: u32) -> Vec<VisitEvent> {
+pub fn events(
+    seed: u64,
+    first_day: NaiveDate,
+    days: u32,
+    visitors_per_day: u32,
+) -> Vec<VisitEvent> {
     let mut rng = Rng::new(seed);
     let sites: [(&str, i32); 2] = [("example.org", 2 * 3600), ("shop.example", 0)];
     let mut out = Vec::new();
@@ -61,31 +79,69 @@ pub fn events(seed: u64, first_day: NaiveDate, days: u32, visitors_per_day: u32)
                 let (browser, os, device) = if is_bot {
                     ("Googlebot", "Other", "bot")
                 } else {
-                    *rng.pick(&[("Firefox", "Linux", "desktop"), ("Chrome", "Android", "mobile"), ("Safari", "iOS", "tablet")])
+                    *rng.pick(&[
+                        ("Firefox", "Linux", "desktop"),
+                        ("Chrome", "Android", "mobile"),
+                        ("Safari", "iOS", "tablet"),
+                    ])
                 };
                 // Start anywhere in the day; a few start just before midnight.
-                let start_min = if v % 17 == 3 { 23 * 60 + 45 } else { rng.below(23 * 60) as i64 };
-                let midnight = tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight")).single().expect("fixed offset");
-                let mut t: DateTime<FixedOffset> = midnight + Duration::minutes(start_min) + Duration::seconds(rng.below(60) as i64);
+                let start_min = if v % 17 == 3 {
+                    23 * 60 + 45
+                } else {
+                    rng.below(23 * 60) as i64
+                };
+                let midnight = tz
+                    .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+                    .single()
+                    .expect("fixed offset");
+                let mut t: DateTime<FixedOffset> = midnight
+                    + Duration::minutes(start_min)
+                    + Duration::seconds(rng.below(60) as i64);
                 let visits = 1 + rng.below(2);
                 for visit in 0..visits {
                     if visit > 0 {
                         t += Duration::minutes(31 + rng.below(90) as i64);
                     }
-                    let (medium, source, host, terms): (&str, Option<&str>, Option<&str>, Option<&str>) = match rng.below(5) {
-                        0 => ("search", Some("Google"), Some("www.google.com"), Some(*rng.pick(TERMS))),
+                    let (medium, source, host, terms): (
+                        &str,
+                        Option<&str>,
+                        Option<&str>,
+                        Option<&str>,
+                    ) = match rng.below(5) {
+                        0 => (
+                            "search",
+                            Some("Google"),
+                            Some("www.google.com"),
+                            Some(*rng.pick(TERMS)),
+                        ),
                         1 => ("social", Some("Facebook"), Some("www.facebook.com"), None),
-                        2 => ("external", None, Some(if rng.pct(50) { "blog.example.net" } else { "rare.example.com" }), None),
+                        2 => (
+                            "external",
+                            None,
+                            Some(if rng.pct(50) {
+                                "blog.example.net"
+                            } else {
+                                "rare.example.com"
+                            }),
+                            None,
+                        ),
                         _ => ("direct", None, None, None),
                     };
-                    let campaign = rng.pct(20).then(|| *rng.pick(&[("news", "spring"), ("ads", "summer")]));
+                    let campaign = rng
+                        .pct(20)
+                        .then(|| *rng.pick(&[("news", "spring"), ("ads", "summer")]));
                     let requests = 1 + rng.below(7);
                     for r in 0..requests {
                         if r > 0 {
                             t += Duration::seconds(rng.below(600) as i64 + 1);
                         }
                         let asset = r > 0 && rng.pct(30);
-                        let route = if asset { *rng.pick(ASSETS) } else { *rng.pick(PAGES) };
+                        let route = if asset {
+                            *rng.pick(ASSETS)
+                        } else {
+                            *rng.pick(PAGES)
+                        };
                         let status = match rng.below(100) {
                             0..=5 => 404,
                             6..=7 => 500,
@@ -115,18 +171,51 @@ pub fn events(seed: u64, first_day: NaiveDate, days: u32, visitors_per_day: u32)
                             route: route.into(),
                             protocol: Some("HTTP/1.1".into()),
                             status,
-                            bytes: if status == 304 { None } else { Some(200 + rng.below(50_000)) },
+                            bytes: if status == 304 {
+                                None
+                            } else {
+                                Some(200 + rng.below(50_000))
+                            },
                             duration_ms: (!rng.pct(10)).then(|| (rng.below(4000) as f64) / 1.5),
                             upstream: Some(if asset { "static" } else { "app" }.into()),
-                            referrer_medium: if first { medium.into() } else { "internal".into() },
-                            referrer_source: if first { source.map(|s| s.to_string().into()) } else { None },
-                            referrer_host: if first { host.map(str::to_string) } else { Some(format!("www.{site}")) },
+                            referrer_medium: if first {
+                                medium.into()
+                            } else {
+                                "internal".into()
+                            },
+                            referrer_source: if first {
+                                source.map(|s| s.to_string().into())
+                            } else {
+                                None
+                            },
+                            referrer_host: if first {
+                                host.map(str::to_string)
+                            } else {
+                                Some(format!("www.{site}"))
+                            },
                             referrer: None,
-                            search_terms: if first { terms.map(str::to_string) } else { None },
-                            site_search: (route == "/search").then(|| rng.pick(SITE_SEARCH).to_string()),
-                            utm_source: if first { campaign.map(|c| c.0.to_string()) } else { None },
-                            utm_medium: if first { campaign.map(|_| "email".to_string()) } else { None },
-                            utm_campaign: if first { campaign.map(|c| c.1.to_string()) } else { None },
+                            search_terms: if first {
+                                terms.map(str::to_string)
+                            } else {
+                                None
+                            },
+                            site_search: (route == "/search")
+                                .then(|| rng.pick(SITE_SEARCH).to_string()),
+                            utm_source: if first {
+                                campaign.map(|c| c.0.to_string())
+                            } else {
+                                None
+                            },
+                            utm_medium: if first {
+                                campaign.map(|_| "email".to_string())
+                            } else {
+                                None
+                            },
+                            utm_campaign: if first {
+                                campaign.map(|c| c.1.to_string())
+                            } else {
+                                None
+                            },
                             browser: Some(browser.into()),
                             browser_version: Some(if is_bot { "2" } else { "100" }.into()),
                             os: Some(os.into()),

@@ -45,7 +45,6 @@ const CORPUS: &[(&str, &str)] = &[
     ("thedash-nginx-json-2013/access.log.gz", "nginx-json"),
 ];
 
-
 /// The corpus reaches back to 1995, further than the default window of
 /// twenty years before the clock (`parse.max_past_days`).
 const CORPUS_PAST_DAYS: u32 = 100 * 366;

@@ -29,7 +29,11 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into(), hint: None }
+        Failure {
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -42,5 +46,7 @@ impl Failure {
 
 /// The exit code for an error: a [`Failure`] anywhere in the chain decides, else [`FAILURE`].
 pub fn code_for(e: &anyhow::Error) -> i32 {
-    e.chain().find_map(|c| c.downcast_ref::<Failure>().map(|f| f.code)).unwrap_or(FAILURE)
+    e.chain()
+        .find_map(|c| c.downcast_ref::<Failure>().map(|f| f.code))
+        .unwrap_or(FAILURE)
 }

@@ -49,10 +49,26 @@ pub fn open(path: &str) -> anyhow::Result<Input> {
     };
     // Smaller than a parse chunk, so once the sniffed head is consumed the
     // chunk reads bypass this buffer and go straight into the chunk.
-    let mut buffered = BufReader::with_capacity(64 << 10, Counting { inner: raw, count: Arc::clone(&consumed) });
-    let head = buffered.fill_buf().with_context(|| format!("reading {name}"))?;
+    let mut buffered = BufReader::with_capacity(
+        64 << 10,
+        Counting {
+            inner: raw,
+            count: Arc::clone(&consumed),
+        },
+    );
+    let head = buffered
+        .fill_buf()
+        .with_context(|| format!("reading {name}"))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read + Send> =
-        if gzip { Box::new(flate2::read::MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
-    Ok(Input { name, reader, size, consumed })
+    let reader: Box<dyn Read + Send> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    Ok(Input {
+        name,
+        reader,
+        size,
+        consumed,
+    })
 }

@@ -12,12 +12,15 @@ pub fn bytes_bar(total: Option<u64>, what: &str) -> ProgressBar {
     }
     let bar = match total {
         Some(t) => ProgressBar::new(t).with_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-                .expect("static template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{prefix} {spinner} {bytes} {bytes_per_sec} {msg}").expect("static template"),
+            ProgressStyle::with_template("{prefix} {spinner} {bytes} {bytes_per_sec} {msg}")
+                .expect("static template"),
         ),
     };
     bar.set_prefix(what.to_string());
@@ -32,12 +35,16 @@ pub fn count_bar(total: Option<u64>, what: &str) -> ProgressBar {
     }
     let bar = match total {
         Some(t) => ProgressBar::new(t).with_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta} {msg}")
-                .expect("static template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{prefix} {spinner} {human_pos} {per_sec} {msg}").expect("static template")),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {human_pos} {per_sec} {msg}")
+                .expect("static template"),
+        ),
     };
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));

@@ -181,12 +181,12 @@ fn a_format_that_does_not_fit_stops_with_65_and_says_what_fits() {
         .map(|l| {
             format!(
                 "{}\n",
-                l.splitn(2, "\" \"")
+                l.split("\" \"")
                     .next()
                     .unwrap()
-                    .rsplitn(2, " \"")
-                    .nth(1)
+                    .rsplit_once(" \"")
                     .unwrap()
+                    .0
             )
         })
         .collect();

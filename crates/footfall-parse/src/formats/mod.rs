@@ -113,7 +113,10 @@ pub struct Fit {
 /// How well `format` reads `sample` (non-blank lines, in order).
 pub fn fit(format: &dyn LineFormat, sample: &[&str]) -> Fit {
     let mut state = FormatState::default();
-    let mut fit = Fit { lines: 0, fields: 0 };
+    let mut fit = Fit {
+        lines: 0,
+        fields: 0,
+    };
     for line in sample.iter().filter(|l| !l.trim().is_empty()) {
         if let Ok(r) = format.parse(line, &mut state) {
             fit.lines += 1;
