@@ -110,6 +110,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from footfall_support import binary, require_env
+
 import duckdb  # noqa: E402  (a missing analyst client is a failure, not a skip)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -130,28 +132,12 @@ AGG_SESSION_MS = 6000  # the broker's group.min.session.timeout.ms
 STYLES = ("rename", "dated", "copytruncate")
 
 
-def _binary():
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-    binary = os.environ.get("FOOTFALL_BIN") or next(
-        (p for p in (os.path.join(target, d, "footfall") for d in ("debug", "release")) if os.path.exists(p)),
-        None,
-    )
-    assert binary, f"no footfall binary in {target}: run `cargo build -p footfall` first, or set FOOTFALL_BIN"
-    return os.path.abspath(binary)
-
-
-BIN = _binary()
+BIN = binary()
 
 
 @pytest.fixture(scope="module")
 def brokers():
-    b = os.environ.get("FOOTFALL_KAFKA_BROKERS")
-    if not b:
-        why = "FOOTFALL_KAFKA_BROKERS is not set: this test needs a real Kafka broker (deploy/kafka/local-kafka.sh start)"
-        if os.environ.get("FOOTFALL_REQUIRE_KAFKA") == "1" or os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    return b
+    return require_env("FOOTFALL_KAFKA_BROKERS")[0]
 
 
 def clean_env():

@@ -47,6 +47,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from footfall_support import binary, require_env
+
 import blake3  # noqa: E402  (the ratchet's own hash; a missing package is a failure, not a skip)
 import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
@@ -75,17 +77,7 @@ STEP_CTX = "footfall ratchet v1 step"
 DAY_KEY_CTX = "footfall ratchet v1 day key"
 
 
-def _binary():
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-    binary = os.environ.get("FOOTFALL_BIN") or next(
-        (p for p in (os.path.join(target, d, "footfall") for d in ("debug", "release")) if os.path.exists(p)),
-        None,
-    )
-    assert binary, f"no footfall binary in {target}: run `cargo build -p footfall` first, or set FOOTFALL_BIN"
-    return os.path.abspath(binary)
-
-
-BIN = _binary()
+BIN = binary()
 
 
 # ---------------------------------------------------------------- helpers
@@ -127,13 +119,7 @@ def ff(*args, cwd, check=True, timeout=600, preexec_fn=None, env=None):
 
 @pytest.fixture(scope="module")
 def brokers():
-    b = os.environ.get("FOOTFALL_KAFKA_BROKERS")
-    if not b:
-        why = "FOOTFALL_KAFKA_BROKERS is not set: these tests need a real Kafka broker (deploy/kafka/local-kafka.sh start)"
-        if os.environ.get("FOOTFALL_REQUIRE_KAFKA") == "1" or os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    return b
+    return require_env("FOOTFALL_KAFKA_BROKERS")[0]
 
 
 _TOPICS = [0]

@@ -18,13 +18,13 @@ import filecmp
 import glob
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.parse
 
-import pytest
 import pyarrow.parquet as pq
+
+from footfall_support import binary, require_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORPUS = os.path.join(ROOT, "tests", "privacy")
@@ -43,22 +43,8 @@ SOURCES = [
 ]
 
 
-def binary():
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-    found = os.environ.get("FOOTFALL_BIN") or next(
-        (p for p in (os.path.join(target, d, "footfall") for d in ("debug", "release")) if os.path.exists(p)), None
-    )
-    assert found, f"no footfall binary in {target}: run `cargo build` first"
-    return found
-
-
 def brokers():
-    b = os.environ.get("FOOTFALL_KAFKA_BROKERS")
-    if not b:
-        if os.environ.get("FOOTFALL_REQUIRE_KAFKA") == "1" or os.environ.get("CI") == "true":
-            pytest.fail("FOOTFALL_KAFKA_BROKERS is not set, and a broker is required here")
-        pytest.skip("FOOTFALL_KAFKA_BROKERS is not set: the privacy corpus needs a Kafka broker")
-    return b
+    return require_env("FOOTFALL_KAFKA_BROKERS")[0]
 
 
 def run(args, cwd, ok=(0,)):

@@ -18,28 +18,11 @@ import subprocess
 import threading
 import time
 
-import pytest
+
+from footfall_support import binary, require_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ELASTIC = os.path.join(ROOT, "tests", "data", "elastic-apache-logs", "apache_logs.gz")
-
-
-def binary():
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-    found = os.environ.get("FOOTFALL_BIN") or next(
-        (p for p in (os.path.join(target, d, "footfall") for d in ("debug", "release")) if os.path.exists(p)), None
-    )
-    assert found, f"no footfall binary in {target}: run `cargo build` first"
-    return found
-
-
-def need(*names):
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        if os.environ.get("FOOTFALL_REQUIRE_KAFKA") == "1" or os.environ.get("CI") == "true":
-            pytest.fail(f"{', '.join(missing)} not set, and a broker is required here")
-        pytest.skip(f"{', '.join(missing)} not set (deploy/test.sh sets them from deploy/kafka/local-kafka.sh env)")
-    return [os.environ[n] for n in names]
 
 
 def env():
@@ -105,7 +88,7 @@ class CmdlineWatch:
 
 
 def test_one_config_runs_the_pipeline_on_a_sasl_broker(tmp_path):
-    brokers, user, password_source = need(
+    brokers, user, password_source = require_env(
         "FOOTFALL_KAFKA_SASL_BROKERS", "FOOTFALL_KAFKA_SASL_USERNAME", "FOOTFALL_KAFKA_SASL_PASSWORD_FILE"
     )
     work = str(tmp_path)
@@ -151,7 +134,7 @@ def check(config, *extra):
 
 
 def test_check_names_each_problem_with_its_own_code(tmp_path):
-    brokers, user, password_source = need(
+    brokers, user, password_source = require_env(
         "FOOTFALL_KAFKA_SASL_BROKERS", "FOOTFALL_KAFKA_SASL_USERNAME", "FOOTFALL_KAFKA_SASL_PASSWORD_FILE"
     )
     work = str(tmp_path)

@@ -25,19 +25,14 @@ import duckdb  # noqa: E402  (a missing analyst client is a failure, not a skip)
 import pyarrow.dataset as pa_ds  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from footfall_support import binary
+
 K = int(os.environ.get("FOOTFALL_MIN_VISITORS", "3"))
 
 
 def _demo_warehouse():
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
-    binary = os.environ.get("FOOTFALL_BIN") or next(
-        (p for p in (os.path.join(target, d, "footfall") for d in ("debug", "release")) if os.path.exists(p)),
-        None,
-    )
-    assert binary, f"no footfall binary in {target}: run `cargo build` first, or set FOOTFALL_WAREHOUSE"
     out = os.path.join(tempfile.mkdtemp(prefix="footfall-pytest-"), "wh")
-    subprocess.run([binary, "demo", "--dir", out, "--json"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([binary(), "demo", "--dir", out, "--json"], check=True, stdout=subprocess.DEVNULL)
     return out
 
 
