@@ -115,19 +115,14 @@ pub struct CheckpointFile {
     pub files: Vec<FileCheckpoint>,
 }
 
+/// A fingerprint as 32 lower-case hex digits.
 pub fn to_hex(fp: &Fingerprint) -> String {
-    fp.iter().map(|b| format!("{b:02x}")).collect()
+    footfall_parse::privacy::hex(fp)
 }
 
+/// The inverse of [`to_hex`].
 pub fn parse_hex(s: &str) -> Option<Fingerprint> {
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    footfall_parse::privacy::unhex(s)
 }
 
 pub fn unix_secs(t: SystemTime) -> u64 {

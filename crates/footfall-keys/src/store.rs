@@ -101,21 +101,11 @@ fn invalid(path: &Path, reason: String) -> KeyringError {
 
 /// 32 bytes as 64 lower-case hex digits.
 pub fn hex32(b: &[u8; 32]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    footfall_parse::privacy::hex(b)
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
+    footfall_parse::privacy::unhex(s)
 }
 
 /// The keyring directory, created 0700 (an existing one is set to 0700).

@@ -269,8 +269,8 @@ fn truncate_hostname(host: &str) -> String {
     format!("*.{}", labels[labels.len() - keep..].join("."))
 }
 
-/// Lower-case hex of bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of bytes (the one hex encoder: ids, keys, fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -278,6 +278,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s.push(HEX[(b & 15) as usize] as char);
     }
     s
+}
+
+/// The `N` bytes written as exactly `2 * N` hex digits (either case), the
+/// inverse of [`hex`]; `None` for anything else.
+pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *byte = crate::url::hex_val(pair[0])? << 4 | crate::url::hex_val(pair[1])?;
+    }
+    Some(out)
 }
 
 /// Deterministic event id: a keyed hash of (source key, offset, line), 128-bit hex.
