@@ -478,10 +478,40 @@ impl Group for KafkaGroup<'_> {
                 .map_err(AggregateError::kafka("commit"))?;
             e.set_metadata(&self.mark);
         }
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
+        let timeout = self.opts.request_timeout;
+        while_coordinator_moves(timeout, || self.consumer.commit(&tpl, CommitMode::Sync))
             .map_err(AggregateError::kafka("commit"))
     }
+}
+
+/// Retries `op` while the group coordinator is still being elected or has
+/// just moved (a new group on a fresh cluster, a broker restart), up to
+/// `timeout`; any other error, or the last one, is returned as it is.
+fn while_coordinator_moves<T>(
+    timeout: Duration,
+    mut op: impl FnMut() -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match op() {
+            Err(e) if coordinator_moving(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "group coordinator not ready; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn coordinator_moving(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+        )
+    )
 }
 
 /// Runs one bounded aggregation. `client` carries the broker address and
@@ -650,8 +680,7 @@ fn fetch_committed(
     for &p in partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer
-        .committed_offsets(tpl, timeout)
+    let got = while_coordinator_moves(timeout, || consumer.committed_offsets(tpl.clone(), timeout))
         .map_err(AggregateError::kafka("fetch committed offsets"))?;
     Ok(got
         .elements_for_topic(topic)
