@@ -1,3 +1,7 @@
+use super::crawlers::{
+    crawler_name, literal_name, looks_like_domain, readable_name, EXTRA_TOOL_PATTERNS,
+    MAX_BOT_NAME_LEN,
+};
 use super::*;
 use std::hash::BuildHasher;
 
