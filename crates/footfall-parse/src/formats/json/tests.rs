@@ -1,3 +1,4 @@
+use super::caddy::go_duration_ms;
 use super::*;
 
 fn ts(s: &str) -> DateTime<FixedOffset> {
