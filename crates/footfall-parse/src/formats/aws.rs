@@ -8,14 +8,16 @@
 //!
 //! Empty lines are `Empty`; lines starting with `#` are `Header` (comments).
 //!
-//! The helpers for request lines, absolute URLs and `ip:port` addresses are
-//! shared with the other formats ([`super::squid`], [`super::w3c`], [`super::json`]).
+//! The helpers for absolute URLs, `ip:port` addresses and counts are shared
+//! with the other formats ([`super::squid`], [`super::w3c`], [`super::json`]);
+//! the status and the request line are read by [`super::fields`].
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, FixedOffset};
 use footfall_event::RejectKind;
 
+use super::fields::{fill_request, parse_status};
 use super::time::parse_clf_time;
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
@@ -373,58 +375,28 @@ fn sum_processing_times(parts: [&str; 3]) -> Result<Option<f64>, LineError> {
 
 /// Fill `method`, `target`, `protocol` and (for absolute URLs) `host` from a quoted request line.
 fn apply_request<'a>(rec: &mut RawRecord<'a>, tok: Option<Tok<'a>>) {
-    let Some(tok) = tok else { return };
-    let line: Cow<'a, str> = match tok.into_value() {
-        Some(v) => v,
+    let Some(line) = tok.and_then(Tok::into_value) else {
+        return;
+    };
+    fill_request(line, rec);
+    let (host, target) = match rec.target.take() {
         None => return,
+        Some(Cow::Borrowed(t)) => {
+            let (host, target) = split_absolute_url(t);
+            (host.map(Cow::Borrowed), target)
+        }
+        Some(Cow::Owned(t)) => {
+            let (host, target) = split_absolute_url(&t);
+            (
+                host.map(|h| Cow::Owned(h.to_owned())),
+                Cow::Owned(target.into_owned()),
+            )
+        }
     };
-    match line {
-        Cow::Borrowed(l) => {
-            let (method, target, protocol) = split_request_line(l);
-            rec.method = method.map(Cow::Borrowed);
-            rec.protocol = protocol.map(Cow::Borrowed);
-            if let Some(t) = target {
-                let (host, target) = split_absolute_url(t);
-                if rec.host.is_none() {
-                    rec.host = host.map(Cow::Borrowed);
-                }
-                rec.target = Some(target);
-            }
-        }
-        Cow::Owned(l) => {
-            let (method, target, protocol) = split_request_line(&l);
-            rec.method = method.map(|s| Cow::Owned(s.to_owned()));
-            rec.protocol = protocol.map(|s| Cow::Owned(s.to_owned()));
-            if let Some(t) = target {
-                let (host, target) = split_absolute_url(t);
-                if rec.host.is_none() {
-                    rec.host = host.map(|h| Cow::Owned(h.to_owned()));
-                }
-                rec.target = Some(Cow::Owned(target.into_owned()));
-            }
-        }
+    if rec.host.is_none() {
+        rec.host = host;
     }
-}
-
-/// Split an HTTP request line `METHOD target PROTOCOL` into its parts.
-///
-/// The protocol is only recognised when the last word starts with `HTTP/`; a
-/// target containing spaces (a malformed request) is kept whole. `-` parts are `None`.
-pub(crate) fn split_request_line(line: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
-    let line = line.trim();
-    let Some((method, rest)) = line.split_once(' ') else {
-        return (dash_none(line), None, None);
-    };
-    let rest = rest.trim();
-    let (target, protocol) = match rest.rsplit_once(' ') {
-        Some((t, p)) if p.starts_with("HTTP/") || p == "-" => (t.trim_end(), Some(p)),
-        _ => (rest, None),
-    };
-    (
-        dash_none(method),
-        dash_none(target),
-        protocol.and_then(dash_none),
-    )
+    rec.target = Some(target);
 }
 
 /// For an absolute URL (`scheme://host[:port]/path?q`), return the host (port
@@ -483,21 +455,6 @@ pub(crate) fn strip_port(addr: &str) -> &str {
     }
 }
 
-/// Parse an HTTP status; it must be a number in `100..=999`.
-pub(crate) fn parse_status(s: &str) -> Result<u16, LineError> {
-    let s = s.trim();
-    if s.is_empty() || s == "-" {
-        return Err(LineError::new(RejectKind::BadStatus, "no status"));
-    }
-    match s.parse::<u16>() {
-        Ok(v) if (100..=999).contains(&v) => Ok(v),
-        _ => Err(LineError::new(
-            RejectKind::BadStatus,
-            "status is not a number in 100..=999",
-        )),
-    }
-}
-
 /// Parse an unsigned count; `-` and empty are `None`, anything else non-numeric is `BadNumber`.
 pub(crate) fn parse_u64_field(s: &str, what: &'static str) -> Result<Option<u64>, LineError> {
     let Some(s) = dash_none(s.trim()) else {
@@ -514,21 +471,6 @@ pub(crate) fn parse_u64_field(s: &str, what: &'static str) -> Result<Option<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_line_parts() {
-        assert_eq!(
-            split_request_line("GET /a?b HTTP/1.1"),
-            (Some("GET"), Some("/a?b"), Some("HTTP/1.1"))
-        );
-        assert_eq!(split_request_line("- - - "), (None, None, None));
-        assert_eq!(
-            split_request_line("GET /a b"),
-            (Some("GET"), Some("/a b"), None)
-        );
-        assert_eq!(split_request_line("OPTIONS"), (Some("OPTIONS"), None, None));
-        assert_eq!(split_request_line(""), (None, None, None));
-    }
 
     #[test]
     fn absolute_urls() {

@@ -16,7 +16,8 @@ use std::borrow::Cow;
 
 use memchr::memchr2;
 
-use super::template::{find_byte, parse_status, split_request};
+use super::fields::{fill_request, parse_status};
+use super::template::find_byte;
 use super::time::{parse_clf_time_with, ClfDay};
 use crate::record::{dash_none, RawRecord};
 
@@ -85,7 +86,7 @@ pub(crate) fn parse<'a>(shape: Shape, line: &'a str, day: &mut ClfDay) -> Option
     }
     pos = end + 3;
     let end = quoted(b, pos, *b" ")?;
-    split_request(Cow::Borrowed(&line[pos..end]), &mut rec);
+    fill_request(Cow::Borrowed(&line[pos..end]), &mut rec);
     pos = end + 2;
     let end = find_byte(b' ', b, pos)?;
     rec.status = Some(parse_status(&line[pos..end]).ok()?);

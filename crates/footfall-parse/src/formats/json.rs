@@ -32,7 +32,8 @@ use footfall_event::RejectKind;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::aws::{line_body, split_request_line};
+use super::aws::line_body;
+use super::fields::fill_request;
 use super::time::{parse_clf_time, parse_iso8601};
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
@@ -419,20 +420,7 @@ fn parse_mapped<'a>(keys: &MappedKeys, json: &'a str) -> LineResult<'a> {
         ..RawRecord::default()
     };
     if let Some(line) = found.take(Slot::Request).and_then(JVal::into_text) {
-        match line {
-            Cow::Borrowed(l) => {
-                let (m, t, p) = split_request_line(l);
-                rec.method = m.map(Cow::Borrowed);
-                rec.target = t.map(Cow::Borrowed);
-                rec.protocol = p.map(Cow::Borrowed);
-            }
-            Cow::Owned(l) => {
-                let (m, t, p) = split_request_line(&l);
-                rec.method = m.map(|s| Cow::Owned(s.to_owned()));
-                rec.target = t.map(|s| Cow::Owned(s.to_owned()));
-                rec.protocol = p.map(|s| Cow::Owned(s.to_owned()));
-            }
-        }
+        fill_request(line, &mut rec);
     }
     if let Some(m) = found.take(Slot::Method).and_then(JVal::into_text) {
         rec.method = Some(m);

@@ -28,6 +28,7 @@ pub trait LineFormat: Send + Sync + std::fmt::Debug {
 
 pub mod aws;
 mod clf;
+mod fields;
 pub mod json;
 pub mod squid;
 pub mod template;

@@ -12,7 +12,8 @@ use std::borrow::Cow;
 
 use footfall_event::RejectKind;
 
-use super::aws::{line_body, parse_status, parse_u64_field, split_absolute_url, strip_port};
+use super::aws::{line_body, parse_u64_field, split_absolute_url, strip_port};
+use super::fields::parse_status;
 use super::json::epoch_from_str;
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};

@@ -15,6 +15,7 @@ use footfall_event::RejectKind;
 use memchr::{memchr, memchr2_iter};
 
 use super::clf::{self, Shape};
+use super::fields::{fill_request, parse_status};
 use super::time::{parse_clf_time, parse_epoch, parse_iso8601};
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
@@ -485,48 +486,6 @@ pub(crate) fn utf8_or_hex_escaped(bytes: Vec<u8>, prefix: &str) -> String {
     out
 }
 
-/// Split a request line `METHOD target PROTOCOL` (protocol optional).
-#[inline]
-pub(crate) fn split_request<'a>(req: Cow<'a, str>, rec: &mut RawRecord<'a>) {
-    let s: &str = &req;
-    let trimmed = s.trim();
-    if trimmed.is_empty() || trimmed == "-" {
-        return;
-    }
-    // Byte scans: the method is a few bytes from the start and the protocol a
-    // few from the end, nearer than `str::find`'s memchr set-up pays off.
-    let bytes = trimmed.as_bytes();
-    let (method, rest) = match bytes.iter().position(|&b| b == b' ') {
-        Some(i) => (&trimmed[..i], trimmed[i + 1..].trim_start()),
-        None => {
-            // A lone token: a bare target or garbage; keep it as the target.
-            rec.target = Some(to_cow(&req, trimmed));
-            return;
-        }
-    };
-    let (target, protocol) = match rest.as_bytes().iter().rposition(|&b| b == b' ') {
-        Some(i) if rest[i + 1..].starts_with("HTTP") => {
-            (rest[..i].trim_end(), Some(&rest[i + 1..]))
-        }
-        _ => (rest, None),
-    };
-    rec.method = Some(to_cow(&req, method));
-    rec.target = Some(to_cow(&req, target));
-    rec.protocol = protocol.map(|p| to_cow(&req, p));
-}
-
-/// Re-borrow a sub-slice of a Cow with the Cow's lifetime when it is borrowed.
-#[inline]
-fn to_cow<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
-    match whole {
-        Cow::Borrowed(w) => {
-            let start = part.as_ptr() as usize - w.as_ptr() as usize;
-            Cow::Borrowed(&w[start..start + part.len()])
-        }
-        Cow::Owned(_) => Cow::Owned(part.to_string()),
-    }
-}
-
 fn parse_u64(s: &str) -> Result<u64, LineError> {
     s.parse::<u64>()
         .map_err(|_| LineError::new(RejectKind::BadNumber, "a byte count is not a number"))
@@ -538,17 +497,6 @@ fn parse_f64(s: &str) -> Result<f64, LineError> {
         _ => Err(LineError::new(
             RejectKind::BadNumber,
             "a duration is not a number",
-        )),
-    }
-}
-
-/// Parse an HTTP status: three digits, 100..=999.
-pub(crate) fn parse_status(s: &str) -> Result<u16, LineError> {
-    match s.parse::<u16>() {
-        Ok(v) if (100..=999).contains(&v) => Ok(v),
-        _ => Err(LineError::new(
-            RejectKind::BadStatus,
-            "the status is not a number in 100..=999",
         )),
     }
 }
@@ -740,7 +688,7 @@ impl TemplateFormat {
     ) -> Result<(), LineError> {
         let present = dash_none(&val).is_some();
         match field {
-            Field::Request => split_request(val, rec),
+            Field::Request => fill_request(val, rec),
             Field::TimeClf => {
                 let s = val.trim_start_matches('[').trim_end_matches(']');
                 rec.ts = Some(parse_clf_time(s).ok_or_else(|| {

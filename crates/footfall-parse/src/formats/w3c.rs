@@ -39,7 +39,8 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use footfall_event::RejectKind;
 
-use super::aws::{parse_status, parse_u64_field, split_absolute_url, strip_port};
+use super::aws::{parse_u64_field, split_absolute_url, strip_port};
+use super::fields::parse_status;
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 
