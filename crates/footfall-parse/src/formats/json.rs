@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aws::line_body;
 use super::fields::fill_request;
-use super::time::{parse_clf_time, parse_iso8601};
+use super::time::{epoch_from_f64, parse_clf_time, parse_epoch, parse_iso8601};
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 use crate::url::hex_val;
@@ -695,7 +695,7 @@ fn time_from_jval(v: &JVal<'_>) -> Result<DateTime<FixedOffset>, LineError> {
 }
 
 // ---------------------------------------------------------------------------
-// Time values of unknown shape, and epoch numbers of any unit.
+// Time values of unknown shape (epoch numbers are read by super::time).
 
 /// Parse a time given as text in any of the shapes listed in the module docs.
 fn parse_time_text(s: &str) -> Option<DateTime<FixedOffset>> {
@@ -709,73 +709,9 @@ fn parse_time_text(s: &str) -> Option<DateTime<FixedOffset>> {
         return parse_clf_time(s);
     }
     if !b.is_empty() && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-        return epoch_from_str(s);
+        return parse_epoch(s);
     }
     parse_iso8601(s)
-}
-
-const NANOS_PER_SEC: i128 = 1_000_000_000;
-
-/// Nanoseconds per unit for an epoch value with integer part `int_part`
-/// (seconds below 10^11, then milli-, micro-, nanoseconds).
-fn epoch_unit_nanos(int_part: f64) -> i128 {
-    if int_part < 1e11 {
-        NANOS_PER_SEC
-    } else if int_part < 1e14 {
-        1_000_000
-    } else if int_part < 1e17 {
-        1_000
-    } else {
-        1
-    }
-}
-
-fn epoch_from_nanos(total: i128) -> Option<DateTime<FixedOffset>> {
-    let secs = i64::try_from(total.div_euclid(NANOS_PER_SEC)).ok()?;
-    let nanos = u32::try_from(total.rem_euclid(NANOS_PER_SEC)).ok()?;
-    DateTime::from_timestamp(secs, nanos).map(|t| t.fixed_offset())
-}
-
-/// An epoch number (unit by magnitude) as a UTC time. The fraction is
-/// rounded to the microsecond: a binary float carries no more than that.
-fn epoch_from_f64(v: f64) -> Option<DateTime<FixedOffset>> {
-    if !v.is_finite() || !(0.0..=1e21).contains(&v) {
-        return None;
-    }
-    let whole = v.trunc();
-    let micros_per_unit = epoch_unit_nanos(whole) / 1000;
-    let micros = if micros_per_unit > 0 {
-        // The whole part is exact; only the fraction carries float error.
-        (whole as i128).checked_mul(micros_per_unit)?
-            + ((v - whole) * micros_per_unit as f64).round() as i128
-    } else {
-        (v / 1000.0).round() as i128
-    };
-    epoch_from_nanos(micros.checked_mul(1000)?)
-}
-
-/// An epoch number written as text (`1384443873.878`), unit by magnitude, exact to the nanosecond.
-pub(crate) fn epoch_from_str(s: &str) -> Option<DateTime<FixedOffset>> {
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || int.len() > 21 || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let int_v: i128 = int.parse().ok()?;
-    let unit = epoch_unit_nanos(int_v as f64);
-    // Fraction digits beyond the unit's nanosecond resolution are dropped.
-    let mut frac_nanos: i128 = 0;
-    let mut scale = unit;
-    for d in frac.bytes() {
-        scale /= 10;
-        if scale == 0 {
-            break;
-        }
-        frac_nanos += i128::from(d - b'0') * scale;
-    }
-    epoch_from_nanos(int_v.checked_mul(unit)? + frac_nanos)
 }
 
 #[cfg(test)]

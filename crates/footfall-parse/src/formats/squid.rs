@@ -14,7 +14,7 @@ use footfall_event::RejectKind;
 
 use super::aws::{line_body, parse_u64_field, split_absolute_url, strip_port};
 use super::fields::parse_status;
-use super::json::epoch_from_str;
+use super::time::parse_epoch;
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 
@@ -63,7 +63,7 @@ impl LineFormat for Squid {
         // Seconds (ten integer digits last until 2286), never the milli/micro forms.
         let int_digits = f[0].split('.').next().map_or(0, str::len);
         let ts = (int_digits <= 10)
-            .then(|| epoch_from_str(f[0]))
+            .then(|| parse_epoch(f[0]))
             .flatten()
             .ok_or_else(|| LineError::new(RejectKind::BadTimestamp, "time is not epoch seconds"))?;
         let status = match f[3].rsplit_once('/') {

@@ -137,25 +137,79 @@ pub fn parse_iso8601(s: &str) -> Option<DateTime<FixedOffset>> {
     None
 }
 
-/// Seconds since the Unix epoch with an optional fraction, as UTC.
+// ---------------------------------------------------------------------------
+// Epoch numbers. The unit goes by magnitude: seconds below 10^11 (until the
+// year 5138), milliseconds below 10^14, microseconds below 10^17 and
+// nanoseconds above, which covers nginx's `$msec`, Squid's time and every
+// `time_format` Caddy offers.
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// Nanoseconds per unit for an epoch value with integer part `int_part`
+/// (seconds below 10^11, then milli-, micro-, nanoseconds).
+fn epoch_unit_nanos(int_part: f64) -> i128 {
+    if int_part < 1e11 {
+        NANOS_PER_SEC
+    } else if int_part < 1e14 {
+        1_000_000
+    } else if int_part < 1e17 {
+        1_000
+    } else {
+        1
+    }
+}
+
+fn epoch_from_nanos(total: i128) -> Option<DateTime<FixedOffset>> {
+    let secs = i64::try_from(total.div_euclid(NANOS_PER_SEC)).ok()?;
+    let nanos = u32::try_from(total.rem_euclid(NANOS_PER_SEC)).ok()?;
+    DateTime::from_timestamp(secs, nanos).map(|t| t.fixed_offset())
+}
+
+/// An epoch number written as text (`1646861401.524`, `1384443873878`), as
+/// UTC: digits with an optional fraction, surrounding whitespace ignored,
+/// the unit by magnitude (see above), exact to the nanosecond. Signs,
+/// exponents and anything else are `None`.
 pub fn parse_epoch(s: &str) -> Option<DateTime<FixedOffset>> {
     let s = s.trim();
-    let (secs, frac) = match s.split_once('.') {
-        Some((a, b)) => (a, b),
-        None => (s, ""),
-    };
-    let secs: i64 = secs.parse().ok()?;
-    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || int.len() > 21 || !int.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let digits = &frac[..frac.len().min(9)];
-    let mut nanos: u32 = if digits.is_empty() {
-        0
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let int_v: i128 = int.parse().ok()?;
+    let unit = epoch_unit_nanos(int_v as f64);
+    // Fraction digits beyond the unit's nanosecond resolution are dropped.
+    let mut frac_nanos: i128 = 0;
+    let mut scale = unit;
+    for d in frac.bytes() {
+        scale /= 10;
+        if scale == 0 {
+            break;
+        }
+        frac_nanos += i128::from(d - b'0') * scale;
+    }
+    epoch_from_nanos(int_v.checked_mul(unit)? + frac_nanos)
+}
+
+/// An epoch number given as a number (a JSON value), as UTC, the unit by
+/// magnitude like [`parse_epoch`]. The fraction is rounded to the
+/// microsecond: a binary float carries no more than that.
+pub(crate) fn epoch_from_f64(v: f64) -> Option<DateTime<FixedOffset>> {
+    if !v.is_finite() || !(0.0..=1e21).contains(&v) {
+        return None;
+    }
+    let whole = v.trunc();
+    let micros_per_unit = epoch_unit_nanos(whole) / 1000;
+    let micros = if micros_per_unit > 0 {
+        // The whole part is exact; only the fraction carries float error.
+        (whole as i128).checked_mul(micros_per_unit)?
+            + ((v - whole) * micros_per_unit as f64).round() as i128
     } else {
-        digits.parse().ok()?
+        (v / 1000.0).round() as i128
     };
-    nanos *= 10u32.pow(9 - digits.len() as u32);
-    Some(Utc.timestamp_opt(secs, nanos).single()?.fixed_offset())
+    epoch_from_nanos(micros.checked_mul(1000)?)
 }
 
 #[cfg(test)]
@@ -263,5 +317,25 @@ mod tests {
         );
         assert!(parse_epoch("12a").is_none());
         assert!(parse_epoch("1.2.3").is_none());
+    }
+
+    /// nginx `$msec` and Squid read epoch text through the same parser as
+    /// the JSON formats: seconds with a fraction, the unit by magnitude.
+    #[test]
+    fn one_epoch_parser() {
+        let ms = |s: &str| parse_epoch(s).map(|t| t.timestamp_millis());
+        assert_eq!(ms(" 1384443873.878 "), Some(1_384_443_873_878));
+        assert_eq!(ms("1384443873878"), Some(1_384_443_873_878));
+        assert_eq!(ms("1384443873878000"), Some(1_384_443_873_878));
+        assert_eq!(ms("1384443873878000000"), Some(1_384_443_873_878));
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms("5."), Some(5_000));
+        for bad in ["", ".5", "-5", "+5", "1e9", "1 2"] {
+            assert_eq!(ms(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            epoch_from_f64(1_384_443_873.878).map(|t| t.timestamp_millis()),
+            Some(1_384_443_873_878)
+        );
     }
 }
