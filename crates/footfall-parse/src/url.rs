@@ -39,7 +39,7 @@ mod percent;
 pub use parts::UrlParts;
 use percent::decode_escape;
 pub use percent::percent_decode_lossy;
-pub(crate) use percent::{hex_val, percent_decode_mapped};
+pub(crate) use percent::{hex_val, percent_decode_cow, percent_decode_mapped};
 
 /// Longest on-site search, search-engine term or UTM value kept, in characters.
 ///

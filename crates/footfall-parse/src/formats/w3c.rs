@@ -43,6 +43,7 @@ use super::aws::{parse_u64_field, split_absolute_url, strip_port};
 use super::fields::parse_status;
 use super::{FormatState, LineFormat};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
+use crate::url::{percent_decode_cow, percent_decode_lossy};
 
 /// IIS's default field selection (IIS 7 and later), used before any `#Fields:` line.
 pub const IIS_DEFAULT_FIELDS: [&str; 15] = [
@@ -599,7 +600,7 @@ impl W3cFormat {
         });
         let referrer = acc.referrer.and_then(Tok::value).map(|v| {
             if cloudfront {
-                percent_decode_cow(v)
+                percent_decode_cow(v, false)
             } else {
                 v
             }
@@ -608,7 +609,7 @@ impl W3cFormat {
             let quoted = t.quoted;
             let v = t.value()?;
             Some(if cloudfront {
-                percent_decode_cow(v)
+                percent_decode_cow(v, false)
             } else if !quoted && v.contains(";+") {
                 Cow::Owned(v.replace(";+", "; "))
             } else {
@@ -786,24 +787,12 @@ fn iis_plus_to_space(ua: Cow<'_, str>) -> Cow<'_, str> {
 
 /// CloudFront user agent: decode once, twice for the older double-encoded form.
 fn decode_user_agent(ua: Cow<'_, str>) -> Cow<'_, str> {
-    let once = percent_decode_cow(ua);
+    let once = percent_decode_cow(ua, false);
     if once.contains("%20") && !once.contains(' ') {
-        Cow::Owned(percent_decode(&once).into_owned())
+        Cow::Owned(percent_decode_lossy(&once, false).into_owned())
     } else {
         once
     }
-}
-
-fn percent_decode_cow(v: Cow<'_, str>) -> Cow<'_, str> {
-    match v {
-        Cow::Borrowed(s) => percent_decode(s),
-        Cow::Owned(s) => Cow::Owned(percent_decode(&s).into_owned()),
-    }
-}
-
-/// Decode `%XX` escapes (not `+`); invalid escapes are kept, invalid UTF-8 is replaced.
-fn percent_decode(s: &str) -> Cow<'_, str> {
-    crate::url::percent_decode_lossy(s, false)
 }
 
 #[cfg(test)]
@@ -852,9 +841,10 @@ mod tests {
 
     #[test]
     fn percent() {
-        assert_eq!(percent_decode("a%20b%2"), "a b%2");
-        assert_eq!(percent_decode("%zz%41"), "%zzA");
-        assert_eq!(percent_decode("%FF"), "\u{FFFD}");
+        // CloudFront escapes are decoded with `+` kept (it is not a space there).
+        assert_eq!(percent_decode_lossy("a%20b+%2", false), "a b+%2");
+        assert_eq!(percent_decode_lossy("%zz%41", false), "%zzA");
+        assert_eq!(percent_decode_lossy("%FF", false), "\u{FFFD}");
         assert_eq!(
             decode_user_agent(Cow::Borrowed("Mozilla/5.0%2520(X)")),
             "Mozilla/5.0 (X)"

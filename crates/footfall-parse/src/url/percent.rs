@@ -111,3 +111,15 @@ pub(crate) fn hex_val(b: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+/// [`percent_decode_lossy`] of a value that may already be owned: borrowed
+/// values stay borrowed when nothing was decoded.
+pub(crate) fn percent_decode_cow(v: Cow<'_, str>, plus_as_space: bool) -> Cow<'_, str> {
+    match v {
+        Cow::Borrowed(s) => percent_decode_lossy(s, plus_as_space),
+        Cow::Owned(s) => match percent_decode_lossy(&s, plus_as_space) {
+            Cow::Borrowed(_) => Cow::Owned(s),
+            Cow::Owned(d) => Cow::Owned(d),
+        },
+    }
+}

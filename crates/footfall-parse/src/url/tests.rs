@@ -51,3 +51,16 @@ fn offsets_of_subslices() {
     let s = "abc=def";
     assert_eq!(offset_in(s, &s[4..]), 4);
 }
+
+#[test]
+fn percent_decoding_keeps_borrowed_and_owned_values_as_they_were() {
+    assert!(matches!(
+        percent_decode_cow(Cow::Borrowed("plain"), false),
+        Cow::Borrowed("plain")
+    ));
+    assert_eq!(
+        percent_decode_cow(Cow::Owned("a%20b+c".into()), false),
+        "a b+c"
+    );
+    assert_eq!(percent_decode_cow(Cow::Owned("a+c".into()), true), "a c");
+}
