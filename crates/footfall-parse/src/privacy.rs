@@ -35,6 +35,7 @@ pub struct SecretKeys {
 /// A secret could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The secret has fewer than 16 bytes (the count given).
     #[error("the secret is too short ({0} bytes): use at least 16 bytes of random data")]
     TooShort(usize),
 }
@@ -157,6 +158,7 @@ pub struct InvalidSetting {
 }
 
 impl InvalidSetting {
+    /// The setting `key` is invalid for `reason`.
     pub fn new(key: &'static str, reason: impl Into<String>) -> Self {
         InvalidSetting {
             key,
@@ -308,6 +310,7 @@ pub fn event_id(id_key: &[u8; 32], source_key: &[u8; 16], offset: u64, line: &[u
 pub struct HexId([u8; 32]);
 
 impl HexId {
+    /// The 32 hex digits.
     pub fn as_str(&self) -> &str {
         debug_assert!(self.0.iter().all(u8::is_ascii_hexdigit));
         // SAFETY: only `hex16` builds a `HexId`, from hex digits: ASCII.

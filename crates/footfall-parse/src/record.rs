@@ -48,17 +48,21 @@ pub struct RawRecord<'a> {
 /// Why a format parser refused a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
+    /// The dead-letter class of the refusal.
     pub kind: RejectKind,
+    /// What was wrong, for people reading dead letters (no line content).
     pub reason: Cow<'static, str>,
 }
 
 impl LineError {
+    /// A refusal of the given kind.
     pub fn new(kind: RejectKind, reason: impl Into<Cow<'static, str>>) -> Self {
         LineError {
             kind,
             reason: reason.into(),
         }
     }
+    /// A `Malformed` refusal: the line is not in the format's layout.
     pub fn malformed(reason: impl Into<Cow<'static, str>>) -> Self {
         Self::new(RejectKind::Malformed, reason)
     }

@@ -53,16 +53,23 @@ use crate::url;
 /// What a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An e-mail address (`local@domain.tld`, `%40` too in URL pieces).
     Email,
     /// An IP address, with the address it spells.
     Ip(IpAddr),
+    /// A UUID: `8-4-4-4-12` hex digits.
     Uuid,
+    /// A JSON Web Token: `eyJ…` header, payload and signature.
     Jwt,
     /// A cloud or SaaS credential id.
     Key,
+    /// 16 or more hex digits, with both a decimal digit and a letter.
     Hex,
+    /// A random-looking base64/base64url token of 20 or more characters.
     Token,
+    /// An international phone number: `+` then 9 to 15 digits.
     Phone,
+    /// A payment card number that passes the Luhn check.
     Card,
 }
 
@@ -86,8 +93,11 @@ impl Kind {
 /// One finding: what it is and where, as a byte range of the scanned text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finding {
+    /// What was found.
     pub kind: Kind,
+    /// Byte offset of its first byte.
     pub start: usize,
+    /// Byte offset just past its last byte.
     pub end: usize,
 }
 

@@ -10,7 +10,7 @@
 //!
 //! The helpers for absolute URLs, `ip:port` addresses and counts are shared
 //! with the other formats ([`super::squid`], [`super::w3c`], [`super::json`]);
-//! the status and the request line are read by [`super::fields`].
+//! the status and the request line are read by the formats' shared `fields` module.
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! Log formats: each turns one line into a [`RawRecord`].
+//! Log formats: each turns one line into a [`RawRecord`](crate::RawRecord).
 //!
 //! Formats are named like GoAccess's presets (`combined`, `vcombined`, `common`,
 //! `vcommon`, `w3c`, `cloudfront`, `elb`, `alb`, `s3`, `squid`, `caddy`,
@@ -60,8 +60,10 @@ pub const PRESETS: &[&str] = &[
 /// A format could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
+    /// No preset has this name.
     #[error("unknown log format {0:?}; known: {known}", known = PRESETS.join(", "))]
     Unknown(String),
+    /// A custom template does not compile.
     #[error(transparent)]
     Template(#[from] TemplateError),
 }

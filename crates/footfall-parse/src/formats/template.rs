@@ -24,15 +24,20 @@ use crate::url::hex_val;
 /// What a template field holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
+    /// Client address (`$remote_addr`, `%h`, `%a`).
     Client,
+    /// Remote user name (`$remote_user`, `%u`).
     User,
     /// `10/Oct/2000:13:55:36 -0700`, with or without surrounding brackets.
     TimeClf,
+    /// ISO 8601 time (`$time_iso8601`).
     TimeIso,
-    /// Seconds since the epoch, with an optional fraction (`$msec`).
+    /// Seconds since the epoch, with an optional fraction (`$msec`), read by
+    /// [`time::parse_epoch`](super::time::parse_epoch).
     TimeEpoch,
     /// The request line: `METHOD target PROTOCOL`.
     Request,
+    /// HTTP method (`$request_method`, `%m`).
     Method,
     /// Path plus query (`$request_uri`).
     Target,
@@ -42,21 +47,31 @@ pub enum Field {
     Query,
     /// Query with its `?` (`%q`), empty when none.
     QueryWithMark,
+    /// Protocol (`$server_protocol`, `%H`).
     Protocol,
+    /// HTTP status (`$status`, `%>s`).
     Status,
+    /// Response bytes (`$body_bytes_sent`, `%B`, `%O`).
     Bytes,
     /// Apache `%b`: `-` means zero bytes.
     BytesClf,
+    /// `Referer` header (`$http_referer`, `%{Referer}i`).
     Referrer,
+    /// `User-Agent` header (`$http_user_agent`, `%{User-Agent}i`).
     UserAgent,
+    /// Virtual host or server name (`$host`, `%v`, `%{Host}i`).
     Host,
+    /// Upstream or backend address (`$upstream_addr`).
     Upstream,
     /// The whole `Cookie` header.
     Cookies,
     /// One named cookie (`$cookie_NAME`, `%{NAME}C`).
     Cookie(String),
+    /// Duration in seconds (`$request_time`, `%T`).
     DurationSecs,
+    /// Duration in milliseconds (`%{ms}T`).
     DurationMillis,
+    /// Duration in microseconds (`%D`, `%{us}T`).
     DurationMicros,
     /// A duration written with a unit suffix, as Traefik does (`12ms`).
     DurationWithUnit,
