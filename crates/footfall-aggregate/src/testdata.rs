@@ -74,170 +74,224 @@ pub fn events(
         for (site, offset) in sites {
             let tz = FixedOffset::east_opt(offset).expect("valid offset");
             for v in 0..visitors_per_day {
-                let visitor = format!("{:016x}", rng.next_u64());
-                let is_bot = rng.pct(12);
-                let (browser, os, device) = if is_bot {
-                    ("Googlebot", "Other", "bot")
-                } else {
-                    *rng.pick(&[
-                        ("Firefox", "Linux", "desktop"),
-                        ("Chrome", "Android", "mobile"),
-                        ("Safari", "iOS", "tablet"),
-                    ])
-                };
-                // Start anywhere in the day; a few start just before midnight.
-                let start_min = if v % 17 == 3 {
-                    23 * 60 + 45
-                } else {
-                    rng.below(23 * 60) as i64
-                };
-                let midnight = tz
-                    .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
-                    .single()
-                    .expect("fixed offset");
-                let mut t: DateTime<FixedOffset> = midnight
-                    + Duration::minutes(start_min)
-                    + Duration::seconds(rng.below(60) as i64);
-                let visits = 1 + rng.below(2);
-                for visit in 0..visits {
-                    if visit > 0 {
-                        t += Duration::minutes(31 + rng.below(90) as i64);
-                    }
-                    let (medium, source, host, terms): (
-                        &str,
-                        Option<&str>,
-                        Option<&str>,
-                        Option<&str>,
-                    ) = match rng.below(5) {
-                        0 => (
-                            "search",
-                            Some("Google"),
-                            Some("www.google.com"),
-                            Some(*rng.pick(TERMS)),
-                        ),
-                        1 => ("social", Some("Facebook"), Some("www.facebook.com"), None),
-                        2 => (
-                            "external",
-                            None,
-                            Some(if rng.pct(50) {
-                                "blog.example.net"
-                            } else {
-                                "rare.example.com"
-                            }),
-                            None,
-                        ),
-                        _ => ("direct", None, None, None),
-                    };
-                    let campaign = rng
-                        .pct(20)
-                        .then(|| *rng.pick(&[("news", "spring"), ("ads", "summer")]));
-                    let requests = 1 + rng.below(7);
-                    for r in 0..requests {
-                        if r > 0 {
-                            t += Duration::seconds(rng.below(600) as i64 + 1);
-                        }
-                        let asset = r > 0 && rng.pct(30);
-                        let route = if asset {
-                            *rng.pick(ASSETS)
-                        } else {
-                            *rng.pick(PAGES)
-                        };
-                        let status = match rng.below(100) {
-                            0..=5 => 404,
-                            6..=7 => 500,
-                            8..=11 => 304,
-                            _ => 200,
-                        };
-                        let kind = if status >= 400 {
-                            "error"
-                        } else if asset {
-                            "static"
-                        } else if status == 200 {
-                            "page"
-                        } else {
-                            "other"
-                        };
-                        let first = r == 0;
-                        let mut e = VisitEvent {
-                            v: footfall_event::SCHEMA_VERSION,
-                            event_id: format!("{visitor}-{visit}-{r}-{}", t.timestamp()),
-                            ts: t,
-                            site: site.into(),
-                            host: Some(format!("www.{site}")),
-                            visitor_id: visitor.clone(),
-                            client_net: Some("203.0.113.0/24".into()),
-                            method: Some(if rng.pct(5) { "POST" } else { "GET" }.into()),
-                            path: route.replace(":id", "42").replace(":slug", "hello"),
-                            route: route.into(),
-                            protocol: Some("HTTP/1.1".into()),
-                            status,
-                            bytes: if status == 304 {
-                                None
-                            } else {
-                                Some(200 + rng.below(50_000))
-                            },
-                            duration_ms: (!rng.pct(10)).then(|| (rng.below(4000) as f64) / 1.5),
-                            upstream: Some(if asset { "static" } else { "app" }.into()),
-                            referrer_medium: if first {
-                                medium.into()
-                            } else {
-                                "internal".into()
-                            },
-                            referrer_source: if first {
-                                source.map(|s| s.to_string().into())
-                            } else {
-                                None
-                            },
-                            referrer_host: if first {
-                                host.map(str::to_string)
-                            } else {
-                                Some(format!("www.{site}"))
-                            },
-                            referrer: None,
-                            search_terms: if first {
-                                terms.map(str::to_string)
-                            } else {
-                                None
-                            },
-                            site_search: (route == "/search")
-                                .then(|| rng.pick(SITE_SEARCH).to_string()),
-                            utm_source: if first {
-                                campaign.map(|c| c.0.to_string())
-                            } else {
-                                None
-                            },
-                            utm_medium: if first {
-                                campaign.map(|_| "email".to_string())
-                            } else {
-                                None
-                            },
-                            utm_campaign: if first {
-                                campaign.map(|c| c.1.to_string())
-                            } else {
-                                None
-                            },
-                            browser: Some(browser.into()),
-                            browser_version: Some(if is_bot { "2" } else { "100" }.into()),
-                            os: Some(os.into()),
-                            device: device.into(),
-                            is_bot,
-                            bot_name: is_bot.then(|| "Googlebot".into()),
-                            kind: kind.into(),
-                            is_pageview: kind == "page",
-                            source: format!("/var/log/{site}.log"),
-                            offset: out.len() as u64 * 100,
-                            ..Default::default()
-                        };
-                        if !first {
-                            e.referrer = Some(format!("https://www.{site}/"));
-                        }
-                        out.push(e);
-                    }
-                }
+                visitor_day(&mut rng, &mut out, date, site, tz, v);
             }
         }
     }
     out
+}
+
+/// Who a visitor is and what brought them, for every request of one visit.
+struct Visit<'a> {
+    site: &'a str,
+    visitor: &'a str,
+    /// The visit's number in the visitor's day.
+    n: u64,
+    is_bot: bool,
+    /// (browser, os, device).
+    agent: (&'static str, &'static str, &'static str),
+    referral: Referral,
+    /// (utm_source, utm_campaign).
+    campaign: Option<(&'static str, &'static str)>,
+}
+
+/// The referrer of a visit's first request.
+struct Referral {
+    medium: &'static str,
+    source: Option<&'static str>,
+    host: Option<&'static str>,
+    terms: Option<&'static str>,
+}
+
+impl Referral {
+    fn pick(rng: &mut Rng) -> Self {
+        let (medium, source, host, terms) = match rng.below(5) {
+            0 => (
+                "search",
+                Some("Google"),
+                Some("www.google.com"),
+                Some(*rng.pick(TERMS)),
+            ),
+            1 => ("social", Some("Facebook"), Some("www.facebook.com"), None),
+            2 => (
+                "external",
+                None,
+                Some(if rng.pct(50) {
+                    "blog.example.net"
+                } else {
+                    "rare.example.com"
+                }),
+                None,
+            ),
+            _ => ("direct", None, None, None),
+        };
+        Referral {
+            medium,
+            source,
+            host,
+            terms,
+        }
+    }
+}
+
+/// The `v`-th visitor of `site` on `date`: one or two visits, a few start
+/// just before midnight.
+fn visitor_day(
+    rng: &mut Rng,
+    out: &mut Vec<VisitEvent>,
+    date: NaiveDate,
+    site: &str,
+    tz: FixedOffset,
+    v: u32,
+) {
+    let visitor = format!("{:016x}", rng.next_u64());
+    let is_bot = rng.pct(12);
+    let agent = if is_bot {
+        ("Googlebot", "Other", "bot")
+    } else {
+        *rng.pick(&[
+            ("Firefox", "Linux", "desktop"),
+            ("Chrome", "Android", "mobile"),
+            ("Safari", "iOS", "tablet"),
+        ])
+    };
+    // Start anywhere in the day; a few start just before midnight.
+    let start_min = if v % 17 == 3 {
+        23 * 60 + 45
+    } else {
+        rng.below(23 * 60) as i64
+    };
+    let midnight = tz
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+        .single()
+        .expect("fixed offset");
+    let mut t: DateTime<FixedOffset> =
+        midnight + Duration::minutes(start_min) + Duration::seconds(rng.below(60) as i64);
+    let visits = 1 + rng.below(2);
+    for n in 0..visits {
+        if n > 0 {
+            t += Duration::minutes(31 + rng.below(90) as i64);
+        }
+        let referral = Referral::pick(rng);
+        let campaign = rng
+            .pct(20)
+            .then(|| *rng.pick(&[("news", "spring"), ("ads", "summer")]));
+        let visit = Visit {
+            site,
+            visitor: &visitor,
+            n,
+            is_bot,
+            agent,
+            referral,
+            campaign,
+        };
+        let requests = 1 + rng.below(7);
+        for r in 0..requests {
+            if r > 0 {
+                t += Duration::seconds(rng.below(600) as i64 + 1);
+            }
+            let e = request(rng, &visit, r, t, out.len() as u64 * 100);
+            out.push(e);
+        }
+    }
+}
+
+/// The `r`-th request of a visit, at `t`; `offset` is its place in the log.
+fn request(
+    rng: &mut Rng,
+    visit: &Visit<'_>,
+    r: u64,
+    t: DateTime<FixedOffset>,
+    offset: u64,
+) -> VisitEvent {
+    let Visit {
+        site,
+        visitor,
+        is_bot,
+        ..
+    } = *visit;
+    let (browser, os, device) = visit.agent;
+    let asset = r > 0 && rng.pct(30);
+    let route = if asset {
+        *rng.pick(ASSETS)
+    } else {
+        *rng.pick(PAGES)
+    };
+    let status = match rng.below(100) {
+        0..=5 => 404,
+        6..=7 => 500,
+        8..=11 => 304,
+        _ => 200,
+    };
+    let kind = if status >= 400 {
+        "error"
+    } else if asset {
+        "static"
+    } else if status == 200 {
+        "page"
+    } else {
+        "other"
+    };
+    let first = r == 0;
+    // Only the first request of a visit carries its referral and campaign.
+    let referral = &visit.referral;
+    let campaign = visit.campaign.filter(|_| first);
+    let mut e = VisitEvent {
+        v: footfall_event::SCHEMA_VERSION,
+        event_id: format!("{visitor}-{}-{r}-{}", visit.n, t.timestamp()),
+        ts: t,
+        site: site.into(),
+        host: Some(format!("www.{site}")),
+        visitor_id: visitor.to_string(),
+        client_net: Some("203.0.113.0/24".into()),
+        method: Some(if rng.pct(5) { "POST" } else { "GET" }.into()),
+        path: route.replace(":id", "42").replace(":slug", "hello"),
+        route: route.into(),
+        protocol: Some("HTTP/1.1".into()),
+        status,
+        bytes: if status == 304 {
+            None
+        } else {
+            Some(200 + rng.below(50_000))
+        },
+        duration_ms: (!rng.pct(10)).then(|| (rng.below(4000) as f64) / 1.5),
+        upstream: Some(if asset { "static" } else { "app" }.into()),
+        referrer_medium: if first {
+            referral.medium.into()
+        } else {
+            "internal".into()
+        },
+        referrer_source: referral
+            .source
+            .filter(|_| first)
+            .map(|s| s.to_string().into()),
+        referrer_host: if first {
+            referral.host.map(str::to_string)
+        } else {
+            Some(format!("www.{site}"))
+        },
+        referrer: None,
+        search_terms: referral.terms.filter(|_| first).map(str::to_string),
+        site_search: (route == "/search").then(|| rng.pick(SITE_SEARCH).to_string()),
+        utm_source: campaign.map(|c| c.0.to_string()),
+        utm_medium: campaign.map(|_| "email".to_string()),
+        utm_campaign: campaign.map(|c| c.1.to_string()),
+        browser: Some(browser.into()),
+        browser_version: Some(if is_bot { "2" } else { "100" }.into()),
+        os: Some(os.into()),
+        device: device.into(),
+        is_bot,
+        bot_name: is_bot.then(|| "Googlebot".into()),
+        kind: kind.into(),
+        is_pageview: kind == "page",
+        source: format!("/var/log/{site}.log"),
+        offset,
+        ..Default::default()
+    };
+    if !first {
+        e.referrer = Some(format!("https://www.{site}/"));
+    }
+    e
 }
 
 /// Partition of a visitor among `n` partitions (stands in for the producer's key hash).

@@ -1,0 +1,466 @@
+//! Reading the batch: joining the group's assignment, noting each assigned
+//! partition's start offset and high watermark, splitting a `max_events` cut
+//! ([`plan_cut`]), and polling every partition up to its end.
+//!
+//! Contract: a partition is read from the group's committed offset (the low
+//! watermark when it has none or when its messages were deleted) up to the
+//! high watermark noted at its assignment, or its share of the cut, and no
+//! further; it is paused once finished. Every message is decoded into a
+//! [`KafkaEvent`] or counted invalid; a newer schema version or a dead letter
+//! stops the run. The read fails when the group gives the run no partition
+//! (or, exclusive, not all), when the membership is lost, when every broker is
+//! unreachable for longer than [`RunOptions::broker_timeout`], or when nothing
+//! arrives for [`RunOptions::stall_timeout`]. Nothing is written here.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use footfall_event::{Reject, VisitEvent, SCHEMA_VERSION};
+use rdkafka::consumer::{BaseConsumer, Consumer, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::TopicPartitionList;
+
+use super::group::{fetch_committed, Ctx};
+use super::{Progress, RunOptions, Stage};
+use crate::error::AggregateError;
+use crate::schema::KafkaEvent;
+use crate::warehouse::{LockMode, PartitionLock, Warehouse};
+
+/// One partition's messages, read in a run.
+#[derive(Debug, Default)]
+pub(crate) struct Consumed {
+    pub(crate) partition: i32,
+    pub(crate) start: i64,
+    pub(crate) high_watermark: i64,
+    pub(crate) end: i64,
+    pub(crate) events: Vec<KafkaEvent>,
+    pub(crate) messages: u64,
+    pub(crate) last: Option<i64>,
+    pub(crate) invalid: u64,
+}
+
+/// Splits a budget of `max` offsets over partitions deterministically:
+/// `available` lists (partition, offsets available); returns (partition, allowed).
+/// Water-filling in partition order: every partition gets an equal share, the
+/// share of a partition with less available is redistributed, remainders go to
+/// the lowest partitions.
+pub fn plan_cut(available: &[(i32, u64)], max: u64) -> Vec<(i32, u64)> {
+    let mut parts: Vec<(i32, u64, u64)> = available.iter().map(|&(p, a)| (p, a, 0)).collect();
+    parts.sort_unstable_by_key(|x| x.0);
+    let mut left = max;
+    loop {
+        let active: Vec<usize> = (0..parts.len())
+            .filter(|&i| parts[i].2 < parts[i].1)
+            .collect();
+        if left == 0 || active.is_empty() {
+            break;
+        }
+        let share = (left / active.len() as u64).max(1);
+        for i in active {
+            let give = share.min(parts[i].1 - parts[i].2).min(left);
+            parts[i].2 += give;
+            left -= give;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    parts.into_iter().map(|(p, _, g)| (p, g)).collect()
+}
+
+pub(crate) struct Part {
+    pub(crate) c: Consumed,
+    pub(crate) done: bool,
+    pub(crate) _lock: Option<PartitionLock>,
+}
+
+/// Joins the group's assignment and reads every assigned partition up to its
+/// cut. Fails when the group gives the run no partition (or, exclusive, not
+/// all of `partitions`), when the membership or every broker is lost, or when
+/// nothing arrives for too long.
+pub(crate) fn consume(
+    consumer: &BaseConsumer<Ctx>,
+    wh: &Warehouse,
+    opts: &RunOptions,
+    partitions: &[i32],
+    progress: &mut dyn Progress,
+) -> Result<BTreeMap<i32, Part>, AggregateError> {
+    let mut state = Loop {
+        parts: BTreeMap::new(),
+        assigned: false,
+        waiting_since: Instant::now(),
+        last_activity: Instant::now(),
+        down_since: None,
+        read_total: 0,
+    };
+    loop {
+        state.apply_rebalances(consumer, wh, opts, progress)?;
+        if state.assigned {
+            state.check_assignment(consumer, opts, partitions)?;
+            if state.parts.values().all(|p| p.done) {
+                return Ok(state.parts);
+            }
+        }
+        state.check_timeouts(opts)?;
+        let Some(res) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        // A rebalance served inside this poll must be applied before its messages.
+        state.apply_rebalances(consumer, wh, opts, progress)?;
+        match res {
+            Ok(msg) => state.message(consumer, opts, &msg, progress)?,
+            Err(KafkaError::PartitionEOF(p)) => {
+                state.alive();
+                if let Some(part) = state.parts.get_mut(&p) {
+                    finish(consumer, &opts.topic, part);
+                }
+            }
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => {
+                tracing::warn!("every broker is down");
+                state.down_since.get_or_insert_with(Instant::now);
+            }
+            Err(e @ (KafkaError::MessageConsumptionFatal(_) | KafkaError::Global(_))) => {
+                return Err(AggregateError::Kafka {
+                    op: "consume",
+                    source: e,
+                });
+            }
+            Err(KafkaError::MessageConsumption(code))
+                if matches!(
+                    code,
+                    RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::GroupAuthorizationFailed
+                        | RDKafkaErrorCode::UnknownTopicOrPartition
+                        | RDKafkaErrorCode::UnknownTopic
+                ) =>
+            {
+                return Err(AggregateError::Kafka {
+                    op: "consume",
+                    source: KafkaError::MessageConsumption(code),
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "consumer error (retrying)"),
+        }
+    }
+}
+
+/// The state of the poll loop.
+struct Loop {
+    parts: BTreeMap<i32, Part>,
+    /// The run holds an assignment (none while an eager rebalance is under way).
+    assigned: bool,
+    /// Since when the run has been waiting for an assignment.
+    waiting_since: Instant,
+    last_activity: Instant,
+    /// Since when every broker has been down (cleared by any sign of life).
+    down_since: Option<Instant>,
+    read_total: u64,
+}
+
+impl Loop {
+    /// The cluster answered.
+    fn alive(&mut self) {
+        self.last_activity = Instant::now();
+        self.down_since = None;
+    }
+
+    fn check_timeouts(&self, opts: &RunOptions) -> Result<(), AggregateError> {
+        if let Some(since) = self.down_since {
+            if since.elapsed() > opts.broker_timeout {
+                return Err(AggregateError::Lost(format!(
+                    "every broker has been unreachable for {:?}",
+                    opts.broker_timeout
+                )));
+            }
+        }
+        if !self.assigned && self.waiting_since.elapsed() > opts.assignment_timeout {
+            return Err(AggregateError::Timeout(format!(
+                "no partitions of {} assigned to group {} within {:?}",
+                opts.topic, opts.group, opts.assignment_timeout
+            )));
+        }
+        if self.assigned && self.last_activity.elapsed() > opts.stall_timeout {
+            let waiting: Vec<String> = self
+                .parts
+                .values()
+                .filter(|p| !p.done)
+                .map(|p| {
+                    format!(
+                        "{}@{}/{}",
+                        p.c.partition,
+                        p.c.last.map_or(p.c.start, |l| l + 1),
+                        p.c.end
+                    )
+                })
+                .collect();
+            return Err(AggregateError::Timeout(format!(
+                "no messages for {:?}; partitions still to read (partition@next/end): {}",
+                opts.stall_timeout,
+                waiting.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies the rebalances recorded during the last poll.
+    fn apply_rebalances(
+        &mut self,
+        consumer: &BaseConsumer<Ctx>,
+        wh: &Warehouse,
+        opts: &RunOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<(), AggregateError> {
+        let events = consumer.context().take();
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.alive();
+        let eager = !matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        for ev in &events {
+            if ev.assign {
+                on_assign(consumer, wh, opts, &ev.partitions, &mut self.parts)?;
+                self.assigned = true;
+                progress.stage(Stage::Consuming);
+                progress.planned(
+                    self.parts
+                        .values()
+                        .map(|p| (p.c.end - p.c.start) as u64)
+                        .sum(),
+                );
+                tracing::info!(partitions = ?ev.partitions, "partitions assigned");
+                continue;
+            }
+            if ev.lost {
+                return Err(AggregateError::Lost(format!(
+                    "the group's session ended and partitions {:?} were revoked",
+                    ev.partitions
+                )));
+            }
+            for p in &ev.partitions {
+                self.parts.remove(p);
+            }
+            tracing::info!(partitions = ?ev.partitions, "partitions revoked");
+            if eager {
+                // An eager rebalance revokes everything, then assigns anew.
+                self.assigned = false;
+                self.waiting_since = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// An assignment the run cannot work with: none, or (exclusive) not every
+    /// partition. Under the cooperative protocol assignments grow step by
+    /// step, so only the assignment timeout decides.
+    fn check_assignment(
+        &self,
+        consumer: &BaseConsumer<Ctx>,
+        opts: &RunOptions,
+        partitions: &[i32],
+    ) -> Result<(), AggregateError> {
+        let eager = !matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let missing: Vec<i32> = match opts.lock {
+            LockMode::Exclusive => partitions
+                .iter()
+                .copied()
+                .filter(|p| !self.parts.contains_key(p))
+                .collect(),
+            LockMode::Shared if self.parts.is_empty() => partitions.to_vec(),
+            LockMode::Shared => Vec::new(),
+        };
+        let patient = !eager && self.waiting_since.elapsed() <= opts.assignment_timeout;
+        if missing.is_empty() || patient {
+            return Ok(());
+        }
+        Err(AggregateError::Unassigned {
+            topic: opts.topic.clone(),
+            group: opts.group.clone(),
+            what: if self.parts.is_empty() {
+                "no partition".into()
+            } else {
+                format!(
+                    "partitions {:?}, not all",
+                    self.parts.keys().collect::<Vec<_>>()
+                )
+            },
+            held: format!("partitions {missing:?}"),
+        })
+    }
+
+    /// One message of an assigned partition.
+    fn message(
+        &mut self,
+        consumer: &BaseConsumer<Ctx>,
+        opts: &RunOptions,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), AggregateError> {
+        self.alive();
+        if msg.topic() != opts.topic {
+            return Ok(());
+        }
+        let Some(part) = self.parts.get_mut(&msg.partition()) else {
+            return Ok(());
+        };
+        let o = msg.offset();
+        if part.done || o < part.c.start {
+            return Ok(());
+        }
+        if o >= part.c.end {
+            finish(consumer, &opts.topic, part);
+            return Ok(());
+        }
+        decode(opts, part, o, msg.payload())?;
+        part.c.messages += 1;
+        part.c.last = Some(o);
+        self.read_total += 1;
+        progress.consumed(self.read_total);
+        if o + 1 >= part.c.end {
+            finish(consumer, &opts.topic, part);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one message into the partition's events, or counts it invalid. A
+/// newer schema version stops the run; so does a dead letter (the input is the
+/// dead-letter topic).
+pub(crate) fn decode(
+    opts: &RunOptions,
+    part: &mut Part,
+    offset: i64,
+    payload: Option<&[u8]>,
+) -> Result<(), AggregateError> {
+    let p = part.c.partition;
+    let Some(payload) = payload else {
+        tracing::warn!(partition = p, offset, "skipping a message without a value");
+        part.c.invalid += 1;
+        return Ok(());
+    };
+    match serde_json::from_slice::<VisitEvent>(payload) {
+        Ok(ev) if ev.v > SCHEMA_VERSION => Err(AggregateError::UnsupportedSchema {
+            partition: p,
+            offset,
+            version: ev.v,
+            supported: SCHEMA_VERSION,
+        }),
+        Ok(event) => {
+            part.c.events.push(KafkaEvent {
+                partition: p,
+                offset,
+                event,
+            });
+            Ok(())
+        }
+        Err(_) if serde_json::from_slice::<Reject>(payload).is_ok() => {
+            Err(AggregateError::DeadLetterTopic {
+                topic: opts.topic.clone(),
+                why: format!("partition {p} offset {offset} holds a dead letter (a rejected line)"),
+            })
+        }
+        Err(e) => {
+            tracing::warn!(partition = p, offset, error = %e, "skipping a message that is not a visit event");
+            part.c.invalid += 1;
+            Ok(())
+        }
+    }
+}
+
+fn finish(consumer: &BaseConsumer<Ctx>, topic: &str, part: &mut Part) {
+    if part.done {
+        return;
+    }
+    part.done = true;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, part.c.partition);
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::warn!(partition = part.c.partition, error = %e, "could not pause a finished partition");
+    }
+}
+
+fn on_assign(
+    consumer: &BaseConsumer<Ctx>,
+    wh: &Warehouse,
+    opts: &RunOptions,
+    partitions: &[i32],
+    parts: &mut BTreeMap<i32, Part>,
+) -> Result<(), AggregateError> {
+    let new: Vec<i32> = partitions
+        .iter()
+        .copied()
+        .filter(|p| !parts.contains_key(p))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let committed = fetch_committed(consumer, &opts.topic, &new, opts.request_timeout)?;
+    let mut fresh = Vec::new();
+    for &p in &new {
+        let lock = match opts.lock {
+            LockMode::Shared if !opts.dry_run => Some(wh.lock_partition(p)?),
+            _ => None,
+        };
+        let (low, high) = consumer
+            .fetch_watermarks(&opts.topic, p, opts.request_timeout)
+            .map_err(AggregateError::kafka("fetch watermarks"))?;
+        let start = match committed.get(&p).map(|c| c.offset) {
+            Some(c) if c > high => {
+                return Err(AggregateError::Config(format!(
+                    "group {} committed offset {c} for {}/{p}, past its end {high}: was the topic recreated? reset the group's offsets",
+                    opts.group, opts.topic
+                )))
+            }
+            Some(c) if c < low => {
+                tracing::warn!(partition = p, committed = c, low, "messages were deleted before being aggregated");
+                low
+            }
+            Some(c) => c,
+            None => low,
+        };
+        fresh.push((p, start, high, lock));
+    }
+    let cut: BTreeMap<i32, u64> = match opts.max_events {
+        Some(max) => {
+            let held: u64 = parts.values().map(|p| (p.c.end - p.c.start) as u64).sum();
+            let avail: Vec<(i32, u64)> = fresh
+                .iter()
+                .map(|&(p, s, h, _)| (p, (h - s) as u64))
+                .collect();
+            plan_cut(&avail, max.saturating_sub(held))
+                .into_iter()
+                .collect()
+        }
+        None => fresh
+            .iter()
+            .map(|&(p, s, h, _)| (p, (h - s) as u64))
+            .collect(),
+    };
+    for (p, start, high, lock) in fresh {
+        let end = start + cut[&p] as i64;
+        tracing::debug!(partition = p, start, high, end, "assigned");
+        let mut part = Part {
+            c: Consumed {
+                partition: p,
+                start,
+                high_watermark: high,
+                end,
+                ..Default::default()
+            },
+            done: false,
+            _lock: lock,
+        };
+        if start >= end {
+            finish(consumer, &opts.topic, &mut part);
+        }
+        parts.insert(p, part);
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! The run's side of the Kafka consumer group: the consumer and its
+//! rebalance log ([`Ctx`]), the topic's partitions, the group's committed
+//! offsets ([`fetch_committed`]) and the commit of new ones, marked with the
+//! warehouse's id ([`COMMIT_MARK`]).
+//!
+//! Contract: every group request that can meet a coordinator being elected or
+//! moving is retried ([`while_coordinator_moves`]) up to the request timeout;
+//! an unreachable cluster at the start fails at once
+//! ([`AggregateError::Lost`]). Offsets are committed synchronously, each with
+//! [`commit_mark`] of the warehouse, through the [`Group`] trait, which the
+//! unit tests implement with a topic in memory.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::RunOptions;
+use crate::error::AggregateError;
+use crate::warehouse::WarehouseMeta;
+
+/// Prefix of the metadata a run stores with each committed offset; the
+/// warehouse id follows. It tells a group's committing warehouse apart.
+pub const COMMIT_MARK: &str = "footfall-warehouse=";
+
+/// A partition's committed offset in the group, and the metadata its committer
+/// stored with it (footfall stores [`COMMIT_MARK`] and the warehouse id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub(crate) offset: i64,
+    pub(crate) mark: String,
+}
+
+/// The consumer group as a run sees it once it has read its batch.
+pub(crate) trait Group {
+    /// The group's committed offset of every partition of the topic that has one.
+    fn committed(&mut self) -> Result<BTreeMap<i32, i64>, AggregateError>;
+    /// Commits each (partition, next offset to read), with the warehouse's mark.
+    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<(), AggregateError>;
+}
+
+/// A rebalance, as the poll loop acts on it.
+pub(crate) struct RebalanceEvent {
+    pub(crate) assign: bool,
+    pub(crate) partitions: Vec<i32>,
+    /// A revocation because the membership was lost (session timeout, fatal error).
+    pub(crate) lost: bool,
+}
+
+/// Records rebalances for the poll loop to act on.
+pub(crate) struct Ctx {
+    topic: String,
+    events: Mutex<Vec<RebalanceEvent>>,
+}
+
+impl Ctx {
+    fn record(&self, assign: bool, tpl: &TopicPartitionList, lost: bool) {
+        let partitions = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect();
+        self.events
+            .lock()
+            .expect("rebalance log")
+            .push(RebalanceEvent {
+                assign,
+                partitions,
+                lost,
+            });
+    }
+
+    pub(crate) fn take(&self) -> Vec<RebalanceEvent> {
+        std::mem::take(&mut *self.events.lock().expect("rebalance log"))
+    }
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.record(false, tpl, consumer.assignment_lost());
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.record(true, tpl, false),
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// The consumer's side of [`Group`].
+pub(crate) struct KafkaGroup<'a> {
+    pub(crate) consumer: &'a BaseConsumer<Ctx>,
+    pub(crate) opts: &'a RunOptions,
+    pub(crate) partitions: Vec<i32>,
+    pub(crate) mark: String,
+}
+
+impl Group for KafkaGroup<'_> {
+    fn committed(&mut self) -> Result<BTreeMap<i32, i64>, AggregateError> {
+        let all = fetch_committed(
+            self.consumer,
+            &self.opts.topic,
+            &self.partitions,
+            self.opts.request_timeout,
+        )?;
+        Ok(all.into_iter().map(|(p, c)| (p, c.offset)).collect())
+    }
+
+    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<(), AggregateError> {
+        let mut tpl = TopicPartitionList::new();
+        for &(p, o) in offsets {
+            let mut e = tpl.add_partition(&self.opts.topic, p);
+            e.set_offset(Offset::Offset(o))
+                .map_err(AggregateError::kafka("commit"))?;
+            e.set_metadata(&self.mark);
+        }
+        let timeout = self.opts.request_timeout;
+        while_coordinator_moves(timeout, || self.consumer.commit(&tpl, CommitMode::Sync))
+            .map_err(AggregateError::kafka("commit"))
+    }
+}
+
+/// Retries `op` while the group coordinator is still being elected or has
+/// just moved (a new group on a fresh cluster, a broker restart), up to
+/// `timeout`; any other error, or the last one, is returned as it is.
+fn while_coordinator_moves<T>(
+    timeout: Duration,
+    mut op: impl FnMut() -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match op() {
+            Err(e) if coordinator_moving(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "group coordinator not ready; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn coordinator_moving(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+        )
+    )
+}
+
+/// The consumer of a run: the group, no auto commit, partition EOF events.
+pub(crate) fn consumer(
+    client: &ClientConfig,
+    opts: &RunOptions,
+) -> Result<BaseConsumer<Ctx>, AggregateError> {
+    let mut cfg = client.clone();
+    cfg.set("group.id", &opts.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    for (k, v) in [
+        ("auto.offset.reset", "earliest"),
+        ("max.poll.interval.ms", "3600000"),
+    ] {
+        if cfg.get(k).is_none() {
+            cfg.set(k, v);
+        }
+    }
+    let ctx = Ctx {
+        topic: opts.topic.clone(),
+        events: Mutex::new(Vec::new()),
+    };
+    cfg.create_with_context(ctx)
+        .map_err(AggregateError::kafka("create consumer"))
+}
+
+/// The topic's partitions, from the cluster's metadata. An unreachable
+/// cluster fails at once ([`AggregateError::Lost`]); a missing topic is a
+/// configuration error.
+pub(crate) fn topic_partitions(
+    consumer: &BaseConsumer<Ctx>,
+    opts: &RunOptions,
+) -> Result<Vec<i32>, AggregateError> {
+    let started = Instant::now();
+    let step = opts.request_timeout.min(Duration::from_secs(1));
+    let md = loop {
+        match consumer.fetch_metadata(Some(&opts.topic), step) {
+            Ok(md) => break md,
+            Err(e) if started.elapsed() >= opts.request_timeout => {
+                return Err(AggregateError::kafka("fetch metadata")(e))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no metadata yet");
+                if let Some(down) = brokers_down(consumer) {
+                    return Err(AggregateError::Lost(format!(
+                        "no broker is reachable ({down})"
+                    )));
+                }
+            }
+        }
+    };
+    let topic = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == opts.topic && t.error().is_none());
+    match topic {
+        Some(t) if !t.partitions().is_empty() => {
+            let mut ps: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            ps.sort_unstable();
+            Ok(ps)
+        }
+        _ => Err(AggregateError::Config(format!(
+            "topic {} does not exist",
+            opts.topic
+        ))),
+    }
+}
+
+/// Drains the consumer's queued errors (before subscribing: no messages);
+/// returns librdkafka's words when every broker is down.
+fn brokers_down(consumer: &BaseConsumer<Ctx>) -> Option<String> {
+    let mut down = None;
+    while let Some(res) = consumer.poll(Duration::ZERO) {
+        if let Err(e @ KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) = res {
+            down = Some(e.to_string());
+        }
+    }
+    down
+}
+
+/// The group's committed offsets (and marks) of the given partitions; those
+/// without a committed offset are absent.
+pub(crate) fn fetch_committed(
+    consumer: &BaseConsumer<Ctx>,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<BTreeMap<i32, Committed>, AggregateError> {
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = while_coordinator_moves(timeout, || consumer.committed_offsets(tpl.clone(), timeout))
+        .map_err(AggregateError::kafka("fetch committed offsets"))?;
+    Ok(got
+        .elements_for_topic(topic)
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((
+                e.partition(),
+                Committed {
+                    offset,
+                    mark: e.metadata().to_string(),
+                },
+            )),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The metadata a run commits its offsets with.
+pub(crate) fn commit_mark(meta: Option<&WarehouseMeta>) -> String {
+    format!(
+        "{COMMIT_MARK}{}",
+        meta.and_then(|m| m.id.as_deref()).unwrap_or_default()
+    )
+}
