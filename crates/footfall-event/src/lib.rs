@@ -11,11 +11,13 @@
 //!   small enough to be a metric label, the source and the byte offset.
 //!
 //! Events are serialised as one JSON object per line; `docs/events.md` lists
-//! every field. The JSON form is stable within a [`SCHEMA_VERSION`].
+//! every field. The JSON form is stable within a [`SCHEMA_VERSION`]; events of
+//! older versions still deserialise (version 1 differs only in the
+//! vocabulary of `kind`, which [`legacy_kind`] maps).
 //!
 //! ```
 //! use footfall_event::{VisitEvent, SCHEMA_VERSION};
-//! let json = r#"{"v":1,"event_id":"00112233445566778899aabbccddeeff","ts":"2015-05-17T10:05:03+00:00",
+//! let json = r#"{"v":2,"event_id":"00112233445566778899aabbccddeeff","ts":"2015-05-17T10:05:03+00:00",
 //!   "site":"example.org","visitor_id":"0011223344556677","status":200,"method":"GET","path":"/",
 //!   "route":"/","referrer_medium":"direct","device":"desktop","is_bot":false,"kind":"page",
 //!   "is_pageview":true,"source":"stdin","offset":0}"#;
@@ -23,6 +25,8 @@
 //! assert_eq!(ev.v, SCHEMA_VERSION);
 //! assert!(ev.is_visitor_request()); // not answered 4xx
 //! ```
+
+#![warn(missing_docs)]
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -33,7 +37,9 @@ use serde::{Deserialize, Serialize};
 mod json;
 mod vocab;
 pub use json::segment;
-pub use vocab::{DEVICES, KINDS, REFERRER_MEDIA, SCHEMA_HEADER, SOURCE_HEADER};
+pub use vocab::{
+    legacy_kind, DEVICES, KINDS, LEGACY_KINDS, REFERRER_MEDIA, SCHEMA_HEADER, SOURCE_HEADER,
+};
 
 /// A string from a small, mostly static vocabulary (device class, medium, kind, source names).
 pub type Label = Cow<'static, str>;
@@ -41,7 +47,16 @@ pub type Label = Cow<'static, str>;
 pub type Shared = Arc<str>;
 
 /// Version of the event schema; carried in every event (`v`) and as a Kafka header.
-pub const SCHEMA_VERSION: u16 = 1;
+///
+/// A field removed or retyped, or a closed vocabulary whose values change
+/// meaning, bumps it; an added field does not. Consumers read every version
+/// up to this one and refuse newer ones.
+///
+/// * 1: `kind` was `page`, `static`, `redirect`, `error` or `other`
+///   ([`LEGACY_KINDS`], mapped by [`legacy_kind`]).
+/// * 2: `kind` is the kind of resource, whatever the status ([`KINDS`]);
+///   `is_pageview` is a `page` answered 2xx or 304 to a GET or HEAD.
+pub const SCHEMA_VERSION: u16 = 2;
 
 /// The value that replaces a secret query parameter's value.
 pub const REDACTED: &str = "REDACTED";
@@ -114,14 +129,19 @@ pub struct VisitEvent {
     /// On-site search terms from the request's own query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_search: Option<String>,
+    /// `utm_source` from the request's query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_source: Option<String>,
+    /// `utm_medium` from the request's query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_medium: Option<String>,
+    /// `utm_campaign` from the request's query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_campaign: Option<String>,
+    /// `utm_term` from the request's query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_term: Option<String>,
+    /// `utm_content` from the request's query string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_content: Option<String>,
     /// Browser family (uap-core), `Other` when unknown.
@@ -140,9 +160,12 @@ pub struct VisitEvent {
     /// Bot name when `is_bot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_name: Option<Shared>,
-    /// Request classification: `page`, `static`, `redirect`, `error` or `other`.
+    /// The kind of resource the path names, whatever the status: `page`,
+    /// `asset`, `api`, `feed`, `download` or `other` ([`KINDS`]; events of
+    /// schema version 1 carry [`LEGACY_KINDS`], see [`legacy_kind`]).
     pub kind: Label,
-    /// Shorthand for `kind == "page"`: a successful page view.
+    /// A page view: `kind` is `page`, the status 2xx or 304, the method GET
+    /// or HEAD (or not logged). Says nothing about bots: see `is_bot`.
     pub is_pageview: bool,
     /// Source identity (file path, `stdin`, `syslog:udp:...`).
     pub source: String,
@@ -169,45 +192,82 @@ impl VisitEvent {
 /// [`EventRef::to_event`] makes the owned event. Field meanings are those of
 /// [`VisitEvent`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[allow(missing_docs)]
 pub struct EventRef<'a> {
+    /// [`VisitEvent::v`].
     pub v: u16,
+    /// [`VisitEvent::event_id`].
     pub event_id: &'a str,
+    /// [`VisitEvent::ts`].
     pub ts: DateTime<FixedOffset>,
+    /// [`VisitEvent::site`].
     pub site: &'a str,
+    /// [`VisitEvent::host`].
     pub host: Option<&'a str>,
+    /// [`VisitEvent::visitor_id`].
     pub visitor_id: &'a str,
+    /// [`VisitEvent::client_net`].
     pub client_net: Option<&'a str>,
+    /// [`VisitEvent::client_ip`].
     pub client_ip: Option<&'a str>,
+    /// [`VisitEvent::method`].
     pub method: Option<&'a str>,
+    /// [`VisitEvent::path`].
     pub path: &'a str,
+    /// [`VisitEvent::query`].
     pub query: Option<&'a str>,
+    /// [`VisitEvent::route`].
     pub route: &'a str,
+    /// [`VisitEvent::protocol`].
     pub protocol: Option<&'a str>,
+    /// [`VisitEvent::status`].
     pub status: u16,
+    /// [`VisitEvent::bytes`].
     pub bytes: Option<u64>,
+    /// [`VisitEvent::duration_ms`].
     pub duration_ms: Option<f64>,
+    /// [`VisitEvent::upstream`].
     pub upstream: Option<&'a str>,
+    /// [`VisitEvent::referrer`].
     pub referrer: Option<&'a str>,
+    /// [`VisitEvent::referrer_host`].
     pub referrer_host: Option<&'a str>,
+    /// [`VisitEvent::referrer_medium`].
     pub referrer_medium: &'a Label,
+    /// [`VisitEvent::referrer_source`].
     pub referrer_source: Option<&'a Label>,
+    /// [`VisitEvent::search_terms`].
     pub search_terms: Option<&'a str>,
+    /// [`VisitEvent::site_search`].
     pub site_search: Option<&'a str>,
+    /// [`VisitEvent::utm_source`].
     pub utm_source: Option<&'a str>,
+    /// [`VisitEvent::utm_medium`].
     pub utm_medium: Option<&'a str>,
+    /// [`VisitEvent::utm_campaign`].
     pub utm_campaign: Option<&'a str>,
+    /// [`VisitEvent::utm_term`].
     pub utm_term: Option<&'a str>,
+    /// [`VisitEvent::utm_content`].
     pub utm_content: Option<&'a str>,
+    /// [`VisitEvent::browser`].
     pub browser: Option<&'a Shared>,
+    /// [`VisitEvent::browser_version`].
     pub browser_version: Option<&'a Shared>,
+    /// [`VisitEvent::os`].
     pub os: Option<&'a Shared>,
+    /// [`VisitEvent::device`].
     pub device: &'a Label,
+    /// [`VisitEvent::is_bot`].
     pub is_bot: bool,
+    /// [`VisitEvent::bot_name`].
     pub bot_name: Option<&'a Shared>,
+    /// [`VisitEvent::kind`].
     pub kind: &'a Label,
+    /// [`VisitEvent::is_pageview`].
     pub is_pageview: bool,
+    /// [`VisitEvent::source`].
     pub source: &'a str,
+    /// [`VisitEvent::offset`].
     pub offset: u64,
     /// JSON already written for some field groups (see [`Prerendered`]).
     pub pre: Prerendered<'a>,
@@ -365,6 +425,7 @@ pub enum RejectKind {
 }
 
 impl RejectKind {
+    /// Every reject kind.
     pub const ALL: [RejectKind; 10] = [
         RejectKind::Empty,
         RejectKind::Header,

@@ -7,7 +7,7 @@
 //!   [`VisitEvent`](footfall_event::VisitEvent) or a [`Reject`](footfall_event::Reject).
 //! * [`formats`] holds the log formats ([`LineFormat`]), each producing a
 //!   [`RawRecord`]; [`ua`], [`referrer`], [`url`], [`route`] and [`classify`]
-//!   do the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
+//!   (the kind of resource) do the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
 //!   scrubbing; [`scrub`] the content detectors that every URL piece leaving
 //!   the parser goes through (the query policy is in [`url`]).
 //!
@@ -43,6 +43,7 @@ pub mod url;
 mod visitors;
 
 pub use check::{check_sample, ignored_fields, FormatMistake};
+pub use classify::{Kind, KindRuleConfig};
 pub use formats::{FormatError, FormatState, LineFormat};
 pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Tables, Worker};
 pub use privacy::{InvalidSetting, KeyError, KeyProvider, PrivacyConfig, SecretKeys};

@@ -9,18 +9,18 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use footfall_event::{
-    segment, EventRef, Label, Prerendered, Reject, RejectKind, VisitEvent, SCHEMA_VERSION,
+    segment, EventRef, Prerendered, Reject, RejectKind, VisitEvent, SCHEMA_VERSION,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{classify_kind, is_static_path};
+use crate::classify::{self, Kind, KindRuleConfig, KindRules};
 use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::memo::Memo;
 use crate::privacy::{self, InvalidSetting, KeyProvider, PrivacyConfig, VisitorBasis};
 use crate::record::RawRecord;
 use crate::referrer::{LandingSignal, ReferrerClassifier, ReferrerInfo};
 use crate::route::{RouteRuleConfig, RouteRules};
-use crate::scrub::Kind;
+use crate::scrub::Kind as Finding;
 use crate::ua::{UaCache, UaClassifier};
 use crate::url::{self, QueryPolicy, UrlRules, Utm};
 use crate::visitors::{self, VisitorTable};
@@ -107,6 +107,9 @@ pub struct ParseConfig {
     pub site_search_params: Option<Vec<String>>,
     /// Extra route rules: regex on one path segment → placeholder.
     pub route_rules: Vec<RouteRuleConfig>,
+    /// Operator rules for the event's `kind`, checked in order before the
+    /// built-in ones ([`classify::default_kind`]).
+    pub kind_rules: Vec<KindRuleConfig>,
     /// Client address handling.
     pub privacy: PrivacyConfig,
 }
@@ -128,6 +131,7 @@ impl Default for ParseConfig {
             secret_params: None,
             site_search_params: None,
             route_rules: Vec::new(),
+            kind_rules: Vec::new(),
             privacy: PrivacyConfig::default(),
         }
     }
@@ -138,11 +142,13 @@ impl ParseConfig {
     /// secret value): prefix lengths out of range or keeping whole addresses
     /// without `emit_raw_ip` ([`PrivacyConfig::validate`]), empty parameter
     /// names, `query_allow` under the deny policy, and a parameter listed as
-    /// kept (`query_allow`, `site_search_params`) that is also a secret.
+    /// kept (`query_allow`, `site_search_params`) that is also a secret, and
+    /// kind rules with an unknown kind or not exactly one path pattern.
     /// [`Pipeline::new`] checks this first; front ends call it before
     /// reading anything, so a bad setting is a configuration error at start.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         self.privacy.validate()?;
+        KindRules::new(&self.kind_rules)?;
         let rules = self.url_rules();
         no_empty_names("query_allow", &self.query_allow)?;
         no_empty_names("secret_params", &rules.secret_params)?;
@@ -243,6 +249,7 @@ pub struct Pipeline {
     privacy: PrivacyConfig,
     url: UrlRules,
     routes: RouteRules,
+    kinds: KindRules,
     tables: Tables,
     keys: Arc<dyn KeyProvider>,
     id_key: [u8; 32],
@@ -306,6 +313,7 @@ impl Pipeline {
             privacy: cfg.privacy.clone(),
             url,
             routes,
+            kinds: KindRules::new(&cfg.kind_rules)?,
             tables: tables.clone(),
             keys,
             id_key,
@@ -325,6 +333,48 @@ impl Pipeline {
     /// The format's name.
     pub fn format_name(&self) -> &str {
         self.format.name()
+    }
+
+    /// Target phase: what a request target yields (cached per target by
+    /// the worker): the path and query with secrets redacted, the route, the
+    /// kind of resource, the site-search terms, the UTM
+    /// fields and what the query says about the medium.
+    fn target_parts(&self, target: &str) -> TargetParts {
+        let (raw_path, raw_query) = url::split_target(target);
+        let path = self.url.redact_path(raw_path).into_owned();
+        let route = self.routes.template_scrubbed(&path).into_owned();
+        let kind = self.kinds.kind(&path);
+        TargetParts::new(
+            path,
+            raw_query
+                .filter(|q| !q.is_empty())
+                .map(|q| self.url.redact_query(q).into_owned()),
+            route,
+            raw_query
+                .and_then(|q| self.url.site_search(q)),
+            raw_query.map(url::utm).unwrap_or_default(),
+            LandingSignal::of(raw_query),
+            kind,
+        )
+    }
+
+    /// What referrer `r` says on its own (cached per referrer and foreign
+    /// host by the worker): medium, source, host as a network when it is an
+    /// address, search terms, the URL with secrets redacted.
+    fn referrer_parts(&self, r: &str, foreign_host: Option<&str>) -> ReferrerParts {
+        let mut info = match foreign_host {
+            Some(h) => {
+                let mut hosts = self.site_hosts.clone();
+                hosts.push(h.to_string());
+                self.tables.referrers.classify_source(Some(r), &hosts)
+            }
+            None => self
+                .tables
+                .referrers
+                .classify_source(Some(r), &self.site_hosts),
+        };
+        info.host = info.host.map(|h| host_network(h, &self.privacy));
+        ReferrerParts::new(Some(self.url.redact_url(r).into_owned()), info)
     }
 
     /// A worker with its own caches; one per thread.
@@ -350,7 +400,7 @@ impl Pipeline {
 fn host_network(host: String, privacy: &PrivacyConfig) -> String {
     match privacy::ip_literal(&host) {
         Some(ip) => privacy::truncate_client(&host, privacy)
-            .unwrap_or_else(|| Kind::Ip(ip).placeholder().to_string()),
+            .unwrap_or_else(|| Finding::Ip(ip).placeholder().to_string()),
         None => host,
     }
 }
@@ -376,7 +426,8 @@ struct TargetParts {
     route: String,
     site_search: Option<String>,
     utm: Utm,
-    is_static: bool,
+    /// The kind of resource the path names.
+    kind: Kind,
     /// What the query says about the medium (see [`LandingSignal`]).
     landing: LandingSignal,
     /// The event JSON of `path` to `route` ([`segment::target`]), then that
@@ -394,6 +445,7 @@ impl TargetParts {
         site_search: Option<String>,
         utm: Utm,
         landing: LandingSignal,
+        kind: Kind,
     ) -> Self {
         let mut json = Vec::new();
         segment::target(&mut json, &path, query.as_deref(), &route);
@@ -410,7 +462,7 @@ impl TargetParts {
             ],
         );
         TargetParts {
-            is_static: is_static_path(&path),
+            kind,
             path,
             query,
             route,
@@ -479,12 +531,6 @@ impl VisitorParts {
     fn client_net(&self) -> Option<&str> {
         self.has_net.then(|| &self.text[self.id_len..])
     }
-}
-
-/// Where a line's visitor was found.
-enum Found<'a> {
-    Inline(&'a visitors::Visitor),
-    Slot(usize),
 }
 
 /// Per-thread state: the current day key and caches of what repeats in a log
@@ -681,6 +727,9 @@ impl Worker {
         }
     }
 
+    /// The event of a parsed line, handed to `sink`: the request target,
+    /// referrer and visitor phases, each through its memo, then the event
+    /// assembled from what they found.
     #[allow(clippy::too_many_arguments)]
     fn enrich<R>(
         &mut self,
@@ -704,137 +753,24 @@ impl Worker {
         });
         let site: &str = p.site.as_deref().or(host.as_deref()).unwrap_or("default");
 
-        // Request target → path + query (secrets redacted), route, search, UTM.
         let target = rec.target.as_deref().unwrap_or("");
-        let target_slot = self.targets.slot(target.as_bytes(), || {
-            let (raw_path, raw_query) = url::split_target(target);
-            let path = p.url.redact_path(raw_path).into_owned();
-            let route = p.routes.template_scrubbed(&path).into_owned();
-            TargetParts::new(
-                path,
-                raw_query
-                    .filter(|q| !q.is_empty())
-                    .map(|q| p.url.redact_query(q).into_owned()),
-                route,
-                raw_query.and_then(|q| p.url.site_search(q)),
-                raw_query.map(url::utm).unwrap_or_default(),
-                LandingSignal::of(raw_query),
-            )
-        });
-
-        // Referrer: what it says on its own (cached per referrer and site hosts), then the landing query.
+        let target_slot = self
+            .targets
+            .slot(target.as_bytes(), || p.target_parts(target));
         let referrer_slot = rec.referrer.as_deref().map(|r| {
-            let foreign_host = host
-                .as_deref()
-                .filter(|h| !p.site_hosts.iter().any(|s| s == h));
-            self.key.clear();
-            if let Some(h) = foreign_host {
-                self.key.extend_from_slice(h.as_bytes());
-            }
-            self.key.push(0);
-            self.key.extend_from_slice(r.as_bytes());
-            self.referrers.slot(&self.key, || {
-                let mut info = match foreign_host {
-                    Some(h) => {
-                        let mut hosts = p.site_hosts.clone();
-                        hosts.push(h.to_string());
-                        p.tables.referrers.classify_source(Some(r), &hosts)
-                    }
-                    None => p.tables.referrers.classify_source(Some(r), &p.site_hosts),
-                };
-                info.host = info.host.map(|h| host_network(h, &p.privacy));
-                ReferrerParts::new(Some(p.url.redact_url(r).into_owned()), info)
-            })
+            Self::referrer_slot(p, &mut self.referrers, &mut self.key, host.as_deref(), r)
         });
-
-        // Client: user agent, pseudonyms.
         let ua = rec.user_agent.as_deref().unwrap_or("");
         let (ua_info, ua_json, ua_token) = self.ua.lookup(ua);
-        let client = rec.client.as_deref().unwrap_or("");
-        let cookie = p.session_cookie.as_deref().and_then(|name| {
-            rec.session
-                .as_deref()
-                .filter(|v| !v.is_empty())
-                .or_else(|| {
-                    rec.cookies
-                        .as_deref()
-                        .and_then(|c| privacy::cookie_value(c, name))
-                })
-        });
-        let basis = match cookie {
-            Some(c) => VisitorBasis::Cookie(c),
-            None => VisitorBasis::ClientAgent(client, ua),
+        let caches = VisitorCaches {
+            table: &mut self.visitor_table,
+            memo: &mut self.visitors,
+            key: &mut self.key,
+            basis: &mut self.basis,
         };
-        let truncate = || {
-            rec.client
-                .as_deref()
-                .and_then(|c| privacy::truncate_client(c, &p.privacy))
-        };
-        // The memo key: what the id is a hash of (with the user agent by its
-        // cache token when it has one: shorter to hash and compare), plus
-        // whether an address was logged (the cached network depends on it).
-        let by_address = matches!(basis, VisitorBasis::ClientAgent(..));
-        self.key.clear();
-        let tokened = match (&basis, ua_token) {
-            (VisitorBasis::ClientAgent(client, _), Some(token)) => {
-                self.key.push(b't');
-                self.key.extend_from_slice(&token[0].to_le_bytes());
-                self.key.extend_from_slice(&token[1].to_le_bytes());
-                self.key.extend_from_slice(site.as_bytes());
-                self.key.push(0);
-                self.key.extend_from_slice(client.as_bytes());
-                true
-            }
-            _ => {
-                self.key.push(b'b');
-                privacy::append_visitor_basis(site, basis, &mut self.key);
-                false
-            }
-        };
-        self.key.push(u8::from(rec.client.is_some()));
-        let (key, scratch) = (&self.key, &mut self.basis);
-        // Token keys of a short, plain address go inline; the table refuses
-        // the rest, which the general memo then takes.
-        let inline = if tokened && key.len() <= visitors::KEY_CAP {
-            self.visitor_table.get_or_insert(key, || {
-                privacy::visitor_basis(site, basis, scratch);
-                (privacy::visitor_id_of(&day_key, scratch), truncate())
-            })
-        } else {
-            None
-        };
-        let found = match inline {
-            Some(v) => Found::Inline(v),
-            None => Found::Slot(self.visitors.slot(key, || {
-                // An untokened key holds the hashed bytes between its tag and flag.
-                let hashed: &[u8] = if tokened {
-                    privacy::visitor_basis(site, basis, scratch);
-                    scratch
-                } else {
-                    &key[1..key.len() - 1]
-                };
-                VisitorParts::new(
-                    &privacy::visitor_id_of(&day_key, hashed),
-                    // The network is a function of the address: cached with address-based ids.
-                    if by_address { truncate() } else { None }.as_deref(),
-                )
-            })),
-        };
-        let cookie_client_net = if by_address { None } else { truncate() };
-        let client_ip = if p.privacy.emit_raw_ip {
-            rec.client.as_deref()
-        } else {
-            None
-        };
+        let who = Self::visitor(p, &rec, site, (ua, ua_token), &day_key, caches);
 
         // Every memo lookup is done: borrow the results.
-        let (visitor_id, visitor_net, visitor_json) = match found {
-            Found::Inline(v) => (v.id(), v.client_net(), Some(v.json())),
-            Found::Slot(slot) => {
-                let v = self.visitors.get(slot);
-                (v.id(), v.client_net(), None)
-            }
-        };
         let t = self.targets.get(target_slot);
         let ref_parts = match referrer_slot {
             Some(i) => self.referrers.get(i),
@@ -843,26 +779,16 @@ impl Worker {
         let (referrer, ref_info) = (ref_parts.referrer.as_deref(), &ref_parts.info);
         let medium = ReferrerClassifier::landing_medium_of(ref_info, t.landing);
         let status = rec.status.unwrap_or(0);
-        let kind: Label = classify_kind(
-            rec.method.as_deref(),
-            t.path.is_empty(),
-            t.is_static,
-            status,
-        );
-
+        let kind = t.kind.label();
         sink(&EventRef {
             v: SCHEMA_VERSION,
             event_id,
             ts,
             site,
             host: host.as_deref(),
-            visitor_id,
-            client_net: if by_address {
-                visitor_net
-            } else {
-                cookie_client_net.as_deref()
-            },
-            client_ip,
+            visitor_id: who.id,
+            client_net: who.client_net.as_deref(),
+            client_ip: rec.client.as_deref().filter(|_| p.privacy.emit_raw_ip),
             method: rec.method.as_deref(),
             path: &t.path,
             query: t.query.as_deref(),
@@ -890,13 +816,13 @@ impl Worker {
             device: &ua_info.device,
             is_bot: ua_info.is_bot,
             bot_name: ua_info.bot_name.as_ref(),
-            is_pageview: kind == "page",
+            is_pageview: classify::is_pageview(t.kind, rec.method.as_deref(), status),
             kind: &kind,
             source: &src.name,
             offset,
             pre: Prerendered {
                 // Inline visitors are address-based, so their JSON holds the network.
-                visitor: visitor_json,
+                visitor: who.json,
                 target: Some(&t.json[..t.campaign_at]),
                 // The cached JSON holds the referrer's own medium.
                 referrer: medium.is_none().then_some(&*ref_parts.json),
@@ -905,4 +831,143 @@ impl Worker {
             },
         })
     }
+
+    /// Referrer phase: the memo slot of what referrer `r` says on its own,
+    /// for the request's `host` (a host that is not one of the site hosts
+    /// counts as one too). The landing query is applied later, per line.
+    fn referrer_slot(
+        p: &Pipeline,
+        memo: &mut Memo<ReferrerParts>,
+        key: &mut Vec<u8>,
+        host: Option<&str>,
+        r: &str,
+    ) -> usize {
+        let foreign_host = host.filter(|h| !p.site_hosts.iter().any(|s| s == h));
+        key.clear();
+        if let Some(h) = foreign_host {
+            key.extend_from_slice(h.as_bytes());
+        }
+        key.push(0);
+        key.extend_from_slice(r.as_bytes());
+        memo.slot(key, || p.referrer_parts(r, foreign_host))
+    }
+
+    /// Visitor phase: the pseudonym and client network of the line's
+    /// visitor (by session cookie, else by address and user agent), from
+    /// the inline table, the memo, or hashed anew. `ua` is the user agent
+    /// with its cache token.
+    fn visitor<'w>(
+        p: &Pipeline,
+        rec: &RawRecord<'_>,
+        site: &str,
+        ua: (&str, Option<[u64; 2]>),
+        day_key: &[u8; 32],
+        caches: VisitorCaches<'w>,
+    ) -> Who<'w> {
+        let (ua, ua_token) = ua;
+        let client = rec.client.as_deref().unwrap_or("");
+        let cookie = p.session_cookie.as_deref().and_then(|name| {
+            rec.session
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .or_else(|| {
+                    rec.cookies
+                        .as_deref()
+                        .and_then(|c| privacy::cookie_value(c, name))
+                })
+        });
+        let basis = match cookie {
+            Some(c) => VisitorBasis::Cookie(c),
+            None => VisitorBasis::ClientAgent(client, ua),
+        };
+        let truncate = || {
+            rec.client
+                .as_deref()
+                .and_then(|c| privacy::truncate_client(c, &p.privacy))
+        };
+        // The memo key: what the id is a hash of (with the user agent by its
+        // cache token when it has one: shorter to hash and compare), plus
+        // whether an address was logged (the cached network depends on it).
+        let by_address = matches!(basis, VisitorBasis::ClientAgent(..));
+        let key = caches.key;
+        key.clear();
+        let tokened = match (&basis, ua_token) {
+            (VisitorBasis::ClientAgent(client, _), Some(token)) => {
+                key.push(b't');
+                key.extend_from_slice(&token[0].to_le_bytes());
+                key.extend_from_slice(&token[1].to_le_bytes());
+                key.extend_from_slice(site.as_bytes());
+                key.push(0);
+                key.extend_from_slice(client.as_bytes());
+                true
+            }
+            _ => {
+                key.push(b'b');
+                privacy::append_visitor_basis(site, basis, key);
+                false
+            }
+        };
+        key.push(u8::from(rec.client.is_some()));
+        let (key, scratch) = (&*key, caches.basis);
+        // Token keys of a short, plain address go inline; the table refuses
+        // the rest, which the general memo then takes.
+        let inline = if tokened && key.len() <= visitors::KEY_CAP {
+            caches.table.get_or_insert(key, || {
+                privacy::visitor_basis(site, basis, scratch);
+                (privacy::visitor_id_of(day_key, scratch), truncate())
+            })
+        } else {
+            None
+        };
+        if let Some(v) = inline {
+            return Who {
+                id: v.id(),
+                client_net: v.client_net().map(Cow::Borrowed),
+                json: Some(v.json()),
+            };
+        }
+        let slot = caches.memo.slot(key, || {
+            // An untokened key holds the hashed bytes between its tag and flag.
+            let hashed: &[u8] = if tokened {
+                privacy::visitor_basis(site, basis, scratch);
+                scratch
+            } else {
+                &key[1..key.len() - 1]
+            };
+            VisitorParts::new(
+                &privacy::visitor_id_of(day_key, hashed),
+                // The network is a function of the address: cached with address-based ids.
+                if by_address { truncate() } else { None }.as_deref(),
+            )
+        });
+        let v = caches.memo.get(slot);
+        Who {
+            id: v.id(),
+            client_net: match by_address {
+                true => v.client_net().map(Cow::Borrowed),
+                false => truncate().map(Cow::Owned),
+            },
+            json: None,
+        }
+    }
+}
+
+/// The worker's visitor caches and scratch buffers, lent to
+/// [`Worker::visitor`].
+struct VisitorCaches<'w> {
+    table: &'w mut VisitorTable,
+    memo: &'w mut Memo<VisitorParts>,
+    /// Scratch for the memo key.
+    key: &'w mut Vec<u8>,
+    /// Scratch for the hashed input.
+    basis: &'w mut Vec<u8>,
+}
+
+/// A line's visitor, as [`Worker::visitor`] finds it.
+struct Who<'w> {
+    id: &'w str,
+    /// Cached with an address-based id; made per line for a cookie-based one.
+    client_net: Option<Cow<'w, str>>,
+    /// The event JSON of `visitor_id` and `client_net`, when held inline.
+    json: Option<&'w [u8]>,
 }

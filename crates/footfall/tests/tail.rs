@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{SecondsFormat, Utc};
-use footfall_event::{Reject, RejectKind, VisitEvent};
+use footfall_event::{Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
 use footfall_testkit::{brokers, BROKERS_VAR};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -160,7 +160,7 @@ impl Msg {
             key: ev.visitor_id.clone(),
             payload: serde_json::to_vec(ev).unwrap(),
             headers: vec![
-                ("footfall-schema", "1".into()),
+                ("footfall-schema", SCHEMA_VERSION.to_string()),
                 ("footfall-source", ev.source.clone()),
             ],
             timestamp_ms: None,
@@ -184,7 +184,7 @@ impl Msg {
 
 fn visit(n: u32, status: u16, is_bot: bool) -> VisitEvent {
     VisitEvent {
-        v: 1,
+        v: SCHEMA_VERSION,
         event_id: format!("{n:032x}"),
         ts: Utc::now().fixed_offset(),
         site: "example.org".into(),
@@ -528,8 +528,9 @@ fn from_the_beginning_skips_bots_and_warns_about_malformed_messages() {
         visit(3, 404, false),
         visit(4, 200, false),
     );
-    let mut future = Msg::raw(br#"{"v":2,"shape":"new"}"#);
-    future.headers.push(("footfall-schema", "2".into()));
+    let newer = SCHEMA_VERSION + 1;
+    let mut future = Msg::raw(format!(r#"{{"v":{newer},"shape":"new"}}"#).as_bytes());
+    future.headers.push(("footfall-schema", newer.to_string()));
     kafka.produce(
         &topic,
         &[
@@ -570,7 +571,7 @@ fn from_the_beginning_skips_bots_and_warns_about_malformed_messages() {
     );
     assert!(
         warnings[1].contains(&format!("{topic}[0]@3: "))
-            && warnings[1].contains("footfall-schema is 2"),
+            && warnings[1].contains(&format!("footfall-schema is {newer}")),
         "{warnings:?}"
     );
     assert!(
