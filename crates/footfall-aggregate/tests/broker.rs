@@ -1,7 +1,8 @@
 //! Integration tests against a real Kafka broker (FOOTFALL_KAFKA_BROKERS).
 //!
 //! Without the variable the tests print that they did not run and return,
-//! unless FOOTFALL_REQUIRE_KAFKA=1, which makes a missing broker a failure.
+//! unless broker tests are required (`FOOTFALL_REQUIRE_KAFKA=1` or `CI=true`,
+//! see [`footfall_testkit::brokers`]), which makes a missing broker a failure.
 //! Every test creates its own uniquely named topics and consumer groups.
 
 #[path = "../src/testdata.rs"]
@@ -20,23 +21,11 @@ use footfall_aggregate::{
     NoProgress, Progress, RunOptions, RunReport, Stage, Table, Warehouse,
 };
 use footfall_event::VisitEvent;
+use footfall_testkit::{assert_same_files, snapshot_all};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-
-fn brokers() -> Option<String> {
-    match std::env::var("FOOTFALL_KAFKA_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => Some(b),
-        _ => {
-            if std::env::var("FOOTFALL_REQUIRE_KAFKA").as_deref() == Ok("1") {
-                panic!("FOOTFALL_REQUIRE_KAFKA=1 but FOOTFALL_KAFKA_BROKERS is not set");
-            }
-            println!("FOOTFALL_KAFKA_BROKERS not set: broker tests not run");
-            None
-        }
-    }
-}
 
 /// A broker connection for one test; deletes the test's topics when dropped.
 struct Kafka {
@@ -47,7 +36,7 @@ struct Kafka {
 
 impl Kafka {
     fn new() -> Option<Kafka> {
-        let brokers = brokers()?;
+        let brokers = footfall_testkit::brokers()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -210,27 +199,6 @@ fn options(topic: &str, group: &str, wh: &Path) -> RunOptions {
     o.assignment_timeout = Duration::from_secs(60);
     o.stall_timeout = Duration::from_secs(60);
     o
-}
-
-/// Every file of the warehouse (relative path → bytes), lock and metadata aside.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if !rel.starts_with(".footfall") && !rel.starts_with(".locks") {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn only_summaries(s: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
@@ -396,13 +364,13 @@ fn end_to_end_reconciles_reads_in_duckdb_and_is_idempotent() {
     pytest(dir.path());
 
     // Nothing new: nothing changes, byte for byte.
-    let before = snapshot(dir.path());
+    let before = snapshot_all(dir.path());
     let again = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
     assert_eq!(
         (again.events_read, again.files_written, again.files_removed),
         (0, 0, 0)
     );
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_all(dir.path()), before);
 }
 
 /// Blocks the run at its first stage until released.
@@ -470,7 +438,7 @@ fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
         false
     }));
     run(&kafka.client(), &opts, &mut NoProgress).unwrap();
-    let want = snapshot(reference.path());
+    let want = snapshot_all(reference.path());
     let seen = seen.lock().unwrap().clone();
     let n = seen.len();
     assert!(n > 10, "{n} checkpoints");
@@ -505,20 +473,12 @@ fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
                 "offsets were committed before the crash after commit"
             );
         }
-        let got = snapshot(dir.path());
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "crash at {crash_at} ({:?})",
-            seen[crash_at]
+        let got = snapshot_all(dir.path());
+        assert_same_files(
+            &want,
+            &got,
+            &format!("crash at {crash_at} ({:?})", seen[crash_at]),
         );
-        for (k, v) in &want {
-            assert!(
-                got[k] == *v,
-                "crash at {crash_at} ({:?}): {k} differs",
-                seen[crash_at]
-            );
-        }
     }
 }
 
@@ -551,14 +511,14 @@ fn late_events_update_their_date_and_retention_drops_old_events_only() {
     assert_reconciles(dir.path(), &all);
 
     // Keep 3 days of events (counted back from the 18th): the 15th goes, its summaries stay.
-    let summaries_before = only_summaries(&snapshot(dir.path()));
+    let summaries_before = only_summaries(&snapshot_all(dir.path()));
     opts.retention_days = Some(3);
     opts.today = Some(day(18));
     let r = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
     assert_eq!(r.retention_dropped, vec![day(15)]);
     assert!(!dir.path().join("events/date=2015-05-15").exists());
     assert!(dir.path().join("events/date=2015-05-16").is_dir());
-    assert_eq!(only_summaries(&snapshot(dir.path())), summaries_before);
+    assert_eq!(only_summaries(&snapshot_all(dir.path())), summaries_before);
     assert_eq!(requests_15(dir.path()), before + late.len() as i64);
 }
 
@@ -624,8 +584,8 @@ fn dry_run_cut_and_two_instances_in_one_group() {
     )
     .unwrap();
     assert_eq!(
-        only_summaries(&snapshot(&wh)),
-        only_summaries(&snapshot(&single))
+        only_summaries(&snapshot_all(&wh)),
+        only_summaries(&snapshot_all(&single))
     );
     assert_reconciles(&wh, &events);
 }
@@ -692,7 +652,7 @@ fn a_partition_increase_with_resent_events_counts_each_event_once() {
     )
     .unwrap();
     assert_eq!(
-        only_summaries(&snapshot(dir.path())),
-        only_summaries(&snapshot(single.path()))
+        only_summaries(&snapshot_all(dir.path())),
+        only_summaries(&snapshot_all(single.path()))
     );
 }

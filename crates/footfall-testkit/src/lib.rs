@@ -2,10 +2,11 @@
 //!
 //! **The broker under test.** Tests that need a real Kafka broker find it in
 //! `FOOTFALL_KAFKA_BROKERS` ([`brokers`]). Without it such a test prints that
-//! it is not run and returns, unless `FOOTFALL_REQUIRE_KAFKA=1`: then a
-//! missing broker is a test failure. That is the one meaning of
-//! `FOOTFALL_REQUIRE_KAFKA` (any other value, or none, is "not required");
-//! `deploy/test.sh` starts a broker and sets both.
+//! it is not run and returns, unless `FOOTFALL_REQUIRE_KAFKA=1` or `CI=true`
+//! ([`required`]): then a missing broker is a test failure. That is the one
+//! meaning of `FOOTFALL_REQUIRE_KAFKA` (any other value, or none, is "not
+//! required"), the same as in `tests/python/footfall_support.py`;
+//! `deploy/test.sh` starts a broker and sets both variables.
 //!
 //! ```
 //! let Some(brokers) = footfall_testkit::brokers() else { return };
@@ -14,7 +15,11 @@
 //!
 //! **Warehouse snapshots.** [`snapshot`] reads every Parquet file of a
 //! warehouse, so two warehouses (or one before and after a run) compare
-//! byte for byte.
+//! byte for byte; [`snapshot_all`] reads every file but the metadata and the
+//! locks (temporary files and erasure records too), for tests of crash
+//! recovery. With the `parquet` feature, [`pretty_parquet`] shows a Parquet
+//! file as rows, and [`assert_same_files`] compares two snapshots and, when a
+//! Parquet file differs, shows both versions as rows.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,9 +30,13 @@ pub const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
 /// `1`: a missing [`BROKERS_VAR`] fails the test instead of skipping it.
 pub const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
 
-/// Whether broker tests must run (`FOOTFALL_REQUIRE_KAFKA=1`).
+/// Set to `true` by CI: broker tests must run there too.
+pub const CI_VAR: &str = "CI";
+
+/// Whether broker tests must run: `FOOTFALL_REQUIRE_KAFKA=1` or `CI=true`.
 pub fn required() -> bool {
     std::env::var(REQUIRE_VAR).is_ok_and(|v| v.trim() == "1")
+        || std::env::var(CI_VAR).is_ok_and(|v| v.trim() == "true")
 }
 
 /// `FOOTFALL_KAFKA_BROKERS`, trimmed, when set and not empty; nothing else
@@ -44,13 +53,13 @@ pub fn brokers_from_env() -> Option<String> {
 ///
 /// # Panics
 ///
-/// When `FOOTFALL_REQUIRE_KAFKA=1` and `FOOTFALL_KAFKA_BROKERS` is not set.
+/// When broker tests are [`required`] and `FOOTFALL_KAFKA_BROKERS` is not set.
 pub fn brokers() -> Option<String> {
     let found = brokers_from_env();
     if found.is_none() {
         assert!(
             !required(),
-            "{REQUIRE_VAR}=1 but {BROKERS_VAR} is not set: start a broker \
+            "{REQUIRE_VAR}=1 or {CI_VAR}=true but {BROKERS_VAR} is not set: start a broker \
              (deploy/kafka/local-kafka.sh start) and export {BROKERS_VAR}=127.0.0.1:9092"
         );
         note(&format!("{BROKERS_VAR} not set: broker test not run"));
@@ -89,6 +98,47 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Every file under `dir` (relative path, `/`-separated → bytes) except the
+/// warehouse's metadata and locks (names starting with `.footfall` or
+/// `.locks` at the top): Parquet files, erasure records, and any temporary
+/// file a crashed run left behind. A missing `dir` is an empty snapshot.
+///
+/// # Panics
+///
+/// When a file under `dir` cannot be read.
+pub fn snapshot_all(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.expect("a directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(dir).expect("under dir");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !rel.starts_with(".footfall") && !rel.starts_with(".locks") {
+                let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(feature = "parquet")]
+mod pretty;
+#[cfg(feature = "parquet")]
+pub use pretty::{assert_same_files, pretty_parquet};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +155,26 @@ mod tests {
             snap.keys().collect::<Vec<_>>(),
             [Path::new("events/date=2025-05-17/p0.parquet")]
         );
+    }
+
+    #[test]
+    fn full_snapshots_leave_out_metadata_and_locks_only() {
+        let dir = std::env::temp_dir().join(format!("footfall-testkit-all-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("events/date=2025-05-17")).unwrap();
+        std::fs::create_dir_all(dir.join(".locks")).unwrap();
+        std::fs::write(dir.join("events/date=2025-05-17/p0.parquet"), b"PAR1").unwrap();
+        std::fs::write(dir.join("events/date=2025-05-17/.p1.parquet.tmp"), b"P").unwrap();
+        std::fs::write(dir.join(".locks/partition-0"), b"").unwrap();
+        std::fs::write(dir.join(".footfall.json"), b"{}").unwrap();
+        let snap = snapshot_all(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            snap.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "events/date=2025-05-17/.p1.parquet.tmp",
+                "events/date=2025-05-17/p0.parquet"
+            ]
+        );
+        assert!(snapshot_all(&dir).is_empty());
     }
 }

@@ -2,11 +2,12 @@
 //! at any erasure checkpoint followed by a re-run gives the same files.
 
 use super::*;
-use crate::run::testkit::{snapshot, FakeTopic};
+use crate::run::testkit::FakeTopic;
 use crate::schema::KafkaEvent;
 use crate::summaries::Table;
 use crate::testdata;
 use crate::ErrorKind;
+use footfall_testkit::{assert_same_files, snapshot_all};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,7 +88,7 @@ fn summaries(s: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
 
 /// A snapshot without the ledger (its lines carry the time of each erasure).
 fn without_ledger(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut s = snapshot(dir);
+    let mut s = snapshot_all(dir);
     s.remove(&format!("{ERASURE_DIR}/{LEDGER_FILE}"));
     s
 }
@@ -134,8 +135,8 @@ fn erase_gives_the_summaries_of_a_warehouse_built_without_the_person() {
     build(b.path(), &without(&events, &visitor));
     assert!(visit_visitors(a.path()).contains(&visitor));
     assert_ne!(
-        summaries(&snapshot(a.path())),
-        summaries(&snapshot(b.path()))
+        summaries(&snapshot_all(a.path())),
+        summaries(&snapshot_all(b.path()))
     );
 
     let r = erase(
@@ -169,17 +170,12 @@ fn erase_gives_the_summaries_of_a_warehouse_built_without_the_person() {
         !visit_visitors(a.path()).contains(&visitor),
         "the visits table lost their visits"
     );
-    let (sa, sb) = (snapshot(a.path()), snapshot(b.path()));
-    assert_eq!(
-        summaries(&sa).keys().collect::<Vec<_>>(),
-        summaries(&sb).keys().collect::<Vec<_>>()
+    let (sa, sb) = (snapshot_all(a.path()), snapshot_all(b.path()));
+    assert_same_files(
+        &summaries(&sb),
+        &summaries(&sa),
+        "the summaries after erasure, against the warehouse built without the person",
     );
-    for (k, v) in summaries(&sb) {
-        assert!(
-            sa[&k] == v,
-            "{k} differs from the warehouse built without the person"
-        );
-    }
     // Tombstones: one file per date with a key, sorted unique ids.
     let wh = Warehouse::new(a.path());
     for d in [day(15), day(16), day(17)] {
@@ -210,7 +206,7 @@ fn replay_after_erase_does_not_bring_the_events_back() {
         false,
     )
     .unwrap();
-    let erased = snapshot(dir.path());
+    let erased = snapshot_all(dir.path());
 
     // The group's offsets are reset: the whole topic is read again.
     topic.committed.clear();
@@ -222,7 +218,7 @@ fn replay_after_erase_does_not_bring_the_events_back() {
         .iter()
         .all(|k| k.event.visitor_id != visitor));
     assert_eq!(
-        snapshot(dir.path()),
+        snapshot_all(dir.path()),
         erased,
         "the replay rewrote the same files"
     );
@@ -241,7 +237,7 @@ fn replay_after_erase_does_not_bring_the_events_back() {
         (r.erased, r.events_written, r.files_written),
         (theirs, 0, 0)
     );
-    assert_eq!(snapshot(dir.path()), erased);
+    assert_eq!(snapshot_all(dir.path()), erased);
 }
 
 #[test]
@@ -367,7 +363,7 @@ fn lookup_returns_exactly_the_persons_events() {
     let visitor = crossing_visitor(&events);
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
-    let before = snapshot(dir.path());
+    let before = snapshot_all(dir.path());
     let (found, unlinkable) = lookup(dir.path(), day(15), day(17), &ids_of(&visitor)).unwrap();
     let theirs: Vec<&VisitEvent> = events.iter().filter(|e| e.visitor_id == visitor).collect();
     assert_eq!(event_ids(&found), event_ids(theirs.iter().copied()));
@@ -383,7 +379,7 @@ fn lookup_returns_exactly_the_persons_events() {
     // A narrower range: only the 16th.
     let (found, _) = lookup(dir.path(), day(16), day(16), &ids_of(&visitor)).unwrap();
     assert!(!found.is_empty() && found.iter().all(|e| e.local_date() == day(16)));
-    assert_eq!(snapshot(dir.path()), before, "lookup changes nothing");
+    assert_eq!(snapshot_all(dir.path()), before, "lookup changes nothing");
 }
 
 #[test]
@@ -428,7 +424,7 @@ fn dry_run_reports_and_writes_nothing() {
     let visitor = crossing_visitor(&events);
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
-    let before = snapshot(dir.path());
+    let before = snapshot_all(dir.path());
     let dry = erase(
         dir.path(),
         day(15),
@@ -439,7 +435,7 @@ fn dry_run_reports_and_writes_nothing() {
     )
     .unwrap();
     assert!(dry.dry_run && dry.to_string().starts_with("dry run: "));
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_all(dir.path()), before);
     let real = erase(
         dir.path(),
         day(15),
@@ -522,18 +518,11 @@ fn crash_at_sampled_erase_checkpoints_then_rerun_converges() {
         );
         erase_with(dir.path(), day(15), day(17), &ids_of(&visitor), &opts()).unwrap();
         let got = without_ledger(dir.path());
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "crash at {crash_at}"
+        assert_same_files(
+            &want,
+            &got,
+            &format!("crash at {crash_at} ({:?})", seen[crash_at]),
         );
-        for (k, v) in &want {
-            assert!(
-                got[k] == *v,
-                "crash at {crash_at} ({:?}): {k} differs",
-                seen[crash_at]
-            );
-        }
     }
 }
 
@@ -644,7 +633,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
         "nothing was written"
     );
     // No key at all: every date is unlinkable, nothing changes.
-    let before = snapshot(dir.path());
+    let before = snapshot_all(dir.path());
     let r = erase(
         dir.path(),
         day(15),
@@ -656,7 +645,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
     .unwrap();
     assert_eq!(r.days_unlinkable, vec![day(15), day(16), day(17)]);
     assert_eq!((r.rows_removed, r.days_erased.len()), (0, 0));
-    let after = snapshot(dir.path());
+    let after = snapshot_all(dir.path());
     assert_eq!(summaries(&after), summaries(&before));
     assert_eq!(after.len(), before.len() + 1, "only the ledger line");
 }

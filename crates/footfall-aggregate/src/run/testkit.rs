@@ -1,6 +1,6 @@
 //! The test harness shared by the unit tests of runs and erasures: a topic in
-//! memory driving [`complete`] as [`super::run`] does, and a byte snapshot of
-//! a warehouse.
+//! memory driving [`complete`] as [`super::run`] does (warehouse snapshots
+//! come from `footfall_testkit`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -152,25 +152,4 @@ impl FakeTopic {
             &mut NoProgress,
         )
     }
-}
-
-/// Every file of the warehouse (relative path → bytes), lock and metadata aside.
-pub(crate) fn snapshot(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &std::path::Path, d: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if !rel.starts_with(".footfall") && !rel.starts_with(".locks") {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }

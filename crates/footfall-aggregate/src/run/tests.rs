@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use footfall_event::{Reject, VisitEvent, SCHEMA_VERSION};
+use footfall_testkit::{assert_same_files, snapshot_all};
 
 use super::consume::{decode, Part};
-use super::testkit::{snapshot, FakeTopic};
+use super::testkit::FakeTopic;
 use super::*;
 use crate::schema::{Cols, KafkaEvent};
 use crate::summaries::Table;
@@ -92,7 +93,7 @@ fn crash_then_rerun(p1: i32, p2: i32) {
         r2.dates_touched.contains(&day(15)),
         "late events recompute their date"
     );
-    let want = snapshot(reference.path());
+    let want = snapshot_all(reference.path());
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() > 100, "{} checkpoints", seen.len());
     // Every checkpoint that is not a file write, every 3rd events file
@@ -138,15 +139,8 @@ fn crash_then_rerun(p1: i32, p2: i32) {
                 Err(e) => panic!("{e}"),
             }
         }
-        let got = snapshot(dir.path());
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "crash at {crash_at}"
-        );
-        for (k, v) in &want {
-            assert!(got[k] == *v, "crash at {crash_at}: {k} differs");
-        }
+        let got = snapshot_all(dir.path());
+        assert_same_files(&want, &got, &format!("crash at {crash_at}"));
     }
     assert!(
         stale_removed > 0,
@@ -161,11 +155,11 @@ fn second_run_without_new_data_changes_nothing() {
     let mut topic = FakeTopic::default();
     topic.produce(&first, 2);
     topic.run(dir.path(), &opts()).unwrap();
-    let before = snapshot(dir.path());
+    let before = snapshot_all(dir.path());
     let r = topic.run(dir.path(), &opts()).unwrap();
     assert_eq!((r.events_read, r.files_written, r.files_removed), (0, 0, 0));
     assert!(r.dates_touched.is_empty());
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_all(dir.path()), before);
 }
 
 #[test]
@@ -194,7 +188,7 @@ fn cut_runs_give_the_same_summaries_as_one_run() {
     }
     let total = first.len() + second.len();
     assert_eq!(runs, total.div_ceil(97) + 1);
-    let (a, b) = (snapshot(one.path()), snapshot(many.path()));
+    let (a, b) = (snapshot_all(one.path()), snapshot_all(many.path()));
     let summaries = |s: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
         s.iter()
             .filter(|(k, _)| !k.starts_with("events/"))
@@ -222,7 +216,7 @@ fn dry_run_writes_and_commits_nothing() {
     assert_eq!(r.events_written, first.len() as u64);
     assert!(r.summary_rows["traffic_daily"] > 0);
     assert!(topic.committed.is_empty());
-    assert!(snapshot(&wh_dir).is_empty());
+    assert!(snapshot_all(&wh_dir).is_empty());
 }
 
 fn now_has(s: &BTreeMap<String, Vec<u8>>, prefix: &str) -> bool {
@@ -235,7 +229,7 @@ fn late_events_and_retention() {
     let mut topic = FakeTopic::default();
     topic.produce(&testdata::events(5, day(15), 3, 10), 2);
     topic.run(dir.path(), &opts()).unwrap();
-    let before = snapshot(dir.path());
+    let before = snapshot_all(dir.path());
     let traffic15 = |s: &BTreeMap<String, Vec<u8>>| -> Vec<Vec<u8>> {
         s.iter()
             .filter(|(k, _)| k.starts_with("traffic_daily/date=2015-05-15/"))
@@ -248,7 +242,7 @@ fn late_events_and_retention() {
     topic.produce(&late, 2);
     let r = topic.run(dir.path(), &opts()).unwrap();
     assert!(r.dates_touched.contains(&day(15)));
-    let after = snapshot(dir.path());
+    let after = snapshot_all(dir.path());
     assert_ne!(traffic15(&before), traffic15(&after));
     // The 17th is not touched at all.
     for (k, v) in &before {
@@ -264,7 +258,7 @@ fn late_events_and_retention() {
     keep3.today = Some(day(18));
     let r = topic.run(dir.path(), &keep3).unwrap();
     assert_eq!(r.retention_dropped, vec![day(15)]);
-    let now = snapshot(dir.path());
+    let now = snapshot_all(dir.path());
     assert!(!now.keys().any(|k| k.starts_with("events/date=2015-05-15")));
     assert!(now.keys().any(|k| k.starts_with("events/date=2015-05-16")));
     assert_eq!(traffic15(&now), traffic15(&after));
@@ -273,7 +267,7 @@ fn late_events_and_retention() {
     let r = topic.run(dir.path(), &opts()).unwrap();
     assert!(r.expired > 0);
     assert_eq!(r.events_written, 0);
-    assert_eq!(traffic15(&snapshot(dir.path())), traffic15(&after));
+    assert_eq!(traffic15(&snapshot_all(dir.path())), traffic15(&after));
 }
 
 /// The summary files of a snapshot.
@@ -342,7 +336,7 @@ fn an_event_resent_into_another_partition_is_counted_once() {
     let stored = stored_events(dir.path());
     assert_eq!(stored.len(), events.len());
     assert!(stored.iter().all(|e| e.partition < 2));
-    assert_eq!(snapshot(dir.path()), snapshot(once.path()));
+    assert_eq!(snapshot_all(dir.path()), snapshot_all(once.path()));
 }
 
 #[test]
@@ -360,7 +354,7 @@ fn a_visitor_split_across_partitions_is_one_visitor() {
         three.produce_to(i as i32 % 3, std::slice::from_ref(e));
     }
     three.run(split.path(), &opts()).unwrap();
-    let (a, b) = (snapshot(whole.path()), snapshot(split.path()));
+    let (a, b) = (snapshot_all(whole.path()), snapshot_all(split.path()));
     assert!(summary_files(&a).len() > 20);
     assert_eq!(summary_files(&a), summary_files(&b));
 
@@ -493,8 +487,8 @@ fn shared_runs_count_only_committed_files() {
     let ids: BTreeSet<&str> = stored.iter().map(|e| e.event.event_id.as_str()).collect();
     assert_eq!((stored.len(), ids.len()), (events.len(), events.len()));
     assert_eq!(
-        summary_files(&snapshot(dir.path())),
-        summary_files(&snapshot(single.path()))
+        summary_files(&snapshot_all(dir.path())),
+        summary_files(&snapshot_all(single.path()))
     );
 }
 
@@ -568,7 +562,7 @@ fn a_layout_1_warehouse_is_upgraded_by_the_next_run() {
     let mut topic = FakeTopic::default();
     topic.produce(&testdata::events(57, day(15), 3, 8), 2);
     topic.run(dir.path(), &opts()).unwrap();
-    let want = snapshot(dir.path());
+    let want = snapshot_all(dir.path());
     // Layout 1: one summary file per date and partition, and a date whose
     // events retention has already dropped.
     let wh = Warehouse::new(dir.path());
@@ -594,7 +588,7 @@ fn a_layout_1_warehouse_is_upgraded_by_the_next_run() {
         "traffic_daily/date=2015-05-01/part-0.parquet".into(),
         b"old".to_vec(),
     );
-    assert_eq!(snapshot(dir.path()), expect);
+    assert_eq!(snapshot_all(dir.path()), expect);
     assert_eq!(wh.read_meta().unwrap().unwrap().format, LAYOUT_VERSION);
 }
 
