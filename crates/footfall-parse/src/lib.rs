@@ -6,8 +6,9 @@
 //!   caches and turns each line into an [`Outcome`]: a
 //!   [`VisitEvent`](footfall_event::VisitEvent) or a [`Reject`](footfall_event::Reject).
 //! * [`formats`] holds the log formats ([`LineFormat`]), each producing a
-//!   [`RawRecord`]; [`ua`], [`referrer`], [`url`], [`route`] and [`classify`]
-//!   (the kind of resource) do the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
+//!   [`RawRecord`]; [`ua`], [`referrer`], [`url`], [`route`], [`classify`]
+//!   (the kind of resource) and [`search`] (search terms in one spelling) do
+//!   the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
 //!   scrubbing; [`scrub`] the content detectors that every URL piece leaving
 //!   the parser goes through (the query policy is in [`url`]).
 //!
@@ -38,6 +39,7 @@ pub mod record;
 pub mod referrer;
 pub mod route;
 pub mod scrub;
+pub mod search;
 pub mod ua;
 pub mod url;
 mod visitors;

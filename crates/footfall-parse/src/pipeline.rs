@@ -21,6 +21,7 @@ use crate::record::RawRecord;
 use crate::referrer::{LandingSignal, ReferrerClassifier, ReferrerInfo};
 use crate::route::{RouteRuleConfig, RouteRules};
 use crate::scrub::Kind as Finding;
+use crate::search::normalized_terms;
 use crate::ua::{UaCache, UaClassifier};
 use crate::url::{self, QueryPolicy, UrlRules, Utm};
 use crate::visitors::{self, VisitorTable};
@@ -337,7 +338,7 @@ impl Pipeline {
 
     /// Target phase: what a request target yields (cached per target by
     /// the worker): the path and query with secrets redacted, the route, the
-    /// kind of resource, the site-search terms, the UTM
+    /// kind of resource, the site-search terms in one spelling, the UTM
     /// fields and what the query says about the medium.
     fn target_parts(&self, target: &str) -> TargetParts {
         let (raw_path, raw_query) = url::split_target(target);
@@ -351,7 +352,8 @@ impl Pipeline {
                 .map(|q| self.url.redact_query(q).into_owned()),
             route,
             raw_query
-                .and_then(|q| self.url.site_search(q)),
+                .and_then(|q| self.url.site_search(q))
+                .and_then(normalized_terms),
             raw_query.map(url::utm).unwrap_or_default(),
             LandingSignal::of(raw_query),
             kind,
@@ -360,7 +362,7 @@ impl Pipeline {
 
     /// What referrer `r` says on its own (cached per referrer and foreign
     /// host by the worker): medium, source, host as a network when it is an
-    /// address, search terms, the URL with secrets redacted.
+    /// address, search terms in one spelling, the URL with secrets redacted.
     fn referrer_parts(&self, r: &str, foreign_host: Option<&str>) -> ReferrerParts {
         let mut info = match foreign_host {
             Some(h) => {
@@ -374,6 +376,7 @@ impl Pipeline {
                 .classify_source(Some(r), &self.site_hosts),
         };
         info.host = info.host.map(|h| host_network(h, &self.privacy));
+        info.search_terms = info.search_terms.and_then(normalized_terms);
         ReferrerParts::new(Some(self.url.redact_url(r).into_owned()), info)
     }
 
