@@ -33,7 +33,9 @@ use crate::visitors::{self, VisitorTable};
 /// its identity while two different logs never share one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceRef {
+    /// What events show in `source`: a path, `stdin`, `syslog:...`.
     pub name: Arc<str>,
+    /// The identity hashed into every `event_id` of the source.
     pub key: [u8; 16],
 }
 
@@ -61,7 +63,9 @@ impl SourceRef {
 /// What one line became.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// The line's visit event.
     Event(Box<VisitEvent>),
+    /// Why the line is not one, for the dead letters.
     Reject(Box<Reject>),
 }
 
@@ -203,18 +207,24 @@ fn no_empty_names(key: &'static str, names: &[String]) -> Result<(), InvalidSett
 /// A parse configuration is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A setting that cannot be honoured ([`ParseConfig::validate`]).
     #[error(transparent)]
     Setting(#[from] InvalidSetting),
+    /// An unknown preset or a custom format string that does not compile.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// `format = "auto"` reached [`Pipeline::new`] unresolved.
     #[error(
         "format \"auto\" must be resolved with Pipeline::detect_format before building a pipeline"
     )]
     UnresolvedAuto,
+    /// `format = "custom"` without a `log_format`.
     #[error("format \"custom\" needs a log_format string")]
     MissingTemplate,
+    /// A `timezone` that is not an IANA zone name.
     #[error("unknown timezone {0:?}")]
     Timezone(String),
+    /// A route rule whose segment regex does not compile (the regex, why).
     #[error("route rule {0:?}: {1}")]
     RouteRule(String, String),
 }
@@ -222,7 +232,9 @@ pub enum ConfigError {
 /// The rule tables that are costly to build: build once, share between pipelines.
 #[derive(Clone)]
 pub struct Tables {
+    /// User-agent rules: uap-core and crawler-user-agents.
     pub ua: Arc<UaClassifier>,
+    /// Referrer sources and media.
     pub referrers: Arc<ReferrerClassifier>,
 }
 
