@@ -60,8 +60,11 @@ pub struct FileCheckpoint {
     pub fingerprint: String,
     /// Bytes covered by `fingerprint` (at most 1024).
     pub head_len: u32,
+    /// Device number of the file system the file was on.
     pub dev: u64,
+    /// Inode number of the file (with `dev`, how a renamed file is recognised).
     pub ino: u64,
+    /// The file is gzip-compressed (`offset` is into the uncompressed stream).
     #[serde(default)]
     pub gzip: bool,
     /// Offset of the first line not yet acknowledged by Kafka (uncompressed
@@ -83,6 +86,8 @@ pub struct FileCheckpoint {
 }
 
 impl FileCheckpoint {
+    /// The identity that finds the file again (by fingerprint, device and
+    /// inode); `None` when the stored fingerprint is not valid hex.
     pub fn identity(&self) -> Option<FileIdentity> {
         Some(FileIdentity {
             fingerprint: parse_hex(&self.fingerprint)?,
@@ -94,6 +99,7 @@ impl FileCheckpoint {
         })
     }
 
+    /// `last_seen` as a time.
     pub fn last_seen_time(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.last_seen)
     }
@@ -108,10 +114,12 @@ impl FileCheckpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointFile {
+    /// Format version: [`VERSION`], or [`VERSION_1`] when read from an older build.
     pub version: u32,
     /// RFC 3339 time of writing (informational).
     #[serde(default)]
     pub written_at: String,
+    /// Every file's checkpoint, of every topic.
     pub files: Vec<FileCheckpoint>,
 }
 
@@ -125,6 +133,8 @@ pub fn parse_hex(s: &str) -> Option<Fingerprint> {
     footfall_parse::privacy::unhex(s)
 }
 
+/// Whole seconds since the Unix epoch (0 for a time before it), as
+/// `last_seen` stores them.
 pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -161,6 +171,7 @@ impl StateDir {
         })
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.dir
     }

@@ -102,6 +102,7 @@ pub struct IngestConfig {
 pub struct SourceConfig {
     /// Unique name: metric label and checkpoint grouping.
     pub name: String,
+    /// What it reads: files, standard input or a syslog listener.
     pub kind: SourceKind,
     /// How its lines are parsed.
     pub parse: ParseConfig,
@@ -116,8 +117,12 @@ pub enum SourceKind {
     Stdin,
     /// A syslog listener.
     Syslog {
+        /// `udp` (one message per datagram) or `tcp` (octet counting or
+        /// newline framing, detected per message).
         protocol: SyslogProtocol,
+        /// Address to listen on.
         listen: SocketAddr,
+        /// TCP connections accepted at once.
         max_connections: usize,
     },
 }
@@ -133,10 +138,18 @@ pub struct FileOptions {
     pub start_at: StartAt,
     /// Keep following files (else read each once, to its end, and finish).
     pub follow: bool,
+    /// How often open files are checked for new data.
     pub poll_interval: Duration,
+    /// How often the patterns are expanded to find new, renamed or rotated files.
     pub scan_interval: Duration,
+    /// A file no pattern matches any more is read to its end and closed
+    /// after this long without growth (its last line then emitted even
+    /// without a newline).
     pub rotate_wait: Duration,
+    /// A matched file that has not grown for this long is closed (and
+    /// reopened when it grows).
     pub close_idle: Duration,
+    /// Checkpoints of files no scan has seen for this long are dropped.
     pub forget_after: Duration,
 }
 

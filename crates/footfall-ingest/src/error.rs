@@ -67,16 +67,28 @@ pub enum ConfigError {
     /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
     /// The config file is not valid TOML or has unknown / mistyped fields.
     #[error("config file {path}: {message}")]
-    Syntax { path: String, message: String },
+    Syntax {
+        /// The config file.
+        path: String,
+        /// The TOML parser's message: line, column and what it expected.
+        message: String,
+    },
     /// A field has an invalid value.
     #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    Invalid {
+        /// The field, as the config file spells it (`aggregate.group`, `tail.timeout`).
+        field: String,
+        /// What is wrong with its value.
+        message: String,
+    },
 }
 
 impl ConfigError {
@@ -91,31 +103,43 @@ impl ConfigError {
 /// An error that stops the ingest service.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A source's parse configuration does not compile.
     #[error("source {source_name:?}: {error}")]
     Parse {
+        /// The source's name.
         source_name: String,
+        /// What does not compile.
         #[source]
         error: footfall_parse::ConfigError,
     },
     /// State directory or checkpoint I/O.
     #[error("state {path}: {message}")]
-    State { path: PathBuf, message: String },
+    State {
+        /// The state directory, or the file in it.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// The state directory is locked by another process.
     #[error("state directory {0} is in use by another footfall ingest process")]
     Locked(PathBuf),
     /// A source could not be opened (file, stdin, listener).
     #[error("source {source_name:?}: {message}")]
     Source {
+        /// The source's name.
         source_name: String,
+        /// What could not be opened, and why.
         message: String,
     },
     /// Files to read once are missing.
     #[error("source {source_name:?}: {message}")]
     NoInput {
+        /// The source's name.
         source_name: String,
+        /// Which paths or patterns matched nothing.
         message: String,
     },
     /// A topic the run produces to cannot be used.
@@ -124,23 +148,35 @@ pub enum IngestError {
     /// Kafka stayed unreachable for `waited` in a run that ends by itself.
     #[error("Kafka at {brokers} unreachable or not acknowledging for {}s; giving up with {undelivered} lines read and not delivered", waited.as_secs())]
     Unreachable {
+        /// The configured brokers.
         brokers: String,
+        /// How long the run waited.
         waited: std::time::Duration,
+        /// Lines read and not delivered (their files' checkpoints stay before them).
         undelivered: u64,
     },
-    /// The HTTP listener could not bind.
+    /// The configured format evidently does not fit a stream's first lines
+    /// (the rule `footfall parse` applies): the source stops rather than
+    /// turn every line into a dead letter.
     #[error("source {source_name:?}: {stream}: --format {format} does not fit: {detail}")]
     Format {
+        /// The source's name.
         source_name: String,
+        /// The stream (file path, `-`, peer) whose lines were checked.
         stream: String,
+        /// The configured format.
         format: String,
+        /// How the lines do not fit.
         detail: String,
         /// What `auto` detects on the lines, if anything.
         detected: Option<&'static str>,
     },
+    /// The HTTP listener (metrics, health) could not bind.
     #[error("http listener {addr}: {error}")]
     Http {
+        /// The address it was to listen on.
         addr: String,
+        /// Why it could not.
         #[source]
         error: std::io::Error,
     },

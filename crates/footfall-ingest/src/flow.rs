@@ -50,8 +50,11 @@ use crate::track::Track;
 /// [`ParsedBatch::data`].
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// Stream offset of the line's start.
     pub offset: u64,
+    /// The Kafka key: the visitor id of an event, the stream name of a dead letter.
     pub key: Range<usize>,
+    /// The Kafka value: the event's or the dead letter's JSON.
     pub payload: Range<usize>,
     /// `None` for an event, the reason for a reject.
     pub reject: Option<RejectKind>,
@@ -60,13 +63,17 @@ pub struct Prepared {
 /// A batch after parsing.
 #[derive(Debug)]
 pub struct ParsedBatch {
+    /// Progress of the stream the lines come from.
     pub track: Arc<Track>,
+    /// The configured source's name.
     pub source_name: Arc<str>,
     /// Counters of the configured source (settled lines).
     pub counters: Arc<SourceCounters>,
     /// Keys and payloads of every item, back to back.
     pub data: Vec<u8>,
+    /// Every line of the batch, in stream order.
     pub items: Vec<Prepared>,
+    /// Stream offset after the last line of the batch.
     pub end: u64,
 }
 
@@ -520,11 +527,15 @@ pub async fn parse_stage(
 
 /// Shared by the produce stages.
 pub struct Sink {
+    /// The Kafka producer and its topics.
     pub producer: Arc<Producer>,
+    /// Messages that may be in flight (sent, not acknowledged) at once.
     pub permits: Arc<Semaphore>,
     /// Permits a stage takes at once (at most the total).
     pub permit_chunk: usize,
+    /// The process's counters.
     pub metrics: Arc<Metrics>,
+    /// Rejected lines go to the dead-letter topic (else they are only counted).
     pub dead_letters: bool,
     /// Cancelled when the shutdown deadline has passed: stop waiting for Kafka.
     pub abort: CancellationToken,
@@ -540,6 +551,7 @@ pub struct FailureLog {
 }
 
 impl FailureLog {
+    /// A log that summarises failures at most once per `every`.
     pub fn new(every: Duration) -> Self {
         FailureLog {
             every,

@@ -131,10 +131,13 @@ pub struct FileSettings {
     pub patterns: Vec<String>,
     /// Glob patterns of paths to leave alone (matched against the full path).
     pub exclude: Vec<glob::Pattern>,
+    /// Where to start in files found at the very first start (no checkpoints).
     pub start_at: StartAt,
     /// Keep following files for new lines (`false`: read each file once, to its end).
     pub follow: bool,
+    /// How often open files are checked for new data.
     pub poll_interval: Duration,
+    /// How often the patterns are expanded to find new, renamed or rotated files.
     pub scan_interval: Duration,
     /// A file no pattern matches any more is closed after this long without growth.
     pub rotate_wait: Duration,
@@ -196,6 +199,7 @@ fn is_glob(pattern: &str) -> bool {
 /// What one poll produced.
 #[derive(Debug, Default)]
 pub struct PollResult {
+    /// Complete lines read, a batch per file that had any.
     pub batches: Vec<RawBatch>,
     /// Some file has more data ready: poll again without waiting.
     pub more: bool,

@@ -35,6 +35,7 @@ pub struct KafkaHealth {
 }
 
 impl KafkaHealth {
+    /// Health as of now: no contact, no progress, no error yet.
     pub fn new() -> Self {
         KafkaHealth {
             start: Instant::now(),
@@ -69,10 +70,12 @@ impl KafkaHealth {
         self.last_progress_ms.fetch_max(self.now_ms(), Relaxed);
     }
 
+    /// The client reported an error (librdkafka's words); kept as the last one.
     pub fn error(&self, message: String) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
     }
 
+    /// The last error the client reported, if any.
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
@@ -80,6 +83,8 @@ impl KafkaHealth {
             .clone()
     }
 
+    /// The reason of the fatal error librdkafka reported, once there has
+    /// been one (the producer cannot go on).
     pub fn fatal_error(&self) -> Option<String> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -168,7 +173,9 @@ pub enum ProbeError {
     Unreachable(String),
     /// The cluster answered with an error for a topic.
     Topic {
+        /// The topic.
         topic: String,
+        /// The error the cluster gave for it.
         code: RDKafkaErrorCode,
     },
 }
@@ -220,8 +227,11 @@ pub enum SendError {
 /// librdkafka's polling thread ([`ThreadedProducer`]), without a future per message.
 pub struct Producer {
     inner: ThreadedProducer<Context>,
+    /// Where events go.
     pub events_topic: Arc<str>,
+    /// Where rejected lines go, as dead letters.
     pub dead_letter_topic: Arc<str>,
+    /// What the client has seen of the cluster, for health checks and logs.
     pub health: Arc<KafkaHealth>,
     schema: Vec<u8>,
 }

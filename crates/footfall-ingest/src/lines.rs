@@ -17,6 +17,7 @@ pub struct LineBuf {
 }
 
 impl LineBuf {
+    /// An empty buffer.
     pub fn new() -> Self {
         LineBuf::default()
     }
@@ -26,6 +27,7 @@ impl LineBuf {
         self.lines.len()
     }
 
+    /// No line.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }

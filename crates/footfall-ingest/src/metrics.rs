@@ -12,6 +12,7 @@ use crate::track::Registry;
 /// Counters of one configured source.
 #[derive(Debug)]
 pub struct SourceCounters {
+    /// The source's configured name (the metrics' `source` label).
     pub name: Arc<str>,
     /// Lines read and parsed.
     pub lines_read: AtomicU64,
@@ -24,6 +25,7 @@ pub struct SourceCounters {
 }
 
 impl SourceCounters {
+    /// Counters of the source `name`, all zero.
     pub fn new(name: Arc<str>) -> Self {
         SourceCounters {
             name,
@@ -63,13 +65,19 @@ pub struct Metrics {
 pub struct Snapshot {
     /// Lines read, per configured source.
     pub lines_read: BTreeMap<String, u64>,
+    /// Lines read, every source together.
     pub lines_read_total: u64,
+    /// Lines parsed into events.
     pub events_parsed: u64,
+    /// Events acknowledged by Kafka.
     pub events_produced: u64,
     /// Rejected lines per kind (only kinds seen).
     pub rejects: BTreeMap<&'static str, u64>,
+    /// Rejected lines, every kind together.
     pub rejects_total: u64,
+    /// Rejects acknowledged by Kafka on the dead-letter topic.
     pub dead_letters_produced: u64,
+    /// Failed deliveries (each is retried).
     pub delivery_errors: u64,
     /// Lines read and not yet acknowledged by Kafka.
     pub queue_depth: u64,
@@ -80,6 +88,8 @@ pub struct Snapshot {
 }
 
 impl Metrics {
+    /// Zero counters for the configured sources; `registry` gives the file
+    /// tracks that `bytes_behind` is measured on.
     pub fn new(source_names: &[Arc<str>], registry: Arc<Registry>) -> Metrics {
         Metrics {
             sources: source_names
@@ -101,14 +111,17 @@ impl Metrics {
         self.sources.iter().find(|s| &*s.name == name).cloned()
     }
 
+    /// Counts one rejected line of `kind`.
     pub fn reject(&self, kind: RejectKind) {
         self.rejects[kind_index(kind)].fetch_add(1, Relaxed);
     }
 
+    /// Rejected lines of `kind` so far.
     pub fn rejects_of(&self, kind: RejectKind) -> u64 {
         self.rejects[kind_index(kind)].load(Relaxed)
     }
 
+    /// Lines read, every source together.
     pub fn lines_read_total(&self) -> u64 {
         self.sources
             .iter()
@@ -131,6 +144,8 @@ impl Metrics {
         out
     }
 
+    /// A copy of every counter as of now (for `/metrics`, `/stats` and the
+    /// end-of-run summary).
     pub fn snapshot(&self) -> Snapshot {
         let lines_read: BTreeMap<String, u64> = self
             .sources

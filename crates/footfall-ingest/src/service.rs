@@ -62,6 +62,7 @@ pub struct IngestReport {
     pub shutdown_requested: bool,
     /// Checkpoint documents written.
     pub checkpoints_written: u64,
+    /// How long the run took, in milliseconds.
     pub elapsed_ms: u64,
 }
 

@@ -34,7 +34,9 @@ use crate::track::Track;
 /// Which header a message carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Header {
+    /// RFC 5424: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
     Rfc5424,
+    /// RFC 3164 (BSD): `<PRI>TIMESTAMP HOSTNAME TAG: MSG`.
     Rfc3164,
     /// No `<PRI>`: the whole frame is the message.
     None,
@@ -43,9 +45,11 @@ pub enum Header {
 /// A syslog message, borrowed from its frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
+    /// Which header the message carried.
     pub header: Header,
     /// Priority (facility * 8 + severity), when present.
     pub pri: Option<u8>,
+    /// HOSTNAME, when present (`-` in 5424 is absent).
     pub hostname: Option<&'a [u8]>,
     /// APP-NAME (5424) or TAG without `[pid]:` (3164).
     pub app: Option<&'a [u8]>,

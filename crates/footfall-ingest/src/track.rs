@@ -25,7 +25,9 @@ pub struct FileIdentity {
     pub fingerprint: Fingerprint,
     /// How many bytes `fingerprint` covers (up to 1 KiB; grows with a short file).
     pub head_len: u32,
+    /// Device number of the file system the file is on.
     pub dev: u64,
+    /// Inode number of the file.
     pub ino: u64,
     /// The path the file was last seen at.
     pub path: PathBuf,
@@ -71,6 +73,8 @@ pub struct Track {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Track {
+    /// A new stream of `source`, read from `offset` on (nothing in flight);
+    /// `identity` is `None` for a stream that is not a file (stdin, syslog).
     pub fn new(source: Arc<str>, identity: Option<FileIdentity>, offset: u64) -> Arc<Track> {
         Arc::new(Track {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -127,10 +131,12 @@ impl Track {
 }
 
 impl Progress {
+    /// The restart offset: the oldest unacknowledged line start, else the frontier.
     pub fn checkpoint(&self) -> u64 {
         self.in_flight.front().map_or(self.frontier, |e| e.0)
     }
 
+    /// Registered offsets (lines or batches) not yet acknowledged.
     pub fn pending(&self) -> usize {
         self.in_flight.iter().filter(|e| !e.1).count()
     }
@@ -140,6 +146,7 @@ impl Progress {
         self.in_flight.is_empty()
     }
 
+    /// End of the last line handed out: where reading goes on.
     pub fn frontier(&self) -> u64 {
         self.frontier
     }
@@ -157,10 +164,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
     }
 
+    /// Adds a file's track, for the checkpoint writer to persist from now on.
     pub fn add(&self, track: Arc<Track>) {
         self.lock().push(track);
     }

@@ -18,16 +18,28 @@ pub enum ErrorKind {
 /// A keyring operation failed. Messages name files, never secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
+    /// No keyring in this directory ([`ErrorKind::Missing`]).
     #[error("no keyring in {0} (create one with `footfall keys init`, or import one with `footfall keys import FILE`)")]
     Missing(PathBuf),
+    /// A keyring or export file that cannot be read as one ([`ErrorKind::Invalid`]).
     #[error("{path} is not a valid footfall keyring: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never a secret).
+        reason: String,
+    },
+    /// A keyring already exists in this directory ([`ErrorKind::Exists`]).
     #[error("a keyring already exists in {0}")]
     Exists(PathBuf),
+    /// A file operation failed ([`ErrorKind::Io`]).
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done, as a verb phrase the path completes ("read", "fsync", ...).
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }

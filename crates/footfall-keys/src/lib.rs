@@ -12,6 +12,8 @@
 //!
 //! `docs/privacy.md` describes the key lifecycle for operators.
 
+#![warn(missing_docs)]
+
 mod config;
 mod epoch;
 mod error;
