@@ -119,8 +119,15 @@ pub fn classify(filter: &Filter, payload: Option<&[u8]>, schema: Option<&[u8]>) 
         Some(p) if !p.iter().all(u8::is_ascii_whitespace) => p,
         _ => return Verdict::Malformed("empty message".into()),
     };
+    // Every older version is read; a newer or unreadable one is named.
+    let newer = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.trim().parse::<u16>().ok())
+            .is_none_or(|v| v > SCHEMA_VERSION)
+    };
     let schema_note = || match schema {
-        Some(v) if v != SCHEMA_VERSION.to_string().as_bytes() => {
+        Some(v) if newer(v) => {
             format!(
                 " (header {SCHEMA_HEADER} is {}; this footfall reads {SCHEMA_VERSION})",
                 String::from_utf8_lossy(v)
@@ -301,13 +308,24 @@ pub(super) mod tests {
             classify(&five, Some(b" \n"), None),
             Verdict::Malformed("empty message".into())
         );
-        let Verdict::Malformed(why) = classify(&five, Some(b"{\"v\":2}"), Some(b"2")) else {
-            panic!("v2 passed")
+        let newer = (SCHEMA_VERSION + 1).to_string();
+        let payload = format!("{{\"v\":{newer}}}");
+        let Verdict::Malformed(why) =
+            classify(&five, Some(payload.as_bytes()), Some(newer.as_bytes()))
+        else {
+            panic!("a newer schema passed")
         };
         assert!(
-            why.contains("header footfall-schema is 2; this footfall reads 1"),
+            why.contains(&format!(
+                "header footfall-schema is {newer}; this footfall reads {SCHEMA_VERSION}"
+            )),
             "{why}"
         );
+        // An older version is read: a message that does not decode is not blamed on it.
+        let Verdict::Malformed(why) = classify(&five, Some(b"{\"v\":1}"), Some(b"1")) else {
+            panic!("an incomplete event passed")
+        };
+        assert!(!why.contains("footfall-schema"), "{why}");
 
         // A dead letter on the visits topic, and a visit on the dead-letter topic, are malformed.
         let dead = serde_json::to_vec(&reject(RejectKind::Malformed)).unwrap();
