@@ -84,6 +84,7 @@ use crate::warehouse::{
 /// What an erasure did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EraseReport {
+    /// Nothing was written: the counts are what an erasure would do.
     pub dry_run: bool,
     /// Dates with events in the range for which the person's id could be computed
     /// (for at least one site).

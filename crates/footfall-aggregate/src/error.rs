@@ -35,6 +35,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order (for metrics that list each label).
     pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Locked,
         ErrorKind::Unassigned,
@@ -76,7 +77,12 @@ impl std::fmt::Display for ErrorKind {
 pub enum AggregateError {
     /// Another run holds the lock.
     #[error("warehouse {path} is locked by another run ({what}); try again when it has finished")]
-    Locked { path: PathBuf, what: String },
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it: another run, another member's partition or date.
+        what: String,
+    },
     /// Invalid options or a mismatched warehouse.
     #[error("{0}")]
     Config(String),
@@ -87,27 +93,41 @@ pub enum AggregateError {
     Binding(String),
     /// The input topic carries dead letters, not visit events.
     #[error("topic {topic} is a dead-letter topic ({why}); aggregate reads the visits topic")]
-    DeadLetterTopic { topic: String, why: String },
+    DeadLetterTopic {
+        /// The input topic.
+        topic: String,
+        /// How it was recognised: its name, or a dead letter at an offset.
+        why: String,
+    },
     /// Other members of the group hold the partitions this run needs.
     #[error("group {group} assigned this run {what} of topic {topic}; other members hold {held}")]
     Unassigned {
+        /// The input topic.
         topic: String,
+        /// The consumer group.
         group: String,
+        /// What the run was assigned ("no partition", "partitions [..], not all").
         what: String,
+        /// The partitions other members hold.
         held: String,
     },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done ("create", "rename", "fsync", ...).
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// Parquet encode/decode failed.
     #[error("parquet {path}: {source}")]
     Parquet {
+        /// The file.
         path: PathBuf,
+        /// The Parquet library's error.
         #[source]
         source: parquet::errors::ParquetError,
     },
@@ -116,21 +136,32 @@ pub enum AggregateError {
     Arrow(#[from] arrow::error::ArrowError),
     /// A warehouse file has an unexpected name or content.
     #[error("warehouse file {path}: {reason}")]
-    Warehouse { path: PathBuf, reason: String },
+    Warehouse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A message carries a newer event schema version.
     #[error(
         "partition {partition} offset {offset}: event schema version {version} is newer than this build supports ({supported}); upgrade footfall"
     )]
     UnsupportedSchema {
+        /// The message's partition.
         partition: i32,
+        /// The message's offset.
         offset: i64,
+        /// The event's schema version.
         version: u16,
+        /// The newest version this build reads.
         supported: u16,
     },
     /// The Kafka client failed.
     #[error("kafka {op}: {source}")]
     Kafka {
+        /// The request that failed ("subscribe", "commit", ...).
         op: &'static str,
+        /// The client's error.
         #[source]
         source: KafkaError,
     },

@@ -102,10 +102,13 @@ pub enum LockMode {
 /// One file of the events table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EventFile {
+    /// The events' date (`date=` directory).
     pub date: NaiveDate,
+    /// The Kafka partition the events came from.
     pub partition: i32,
     /// Kafka offset the writing run started at for this partition.
     pub start_offset: i64,
+    /// Where the file is.
     pub path: PathBuf,
 }
 
@@ -113,6 +116,7 @@ pub struct EventFile {
 #[derive(Debug)]
 pub struct WarehouseLock {
     _file: File,
+    /// Exclusive or shared.
     pub mode: LockMode,
 }
 
@@ -120,6 +124,7 @@ pub struct WarehouseLock {
 #[derive(Debug)]
 pub struct PartitionLock {
     _file: File,
+    /// The partition locked.
     pub partition: i32,
 }
 
@@ -128,6 +133,7 @@ pub struct PartitionLock {
 #[derive(Debug)]
 pub struct DateLock {
     _file: File,
+    /// The date locked.
     pub date: NaiveDate,
 }
 
@@ -334,10 +340,12 @@ impl Warehouse {
         Warehouse { root: root.into() }
     }
 
+    /// The warehouse's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Whether the root directory exists (a dry run of a new warehouse has none).
     pub fn exists(&self) -> bool {
         self.root.is_dir()
     }

@@ -46,8 +46,11 @@ pub type FaultHook = Arc<dyn Fn(&Checkpoint) -> bool + Send + Sync>;
 /// What a run does.
 #[derive(Clone)]
 pub struct RunOptions {
+    /// The visits topic to read.
     pub topic: String,
+    /// The consumer group whose committed offsets mark what the warehouse holds.
     pub group: String,
+    /// The warehouse's root directory.
     pub warehouse: PathBuf,
     /// Read and compute, write nothing, commit nothing.
     pub dry_run: bool,

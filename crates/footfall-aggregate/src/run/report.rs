@@ -50,6 +50,7 @@ impl Progress for NoProgress {}
 /// What one partition did in a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionReport {
+    /// The partition.
     pub partition: i32,
     /// The group's committed offset (or the low watermark when none).
     pub start_offset: i64,
@@ -67,6 +68,7 @@ pub struct PartitionReport {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunReport {
+    /// Nothing was written or committed: the counts are what a run would do.
     pub dry_run: bool,
     /// Messages read (valid events and invalid messages).
     pub events_read: u64,
@@ -89,9 +91,11 @@ pub struct RunReport {
     pub files_removed: u64,
     /// Rows of the recomputed summaries, by table.
     pub summary_rows: BTreeMap<String, u64>,
+    /// What each partition the run held did, in partition order.
     pub partitions: Vec<PartitionReport>,
     /// Dates whose event files retention removed.
     pub retention_dropped: Vec<NaiveDate>,
+    /// Wall-clock duration of the run.
     pub seconds: f64,
 }
 
