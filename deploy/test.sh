@@ -16,7 +16,9 @@
 #    own (they stop and start the broker, so nothing else may use the broker
 #    meanwhile),
 # 5. runs `python3 -m pytest -q tests/python` when that directory has tests,
-# 6. and checks style first: `cargo fmt --check`, `cargo clippy -D warnings`.
+# 6. and checks style first: `cargo fmt --check`, `cargo clippy -D warnings`,
+#    then sizes with `python3 deploy/lint/sizes.py` (no source file over 1000
+#    lines, no function outside tests over 150).
 #
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. With CI=true the broker gets fresh storage in a
@@ -216,6 +218,7 @@ main() {
     echo "FOOTFALL_KAFKA_BROKERS=$FOOTFALL_KAFKA_BROKERS FOOTFALL_KAFKA_SASL_BROKERS=$FOOTFALL_KAFKA_SASL_BROKERS FOOTFALL_REQUIRE_KAFKA=1"
 
     step "cargo fmt --check and clippy -D warnings" style
+    step "sizes" python3 deploy/lint/sizes.py
     step "cargo test --workspace --all-targets" cargo_tests
     step "cargo test --workspace --doc" cargo_doc_tests
     step "broker restart and outage tests" restart_test
