@@ -53,6 +53,7 @@
 //! }
 //! ```
 
+mod bots;
 mod erase;
 mod error;
 mod hash;
@@ -65,6 +66,7 @@ mod warehouse;
 #[cfg(test)]
 mod testdata;
 
+pub use bots::{BotRules, AUDIENCES, BOT_REASONS};
 pub use erase::{erase, lookup, EraseReport};
 pub use error::{AggregateError, ErrorKind};
 pub use run::{

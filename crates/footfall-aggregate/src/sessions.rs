@@ -15,8 +15,10 @@
 
 use std::time::Duration;
 
+use crate::bots::BotRules;
+
 /// Options for visits and privacy folding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummaryOptions {
     /// Inactivity after which a visitor's next request starts a new visit.
     pub visit_timeout: Duration,
@@ -24,6 +26,8 @@ pub struct SummaryOptions {
     /// distinct visitors than this on one day and site (every partition
     /// together) are folded into `(other)`.
     pub min_visitors: u32,
+    /// The behavioural bot rules ([`crate::bots`]).
+    pub bots: BotRules,
 }
 
 impl Default for SummaryOptions {
@@ -31,6 +35,7 @@ impl Default for SummaryOptions {
         SummaryOptions {
             visit_timeout: Duration::from_secs(30 * 60),
             min_visitors: 3,
+            bots: BotRules::default(),
         }
     }
 }

@@ -52,9 +52,10 @@ pub const EVENTS_DIR: &str = "events";
 pub const SUMMARY_FILE: &str = "day.parquet";
 /// How long [`Warehouse::update_meta`] waits for another run's metadata update.
 const META_LOCK_WAIT: Duration = Duration::from_secs(60);
-/// Version of the on-disk layout, recorded in [`META_FILE`]: 2 since summaries
-/// are one file per table and date (1: one per date and Kafka partition).
-pub const LAYOUT_VERSION: u32 = 2;
+/// Version of the on-disk layout, recorded in [`META_FILE`]: 3 since every
+/// summary row carries `audience` and `bot_reason`; 2 made summaries one file
+/// per table and date (1: one per date and Kafka partition).
+pub const LAYOUT_VERSION: u32 = 3;
 /// Directory of the erasure records (tombstones, ledger), relative to the
 /// warehouse root. Not a table: nothing that lists tables or dates looks in it.
 pub const ERASURE_DIR: &str = "_erasure";

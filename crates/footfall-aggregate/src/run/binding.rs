@@ -138,27 +138,19 @@ fn check_binding(
     Ok(())
 }
 
-/// Brings a layout 1 warehouse (one summary file per date and partition) to
-/// the current layout, under the exclusive lock: every date that still has
-/// events gets its summaries recomputed into one file per table, then loses
-/// its per-partition files; dates whose events retention has dropped keep
-/// their per-partition files (their sums stay right; nothing can recompute
-/// them). A crash in between is finished by the next run.
+/// Brings an older warehouse to the current layout, under the exclusive
+/// lock: every date that still has events gets its summaries recomputed (one
+/// file per table; layout 3's `audience` and `bot_reason` columns), and a
+/// layout 1 date loses its per-partition files. Dates whose events retention
+/// has dropped keep their files as they are (their sums stay right; nothing
+/// can recompute them). A crash in between is finished by the next run.
 pub(crate) fn upgrade_layout(wh: &Warehouse, opts: &RunOptions) -> Result<(), AggregateError> {
     let old = wh.v1_summary_files()?;
-    if old.is_empty() {
-        return Ok(());
-    }
     let files = wh.event_files()?;
-    let with_events: BTreeSet<NaiveDate> = files.iter().map(|f| f.date).collect();
-    let dates: BTreeSet<NaiveDate> = old
-        .iter()
-        .map(|(d, _)| *d)
-        .filter(|d| with_events.contains(d))
-        .collect();
+    let dates: BTreeSet<NaiveDate> = files.iter().map(|f| f.date).collect();
     tracing::info!(
         dates = dates.len(),
-        "upgrading the warehouse's summaries to one file per date"
+        "upgrading the warehouse's summaries to layout {LAYOUT_VERSION}"
     );
     let mut report = RunReport::default();
     recompute_locked(wh, &files, &dates, opts, &mut report)?;

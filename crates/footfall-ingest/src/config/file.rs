@@ -249,7 +249,7 @@ pub(crate) struct SyslogSection {
 /// check --warehouse`) that suit a file; each flag of the same name beats
 /// its key. Unset keys take the command's defaults. The visits topic is
 /// `kafka.topics.visits.name`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregateConfig {
     /// The warehouse directory (`--warehouse`).
@@ -266,6 +266,9 @@ pub struct AggregateConfig {
     pub min_visitors: Option<u32>,
     /// Share the warehouse with other runs of the same group (`--shared`).
     pub shared: bool,
+    /// `[aggregate.bots]`: the behavioural bot rules and thresholds, read
+    /// by `footfall aggregate` (keys in docs/configuration.md).
+    pub bots: Option<toml::Table>,
 }
 
 impl AggregateConfig {

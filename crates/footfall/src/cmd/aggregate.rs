@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use footfall_aggregate::{
-    AggregateError, ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage, SummaryOptions,
+    AggregateError, BotRules, ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage,
+    SummaryOptions,
 };
 use footfall_ingest::AggregateConfig;
 use footfall_kafka::KafkaConfig;
@@ -106,6 +107,7 @@ pub fn settings(args: &Args, file: AggregateConfig) -> AggregateConfig {
         visit_timeout_minutes: args.visit_timeout_minutes.or(file.visit_timeout_minutes),
         min_visitors: args.min_visitors.or(file.min_visitors),
         shared: args.shared || file.shared,
+        bots: file.bots,
     }
 }
 
@@ -137,8 +139,27 @@ pub fn options(
             .visit_timeout_minutes
             .map_or(defaults.visit_timeout, |m| Duration::from_secs(m * 60)),
         min_visitors: s.min_visitors.unwrap_or(defaults.min_visitors),
+        bots: bot_rules(s)?,
     };
     Ok(opts)
+}
+
+/// The bot rules of `[aggregate.bots]` (defaults for unset keys).
+pub fn bot_rules(s: &AggregateConfig) -> anyhow::Result<BotRules> {
+    let bad = |e: String| -> anyhow::Error {
+        Failure::new(CONFIG, format!("[aggregate.bots]: {e}"))
+            .with_hint("see the [aggregate.bots] keys in docs/configuration.md")
+            .into()
+    };
+    let rules: BotRules = match &s.bots {
+        Some(t) => t
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.message().to_string()))?,
+        None => BotRules::default(),
+    };
+    rules.validate().map_err(bad)?;
+    Ok(rules)
 }
 
 /// The warehouse directory: `--warehouse`, else `[aggregate] warehouse`.

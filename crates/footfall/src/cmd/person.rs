@@ -155,6 +155,7 @@ pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let summary = SummaryOptions {
         visit_timeout: Duration::from_secs(args.visit_timeout_minutes * 60),
         min_visitors: args.min_visitors,
+        ..SummaryOptions::default()
     };
     let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
     let report = footfall_aggregate::erase(&p.warehouse, from, to, &ids, &summary, args.dry_run)

@@ -1,0 +1,332 @@
+//! The rows a day's summaries are computed from: the in-scope events decoded
+//! once into integer codes (strings interned) and small values, indexed by
+//! scope position.
+
+use arrow::array::{Array, RecordBatch, StringArray};
+use chrono::NaiveDate;
+
+use super::{SummaryOptions, CODE_ENTRANCE, CODE_EXIT, CODE_OTHER, ENTRANCE, EXIT, OTHER};
+use crate::bots::BotRules;
+use crate::error::AggregateError;
+use crate::hash::FxHashMap;
+use crate::schema::{day_number, local_day, local_time_of_day, opt_str, Cols, DAY_US};
+
+/// Resource kinds as codes (`kind` of the event).
+pub(super) mod kind {
+    pub const PAGE: u8 = 0;
+    pub const ASSET: u8 = 1;
+    pub const OTHER: u8 = 5;
+}
+
+/// The code of an event's `kind`, reading older events' values too
+/// ([`footfall_event::legacy_kind`]).
+fn kind_code(s: Option<&str>) -> u8 {
+    match s {
+        Some("page") => kind::PAGE,
+        Some("asset") => kind::ASSET,
+        Some("api") => 2,
+        Some("feed") => 3,
+        Some("download") => 4,
+        Some(old) if footfall_event::legacy_kind(old) == "asset" => kind::ASSET,
+        _ => kind::OTHER,
+    }
+}
+
+/// Row flags the bot rules read.
+pub(super) mod flag {
+    pub const ROBOTS_TXT: u8 = 1;
+    pub const LOGIN_POST: u8 = 2;
+    pub const HEAD: u8 = 4;
+}
+
+#[inline]
+pub(super) fn latency_bucket(ms: Option<f64>) -> usize {
+    match ms {
+        None => 8,
+        Some(ms) if ms.is_nan() => 8,
+        Some(ms) if ms <= 10.0 => 0,
+        Some(ms) if ms <= 50.0 => 1,
+        Some(ms) if ms <= 100.0 => 2,
+        Some(ms) if ms <= 250.0 => 3,
+        Some(ms) if ms <= 500.0 => 4,
+        Some(ms) if ms <= 1000.0 => 5,
+        Some(ms) if ms <= 2500.0 => 6,
+        Some(_) => 7,
+    }
+}
+
+/// String interner: code 0 is null, other codes index `values`.
+pub(super) struct Interner<'a> {
+    map: FxHashMap<&'a str, u32>,
+    values: Vec<&'a str>,
+}
+
+impl<'a> Interner<'a> {
+    fn new() -> Self {
+        Interner {
+            map: FxHashMap::default(),
+            values: vec![""],
+        }
+    }
+
+    #[inline]
+    fn code(&mut self, s: &'a str) -> u32 {
+        if let Some(&c) = self.map.get(s) {
+            return c;
+        }
+        let c = self.values.len() as u32;
+        self.values.push(s);
+        self.map.insert(s, c);
+        c
+    }
+
+    /// Codes of `arr` at `rows`, with a one-entry cache for runs of equal values.
+    fn column(&mut self, arr: &'a StringArray, rows: &[u32]) -> Vec<u32> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut last: (&'a str, u32) = ("", u32::MAX);
+        for &r in rows {
+            let r = r as usize;
+            let code = match opt_str(arr, r) {
+                None => 0,
+                Some(s) if last.1 != u32::MAX && s == last.0 => last.1,
+                Some(s) => {
+                    let c = self.code(s);
+                    last = (s, c);
+                    c
+                }
+            };
+            out.push(code);
+        }
+        out
+    }
+
+    #[inline]
+    pub(super) fn get(&self, code: u32) -> Option<&'a str> {
+        match code {
+            0 => None,
+            CODE_OTHER => Some(OTHER),
+            CODE_ENTRANCE => Some(ENTRANCE),
+            CODE_EXIT => Some(EXIT),
+            c => Some(self.values[c as usize]),
+        }
+    }
+}
+
+/// The in-scope rows: decoded codes and values, indexed by scope position.
+pub(super) struct Rows<'a> {
+    pub strings: Interner<'a>,
+    pub in_day: Vec<bool>,
+    pub ts: Vec<i64>,
+    pub hour: Vec<u8>,
+    pub site: Vec<u32>,
+    pub visitor: Vec<u32>,
+    pub host: Vec<u32>,
+    pub method: Vec<u32>,
+    pub route: Vec<u32>,
+    pub upstream: Vec<u32>,
+    pub ref_host: Vec<u32>,
+    pub medium: Vec<u32>,
+    pub source: Vec<u32>,
+    pub search_terms: Vec<u32>,
+    pub site_search: Vec<u32>,
+    pub utm: [Vec<u32>; 5],
+    pub browser: Vec<u32>,
+    pub browser_version: Vec<u32>,
+    pub os: Vec<u32>,
+    pub device: Vec<u32>,
+    pub bot_name: Vec<u32>,
+    pub status: Vec<u16>,
+    pub bytes: Vec<i64>,
+    pub latency: Vec<u8>,
+    pub is_bot: Vec<bool>,
+    pub is_pageview: Vec<bool>,
+    pub kind: Vec<u8>,
+    pub flags: Vec<u8>,
+    /// (Kafka partition, offset): unique per event, so orders are total
+    /// whatever order the rows came in.
+    pub message: Vec<(i32, i64)>,
+}
+
+/// The positions of the batch's rows that count for `date`, and whether each
+/// is of the date itself (else of the previous date's last visit timeout,
+/// which only continues visits).
+fn scope(
+    c: &Cols<'_>,
+    n: usize,
+    date: NaiveDate,
+    opts: &SummaryOptions,
+) -> Result<(Vec<u32>, Vec<bool>), AggregateError> {
+    let ts = c.ts("ts")?;
+    let tz = c.i32("tz_offset_s")?;
+    let day = day_number(date);
+    let tail_from = DAY_US - opts.timeout_us().min(DAY_US);
+    let mut scope = Vec::with_capacity(n);
+    let mut in_day = Vec::with_capacity(n);
+    for i in 0..n {
+        let (t, off) = (ts.value(i), tz.value(i));
+        let d = local_day(t, off);
+        if d == day {
+            scope.push(i as u32);
+            in_day.push(true);
+        } else if d == day - 1 && local_time_of_day(t, off) >= tail_from {
+            scope.push(i as u32);
+            in_day.push(false);
+        }
+    }
+    Ok((scope, in_day))
+}
+
+/// The bot-rule flags of one request.
+fn flags(method: Option<&str>, path: Option<&str>, rules: &BotRules) -> u8 {
+    let path = path.unwrap_or_default();
+    let mut f = 0;
+    if path.eq_ignore_ascii_case("/robots.txt") {
+        f |= flag::ROBOTS_TXT;
+    }
+    match method {
+        Some("HEAD") => f |= flag::HEAD,
+        Some("POST") if rules.is_login_path(path) => f |= flag::LOGIN_POST,
+        _ => {}
+    }
+    f
+}
+
+impl<'a> Rows<'a> {
+    pub(super) fn load(
+        batch: &'a RecordBatch,
+        date: NaiveDate,
+        opts: &SummaryOptions,
+    ) -> Result<Self, AggregateError> {
+        let c = Cols::new(batch);
+        let (scope, in_day) = scope(&c, batch.num_rows(), date, opts)?;
+        let mut strings = Interner::new();
+        let mut col = |name: &str| -> Result<Vec<u32>, AggregateError> {
+            Ok(strings.column(c.str(name)?, &scope))
+        };
+        let (site, visitor, host, method, route) = (
+            col("site")?,
+            col("visitor_id")?,
+            col("host")?,
+            col("method")?,
+            col("route")?,
+        );
+        let (upstream, ref_host, medium, source) = (
+            col("upstream")?,
+            col("referrer_host")?,
+            col("referrer_medium")?,
+            col("referrer_source")?,
+        );
+        let (search_terms, site_search) = (col("search_terms")?, col("site_search")?);
+        let utm = [
+            col("utm_source")?,
+            col("utm_medium")?,
+            col("utm_campaign")?,
+            col("utm_term")?,
+            col("utm_content")?,
+        ];
+        let (browser, browser_version, os, device, bot_name) = (
+            col("browser")?,
+            col("browser_version")?,
+            col("os")?,
+            col("device")?,
+            col("bot_name")?,
+        );
+        let mut rows = Rows {
+            strings,
+            in_day,
+            ts: Vec::new(),
+            hour: Vec::new(),
+            site,
+            visitor,
+            host,
+            method,
+            route,
+            upstream,
+            ref_host,
+            medium,
+            source,
+            search_terms,
+            site_search,
+            utm,
+            browser,
+            browser_version,
+            os,
+            device,
+            bot_name,
+            status: Vec::new(),
+            bytes: Vec::new(),
+            latency: Vec::new(),
+            is_bot: Vec::new(),
+            is_pageview: Vec::new(),
+            kind: Vec::new(),
+            flags: Vec::new(),
+            message: Vec::new(),
+        };
+        rows.load_values(&c, &scope, &opts.bots)?;
+        Ok(rows)
+    }
+
+    /// The columns kept as values rather than codes.
+    fn load_values(
+        &mut self,
+        c: &Cols<'a>,
+        scope: &[u32],
+        rules: &BotRules,
+    ) -> Result<(), AggregateError> {
+        let (ts, tz) = (c.ts("ts")?, c.i32("tz_offset_s")?);
+        let (status, bytes, dur) = (c.u16("status")?, c.u64("bytes")?, c.f64("duration_ms")?);
+        let (bot, pv, kind) = (c.bool("is_bot")?, c.bool("is_pageview")?, c.str("kind")?);
+        let (method, path) = (c.str("method")?, c.str("path")?);
+        let (kp, ko) = (c.i32("kafka_partition")?, c.i64("kafka_offset")?);
+        for &r in scope {
+            let r = r as usize;
+            let t = ts.value(r);
+            self.ts.push(t);
+            self.hour
+                .push((local_time_of_day(t, tz.value(r)) / 3_600_000_000) as u8);
+            self.status.push(status.value(r));
+            self.bytes.push(match bytes.is_null(r) {
+                true => 0,
+                false => bytes.value(r).min(i64::MAX as u64) as i64,
+            });
+            self.latency
+                .push(latency_bucket((!dur.is_null(r)).then(|| dur.value(r))) as u8);
+            self.is_bot.push(bot.value(r));
+            self.is_pageview.push(pv.value(r));
+            self.kind.push(kind_code(opt_str(kind, r)));
+            self.flags
+                .push(flags(opt_str(method, r), opt_str(path, r), rules));
+            self.message.push((kp.value(r), ko.value(r)));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub(super) fn campaign(&self, i: usize) -> u64 {
+        ((self.utm[0][i] as u64) << 32) | self.utm[2][i] as u64
+    }
+
+    #[inline]
+    pub(super) fn visitor_request(&self, i: usize) -> bool {
+        !(400..500).contains(&self.status[i])
+    }
+
+    /// The row positions ordered by (site, visitor, time, Kafka partition and
+    /// offset): total and deterministic, whatever partitions a visitor's
+    /// events came from.
+    pub(super) fn order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.ts.len() as u32).collect();
+        let key = |i: u32| {
+            let i = i as usize;
+            (
+                self.site[i],
+                self.visitor[i],
+                self.ts[i],
+                self.message[i],
+                i,
+            )
+        };
+        order.sort_unstable_by_key(|&i| key(i));
+        order
+    }
+}
