@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! footfall aggregate: a bounded, exactly-once batch from the Kafka visits topic
 //! to a Parquet warehouse.
 //!

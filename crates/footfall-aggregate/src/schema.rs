@@ -24,8 +24,11 @@ use crate::error::AggregateError;
 /// A decoded message: the event and where it sits in the topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaEvent {
+    /// The Kafka partition the event was read from.
     pub partition: i32,
+    /// Its offset in that partition.
     pub offset: i64,
+    /// The event itself.
     pub event: VisitEvent,
 }
 

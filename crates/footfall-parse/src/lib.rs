@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Access-log parsing, enrichment and pseudonymisation: pure functions from
 //! bytes to visit events, with no I/O and no async.
 //!

@@ -49,20 +49,32 @@ pub(crate) mod tests;
 /// The summary tables, each a directory of the warehouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
+    /// Requests, page views, visits and visitors per site and day.
     TrafficDaily,
+    /// The same per local hour.
     TrafficHourly,
+    /// Page views, entries, exits and time on page per route.
     PagesDaily,
+    /// Requests and visitors per browser, OS and device.
     ClientsDaily,
+    /// Requests per status and route.
     StatusDaily,
+    /// On-site and search-engine search terms (rare ones folded).
     SearchTermsDaily,
+    /// Visits per referrer medium, source, host and landing route.
     ReferrersDaily,
+    /// Visits per UTM campaign (rare values folded).
     CampaignsDaily,
+    /// Page-to-page transitions within visits.
     TransitionsDaily,
+    /// Requests, errors, bytes and latency per route and hour.
     RoutesHourly,
+    /// One row per visit.
     Visits,
 }
 
 impl Table {
+    /// Every table, in the order of [`Summaries`].
     pub const ALL: [Table; 11] = [
         Table::TrafficDaily,
         Table::TrafficHourly,
