@@ -2,11 +2,8 @@
 tests/data/bots (labels.tsv, README.md there): the logs go through ingest, the
 real broker and aggregate, and each labelled visitor-day's class is read back
 from the visits table. Precision and recall of the bot class are printed and
-checked, and the share found by the behavioural rules alone (every reason but
-user_agent) is reported. The target is precision >= 95 % and recall >= 80 %;
-recall stands at 74 % today (script clients, asset-only scrapers and scanners
-whose requests are not all 4xx go unflagged), so the test holds the line at
-70 % until the rules reach the target.
+checked (precision >= 95 %, recall >= 80 %), and the share found by the
+behavioural rules alone (every reason but user_agent) is reported.
 
 The secrepo logs are in tests/data; the wordpress log is not (no stated
 licence), so its visitor-days are measured only when ../shared/data is beside
@@ -130,4 +127,4 @@ def test_bot_flags_on_hand_labelled_visitor_days(tmp_path):
     print(f"bots not flagged, by evidence: {dict(sorted(missed.items()))}")
     assert len(scored) >= 100, "too few labelled visitor-days were measured"
     assert precision >= 0.95, f"precision {precision:.3f}"
-    assert recall >= 0.70, f"recall {recall:.3f} fell below today's 0.74 (target 0.80)"
+    assert recall >= 0.80, f"recall {recall:.3f}"

@@ -19,6 +19,7 @@
 //! | `polling` | at least [`BotRules::polling_share`] of its requests are fixed-interval polling (below) |
 //! | `request_rate` | at least [`BotRules::max_per_minute`] requests other than assets within 60 seconds |
 //! | `no_assets` | at least [`BotRules::no_assets_min_pages`] page requests and not one asset |
+//! | `assets_only` | only assets, and not one with a referrer (an image or icon fetched on its own: scrapers; a browser fetches assets for a page, or with the linking page as referrer) |
 //!
 //! **Polling.** A visitor's requests to one route are polling when there are at
 //! least [`BotRules::polling_min_requests`] of them and at least 80 % of the
@@ -32,7 +33,7 @@
 use serde::Deserialize;
 
 /// Every `bot_reason`, in the order the rules are tried.
-pub const BOT_REASONS: [&str; 8] = [
+pub const BOT_REASONS: [&str; 9] = [
     "user_agent",
     "robots_txt",
     "login_flood",
@@ -41,6 +42,7 @@ pub const BOT_REASONS: [&str; 8] = [
     "polling",
     "request_rate",
     "no_assets",
+    "assets_only",
 ];
 
 /// The two audiences of every summary row.
@@ -85,6 +87,8 @@ pub struct BotRules {
     pub polling_jitter: f64,
     /// Share of a visitor-day's requests that, being polling, make a bot.
     pub polling_share: f64,
+    /// Whether a visitor-day of assets only, none with a referrer, is a bot.
+    pub assets_only: bool,
 }
 
 impl Default for BotRules {
@@ -109,6 +113,7 @@ impl Default for BotRules {
             polling_min_requests: 6,
             polling_jitter: 0.1,
             polling_share: 0.8,
+            assets_only: true,
         }
     }
 }
@@ -155,6 +160,7 @@ pub(crate) struct Profile {
     pub assets: u32,
     pub polling: u32,
     pub max_per_minute: u32,
+    pub referred: bool,
 }
 
 impl BotRules {
@@ -174,6 +180,7 @@ impl BotRules {
                 && f64::from(p.polling) >= self.polling_share * f64::from(p.requests),
             at_least(p.max_per_minute, self.max_per_minute),
             at_least(p.pages, self.no_assets_min_pages) && p.assets == 0,
+            self.assets_only && p.requests > 0 && p.assets == p.requests && !p.referred,
         ];
         match rules.iter().position(|&r| r) {
             Some(i) => i as u8 + 1,
@@ -231,7 +238,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(r.classify(&human), HUMAN);
-        let cases: [(&str, Profile); 8] = [
+        let cases: [(&str, Profile); 9] = [
             (
                 "user_agent",
                 Profile {
@@ -293,7 +300,22 @@ mod tests {
                     ..human.clone()
                 },
             ),
+            (
+                "assets_only",
+                Profile {
+                    requests: 1,
+                    assets: 1,
+                    ..Default::default()
+                },
+            ),
         ];
+        let hotlinked = Profile {
+            requests: 1,
+            assets: 1,
+            referred: true,
+            ..Default::default()
+        };
+        assert_eq!(r.classify(&hotlinked), HUMAN, "an asset with a referrer");
         for (want, p) in cases {
             assert_eq!(reason(r.classify(&p)), Some(want), "{p:?}");
             assert_eq!(audience(r.classify(&p)), "bot");

@@ -80,6 +80,7 @@ fn profile(rows: &Rows<'_>, group: &[usize], polling: u32) -> Profile {
     for &i in group {
         let f = rows.flags[i];
         p.user_agent_bot |= rows.is_bot[i];
+        p.referred |= rows.ref_host[i] != 0;
         p.robots_txt |= f & flag::ROBOTS_TXT != 0;
         p.login_posts += u32::from(f & flag::LOGIN_POST != 0);
         p.heads += u32::from(f & flag::HEAD != 0);

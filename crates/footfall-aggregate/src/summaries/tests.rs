@@ -189,7 +189,8 @@ fn run(k: u32) -> Summaries {
 fn traffic_daily_exact() {
     let s = run(3);
     let t = s.get(Table::TrafficDaily);
-    assert_eq!(t.num_rows(), 2, "a human and a bot row");
+    // B's bot user agent; C's lone request (no page, no referrer) is assets_only.
+    assert_eq!(t.num_rows(), 3, "a human row and two bot rows");
     let get = |n: &str| total(t, n);
     assert_eq!(get("requests"), 13);
     assert_eq!(get("page_views"), 8);
@@ -200,10 +201,16 @@ fn traffic_daily_exact() {
         "C only had 4xx; E counts (non-4xx on the day)"
     );
     assert_eq!(per(t, "audience", "visitors"), vec![1, 3], "bot, human");
-    assert_eq!(per(t, "audience", "requests"), vec![2, 11]);
+    assert_eq!(per(t, "audience", "requests"), vec![3, 10]);
+    let reasons: Vec<(Vec<String>, i64)> = sum_by(t, &["bot_reason"], "requests");
+    let named = |r: &str, n: i64| (vec![r.to_string()], n);
     assert_eq!(
-        sum_by(t, &["bot_reason"], "visitors")[1].0,
-        vec!["user_agent".to_string()]
+        reasons,
+        vec![
+            named("", 10),
+            named("assets_only", 1),
+            named("user_agent", 2)
+        ]
     );
     assert_eq!(get("bounces"), 3);
     assert_eq!(f64s_of(t, "visit_duration_s").iter().sum::<f64>(), 480.0);
