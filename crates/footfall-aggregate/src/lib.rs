@@ -58,6 +58,7 @@ mod bots;
 mod erase;
 mod error;
 mod hash;
+mod periods;
 mod run;
 mod schema;
 mod sessions;
@@ -70,6 +71,7 @@ mod testdata;
 pub use bots::{BotRules, AUDIENCES, BOT_REASONS};
 pub use erase::{erase, lookup, EraseReport};
 pub use error::{AggregateError, ErrorKind};
+pub use periods::Period;
 pub use run::{
     plan_cut, recompute, run, Checkpoint, FaultHook, NoProgress, PartitionReport, Progress,
     RunOptions, RunReport, Stage, COMMIT_MARK,

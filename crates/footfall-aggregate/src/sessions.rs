@@ -28,6 +28,9 @@ pub struct SummaryOptions {
     pub min_visitors: u32,
     /// The behavioural bot rules ([`crate::bots`]).
     pub bots: BotRules,
+    /// The keyring's pseudonym epoch: whether weekly and monthly visitors
+    /// are exact ([`crate::periods`]).
+    pub epoch: footfall_keys::Epoch,
 }
 
 impl Default for SummaryOptions {
@@ -36,6 +39,7 @@ impl Default for SummaryOptions {
             visit_timeout: Duration::from_secs(30 * 60),
             min_visitors: 3,
             bots: BotRules::default(),
+            epoch: footfall_keys::Epoch::Day,
         }
     }
 }

@@ -482,6 +482,15 @@ impl Warehouse {
             .join(format!("part-{partition}-{start_offset}.parquet"))
     }
 
+    /// Path of the file of a period table ([`crate::periods`]) for the
+    /// period starting on `start`.
+    pub fn period_path(&self, period: crate::periods::Period, start: NaiveDate) -> PathBuf {
+        self.root
+            .join(period.name())
+            .join(date_dir_name(start))
+            .join("period.parquet")
+    }
+
     /// Path of the summary file of a table and date.
     pub fn summary_path(&self, table: Table, date: NaiveDate) -> PathBuf {
         self.root

@@ -159,7 +159,7 @@ pub(crate) fn recompute_locked(
         };
         summarize_date(wh, date, day, prev, opts, report)?;
     }
-    Ok(())
+    crate::periods::refresh(wh, targets, opts, report)
 }
 
 /// Rows of `batch` in the last `timeout_us` of `date` (local time).

@@ -218,6 +218,7 @@ pub(crate) fn process(
         summarize_date(wh, date, day, prev, opts, report)?;
         progress.summarized(n + 1, total);
     }
+    crate::periods::refresh(wh, &touched, opts, report)?;
     report.dates_touched = touched.into_iter().collect();
     Ok(())
 }

@@ -140,6 +140,7 @@ pub fn options(
             .map_or(defaults.visit_timeout, |m| Duration::from_secs(m * 60)),
         min_visitors: s.min_visitors.unwrap_or(defaults.min_visitors),
         bots: bot_rules(s)?,
+        epoch: defaults.epoch,
     };
     Ok(opts)
 }
@@ -255,8 +256,10 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = args.kafka.file()?;
     let kafka = args.kafka.resolve_in(file.as_ref())?;
+    let epoch = file.as_ref().and_then(|f| f.keys.epoch);
     let settings = settings(&args, file.map(|f| f.aggregate).unwrap_or_default());
-    let opts = options(&args, &settings, &kafka)?;
+    let mut opts = options(&args, &settings, &kafka)?;
+    opts.summary.epoch = epoch.unwrap_or_default();
     let report = match args.recompute {
         Some(date) => {
             footfall_aggregate::recompute(&opts.warehouse, date, &opts.summary).map_err(|e| {
