@@ -146,9 +146,12 @@ impl Warehouse {
 /// The first-look report.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// Per day: requests, page views, visits, visitors.
-    pub days: Vec<(String, i64, i64, i64, i64)>,
-    /// Top pages: site, route, views, visitors.
+    /// Per day: requests, and the humans' page views, visits and visitors,
+    /// then the bots' visitors.
+    pub days: Vec<(String, i64, i64, i64, i64, i64)>,
+    /// Per ISO week (its Monday): human unique visitors, and whether exact.
+    pub weeks: Vec<(String, i64, bool)>,
+    /// Top human pages: site, route, views, visitors.
     pub top_pages: Vec<(String, String, i64, i64)>,
     /// Referrers by medium: medium, visits; and top sources: medium, source, visits.
     pub mediums: Vec<(String, i64)>,
@@ -172,18 +175,48 @@ fn top<K, F: Fn(&(Vec<String>, Vec<i64>)) -> K>(
     v.iter().take(n).map(f).collect()
 }
 
+/// Only the rows of one audience, with the audience dropped from the key
+/// (it is the first key column).
+fn only(m: BTreeMap<Vec<String>, Vec<i64>>, audience: &str) -> BTreeMap<Vec<String>, Vec<i64>> {
+    m.into_iter()
+        .filter(|(k, _)| k[0] == audience)
+        .map(|(k, v)| (k[1..].to_vec(), v))
+        .collect()
+}
+
 pub fn build(wh: &Warehouse) -> anyhow::Result<Report> {
-    let days = wh
-        .sum_by(
-            "traffic_daily",
-            &["date"],
-            &["requests", "page_views", "visits", "visitors"],
-        )?
+    let values = ["requests", "page_views", "visits", "visitors"];
+    let daily = wh.sum_by("traffic_daily", &["audience", "date"], &values)?;
+    let requests = wh.sum_by("traffic_daily", &["date"], &["requests"])?;
+    let (humans, bots) = (only(daily.clone(), "human"), only(daily, "bot"));
+    let days = requests
         .into_iter()
-        .map(|(k, v)| (k[0].clone(), v[0], v[1], v[2], v[3]))
+        .map(|(k, r)| {
+            let h = humans.get(&k).cloned().unwrap_or(vec![0; 4]);
+            let b = bots.get(&k).map_or(0, |v| v[3]);
+            (k[0].clone(), r[0], h[1], h[2], h[3], b)
+        })
         .collect();
+    let weeks = only(
+        wh.sum_by(
+            "traffic_weekly",
+            &["audience", "date"],
+            &["visitors", "visitors_exact"],
+        )?,
+        "human",
+    )
+    .into_iter()
+    .map(|(k, v)| (k[0].clone(), v[0], v[1] > 0))
+    .collect();
     let top_pages = top(
-        wh.sum_by("pages_daily", &["site", "route"], &["views", "visitors"])?,
+        only(
+            wh.sum_by(
+                "pages_daily",
+                &["audience", "site", "route"],
+                &["views", "visitors"],
+            )?,
+            "human",
+        ),
         0,
         10,
         |(k, v)| (k[0].clone(), k[1].clone(), v[0], v[1]),
@@ -226,6 +259,7 @@ pub fn build(wh: &Warehouse) -> anyhow::Result<Report> {
     );
     Ok(Report {
         days,
+        weeks,
         top_pages,
         mediums,
         top_sources,
@@ -247,16 +281,25 @@ fn cut(s: &str, n: usize) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "\nVisits and visitors per day");
+    let _ = writeln!(o, "\nPer day (page views, visits and visitors of humans)");
     let _ = writeln!(
         o,
-        "  {:<12} {:>9} {:>10} {:>8} {:>9}",
-        "date", "requests", "page views", "visits", "visitors"
+        "  {:<12} {:>9} {:>10} {:>8} {:>9} {:>13}",
+        "date", "requests", "page views", "visits", "visitors", "bot visitors"
     );
-    for (d, req, pv, vi, vu) in &r.days {
-        let _ = writeln!(o, "  {d:<12} {req:>9} {pv:>10} {vi:>8} {vu:>9}");
+    for (d, req, pv, vi, vu, bots) in &r.days {
+        let _ = writeln!(o, "  {d:<12} {req:>9} {pv:>10} {vi:>8} {vu:>9} {bots:>13}");
     }
-    let _ = writeln!(o, "\nTop pages (by views)");
+    let _ = writeln!(o, "\nUnique human visitors per week");
+    for (week, visitors, exact) in &r.weeks {
+        let bound = if *exact {
+            ""
+        } else {
+            "  (upper bound: daily visitor ids)"
+        };
+        let _ = writeln!(o, "  week of {week}  {visitors:>7}{bound}");
+    }
+    let _ = writeln!(o, "\nTop human pages (by views)");
     for (site, route, views, visitors) in &r.top_pages {
         let _ = writeln!(
             o,
