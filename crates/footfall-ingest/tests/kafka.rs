@@ -314,8 +314,8 @@ async fn real_log_round_trip_of(t: Target, source: &Path, format: &str) {
         let ev: VisitEvent = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(m.key, ev.visitor_id.as_bytes(), "key is the visitor id");
         assert_eq!(
-            m.headers.get("footfall-schema").map(String::as_str),
-            Some("1")
+            m.headers.get("footfall-schema"),
+            Some(&footfall_event::SCHEMA_VERSION.to_string())
         );
         assert_eq!(m.headers.get("footfall-source"), Some(&name));
         by_id.insert(ev.event_id.clone(), ev);
