@@ -148,15 +148,28 @@ fn say_unlinkable(command: &str, days: &[NaiveDate]) {
     }
 }
 
-pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
-    let p = &args.person;
-    let (from, to) = p.range()?;
-    let keyring = keyring_of(p)?;
-    let summary = SummaryOptions {
+/// The summary settings of the aggregate runs: the flags, and the bot rules
+/// and epoch of the config file's `[aggregate.bots]` and `[keys]` tables.
+fn summary_options(args: &EraseArgs) -> anyhow::Result<SummaryOptions> {
+    let mut summary = SummaryOptions {
         visit_timeout: Duration::from_secs(args.visit_timeout_minutes * 60),
         min_visitors: args.min_visitors,
         ..SummaryOptions::default()
     };
+    if let Some(path) = args.person.config.as_deref() {
+        let cfg = footfall_ingest::IngestConfig::from_toml_file(path)
+            .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+        summary.bots = super::aggregate::bot_rules(&cfg.aggregate)?;
+        summary.epoch = cfg.keys.epoch.unwrap_or_default();
+    }
+    Ok(summary)
+}
+
+pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
+    let p = &args.person;
+    let (from, to) = p.range()?;
+    let keyring = keyring_of(p)?;
+    let summary = summary_options(&args)?;
     let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
     let report = footfall_aggregate::erase(&p.warehouse, from, to, &ids, &summary, args.dry_run)
         .map_err(|e| warehouse_failure("erase", p, e))?;
