@@ -11,11 +11,12 @@ use crate::error::AggregateError;
 use crate::hash::FxHashMap;
 use crate::schema::{day_number, local_day, local_time_of_day, opt_str, Cols, DAY_US};
 
-/// Resource kinds as codes (`kind` of the event).
+/// Resource kinds as codes: the bot rules tell pages and assets from the
+/// rest (`kind` of the event).
 pub(super) mod kind {
     pub const PAGE: u8 = 0;
     pub const ASSET: u8 = 1;
-    pub const OTHER: u8 = 5;
+    pub const OTHER: u8 = 2;
 }
 
 /// The code of an event's `kind`, reading older events' values too
@@ -24,9 +25,6 @@ fn kind_code(s: Option<&str>) -> u8 {
     match s {
         Some("page") => kind::PAGE,
         Some("asset") => kind::ASSET,
-        Some("api") => 2,
-        Some("feed") => 3,
-        Some("download") => 4,
         Some(old) if footfall_event::legacy_kind(old) == "asset" => kind::ASSET,
         _ => kind::OTHER,
     }
