@@ -29,3 +29,40 @@ def require_env(*names):
             pytest.fail(why)
         pytest.skip(why)
     return [os.environ[n] for n in names]
+
+
+def run(args, cwd, ok=(0,), env=None, timeout=600):
+    """Runs footfall with `args` in `cwd`, ignoring the caller's keyring and
+    config variables; fails the test, with footfall's stderr, on an exit code
+    not in `ok`."""
+    import subprocess
+
+    env = dict(os.environ, **(env or {}))
+    env.pop("FOOTFALL_KEYRING", None)
+    env.pop("FOOTFALL_CONFIG", None)
+    p = subprocess.run([binary(), *args], cwd=cwd, env=env, capture_output=True, timeout=timeout)
+    assert p.returncode in ok, f"footfall {' '.join(args)} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}"
+    return p
+
+
+def ingest_and_aggregate(work, name, logs, keys=""):
+    """Combined logs `logs` (plain files) through `footfall topics`, `ingest`
+    and `aggregate` on the real broker, one config file in `work` (its
+    [keys] table extended by `keys`); returns the warehouse directory."""
+    import time
+
+    b = require_env("FOOTFALL_KAFKA_BROKERS")[0]
+    topic = f"{name}.{os.getpid()}.{time.time_ns()}"
+    run(["topics", "--brokers", b, "--topic", topic, "--partitions", "2"], work)
+    config = os.path.join(work, "footfall.toml")
+    with open(config, "w") as f:
+        f.write(f'[kafka]\nbrokers = "{b}"\n[kafka.topics.visits]\nname = "{topic}"\n')
+        f.write(f'[ingest]\nstate_dir = "{work}/state"\n[http]\nenabled = false\n')
+        f.write(f'[keys]\ndir = "{work}/keys"\n{keys}')
+        for path in sorted(logs):
+            f.write(f'[[source]]\ntype = "file"\nname = "{os.path.basename(path)}"\npaths = ["{path}"]\nfollow = false\n')
+            f.write('[source.parse]\nformat = "combined"\nsite = "example.org"\n')
+    run(["ingest", "--config", config], work)
+    wh = os.path.join(work, "wh")
+    run(["aggregate", "--config", config, "--group", f"{topic}.agg", "--warehouse", wh], work)
+    return wh

@@ -13,12 +13,10 @@ import csv
 import gzip
 import hashlib
 import os
-import subprocess
-import time
 
 import duckdb
 
-from footfall_support import ROOT, binary, require_env
+from footfall_support import ROOT, ingest_and_aggregate
 
 BOTS = os.path.join(ROOT, "tests", "data", "bots")
 SHARED = os.environ.get("FOOTFALL_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
@@ -42,14 +40,6 @@ def key_of(line):
     return hashlib.sha256(f"{addr}\t{ua}\t{date}".encode()).hexdigest()[:16]
 
 
-def run(args, cwd):
-    env = dict(os.environ)
-    env.pop("FOOTFALL_KEYRING", None)
-    env.pop("FOOTFALL_CONFIG", None)
-    p = subprocess.run([binary(), *args], cwd=cwd, env=env, capture_output=True, timeout=600)
-    assert p.returncode == 0, f"footfall {' '.join(args)} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}"
-
-
 def plain_copies(work):
     """The logs there are, decompressed (offsets are then byte offsets of the files)."""
     out = {}
@@ -67,19 +57,7 @@ def plain_copies(work):
 
 def visitor_day_classes(work, files):
     """(visitor-day key -> bot_reason or None) as aggregate classified them."""
-    b = require_env("FOOTFALL_KAFKA_BROKERS")[0]
-    topic = f"botlabels.{os.getpid()}.{time.time_ns()}"
-    run(["topics", "--brokers", b, "--topic", topic, "--partitions", "2"], work)
-    config = os.path.join(work, "footfall.toml")
-    with open(config, "w") as f:
-        f.write(f'[kafka]\nbrokers = "{b}"\n[kafka.topics.visits]\nname = "{topic}"\n')
-        f.write(f'[ingest]\nstate_dir = "{work}/state"\n[http]\nenabled = false\n[keys]\ndir = "{work}/keys"\n')
-        for path in sorted(files):
-            f.write(f'[[source]]\ntype = "file"\nname = "{os.path.basename(path)}"\npaths = ["{path}"]\nfollow = false\n')
-            f.write('[source.parse]\nformat = "combined"\nsite = "example.org"\n')
-    run(["ingest", "--config", config], work)
-    wh = os.path.join(work, "wh")
-    run(["aggregate", "--config", config, "--group", f"{topic}.agg", "--warehouse", wh], work)
+    wh = ingest_and_aggregate(work, "botlabels", files)
     con = duckdb.connect()
     rows = con.execute(
         f"""SELECT DISTINCT e.source, e."offset", v.bot_reason

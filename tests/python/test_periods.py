@@ -9,13 +9,11 @@ broker and aggregate: elastic and secrepo 2021 from tests/data; wordpress when
 import datetime
 import gzip
 import os
-import subprocess
-import time
 
 import duckdb
 import pytest
 
-from footfall_support import ROOT, binary, require_env
+from footfall_support import ROOT, ingest_and_aggregate
 
 SHARED = os.environ.get("FOOTFALL_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
 LOGS = {
@@ -44,32 +42,12 @@ def weekly_pairs(path):
     return {w: len(p) for w, p in weeks.items()}
 
 
-def run(args, cwd):
-    env = dict(os.environ)
-    env.pop("FOOTFALL_KEYRING", None)
-    env.pop("FOOTFALL_CONFIG", None)
-    p = subprocess.run([binary(), *args], cwd=cwd, env=env, capture_output=True, timeout=600)
-    assert p.returncode == 0, f"footfall {' '.join(args)} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}"
-
-
 def weekly(work, path, epoch):
     """traffic_weekly's (Monday, visitors summed over audiences, exact?) for one log."""
-    b = require_env("FOOTFALL_KAFKA_BROKERS")[0]
-    topic = f"periods.{epoch}.{os.getpid()}.{time.time_ns()}"
-    run(["topics", "--brokers", b, "--topic", topic, "--partitions", "2"], work)
     plain = os.path.join(work, "access.log")
     with gzip.open(path, "rb") as f, open(plain, "wb") as g:
         g.write(f.read())
-    config = os.path.join(work, "footfall.toml")
-    with open(config, "w") as f:
-        f.write(f'[kafka]\nbrokers = "{b}"\n[kafka.topics.visits]\nname = "{topic}"\n')
-        f.write(f'[ingest]\nstate_dir = "{work}/state"\n[http]\nenabled = false\n')
-        f.write(f'[keys]\ndir = "{work}/keys"\nepoch = "{epoch}"\n')
-        f.write(f'[[source]]\ntype = "file"\nname = "log"\npaths = ["{plain}"]\nfollow = false\n')
-        f.write('[source.parse]\nformat = "combined"\nsite = "example.org"\n')
-    run(["ingest", "--config", config], work)
-    wh = os.path.join(work, "wh")
-    run(["aggregate", "--config", config, "--group", f"{topic}.agg", "--warehouse", wh], work)
+    wh = ingest_and_aggregate(work, f"periods.{epoch}", [plain], keys=f'epoch = "{epoch}"\n')
     return duckdb.connect().execute(
         f"""SELECT period_start, sum(visitors), bool_and(visitors_exact)
             FROM read_parquet('{wh}/traffic_weekly/*/*.parquet', hive_partitioning = true)

@@ -24,7 +24,8 @@ import urllib.parse
 
 import pyarrow.parquet as pq
 
-from footfall_support import binary, require_env
+import footfall_support
+from footfall_support import require_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORPUS = os.path.join(ROOT, "tests", "privacy")
@@ -48,12 +49,7 @@ def brokers():
 
 
 def run(args, cwd, ok=(0,)):
-    env = dict(os.environ, RUST_LOG="debug")
-    env.pop("FOOTFALL_KEYRING", None)
-    env.pop("FOOTFALL_CONFIG", None)
-    p = subprocess.run([binary(), *args], cwd=cwd, env=env, capture_output=True, timeout=300)
-    assert p.returncode in ok, f"footfall {' '.join(args)} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}"
-    return p
+    return footfall_support.run(args, cwd, ok, env={"RUST_LOG": "debug"}, timeout=300)
 
 
 def planted():
