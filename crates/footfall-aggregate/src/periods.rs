@@ -26,7 +26,7 @@ use chrono::{Days, NaiveDate};
 use footfall_keys::Epoch;
 
 use crate::error::AggregateError;
-use crate::run::{Checkpoint, RunOptions, RunReport};
+use crate::run::{put_file, RunOptions, RunReport};
 use crate::schema::{day_number, Cols};
 use crate::summaries::Table;
 use crate::warehouse::{read_parquet, Warehouse};
@@ -82,28 +82,27 @@ pub(crate) fn refresh(
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
+    // Each date's visits are read once, for its week and its month.
+    let mut visits: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
     for period in Period::ALL {
         let starts: BTreeSet<NaiveDate> = dates.iter().map(|&d| period.start(d)).collect();
         for start in starts {
             let days = period.dates(start);
             let exact =
                 opts.summary.epoch.start(days[0]) == opts.summary.epoch.start(days[days.len() - 1]);
-            let batch = period_batch(wh, &days, exact)?;
-            let path = wh.period_path(period, start);
-            if opts.dry_run {
-                continue;
-            }
-            if batch.num_rows() == 0 {
-                if wh.remove_file(&path)? {
-                    report.files_removed += 1;
+            for &date in &days {
+                if let std::collections::btree_map::Entry::Vacant(e) = visits.entry(date) {
+                    let path = wh.summary_path(Table::Visits, date);
+                    e.insert(match path.exists() {
+                        true => read_parquet(&path, None)?,
+                        false => Vec::new(),
+                    });
                 }
-                continue;
             }
-            let file = wh.write_pending(&path, &batch)?;
-            opts.check(Checkpoint::TempWritten(path.clone()))?;
-            file.persist()?;
-            report.files_written += 1;
-            opts.check(Checkpoint::Persisted(path))?;
+            let batch = period_batch(&days, &visits, exact)?;
+            if !opts.dry_run {
+                put_file(wh, wh.period_path(period, start), &batch, opts, report)?;
+            }
         }
     }
     Ok(())
@@ -119,22 +118,18 @@ struct Totals {
     days: BTreeSet<NaiveDate>,
 }
 
-/// The rows of one period from the visits files of its `days`.
+/// The rows of one period from the visits of its `days`.
 fn period_batch(
-    wh: &Warehouse,
     days: &[NaiveDate],
+    visits_of: &BTreeMap<NaiveDate, Vec<RecordBatch>>,
     exact: bool,
 ) -> Result<RecordBatch, AggregateError> {
     // (site, visitor) -> bot on any day; then totals per (site, audience).
     let mut bot: BTreeMap<(String, String), bool> = BTreeMap::new();
     let mut visits: Vec<(NaiveDate, String, String, i64, bool, f64)> = Vec::new();
     for &date in days {
-        let path = wh.summary_path(Table::Visits, date);
-        if !path.exists() {
-            continue;
-        }
-        for b in read_parquet(&path, None)? {
-            let c = Cols::new(&b);
+        for b in &visits_of[&date] {
+            let c = Cols::new(b);
             let (site, visitor, audience) =
                 (c.str("site")?, c.str("visitor_id")?, c.str("audience")?);
             let (pv, bounce, dur) = (

@@ -98,7 +98,7 @@ pub use report::{NoProgress, PartitionReport, Progress, RunReport, Stage};
 
 pub(crate) use binding::{open_warehouse, read_meta, upgrade_meta};
 pub(crate) use consume::Consumed;
-pub(crate) use recompute::{normalise, recompute_locked};
+pub(crate) use recompute::{normalise, put_file, recompute_locked};
 
 use consume::consume;
 use group::{commit_mark, consumer, fetch_committed, topic_partitions, Group, KafkaGroup};

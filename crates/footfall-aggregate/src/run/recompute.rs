@@ -77,18 +77,28 @@ pub(crate) fn summarize_date(
         if opts.dry_run {
             continue;
         }
-        let path = wh.summary_path(table, date);
-        if batch.num_rows() == 0 {
-            remove_summary(wh, path, opts, report)?;
-            continue;
-        }
-        let file = wh.write_pending(&path, batch)?;
-        opts.check(Checkpoint::TempWritten(path.clone()))?;
-        file.persist()?;
-        report.files_written += 1;
-        opts.check(Checkpoint::Persisted(path))?;
+        put_file(wh, wh.summary_path(table, date), batch, opts, report)?;
     }
     Ok(())
+}
+
+/// Writes a summary-like file atomically (temp file, fsync, rename), or
+/// removes it when `batch` has no rows; counted in `report`.
+pub(crate) fn put_file(
+    wh: &Warehouse,
+    path: PathBuf,
+    batch: &RecordBatch,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
+    if batch.num_rows() == 0 {
+        return remove_summary(wh, path, opts, report);
+    }
+    let file = wh.write_pending(&path, batch)?;
+    opts.check(Checkpoint::TempWritten(path.clone()))?;
+    file.persist()?;
+    report.files_written += 1;
+    opts.check(Checkpoint::Persisted(path))
 }
 
 fn remove_summary(
