@@ -45,10 +45,10 @@ def run(args, cwd, ok=(0,), env=None, timeout=600):
     return p
 
 
-def ingest_and_aggregate(work, name, logs, keys=""):
-    """Combined logs `logs` (plain files) through `footfall topics`, `ingest`
-    and `aggregate` on the real broker, one config file in `work` (its
-    [keys] table extended by `keys`); returns the warehouse directory."""
+def ingest_and_aggregate(work, name, logs, keys="", format="combined"):
+    """Logs `logs` (plain files, all of `format`) through `footfall topics`,
+    `ingest` and `aggregate` on the real broker, one config file in `work`
+    (its [keys] table extended by `keys`); returns the warehouse directory."""
     import time
 
     b = require_env("FOOTFALL_KAFKA_BROKERS")[0]
@@ -61,7 +61,7 @@ def ingest_and_aggregate(work, name, logs, keys=""):
         f.write(f'[keys]\ndir = "{work}/keys"\n{keys}')
         for path in sorted(logs):
             f.write(f'[[source]]\ntype = "file"\nname = "{os.path.basename(path)}"\npaths = ["{path}"]\nfollow = false\n')
-            f.write('[source.parse]\nformat = "combined"\nsite = "example.org"\n')
+            f.write(f'[source.parse]\nformat = "{format}"\nsite = "example.org"\n')
     run(["ingest", "--config", config], work)
     wh = os.path.join(work, "wh")
     run(["aggregate", "--config", config, "--group", f"{topic}.agg", "--warehouse", wh], work)

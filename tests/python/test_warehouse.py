@@ -51,6 +51,8 @@ TABLES = [
     "transitions_daily",
     "routes_hourly",
     "visits",
+    "traffic_weekly",
+    "traffic_monthly",
 ]
 
 
@@ -95,7 +97,8 @@ def test_table_reads_with_duckdb_and_pyarrow(con, table):
 def test_summaries_are_one_file_per_date(table):
     files = glob.glob(f"{WH}/{table}/date=*/*.parquet")
     assert files, f"{table} has no files"
-    assert all(os.path.basename(f) == "day.parquet" for f in files), sorted(set(map(os.path.basename, files)))
+    name = "period.parquet" if table.startswith("traffic_") and not table.endswith(("daily", "hourly")) else "day.parquet"
+    assert all(os.path.basename(f) == name for f in files), sorted(set(map(os.path.basename, files)))
 
 
 def test_requests_page_views_and_status_reconcile(con):
@@ -131,7 +134,7 @@ def test_requests_page_views_and_status_reconcile(con):
 
 
 def test_every_table_splits_into_humans_and_bots(con):
-    for table in TABLES[1:]:
+    for table in [t for t in TABLES[1:] if t not in ("traffic_weekly", "traffic_monthly")]:
         (bad,) = rows(
             con,
             f"""SELECT count(*) FROM {src(table)}
@@ -139,6 +142,57 @@ def test_every_table_splits_into_humans_and_bots(con):
                    OR (audience = 'human') <> (bot_reason IS NULL)""",
         )[0]
         assert bad == 0, table
+
+
+def test_every_table_adds_up_per_audience(con):
+    """The human rows of every table agree with traffic_daily's human rows,
+    and the bot rows with its bot rows, so human plus bot is the same total
+    in every table (traffic_daily's total is checked against the events)."""
+
+    def per_audience(table, measure, where="TRUE"):
+        return rows(
+            con,
+            f"""SELECT date, site, audience, sum({measure}) FROM {src(table)}
+                WHERE {where} GROUP BY ALL HAVING sum({measure}) > 0 ORDER BY ALL""",
+        )
+
+    requests = per_audience("traffic_daily", "requests")
+    assert {r[2] for r in requests} == {"human", "bot"}, "the demo has both audiences"
+    for table in ["traffic_hourly", "routes_hourly", "status_daily", "clients_daily"]:
+        assert per_audience(table, "requests") == requests, table
+    assert per_audience("pages_daily", "views") == per_audience("traffic_daily", "page_views")
+    visits = per_audience("traffic_daily", "visits")
+    for table, measure in [("visits", "1"), ("referrers_daily", "visits")]:
+        assert per_audience(table, measure) == visits, table
+    with_pages = per_audience("visits", "1", "page_views > 0")
+    assert per_audience("pages_daily", "entries") == with_pages
+    assert per_audience("transitions_daily", "count", "from_route = '(entrance)'") == with_pages
+    # Searches: one per visitor request carrying on-site terms, one per
+    # visitor request with search-engine terms, over both audiences.
+    searches = rows(
+        con,
+        f"""SELECT date, site, count(site_search) + count(search_terms) FROM {src('events')}
+            WHERE status NOT BETWEEN 400 AND 499 GROUP BY ALL HAVING count(site_search) + count(search_terms) > 0 ORDER BY ALL""",
+    )
+    got = rows(con, f"SELECT date, site, sum(searches) FROM {src('search_terms_daily')} GROUP BY ALL ORDER BY ALL")
+    assert got == searches
+    # Weeks and months: a visitor's class may differ between days, but over
+    # both audiences a period holds exactly the visits of its dates.
+    for table in ["traffic_weekly", "traffic_monthly"]:
+        got = rows(
+            con,
+            f"""SELECT period_start, site, sum(visits), sum(page_views) FROM {src(table)}
+                GROUP BY ALL ORDER BY ALL""",
+        )
+        want = rows(
+            con,
+            f"""SELECT p.period_start, t.site, sum(t.visits), sum(t.page_views)
+                FROM {src('traffic_daily')} t
+                JOIN (SELECT DISTINCT period_start, period_end FROM {src(table)}) p
+                  ON t.date BETWEEN p.period_start AND p.period_end
+                GROUP BY ALL ORDER BY ALL""",
+        )
+        assert got == want, table
 
 
 def test_visitors_per_day_are_distinct_non_4xx_visitors(con):
