@@ -177,7 +177,8 @@ def test_every_table_adds_up_per_audience(con):
     got = rows(con, f"SELECT date, site, sum(searches) FROM {src('search_terms_daily')} GROUP BY ALL ORDER BY ALL")
     assert got == searches
     # Weeks and months: a visitor's class may differ between days, but over
-    # both audiences a period holds exactly the visits of its dates.
+    # both audiences a period holds exactly the visits that started on its
+    # dates, with their page views.
     for table in ["traffic_weekly", "traffic_monthly"]:
         got = rows(
             con,
@@ -186,10 +187,10 @@ def test_every_table_adds_up_per_audience(con):
         )
         want = rows(
             con,
-            f"""SELECT p.period_start, t.site, sum(t.visits), sum(t.page_views)
-                FROM {src('traffic_daily')} t
+            f"""SELECT p.period_start, v.site, count(*), sum(v.page_views)
+                FROM {src('visits')} v
                 JOIN (SELECT DISTINCT period_start, period_end FROM {src(table)}) p
-                  ON t.date BETWEEN p.period_start AND p.period_end
+                  ON v.date BETWEEN p.period_start AND p.period_end
                 GROUP BY ALL ORDER BY ALL""",
         )
         assert got == want, table
