@@ -7,8 +7,9 @@
 //! with its id: another group, or another warehouse on the group, is
 //! [`AggregateError::Binding`] unless [`RunOptions::rebind`]), joins the group,
 //! reads every assigned partition from the group's committed offset up to the
-//! high watermark noted at the start (or a [`RunOptions::max_events`] cut), and
-//! then:
+//! high watermark noted at the start (or a [`RunOptions::max_events`] cut),
+//! spilling what it reads to local disk (so its memory grows with its largest
+//! date, not with its size), and then:
 //!
 //! * appends the new events to the events table
 //!   (`DIR/events/date=YYYY-MM-DD/part-<partition>-<start offset>.parquet`,

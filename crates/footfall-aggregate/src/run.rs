@@ -67,6 +67,8 @@
 //!   mark ([`COMMIT_MARK`]);
 //! * `binding`: the warehouse's metadata, *Binding*, the layout upgrade;
 //! * `consume`: reading every assigned partition up to its end ([`plan_cut`]);
+//! * `spill`: the batch on local disk, per partition and date, so that a
+//!   run's memory does not grow with its size;
 //! * `write`: which files count, de-duplication, the new events files;
 //! * `recompute`: the summaries of one date ([`recompute`]).
 
@@ -76,6 +78,7 @@ mod group;
 mod options;
 mod recompute;
 mod report;
+mod spill;
 mod write;
 
 #[cfg(test)]
@@ -264,7 +267,7 @@ fn dates_to_lock(
     let starts: BTreeMap<i32, i64> = consumed.iter().map(|c| (c.partition, c.start)).collect();
     let mut dates: BTreeSet<NaiveDate> = consumed
         .iter()
-        .flat_map(|c| c.events.iter().map(|e| e.event.local_date()))
+        .flat_map(|c| c.spill.dates().keys().copied())
         .collect();
     if wh.exists() {
         dates.extend(

@@ -7,7 +7,8 @@
 //! high watermark noted at its assignment, or its share of the cut, and no
 //! further; it is paused once finished. Every message is decoded into a
 //! [`KafkaEvent`] or counted invalid; a newer schema version or a dead letter
-//! stops the run. The read fails when the group gives the run no partition
+//! stops the run. Decoded events go to the partition's spill ([`Spill`]),
+//! so the run holds at most [`SPILL_EVENTS`] of them in memory. The read fails when the group gives the run no partition
 //! (or, exclusive, not all), when the membership is lost, when every broker is
 //! unreachable for longer than [`RunOptions::broker_timeout`], or when nothing
 //! arrives for [`RunOptions::stall_timeout`]. Nothing is written here.
@@ -23,6 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
 use super::group::{fetch_committed, Ctx};
+use super::spill::{Spill, SPILL_EVENTS};
 use super::{Progress, RunOptions, Stage};
 use crate::error::AggregateError;
 use crate::schema::KafkaEvent;
@@ -35,7 +37,7 @@ pub(crate) struct Consumed {
     pub(crate) start: i64,
     pub(crate) high_watermark: i64,
     pub(crate) end: i64,
-    pub(crate) events: Vec<KafkaEvent>,
+    pub(crate) spill: Spill,
     pub(crate) messages: u64,
     pub(crate) last: Option<i64>,
     pub(crate) invalid: u64,
@@ -94,12 +96,14 @@ pub(crate) fn consume(
         last_activity: Instant::now(),
         down_since: None,
         read_total: 0,
+        buffered: 0,
     };
     loop {
         state.apply_rebalances(consumer, wh, opts, progress)?;
         if state.assigned {
             state.check_assignment(consumer, opts, partitions)?;
             if state.parts.values().all(|p| p.done) {
+                state.spill_all()?;
                 return Ok(state.parts);
             }
         }
@@ -157,9 +161,20 @@ struct Loop {
     /// Since when every broker has been down (cleared by any sign of life).
     down_since: Option<Instant>,
     read_total: u64,
+    /// Decoded events held in the partitions' spill buffers.
+    buffered: usize,
 }
 
 impl Loop {
+    /// Writes every partition's buffered events to its spill.
+    fn spill_all(&mut self) -> Result<(), AggregateError> {
+        for part in self.parts.values_mut() {
+            part.c.spill.flush()?;
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+
     /// The cluster answered.
     fn alive(&mut self) {
         self.last_activity = Instant::now();
@@ -326,7 +341,21 @@ impl Loop {
         if o + 1 >= part.c.end {
             finish(consumer, &opts.topic, part);
         }
+        self.buffered += 1;
+        if self.buffered >= SPILL_EVENTS {
+            self.spill_all()?;
+        }
         Ok(())
+    }
+}
+
+/// Where the partitions' spill directories go: `.spill` in the warehouse, or
+/// a temporary directory for a dry run without a warehouse.
+pub(crate) fn spill_root(wh: &Warehouse, opts: &RunOptions) -> std::path::PathBuf {
+    if opts.dry_run && !wh.exists() {
+        std::env::temp_dir().join(format!("footfall-spill-{}", std::process::id()))
+    } else {
+        wh.root().join(".spill")
     }
 }
 
@@ -353,7 +382,7 @@ pub(crate) fn decode(
             supported: SCHEMA_VERSION,
         }),
         Ok(event) => {
-            part.c.events.push(KafkaEvent {
+            part.c.spill.push(KafkaEvent {
                 partition: p,
                 offset,
                 event,
@@ -452,6 +481,7 @@ fn on_assign(
                 start,
                 high_watermark: high,
                 end,
+                spill: Spill::new(Spill::dir_of(&spill_root(wh, opts), p))?,
                 ..Default::default()
             },
             done: false,

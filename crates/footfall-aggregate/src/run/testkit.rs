@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use footfall_event::VisitEvent;
 
+use super::consume::spill_root;
 use super::group::{commit_mark, Committed, Group};
+use super::spill::Spill;
 use super::{complete, open_warehouse, plan_cut, Consumed, NoProgress, RunOptions, RunReport};
 use crate::error::AggregateError;
 use crate::schema::KafkaEvent;
@@ -20,6 +22,8 @@ pub(crate) struct FakeTopic {
     pub(crate) logs: BTreeMap<i32, Vec<VisitEvent>>,
     pub(crate) committed: BTreeMap<i32, i64>,
     pub(crate) marks: BTreeMap<i32, String>,
+    /// Spill every this many events of a partition (0: once, at the end).
+    pub(crate) spill_every: i64,
 }
 
 /// The group of a [`FakeTopic`].
@@ -119,21 +123,27 @@ impl FakeTopic {
                 let log = &self.logs[&p];
                 let start = starts[&p];
                 let end = start + cut[&p] as i64;
-                let events: Vec<KafkaEvent> = (start..end)
-                    .map(|o| KafkaEvent {
+                let mut spill =
+                    Spill::new(Spill::dir_of(&spill_root(&wh, opts), p)).expect("spill directory");
+                for o in start..end {
+                    spill.push(KafkaEvent {
                         partition: p,
                         offset: o,
                         event: log[o as usize].clone(),
-                    })
-                    .collect();
+                    });
+                    if self.spill_every > 0 && (o - start + 1) % self.spill_every == 0 {
+                        spill.flush().expect("spill");
+                    }
+                }
+                spill.flush().expect("spill");
                 Consumed {
                     partition: p,
                     start,
                     high_watermark: log.len() as i64,
                     end,
-                    messages: events.len() as u64,
+                    messages: (end - start) as u64,
                     last: (end > start).then_some(end - 1),
-                    events,
+                    spill,
                     invalid: 0,
                 }
             })

@@ -54,6 +54,32 @@ fn opts() -> RunOptions {
 }
 
 #[test]
+fn where_the_batch_is_spilled_changes_no_byte() {
+    let (first, second) = batches();
+    let mut snapshots = Vec::new();
+    for every in [0, 1, 5, 64] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topic = FakeTopic {
+            spill_every: every,
+            ..FakeTopic::default()
+        };
+        topic.produce(&first, 3);
+        topic.run(dir.path(), &opts()).unwrap();
+        topic.produce(&second, 3);
+        let r = topic.run(dir.path(), &opts()).unwrap();
+        assert!(r.duplicates_dropped > 0);
+        assert!(
+            !dir.path().join(".spill").join("p0").exists(),
+            "the spill goes with the run"
+        );
+        snapshots.push(snapshot_all(dir.path()));
+    }
+    for s in &snapshots[1..] {
+        assert_same_files(&snapshots[0], s, "spilled at other places");
+    }
+}
+
+#[test]
 fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
     crash_then_rerun(3, 3);
 }
@@ -670,5 +696,5 @@ fn a_dead_letter_topic_is_refused() {
     assert_eq!(err.kind(), crate::ErrorKind::Config);
     // Anything else that is not an event is skipped as invalid.
     decode(&opts(), &mut part, 8, Some(b"not a visit event")).unwrap();
-    assert_eq!((part.c.invalid, part.c.events.len()), (1, 0));
+    assert_eq!((part.c.invalid, part.c.spill.len()), (1, 0));
 }

@@ -1,20 +1,22 @@
 //! The per-date write phase: which events files count, de-duplication, the
 //! new events files, and the recompute of every touched date's summaries.
 //!
-//! Contract: the batch's events are taken in partition then offset order,
-//! without those of dates retention has dropped or of erased visitors, and
-//! de-duplicated by `event_id` against the batch and every counting events
-//! file of their date, whatever its partition. A file counts when its run
+//! Contract: the batch's events are taken date by date from the partitions'
+//! spills, in partition then offset order within a date, without those of
+//! dates retention has dropped or of erased visitors, and de-duplicated by
+//! `event_id` against the batch and every counting events file of their date,
+//! whatever its partition. Each (date, partition) file is streamed into
+//! place, so only one date's `event_id`s (as 128-bit keys) are held at a time. A file counts when its run
 //! committed; the run's own uncommitted files are removed and their dates
 //! recomputed. New files are named by date, partition and start offset, and
 //! are written atomically (temporary file, fsync, rename), so that a re-run
 //! after a crash writes the same names and bytes. Nothing is committed here.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use chrono::NaiveDate;
 
 use super::consume::Consumed;
@@ -22,11 +24,14 @@ use super::recompute::{summarize_date, summary_projection};
 use super::{Checkpoint, Progress, RunOptions, RunReport, Stage};
 use crate::error::AggregateError;
 use crate::hash::FxHashSet;
-use crate::schema::{events_to_batch, Cols, KafkaEvent};
+use crate::schema::{events_schema, Cols};
 use crate::summaries::SUMMARY_COLUMNS;
-use crate::warehouse::{read_parquet, EventFile, LockMode, Warehouse, WarehouseMeta};
+use crate::warehouse::{
+    read_parquet, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
+};
 
-/// The events of one date: the counting files (every partition) and this run's new batches.
+/// The events of one date: the counting files (every partition, and those
+/// this run wrote), and in a dry run the batch's new events (projected).
 #[derive(Default)]
 struct Day {
     files: Vec<PathBuf>,
@@ -77,64 +82,94 @@ fn sort_files(
     Ok((days, stale))
 }
 
-/// The batch's events by date, in partition then offset order, without those
-/// of dates dropped by retention or of erased visitors (counted in `report`).
-fn events_by_date<'a>(
-    wh: &Warehouse,
-    consumed: &'a [Consumed],
-    retained_from: Option<NaiveDate>,
-    report: &mut RunReport,
-) -> Result<BTreeMap<NaiveDate, Vec<&'a KafkaEvent>>, AggregateError> {
-    // Erased visitor ids, loaded for the dates of the batch only.
-    let mut tombstones: BTreeMap<NaiveDate, BTreeSet<String>> = BTreeMap::new();
-    let mut by_date: BTreeMap<NaiveDate, Vec<&KafkaEvent>> = BTreeMap::new();
-    for c in consumed {
-        report.events_read += c.messages;
-        report.invalid += c.invalid;
-        for e in &c.events {
-            let date = e.event.local_date();
-            if retained_from.is_some_and(|r| date < r) {
-                report.expired += 1;
-                continue;
+/// The `event_id`s already in a date: one 128-bit key per id (the id itself
+/// when it is 32 hex digits, as ingest writes them; else a 128-bit hash).
+#[derive(Default)]
+struct SeenIds(FxHashSet<u128>);
+
+impl SeenIds {
+    /// The ids of every event in `files` (only their `event_id` column is read).
+    fn of_files(files: &[PathBuf]) -> Result<SeenIds, AggregateError> {
+        let mut seen = SeenIds::default();
+        for path in files {
+            for b in read_parquet(path, Some(&["event_id"]))? {
+                for id in Cols::new(&b).str("event_id")?.iter().flatten() {
+                    seen.0.insert(id_key(id));
+                }
             }
-            let erased = match tombstones.entry(date) {
-                Entry::Occupied(o) => o.into_mut(),
-                Entry::Vacant(v) => v.insert(wh.read_tombstones(date)?),
-            };
-            if erased.contains(e.event.visitor_id.as_str()) {
-                report.erased += 1;
-                continue;
-            }
-            by_date.entry(date).or_default().push(e);
         }
+        Ok(seen)
     }
-    Ok(by_date)
+
+    /// Whether `id` is new (and now seen).
+    fn insert(&mut self, id: &str) -> bool {
+        self.0.insert(id_key(id))
+    }
 }
 
-/// The events whose `event_id` is in none of `files` (read: the `event_id`
-/// column only) and not earlier in `events`; the others are counted as duplicates.
-fn dedupe(
-    files: &[PathBuf],
-    events: Vec<&KafkaEvent>,
-    report: &mut RunReport,
-) -> Result<Vec<KafkaEvent>, AggregateError> {
-    let mut existing = Vec::new();
-    for path in files {
-        existing.extend(read_parquet(path, Some(&["event_id"]))?);
-    }
-    let mut seen: FxHashSet<&str> = FxHashSet::default();
-    for b in &existing {
-        seen.extend(Cols::new(b).str("event_id")?.iter().flatten());
-    }
-    let mut keep = Vec::with_capacity(events.len());
-    for e in events {
-        if seen.insert(e.event.event_id.as_str()) {
-            keep.push(e.clone());
-        } else {
-            report.duplicates_dropped += 1;
+fn id_key(id: &str) -> u128 {
+    if id.len() == 32 {
+        if let Ok(k) = u128::from_str_radix(id, 16) {
+            return k;
         }
     }
-    Ok(keep)
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u64| {
+        let mut h = std::hash::DefaultHasher::new();
+        (salt, id).hash(&mut h);
+        h.finish() as u128
+    };
+    (half(1) << 64) | half(2)
+}
+
+/// One date's new events of one partition, from its spill: without the events
+/// of erased visitors and those already seen (counted in `report`), written
+/// to its events file (not in a dry run: then only counted, and kept in `new` for the
+/// summaries). Returns the pending file (named by the date, the partition
+/// and the batch's start offset), if any event was new.
+fn write_date(
+    wh: &Warehouse,
+    c: &Consumed,
+    date: NaiveDate,
+    (erased, seen): (&BTreeSet<String>, &mut SeenIds),
+    opts: &RunOptions,
+    new: &mut Vec<RecordBatch>,
+    report: &mut RunReport,
+) -> Result<Option<PendingFile>, AggregateError> {
+    let mut out: Option<PendingWriter> = None;
+    for batch in c.spill.read(date) {
+        let batch = batch?;
+        let cols = Cols::new(&batch);
+        let (ids, visitors) = (cols.str("event_id")?, cols.str("visitor_id")?);
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            let k = if erased.contains(visitors.value(i)) {
+                report.erased += 1;
+                false
+            } else if seen.insert(ids.value(i)) {
+                true
+            } else {
+                report.duplicates_dropped += 1;
+                false
+            };
+            keep.push(k);
+        }
+        let kept = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+        if kept.num_rows() == 0 {
+            continue;
+        }
+        report.events_written += kept.num_rows() as u64;
+        if opts.dry_run {
+            new.push(kept.project(&summary_projection().1)?);
+            continue;
+        }
+        if out.is_none() {
+            let path = wh.events_path(date, c.partition, c.start);
+            out = Some(wh.pending_writer(&path, events_schema())?);
+        }
+        out.as_mut().expect("just made").write(&kept)?;
+    }
+    out.map(PendingWriter::finish).transpose()
 }
 
 /// Dedup, write events, recompute summaries (no commit). `others`: see [`sort_files`].
@@ -148,22 +183,35 @@ pub(crate) fn process(
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
     let retained_from = meta.and_then(|m| m.retained_from);
-    let starts: BTreeMap<i32, i64> = consumed.iter().map(|c| (c.partition, c.start)).collect();
     let (mut days, stale) = sort_files(wh, consumed, others)?;
     let mut touched: BTreeSet<NaiveDate> = stale.iter().map(|f| f.date).collect();
-    let mut pending: Vec<(PathBuf, RecordBatch)> = Vec::new();
-    for (date, events) in events_by_date(wh, consumed, retained_from, report)? {
-        let day = days.entry(date).or_default();
-        let keep = dedupe(&day.files, events, report)?;
-        report.events_written += keep.len() as u64;
-        for run in keep.chunk_by(|a, b| a.partition == b.partition) {
-            let p = run[0].partition;
-            let batch = events_to_batch(run)?;
-            pending.push((wh.events_path(date, p, starts[&p]), batch.clone()));
-            day.new.push(batch);
-            touched.insert(date);
+    if !opts.dry_run {
+        progress.stage(Stage::Writing);
+        let starts: BTreeMap<i32, i64> = consumed.iter().map(|c| (c.partition, c.start)).collect();
+        let dates = consumed
+            .iter()
+            .flat_map(|c| c.spill.dates().keys().copied());
+        sweep(
+            wh,
+            opts,
+            &starts,
+            &dates.chain(touched.iter().copied()).collect(),
+        )?;
+        for f in &stale {
+            if wh.remove_file(&f.path)? {
+                report.files_removed += 1;
+            }
+            opts.check(Checkpoint::StaleRemoved(f.path.clone()))?;
         }
     }
+    touched.extend(write_events(
+        wh,
+        consumed,
+        retained_from,
+        &mut days,
+        opts,
+        report,
+    )?);
     // The next day's visits start from this day's last half hour.
     let next_days: Vec<NaiveDate> = touched
         .iter()
@@ -174,27 +222,74 @@ pub(crate) fn process(
     if let Some(r) = retained_from {
         touched.retain(|&d| d >= r);
     }
+    summarize_touched(wh, &days, &touched, opts, progress, report)?;
+    crate::periods::refresh(wh, &touched, opts, report)?;
+    report.dates_touched = touched.into_iter().collect();
+    Ok(())
+}
 
-    if !opts.dry_run {
-        progress.stage(Stage::Writing);
-        sweep(wh, opts, &starts, &touched)?;
-        for f in &stale {
-            if wh.remove_file(&f.path)? {
-                report.files_removed += 1;
-            }
-            opts.check(Checkpoint::StaleRemoved(f.path.clone()))?;
-        }
-        for (path, batch) in &pending {
-            let file = wh.write_pending(path, batch)?;
-            opts.check(Checkpoint::TempWritten(path.clone()))?;
-            file.persist()?;
-            report.files_written += 1;
-            opts.check(Checkpoint::Persisted(path.clone()))?;
+/// The batch's new events, date by date and in partition then offset order
+/// within a date, de-duplicated and written one file per (date, partition);
+/// returns the dates that got new events.
+fn write_events(
+    wh: &Warehouse,
+    consumed: &[Consumed],
+    retained_from: Option<NaiveDate>,
+    days: &mut BTreeMap<NaiveDate, Day>,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<BTreeSet<NaiveDate>, AggregateError> {
+    let mut dates: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for c in consumed {
+        report.events_read += c.messages;
+        report.invalid += c.invalid;
+        for (&d, &n) in c.spill.dates() {
+            *dates.entry(d).or_default() += n;
         }
     }
+    let mut touched = BTreeSet::new();
+    for (date, n) in dates {
+        if retained_from.is_some_and(|r| date < r) {
+            report.expired += n;
+            continue;
+        }
+        let erased = wh.read_tombstones(date)?;
+        let day = days.entry(date).or_default();
+        let mut seen = SeenIds::of_files(&day.files)?;
+        for c in consumed
+            .iter()
+            .filter(|c| c.spill.dates().contains_key(&date))
+        {
+            let path = wh.events_path(date, c.partition, c.start);
+            let ids = (&erased, &mut seen);
+            let before = report.events_written;
+            let file = write_date(wh, c, date, ids, opts, &mut day.new, report)?;
+            if report.events_written > before {
+                touched.insert(date);
+            }
+            if let Some(file) = file {
+                opts.check(Checkpoint::TempWritten(path.clone()))?;
+                file.persist()?;
+                report.files_written += 1;
+                opts.check(Checkpoint::Persisted(path.clone()))?;
+                day.files.push(path);
+            }
+        }
+    }
+    Ok(touched)
+}
 
+/// Recomputes the summaries of every touched date from its events files (and,
+/// in a dry run, the batch's new events).
+fn summarize_touched(
+    wh: &Warehouse,
+    days: &BTreeMap<NaiveDate, Day>,
+    touched: &BTreeSet<NaiveDate>,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
     progress.stage(Stage::Summarizing);
-    let (_, proj_idx) = summary_projection();
     let load = |date: NaiveDate| -> Result<Vec<RecordBatch>, AggregateError> {
         let mut out = Vec::new();
         if let Some(day) = days.get(&date) {
@@ -202,7 +297,7 @@ pub(crate) fn process(
                 out.extend(read_parquet(path, Some(SUMMARY_COLUMNS))?);
             }
             for b in &day.new {
-                out.push(b.project(&proj_idx)?);
+                out.push(b.clone());
             }
         }
         Ok(out)
@@ -218,8 +313,6 @@ pub(crate) fn process(
         summarize_date(wh, date, day, prev, opts, report)?;
         progress.summarized(n + 1, total);
     }
-    crate::periods::refresh(wh, &touched, opts, report)?;
-    report.dates_touched = touched.into_iter().collect();
     Ok(())
 }
 

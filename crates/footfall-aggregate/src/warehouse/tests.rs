@@ -46,6 +46,42 @@ fn names_parse_and_format() {
 }
 
 #[test]
+fn a_pending_writer_gives_the_same_bytes_however_its_batches_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(dir.path());
+    let n = 3 * WRITE_SLICE_ROWS + 123;
+    let keys: Vec<String> = (0..n).map(|i| format!("key-{}", i % 977)).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, false),
+    ]));
+    let all = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(keys)),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        ],
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for cut in [n, 1000, 777, WRITE_SLICE_ROWS, 1] {
+        let path = wh.events_path(d("2015-05-17"), 0, cut as i64);
+        let mut w = wh.pending_writer(&path, schema.clone()).unwrap();
+        let mut at = 0;
+        while at < n {
+            let len = cut.min(n - at);
+            w.write(&all.slice(at, len)).unwrap();
+            at += len;
+        }
+        assert_eq!(w.rows(), n as u64);
+        files.push(fs::read(w.finish().unwrap().persist().unwrap()).unwrap());
+    }
+    for f in &files[1..] {
+        assert!(f == &files[0], "the same rows, other bytes");
+    }
+}
+
+#[test]
 fn pending_files_are_invisible_until_persisted_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::new(dir.path());
