@@ -192,6 +192,8 @@ pub struct CliArgs {
     pub site: Option<String>,
     /// `--site-host HOST` (repeatable): the `[parse]` default `site_hosts`.
     pub site_hosts: Vec<String>,
+    /// `--no-infer-site-host`: the `[parse]` default `infer_site_host = false`.
+    pub no_infer_site_host: bool,
     /// `--timezone ZONE`.
     pub timezone: Option<String>,
     /// `FILE...` or `-`: paths/globs become one file source named `files`,
@@ -301,6 +303,9 @@ impl CliArgs {
         if !self.site_hosts.is_empty() {
             let hosts = self.site_hosts.iter().cloned().map(toml::Value::String);
             parse.insert("site_hosts".into(), toml::Value::Array(hosts.collect()));
+        }
+        if self.no_infer_site_host {
+            parse.insert("infer_site_host".into(), toml::Value::Boolean(false));
         }
     }
 
@@ -886,6 +891,15 @@ mod tests {
             flags.sources[0].parse.site_hosts,
             ["a.example", "b.example"]
         );
+        assert!(from_file.sources[0].parse.infer_site_host, "on by default");
+        let off = IngestConfig::from_cli(&CliArgs {
+            inputs: vec!["-".into()],
+            no_infer_site_host: true,
+            ..CliArgs::default()
+        })
+        .unwrap();
+        assert!(!off.sources[0].parse.infer_site_host);
+        assert!(!off.sources[0].parse.infers_site_host());
     }
 
     #[test]

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use footfall_event::{RejectKind, SOURCE_HEADER};
-use footfall_parse::{FormatState, KeyProvider, ParseConfig, Pipeline, SourceRef, Tables, Worker};
+use footfall_parse::{
+    FormatState, KeyProvider, ParseConfig, Pipeline, SiteHostSample, SourceRef, Tables, Worker,
+};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -103,6 +105,24 @@ pub struct SourceParser {
     batches: u64,
     /// A stream whose first lines the format evidently does not fit.
     mistake: Option<IngestError>,
+    /// Set while the site's host is being inferred from the source's first
+    /// lines (`infer_site_host` without `site_hosts`).
+    infer: Option<HostInference>,
+    /// Bumped when the compiled pipelines are replaced (a host was
+    /// inferred): workers of older pipelines are dropped, not reused.
+    generation: u64,
+}
+
+/// The site's host, inferred from the first lines a source reads, of every
+/// stream, in the order they are parsed ([`footfall_parse::self_host`]).
+/// Decided as soon as a host shows clearly, or given up when the sample is
+/// full: then every pipeline of the source counts it as the site's, for the
+/// batches started from then on.
+#[derive(Default)]
+struct HostInference {
+    sample: SiteHostSample,
+    /// The format state of each stream sampled (W3C headers).
+    states: HashMap<u64, FormatState>,
 }
 
 struct AutoDetect {
@@ -166,6 +186,8 @@ pub struct ParseJob {
     /// The stream's state (stateful formats) or a fresh one.
     state: FormatState,
     stateful: bool,
+    /// The [`SourceParser`]'s pipelines the worker belongs to.
+    generation: u64,
 }
 
 /// A parsed job, to be handed back with [`SourceParser::finish`].
@@ -176,6 +198,7 @@ pub struct ParseDone {
     worker: Worker,
     /// The stream's state after the batch (stateful formats).
     state: Option<FormatState>,
+    generation: u64,
 }
 
 impl SourceParser {
@@ -215,6 +238,8 @@ impl SourceParser {
             streams: HashMap::new(),
             batches: 0,
             mistake: None,
+            infer: cfg.infers_site_host().then(HostInference::default),
+            generation: 0,
         })
     }
 
@@ -271,6 +296,7 @@ impl SourceParser {
         if new_stream {
             self.check_first_lines(&batch, format);
         }
+        self.infer_site_host(&batch, format);
         let stream = self
             .streams
             .get_mut(&batch.track.id)
@@ -296,7 +322,50 @@ impl SourceParser {
             worker,
             state,
             stateful: compiled.stateful,
+            generation: self.generation,
         }
+    }
+
+    /// While the site's host is undecided, add the batch's lines to the
+    /// sample; when a host shows, log it and make every pipeline of the
+    /// source count it as the site's.
+    fn infer_site_host(&mut self, batch: &RawBatch, format: &'static str) {
+        let Some(inference) = self.infer.as_mut() else {
+            return;
+        };
+        let pipeline = &self.compiled[format].pipeline;
+        let state = inference.states.entry(batch.track.id).or_default();
+        for (_, line) in batch.prime.iter().chain(batch.lines.iter()) {
+            if inference.sample.is_full() {
+                break;
+            }
+            inference.sample.add(pipeline, state, line);
+        }
+        let found = inference.sample.infer(pipeline);
+        let lines = inference.sample.lines();
+        let Some(found) = found else {
+            if inference.sample.is_full() {
+                tracing::debug!(source = %self.source, lines, "no site host inferred from the first lines");
+                self.infer = None;
+            }
+            return;
+        };
+        tracing::info!(
+            source = %self.source,
+            stream = %batch.src.name,
+            host = %found.host,
+            referrals = found.referrals,
+            considered = found.considered,
+            "site host inferred: {found}; set site_hosts (--site-host) or infer_site_host = false (--no-infer-site-host) to change"
+        );
+        for compiled in self.compiled.values_mut() {
+            *compiled = Compiled::new(compiled.pipeline.with_site_host(&found.host));
+        }
+        if let Some(auto) = self.auto.as_mut() {
+            auto.cfg.site_hosts.push(found.host);
+        }
+        self.generation += 1;
+        self.infer = None;
     }
 
     /// The first batch of a stream that starts at the beginning of its file,
@@ -345,7 +414,11 @@ impl SourceParser {
 
     /// Take back the worker (and state) of a finished job; returns its batch.
     pub fn finish(&mut self, done: ParseDone) -> ParsedBatch {
-        if let Some(c) = self.compiled.get_mut(done.format) {
+        if let Some(c) = self
+            .compiled
+            .get_mut(done.format)
+            .filter(|_| done.generation == self.generation)
+        {
             c.idle.push(done.worker);
         }
         if let Some(state) = done.state {
@@ -467,6 +540,7 @@ impl ParseJob {
             format: self.format,
             worker: self.worker,
             state: self.stateful.then_some(self.state),
+            generation: self.generation,
         }
     }
 }

@@ -223,7 +223,17 @@ fn expected(name: &str, content: &[u8], format: &str) -> (Vec<VisitEvent>, Vec<R
         max_past_days: CORPUS_PAST_DAYS,
         ..Default::default()
     };
-    let p = Arc::new(Pipeline::new(&cfg, &tables(), keys()).unwrap());
+    let p = Pipeline::new(&cfg, &tables(), keys()).unwrap();
+    // The site's host, inferred from the first lines as `footfall parse`
+    // does (its first 256 KiB): ingest decides on the same host before it
+    // parses its first batch.
+    let head: Vec<&[u8]> = content[..content.len().min(256 << 10)]
+        .split(|&b| b == b'\n')
+        .collect();
+    let p = Arc::new(match p.infer_site_host(&head) {
+        Some(found) => p.with_site_host(&found.host),
+        None => p,
+    });
     let mut w = p.worker();
     let first = content.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let src = SourceRef::from_first_line(name, first.strip_suffix(b"\r").unwrap_or(first));

@@ -11,7 +11,8 @@
 //!   (the kind of resource) and [`search`] (search terms in one spelling) do
 //!   the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
 //!   scrubbing; [`scrub`] the content detectors that every URL piece leaving
-//!   the parser goes through (the query policy is in [`url`]).
+//!   the parser goes through (the query policy is in [`url`]); [`self_host`]
+//!   infers the site's own host from its referrers.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -41,6 +42,7 @@ pub mod referrer;
 pub mod route;
 pub mod scrub;
 pub mod search;
+pub mod self_host;
 pub mod ua;
 pub mod url;
 mod visitors;
@@ -52,3 +54,4 @@ pub use pipeline::{ConfigError, Outcome, ParseConfig, Pipeline, SourceRef, Table
 pub use privacy::{InvalidSetting, KeyError, KeyProvider, PrivacyConfig, SecretKeys};
 pub use record::{LineError, RawRecord};
 pub use route::RouteRuleConfig;
+pub use self_host::{InferredHost, SiteHostSample};

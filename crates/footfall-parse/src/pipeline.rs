@@ -83,8 +83,13 @@ pub struct ParseConfig {
     /// Site name stamped on events; defaults to the logged virtual host, else `default`.
     pub site: Option<String>,
     /// Host names of the site itself: referrers from them are `internal`.
-    /// Defaults to the site name and the request's own host.
+    /// Defaults to the site name and the request's own host (and, with
+    /// `infer_site_host`, the host its referrers show).
     pub site_hosts: Vec<String>,
+    /// Without `site_hosts`, the host referring most to the site's own paths
+    /// in a source's first lines is the site's ([`crate::self_host`]; the
+    /// front ends infer and log it). Default true.
+    pub infer_site_host: bool,
     /// IANA timezone (`Europe/Berlin`) for event times and calendar days;
     /// default: the offset each line carries.
     pub timezone: Option<String>,
@@ -126,6 +131,7 @@ impl Default for ParseConfig {
             log_format: None,
             site: None,
             site_hosts: Vec::new(),
+            infer_site_host: true,
             timezone: None,
             session_cookie: None,
             max_line_bytes: 64 * 1024,
@@ -249,10 +255,11 @@ impl Tables {
 }
 
 /// Everything needed to turn lines of one source into events. `Send + Sync`.
+#[derive(Clone)]
 pub struct Pipeline {
-    format: Arc<dyn LineFormat>,
+    pub(crate) format: Arc<dyn LineFormat>,
     site: Option<String>,
-    site_hosts: Vec<String>,
+    pub(crate) site_hosts: Vec<String>,
     tz: Option<chrono_tz::Tz>,
     session_cookie: Option<String>,
     max_line: usize,
@@ -263,7 +270,7 @@ pub struct Pipeline {
     url: UrlRules,
     routes: RouteRules,
     kinds: KindRules,
-    tables: Tables,
+    pub(crate) tables: Tables,
     keys: Arc<dyn KeyProvider>,
     id_key: [u8; 32],
 }

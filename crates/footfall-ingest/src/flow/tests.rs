@@ -1,5 +1,5 @@
 //! Tests of the parse stage: order and output with several parse threads,
-//! stateful formats, interleaved streams.
+//! stateful formats, interleaved streams, the site's host inferred.
 
 use super::*;
 use crate::lines::LineBuf;
@@ -7,10 +7,13 @@ use crate::track::Registry;
 use footfall_parse::SecretKeys;
 
 fn parser(format: &str) -> SourceParser {
-    let cfg = ParseConfig {
+    parser_of(ParseConfig {
         format: format.into(),
         ..Default::default()
-    };
+    })
+}
+
+fn parser_of(cfg: ParseConfig) -> SourceParser {
     let keys: Arc<dyn KeyProvider> =
         Arc::new(SecretKeys::from_secret(b"flow test secret value").unwrap());
     SourceParser::new("s".into(), &cfg, &Tables::embedded(), keys).unwrap()
@@ -43,6 +46,10 @@ fn batches(name: &str, lines: &[String], per_batch: usize) -> Vec<RawBatch> {
 type Item = (String, u64, Option<RejectKind>, String);
 
 async fn run(format: &str, parallelism: usize, input: Vec<RawBatch>) -> Vec<Item> {
+    run_with(parser(format), parallelism, input).await
+}
+
+async fn run_with(parser: SourceParser, parallelism: usize, input: Vec<RawBatch>) -> Vec<Item> {
     let metrics = Arc::new(Metrics::new(&["s".into()], Arc::new(Registry::new())));
     let counters = metrics.source("s").unwrap();
     let (raw_tx, raw_rx) = mpsc::channel(4);
@@ -50,7 +57,7 @@ async fn run(format: &str, parallelism: usize, input: Vec<RawBatch>) -> Vec<Item
     let stage = tokio::spawn(parse_stage(
         raw_rx,
         tx,
-        parser(format),
+        parser,
         parallelism,
         counters.clone(),
         metrics.clone(),
@@ -171,4 +178,64 @@ async fn interleaved_streams_of_different_formats() {
     let rejects: Vec<&Item> = four.iter().filter(|i| i.2.is_some()).collect();
     assert_eq!(rejects.len(), 1, "only the #Fields: line: {rejects:?}");
     assert_eq!(rejects[0].2, Some(RejectKind::Header));
+}
+
+/// Line `i` requests `/p{i}` from a page of the site, `/p{i+1}`.
+fn self_referred(i: usize) -> String {
+    combined(i).replace(
+        "\"-\"",
+        &format!("\"https://www.example.org/p{}?from=menu\"", i + 1),
+    )
+}
+
+fn media(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| {
+            let e: serde_json::Value = serde_json::from_str(&i.3).unwrap();
+            e["referrer_medium"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Without site hosts, the host that refers most to the source's own paths
+/// in its first lines is the site's: its referrals are internal from the
+/// first batch on; switched off, they stay external.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_host_is_inferred_from_the_first_lines() {
+    let lines: Vec<String> = (0..400).map(self_referred).collect();
+    for format in ["combined", "auto"] {
+        let items = run(format, 4, batches("a.log", &lines, 100)).await;
+        let m = media(&items);
+        assert!(m.iter().all(|m| m == "internal"), "{format}: {m:?}");
+    }
+    let off = parser_of(ParseConfig {
+        format: "combined".into(),
+        infer_site_host: false,
+        ..Default::default()
+    });
+    let m = media(&run_with(off, 4, batches("a.log", &lines, 100)).await);
+    assert!(m.iter().all(|m| m == "external"), "{m:?}");
+    let given = parser_of(ParseConfig {
+        format: "combined".into(),
+        site_hosts: vec!["other.example".into()],
+        ..Default::default()
+    });
+    let m = media(&run_with(given, 4, batches("a.log", &lines, 100)).await);
+    assert!(m.iter().all(|m| m == "external"), "site_hosts given: {m:?}");
+}
+
+/// A source whose first batches are single lines decides as soon as the
+/// sample shows the host (ten referrals to paths it requested); the batches
+/// started after that, and only they, count it as the site's, however many
+/// were being parsed at that moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_host_is_inferred_as_soon_as_it_shows() {
+    let lines: Vec<String> = (0..200).map(self_referred).collect();
+    for parallelism in [1, 4] {
+        let m = media(&run("combined", parallelism, batches("a.log", &lines, 1)).await);
+        // Line k's batch sees lines 0..=k: k referrals to paths requested.
+        assert!(m[..10].iter().all(|m| m == "external"), "{m:?}");
+        assert!(m[10..].iter().all(|m| m == "internal"), "{m:?}");
+    }
 }

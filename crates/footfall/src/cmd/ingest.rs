@@ -42,9 +42,14 @@ pub struct Args {
     /// Site name stamped on events.
     #[arg(long)]
     pub site: Option<String>,
-    /// Host names of the site itself, for internal referrers (repeatable).
+    /// Host names of the site itself, for internal referrers (repeatable). Without one, the host
+    /// that refers most to the site's own paths in a source's first lines is taken (and logged).
     #[arg(long = "site-host", value_name = "HOST")]
     pub site_hosts: Vec<String>,
+    /// Do not infer the site's host from the referrers when no site host is configured
+    /// (`[parse]` `infer_site_host = false`).
+    #[arg(long)]
+    pub no_infer_site_host: bool,
     /// IANA timezone for event times and calendar days.
     #[arg(long)]
     pub timezone: Option<String>,
@@ -78,6 +83,7 @@ fn config(args: Args) -> anyhow::Result<IngestConfig> {
         log_format: args.log_format,
         site: args.site,
         site_hosts: args.site_hosts,
+        no_infer_site_host: args.no_infer_site_host,
         timezone: args.timezone,
         inputs: args.inputs,
         state_dir: args.state_dir,

@@ -34,9 +34,15 @@ pub struct Args {
     /// Site name stamped on events (default: the logged virtual host, else `default`).
     #[arg(long)]
     pub site: Option<String>,
-    /// Host names of the site itself, for internal referrers (repeatable).
+    /// Host names of the site itself, for internal referrers (repeatable). Without one, the host
+    /// that refers most to the site's own paths in each input's first lines is taken (and named on
+    /// stderr).
     #[arg(long = "site-host")]
     pub site_hosts: Vec<String>,
+    /// Do not infer the site's host from the referrers when no --site-host is given: referrers
+    /// from it stay `external`.
+    #[arg(long)]
+    pub no_infer_site_host: bool,
     /// IANA timezone for event times and calendar days (default: each line's own offset).
     #[arg(long)]
     pub timezone: Option<String>,
@@ -119,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         log_format: args.log_format.clone(),
         site: args.site.clone(),
         site_hosts: args.site_hosts.clone(),
+        infer_site_host: !args.no_infer_site_host,
         timezone: args.timezone.clone(),
         session_cookie: args.session_cookie.clone(),
         max_past_days: args.max_past_days,
@@ -346,6 +353,7 @@ fn parse_one(
             .map_err(|e| Failure::new(CONFIG, e.to_string()))?,
     );
     check_format(&pipeline, &cfg, &src, &first, &inp.name)?;
+    let pipeline = with_inferred_host(pipeline, &cfg, &first, &inp.name);
     // Formats whose layout is declared inside the file need their lines in order.
     let stateful = matches!(pipeline.format_name(), "w3c" | "cloudfront");
     let threads = if stateful { 1 } else { threads };
@@ -479,6 +487,31 @@ fn check_format(
         }
     }
     Ok(())
+}
+
+/// `pipeline`, with the site's host inferred from the first chunk's
+/// referrers when `cfg` asks for it ([`ParseConfig::infers_site_host`]), said
+/// on stderr when one is found.
+fn with_inferred_host(
+    pipeline: Arc<Pipeline>,
+    cfg: &ParseConfig,
+    first: &[u8],
+    name: &str,
+) -> Arc<Pipeline> {
+    if !cfg.infers_site_host() {
+        return pipeline;
+    }
+    // The chunk format detection read (a cut last line parses or not: no matter).
+    let sample: Vec<&[u8]> = first.split(|&b| b == b'\n').collect();
+    match pipeline.infer_site_host(&sample) {
+        Some(found) => {
+            eprintln!(
+                "footfall parse: {name}: site host inferred: {found}; set --site-host or --no-infer-site-host to change"
+            );
+            Arc::new(pipeline.with_site_host(&found.host))
+        }
+        None => pipeline,
+    }
 }
 
 fn process_chunk(
