@@ -97,11 +97,12 @@ pub(crate) fn consume(
         down_since: None,
         read_total: 0,
         buffered: 0,
+        eager: true,
     };
     loop {
         state.apply_rebalances(consumer, wh, opts, progress)?;
         if state.assigned {
-            state.check_assignment(consumer, opts, partitions)?;
+            state.check_assignment(opts, partitions)?;
             if state.parts.values().all(|p| p.done) {
                 state.spill_all()?;
                 return Ok(state.parts);
@@ -163,6 +164,9 @@ struct Loop {
     read_total: u64,
     /// Decoded events held in the partitions' spill buffers.
     buffered: usize,
+    /// The group's rebalance protocol is eager, as of the last rebalance
+    /// (asking librdkafka is a round trip to its main thread: not per message).
+    eager: bool,
 }
 
 impl Loop {
@@ -232,7 +236,7 @@ impl Loop {
             return Ok(());
         }
         self.alive();
-        let eager = !matches!(
+        self.eager = !matches!(
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
@@ -260,7 +264,7 @@ impl Loop {
                 self.parts.remove(p);
             }
             tracing::info!(partitions = ?ev.partitions, "partitions revoked");
-            if eager {
+            if self.eager {
                 // An eager rebalance revokes everything, then assigns anew.
                 self.assigned = false;
                 self.waiting_since = Instant::now();
@@ -274,14 +278,9 @@ impl Loop {
     /// step, so only the assignment timeout decides.
     fn check_assignment(
         &self,
-        consumer: &BaseConsumer<Ctx>,
         opts: &RunOptions,
         partitions: &[i32],
     ) -> Result<(), AggregateError> {
-        let eager = !matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
         let missing: Vec<i32> = match opts.lock {
             LockMode::Exclusive => partitions
                 .iter()
@@ -291,7 +290,7 @@ impl Loop {
             LockMode::Shared if self.parts.is_empty() => partitions.to_vec(),
             LockMode::Shared => Vec::new(),
         };
-        let patient = !eager && self.waiting_since.elapsed() <= opts.assignment_timeout;
+        let patient = !self.eager && self.waiting_since.elapsed() <= opts.assignment_timeout;
         if missing.is_empty() || patient {
             return Ok(());
         }
