@@ -8,6 +8,10 @@
 //! SIGINT or SIGTERM: a signal handler unlinks every registered temporary file
 //! and exits with 128 + the signal number. So an interrupted run leaves no
 //! partial file behind.
+//!
+//! A destination that exists and is not a regular file (`/dev/null`,
+//! `/dev/stdout`, a named pipe) is written in place: renaming over it would
+//! replace the device or pipe with a file.
 
 use std::ffi::{c_char, c_int, CString};
 use std::fs::{File, OpenOptions};
@@ -77,7 +81,8 @@ fn release(slot: Option<usize>) {
 /// A file written under a temporary name and renamed into place on commit.
 pub struct AtomicFile {
     dest: PathBuf,
-    temp: PathBuf,
+    /// `None`: the destination is not a regular file and is written in place.
+    temp: Option<PathBuf>,
     file: Option<File>,
     slot: Option<usize>,
 }
@@ -85,6 +90,15 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Start writing `dest` (its directory must exist).
     pub fn create(dest: &Path) -> io::Result<AtomicFile> {
+        let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if special {
+            return Ok(AtomicFile {
+                dest: dest.to_path_buf(),
+                temp: None,
+                file: Some(OpenOptions::new().write(true).open(dest)?),
+                slot: None,
+            });
+        }
         let dir = dest
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -109,7 +123,7 @@ impl AtomicFile {
         };
         Ok(AtomicFile {
             dest: dest.to_path_buf(),
-            temp,
+            temp: Some(temp),
             file: Some(file),
             slot,
         })
@@ -122,10 +136,14 @@ impl AtomicFile {
 
     /// Make the written content durable and give it the destination's name.
     pub fn commit(mut self) -> io::Result<()> {
-        let file = self.file.take().expect("open until committed");
+        let mut file = self.file.take().expect("open until committed");
+        let Some(temp) = self.temp.take() else {
+            // Written in place: a device or a pipe has nothing to sync or rename.
+            return io::Write::flush(&mut file);
+        };
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&self.temp, &self.dest)?;
+        std::fs::rename(&temp, &self.dest)?;
         release(self.slot.take());
         if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(dir)?.sync_all()?;
@@ -145,8 +163,8 @@ impl io::Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.temp);
+        if let (Some(_), Some(temp)) = (self.file.take(), &self.temp) {
+            let _ = std::fs::remove_file(temp);
         }
         release(self.slot.take());
     }
@@ -180,5 +198,33 @@ mod tests {
             1,
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn a_device_or_pipe_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut f = AtomicFile::create(&fifo).unwrap();
+        f.write_all(b"through the pipe\n").unwrap();
+        f.commit().unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe\n");
+        let kind = std::fs::metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "still a pipe, not a file");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut null = AtomicFile::create(Path::new("/dev/null")).unwrap();
+        null.write_all(b"gone").unwrap();
+        null.commit().unwrap();
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 }
