@@ -4,10 +4,12 @@
 #   bash deploy/test.sh
 #
 # 1. installs what the tests need when it is missing (as root on Debian:
-#    goaccess, kcat, a JRE and Maven through apt; duckdb, pyarrow, pytest and blake3
-#    through pip),
-# 2. starts a local Kafka broker with deploy/kafka/local-kafka.sh (and stops it
-#    on exit, whatever happens, if this script started it),
+#    goaccess, kcat, a JRE, Maven and curl through apt; duckdb, pyarrow,
+#    pytest, blake3 and botocore through pip),
+# 2. starts a local Kafka broker with deploy/kafka/local-kafka.sh and a local
+#    S3-compatible server with deploy/s3/local-s3.sh (MinIO, built from the Go
+#    module proxy on first use; needs Go 1.24+), and stops them on exit,
+#    whatever happens, if this script started them,
 # 3. runs `cargo test --workspace --all-targets --no-fail-fast` and the doc tests with
 #    FOOTFALL_KAFKA_BROKERS (and the SASL listener's FOOTFALL_KAFKA_SASL_*)
 #    set and FOOTFALL_REQUIRE_KAFKA=1, so broker tests run and fail rather
@@ -23,7 +25,8 @@
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. With CI=true the broker gets fresh storage in a
 # temporary directory (unless FOOTFALL_KAFKA_STATE is set). Environment: FOOTFALL_KAFKA_PORT, FOOTFALL_KAFKA_STATE
-# and FOOTFALL_KAFKA_HOME are passed on to local-kafka.sh.
+# and FOOTFALL_KAFKA_HOME are passed on to local-kafka.sh; FOOTFALL_S3_PORT,
+# FOOTFALL_S3_STATE and FOOTFALL_S3_HOME to local-s3.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,11 +34,14 @@ readonly ROOT
 cd "$ROOT"
 
 readonly KAFKA_SCRIPT="$ROOT/deploy/kafka/local-kafka.sh"
+readonly S3_SCRIPT="$ROOT/deploy/s3/local-s3.sh"
 readonly SCRIPT_START=$SECONDS
 PASSED=()
 FAILED=()
 KAFKA_STARTED_HERE=0
 KAFKA_STATE_TMP=""
+S3_STARTED_HERE=0
+S3_STATE_TMP=""
 
 section() {
     printf '\n==== %s ====\n' "$*"
@@ -78,8 +84,9 @@ install_system_packages() {
     command -v kcat >/dev/null 2>&1 || missing+=(kcat)
     command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
     if ((${#missing[@]} == 0)); then
-        echo "system packages: goaccess, kcat, java and mvn already installed"
+        echo "system packages: goaccess, kcat, java, mvn and curl already installed"
         return 0
     fi
     command -v apt-get >/dev/null 2>&1 ||
@@ -91,8 +98,8 @@ install_system_packages() {
 
 install_python_packages() {
     command -v python3 >/dev/null 2>&1 || die "python3 not found"
-    if python3 -c 'import duckdb, pyarrow, pytest, blake3' 2>/dev/null; then
-        echo "python packages: duckdb, pyarrow, pytest and blake3 already installed"
+    if python3 -c 'import duckdb, pyarrow, pytest, blake3, botocore' 2>/dev/null; then
+        echo "python packages: duckdb, pyarrow, pytest, blake3 and botocore already installed"
         return 0
     fi
     local flags=(--quiet --disable-pip-version-check)
@@ -104,8 +111,8 @@ EOF
     then
         flags+=(--break-system-packages)
     fi
-    echo "installing with pip: duckdb pyarrow pytest blake3"
-    python3 -m pip install "${flags[@]}" duckdb pyarrow pytest blake3
+    echo "installing with pip: duckdb pyarrow pytest blake3 botocore"
+    python3 -m pip install "${flags[@]}" duckdb pyarrow pytest blake3 botocore
 }
 
 stop_kafka() {
@@ -181,11 +188,39 @@ python_tests() {
     return "$status"
 }
 
+stop_s3() {
+    if ((S3_STARTED_HERE)); then
+        section "stopping the S3 server"
+        bash "$S3_SCRIPT" stop || true
+    fi
+}
+
+# The S3-compatible server (MinIO, built once from the Go module proxy into
+# ~/.cache/footfall) that the object-store tests use.
+start_s3() {
+    bash "$S3_SCRIPT" install
+    if bash "$S3_SCRIPT" status >/dev/null 2>&1; then
+        echo "using the S3 server that is already running (left running afterwards)"
+        bash "$S3_SCRIPT" status
+        return 0
+    fi
+    if [[ "${CI:-}" == "true" && -z "${FOOTFALL_S3_STATE:-}" ]]; then
+        S3_STATE_TMP="$(mktemp -d -t footfall-s3-ci.XXXXXX)"
+        export FOOTFALL_S3_STATE="$S3_STATE_TMP"
+    fi
+    S3_STARTED_HERE=1
+    bash "$S3_SCRIPT" start
+}
+
 on_exit() {
     local status=$?
     stop_kafka
     if [[ -n "$KAFKA_STATE_TMP" ]]; then
         rm -rf -- "$KAFKA_STATE_TMP"
+    fi
+    stop_s3
+    if [[ -n "$S3_STATE_TMP" ]]; then
+        rm -rf -- "$S3_STATE_TMP"
     fi
     exit "$status"
 }
@@ -216,6 +251,11 @@ main() {
     eval "$(bash "$KAFKA_SCRIPT" env)"
     export FOOTFALL_REQUIRE_KAFKA=1
     echo "FOOTFALL_KAFKA_BROKERS=$FOOTFALL_KAFKA_BROKERS FOOTFALL_KAFKA_SASL_BROKERS=$FOOTFALL_KAFKA_SASL_BROKERS FOOTFALL_REQUIRE_KAFKA=1"
+
+    section "S3 server"
+    start_s3
+    eval "$(bash "$S3_SCRIPT" env)"
+    export FOOTFALL_REQUIRE_S3=1
 
     step "cargo fmt --check and clippy -D warnings" style
     step "sizes" python3 deploy/lint/sizes.py
