@@ -1,30 +1,74 @@
 #!/usr/bin/env bash
-# The aggregate benchmark, in one run: N generated events ingested into the
-# local broker, then `footfall aggregate` of all of them (events/s, peak RSS),
-# then recomputing one day's summaries vs DuckDB's equivalent SQL on the same
-# events table (median of 3 each).
+# The aggregate benchmark, in one run:
 #
-#   bash deploy/bench/aggregate.sh [EVENTS]      # default 5,000,000
+#   1. for each size N: N generated combined lines (150,000 visitors over 14
+#      days) ingested into the local broker, then `footfall aggregate` of all
+#      of them with no size flag (from Kafka, with dedupe, the events table and
+#      every summary): seconds, events/s and peak RSS;
+#   2. at the first size, the same events as footfall's own JSON (read back
+#      from the topic with kcat) copied by DuckDB to a date-partitioned
+#      Parquet table, `COPY (SELECT *, CAST(ts AS DATE) AS date FROM
+#      read_json(...)) TO ... (FORMAT parquet, PARTITION_BY (date))`, median
+#      of 3: seconds, events/s, and footfall's rate as a ratio of DuckDB's.
 #
-# Needs a release build, python3 with duckdb, and a broker at
-# $FOOTFALL_KAFKA_BROKERS (default 127.0.0.1:9092).
+#   bash deploy/bench/aggregate.sh [N ...]      # default: 1000000 5000000 20000000
+#
+# Needs a release build (built here), python3 with duckdb, kcat, about 1 GB of
+# disk per million events, and a broker at $FOOTFALL_KAFKA_BROKERS (default
+# 127.0.0.1:9092). Summary recompute against DuckDB's SQL is in compare.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-N="${1:-5000000}"
+SIZES=("$@")
+((${#SIZES[@]})) || SIZES=(1000000 5000000 20000000)
 B="${FOOTFALL_KAFKA_BROKERS:-127.0.0.1:9092}"
 W="$(mktemp -d /tmp/footfall-aggbench.XXXXXX)"
 trap 'rm -rf "$W"' EXIT
 FF=target/release/footfall
-T="bench.aggregate.$$.$(date +%s)"
 cargo build --release -p footfall -q
-python3 deploy/bench/genlog.py --lines "$N" --visitors 150000 --days 14 > "$W/access.log"
-"$FF" keys --keyring "$W/keyring" init
-"$FF" topics --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" > /dev/null
-/usr/bin/time -f "ingest: %e s, peak %M KB" env FOOTFALL_KEYRING="$W/keyring" "$FF" ingest --brokers "$B" --topic "$T" \
-    --dlq-topic "$T.dlq" --format combined --state-dir "$W/state" --http-listen off - < "$W/access.log" 2>&1 | tail -2
-/usr/bin/time -f "aggregate: %e s, peak %M KB" "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh" 2>&1 | tail -2
-DAY="$(ls "$W/wh/events" | sed -n 3p | sed 's/date=//')"
-echo "day $DAY: $(python3 -c "import duckdb; print(duckdb.sql(\"select count(*) from read_parquet('$W/wh/events/date=$DAY/*.parquet')\").fetchone()[0])") events"
-for _ in 1 2 3; do /usr/bin/time -f "footfall recompute: %e s, peak %M KB" "$FF" aggregate --warehouse "$W/wh" --recompute "$DAY" 2>&1 | tail -1; done
-for _ in 1 2 3; do /usr/bin/time -f "duckdb sql: %e s, peak %M KB" python3 deploy/bench/duckdb_summaries.py "$W/wh" "$DAY" 2>&1 | tail -1; done
+"$FF" keys --keyring "$W/keyring" init 2>/dev/null
+
+say() { printf '\n== %s\n' "$*" >&2; }
+# seconds and peak KB of a command, from /usr/bin/time
+timed() { /usr/bin/time -f "%e %M" -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { cat "$W/err" >&2; exit 1; }; cat "$W/time"; }
+
+RESULTS=()
+for N in "${SIZES[@]}"; do
+    T="bench.aggregate.$$.$N.$(date +%s)"
+    say "$N events: generating and ingesting"
+    python3 deploy/bench/genlog.py --lines "$N" --visitors 150000 --days 14 > "$W/access.log"
+    "$FF" topics --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" > /dev/null 2>&1
+    FOOTFALL_KEYRING="$W/keyring" "$FF" ingest --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" \
+        --format combined --state-dir "$W/state.$N" --http-listen off - < "$W/access.log" 2>&1 | tail -1 >&2
+    rm -f "$W/access.log"
+    say "$N events: footfall aggregate"
+    read -r secs kb < <(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh.$N")
+    tail -1 "$W/out" >&2
+    RESULTS+=("$N $secs $kb")
+    if [[ "$N" == "${SIZES[0]}" ]]; then
+        say "$N events: DuckDB COPY of the same events (footfall's JSON, from the topic)"
+        kcat -b "$B" -C -t "$T" -e -q -f '%s\n' > "$W/events.json"
+        DUCK=()
+        for _ in 1 2 3; do
+            rm -rf "$W/duck"
+            read -r s k < <(timed python3 -c "import duckdb; duckdb.sql(\"COPY (SELECT *, CAST(ts AS DATE) AS date FROM read_json('$W/events.json')) TO '$W/duck' (FORMAT parquet, PARTITION_BY (date))\")")
+            DUCK+=("$s $k")
+            echo "duckdb copy: $s s, peak $((k / 1024)) MB" >&2
+        done
+        DUCK_MEDIAN="$(printf '%s\n' "${DUCK[@]}" | sort -n | sed -n 2p)"
+        rm -rf "$W/events.json" "$W/duck"
+        FIRST="$N $secs"
+    fi
+    rm -rf "$W/wh.$N" "$W/state.$N"
+done
+
+say "summary"
+printf '%-12s %10s %14s %12s\n' events seconds events/s "peak RSS"
+for r in "${RESULTS[@]}"; do
+    read -r n s k <<<"$r"
+    printf '%-12s %10s %14.0f %9d MB\n' "$n" "$s" "$(echo "$n / $s" | bc -l)" "$((k / 1024))"
+done
+read -r ds dk <<<"$DUCK_MEDIAN"
+read -r fn fs <<<"$FIRST"
+printf 'DuckDB COPY of %s events: %s s (median of 3), %.0f events/s, peak %d MB\n' "$fn" "$ds" "$(echo "$fn / $ds" | bc -l)" "$((dk / 1024))"
+printf 'footfall aggregate / DuckDB COPY rate: %.2f\n' "$(echo "$ds / $fs" | bc -l)"
