@@ -165,6 +165,9 @@ pub fn run(
         mark: commit_mark(meta.as_ref()),
     };
     let mut report = complete(&wh, meta.as_ref(), &consumed, opts, &mut group, progress)?;
+    // The spill directories go while their partitions are still locked: the
+    // next owner of a partition empties and fills the same directory.
+    drop(consumed);
     // Partition locks go before the group is left, so that the next owner can take them.
     drop(partition_locks);
     drop(consumer);

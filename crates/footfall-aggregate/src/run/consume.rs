@@ -429,6 +429,16 @@ fn on_assign(
     if new.is_empty() {
         return Ok(());
     }
+    // librdkafka keeps the application's pause of a partition across a
+    // rebalance: one this run finished (and paused) in an earlier assignment
+    // would deliver nothing now, and the run would stall.
+    let mut tpl = TopicPartitionList::new();
+    for &p in &new {
+        tpl.add_partition(&opts.topic, p);
+    }
+    consumer
+        .resume(&tpl)
+        .map_err(AggregateError::kafka("resume"))?;
     let committed = fetch_committed(consumer, &opts.topic, &new, opts.request_timeout)?;
     let mut fresh = Vec::new();
     for &p in &new {
