@@ -85,6 +85,6 @@ pub use summaries::{
 };
 pub use warehouse::{
     read_parquet, writer_properties, DateLock, EventFile, LockMode, PartitionLock, PendingFile,
-    Warehouse, WarehouseLock, WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE,
-    LOCK_FILE, META_FILE, SUMMARY_FILE,
+    PeriodLock, Warehouse, WarehouseLock, WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION,
+    LEDGER_FILE, LOCK_FILE, META_FILE, SUMMARY_FILE,
 };

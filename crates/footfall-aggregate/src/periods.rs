@@ -26,10 +26,21 @@ use chrono::{Days, NaiveDate};
 use footfall_keys::Epoch;
 
 use crate::error::AggregateError;
+use crate::hash::{FxHashMap, FxHashSet};
 use crate::run::{put_file, RunOptions, RunReport};
 use crate::schema::{day_number, Cols};
 use crate::summaries::Table;
-use crate::warehouse::{read_parquet, Warehouse};
+use crate::warehouse::{read_parquet, LockMode, Warehouse};
+
+/// The `visits` columns a period's rows are computed from.
+const VISIT_COLUMNS: &[&str] = &[
+    "site",
+    "visitor_id",
+    "audience",
+    "page_views",
+    "bounce",
+    "duration_s",
+];
 
 /// A period table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,17 +87,31 @@ impl Period {
 }
 
 /// Rewrites the period files of every week and month holding one of `dates`.
+///
+/// A shared run holds each period's lock from reading its visits to
+/// publishing its file, so that two runs refreshing one week cannot publish a
+/// file computed before the other's visits (each run refreshes after writing
+/// its own dates' visits, so the last to refresh sees both).
 pub(crate) fn refresh(
     wh: &Warehouse,
     dates: &BTreeSet<NaiveDate>,
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
-    // Each date's visits are read once, for its week and its month.
+    let shared = opts.lock == LockMode::Shared && !opts.dry_run;
+    // Each date's visits are read once, for its week and its month (a shared
+    // run reads them again under each period's lock).
     let mut visits: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
     for period in Period::ALL {
         let starts: BTreeSet<NaiveDate> = dates.iter().map(|&d| period.start(d)).collect();
         for start in starts {
+            let _lock = match shared {
+                true => {
+                    visits.clear();
+                    Some(wh.lock_period(period, start, opts.lock_wait)?)
+                }
+                false => None,
+            };
             let days = period.dates(start);
             let exact =
                 opts.summary.epoch.start(days[0]) == opts.summary.epoch.start(days[days.len() - 1]);
@@ -94,7 +119,7 @@ pub(crate) fn refresh(
                 if let std::collections::btree_map::Entry::Vacant(e) = visits.entry(date) {
                     let path = wh.summary_path(Table::Visits, date);
                     e.insert(match path.exists() {
-                        true => read_parquet(&path, None)?,
+                        true => read_parquet(&path, Some(VISIT_COLUMNS))?,
                         false => Vec::new(),
                     });
                 }
@@ -110,12 +135,22 @@ pub(crate) fn refresh(
 
 #[derive(Default)]
 struct Totals {
-    visitors: BTreeSet<String>,
+    visitors: FxHashSet<u32>,
     visits: i64,
     page_views: i64,
     bounces: i64,
     duration_s: f64,
     days: BTreeSet<NaiveDate>,
+}
+
+/// One row of `visits`, its visitor interned.
+struct Visit<'a> {
+    date: NaiveDate,
+    site: &'a str,
+    visitor: u32,
+    page_views: i64,
+    bounce: bool,
+    duration_s: f64,
 }
 
 /// The rows of one period from the visits of its `days`.
@@ -124,9 +159,10 @@ fn period_batch(
     visits_of: &BTreeMap<NaiveDate, Vec<RecordBatch>>,
     exact: bool,
 ) -> Result<RecordBatch, AggregateError> {
-    // (site, visitor) -> bot on any day; then totals per (site, audience).
-    let mut bot: BTreeMap<(String, String), bool> = BTreeMap::new();
-    let mut visits: Vec<(NaiveDate, String, String, i64, bool, f64)> = Vec::new();
+    // (site, visitor) -> a code, and per code: bot on any day.
+    let mut codes: FxHashMap<(&str, &str), u32> = FxHashMap::default();
+    let mut bot: Vec<bool> = Vec::new();
+    let mut visits: Vec<Visit> = Vec::new();
     for &date in days {
         for b in &visits_of[&date] {
             let c = Cols::new(b);
@@ -138,39 +174,46 @@ fn period_batch(
                 c.f64("duration_s")?,
             );
             for i in 0..b.num_rows() {
-                let key = (site.value(i).to_string(), visitor.value(i).to_string());
-                *bot.entry(key.clone()).or_default() |= audience.value(i) == "bot";
-                visits.push((
+                let next = bot.len() as u32;
+                let code = *codes
+                    .entry((site.value(i), visitor.value(i)))
+                    .or_insert(next);
+                if code == next {
+                    bot.push(false);
+                }
+                bot[code as usize] |= audience.value(i) == "bot";
+                visits.push(Visit {
                     date,
-                    key.0,
-                    key.1,
-                    pv.value(i),
-                    bounce.value(i),
-                    dur.value(i),
-                ));
+                    site: site.value(i),
+                    visitor: code,
+                    page_views: pv.value(i),
+                    bounce: bounce.value(i),
+                    duration_s: dur.value(i),
+                });
             }
         }
     }
-    let mut rows: BTreeMap<(String, &'static str), Totals> = BTreeMap::new();
-    for (date, site, visitor, pv, bounce, dur) in visits {
-        let audience = if bot[&(site.clone(), visitor.clone())] {
+    // Summed in the order of the visits, so that the float sums are reproducible.
+    let mut rows: BTreeMap<(&str, &'static str), Totals> = BTreeMap::new();
+    for v in visits {
+        let audience = if bot[v.visitor as usize] {
             "bot"
         } else {
             "human"
         };
-        let t = rows.entry((site, audience)).or_default();
-        t.visitors.insert(visitor);
+        let t = rows.entry((v.site, audience)).or_default();
+        t.visitors.insert(v.visitor);
         t.visits += 1;
-        t.page_views += pv;
-        t.bounces += bounce as i64;
-        t.duration_s += dur;
-        t.days.insert(date);
+        t.page_views += v.page_views;
+        t.bounces += v.bounce as i64;
+        t.duration_s += v.duration_s;
+        t.days.insert(v.date);
     }
     columns(&rows, days, exact)
 }
 
 fn columns(
-    rows: &BTreeMap<(String, &'static str), Totals>,
+    rows: &BTreeMap<(&str, &'static str), Totals>,
     days: &[NaiveDate],
     exact: bool,
 ) -> Result<RecordBatch, AggregateError> {
@@ -182,11 +225,7 @@ fn columns(
     let cols: Vec<(&str, ArrayRef, bool)> = vec![
         (
             "site",
-            Arc::new(
-                rows.keys()
-                    .map(|k| Some(k.0.as_str()))
-                    .collect::<StringArray>(),
-            ),
+            Arc::new(rows.keys().map(|k| Some(k.0)).collect::<StringArray>()),
             false,
         ),
         (
@@ -242,5 +281,29 @@ mod tests {
             Period::Month.dates(d("2015-05-01")).last(),
             Some(&d("2015-05-31"))
         );
+    }
+
+    #[test]
+    fn a_shared_refresh_holds_the_period_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        let date = NaiveDate::from_ymd_opt(2015, 5, 17).unwrap();
+        let dates = BTreeSet::from([date]);
+        let mut opts = RunOptions::new("t", "g", dir.path());
+        opts.lock_wait = std::time::Duration::from_millis(50);
+        let held = wh
+            .lock_period(Period::Week, Period::Week.start(date), opts.lock_wait)
+            .unwrap();
+        let mut report = RunReport::default();
+        // An exclusive run is alone in the warehouse: it takes no period lock.
+        refresh(&wh, &dates, &opts, &mut report).unwrap();
+        opts.lock = LockMode::Shared;
+        let err = refresh(&wh, &dates, &opts, &mut report).unwrap_err();
+        assert!(
+            matches!(err, AggregateError::Locked { .. }),
+            "a shared refresh waits for the week's lock: {err}"
+        );
+        drop(held);
+        refresh(&wh, &dates, &opts, &mut report).unwrap();
     }
 }

@@ -26,14 +26,12 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
@@ -139,6 +137,17 @@ pub struct DateLock {
     pub date: NaiveDate,
 }
 
+/// A held per-period lock (shared mode): its holder is the only run that
+/// reads a week's or month's visits and writes its period file; released on drop.
+#[derive(Debug)]
+pub struct PeriodLock {
+    _file: File,
+    /// The period table.
+    pub period: crate::periods::Period,
+    /// The period's first day.
+    pub start: NaiveDate,
+}
+
 /// A file written to its temporary name and fsynced, not yet visible.
 #[must_use = "a pending file is invisible until persisted"]
 #[derive(Debug)]
@@ -148,9 +157,12 @@ pub struct PendingFile {
 }
 
 mod pending;
+mod read;
 pub use pending::PendingWriter;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
+pub use read::read_parquet;
+pub(crate) use read::{concat, read_parquet_iter, RowKeep};
 
 impl PendingFile {
     /// The final path.
@@ -416,6 +428,30 @@ impl Warehouse {
             format!("another aggregate run kept date {date} locked for longer than {wait:?}")
         })?;
         Ok(DateLock { _file: file, date })
+    }
+
+    /// Takes the lock of one period file (shared mode), waiting up to `wait`.
+    /// Runs take it while they hold their date locks and never the other way
+    /// round, one period at a time, so that period locks cannot deadlock.
+    pub fn lock_period(
+        &self,
+        period: crate::periods::Period,
+        start: NaiveDate,
+        wait: Duration,
+    ) -> Result<PeriodLock, AggregateError> {
+        let name = format!("{}-{}.lock", period.name(), date_dir_name(start));
+        let path = self.root.join(PARTITION_LOCK_DIR).join(name);
+        let file = lock_file(&path, wait, || {
+            format!(
+                "another aggregate run kept {} of {start} locked for longer than {wait:?}",
+                period.name()
+            )
+        })?;
+        Ok(PeriodLock {
+            _file: file,
+            period,
+            start,
+        })
     }
 
     /// Locks `dates` in ascending order (so that runs locking overlapping sets
@@ -950,44 +986,6 @@ fn list_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, AggregateError> {
             .map_err(AggregateError::io("list", dir)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(AggregateError::io("list", dir)(e)),
-    }
-}
-
-/// Reads a Parquet file, optionally only some columns (by name).
-pub fn read_parquet(
-    path: &Path,
-    columns: Option<&[&str]>,
-) -> Result<Vec<RecordBatch>, AggregateError> {
-    let file = File::open(path).map_err(AggregateError::io("open", path))?;
-    let mut builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(AggregateError::parquet(path))?;
-    if let Some(cols) = columns {
-        let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
-        builder = builder.with_projection(mask);
-    }
-    let reader = builder
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(AggregateError::parquet(path))?;
-    let mut out = Vec::new();
-    for b in reader {
-        out.push(b.map_err(|e| AggregateError::Parquet {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?);
-    }
-    Ok(out)
-}
-
-/// Concatenates batches of one schema (an empty list gives an empty batch of `schema`).
-pub(crate) fn concat(
-    schema: &arrow::datatypes::SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<RecordBatch, AggregateError> {
-    match batches {
-        [] => Ok(RecordBatch::new_empty(Arc::clone(schema))),
-        [one] => Ok(one.clone()),
-        many => Ok(arrow::compute::concat_batches(schema, many)?),
     }
 }
 

@@ -22,8 +22,8 @@ use super::{Checkpoint, RunOptions, RunReport};
 use crate::error::AggregateError;
 use crate::schema::{day_number, events_schema, local_day, local_time_of_day, DAY_US};
 use crate::sessions::SummaryOptions;
-use crate::summaries::{summarize, Table, SUMMARY_COLUMNS};
-use crate::warehouse::{concat, read_parquet, EventFile, LockMode, Warehouse};
+use crate::summaries::{summarize_batches, SUMMARY_COLUMNS};
+use crate::warehouse::{read_parquet_iter, EventFile, LockMode, RowKeep, Warehouse};
 
 /// The events columns summaries need, in events-schema order.
 pub(crate) fn summary_projection() -> (SchemaRef, Vec<usize>) {
@@ -37,39 +37,59 @@ pub(crate) fn summary_projection() -> (SchemaRef, Vec<usize>) {
     )
 }
 
+/// Where one date's events are: its counting files and, in a dry run, the
+/// batch's new events (projected).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DayEvents<'a> {
+    pub files: &'a [PathBuf],
+    pub new: &'a [RecordBatch],
+}
+
 /// Recompute and write the summaries of one date from all its events (`day`,
-/// every partition) plus the previous day's events (`prev`, of which only the
-/// last visit timeout counts, for visits crossing midnight). Each file is
-/// written atomically; tables left without rows lose their file; a date with
-/// no events left loses all its summaries.
+/// every partition) plus the previous day's last visit timeout (`prev`, for
+/// visits crossing midnight), read one batch at a time. Each file is written
+/// atomically; tables left without rows lose their file; a date with no
+/// events left loses all its summaries. Returns how many events the date has.
 pub(crate) fn summarize_date(
     wh: &Warehouse,
     date: NaiveDate,
-    day: Vec<RecordBatch>,
-    prev: Vec<RecordBatch>,
+    (day, prev): (DayEvents<'_>, DayEvents<'_>),
     opts: &RunOptions,
     report: &mut RunReport,
-) -> Result<(), AggregateError> {
-    if day.iter().all(|b| b.num_rows() == 0) {
-        // No events left for this date: its summaries go too.
-        if !opts.dry_run {
-            for t in Table::ALL {
-                remove_summary(wh, wh.summary_path(t, date), opts, report)?;
-            }
-        }
-        return Ok(());
-    }
-    let (proj_schema, _) = summary_projection();
+) -> Result<u64, AggregateError> {
     let timeout_us = opts.summary.timeout_us().min(DAY_US);
-    let mut batches = day;
-    if let Some(prev_date) = date.pred_opt() {
-        for b in prev {
-            batches.push(tail_of(&b, prev_date, timeout_us)?);
+    let prev_date = date.pred_opt();
+    let tail = move || -> Option<RowKeep> {
+        let prev_date = prev_date?;
+        Some((
+            &["ts", "tz_offset_s"],
+            Box::new(move |b: &RecordBatch| tail_mask(b, prev_date, timeout_us)),
+        ))
+    };
+    let day_files = day.files.iter().map(|p| (p, None));
+    let prev_files = prev.files.iter().map(|p| (p, tail()));
+    let files = day_files.chain(prev_files).flat_map(|(path, keep)| {
+        type Batches = Box<dyn Iterator<Item = Result<RecordBatch, AggregateError>>>;
+        match read_parquet_iter(path, Some(SUMMARY_COLUMNS), keep) {
+            Ok(it) => Box::new(it) as Batches,
+            Err(e) => Box::new(std::iter::once(Err(e))),
         }
-    }
-    let events = concat(&proj_schema, &normalise(&proj_schema, batches)?)?;
-    let summaries = summarize(&events, date, &opts.summary)?;
+    });
+    let new = day.new.iter().map(|b| Ok(b.clone()));
+    let prev_new = prev.new.iter().map(|b| match prev_date {
+        Some(d) => filter(b, &tail_mask(b, d, timeout_us)?),
+        None => Ok(b.slice(0, 0)),
+    });
+    let (summaries, rows) =
+        summarize_batches(files.chain(new).chain(prev_new), date, &opts.summary)?;
     for (table, batch) in summaries.iter() {
+        if rows == 0 {
+            // No events left for this date: its summaries go too.
+            if !opts.dry_run {
+                remove_summary(wh, wh.summary_path(table, date), opts, report)?;
+            }
+            continue;
+        }
         *report
             .summary_rows
             .entry(table.name().to_string())
@@ -79,7 +99,11 @@ pub(crate) fn summarize_date(
         }
         put_file(wh, wh.summary_path(table, date), batch, opts, report)?;
     }
-    Ok(())
+    Ok(rows)
+}
+
+fn filter(b: &RecordBatch, keep: &BooleanArray) -> Result<RecordBatch, AggregateError> {
+    Ok(arrow::compute::filter_record_batch(b, keep)?)
 }
 
 /// Writes a summary-like file atomically (temp file, fsync, rename), or
@@ -152,43 +176,46 @@ pub(crate) fn recompute_locked(
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
-    let read = |d: NaiveDate| -> Result<Vec<RecordBatch>, AggregateError> {
-        let mut out = Vec::new();
-        for f in files.iter().filter(|f| f.date == d) {
-            out.extend(read_parquet(&f.path, Some(SUMMARY_COLUMNS))?);
-        }
-        Ok(out)
+    let of = |d: NaiveDate| -> Vec<PathBuf> {
+        files
+            .iter()
+            .filter(|f| f.date == d)
+            .map(|f| f.path.clone())
+            .collect()
     };
     for &date in targets {
-        let day = read(date)?;
-        let rows = day.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        report.events_read += rows;
-        let prev = match date.pred_opt() {
-            Some(prev) if rows > 0 => read(prev)?,
-            _ => Vec::new(),
-        };
-        summarize_date(wh, date, day, prev, opts, report)?;
+        let (day, prev) = (of(date), date.pred_opt().map(of).unwrap_or_default());
+        let events = (
+            DayEvents {
+                files: &day,
+                new: &[],
+            },
+            DayEvents {
+                files: &prev,
+                new: &[],
+            },
+        );
+        report.events_read += summarize_date(wh, date, events, opts, report)?;
     }
     crate::periods::refresh(wh, targets, opts, report)
 }
 
-/// Rows of `batch` in the last `timeout_us` of `date` (local time).
-fn tail_of(
+/// Which rows of `batch` are in the last `timeout_us` of `date` (local time).
+fn tail_mask(
     batch: &RecordBatch,
     date: NaiveDate,
     timeout_us: i64,
-) -> Result<RecordBatch, AggregateError> {
+) -> Result<BooleanArray, AggregateError> {
     let c = crate::schema::Cols::new(batch);
     let (ts, tz) = (c.ts("ts")?, c.i32("tz_offset_s")?);
     let day = day_number(date);
     let from = DAY_US - timeout_us;
-    let mask: BooleanArray = (0..batch.num_rows())
+    Ok((0..batch.num_rows())
         .map(|i| {
             let (t, o) = (ts.value(i), tz.value(i));
             Some(local_day(t, o) == day && local_time_of_day(t, o) >= from)
         })
-        .collect();
-    Ok(arrow::compute::filter_record_batch(batch, &mask)?)
+        .collect())
 }
 
 /// Gives every batch exactly `schema`, taking its columns by name.

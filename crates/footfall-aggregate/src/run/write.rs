@@ -20,12 +20,11 @@ use arrow::compute::filter_record_batch;
 use chrono::NaiveDate;
 
 use super::consume::Consumed;
-use super::recompute::{summarize_date, summary_projection};
+use super::recompute::{summarize_date, summary_projection, DayEvents};
 use super::{Checkpoint, Progress, RunOptions, RunReport, Stage};
 use crate::error::AggregateError;
 use crate::hash::FxHashSet;
 use crate::schema::{events_schema, Cols};
-use crate::summaries::SUMMARY_COLUMNS;
 use crate::warehouse::{
     read_parquet, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
 };
@@ -290,27 +289,17 @@ fn summarize_touched(
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
     progress.stage(Stage::Summarizing);
-    let load = |date: NaiveDate| -> Result<Vec<RecordBatch>, AggregateError> {
-        let mut out = Vec::new();
-        if let Some(day) = days.get(&date) {
-            for path in &day.files {
-                out.extend(read_parquet(path, Some(SUMMARY_COLUMNS))?);
-            }
-            for b in &day.new {
-                out.push(b.clone());
-            }
-        }
-        Ok(out)
+    let events = |date: Option<NaiveDate>| match date.and_then(|d| days.get(&d)) {
+        Some(day) => DayEvents {
+            files: &day.files,
+            new: &day.new,
+        },
+        None => DayEvents::default(),
     };
     let total = touched.len();
     for (n, &date) in touched.iter().enumerate() {
-        let day = load(date)?;
-        // The previous day's events matter only when there is something to summarise.
-        let prev = match date.pred_opt() {
-            Some(prev) if day.iter().any(|b| b.num_rows() > 0) => load(prev)?,
-            _ => Vec::new(),
-        };
-        summarize_date(wh, date, day, prev, opts, report)?;
+        let both = (events(Some(date)), events(date.pred_opt()));
+        summarize_date(wh, date, both, opts, report)?;
         progress.summarized(n + 1, total);
     }
     Ok(())

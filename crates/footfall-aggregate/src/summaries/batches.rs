@@ -49,7 +49,7 @@ type Keyed<'a, R, V> = ((Option<&'a str>, u8, R), V);
 /// Decodes the site of every key and sorts the rows by (site, class, rest).
 fn sorted<'a, R: Ord, V>(
     rows: impl IntoIterator<Item = (SiteClass, R, V)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Vec<Keyed<'a, R, V>> {
     let mut out: Vec<_> = rows
         .into_iter()
@@ -76,9 +76,9 @@ fn lead<R, V>(rows: &[Keyed<'_, R, V>]) -> Columns {
     ]
 }
 
-pub(super) fn traffic<'a>(
+pub(super) fn traffic(
     rows: impl IntoIterator<Item = (SiteClass, u8, Traffic)>,
-    s: &Interner<'a>,
+    s: &Interner,
     hourly: bool,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
@@ -111,7 +111,7 @@ pub(super) fn traffic<'a>(
 
 pub(super) fn pages<'a>(
     rows: impl IntoIterator<Item = (SiteClass, Option<&'a str>, Page)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let p = |f: fn(&Page) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
@@ -134,7 +134,7 @@ pub(super) fn pages<'a>(
 
 pub(super) fn clients<'a>(
     rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 5], Client)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let c = |f: fn(&Client) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
@@ -155,7 +155,7 @@ pub(super) fn clients<'a>(
 
 pub(super) fn status<'a>(
     rows: impl IntoIterator<Item = (SiteClass, (u16, Option<&'a str>), i64)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let mut cols = lead(&rows);
@@ -169,7 +169,7 @@ pub(super) fn status<'a>(
 
 pub(super) fn search<'a>(
     rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 2], Searches)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let mut cols = lead(&rows);
@@ -197,7 +197,7 @@ fn visit_counts<R>(cols: &mut Columns, rows: &[Keyed<'_, R, VisitCounts>], page_
 
 pub(super) fn referrers<'a>(
     rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 4], VisitCounts)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let k = |j: usize| strs(rows.iter().map(move |r| r.0 .2[j]));
@@ -214,7 +214,7 @@ pub(super) fn referrers<'a>(
 
 pub(super) fn campaigns<'a>(
     rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 5], VisitCounts)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let mut cols = lead(&rows);
@@ -234,7 +234,7 @@ pub(super) fn campaigns<'a>(
 
 pub(super) fn transitions<'a>(
     rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 2], i64)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let mut cols = lead(&rows);
@@ -248,7 +248,7 @@ pub(super) fn transitions<'a>(
 
 pub(super) fn routes<'a>(
     rows: impl IntoIterator<Item = (SiteClass, (u8, [Option<&'a str>; 4]), Route)>,
-    s: &Interner<'a>,
+    s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let k = |j: usize| strs(rows.iter().map(move |r| r.0 .2 .1[j]));
@@ -273,7 +273,7 @@ pub(super) fn routes<'a>(
 
 pub(super) fn visits(
     visits: &[Visit],
-    rows: &Rows<'_>,
+    rows: &Rows,
     class: &[u8],
 ) -> Result<RecordBatch, AggregateError> {
     let s = |c: u32| rows.strings.get(c);
@@ -289,9 +289,9 @@ pub(super) fn visits(
     };
     order.sort_unstable_by_key(|v| key(v));
     let first =
-        |f: fn(&Rows<'_>, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.first as usize))));
+        |f: fn(&Rows, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.first as usize))));
     let landing =
-        |f: fn(&Rows<'_>, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.landing as usize))));
+        |f: fn(&Rows, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.landing as usize))));
     let classes = || order.iter().map(|v| class[v.first as usize]);
     let n = |f: fn(&Visit) -> i64| i64s(order.iter().map(move |v| f(v)));
     batch(vec![

@@ -16,7 +16,7 @@ pub(super) struct Classes {
 
 /// Classifies every visitor-day of `rows`; `order` groups the rows by (site,
 /// visitor) in time order ([`Rows::order`]).
-pub(super) fn classify(rows: &Rows<'_>, order: &[u32], rules: &BotRules) -> Classes {
+pub(super) fn classify(rows: &Rows, order: &[u32], rules: &BotRules) -> Classes {
     let n = rows.ts.len();
     let mut out = Classes {
         class: vec![bots::HUMAN; n],
@@ -48,7 +48,7 @@ pub(super) fn classify(rows: &Rows<'_>, order: &[u32], rules: &BotRules) -> Clas
 
 /// Marks the repeated requests of each polled route of one visitor-day
 /// (every one after the first); returns how many requests are polling.
-fn mark_polling(rows: &Rows<'_>, group: &[usize], rules: &BotRules, polling: &mut [bool]) -> u32 {
+fn mark_polling(rows: &Rows, group: &[usize], rules: &BotRules, polling: &mut [bool]) -> u32 {
     if rules.polling_min_requests == 0 || group.len() < rules.polling_min_requests as usize {
         return 0;
     }
@@ -70,7 +70,7 @@ fn mark_polling(rows: &Rows<'_>, group: &[usize], rules: &BotRules, polling: &mu
 }
 
 /// What one visitor-day did (`group`: its rows of the date, in time order).
-fn profile(rows: &Rows<'_>, group: &[usize], polling: u32) -> Profile {
+fn profile(rows: &Rows, group: &[usize], polling: u32) -> Profile {
     let mut p = Profile {
         requests: group.len() as u32,
         polling,

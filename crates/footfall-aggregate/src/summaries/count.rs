@@ -129,7 +129,7 @@ fn status_class(status: u16) -> usize {
 impl Tally {
     /// Runs the pass over `order` ([`Rows::order`]).
     pub(super) fn count(
-        rows: &Rows<'_>,
+        rows: &Rows,
         order: &[u32],
         classes: &Classes,
         opts: &SummaryOptions,
@@ -174,7 +174,7 @@ impl Tally {
     }
 
     /// Counts one request of the date.
-    fn request(&mut self, rows: &Rows<'_>, i: usize, run: u32, sc: SiteClass, pv: bool) {
+    fn request(&mut self, rows: &Rows, i: usize, run: u32, sc: SiteClass, pv: bool) {
         let class = status_class(rows.status[i]);
         let (lat, bytes, route) = (rows.latency[i] as usize, rows.bytes[i], rows.route[i]);
         let visitor_req = rows.visitor_request(i);
@@ -233,7 +233,7 @@ impl Tally {
     }
 
     /// Adds one visitor request to its open visit (page flow of the date).
-    fn visit_request(&mut self, v: &mut OpenVisit, rows: &Rows<'_>, pos: u32, c: u8, pv: bool) {
+    fn visit_request(&mut self, v: &mut OpenVisit, rows: &Rows, pos: u32, c: u8, pv: bool) {
         let i = pos as usize;
         let (ts, route, sc) = (rows.ts[i], rows.route[i], (rows.site[i], c));
         v.end_us = ts;
@@ -266,7 +266,7 @@ impl Tally {
     }
 
     /// Ends a visit: its exit, and the visit itself when it started on the date.
-    fn close(&mut self, v: OpenVisit, rows: &Rows<'_>, classes: &Classes) {
+    fn close(&mut self, v: OpenVisit, rows: &Rows, classes: &Classes) {
         if !v.in_day {
             return;
         }
@@ -295,7 +295,7 @@ impl Tally {
     }
 
     /// Visit-level traffic metrics.
-    fn visit_totals(&mut self, rows: &Rows<'_>, classes: &Classes) {
+    fn visit_totals(&mut self, rows: &Rows, classes: &Classes) {
         for v in &self.visits {
             let f = v.first as usize;
             let sc = (rows.site[f], classes.class[f]);
@@ -312,7 +312,7 @@ impl Tally {
 }
 
 impl OpenVisit {
-    fn new(run: u32, pos: u32, rows: &Rows<'_>) -> Self {
+    fn new(run: u32, pos: u32, rows: &Rows) -> Self {
         let i = pos as usize;
         OpenVisit {
             run,

@@ -67,7 +67,7 @@ pub(super) struct Folded {
 }
 
 /// Builds the referrer, campaign and search tables, folding rare values.
-pub(super) fn fold(t: &Tally, rows: &Rows<'_>, class: &[u8], k: u32) -> Folded {
+pub(super) fn fold(t: &Tally, rows: &Rows, class: &[u8], k: u32) -> Folded {
     let k = i64::from(k);
     let mut hosts = Distinct::default();
     let mut utms = Distinct::default();

@@ -213,7 +213,19 @@ pub fn summarize(
     date: NaiveDate,
     opts: &SummaryOptions,
 ) -> Result<Summaries, AggregateError> {
-    let rows = rows::Rows::load(events, date, opts)?;
+    Ok(summarize_batches([Ok(events.clone())], date, opts)?.0)
+}
+
+/// [`summarize`] over batches read one at a time (each is dropped once its
+/// rows are decoded), so that only the decoded rows are held; also returns
+/// how many rows were of `date` itself.
+pub(crate) fn summarize_batches(
+    batches: impl IntoIterator<Item = Result<RecordBatch, AggregateError>>,
+    date: NaiveDate,
+    opts: &SummaryOptions,
+) -> Result<(Summaries, u64), AggregateError> {
+    let rows = rows::Rows::load(batches, date, opts)?;
+    let day_rows = rows.in_day.iter().filter(|&&d| d).count() as u64;
     let order = rows.order();
     let classes = classes::classify(&rows, &order, &opts.bots);
     let t = count::Tally::count(&rows, &order, &classes, opts);
@@ -271,5 +283,5 @@ pub fn summarize(
         )?,
         batches::visits(&t.visits, &rows, &classes.class)?,
     ];
-    Ok(Summaries { batches })
+    Ok((Summaries { batches }, day_rows))
 }

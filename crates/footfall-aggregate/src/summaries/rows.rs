@@ -2,6 +2,8 @@
 //! once into integer codes (strings interned) and small values, indexed by
 //! scope position.
 
+use std::sync::Arc;
+
 use arrow::array::{Array, RecordBatch, StringArray};
 use chrono::NaiveDate;
 
@@ -53,35 +55,39 @@ pub(super) fn latency_bucket(ms: Option<f64>) -> usize {
     }
 }
 
-/// String interner: code 0 is null, other codes index `values`.
-pub(super) struct Interner<'a> {
-    map: FxHashMap<&'a str, u32>,
-    values: Vec<&'a str>,
+/// String interner: code 0 is null, other codes index `values`. It owns
+/// its strings (each once), so that the batches they came from can go as
+/// soon as they are read.
+pub(super) struct Interner {
+    map: FxHashMap<Arc<str>, u32>,
+    values: Vec<Arc<str>>,
 }
 
-impl<'a> Interner<'a> {
+impl Interner {
     fn new() -> Self {
         Interner {
             map: FxHashMap::default(),
-            values: vec![""],
+            values: vec![Arc::from("")],
         }
     }
 
     #[inline]
-    fn code(&mut self, s: &'a str) -> u32 {
+    fn code(&mut self, s: &str) -> u32 {
         if let Some(&c) = self.map.get(s) {
             return c;
         }
         let c = self.values.len() as u32;
-        self.values.push(s);
-        self.map.insert(s, c);
+        let owned: Arc<str> = Arc::from(s);
+        self.values.push(Arc::clone(&owned));
+        self.map.insert(owned, c);
         c
     }
 
-    /// Codes of `arr` at `rows`, with a one-entry cache for runs of equal values.
-    fn column(&mut self, arr: &'a StringArray, rows: &[u32]) -> Vec<u32> {
-        let mut out = Vec::with_capacity(rows.len());
-        let mut last: (&'a str, u32) = ("", u32::MAX);
+    /// Appends the codes of `arr` at `rows` to `out`, with a one-entry cache
+    /// for runs of equal values.
+    fn column(&mut self, arr: &StringArray, rows: &[u32], out: &mut Vec<u32>) {
+        out.reserve(rows.len());
+        let mut last: (&str, u32) = ("", u32::MAX);
         for &r in rows {
             let r = r as usize;
             let code = match opt_str(arr, r) {
@@ -95,24 +101,24 @@ impl<'a> Interner<'a> {
             };
             out.push(code);
         }
-        out
     }
 
     #[inline]
-    pub(super) fn get(&self, code: u32) -> Option<&'a str> {
+    pub(super) fn get(&self, code: u32) -> Option<&str> {
         match code {
             0 => None,
             CODE_OTHER => Some(OTHER),
             CODE_ENTRANCE => Some(ENTRANCE),
             CODE_EXIT => Some(EXIT),
-            c => Some(self.values[c as usize]),
+            c => Some(&self.values[c as usize]),
         }
     }
 }
 
 /// The in-scope rows: decoded codes and values, indexed by scope position.
-pub(super) struct Rows<'a> {
-    pub strings: Interner<'a>,
+#[derive(Default)]
+pub(super) struct Rows {
+    pub strings: Interner,
     pub in_day: Vec<bool>,
     pub ts: Vec<i64>,
     pub hour: Vec<u8>,
@@ -189,85 +195,78 @@ fn flags(method: Option<&str>, path: Option<&str>, rules: &BotRules) -> u8 {
     f
 }
 
-impl<'a> Rows<'a> {
+impl Default for Interner {
+    fn default() -> Self {
+        Interner::new()
+    }
+}
+
+type Field = fn(&mut Rows) -> &mut Vec<u32>;
+
+/// The string columns interned into codes, in the order codes are given, with
+/// the field of [`Rows`] each goes to.
+const CODED: [(&str, Field); 21] = [
+    ("site", |r| &mut r.site),
+    ("visitor_id", |r| &mut r.visitor),
+    ("host", |r| &mut r.host),
+    ("method", |r| &mut r.method),
+    ("route", |r| &mut r.route),
+    ("upstream", |r| &mut r.upstream),
+    ("referrer_host", |r| &mut r.ref_host),
+    ("referrer_medium", |r| &mut r.medium),
+    ("referrer_source", |r| &mut r.source),
+    ("search_terms", |r| &mut r.search_terms),
+    ("site_search", |r| &mut r.site_search),
+    ("utm_source", |r| &mut r.utm[0]),
+    ("utm_medium", |r| &mut r.utm[1]),
+    ("utm_campaign", |r| &mut r.utm[2]),
+    ("utm_term", |r| &mut r.utm[3]),
+    ("utm_content", |r| &mut r.utm[4]),
+    ("browser", |r| &mut r.browser),
+    ("browser_version", |r| &mut r.browser_version),
+    ("os", |r| &mut r.os),
+    ("device", |r| &mut r.device),
+    ("bot_name", |r| &mut r.bot_name),
+];
+
+impl Rows {
+    /// The in-scope rows of `batches`, read one batch at a time: a batch is
+    /// dropped once its rows are codes and values.
     pub(super) fn load(
-        batch: &'a RecordBatch,
+        batches: impl IntoIterator<Item = Result<RecordBatch, AggregateError>>,
         date: NaiveDate,
         opts: &SummaryOptions,
     ) -> Result<Self, AggregateError> {
+        let mut rows = Rows::default();
+        for batch in batches {
+            rows.append(&batch?, date, opts)?;
+        }
+        Ok(rows)
+    }
+
+    /// Adds the in-scope rows of one batch.
+    fn append(
+        &mut self,
+        batch: &RecordBatch,
+        date: NaiveDate,
+        opts: &SummaryOptions,
+    ) -> Result<(), AggregateError> {
         let c = Cols::new(batch);
         let (scope, in_day) = scope(&c, batch.num_rows(), date, opts)?;
-        let mut strings = Interner::new();
-        let mut col = |name: &str| -> Result<Vec<u32>, AggregateError> {
-            Ok(strings.column(c.str(name)?, &scope))
-        };
-        let (site, visitor, host, method, route) = (
-            col("site")?,
-            col("visitor_id")?,
-            col("host")?,
-            col("method")?,
-            col("route")?,
-        );
-        let (upstream, ref_host, medium, source) = (
-            col("upstream")?,
-            col("referrer_host")?,
-            col("referrer_medium")?,
-            col("referrer_source")?,
-        );
-        let (search_terms, site_search) = (col("search_terms")?, col("site_search")?);
-        let utm = [
-            col("utm_source")?,
-            col("utm_medium")?,
-            col("utm_campaign")?,
-            col("utm_term")?,
-            col("utm_content")?,
-        ];
-        let (browser, browser_version, os, device, bot_name) = (
-            col("browser")?,
-            col("browser_version")?,
-            col("os")?,
-            col("device")?,
-            col("bot_name")?,
-        );
-        let mut rows = Rows {
-            strings,
-            in_day,
-            ts: Vec::new(),
-            hour: Vec::new(),
-            site,
-            visitor,
-            host,
-            method,
-            route,
-            upstream,
-            ref_host,
-            medium,
-            source,
-            search_terms,
-            site_search,
-            utm,
-            browser,
-            browser_version,
-            os,
-            device,
-            bot_name,
-            status: Vec::new(),
-            bytes: Vec::new(),
-            latency: Vec::new(),
-            is_bot: Vec::new(),
-            is_pageview: Vec::new(),
-            kind: Vec::new(),
-            flags: Vec::new(),
-            message: Vec::new(),
-        };
-        rows.load_values(&c, &scope, &opts.bots)?;
-        Ok(rows)
+        self.in_day.extend(in_day);
+        for (name, field) in CODED {
+            let arr = c.str(name)?;
+            let mut out = std::mem::take(field(self));
+            self.strings.column(arr, &scope, &mut out);
+            *field(self) = out;
+        }
+        self.load_values(&c, &scope, &opts.bots)
     }
 
     /// The columns kept as values rather than codes.
     fn load_values(
         &mut self,
-        c: &Cols<'a>,
+        c: &Cols<'_>,
         scope: &[u32],
         rules: &BotRules,
     ) -> Result<(), AggregateError> {

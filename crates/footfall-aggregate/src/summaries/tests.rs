@@ -506,3 +506,37 @@ fn empty_input_gives_empty_tables() {
     let s = summarize(&batch, day(), &SummaryOptions::default()).unwrap();
     assert!(s.iter().all(|(_, b)| b.num_rows() == 0));
 }
+
+#[test]
+fn summaries_read_batch_by_batch_equal_those_of_one_batch() {
+    // Rows are decoded one batch at a time (strings interned as they come):
+    // how the events are cut and in which order the batches come changes
+    // nothing, the previous day's tail included.
+    let first = day().pred_opt().unwrap();
+    let events: Vec<KafkaEvent> = crate::testdata::events(11, first, 2, 40)
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| KafkaEvent {
+            partition: (i % 3) as i32,
+            offset: i as i64,
+            event,
+        })
+        .collect();
+    assert!(events.len() > 500, "{}", events.len());
+    let opts = SummaryOptions::default();
+    let whole = summarize(&events_to_batch(&events).unwrap(), day(), &opts).unwrap();
+    for cut in [1, 7, 64] {
+        let mut batches: Vec<_> = events
+            .chunks(cut)
+            .map(|c| Ok(events_to_batch(c).unwrap()))
+            .collect();
+        batches.reverse();
+        let (parts, rows) = summarize_batches(batches, day(), &opts).unwrap();
+        let of_day = events.iter().filter(|e| e.event.local_date() == day());
+        assert_eq!(rows, of_day.count() as u64);
+        for ((t, x), (_, y)) in whole.iter().zip(parts.iter()) {
+            assert!(x.num_rows() > 0, "{t} has rows");
+            assert_eq!(x, y, "{t}, batches of {cut}");
+        }
+    }
+}

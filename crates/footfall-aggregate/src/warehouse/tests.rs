@@ -1,5 +1,7 @@
 //! The warehouse's unit tests: layout, atomic writes, locks and retention.
 
+use std::sync::Arc;
+
 use super::*;
 use arrow::array::{Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
