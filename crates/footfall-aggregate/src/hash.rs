@@ -79,6 +79,24 @@ pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 pub(crate) type FxHashSet<K> = HashSet<K, FxBuild>;
 
+/// A 128-bit key of an id: the id itself when it is 32 hex digits (as ingest
+/// writes `event_id`s and `visitor_id`s), else a 128-bit hash of it. Sets of
+/// ids hold these instead of strings.
+pub(crate) fn id_key(id: &str) -> u128 {
+    if id.len() == 32 {
+        if let Ok(k) = u128::from_str_radix(id, 16) {
+            return k;
+        }
+    }
+    use std::hash::Hash;
+    let half = |salt: u64| {
+        let mut h = std::hash::DefaultHasher::new();
+        (salt, id).hash(&mut h);
+        h.finish() as u128
+    };
+    (half(1) << 64) | half(2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

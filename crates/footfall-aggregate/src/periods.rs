@@ -26,11 +26,11 @@ use chrono::{Days, NaiveDate};
 use footfall_keys::Epoch;
 
 use crate::error::AggregateError;
-use crate::hash::{FxHashMap, FxHashSet};
+use crate::hash::{id_key, FxHashMap};
 use crate::run::{put_file, RunOptions, RunReport};
 use crate::schema::{day_number, Cols};
 use crate::summaries::Table;
-use crate::warehouse::{read_parquet, LockMode, Warehouse};
+use crate::warehouse::{read_parquet_iter, LockMode, Warehouse};
 
 /// The `visits` columns a period's rows are computed from.
 const VISIT_COLUMNS: &[&str] = &[
@@ -39,7 +39,8 @@ const VISIT_COLUMNS: &[&str] = &[
     "audience",
     "page_views",
     "bounce",
-    "duration_s",
+    "visit_start",
+    "visit_end",
 ];
 
 /// A period table.
@@ -88,6 +89,10 @@ impl Period {
 
 /// Rewrites the period files of every week and month holding one of `dates`.
 ///
+/// A period's visits are read one date and one batch at a time and folded
+/// into one small record per (site, visitor) as they are read, so memory
+/// grows with the period's distinct visitors, not with its visits.
+///
 /// A shared run holds each period's lock from reading its visits to
 /// publishing its file, so that two runs refreshing one week cannot publish a
 /// file computed before the other's visits (each run refreshes after writing
@@ -99,32 +104,26 @@ pub(crate) fn refresh(
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
     let shared = opts.lock == LockMode::Shared && !opts.dry_run;
-    // Each date's visits are read once, for its week and its month (a shared
-    // run reads them again under each period's lock).
-    let mut visits: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
     for period in Period::ALL {
         let starts: BTreeSet<NaiveDate> = dates.iter().map(|&d| period.start(d)).collect();
         for start in starts {
             let _lock = match shared {
-                true => {
-                    visits.clear();
-                    Some(wh.lock_period(period, start, opts.lock_wait)?)
-                }
+                true => Some(wh.lock_period(period, start, opts.lock_wait)?),
                 false => None,
             };
             let days = period.dates(start);
             let exact =
                 opts.summary.epoch.start(days[0]) == opts.summary.epoch.start(days[days.len() - 1]);
-            for &date in &days {
-                if let std::collections::btree_map::Entry::Vacant(e) = visits.entry(date) {
-                    let path = wh.summary_path(Table::Visits, date);
-                    e.insert(match path.exists() {
-                        true => read_parquet(&path, Some(VISIT_COLUMNS))?,
-                        false => Vec::new(),
-                    });
+            let mut visitors = PeriodVisitors::default();
+            for (n, &date) in days.iter().enumerate() {
+                let path = wh.summary_path(Table::Visits, date);
+                if path.exists() {
+                    for b in read_parquet_iter(&path, Some(VISIT_COLUMNS), None)? {
+                        visitors.add(n, &b?)?;
+                    }
                 }
             }
-            let batch = period_batch(&days, &visits, exact)?;
+            let batch = visitors.batch(&days, exact)?;
             if !opts.dry_run {
                 put_file(wh, wh.period_path(period, start), &batch, opts, report)?;
             }
@@ -133,83 +132,88 @@ pub(crate) fn refresh(
     Ok(())
 }
 
+/// One (site, visitor)'s visits in a period, summed as they are read.
+#[derive(Default, Clone, Copy)]
+struct Visitor {
+    duration_us: i64,
+    visits: u32,
+    page_views: u32,
+    bounces: u32,
+    /// Bit `n`: a visit on the period's `n`-th day.
+    days: u32,
+    /// A bot on any of its visitor-days.
+    bot: bool,
+}
+
+/// The (site, visitor)s of a period: sites interned, visitor ids as 128-bit
+/// keys ([`id_key`]).
+#[derive(Default)]
+struct PeriodVisitors {
+    sites: FxHashMap<String, u32>,
+    by_key: FxHashMap<(u32, u128), Visitor>,
+}
+
+impl PeriodVisitors {
+    /// Adds one batch of the visits of the period's `day`-th day.
+    fn add(&mut self, day: usize, b: &RecordBatch) -> Result<(), AggregateError> {
+        let c = Cols::new(b);
+        let (site, visitor, audience) = (c.str("site")?, c.str("visitor_id")?, c.str("audience")?);
+        let (pv, bounce) = (c.i64("page_views")?, c.bool("bounce")?);
+        let (start, end) = (c.ts("visit_start")?, c.ts("visit_end")?);
+        for i in 0..b.num_rows() {
+            let site = match self.sites.get(site.value(i)) {
+                Some(&code) => code,
+                None => {
+                    let code = self.sites.len() as u32;
+                    self.sites.insert(site.value(i).to_string(), code);
+                    code
+                }
+            };
+            let v = self
+                .by_key
+                .entry((site, id_key(visitor.value(i))))
+                .or_default();
+            v.duration_us += end.value(i) - start.value(i);
+            v.visits += 1;
+            v.page_views += pv.value(i) as u32;
+            v.bounces += bounce.value(i) as u32;
+            v.days |= 1 << day;
+            v.bot |= audience.value(i) == "bot";
+        }
+        Ok(())
+    }
+
+    /// One row per (site, audience): a visitor is a bot when any of its
+    /// visitor-days was. Every sum is of integers, so the rows do not depend
+    /// on the order the visits were read in.
+    fn batch(self, days: &[NaiveDate], exact: bool) -> Result<RecordBatch, AggregateError> {
+        let mut names = vec![""; self.sites.len()];
+        for (name, &code) in &self.sites {
+            names[code as usize] = name;
+        }
+        let mut rows: BTreeMap<(&str, &'static str), Totals> = BTreeMap::new();
+        for (&(site, _), v) in &self.by_key {
+            let audience = if v.bot { "bot" } else { "human" };
+            let t = rows.entry((names[site as usize], audience)).or_default();
+            t.visitors += 1;
+            t.visits += i64::from(v.visits);
+            t.page_views += i64::from(v.page_views);
+            t.bounces += i64::from(v.bounces);
+            t.duration_us += v.duration_us;
+            t.days |= v.days;
+        }
+        columns(&rows, days, exact)
+    }
+}
+
 #[derive(Default)]
 struct Totals {
-    visitors: FxHashSet<u32>,
+    visitors: i64,
     visits: i64,
     page_views: i64,
     bounces: i64,
-    duration_s: f64,
-    days: BTreeSet<NaiveDate>,
-}
-
-/// One row of `visits`, its visitor interned.
-struct Visit<'a> {
-    date: NaiveDate,
-    site: &'a str,
-    visitor: u32,
-    page_views: i64,
-    bounce: bool,
-    duration_s: f64,
-}
-
-/// The rows of one period from the visits of its `days`.
-fn period_batch(
-    days: &[NaiveDate],
-    visits_of: &BTreeMap<NaiveDate, Vec<RecordBatch>>,
-    exact: bool,
-) -> Result<RecordBatch, AggregateError> {
-    // (site, visitor) -> a code, and per code: bot on any day.
-    let mut codes: FxHashMap<(&str, &str), u32> = FxHashMap::default();
-    let mut bot: Vec<bool> = Vec::new();
-    let mut visits: Vec<Visit> = Vec::new();
-    for &date in days {
-        for b in &visits_of[&date] {
-            let c = Cols::new(b);
-            let (site, visitor, audience) =
-                (c.str("site")?, c.str("visitor_id")?, c.str("audience")?);
-            let (pv, bounce, dur) = (
-                c.i64("page_views")?,
-                c.bool("bounce")?,
-                c.f64("duration_s")?,
-            );
-            for i in 0..b.num_rows() {
-                let next = bot.len() as u32;
-                let code = *codes
-                    .entry((site.value(i), visitor.value(i)))
-                    .or_insert(next);
-                if code == next {
-                    bot.push(false);
-                }
-                bot[code as usize] |= audience.value(i) == "bot";
-                visits.push(Visit {
-                    date,
-                    site: site.value(i),
-                    visitor: code,
-                    page_views: pv.value(i),
-                    bounce: bounce.value(i),
-                    duration_s: dur.value(i),
-                });
-            }
-        }
-    }
-    // Summed in the order of the visits, so that the float sums are reproducible.
-    let mut rows: BTreeMap<(&str, &'static str), Totals> = BTreeMap::new();
-    for v in visits {
-        let audience = if bot[v.visitor as usize] {
-            "bot"
-        } else {
-            "human"
-        };
-        let t = rows.entry((v.site, audience)).or_default();
-        t.visitors.insert(v.visitor);
-        t.visits += 1;
-        t.page_views += v.page_views;
-        t.bounces += v.bounce as i64;
-        t.duration_s += v.duration_s;
-        t.days.insert(v.date);
-    }
-    columns(&rows, days, exact)
+    duration_us: i64,
+    days: u32,
 }
 
 fn columns(
@@ -243,8 +247,8 @@ fn columns(
             Arc::new(Date32Array::from(vec![last; rows.len()])),
             false,
         ),
-        ("days", n(|t| t.days.len() as i64), false),
-        ("visitors", n(|t| t.visitors.len() as i64), false),
+        ("days", n(|t| i64::from(t.days.count_ones())), false),
+        ("visitors", n(|t| t.visitors), false),
         (
             "visitors_exact",
             Arc::new(BooleanArray::from(vec![exact; rows.len()])),
@@ -257,7 +261,7 @@ fn columns(
             "visit_duration_s",
             Arc::new(
                 rows.values()
-                    .map(|t| t.duration_s)
+                    .map(|t| t.duration_us as f64 / 1e6)
                     .collect::<Float64Array>(),
             ),
             false,
@@ -281,6 +285,84 @@ mod tests {
             Period::Month.dates(d("2015-05-01")).last(),
             Some(&d("2015-05-31"))
         );
+    }
+
+    /// Visits rows: (site, visitor, audience, page_views, bounce, seconds).
+    fn visits(rows: &[(&'static str, &'static str, &'static str, i64, bool, i64)]) -> RecordBatch {
+        use arrow::array::TimestampMicrosecondArray;
+        let ts = |f: fn(i64) -> i64| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|r| f(r.5)),
+            ))
+        };
+        let s = |f: usize| -> ArrayRef {
+            let pick =
+                |r: &(&'static str, &'static str, &'static str, i64, bool, i64)| [r.0, r.1, r.2][f];
+            Arc::new(rows.iter().map(|r| Some(pick(r))).collect::<StringArray>())
+        };
+        RecordBatch::try_from_iter(vec![
+            ("site", s(0)),
+            ("visitor_id", s(1)),
+            ("audience", s(2)),
+            (
+                "page_views",
+                Arc::new(rows.iter().map(|r| Some(r.3)).collect::<Int64Array>()) as ArrayRef,
+            ),
+            (
+                "bounce",
+                Arc::new(rows.iter().map(|r| Some(r.4)).collect::<BooleanArray>()) as ArrayRef,
+            ),
+            ("visit_start", ts(|_| 1_000_000)),
+            ("visit_end", ts(|secs| 1_000_000 + secs * 1_000_000)),
+        ])
+        .unwrap()
+    }
+
+    fn fold(days: &[NaiveDate], batches: &[(usize, RecordBatch)]) -> RecordBatch {
+        let mut v = PeriodVisitors::default();
+        for (day, b) in batches {
+            v.add(*day, b).unwrap();
+        }
+        v.batch(days, true).unwrap()
+    }
+
+    #[test]
+    fn a_period_counts_each_visitor_once_and_as_a_bot_when_any_day_was() {
+        let days = Period::Week.dates(NaiveDate::from_ymd_opt(2015, 5, 11).unwrap());
+        let a = "0123456789abcdef0123456789abcdef";
+        let day0 = visits(&[
+            ("s", a, "human", 3, false, 60),
+            ("s", "b", "human", 1, true, 0),
+            ("t", a, "human", 2, false, 30),
+        ]);
+        let day3 = visits(&[
+            ("s", a, "human", 1, true, 0),
+            ("s", "b", "bot", 9, false, 5),
+        ]);
+        let out = fold(&days, &[(0, day0.clone()), (3, day3.clone())]);
+        let c = Cols::new(&out);
+        let col = |name: &str| c.i64(name).unwrap().values().to_vec();
+        let keys: Vec<(&str, &str)> = (0..out.num_rows())
+            .map(|i| {
+                (
+                    c.str("site").unwrap().value(i),
+                    c.str("audience").unwrap().value(i),
+                )
+            })
+            .collect();
+        // "b" was a bot on day 3, so its day-0 visit is a bot's too.
+        assert_eq!(keys, [("s", "bot"), ("s", "human"), ("t", "human")]);
+        assert_eq!(col("visitors"), [1, 1, 1]);
+        assert_eq!(col("visits"), [2, 2, 1]);
+        assert_eq!(col("page_views"), [10, 4, 2]);
+        assert_eq!(col("bounces"), [1, 1, 0]);
+        assert_eq!(col("days"), [2, 2, 1]);
+        assert_eq!(
+            c.f64("visit_duration_s").unwrap().values(),
+            &[5.0, 60.0, 30.0]
+        );
+        // The order the batches are read in changes nothing.
+        assert_eq!(fold(&days, &[(3, day3), (0, day0)]), out);
     }
 
     #[test]

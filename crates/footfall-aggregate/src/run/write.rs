@@ -23,7 +23,7 @@ use super::consume::Consumed;
 use super::recompute::{summarize_date, summary_projection, DayEvents};
 use super::{Checkpoint, Progress, RunOptions, RunReport, Stage};
 use crate::error::AggregateError;
-use crate::hash::FxHashSet;
+use crate::hash::{id_key, FxHashSet};
 use crate::schema::{events_schema, Cols};
 use crate::warehouse::{
     read_parquet, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
@@ -104,21 +104,6 @@ impl SeenIds {
     fn insert(&mut self, id: &str) -> bool {
         self.0.insert(id_key(id))
     }
-}
-
-fn id_key(id: &str) -> u128 {
-    if id.len() == 32 {
-        if let Ok(k) = u128::from_str_radix(id, 16) {
-            return k;
-        }
-    }
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u64| {
-        let mut h = std::hash::DefaultHasher::new();
-        (salt, id).hash(&mut h);
-        h.finish() as u128
-    };
-    (half(1) << 64) | half(2)
 }
 
 /// One date's new events of one partition, from its spill: without the events
