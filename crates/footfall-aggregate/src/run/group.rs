@@ -162,6 +162,20 @@ fn coordinator_moving(e: &KafkaError) -> bool {
     )
 }
 
+/// librdkafka settings a run uses unless the operator sets them (`-X`).
+///
+/// A run reads as fast as it can decode, so it empties librdkafka's queue
+/// often. By default librdkafka then waits `fetch.queue.backoff.ms` (1 s)
+/// before fetching a partition whose queue was full, and the run sits idle:
+/// 1M events took 12.7 s, 8.2 s with these (same peak memory, since the
+/// smaller `queued.min.messages` keeps the prefetched queue as small).
+const CONSUMER_DEFAULTS: [(&str, &str); 4] = [
+    ("auto.offset.reset", "earliest"),
+    ("max.poll.interval.ms", "3600000"),
+    ("fetch.queue.backoff.ms", "20"),
+    ("queued.min.messages", "20000"),
+];
+
 /// The consumer of a run: the group, no auto commit, partition EOF events.
 pub(crate) fn consumer(
     client: &ClientConfig,
@@ -172,10 +186,7 @@ pub(crate) fn consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true");
-    for (k, v) in [
-        ("auto.offset.reset", "earliest"),
-        ("max.poll.interval.ms", "3600000"),
-    ] {
+    for (k, v) in CONSUMER_DEFAULTS {
         if cfg.get(k).is_none() {
             cfg.set(k, v);
         }
