@@ -20,6 +20,7 @@
 //!   from [`Sessionizer`]): one file per table and date
 //!   (`DIR/<table>/date=YYYY-MM-DD/day.parquet`), exact for the day (distinct
 //!   visitors, rare values folded below [`SummaryOptions::min_visitors`]);
+//! * does both a date at a time on up to [`RunOptions::threads`] threads;
 //! * commits the offsets only once every file is durable;
 //! * drops the events of dates older than [`RunOptions::retention_days`]
 //!   before today.
@@ -59,6 +60,7 @@ mod bots;
 mod erase;
 mod error;
 mod hash;
+mod parallel;
 mod periods;
 mod run;
 mod schema;

@@ -27,6 +27,7 @@ use footfall_keys::Epoch;
 
 use crate::error::AggregateError;
 use crate::hash::{id_key, FxHashMap};
+use crate::parallel;
 use crate::run::{put_file, RunOptions, RunReport};
 use crate::schema::{day_number, Cols};
 use crate::summaries::Table;
@@ -87,7 +88,8 @@ impl Period {
     }
 }
 
-/// Rewrites the period files of every week and month holding one of `dates`.
+/// Rewrites the period files of every week and month holding one of `dates`,
+/// periods side by side on [`RunOptions::threads`].
 ///
 /// A period's visits are read one date and one batch at a time and folded
 /// into one small record per (site, visitor) as they are read, so memory
@@ -103,31 +105,50 @@ pub(crate) fn refresh(
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<(), AggregateError> {
-    let shared = opts.lock == LockMode::Shared && !opts.dry_run;
-    for period in Period::ALL {
-        let starts: BTreeSet<NaiveDate> = dates.iter().map(|&d| period.start(d)).collect();
-        for start in starts {
-            let _lock = match shared {
-                true => Some(wh.lock_period(period, start, opts.lock_wait)?),
-                false => None,
-            };
-            let days = period.dates(start);
-            let exact =
-                opts.summary.epoch.start(days[0]) == opts.summary.epoch.start(days[days.len() - 1]);
-            let mut visitors = PeriodVisitors::default();
-            for (n, &date) in days.iter().enumerate() {
-                let path = wh.summary_path(Table::Visits, date);
-                if path.exists() {
-                    for b in read_parquet_iter(&path, Some(VISIT_COLUMNS), None)? {
-                        visitors.add(n, &b?)?;
-                    }
-                }
-            }
-            let batch = visitors.batch(&days, exact)?;
-            if !opts.dry_run {
-                put_file(wh, wh.period_path(period, start), &batch, opts, report)?;
+    let periods: Vec<(Period, NaiveDate)> = Period::ALL
+        .into_iter()
+        .flat_map(|period| {
+            let starts: BTreeSet<NaiveDate> = dates.iter().map(|&d| period.start(d)).collect();
+            starts.into_iter().map(move |start| (period, start))
+        })
+        .collect();
+    let work = |&(period, start): &(Period, NaiveDate)| {
+        let mut part = RunReport::default();
+        refresh_one(wh, period, start, opts, &mut part)?;
+        Ok::<_, AggregateError>(part)
+    };
+    for part in parallel::map(&periods, opts.threads.get(), work, |_| {})? {
+        report.absorb(part);
+    }
+    Ok(())
+}
+
+/// Rewrites the file of the period of `period` that starts on `start`.
+fn refresh_one(
+    wh: &Warehouse,
+    period: Period,
+    start: NaiveDate,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
+    let _lock = match opts.lock == LockMode::Shared && !opts.dry_run {
+        true => Some(wh.lock_period(period, start, opts.lock_wait)?),
+        false => None,
+    };
+    let days = period.dates(start);
+    let exact = opts.summary.epoch.start(days[0]) == opts.summary.epoch.start(days[days.len() - 1]);
+    let mut visitors = PeriodVisitors::default();
+    for (n, &date) in days.iter().enumerate() {
+        let path = wh.summary_path(Table::Visits, date);
+        if path.exists() {
+            for b in read_parquet_iter(&path, Some(VISIT_COLUMNS), None)? {
+                visitors.add(n, &b?)?;
             }
         }
+    }
+    let batch = visitors.batch(&days, exact)?;
+    if !opts.dry_run {
+        put_file(wh, wh.period_path(period, start), &batch, opts, report)?;
     }
     Ok(())
 }

@@ -67,6 +67,7 @@
 //!   mark ([`COMMIT_MARK`]);
 //! * `binding`: the warehouse's metadata, *Binding*, the layout upgrade;
 //! * `consume`: reading every assigned partition up to its end ([`plan_cut`]);
+//! * `decoder`: decoding what is read on a thread beside the poll loop;
 //! * `spill`: the batch on local disk, per partition and date, so that a
 //!   run's memory does not grow with its size;
 //! * `write`: which files count, de-duplication, the new events files;
@@ -74,6 +75,7 @@
 
 mod binding;
 mod consume;
+mod decoder;
 mod group;
 mod options;
 mod recompute;

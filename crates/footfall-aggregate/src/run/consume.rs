@@ -16,19 +16,23 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use footfall_event::{Reject, VisitEvent, SCHEMA_VERSION};
+use footfall_event::SCHEMA_VERSION;
 use rdkafka::consumer::{BaseConsumer, Consumer, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
+use super::decoder::{Decoded, Decoder};
 use super::group::{fetch_committed, Ctx};
 use super::spill::{Spill, SPILL_EVENTS};
 use super::{Progress, RunOptions, Stage};
 use crate::error::AggregateError;
 use crate::schema::KafkaEvent;
 use crate::warehouse::{LockMode, PartitionLock, Warehouse};
+
+/// Messages read between two progress reports.
+const PROGRESS_EVERY: u64 = 1024;
 
 /// One partition's messages, read in a run.
 #[derive(Debug, Default)]
@@ -98,12 +102,15 @@ pub(crate) fn consume(
         read_total: 0,
         buffered: 0,
         eager: true,
+        decoder: Decoder::start()?,
     };
     loop {
         state.apply_rebalances(consumer, wh, opts, progress)?;
         if state.assigned {
             state.check_assignment(opts, partitions)?;
             if state.parts.values().all(|p| p.done) {
+                state.drain(opts)?;
+                progress.consumed(state.read_total);
                 state.spill_all()?;
                 return Ok(state.parts);
             }
@@ -167,6 +174,8 @@ struct Loop {
     /// The group's rebalance protocol is eager, as of the last rebalance
     /// (asking librdkafka is a round trip to its main thread: not per message).
     eager: bool,
+    /// Decodes the messages read, beside the loop.
+    decoder: Decoder,
 }
 
 impl Loop {
@@ -235,6 +244,8 @@ impl Loop {
         if events.is_empty() {
             return Ok(());
         }
+        // Every message read so far belongs to the assignment it was read in.
+        self.drain(opts)?;
         self.alive();
         self.eager = !matches!(
             consumer.rebalance_protocol(),
@@ -332,19 +343,42 @@ impl Loop {
             finish(consumer, &opts.topic, part);
             return Ok(());
         }
-        decode(opts, part, o, msg.payload())?;
         part.c.messages += 1;
         part.c.last = Some(o);
-        self.read_total += 1;
-        progress.consumed(self.read_total);
         if o + 1 >= part.c.end {
             finish(consumer, &opts.topic, part);
         }
-        self.buffered += 1;
-        if self.buffered >= SPILL_EVENTS {
-            self.spill_all()?;
+        self.read_total += 1;
+        if self.read_total % PROGRESS_EVERY == 0 {
+            progress.consumed(self.read_total);
+        }
+        let decoded = self.decoder.push(msg.partition(), o, msg.payload());
+        self.apply(opts, decoded)
+    }
+
+    /// Applies decoded messages to their partitions' spills, in order.
+    fn apply(
+        &mut self,
+        opts: &RunOptions,
+        decoded: Vec<(i32, i64, Decoded)>,
+    ) -> Result<(), AggregateError> {
+        for (p, o, d) in decoded {
+            let Some(part) = self.parts.get_mut(&p) else {
+                unreachable!("results are drained before a partition is revoked");
+            };
+            apply(opts, part, o, d)?;
+            self.buffered += 1;
+            if self.buffered >= SPILL_EVENTS {
+                self.spill_all()?;
+            }
         }
         Ok(())
+    }
+
+    /// Takes back and applies every message sent to the decoder.
+    fn drain(&mut self, opts: &RunOptions) -> Result<(), AggregateError> {
+        let decoded = self.decoder.drain();
+        self.apply(opts, decoded)
     }
 }
 
@@ -358,44 +392,54 @@ pub(crate) fn spill_root(wh: &Warehouse, opts: &RunOptions) -> std::path::PathBu
     }
 }
 
-/// Decodes one message into the partition's events, or counts it invalid. A
-/// newer schema version stops the run; so does a dead letter (the input is the
-/// dead-letter topic).
+/// Decodes one message into the partition's events, or counts it invalid
+/// (see [`apply`]).
+#[cfg(test)]
 pub(crate) fn decode(
     opts: &RunOptions,
     part: &mut Part,
     offset: i64,
     payload: Option<&[u8]>,
 ) -> Result<(), AggregateError> {
+    apply(opts, part, offset, super::decoder::classify(payload))
+}
+
+/// Adds one decoded message to the partition's events, or counts it invalid.
+/// A newer schema version stops the run; so does a dead letter (the input is
+/// the dead-letter topic).
+fn apply(
+    opts: &RunOptions,
+    part: &mut Part,
+    offset: i64,
+    decoded: Decoded,
+) -> Result<(), AggregateError> {
     let p = part.c.partition;
-    let Some(payload) = payload else {
-        tracing::warn!(partition = p, offset, "skipping a message without a value");
-        part.c.invalid += 1;
-        return Ok(());
-    };
-    match serde_json::from_slice::<VisitEvent>(payload) {
-        Ok(ev) if ev.v > SCHEMA_VERSION => Err(AggregateError::UnsupportedSchema {
-            partition: p,
-            offset,
-            version: ev.v,
-            supported: SCHEMA_VERSION,
-        }),
-        Ok(event) => {
+    match decoded {
+        Decoded::Event(event) => {
             part.c.spill.push(KafkaEvent {
                 partition: p,
                 offset,
-                event,
+                event: *event,
             });
             Ok(())
         }
-        Err(_) if serde_json::from_slice::<Reject>(payload).is_ok() => {
-            Err(AggregateError::DeadLetterTopic {
-                topic: opts.topic.clone(),
-                why: format!("partition {p} offset {offset} holds a dead letter (a rejected line)"),
-            })
+        Decoded::Newer(version) => Err(AggregateError::UnsupportedSchema {
+            partition: p,
+            offset,
+            version,
+            supported: SCHEMA_VERSION,
+        }),
+        Decoded::DeadLetter => Err(AggregateError::DeadLetterTopic {
+            topic: opts.topic.clone(),
+            why: format!("partition {p} offset {offset} holds a dead letter (a rejected line)"),
+        }),
+        Decoded::Empty => {
+            tracing::warn!(partition = p, offset, "skipping a message without a value");
+            part.c.invalid += 1;
+            Ok(())
         }
-        Err(e) => {
-            tracing::warn!(partition = p, offset, error = %e, "skipping a message that is not a visit event");
+        Decoded::Invalid(error) => {
+            tracing::warn!(partition = p, offset, %error, "skipping a message that is not a visit event");
             part.c.invalid += 1;
             Ok(())
         }

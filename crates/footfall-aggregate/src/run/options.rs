@@ -6,6 +6,7 @@
 //! [`RunOptions::check`] is the only place an injected failure enters a run or
 //! an erasure, and it does nothing unless [`RunOptions::fault`] is set.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,10 @@ pub struct RunOptions {
     pub broker_timeout: Duration,
     /// How long a shared run waits for a date that another run holds.
     pub lock_wait: Duration,
+    /// Threads that write events files and summaries, one date (or week, or
+    /// month) each at a time; each holds that date's working state. Default:
+    /// the machine's cores, at most 4.
+    pub threads: NonZeroUsize,
     /// Failure injection for crash-recovery tests; `None` in production.
     pub fault: Option<FaultHook>,
 }
@@ -98,6 +103,7 @@ impl std::fmt::Debug for RunOptions {
             .field("lock", &self.lock)
             .field("rebind", &self.rebind)
             .field("summary", &self.summary)
+            .field("threads", &self.threads)
             .field("fault", &self.fault.is_some())
             .finish_non_exhaustive()
     }
@@ -127,6 +133,7 @@ impl RunOptions {
             request_timeout: Duration::from_secs(30),
             broker_timeout: Duration::from_secs(30),
             lock_wait: Duration::from_secs(600),
+            threads: NonZeroUsize::new(crate::parallel::default_threads()).unwrap_or(NonZeroUsize::MIN),
             fault: None,
         }
     }

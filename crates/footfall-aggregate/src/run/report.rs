@@ -99,6 +99,21 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
+impl RunReport {
+    /// Adds the file and row counts of a piece of the run done on its own
+    /// (one date's events or summaries, one period) to this report.
+    pub(crate) fn absorb(&mut self, part: RunReport) {
+        self.erased += part.erased;
+        self.duplicates_dropped += part.duplicates_dropped;
+        self.events_written += part.events_written;
+        self.files_written += part.files_written;
+        self.files_removed += part.files_removed;
+        for (table, rows) in part.summary_rows {
+            *self.summary_rows.entry(table).or_default() += rows;
+        }
+    }
+}
+
 impl std::fmt::Display for RunReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

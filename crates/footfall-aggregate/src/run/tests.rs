@@ -79,6 +79,30 @@ fn where_the_batch_is_spilled_changes_no_byte() {
     }
 }
 
+/// Dates (and weeks and months) side by side change no byte, nor any count.
+#[test]
+fn how_many_threads_write_changes_no_byte() {
+    let (first, second) = batches();
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3, 8] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.threads = std::num::NonZeroUsize::new(threads).unwrap();
+        let mut topic = FakeTopic::default();
+        topic.produce(&first, 3);
+        let r1 = topic.run(dir.path(), &o).unwrap();
+        topic.produce(&second, 3);
+        let mut r2 = topic.run(dir.path(), &o).unwrap();
+        assert!(r2.duplicates_dropped > 0 && r1.dates_touched.len() > 2);
+        r2.seconds = 0.0;
+        runs.push((snapshot_all(dir.path()), r2));
+    }
+    for (files, report) in &runs[1..] {
+        assert_same_files(&runs[0].0, files, "another number of threads");
+        assert_eq!(&runs[0].1, report);
+    }
+}
+
 #[test]
 fn crash_at_sampled_checkpoints_then_rerun_gives_identical_files() {
     crash_then_rerun(3, 3);

@@ -24,6 +24,7 @@ use super::recompute::{summarize_date, summary_projection, DayEvents};
 use super::{Checkpoint, Progress, RunOptions, RunReport, Stage};
 use crate::error::AggregateError;
 use crate::hash::{id_key, FxHashSet};
+use crate::parallel;
 use crate::schema::{events_schema, Cols};
 use crate::warehouse::{
     read_parquet, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
@@ -212,9 +213,10 @@ pub(crate) fn process(
     Ok(())
 }
 
-/// The batch's new events, date by date and in partition then offset order
-/// within a date, de-duplicated and written one file per (date, partition);
-/// returns the dates that got new events.
+/// The batch's new events, date by date (dates side by side on
+/// [`RunOptions::threads`]) and in partition then offset order within a date,
+/// de-duplicated and written one file per (date, partition); returns the
+/// dates that got new events.
 fn write_events(
     wh: &Warehouse,
     consumed: &[Consumed],
@@ -231,40 +233,79 @@ fn write_events(
             *dates.entry(d).or_default() += n;
         }
     }
-    let mut touched = BTreeSet::new();
+    let mut live = Vec::new();
     for (date, n) in dates {
-        if retained_from.is_some_and(|r| date < r) {
-            report.expired += n;
-            continue;
+        match retained_from {
+            Some(r) if date < r => report.expired += n,
+            _ => live.push(date),
         }
-        let erased = wh.read_tombstones(date)?;
+    }
+    let counting = &*days;
+    let written = parallel::map(
+        &live,
+        opts.threads.get(),
+        |&date| {
+            let files = counting.get(&date).map_or(&[][..], |d| &d.files[..]);
+            write_day(wh, consumed, date, files, opts)
+        },
+        |_| {},
+    )?;
+    let mut touched = BTreeSet::new();
+    for (date, w) in live.into_iter().zip(written) {
+        if w.report.events_written > 0 {
+            touched.insert(date);
+        }
+        report.absorb(w.report);
         let day = days.entry(date).or_default();
-        let mut seen = SeenIds::of_files(&day.files)?;
-        for c in consumed
-            .iter()
-            .filter(|c| c.spill.dates().contains_key(&date))
-        {
-            let path = wh.events_path(date, c.partition, c.start);
-            let ids = (&erased, &mut seen);
-            let before = report.events_written;
-            let file = write_date(wh, c, date, ids, opts, &mut day.new, report)?;
-            if report.events_written > before {
-                touched.insert(date);
-            }
-            if let Some(file) = file {
-                opts.check(Checkpoint::TempWritten(path.clone()))?;
-                file.persist()?;
-                report.files_written += 1;
-                opts.check(Checkpoint::Persisted(path.clone()))?;
-                day.files.push(path);
-            }
-        }
+        day.files.extend(w.files);
+        day.new.extend(w.new);
     }
     Ok(touched)
 }
 
+/// What [`write_day`] did for one date.
+#[derive(Default)]
+struct Written {
+    /// The events files it wrote.
+    files: Vec<PathBuf>,
+    /// In a dry run, the new events (projected for the summaries).
+    new: Vec<RecordBatch>,
+    report: RunReport,
+}
+
+/// One date's new events from every partition's spill, de-duplicated against
+/// the date's counting `files` and each other, written one file per partition.
+fn write_day(
+    wh: &Warehouse,
+    consumed: &[Consumed],
+    date: NaiveDate,
+    files: &[PathBuf],
+    opts: &RunOptions,
+) -> Result<Written, AggregateError> {
+    let erased = wh.read_tombstones(date)?;
+    let mut seen = SeenIds::of_files(files)?;
+    let mut w = Written::default();
+    for c in consumed
+        .iter()
+        .filter(|c| c.spill.dates().contains_key(&date))
+    {
+        let path = wh.events_path(date, c.partition, c.start);
+        let ids = (&erased, &mut seen);
+        let file = write_date(wh, c, date, ids, opts, &mut w.new, &mut w.report)?;
+        if let Some(file) = file {
+            opts.check(Checkpoint::TempWritten(path.clone()))?;
+            file.persist()?;
+            w.report.files_written += 1;
+            opts.check(Checkpoint::Persisted(path.clone()))?;
+            w.files.push(path);
+        }
+    }
+    Ok(w)
+}
+
 /// Recomputes the summaries of every touched date from its events files (and,
-/// in a dry run, the batch's new events).
+/// in a dry run, the batch's new events), dates side by side on
+/// [`RunOptions::threads`].
 fn summarize_touched(
     wh: &Warehouse,
     days: &BTreeMap<NaiveDate, Day>,
@@ -281,11 +322,21 @@ fn summarize_touched(
         },
         None => DayEvents::default(),
     };
-    let total = touched.len();
-    for (n, &date) in touched.iter().enumerate() {
-        let both = (events(Some(date)), events(date.pred_opt()));
-        summarize_date(wh, date, both, opts, report)?;
-        progress.summarized(n + 1, total);
+    let dates: Vec<NaiveDate> = touched.iter().copied().collect();
+    let total = dates.len();
+    let parts = parallel::map(
+        &dates,
+        opts.threads.get(),
+        |&date| {
+            let mut part = RunReport::default();
+            let both = (events(Some(date)), events(date.pred_opt()));
+            summarize_date(wh, date, both, opts, &mut part)?;
+            Ok::<_, AggregateError>(part)
+        },
+        |n| progress.summarized(n, total),
+    )?;
+    for part in parts {
+        report.absorb(part);
     }
     Ok(())
 }

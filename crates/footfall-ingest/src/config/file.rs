@@ -266,6 +266,9 @@ pub struct AggregateConfig {
     pub min_visitors: Option<u32>,
     /// Share the warehouse with other runs of the same group (`--shared`).
     pub shared: bool,
+    /// Threads writing events files and summaries, a date each (`--threads`;
+    /// default: the cores, at most 4).
+    pub threads: Option<usize>,
     /// `[aggregate.bots]`: the behavioural bot rules and thresholds, read
     /// by `footfall aggregate` (keys in docs/configuration.md).
     pub bots: Option<toml::Table>,
@@ -280,6 +283,12 @@ impl AggregateConfig {
             return Err(ConfigError::invalid(
                 "aggregate.retention_days",
                 "must be at least 1 (leave it unset to keep every day)",
+            ));
+        }
+        if self.threads == Some(0) {
+            return Err(ConfigError::invalid(
+                "aggregate.threads",
+                "must be at least 1",
             ));
         }
         if self.visit_timeout_minutes == Some(0) {

@@ -67,6 +67,11 @@ pub struct Args {
     /// locks its partitions, and each date while it writes it) [also: aggregate.shared].
     #[arg(long)]
     pub shared: bool,
+    /// Threads that write events files and summaries, one date (or week, or
+    /// month) each; memory grows with them [default: the config's
+    /// aggregate.threads, else the cores, at most 4].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..256))]
+    pub threads: Option<u64>,
     /// Recompute the summaries of this date (YYYY-MM-DD) from the events table only,
     /// without reading Kafka (after a rule change or a restore).
     #[arg(long, value_name = "DATE")]
@@ -107,6 +112,7 @@ pub fn settings(args: &Args, file: AggregateConfig) -> AggregateConfig {
         visit_timeout_minutes: args.visit_timeout_minutes.or(file.visit_timeout_minutes),
         min_visitors: args.min_visitors.or(file.min_visitors),
         shared: args.shared || file.shared,
+        threads: args.threads.map(|n| n as usize).or(file.threads),
         bots: file.bots,
     }
 }
@@ -128,6 +134,9 @@ pub fn options(
     opts.max_events = args.max_events;
     opts.retention_days = s.retention_days;
     opts.rebind = args.rebind;
+    if let Some(n) = s.threads.and_then(std::num::NonZeroUsize::new) {
+        opts.threads = n;
+    }
     opts.lock = if s.shared {
         LockMode::Shared
     } else {

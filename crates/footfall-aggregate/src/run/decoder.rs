@@ -1,0 +1,202 @@
+//! Decoding the batch's messages on a thread beside the poll loop.
+//!
+//! Contract: the poll loop copies each message it keeps (partition, offset,
+//! payload) into the open [`Chunk`]; a full chunk goes to the decoder thread,
+//! which turns every payload into a [`Decoded`] (JSON decoding is most of the
+//! loop's work, so polling and decoding use two cores). Results come back one
+//! chunk at a time in the order the chunks were sent, and the loop applies
+//! them in that order, so each partition's events reach its spill in offset
+//! order exactly as if they had been decoded inline. At most [`IN_FLIGHT`]
+//! chunks are out at once, each of at most [`CHUNK_MESSAGES`] messages. The
+//! loop takes every result back ([`Decoder::drain`]) before it applies a
+//! rebalance and before it stops reading, so that no event is applied under
+//! another assignment than the one it was read in.
+
+use std::ops::Range;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use footfall_event::{Reject, VisitEvent, SCHEMA_VERSION};
+
+use crate::error::AggregateError;
+
+/// Messages in one chunk.
+pub(crate) const CHUNK_MESSAGES: usize = 4096;
+/// Chunks sent to the decoder and not yet taken back.
+const IN_FLIGHT: usize = 2;
+
+/// What a message's payload is.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A visit event of a schema version this build reads.
+    Event(Box<VisitEvent>),
+    /// A visit event of a newer schema version.
+    Newer(u16),
+    /// A message without a value.
+    Empty,
+    /// A dead letter: the input is the dead-letter topic.
+    DeadLetter,
+    /// Not a visit event (the decoder's message).
+    Invalid(String),
+}
+
+/// Decodes one payload.
+pub(crate) fn classify(payload: Option<&[u8]>) -> Decoded {
+    let Some(payload) = payload else {
+        return Decoded::Empty;
+    };
+    match serde_json::from_slice::<VisitEvent>(payload) {
+        Ok(ev) if ev.v > SCHEMA_VERSION => Decoded::Newer(ev.v),
+        Ok(ev) => Decoded::Event(Box::new(ev)),
+        Err(_) if serde_json::from_slice::<Reject>(payload).is_ok() => Decoded::DeadLetter,
+        Err(e) => Decoded::Invalid(e.to_string()),
+    }
+}
+
+/// Messages copied out of the consumer's buffers, to decode elsewhere.
+#[derive(Default)]
+pub(crate) struct Chunk {
+    bytes: Vec<u8>,
+    messages: Vec<(i32, i64, Option<Range<usize>>)>,
+}
+
+impl Chunk {
+    /// Copies one message in.
+    pub(crate) fn push(&mut self, partition: i32, offset: i64, payload: Option<&[u8]>) {
+        let range = payload.map(|p| {
+            self.bytes.extend_from_slice(p);
+            self.bytes.len() - p.len()..self.bytes.len()
+        });
+        self.messages.push((partition, offset, range));
+    }
+
+    fn decode(self) -> Vec<(i32, i64, Decoded)> {
+        let bytes = &self.bytes;
+        self.messages
+            .into_iter()
+            .map(|(p, o, r)| (p, o, classify(r.map(|r| &bytes[r]))))
+            .collect()
+    }
+}
+
+/// The decoder thread and the chunks out with it.
+pub(crate) struct Decoder {
+    open: Chunk,
+    to: Option<SyncSender<Chunk>>,
+    from: Receiver<Vec<(i32, i64, Decoded)>>,
+    in_flight: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Decoder {
+    /// Starts the decoder thread.
+    pub(crate) fn start() -> Result<Decoder, AggregateError> {
+        let (to, inbox) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+        let (outbox, from) = mpsc::sync_channel(IN_FLIGHT);
+        let thread = std::thread::Builder::new()
+            .name("footfall-decode".into())
+            .spawn(move || {
+                for chunk in inbox {
+                    if outbox.send(chunk.decode()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(AggregateError::io("start the decoder thread", "."))?;
+        Ok(Decoder {
+            open: Chunk::default(),
+            to: Some(to),
+            from,
+            in_flight: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Copies one message into the open chunk; when that fills it, sends it
+    /// and returns the results of the oldest chunk out, if [`IN_FLIGHT`] were.
+    pub(crate) fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Vec<(i32, i64, Decoded)> {
+        self.open.push(partition, offset, payload);
+        if self.open.messages.len() < CHUNK_MESSAGES {
+            return Vec::new();
+        }
+        let done = match self.in_flight {
+            IN_FLIGHT => self.take(),
+            _ => Vec::new(),
+        };
+        self.send();
+        done
+    }
+
+    /// Every result not yet taken back, the open chunk's included, in order.
+    pub(crate) fn drain(&mut self) -> Vec<(i32, i64, Decoded)> {
+        let mut out = Vec::new();
+        while self.in_flight > 0 {
+            out.extend(self.take());
+        }
+        out.extend(std::mem::take(&mut self.open).decode());
+        out
+    }
+
+    fn send(&mut self) {
+        let chunk = std::mem::take(&mut self.open);
+        let Some(to) = &self.to else {
+            self.open = chunk;
+            return;
+        };
+        match to.send(chunk) {
+            Ok(()) => self.in_flight += 1,
+            // The thread is gone (it panicked): decode here instead.
+            Err(mpsc::SendError(chunk)) => self.open = chunk,
+        }
+    }
+
+    fn take(&mut self) -> Vec<(i32, i64, Decoded)> {
+        self.in_flight -= 1;
+        self.from
+            .recv()
+            .expect("the decoder thread answers every chunk it was sent")
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        // The thread ends once it has answered what it was sent (the answers
+        // fit in the channel's buffer).
+        self.to = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_the_order_messages_were_pushed() {
+        let mut d = Decoder::start().unwrap();
+        let mut got = Vec::new();
+        let n = CHUNK_MESSAGES * 5 + 17;
+        for i in 0..n {
+            let payload = format!("{{\"not\": {i}}}");
+            let p = (i % 3) as i32;
+            got.extend(d.push(p, i as i64, Some(payload.as_bytes())));
+            if i == 7 {
+                got.extend(d.push(p, -1, None));
+            }
+        }
+        got.extend(d.drain());
+        assert_eq!(got.len(), n + 1);
+        let offsets: Vec<i64> = got.iter().map(|g| g.1).filter(|&o| o >= 0).collect();
+        assert_eq!(offsets, (0..n as i64).collect::<Vec<_>>());
+        assert!(matches!(got[8], (_, -1, Decoded::Empty)));
+        assert!(matches!(got[0].2, Decoded::Invalid(_)));
+        assert!(d.drain().is_empty());
+    }
+}
