@@ -349,7 +349,7 @@ impl Loop {
             finish(consumer, &opts.topic, part);
         }
         self.read_total += 1;
-        if self.read_total % PROGRESS_EVERY == 0 {
+        if self.read_total.is_multiple_of(PROGRESS_EVERY) {
             progress.consumed(self.read_total);
         }
         let decoded = self.decoder.push(msg.partition(), o, msg.payload());

@@ -133,7 +133,8 @@ impl RunOptions {
             request_timeout: Duration::from_secs(30),
             broker_timeout: Duration::from_secs(30),
             lock_wait: Duration::from_secs(600),
-            threads: NonZeroUsize::new(crate::parallel::default_threads()).unwrap_or(NonZeroUsize::MIN),
+            threads: NonZeroUsize::new(crate::parallel::default_threads())
+                .unwrap_or(NonZeroUsize::MIN),
             fault: None,
         }
     }
