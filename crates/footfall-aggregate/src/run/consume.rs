@@ -33,6 +33,9 @@ use crate::warehouse::{LockMode, PartitionLock, Warehouse};
 
 /// Messages read between two progress reports.
 const PROGRESS_EVERY: u64 = 1024;
+/// Polls between two timeout checks while messages arrive (every poll when
+/// none do).
+const CHECK_EVERY: u32 = 256;
 
 /// One partition's messages, read in a run.
 #[derive(Debug, Default)]
@@ -103,6 +106,8 @@ pub(crate) fn consume(
         buffered: 0,
         eager: true,
         decoder: Decoder::start()?,
+        heard: false,
+        polls: 0,
     };
     loop {
         state.apply_rebalances(consumer, wh, opts, progress)?;
@@ -176,6 +181,10 @@ struct Loop {
     eager: bool,
     /// Decodes the messages read, beside the loop.
     decoder: Decoder,
+    /// A message arrived since the timeouts were last checked.
+    heard: bool,
+    /// Polls so far (see [`CHECK_EVERY`]).
+    polls: u32,
 }
 
 impl Loop {
@@ -194,7 +203,16 @@ impl Loop {
         self.down_since = None;
     }
 
-    fn check_timeouts(&self, opts: &RunOptions) -> Result<(), AggregateError> {
+    fn check_timeouts(&mut self, opts: &RunOptions) -> Result<(), AggregateError> {
+        // While messages flow, the clock is read once every CHECK_EVERY polls.
+        self.polls = self.polls.wrapping_add(1);
+        if self.heard {
+            if !self.polls.is_multiple_of(CHECK_EVERY) {
+                return Ok(());
+            }
+            self.heard = false;
+            self.alive();
+        }
         if let Some(since) = self.down_since {
             if since.elapsed() > opts.broker_timeout {
                 return Err(AggregateError::Lost(format!(
@@ -328,7 +346,7 @@ impl Loop {
         msg: &rdkafka::message::BorrowedMessage<'_>,
         progress: &mut dyn Progress,
     ) -> Result<(), AggregateError> {
-        self.alive();
+        self.heard = true;
         if msg.topic() != opts.topic {
             return Ok(());
         }

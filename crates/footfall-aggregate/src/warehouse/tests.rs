@@ -302,3 +302,26 @@ fn sweeps_temporary_files_by_partition() {
     assert_eq!(wh.sweep_temp_files(None).unwrap(), 1);
     assert!(!a.tmp.exists());
 }
+
+#[test]
+fn random_ids_get_no_statistics_and_event_ids_no_dictionary() {
+    let props = writer_properties();
+    let col = |c: &str| ColumnPath::from(c);
+    assert_eq!(
+        props.statistics_enabled(&col("event_id")),
+        EnabledStatistics::None
+    );
+    assert_eq!(
+        props.statistics_enabled(&col("visitor_id")),
+        EnabledStatistics::None
+    );
+    assert!(!props.dictionary_enabled(&col("event_id")));
+    assert!(props.dictionary_enabled(&col("visitor_id")));
+    for kept in ["ts", "site", "path", "status"] {
+        assert_eq!(
+            props.statistics_enabled(&col(kept)),
+            EnabledStatistics::Page
+        );
+        assert!(props.dictionary_enabled(&col(kept)));
+    }
+}
