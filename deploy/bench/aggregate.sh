@@ -43,7 +43,7 @@ for N in "${SIZES[@]}"; do
     rm -f "$W/access.log"
     say "$N events: footfall aggregate"
     read -r secs kb < <(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh.$N")
-    tail -1 "$W/out" >&2
+    tail -1 "$W/err" >&2
     RESULTS+=("$N $secs $kb")
     if [[ "$N" == "${SIZES[0]}" ]]; then
         say "$N events: DuckDB COPY of the same events (footfall's JSON, from the topic)"

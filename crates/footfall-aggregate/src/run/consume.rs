@@ -23,7 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
-use super::decoder::{Decoded, Decoder};
+use super::decoder::{Decoded, DecodedChunk, Decoder};
 use super::group::{fetch_committed, Ctx};
 use super::spill::{Spill, SPILL_EVENTS};
 use super::{Progress, RunOptions, Stage};
@@ -370,22 +370,24 @@ impl Loop {
         if self.read_total.is_multiple_of(PROGRESS_EVERY) {
             progress.consumed(self.read_total);
         }
-        let decoded = self.decoder.push(msg.partition(), o, msg.payload());
+        let decoded = self.decoder.push(msg.partition(), o, msg.payload())?;
         self.apply(opts, decoded)
     }
 
-    /// Applies decoded messages to their partitions' spills, in order.
+    /// Applies decoded chunks to their partitions, in order.
     fn apply(
         &mut self,
         opts: &RunOptions,
-        decoded: Vec<(i32, i64, Decoded)>,
+        chunks: Vec<DecodedChunk>,
     ) -> Result<(), AggregateError> {
-        for (p, o, d) in decoded {
-            let Some(part) = self.parts.get_mut(&p) else {
-                unreachable!("results are drained before a partition is revoked");
-            };
-            apply(opts, part, o, d)?;
-            self.buffered += 1;
+        for chunk in chunks {
+            for (p, o, d) in chunk.others {
+                apply(opts, self.part(p), o, d)?;
+            }
+            for (p, date, batch) in chunk.events {
+                self.buffered += batch.num_rows();
+                self.part(p).c.spill.push(date, batch);
+            }
             if self.buffered >= SPILL_EVENTS {
                 self.spill_all()?;
             }
@@ -393,9 +395,16 @@ impl Loop {
         Ok(())
     }
 
+    fn part(&mut self, p: i32) -> &mut Part {
+        match self.parts.get_mut(&p) {
+            Some(part) => part,
+            None => unreachable!("results are drained before a partition is revoked"),
+        }
+    }
+
     /// Takes back and applies every message sent to the decoder.
     fn drain(&mut self, opts: &RunOptions) -> Result<(), AggregateError> {
-        let decoded = self.decoder.drain();
+        let decoded = self.decoder.drain()?;
         self.apply(opts, decoded)
     }
 }
@@ -433,14 +442,11 @@ fn apply(
 ) -> Result<(), AggregateError> {
     let p = part.c.partition;
     match decoded {
-        Decoded::Event(event) => {
-            part.c.spill.push(KafkaEvent {
-                partition: p,
-                offset,
-                event: *event,
-            });
-            Ok(())
-        }
+        Decoded::Event(event) => part.c.spill.push_events(&[KafkaEvent {
+            partition: p,
+            offset,
+            event: *event,
+        }]),
         Decoded::Newer(version) => Err(AggregateError::UnsupportedSchema {
             partition: p,
             offset,

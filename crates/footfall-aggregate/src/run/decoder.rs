@@ -2,23 +2,33 @@
 //!
 //! Contract: the poll loop copies each message it keeps (partition, offset,
 //! payload) into the open [`Chunk`]; a full chunk goes to the decoder thread,
-//! which turns every payload into a [`Decoded`] (JSON decoding is most of the
-//! loop's work, so polling and decoding use two cores). Results come back one
-//! chunk at a time in the order the chunks were sent, and the loop applies
-//! them in that order, so each partition's events reach its spill in offset
-//! order exactly as if they had been decoded inline. At most [`IN_FLIGHT`]
+//! which turns every payload into a [`Decoded`] and each partition's events
+//! into events batches of one date each (JSON decoding and building columns
+//! are most of the loop's work, so polling and decoding use two cores, and
+//! the decoded strings are freed on the thread that made them). Results come
+//! back one chunk at a time in the order the chunks were sent, and the loop
+//! applies them in that order: each partition's events reach its spill in
+//! offset order exactly as if they had been decoded inline, and a chunk's
+//! other messages (invalid ones, counted; a newer schema or a dead letter,
+//! which stop the run) are applied first, in read order. At most [`IN_FLIGHT`]
 //! chunks are out at once, each of at most [`CHUNK_MESSAGES`] messages. The
 //! loop takes every result back ([`Decoder::drain`]) before it applies a
 //! rebalance and before it stops reading, so that no event is applied under
 //! another assignment than the one it was read in.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
 use footfall_event::{Reject, VisitEvent, SCHEMA_VERSION};
 
 use crate::error::AggregateError;
+use crate::schema::KafkaEvent;
+
+use super::spill::by_date;
 
 /// Messages in one chunk.
 pub(crate) const CHUNK_MESSAGES: usize = 4096;
@@ -68,6 +78,14 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
+    /// An empty chunk with room for [`CHUNK_MESSAGES`] messages of `bytes` in all.
+    fn with_capacity(bytes: usize) -> Chunk {
+        Chunk {
+            bytes: Vec::with_capacity(bytes),
+            messages: Vec::with_capacity(CHUNK_MESSAGES),
+        }
+    }
+
     /// Copies one message in.
     pub(crate) fn push(&mut self, partition: i32, offset: i64, payload: Option<&[u8]>) {
         let range = payload.map(|p| {
@@ -77,20 +95,43 @@ impl Chunk {
         self.messages.push((partition, offset, range));
     }
 
-    fn decode(self) -> Vec<(i32, i64, Decoded)> {
-        let bytes = &self.bytes;
-        self.messages
-            .into_iter()
-            .map(|(p, o, r)| (p, o, classify(r.map(|r| &bytes[r]))))
-            .collect()
+    fn decode(self) -> Result<DecodedChunk, AggregateError> {
+        let mut events: BTreeMap<i32, Vec<KafkaEvent>> = BTreeMap::new();
+        let mut out = DecodedChunk::default();
+        for (partition, offset, range) in self.messages {
+            match classify(range.map(|r| &self.bytes[r])) {
+                Decoded::Event(event) => events.entry(partition).or_default().push(KafkaEvent {
+                    partition,
+                    offset,
+                    event: *event,
+                }),
+                other => out.others.push((partition, offset, other)),
+            }
+        }
+        for (partition, events) in events {
+            for (date, batch) in by_date(&events)? {
+                out.events.push((partition, date, batch));
+            }
+        }
+        Ok(out)
     }
+}
+
+/// A chunk's messages, decoded.
+#[derive(Default)]
+pub(crate) struct DecodedChunk {
+    /// Each partition's events as events batches of one date each, in offset
+    /// order within a (partition, date).
+    pub(crate) events: Vec<(i32, NaiveDate, RecordBatch)>,
+    /// The messages that are not events, in read order.
+    pub(crate) others: Vec<(i32, i64, Decoded)>,
 }
 
 /// The decoder thread and the chunks out with it.
 pub(crate) struct Decoder {
     open: Chunk,
     to: Option<SyncSender<Chunk>>,
-    from: Receiver<Vec<(i32, i64, Decoded)>>,
+    from: Receiver<Result<DecodedChunk, AggregateError>>,
     in_flight: usize,
     thread: Option<JoinHandle<()>>,
 }
@@ -126,31 +167,35 @@ impl Decoder {
         partition: i32,
         offset: i64,
         payload: Option<&[u8]>,
-    ) -> Vec<(i32, i64, Decoded)> {
+    ) -> Result<Vec<DecodedChunk>, AggregateError> {
         self.open.push(partition, offset, payload);
         if self.open.messages.len() < CHUNK_MESSAGES {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let done = match self.in_flight {
-            IN_FLIGHT => self.take(),
+            IN_FLIGHT => vec![self.take()?],
             _ => Vec::new(),
         };
         self.send();
-        done
+        Ok(done)
     }
 
     /// Every result not yet taken back, the open chunk's included, in order.
-    pub(crate) fn drain(&mut self) -> Vec<(i32, i64, Decoded)> {
+    pub(crate) fn drain(&mut self) -> Result<Vec<DecodedChunk>, AggregateError> {
         let mut out = Vec::new();
         while self.in_flight > 0 {
-            out.extend(self.take());
+            out.push(self.take()?);
         }
-        out.extend(std::mem::take(&mut self.open).decode());
-        out
+        let open = std::mem::take(&mut self.open);
+        if !open.messages.is_empty() {
+            out.push(open.decode()?);
+        }
+        Ok(out)
     }
 
     fn send(&mut self) {
-        let chunk = std::mem::take(&mut self.open);
+        let capacity = self.open.bytes.len();
+        let chunk = std::mem::replace(&mut self.open, Chunk::with_capacity(capacity));
         let Some(to) = &self.to else {
             self.open = chunk;
             return;
@@ -162,7 +207,7 @@ impl Decoder {
         }
     }
 
-    fn take(&mut self) -> Vec<(i32, i64, Decoded)> {
+    fn take(&mut self) -> Result<DecodedChunk, AggregateError> {
         self.in_flight -= 1;
         self.from
             .recv()
@@ -223,7 +268,7 @@ mod tests {
         bad[at] = 0xff;
         payloads.push(bad);
         payloads.push(b"\xff{}".to_vec());
-        payloads.push(one[..one.len() / 2].as_bytes().to_vec());
+        payloads.push(one.as_bytes()[..one.len() / 2].to_vec());
         let reject = Reject {
             v: SCHEMA_VERSION,
             event_id: "e".into(),
@@ -258,23 +303,81 @@ mod tests {
 
     #[test]
     fn results_come_back_in_the_order_messages_were_pushed() {
+        let day = chrono::NaiveDate::from_ymd_opt(2015, 5, 15).unwrap();
+        let events = crate::testdata::events(3, day, 3, 40);
+        let payloads: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap())
+            .collect();
         let mut d = Decoder::start().unwrap();
         let mut got = Vec::new();
         let n = CHUNK_MESSAGES * 5 + 17;
         for i in 0..n {
-            let payload = format!("{{\"not\": {i}}}");
             let p = (i % 3) as i32;
-            got.extend(d.push(p, i as i64, Some(payload.as_bytes())));
+            // Every 10th message is not an event; one has no value.
+            let payload = match i % 10 {
+                0 => format!("{{\"not\": {i}}}").into_bytes(),
+                _ => payloads[i % payloads.len()].clone(),
+            };
+            got.extend(d.push(p, i as i64, Some(&payload)).unwrap());
             if i == 7 {
-                got.extend(d.push(p, -1, None));
+                got.extend(d.push(p, -1, None).unwrap());
             }
         }
-        got.extend(d.drain());
-        assert_eq!(got.len(), n + 1);
-        let offsets: Vec<i64> = got.iter().map(|g| g.1).filter(|&o| o >= 0).collect();
-        assert_eq!(offsets, (0..n as i64).collect::<Vec<_>>());
-        assert!(matches!(got[8], (_, -1, Decoded::Empty)));
-        assert!(matches!(got[0].2, Decoded::Invalid(_)));
-        assert!(d.drain().is_empty());
+        got.extend(d.drain().unwrap());
+        let others: Vec<(i64, bool)> = got
+            .iter()
+            .flat_map(|c| {
+                c.others
+                    .iter()
+                    .map(|(_, o, d)| (*o, matches!(d, Decoded::Empty)))
+            })
+            .collect();
+        let want: Vec<(i64, bool)> = (0..n as i64)
+            .filter(|o| o % 10 == 0)
+            .map(|o| (o, false))
+            .collect();
+        assert_eq!(
+            others
+                .iter()
+                .filter(|o| o.0 >= 0)
+                .copied()
+                .collect::<Vec<_>>(),
+            want
+        );
+        assert_eq!(
+            others.iter().filter(|o| o.1).count(),
+            1,
+            "the message without a value"
+        );
+        let mut offsets: BTreeMap<(i32, NaiveDate), Vec<i64>> = BTreeMap::new();
+        for (p, date, batch) in got.iter().flat_map(|c| c.events.iter()) {
+            let cols = crate::schema::Cols::new(batch);
+            assert!(cols
+                .i32("kafka_partition")
+                .unwrap()
+                .values()
+                .iter()
+                .all(|x| x == p));
+            let o = cols.i64("kafka_offset").unwrap().values().iter().copied();
+            offsets.entry((*p, *date)).or_default().extend(o);
+        }
+        assert!(offsets.len() > 3, "{:?}", offsets.keys());
+        let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for ((p, _), o) in offsets {
+            assert!(
+                o.windows(2).all(|w| w[0] < w[1]),
+                "offset order within a (partition, date)"
+            );
+            per_partition.entry(p).or_default().extend(o);
+        }
+        for (p, mut o) in per_partition {
+            o.sort_unstable();
+            let want: Vec<i64> = (0..n as i64)
+                .filter(|x| x % 3 == p as i64 && x % 10 != 0)
+                .collect();
+            assert_eq!(o, want, "partition {p}");
+        }
+        assert!(d.drain().unwrap().is_empty());
     }
 }

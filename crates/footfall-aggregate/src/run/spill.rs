@@ -10,10 +10,12 @@
 //!   emptied when the partition is assigned and removed when the run is done
 //!   with it. A crash leaves it behind for the next owner to empty. Nothing in
 //!   it counts: it is scratch, never read by another run or by analysts.
-//! * Decoded events are buffered per date, in offset order, and written as
-//!   Arrow IPC files (`date=YYYY-MM-DD/<seq>.arrow`) whenever the run's
-//!   buffers together reach [`SPILL_EVENTS`] events, and once more at the end
-//!   of consuming. The buffers hold at most that many decoded events.
+//! * Decoded events arrive as events batches of one date each
+//!   ([`by_date`], built where they were decoded), are buffered per date in
+//!   offset order, and are written as Arrow IPC files
+//!   (`date=YYYY-MM-DD/<seq>.arrow`) whenever the run's buffers together reach
+//!   [`SPILL_EVENTS`] events, and once more at the end of consuming. The
+//!   buffers hold at most that many events (plus one decoded chunk).
 //! * [`Spill::read`] gives a date's events back in offset order, one spilled
 //!   file at a time. Where the batch boundaries fall changes nothing
 //!   downstream: the events files are written in fixed-size slices
@@ -24,7 +26,8 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use chrono::NaiveDate;
@@ -32,15 +35,15 @@ use chrono::NaiveDate;
 use crate::error::AggregateError;
 use crate::schema::{events_schema, events_to_batch, KafkaEvent};
 
-/// Decoded events a run holds in memory before it spills them to disk (about
-/// 2 KB each).
+/// Decoded events a run holds in memory before it spills them to disk (as
+/// Arrow columns, about 1 KB each).
 pub(crate) const SPILL_EVENTS: usize = 32_768;
 
 /// One partition's spilled batch.
 #[derive(Default)]
 pub(crate) struct Spill {
     dir: Option<PathBuf>,
-    buffers: BTreeMap<NaiveDate, Vec<KafkaEvent>>,
+    buffers: BTreeMap<NaiveDate, Vec<RecordBatch>>,
     files: BTreeMap<NaiveDate, Vec<PathBuf>>,
     rows: BTreeMap<NaiveDate, u64>,
     seq: u64,
@@ -69,17 +72,25 @@ impl Spill {
         root.join(format!("p{partition}"))
     }
 
-    /// Adds one decoded event (the caller spills when the run's buffers are full).
-    pub(crate) fn push(&mut self, event: KafkaEvent) {
-        let date = event.event.local_date();
-        *self.rows.entry(date).or_default() += 1;
-        self.buffers.entry(date).or_default().push(event);
+    /// Adds a batch of decoded events of `date`, the next in offset order
+    /// (the caller spills when the run's buffers are full).
+    pub(crate) fn push(&mut self, date: NaiveDate, batch: RecordBatch) {
+        *self.rows.entry(date).or_default() += batch.num_rows() as u64;
+        self.buffers.entry(date).or_default().push(batch);
+    }
+
+    /// Adds decoded events, in offset order, whatever their dates.
+    pub(crate) fn push_events(&mut self, events: &[KafkaEvent]) -> Result<(), AggregateError> {
+        for (date, batch) in by_date(events)? {
+            self.push(date, batch);
+        }
+        Ok(())
     }
 
     /// Writes every buffered event to disk and empties the buffers.
     pub(crate) fn flush(&mut self) -> Result<(), AggregateError> {
         let buffers = std::mem::take(&mut self.buffers);
-        for (date, events) in buffers {
+        for (date, batches) in buffers {
             let dir = self.dir.as_ref().ok_or_else(|| {
                 AggregateError::Config("a spill without a directory cannot spill".into())
             })?;
@@ -87,7 +98,7 @@ impl Spill {
             fs::create_dir_all(&dir).map_err(AggregateError::io("create directory", &dir))?;
             let path = dir.join(format!("{:08}.arrow", self.seq));
             self.seq += 1;
-            write_ipc(&path, &events_to_batch(&events)?)?;
+            write_ipc(&path, &batches)?;
             self.files.entry(date).or_default().push(path);
         }
         Ok(())
@@ -140,10 +151,37 @@ fn remove_dir(dir: &Path) -> Result<(), AggregateError> {
     }
 }
 
-fn write_ipc(path: &Path, batch: &RecordBatch) -> Result<(), AggregateError> {
+/// Events (in offset order) as one events batch per date, dates in order of
+/// first appearance, offset order kept within each.
+pub(crate) fn by_date(
+    events: &[KafkaEvent],
+) -> Result<Vec<(NaiveDate, RecordBatch)>, AggregateError> {
+    let dates: Vec<NaiveDate> = events.iter().map(|e| e.event.local_date()).collect();
+    let mut distinct: Vec<NaiveDate> = Vec::new();
+    for &d in &dates {
+        if !distinct.contains(&d) {
+            distinct.push(d);
+        }
+    }
+    let all = events_to_batch(events)?;
+    if distinct.len() == 1 {
+        return Ok(vec![(distinct[0], all)]);
+    }
+    distinct
+        .into_iter()
+        .map(|date| {
+            let mask = BooleanArray::from_iter(dates.iter().map(|&d| Some(d == date)));
+            Ok((date, filter_record_batch(&all, &mask)?))
+        })
+        .collect()
+}
+
+fn write_ipc(path: &Path, batches: &[RecordBatch]) -> Result<(), AggregateError> {
     let file = File::create(path).map_err(AggregateError::io("create", path))?;
     let mut w = FileWriter::try_new(BufWriter::new(file), &events_schema())?;
-    w.write(batch)?;
+    for batch in batches {
+        w.write(batch)?;
+    }
     w.finish()?;
     Ok(())
 }
@@ -161,6 +199,43 @@ mod tests {
     use crate::testdata;
 
     #[test]
+    fn by_date_splits_events_by_date_keeping_their_order() {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let mut events: Vec<KafkaEvent> = testdata::events(7, day, 3, 5)
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| KafkaEvent {
+                partition: 1,
+                offset: i as i64,
+                event,
+            })
+            .collect();
+        // Interleave the dates.
+        events.sort_by_key(|e| (e.offset % 4, e.offset));
+        let split = by_date(&events).unwrap();
+        assert_eq!(split.len(), 3);
+        let mut seen = Vec::new();
+        for (date, batch) in &split {
+            let want: Vec<&KafkaEvent> = events
+                .iter()
+                .filter(|e| e.event.local_date() == *date)
+                .collect();
+            let back = crate::schema::batch_to_events(batch).unwrap();
+            assert_eq!(back.len(), want.len());
+            assert!(back.iter().zip(&want).all(|(b, w)| b == *w), "{date}");
+            seen.push(*date);
+        }
+        let mut first = Vec::new();
+        for e in &events {
+            if !first.contains(&e.event.local_date()) {
+                first.push(e.event.local_date());
+            }
+        }
+        assert_eq!(seen, first, "dates in order of first appearance");
+        assert!(by_date(&[]).unwrap().is_empty());
+    }
+
+    #[test]
     fn spilled_events_come_back_by_date_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let events = testdata::events(
@@ -171,11 +246,12 @@ mod tests {
         );
         let mut spill = Spill::new(Spill::dir_of(dir.path(), 3)).unwrap();
         for (i, e) in events.iter().enumerate() {
-            spill.push(KafkaEvent {
+            let event = KafkaEvent {
                 partition: 3,
                 offset: i as i64,
                 event: e.clone(),
-            });
+            };
+            spill.push_events(&[event]).unwrap();
             if i % 7 == 0 {
                 spill.flush().unwrap();
             }

@@ -125,16 +125,19 @@ impl FakeTopic {
                 let end = start + cut[&p] as i64;
                 let mut spill =
                     Spill::new(Spill::dir_of(&spill_root(&wh, opts), p)).expect("spill directory");
+                let mut held = Vec::new();
                 for o in start..end {
-                    spill.push(KafkaEvent {
+                    held.push(KafkaEvent {
                         partition: p,
                         offset: o,
                         event: log[o as usize].clone(),
                     });
                     if self.spill_every > 0 && (o - start + 1) % self.spill_every == 0 {
+                        spill.push_events(&std::mem::take(&mut held)).expect("push");
                         spill.flush().expect("spill");
                     }
                 }
+                spill.push_events(&held).expect("push");
                 spill.flush().expect("spill");
                 Consumed {
                     partition: p,
