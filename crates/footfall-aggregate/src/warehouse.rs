@@ -32,9 +32,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AggregateError;
@@ -159,9 +156,9 @@ pub struct PendingFile {
 
 mod pending;
 mod read;
-pub use pending::PendingWriter;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
+pub use pending::{writer_properties, PendingWriter};
 pub use read::read_parquet;
 pub(crate) use read::{concat, read_parquet_iter, RowKeep};
 
@@ -229,29 +226,6 @@ fn ensure_dir(dir: &Path) -> Result<(), AggregateError> {
         }
     }
     Ok(())
-}
-
-/// Columns of random identifiers (every `event_id` is distinct, a
-/// `visitor_id` is random within its day): min/max statistics of them prune
-/// nothing, and an `event_id` dictionary never repeats a value, so both cost
-/// write time and bytes for no reader.
-const RANDOM_ID_COLUMNS: [(&str, bool); 2] = [("event_id", false), ("visitor_id", true)];
-
-/// Parquet writer settings of every warehouse file: zstd, page-level
-/// statistics (but none of [`RANDOM_ID_COLUMNS`]).
-pub fn writer_properties() -> WriterProperties {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("zstd level 3 is valid"),
-        ))
-        .set_statistics_enabled(EnabledStatistics::Page);
-    for (column, dictionary) in RANDOM_ID_COLUMNS {
-        let path = ColumnPath::from(column);
-        props = props
-            .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
-            .set_column_dictionary_enabled(path, dictionary);
-    }
-    props.build()
 }
 
 fn date_dir_name(date: NaiveDate) -> String {

@@ -1,11 +1,15 @@
 //! Parquet files written batch by batch under their temporary name, in
-//! fixed-size slices, so that the same rows always give the same bytes.
+//! fixed-size slices, so that the same rows always give the same bytes, with
+//! the writer settings of every warehouse file ([`writer_properties`]).
 
 use std::fs::File;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::{fsync, PendingFile};
 use crate::error::AggregateError;
@@ -13,6 +17,29 @@ use crate::error::AggregateError;
 /// Rows per write to a [`PendingWriter`]'s Parquet writer (a multiple of the
 /// writer's 1,024-row mini-batches).
 pub const WRITE_SLICE_ROWS: usize = 8_192;
+
+/// Columns of random identifiers (every `event_id` is distinct, a
+/// `visitor_id` is random within its day): min/max statistics of them prune
+/// nothing, and an `event_id` dictionary never repeats a value, so both cost
+/// write time and bytes for no reader.
+const RANDOM_ID_COLUMNS: [(&str, bool); 2] = [("event_id", false), ("visitor_id", true)];
+
+/// Parquet writer settings of every warehouse file: zstd, page-level
+/// statistics (but none of [`RANDOM_ID_COLUMNS`]).
+pub fn writer_properties() -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("zstd level 3 is valid"),
+        ))
+        .set_statistics_enabled(EnabledStatistics::Page);
+    for (column, dictionary) in RANDOM_ID_COLUMNS {
+        let path = ColumnPath::from(column);
+        props = props
+            .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
+            .set_column_dictionary_enabled(path, dictionary);
+    }
+    props.build()
+}
 
 /// A Parquet file being written, batch by batch, under its temporary name.
 ///

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use super::*;
 use arrow::array::{Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use parquet::basic::Compression;
+use parquet::file::properties::EnabledStatistics;
+use parquet::schema::types::ColumnPath;
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
