@@ -1,20 +1,21 @@
-//! Decoding the batch's messages on a thread beside the poll loop.
+//! Decoding the batch's messages on threads beside the poll loop.
 //!
 //! Contract: the poll loop copies each message it keeps (partition, offset,
-//! payload) into the open [`Chunk`]; a full chunk goes to the decoder thread,
-//! which turns every payload into a [`Decoded`] and each partition's events
-//! into events batches of one date each (JSON decoding and building columns
-//! are most of the loop's work, so polling and decoding use two cores, and
-//! the decoded strings are freed on the thread that made them). Results come
-//! back one chunk at a time in the order the chunks were sent, and the loop
-//! applies them in that order: each partition's events reach its spill in
-//! offset order exactly as if they had been decoded inline, and a chunk's
-//! other messages (invalid ones, counted; a newer schema or a dead letter,
-//! which stop the run) are applied first, in read order. At most [`IN_FLIGHT`]
-//! chunks are out at once, each of at most [`CHUNK_MESSAGES`] messages. The
-//! loop takes every result back ([`Decoder::drain`]) before it applies a
-//! rebalance and before it stops reading, so that no event is applied under
-//! another assignment than the one it was read in.
+//! payload) into the open [`Chunk`]; full chunks go to the [`DECODERS`]
+//! decoder threads in turn, which turn every payload into a [`Decoded`] and
+//! each partition's events into events batches of one date each (JSON
+//! decoding and building columns are most of the loop's work, so it is spread
+//! over the cores, and the decoded strings are freed on the thread that made
+//! them). Results are taken back one chunk at a time in the order the chunks
+//! were sent, and the loop applies them in that order: each partition's
+//! events reach its spill in offset order exactly as if they had been decoded
+//! inline, and a chunk's other messages (invalid ones, counted; a newer schema
+//! or a dead letter, which stop the run) are applied first, in read order. At
+//! most [`IN_FLIGHT`] chunks per thread are out at once, each of at most
+//! [`CHUNK_MESSAGES`] messages. The loop takes every result back
+//! ([`Decoder::drain`]) before it applies a rebalance and before it stops
+//! reading, so that no event is applied under another assignment than the one
+//! it was read in.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -32,7 +33,9 @@ use super::spill::by_date;
 
 /// Messages in one chunk.
 pub(crate) const CHUNK_MESSAGES: usize = 4096;
-/// Chunks sent to the decoder and not yet taken back.
+/// Decoder threads.
+const DECODERS: usize = 2;
+/// Chunks sent to one decoder thread and not yet taken back.
 const IN_FLIGHT: usize = 2;
 
 /// What a message's payload is.
@@ -127,22 +130,19 @@ pub(crate) struct DecodedChunk {
     pub(crate) others: Vec<(i32, i64, Decoded)>,
 }
 
-/// The decoder thread and the chunks out with it.
-pub(crate) struct Decoder {
-    open: Chunk,
+/// One decoder thread: where its chunks go and its results come from.
+struct Worker {
     to: Option<SyncSender<Chunk>>,
     from: Receiver<Result<DecodedChunk, AggregateError>>,
-    in_flight: usize,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Decoder {
-    /// Starts the decoder thread.
-    pub(crate) fn start() -> Result<Decoder, AggregateError> {
+impl Worker {
+    fn start(n: usize) -> Result<Worker, AggregateError> {
         let (to, inbox) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
         let (outbox, from) = mpsc::sync_channel(IN_FLIGHT);
         let thread = std::thread::Builder::new()
-            .name("footfall-decode".into())
+            .name(format!("footfall-decode-{n}"))
             .spawn(move || {
                 for chunk in inbox {
                     if outbox.send(chunk.decode()).is_err() {
@@ -150,18 +150,49 @@ impl Decoder {
                     }
                 }
             })
-            .map_err(AggregateError::io("start the decoder thread", "."))?;
-        Ok(Decoder {
-            open: Chunk::default(),
+            .map_err(AggregateError::io("start a decoder thread", "."))?;
+        Ok(Worker {
             to: Some(to),
             from,
-            in_flight: 0,
             thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // The thread ends once it has answered what it was sent (the answers
+        // fit in the channel's buffer).
+        self.to = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The decoder threads and the chunks out with them: chunk `k` goes to
+/// thread `k mod DECODERS`, and results are taken back in `k` order.
+pub(crate) struct Decoder {
+    open: Chunk,
+    workers: Vec<Worker>,
+    sent: usize,
+    taken: usize,
+}
+
+impl Decoder {
+    /// Starts the decoder threads.
+    pub(crate) fn start() -> Result<Decoder, AggregateError> {
+        Ok(Decoder {
+            open: Chunk::default(),
+            workers: (0..DECODERS).map(Worker::start).collect::<Result<_, _>>()?,
+            sent: 0,
+            taken: 0,
         })
     }
 
     /// Copies one message into the open chunk; when that fills it, sends it
-    /// and returns the results of the oldest chunk out, if [`IN_FLIGHT`] were.
+    /// and returns the results of the oldest chunk out, if as many as the
+    /// threads can hold were.
     pub(crate) fn push(
         &mut self,
         partition: i32,
@@ -172,8 +203,8 @@ impl Decoder {
         if self.open.messages.len() < CHUNK_MESSAGES {
             return Ok(Vec::new());
         }
-        let done = match self.in_flight {
-            IN_FLIGHT => vec![self.take()?],
+        let done = match self.sent - self.taken {
+            n if n >= IN_FLIGHT * DECODERS => vec![self.take()?],
             _ => Vec::new(),
         };
         self.send();
@@ -183,7 +214,7 @@ impl Decoder {
     /// Every result not yet taken back, the open chunk's included, in order.
     pub(crate) fn drain(&mut self) -> Result<Vec<DecodedChunk>, AggregateError> {
         let mut out = Vec::new();
-        while self.in_flight > 0 {
+        while self.taken < self.sent {
             out.push(self.take()?);
         }
         let open = std::mem::take(&mut self.open);
@@ -196,33 +227,25 @@ impl Decoder {
     fn send(&mut self) {
         let capacity = self.open.bytes.len();
         let chunk = std::mem::replace(&mut self.open, Chunk::with_capacity(capacity));
-        let Some(to) = &self.to else {
+        let worker = &self.workers[self.sent % DECODERS];
+        let Some(to) = &worker.to else {
             self.open = chunk;
             return;
         };
         match to.send(chunk) {
-            Ok(()) => self.in_flight += 1,
+            Ok(()) => self.sent += 1,
             // The thread is gone (it panicked): decode here instead.
             Err(mpsc::SendError(chunk)) => self.open = chunk,
         }
     }
 
     fn take(&mut self) -> Result<DecodedChunk, AggregateError> {
-        self.in_flight -= 1;
-        self.from
+        let worker = &self.workers[self.taken % DECODERS];
+        self.taken += 1;
+        worker
+            .from
             .recv()
-            .expect("the decoder thread answers every chunk it was sent")
-    }
-}
-
-impl Drop for Decoder {
-    fn drop(&mut self) {
-        // The thread ends once it has answered what it was sent (the answers
-        // fit in the channel's buffer).
-        self.to = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+            .expect("a decoder thread answers every chunk it was sent")
     }
 }
 
