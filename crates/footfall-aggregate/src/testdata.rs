@@ -303,3 +303,17 @@ pub fn partition_of(visitor: &str, n: i32) -> i32 {
     }
     (h % n as u32) as i32
 }
+
+/// A dead letter whose rejected line is `line`, as ingest writes one.
+pub fn reject(line: &str) -> footfall_event::Reject {
+    footfall_event::Reject {
+        v: footfall_event::SCHEMA_VERSION,
+        event_id: "e".into(),
+        source: "access.log".into(),
+        offset: 0,
+        kind: footfall_event::RejectKind::Malformed,
+        reason: "no request line".into(),
+        line: line.into(),
+        truncated: false,
+    }
+}

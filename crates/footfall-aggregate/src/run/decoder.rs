@@ -292,16 +292,7 @@ mod tests {
         payloads.push(bad);
         payloads.push(b"\xff{}".to_vec());
         payloads.push(one.as_bytes()[..one.len() / 2].to_vec());
-        let reject = Reject {
-            v: SCHEMA_VERSION,
-            event_id: "e".into(),
-            source: "access.log".into(),
-            offset: 0,
-            kind: footfall_event::RejectKind::Malformed,
-            reason: "no request line".into(),
-            line: "garbage \u{e9}".into(),
-            truncated: false,
-        };
+        let reject = crate::testdata::reject("garbage \u{e9}");
         payloads.push(serde_json::to_vec(&reject).unwrap());
         for p in &payloads {
             let (a, b) = (classify(Some(p)), from_bytes(p));

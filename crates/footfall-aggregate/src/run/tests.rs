@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
-use footfall_event::{Reject, VisitEvent, SCHEMA_VERSION};
+use footfall_event::VisitEvent;
 use footfall_testkit::{assert_same_files, snapshot_all};
 
 use super::consume::{decode, Part};
@@ -696,16 +696,7 @@ fn a_dead_letter_topic_is_refused() {
     );
     assert_eq!(err.kind(), crate::ErrorKind::Config);
     // By content: a message that is a dead letter stops the run.
-    let reject = Reject {
-        v: SCHEMA_VERSION,
-        event_id: "e".into(),
-        source: "access.log".into(),
-        offset: 0,
-        kind: footfall_event::RejectKind::Malformed,
-        reason: "no request line".into(),
-        line: "garbage".into(),
-        truncated: false,
-    };
+    let reject = crate::testdata::reject("garbage");
     let mut part = Part {
         c: Consumed::default(),
         done: false,
