@@ -69,8 +69,22 @@ pub(crate) fn classify(payload: Option<&[u8]>) -> Decoded {
         Ok(ev) if ev.v > SCHEMA_VERSION => Decoded::Newer(ev.v),
         Ok(ev) => Decoded::Event(Box::new(ev)),
         Err(_) if serde_json::from_str::<Reject>(text).is_ok() => Decoded::DeadLetter,
-        Err(e) => Decoded::Invalid(e.to_string()),
+        Err(e) => Decoded::Invalid(json_error(&e)),
     }
+}
+
+/// What is wrong with a payload that is not a visit event, without its
+/// content: serde_json's own message can quote a value of the payload
+/// ("invalid type: string \"…\""), and this text goes to the log.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "invalid JSON",
+        Category::Data => "JSON that is not a visit event",
+        Category::Eof => "truncated JSON",
+        Category::Io => "unreadable JSON",
+    };
+    format!("{what} (line {}, column {})", e.line(), e.column())
 }
 
 /// Messages copied out of the consumer's buffers, to decode elsewhere.
@@ -313,6 +327,29 @@ mod tests {
             4,
             "events, newer, dead letters and invalid payloads"
         );
+    }
+
+    #[test]
+    fn a_refusal_names_no_value_of_the_payload() {
+        let secret = "alice@example.com";
+        let mut quoted = 0;
+        for payload in [
+            format!(r#"{{"v":"{secret}"}}"#),
+            format!(r#"{{"v":1,"event_id":{{"{secret}":1}}}}"#),
+            format!(r#"{{"v":1,"{secret}""#),
+            format!("{secret}"),
+        ] {
+            let Decoded::Invalid(why) = classify(Some(payload.as_bytes())) else {
+                panic!("{payload} is not a visit event");
+            };
+            assert!(!why.contains("alice"), "{why}");
+            assert!(why.contains("column"), "{why}");
+            let Decoded::Invalid(theirs) = from_bytes(payload.as_bytes()) else {
+                unreachable!()
+            };
+            quoted += usize::from(theirs.contains(secret));
+        }
+        assert!(quoted > 0, "serde_json's own message quotes the payload");
     }
 
     #[test]
