@@ -19,18 +19,11 @@
 # disk per million events, and a broker at $FOOTFALL_KAFKA_BROKERS (default
 # 127.0.0.1:9092). Summary recompute against DuckDB's SQL is in compare.sh.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000000 5000000 20000000)
-B="${FOOTFALL_KAFKA_BROKERS:-127.0.0.1:9092}"
-W="$(mktemp -d /tmp/footfall-aggbench.XXXXXX)"
-trap 'rm -rf "$W"' EXIT
-FF=target/release/footfall
-cargo build --release -p footfall -q
-"$FF" keys --keyring "$W/keyring" init 2>/dev/null
+bench_init aggbench
 
-say() { printf '\n== %s\n' "$*" >&2; }
 # seconds and peak KB of a command, from /usr/bin/time
 timed() { /usr/bin/time -f "%e %M" -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { cat "$W/err" >&2; exit 1; }; cat "$W/time"; }
 
@@ -38,11 +31,7 @@ RESULTS=()
 for N in "${SIZES[@]}"; do
     T="bench.aggregate.$$.$N.$(date +%s)"
     say "$N events: generating and ingesting"
-    python3 deploy/bench/genlog.py --lines "$N" --visitors 150000 --days 14 > "$W/access.log"
-    "$FF" topics --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" > /dev/null 2>&1
-    FOOTFALL_KEYRING="$W/keyring" "$FF" ingest --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" \
-        --format combined --state-dir "$W/state.$N" --http-listen off - < "$W/access.log" 2>&1 | tail -1 >&2
-    rm -f "$W/access.log"
+    fill "$T" "$N" 14
     say "$N events: footfall aggregate"
     read -r secs kb < <(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh.$N")
     tail -1 "$W/err" >&2
@@ -68,7 +57,7 @@ for N in "${SIZES[@]}"; do
         FIRST="$N $secs"
     fi
     RESULTS+=("$N $secs $kb")
-    rm -rf "$W/wh.$N" "$W/state.$N"
+    rm -rf "$W/wh.$N"
 done
 
 say "summary"

@@ -18,32 +18,21 @@
 # Needs a release build (built here), python3 with duckdb, and a broker at
 # $FOOTFALL_KAFKA_BROKERS (default 127.0.0.1:9092).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N="${1:-5000000}"
 RUNS="${2:-96}"
-B="${FOOTFALL_KAFKA_BROKERS:-127.0.0.1:9092}"
-W="$(mktemp -d /tmp/footfall-incbench.XXXXXX)"
-trap 'rm -rf "$W"' EXIT
-FF=target/release/footfall
-cargo build --release -p footfall -q
-"$FF" keys --keyring "$W/keyring" init 2>/dev/null
+bench_init incbench
 T="bench.incremental.$$.$(date +%s)"
 
-say() { printf '\n== %s\n' "$*" >&2; }
 # seconds of a command, from /usr/bin/time
 timed() { /usr/bin/time -f "%e" -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { cat "$W/err" >&2; exit 1; }; cat "$W/time"; }
-agg() { "$FF" aggregate --brokers "$B" --topic "$T" "$@"; }
+AGG=("$FF" aggregate --brokers "$B" --topic "$T")
 
 say "$N events over one day: generating and ingesting"
-python3 deploy/bench/genlog.py --lines "$N" --visitors 150000 --days 1 > "$W/access.log"
-"$FF" topics --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" > /dev/null 2>&1
-FOOTFALL_KEYRING="$W/keyring" "$FF" ingest --brokers "$B" --topic "$T" --dlq-topic "$T.dlq" \
-    --format combined --state-dir "$W/state" --http-listen off - < "$W/access.log" 2>&1 | tail -1 >&2
-rm -f "$W/access.log"
+fill "$T" "$N" 1
 
 say "one run over the whole day"
-ONE="$(timed agg --group "$T.one" --warehouse "$W/one")"
+ONE="$(timed "${AGG[@]}" --group "$T.one" --warehouse "$W/one")"
 tail -1 "$W/err" >&2
 
 STEP=$(( (N + RUNS - 1) / RUNS ))
@@ -51,9 +40,13 @@ say "$RUNS runs of --max-events $STEP"
 TOTAL=0
 LAST=0
 for ((i = 1; i <= RUNS; i++)); do
-    LAST="$(timed agg --group "$T.inc" --warehouse "$W/inc" --max-events "$STEP")"
+    LAST="$(timed "${AGG[@]}" --group "$T.inc" --warehouse "$W/inc" --max-events "$STEP")"
     TOTAL="$(echo "$TOTAL + $LAST" | bc -l)"
-    if [[ -t 2 ]]; then printf '\r  run %d/%d: %.1f s, %.1f s so far' "$i" "$RUNS" "$LAST" "$TOTAL" >&2; fi
+    if [[ -t 2 ]]; then
+        printf '\r  run %d/%d: %.1f s, %.1f s so far' "$i" "$RUNS" "$LAST" "$TOTAL" >&2
+    elif ((i % 12 == 0)); then
+        printf '  run %d/%d: %.1f s, %.1f s so far\n' "$i" "$RUNS" "$LAST" "$TOTAL" >&2
+    fi
 done
 [[ -t 2 ]] && echo >&2
 tail -1 "$W/err" >&2
@@ -69,9 +62,9 @@ EVENTS="$(python3 - "$W/one" "$W/inc" <<'EOF'
 import sys, duckdb
 a, b = (f"read_parquet('{d}/events/*/*.parquet', hive_partitioning=true)" for d in sys.argv[1:3])
 cols = "*"
-n = duckdb.sql(f"SELECT count(*) FROM {a}").fetchone()[0]
-d1 = duckdb.sql(f"SELECT count(*) FROM (SELECT {cols} FROM {a} EXCEPT ALL SELECT {cols} FROM {b})").fetchone()[0]
-d2 = duckdb.sql(f"SELECT count(*) FROM (SELECT {cols} FROM {b} EXCEPT ALL SELECT {cols} FROM {a})").fetchone()[0]
+n = duckdb.sql(f"SELECT count(*) FROM {a}").fetchall()[0][0]
+d1 = duckdb.sql(f"SELECT count(*) FROM (SELECT {cols} FROM {a} EXCEPT ALL SELECT {cols} FROM {b})").fetchall()[0][0]
+d2 = duckdb.sql(f"SELECT count(*) FROM (SELECT {cols} FROM {b} EXCEPT ALL SELECT {cols} FROM {a})").fetchall()[0][0]
 print(n, d1 + d2)
 EOF
 )"

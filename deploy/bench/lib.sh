@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# What the aggregate benchmarks share: the broker, the release build, a work
+# directory with a keyring, and topics filled with generated lines. Sourced,
+# after `set -euo pipefail`, by aggregate.sh and incremental.sh.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+B="${FOOTFALL_KAFKA_BROKERS:-127.0.0.1:9092}"
+FF=target/release/footfall
+
+# bench_init NAME: the release build, and a work directory $W (removed on
+# exit) holding a new keyring.
+bench_init() {
+    W="$(mktemp -d "/tmp/footfall-$1.XXXXXX")"
+    trap 'rm -rf "$W"' EXIT
+    cargo build --release -p footfall -q
+    "$FF" keys --keyring "$W/keyring" init 2>/dev/null
+}
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# fill TOPIC N DAYS: N generated combined lines (150,000 visitors over DAYS
+# days) ingested into TOPIC (made here, with TOPIC.dlq); ingest's summary
+# line on stderr.
+fill() {
+    python3 deploy/bench/genlog.py --lines "$2" --visitors 150000 --days "$3" > "$W/access.log"
+    "$FF" topics --brokers "$B" --topic "$1" --dlq-topic "$1.dlq" > /dev/null 2>&1
+    FOOTFALL_KEYRING="$W/keyring" "$FF" ingest --brokers "$B" --topic "$1" --dlq-topic "$1.dlq" \
+        --format combined --state-dir "$W/state.$1" --http-listen off - < "$W/access.log" 2>&1 | tail -1 >&2
+    rm -rf "$W/access.log" "$W/state.$1"
+}
