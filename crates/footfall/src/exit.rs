@@ -11,7 +11,8 @@ pub const NO_INPUT: i32 = 66;
 pub const UNAVAILABLE: i32 = 69;
 /// Output could not be written.
 pub const CANT_CREATE: i32 = 73;
-/// Another run holds the warehouse lock: try again later.
+/// Another run holds a lock (warehouse, partition, date; ingest: the state
+/// directory), or the group gave the run no partition: try again later.
 pub const TEMP_FAIL: i32 = 75;
 /// The configuration is invalid.
 pub const CONFIG: i32 = 78;

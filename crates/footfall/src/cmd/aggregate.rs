@@ -1,7 +1,7 @@
 //! `footfall aggregate`: one bounded, exactly-once run from the visits topic to
 //! the Parquet warehouse. Made for cron: exit 0 on success; 75 when another run
-//! holds the warehouse lock or other members of the group hold the partitions
-//! (try again later); 69 when Kafka is unavailable or lost during the run; 78
+//! holds the warehouse lock (or, shared, one of this run's partitions or
+//! dates) or other members of the group hold the partitions (try again later); 69 when Kafka is unavailable or lost during the run; 78
 //! when the warehouse is bound to another group (or the group to another
 //! warehouse), or the topic is a dead-letter topic. Each failure prints a
 //! one-line hint.
@@ -250,9 +250,10 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
              kafka-consumer-groups.sh --describe --group {group}); cron will try again"
         ),
         _ => match e.kind() {
-            ErrorKind::Locked => {
-                "another aggregate run holds the warehouse lock; cron will try again".into()
-            }
+            ErrorKind::Locked => "nothing was read or committed; the next run tries again \
+                 (a partition is held for a moment after a rebalance, a date or the warehouse \
+                 until the other run is done: docs/operations.md, exit 75)"
+                .into(),
             ErrorKind::Kafka | ErrorKind::Timeout => {
                 "is Kafka reachable? check --brokers and -X options; nothing was committed, the next run redoes it"
                     .into()
