@@ -9,6 +9,11 @@
 //! first failed item in item order. With one thread (or one item) the items
 //! run in order on the calling thread.
 //!
+//! [`ahead`] runs an iterator one step ahead of its consumer: a scoped thread
+//! takes its items (decoding a Parquet file's batches, say) while the calling
+//! thread consumes the ones before, through a queue of a few items. The
+//! consumer sees the same items in the same order as without it.
+//!
 //! What may run side by side is the caller's business: the run writes each
 //! date's events files independently, then each date's summaries (which read
 //! the files of the date and the day before it, all written by then), then
@@ -77,6 +82,31 @@ where
     Ok(out)
 }
 
+/// Hands `consume` the items of `items`, taken on a scoped thread of their own
+/// up to `depth` items ahead (`depth` 0: on the calling thread, as they are
+/// consumed). If `consume` returns before the end, the thread stops after
+/// the item it is taking.
+pub(crate) fn ahead<T: Send, R>(
+    items: impl Iterator<Item = T> + Send,
+    depth: usize,
+    consume: impl FnOnce(&mut dyn Iterator<Item = T>) -> R,
+) -> R {
+    if depth == 0 {
+        return consume(&mut { items });
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel(depth);
+        s.spawn(move || {
+            for item in items {
+                if tx.send(item).is_err() {
+                    break;
+                }
+            }
+        });
+        consume(&mut rx.into_iter())
+    })
+}
+
 /// The default number of threads of a run: the machine's cores, at most 4
 /// (each thread holds one date's or one period's working state).
 pub(crate) fn default_threads() -> usize {
@@ -142,6 +172,24 @@ mod tests {
                 last <= 7 + 2 * threads as u32,
                 "{threads} threads started {started:?}"
             );
+        }
+    }
+
+    #[test]
+    fn ahead_hands_over_every_item_in_order_and_stops_when_told() {
+        for depth in [0, 1, 3] {
+            let got: Vec<u32> = ahead(0..1000u32, depth, |it| it.collect());
+            assert_eq!(got, (0..1000).collect::<Vec<_>>(), "depth {depth}");
+            let taken = AtomicUsize::new(0);
+            let counted = (0..1000u32).inspect(|_| {
+                taken.fetch_add(1, Ordering::Relaxed);
+            });
+            let first: Vec<u32> = ahead(counted, depth, |it| it.take(5).collect());
+            assert_eq!(first, vec![0, 1, 2, 3, 4]);
+            // The producer stops within the queue's depth (and the item it
+            // held) of the last item consumed.
+            let n = taken.load(Ordering::Relaxed);
+            assert!((5..=5 + depth + 1).contains(&n), "depth {depth}: {n} taken");
         }
     }
 

@@ -160,7 +160,7 @@ mod read;
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};
 pub use read::read_parquet;
-pub(crate) use read::{concat, read_parquet_iter, RowKeep};
+pub(crate) use read::{concat, read_parquet_each, read_parquet_iter, RowKeep};
 
 impl PendingFile {
     /// The final path.

@@ -337,7 +337,7 @@ mod tests {
             format!(r#"{{"v":"{secret}"}}"#),
             format!(r#"{{"v":1,"event_id":{{"{secret}":1}}}}"#),
             format!(r#"{{"v":1,"{secret}""#),
-            format!("{secret}"),
+            secret.to_string(),
         ] {
             let Decoded::Invalid(why) = classify(Some(payload.as_bytes())) else {
                 panic!("{payload} is not a visit event");

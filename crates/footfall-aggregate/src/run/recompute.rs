@@ -23,7 +23,7 @@ use crate::error::AggregateError;
 use crate::schema::{day_number, events_schema, local_day, local_time_of_day, DAY_US};
 use crate::sessions::SummaryOptions;
 use crate::summaries::{summarize_batches, SUMMARY_COLUMNS};
-use crate::warehouse::{read_parquet_iter, EventFile, LockMode, RowKeep, Warehouse};
+use crate::warehouse::{read_parquet_each, EventFile, LockMode, RowKeep, Warehouse};
 
 /// The events columns summaries need, in events-schema order.
 pub(crate) fn summary_projection() -> (SchemaRef, Vec<usize>) {
@@ -49,11 +49,14 @@ pub(crate) struct DayEvents<'a> {
 /// every partition) plus the previous day's last visit timeout (`prev`, for
 /// visits crossing midnight), read one batch at a time. Each file is written
 /// atomically; tables left without rows lose their file; a date with no
-/// events left loses all its summaries. Returns how many events the date has.
+/// events left loses all its summaries. With `ahead` > 0 the files are decoded
+/// on a thread of their own, up to `ahead` batches ahead of the summary (each
+/// batch held adds its memory). Returns how many events the date has.
 pub(crate) fn summarize_date(
     wh: &Warehouse,
     date: NaiveDate,
     (day, prev): (DayEvents<'_>, DayEvents<'_>),
+    ahead: usize,
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<u64, AggregateError> {
@@ -68,20 +71,15 @@ pub(crate) fn summarize_date(
     };
     let day_files = day.files.iter().map(|p| (p, None));
     let prev_files = prev.files.iter().map(|p| (p, tail()));
-    let files = day_files.chain(prev_files).flat_map(|(path, keep)| {
-        type Batches = Box<dyn Iterator<Item = Result<RecordBatch, AggregateError>>>;
-        match read_parquet_iter(path, Some(SUMMARY_COLUMNS), keep) {
-            Ok(it) => Box::new(it) as Batches,
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        }
-    });
+    let files = read_parquet_each(day_files.chain(prev_files), Some(SUMMARY_COLUMNS));
     let new = day.new.iter().map(|b| Ok(b.clone()));
     let prev_new = prev.new.iter().map(|b| match prev_date {
         Some(d) => filter(b, &tail_mask(b, d, timeout_us)?),
         None => Ok(b.slice(0, 0)),
     });
-    let (summaries, rows) =
-        summarize_batches(files.chain(new).chain(prev_new), date, &opts.summary)?;
+    let (summaries, rows) = crate::parallel::ahead(files, ahead, |files| {
+        summarize_batches(files.chain(new).chain(prev_new), date, &opts.summary)
+    })?;
     for (table, batch) in summaries.iter() {
         if rows == 0 {
             // No events left for this date: its summaries go too.
@@ -195,7 +193,8 @@ pub(crate) fn recompute_locked(
                 new: &[],
             },
         );
-        report.events_read += summarize_date(wh, date, events, opts, report)?;
+        let ahead = usize::from(opts.threads.get() > 1);
+        report.events_read += summarize_date(wh, date, events, ahead, opts, report)?;
     }
     crate::periods::refresh(wh, targets, opts, report)
 }

@@ -27,7 +27,7 @@ use crate::hash::{id_key, FxHashSet};
 use crate::parallel;
 use crate::schema::{events_schema, Cols};
 use crate::warehouse::{
-    read_parquet, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
+    read_parquet_each, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
 };
 
 /// The events of one date: the counting files (every partition, and those
@@ -88,17 +88,19 @@ fn sort_files(
 struct SeenIds(FxHashSet<u128>);
 
 impl SeenIds {
-    /// The ids of every event in `files` (only their `event_id` column is read).
-    fn of_files(files: &[PathBuf]) -> Result<SeenIds, AggregateError> {
-        let mut seen = SeenIds::default();
-        for path in files {
-            for b in read_parquet(path, Some(&["event_id"]))? {
-                for id in Cols::new(&b).str("event_id")?.iter().flatten() {
+    /// The ids of every event in `files` (only their `event_id` column is
+    /// read; decoded on a thread of its own `ahead` batches ahead, if > 0).
+    fn of_files(files: &[PathBuf], ahead: usize) -> Result<SeenIds, AggregateError> {
+        let batches = read_parquet_each(files.iter().map(|p| (p, None)), Some(&["event_id"]));
+        parallel::ahead(batches, ahead, |batches| {
+            let mut seen = SeenIds::default();
+            for b in batches {
+                for id in Cols::new(&b?).str("event_id")?.iter().flatten() {
                     seen.0.insert(id_key(id));
                 }
             }
-        }
-        Ok(seen)
+            Ok(seen)
+        })
     }
 
     /// Whether `id` is new (and now seen).
@@ -241,12 +243,14 @@ fn write_events(
         }
     }
     let counting = &*days;
+    // Threads that no date takes decode the `event_id`s ahead.
+    let ahead = usize::from(opts.threads.get() > live.len());
     let written = parallel::map(
         &live,
         opts.threads.get(),
         |&date| {
             let files = counting.get(&date).map_or(&[][..], |d| &d.files[..]);
-            write_day(wh, consumed, date, files, opts)
+            write_day(wh, consumed, (date, files), ahead, opts)
         },
         |_| {},
     )?;
@@ -274,16 +278,17 @@ struct Written {
 }
 
 /// One date's new events from every partition's spill, de-duplicated against
-/// the date's counting `files` and each other, written one file per partition.
+/// the date's counting `files` (read `ahead` batches ahead, see
+/// [`SeenIds::of_files`]) and each other, written one file per partition.
 fn write_day(
     wh: &Warehouse,
     consumed: &[Consumed],
-    date: NaiveDate,
-    files: &[PathBuf],
+    (date, files): (NaiveDate, &[PathBuf]),
+    ahead: usize,
     opts: &RunOptions,
 ) -> Result<Written, AggregateError> {
     let erased = wh.read_tombstones(date)?;
-    let mut seen = SeenIds::of_files(files)?;
+    let mut seen = SeenIds::of_files(files, ahead)?;
     let mut w = Written::default();
     for c in consumed
         .iter()
@@ -324,13 +329,15 @@ fn summarize_touched(
     };
     let dates: Vec<NaiveDate> = touched.iter().copied().collect();
     let total = dates.len();
+    // Threads that no date takes decode the files ahead of the summaries.
+    let ahead = usize::from(opts.threads.get() > total);
     let parts = parallel::map(
         &dates,
         opts.threads.get(),
         |&date| {
             let mut part = RunReport::default();
             let both = (events(Some(date)), events(date.pred_opt()));
-            summarize_date(wh, date, both, opts, &mut part)?;
+            summarize_date(wh, date, both, ahead, opts, &mut part)?;
             Ok::<_, AggregateError>(part)
         },
         |n| progress.summarized(n, total),

@@ -61,6 +61,22 @@ pub(crate) fn read_parquet_iter(
     }))
 }
 
+/// The batches of several Parquet files, one file after another, each with
+/// its own row filter (see [`read_parquet_iter`]); a file that cannot be
+/// opened is an error item in its place.
+pub(crate) fn read_parquet_each<'a, P: AsRef<Path> + 'a>(
+    files: impl Iterator<Item = (P, Option<RowKeep>)> + Send + 'a,
+    columns: Option<&'a [&'a str]>,
+) -> impl Iterator<Item = Result<RecordBatch, AggregateError>> + Send + 'a {
+    files.flat_map(move |(path, keep)| {
+        type Batches = Box<dyn Iterator<Item = Result<RecordBatch, AggregateError>> + Send>;
+        match read_parquet_iter(path.as_ref(), columns, keep) {
+            Ok(it) => Box::new(it) as Batches,
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    })
+}
+
 /// Concatenates batches of one schema (an empty list gives an empty batch of `schema`).
 pub(crate) fn concat(
     schema: &arrow::datatypes::SchemaRef,
