@@ -6,7 +6,7 @@
 //! watermark when it has none or when its messages were deleted) up to the
 //! high watermark noted at its assignment, or its share of the cut, and no
 //! further; it is paused once finished. Every message is decoded into a
-//! [`KafkaEvent`] or counted invalid; a newer schema version or a dead letter
+//! [`KafkaEvent`](crate::schema::KafkaEvent) or counted invalid; a newer schema version or a dead letter
 //! stops the run. Decoded events go to the partition's spill ([`Spill`]),
 //! so the run holds at most [`SPILL_EVENTS`] of them in memory. The read fails when the group gives the run no partition
 //! (or, exclusive, not all), when the membership is lost, when every broker is
@@ -28,7 +28,6 @@ use super::group::{fetch_committed, Ctx};
 use super::spill::{Spill, SPILL_EVENTS};
 use super::{Progress, RunOptions, Stage};
 use crate::error::AggregateError;
-use crate::schema::KafkaEvent;
 use crate::warehouse::{LockMode, PartitionLock, Warehouse};
 
 /// Messages read between two progress reports.
@@ -420,7 +419,7 @@ pub(crate) fn spill_root(wh: &Warehouse, opts: &RunOptions) -> std::path::PathBu
 }
 
 /// Decodes one message into the partition's events, or counts it invalid
-/// (see [`apply`]).
+/// (see [`apply`]), as the decoder threads and [`apply`] together would.
 #[cfg(test)]
 pub(crate) fn decode(
     opts: &RunOptions,
@@ -428,11 +427,19 @@ pub(crate) fn decode(
     offset: i64,
     payload: Option<&[u8]>,
 ) -> Result<(), AggregateError> {
-    apply(opts, part, offset, super::decoder::classify(payload))
+    match super::decoder::classify(payload) {
+        Decoded::Event(event) => part.c.spill.push_events(&[crate::schema::KafkaEvent {
+            partition: part.c.partition,
+            offset,
+            event: *event,
+        }]),
+        other => apply(opts, part, offset, other),
+    }
 }
 
-/// Adds one decoded message to the partition's events, or counts it invalid.
-/// A newer schema version stops the run; so does a dead letter (the input is
+/// Applies one decoded message that is not an event (the decoder threads hand
+/// events back as batches, [`DecodedChunk`]'s `events`): counts it invalid,
+/// or stops the run at a newer schema version or a dead letter (the input is
 /// the dead-letter topic).
 fn apply(
     opts: &RunOptions,
@@ -442,11 +449,7 @@ fn apply(
 ) -> Result<(), AggregateError> {
     let p = part.c.partition;
     match decoded {
-        Decoded::Event(event) => part.c.spill.push_events(&[KafkaEvent {
-            partition: p,
-            offset,
-            event: *event,
-        }]),
+        Decoded::Event(_) => unreachable!("the decoder threads return events as batches"),
         Decoded::Newer(version) => Err(AggregateError::UnsupportedSchema {
             partition: p,
             offset,

@@ -79,7 +79,9 @@ impl Spill {
         self.buffers.entry(date).or_default().push(batch);
     }
 
-    /// Adds decoded events, in offset order, whatever their dates.
+    /// Adds decoded events, in offset order, whatever their dates (the run's
+    /// decoder threads build the batches themselves, [`by_date`]).
+    #[cfg(test)]
     pub(crate) fn push_events(&mut self, events: &[KafkaEvent]) -> Result<(), AggregateError> {
         for (date, batch) in by_date(events)? {
             self.push(date, batch);
