@@ -169,11 +169,19 @@ fn coordinator_moving(e: &KafkaError) -> bool {
 /// before fetching a partition whose queue was full, and the run sits idle:
 /// 1M events took 12.7 s, 8.2 s with these (same peak memory, since the
 /// smaller `queued.min.messages` keeps the prefetched queue as small).
-const CONSUMER_DEFAULTS: [(&str, &str); 4] = [
+///
+/// A broker answers one connection's requests in order, and holds a fetch
+/// that finds nothing new for `fetch.wait.max.ms` (500 ms by default): the
+/// watermark queries of each newly assigned partition, and the last fetches
+/// of a run, queued behind such fetches. A run reads up to a known end and
+/// has no use for the long poll: with 50 ms, a run late in a 1M-event day
+/// (6,000 new events, dry run) took 2.3-2.6 s instead of 4.6-4.7 s.
+const CONSUMER_DEFAULTS: [(&str, &str); 5] = [
     ("auto.offset.reset", "earliest"),
     ("max.poll.interval.ms", "3600000"),
     ("fetch.queue.backoff.ms", "20"),
     ("queued.min.messages", "20000"),
+    ("fetch.wait.max.ms", "50"),
 ];
 
 /// The consumer of a run: the group, no auto commit, partition EOF events.
