@@ -250,7 +250,7 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
              kafka-consumer-groups.sh --describe --group {group}); cron will try again"
         ),
         _ => match e.kind() {
-            ErrorKind::Locked => "nothing was read or committed; the next run tries again \
+            ErrorKind::Locked => "nothing was committed; the next run tries again \
                  (a partition is held for a moment after a rebalance, a date or the warehouse \
                  until the other run is done: docs/operations.md, exit 75)"
                 .into(),
