@@ -20,6 +20,9 @@
 //! recovery. With the `parquet` feature, [`pretty_parquet`] shows a Parquet
 //! file as rows, and [`assert_same_files`] compares two snapshots and, when a
 //! Parquet file differs, shows both versions as rows.
+//!
+//! **Ports.** [`free_port`] gives a local TCP port nothing listens on, for a
+//! process under test to listen on (or, left alone, to refuse connections).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -134,6 +137,26 @@ pub fn snapshot_all(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// A local TCP port that nothing listened on when asked, never the same twice
+/// in one process, and outside Linux's ephemeral range (32768-60999): a port
+/// the kernel picks for `bind(0)` can be picked again, for another test's
+/// listener or an outgoing connection, before the process under test binds it.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 8_000; // 20000-27999: clear of the test broker's 29092-29094 too
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + seed.wrapping_add(n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free local port in {FIRST}-{}", FIRST + SPAN - 1);
+}
+
 #[cfg(feature = "parquet")]
 mod pretty;
 #[cfg(feature = "parquet")]
@@ -142,6 +165,17 @@ pub use pretty::{assert_same_files, pretty_parquet};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_differ_and_are_free() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+        for p in ports {
+            assert!((20_000..28_000).contains(&p), "{p}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
+    }
 
     #[test]
     fn snapshots_hold_parquet_files_only() {

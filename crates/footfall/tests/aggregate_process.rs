@@ -385,12 +385,8 @@ fn a_run_assigned_no_partitions_exits_75() {
 
 #[test]
 fn an_unreachable_broker_exits_69() {
-    // A port with nothing listening: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port with nothing listening.
+    let port = footfall_testkit::free_port();
     let tmp = tempfile::tempdir().unwrap();
     let started = Instant::now();
     exits(

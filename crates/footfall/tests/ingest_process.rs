@@ -459,11 +459,7 @@ fn sigkill_loses_nothing() {
 /// its `/health`.
 fn spawn_unreachable(dir: &Path, input: &str, extra_ingest: &str) -> (Child, u16) {
     let key = key_file(dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = footfall_testkit::free_port();
     let config = dir.join("footfall.toml");
     std::fs::write(
         &config,
