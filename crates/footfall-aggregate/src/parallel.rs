@@ -107,6 +107,13 @@ pub(crate) fn ahead<T: Send, R>(
     })
 }
 
+/// How far [`ahead`] should read for each of `busy` items worked on side by
+/// side on `threads` threads: one batch when a thread is left over, else
+/// nothing (the reading stays on the item's own thread).
+pub(crate) fn read_ahead(threads: usize, busy: usize) -> usize {
+    usize::from(threads > busy)
+}
+
 /// The default number of threads of a run: the machine's cores, at most 4
 /// (each thread holds one date's or one period's working state).
 pub(crate) fn default_threads() -> usize {

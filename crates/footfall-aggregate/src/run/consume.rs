@@ -6,8 +6,8 @@
 //! watermark when it has none or when its messages were deleted) up to the
 //! high watermark noted at its assignment, or its share of the cut, and no
 //! further; it is paused once finished. Every message is decoded into a
-//! [`KafkaEvent`](crate::schema::KafkaEvent) or counted invalid; a newer schema version or a dead letter
-//! stops the run. Decoded events go to the partition's spill ([`Spill`]),
+//! [`KafkaEvent`](crate::schema::KafkaEvent) or counted invalid; a newer
+//! schema version or a dead letter stops the run. Decoded events go to the partition's spill ([`Spill`]),
 //! so the run holds at most [`SPILL_EVENTS`] of them in memory. The read fails when the group gives the run no partition
 //! (or, exclusive, not all), when the membership is lost, when every broker is
 //! unreachable for longer than [`RunOptions::broker_timeout`], or when nothing

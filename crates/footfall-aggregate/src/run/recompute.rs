@@ -193,7 +193,7 @@ pub(crate) fn recompute_locked(
                 new: &[],
             },
         );
-        let ahead = usize::from(opts.threads.get() > 1);
+        let ahead = crate::parallel::read_ahead(opts.threads.get(), 1);
         report.events_read += summarize_date(wh, date, events, ahead, opts, report)?;
     }
     crate::periods::refresh(wh, targets, opts, report)

@@ -244,7 +244,7 @@ fn write_events(
     }
     let counting = &*days;
     // Threads that no date takes decode the `event_id`s ahead.
-    let ahead = usize::from(opts.threads.get() > live.len());
+    let ahead = parallel::read_ahead(opts.threads.get(), live.len());
     let written = parallel::map(
         &live,
         opts.threads.get(),
@@ -330,7 +330,7 @@ fn summarize_touched(
     let dates: Vec<NaiveDate> = touched.iter().copied().collect();
     let total = dates.len();
     // Threads that no date takes decode the files ahead of the summaries.
-    let ahead = usize::from(opts.threads.get() > total);
+    let ahead = parallel::read_ahead(opts.threads.get(), total);
     let parts = parallel::map(
         &dates,
         opts.threads.get(),

@@ -1,8 +1,9 @@
 //! `footfall aggregate`: one bounded, exactly-once run from the visits topic to
 //! the Parquet warehouse. Made for cron: exit 0 on success; 75 when another run
 //! holds the warehouse lock (or, shared, one of this run's partitions or
-//! dates) or other members of the group hold the partitions (try again later); 69 when Kafka is unavailable or lost during the run; 78
-//! when the warehouse is bound to another group (or the group to another
+//! dates) or other members of the group hold the partitions (try again
+//! later); 69 when Kafka is unavailable or lost during the run; 78 when the
+//! warehouse is bound to another group (or the group to another
 //! warehouse), or the topic is a dead-letter topic. Each failure prints a
 //! one-line hint.
 //!
