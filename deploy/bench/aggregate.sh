@@ -24,16 +24,14 @@ SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000000 5000000 20000000)
 bench_init aggbench
 
-# seconds and peak KB of a command, from /usr/bin/time
-timed() { /usr/bin/time -f "%e %M" -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { cat "$W/err" >&2; exit 1; }; cat "$W/time"; }
-
 RESULTS=()
 for N in "${SIZES[@]}"; do
     T="bench.aggregate.$$.$N.$(date +%s)"
     say "$N events: generating and ingesting"
     fill "$T" "$N" 14
     say "$N events: footfall aggregate"
-    read -r secs kb < <(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh.$N")
+    t="$(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg" --warehouse "$W/wh.$N")"
+    read -r secs kb <<<"$t"
     tail -1 "$W/err" >&2
     if [[ "$N" == "${SIZES[0]}" ]]; then
         say "$N events: 3 more footfall runs, each followed by a DuckDB COPY of the same events (footfall's JSON, from the topic)"
@@ -42,10 +40,12 @@ for N in "${SIZES[@]}"; do
         DUCK=()
         for r in 1 2 3; do
             rm -rf "$W/wh.$N.$r" "$W/duck"
-            read -r s k < <(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg.$r" --warehouse "$W/wh.$N.$r")
+            t="$(timed "$FF" aggregate --brokers "$B" --topic "$T" --group "$T.agg.$r" --warehouse "$W/wh.$N.$r")"
+            read -r s k <<<"$t"
             OURS+=("$s $k")
             echo "footfall aggregate: $s s, peak $((k / 1024)) MB" >&2
-            read -r s k < <(timed python3 -c "import duckdb; duckdb.sql(\"COPY (SELECT *, CAST(ts AS DATE) AS date FROM read_json('$W/events.json')) TO '$W/duck' (FORMAT parquet, PARTITION_BY (date))\")")
+            t="$(timed python3 -c "import duckdb; duckdb.sql(\"COPY (SELECT *, CAST(ts AS DATE) AS date FROM read_json('$W/events.json')) TO '$W/duck' (FORMAT parquet, PARTITION_BY (date))\")")"
+            read -r s k <<<"$t"
             DUCK+=("$s $k")
             echo "duckdb copy: $s s, peak $((k / 1024)) MB" >&2
             rm -rf "$W/wh.$N.$r"

@@ -24,8 +24,6 @@ RUNS="${2:-96}"
 bench_init incbench
 T="bench.incremental.$$.$(date +%s)"
 
-# seconds of a command, from /usr/bin/time
-timed() { /usr/bin/time -f "%e" -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { cat "$W/err" >&2; exit 1; }; cat "$W/time"; }
 AGG=("$FF" aggregate --brokers "$B" --topic "$T")
 
 say "$N events over one day: generating and ingesting"
@@ -33,6 +31,7 @@ fill "$T" "$N" 1
 
 say "one run over the whole day"
 ONE="$(timed "${AGG[@]}" --group "$T.one" --warehouse "$W/one")"
+ONE="${ONE%% *}"
 tail -1 "$W/err" >&2
 
 STEP=$(( (N + RUNS - 1) / RUNS ))
@@ -41,6 +40,7 @@ TOTAL=0
 LAST=0
 for ((i = 1; i <= RUNS; i++)); do
     LAST="$(timed "${AGG[@]}" --group "$T.inc" --warehouse "$W/inc" --max-events "$STEP")"
+    LAST="${LAST%% *}"
     TOTAL="$(echo "$TOTAL + $LAST" | bc -l)"
     if [[ -t 2 ]]; then
         printf '\r  run %d/%d: %.1f s, %.1f s so far' "$i" "$RUNS" "$LAST" "$TOTAL" >&2

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the aggregate benchmarks share: the broker, the release build, a work
+# What the aggregate benchmarks share: the broker, the release build, timing, a work
 # directory with a keyring, and topics filled with generated lines. Sourced,
 # after `set -euo pipefail`, by aggregate.sh and incremental.sh.
 
@@ -18,6 +18,10 @@ bench_init() {
 }
 
 say() { printf '\n== %s\n' "$*" >&2; }
+
+# timed CMD...: "SECONDS PEAK_KB" of the command (/usr/bin/time); its
+# stdout and stderr in $W/out and $W/err, shown and fatal if it fails.
+timed() { /usr/bin/time -f "%e %M" -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { cat "$W/err" >&2; exit 1; }; cat "$W/time"; }
 
 # fill TOPIC N DAYS: N generated combined lines (150,000 visitors over DAYS
 # days) ingested into TOPIC (made here, with TOPIC.dlq); ingest's summary
