@@ -14,59 +14,25 @@ deploy/s3/README.md."""
 
 import os
 import time
-import urllib.parse
 
 import pytest
 
+import footfall_support as ff
+
 pa = pytest.importorskip("pyarrow")
 import pyarrow.compute as pc  # noqa: E402
-import pyarrow.dataset as ds  # noqa: E402
 import pyarrow.fs as pafs  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-
-ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "FOOTFALL_S3_BUCKET")
-
-
-def require_s3_env():
-    """The S3 settings; fails or skips the test when one is missing."""
-    missing = [n for n in ENV if not os.environ.get(n)]
-    if missing:
-        why = (
-            f"{', '.join(missing)} not set: this test needs the local S3 server "
-            "(`bash deploy/s3/local-s3.sh start && eval \"$(bash deploy/s3/local-s3.sh env)\"`)"
-        )
-        if os.environ.get("FOOTFALL_REQUIRE_S3") == "1" or os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    endpoint, key, secret, bucket = (os.environ[n] for n in ENV)
-    return {
-        "endpoint": endpoint,
-        "key": key,
-        "secret": secret,
-        "bucket": bucket,
-        "region": os.environ.get("AWS_REGION") or "us-east-1",
-    }
 
 
 @pytest.fixture
 def s3():
-    return require_s3_env()
+    return ff.require_s3_env()
 
 
 @pytest.fixture
 def fs(s3):
-    url = urllib.parse.urlsplit(s3["endpoint"])
-    return pafs.S3FileSystem(
-        access_key=s3["key"],
-        secret_key=s3["secret"],
-        region=s3["region"],
-        scheme=url.scheme,
-        endpoint_override=url.netloc,
-        allow_bucket_creation=False,
-        allow_bucket_deletion=False,
-        # One try: a refused request should fail the test at once, not after backoff.
-        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
-    )
+    return ff.s3_filesystem(s3)
 
 
 @pytest.fixture
@@ -167,25 +133,6 @@ def test_ranged_get_answers_206_with_only_the_range(client, s3, prefix):
     assert client.get_object(Bucket=bucket, Key=key, Range="bytes=-4")["Body"].read() == b"6789"
 
 
-def httpfs_connection(s3):
-    """A DuckDB connection that reads s3:// through httpfs, or None when
-    httpfs cannot be loaded without a download."""
-    import duckdb
-
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    try:
-        con.execute("LOAD httpfs")
-    except duckdb.Error:
-        con.close()
-        return None
-    url = urllib.parse.urlsplit(s3["endpoint"])
-    con.execute(
-        "CREATE SECRET footfall_s3 (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL ?)",
-        [s3["key"], s3["secret"], s3["region"], url.netloc, url.scheme == "https"],
-    )
-    return con
-
-
 def test_duckdb_reads_the_parquet_files(s3, fs, prefix):
     duckdb = pytest.importorskip("duckdb")
     table = visits()
@@ -193,17 +140,11 @@ def test_duckdb_reads_the_parquet_files(s3, fs, prefix):
     pq.write_table(table.slice(2), f"{prefix}/day=2026-12-02/part-0.parquet", filesystem=fs)
     query = "SELECT day, sum(visitors) AS v, count(*) AS n FROM {} GROUP BY day ORDER BY day"
 
-    con = httpfs_connection(s3)
-    if con is not None:
-        rows = con.execute(query.format(f"read_parquet('s3://{prefix}/*/*.parquet', hive_partitioning = false)")).fetchall()
-    else:
-        # No httpfs: DuckDB scans an Arrow dataset on pyarrow's S3 client
-        # (projection and filters are pushed down into the dataset scan).
-        dataset = ds.dataset(prefix, filesystem=fs, format="parquet")
-        con = duckdb.connect()
-        con.register("visits", dataset)
-        rows = con.execute(query.format("visits")).fetchall()
-        assert con.execute("SELECT count(*) FROM visits WHERE visitors >= 3").fetchone() == (2,)
+    # httpfs when it loads, else an Arrow dataset on pyarrow's S3 client
+    # (projection and filters are pushed down into the dataset scan).
+    con, source = ff.duckdb_on_s3(s3, fs)
+    rows = con.execute(query.format(source(prefix, hive=False))).fetchall()
+    assert con.execute(f"SELECT count(*) FROM {source(prefix, hive=False)} WHERE visitors >= 3").fetchone() == (2,)
     con.close()
     assert rows == [("2026-12-01", 4, 2), ("2026-12-02", 7, 2)]
 

@@ -1,7 +1,10 @@
 """Scale-out on one machine (issue 16): three ``footfall aggregate --shared``
 processes of one consumer group on one warehouse, one of them SIGKILLed while
 it reads and one while it writes, each restarted at once, build the warehouse
-that one exclusive process builds.
+that one exclusive process builds. Run twice: on a local warehouse, and on the
+local S3 server (``--warehouse s3://bucket/<topic> --staging shared``), where
+the object store must then hold the staging directory's tables byte for byte
+and DuckDB must read every events row there.
 
 Against the real broker (FOOTFALL_KAFKA_BROKERS; skipped without it, a
 failure under FOOTFALL_REQUIRE_KAFKA=1 or CI=true), with the debug or release
@@ -79,6 +82,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 import footfall_support as ff
 
@@ -278,7 +283,8 @@ def except_all(con, a, b):
     return out
 
 
-def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsys):
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsys, store):
     brokers = ff.require_env("FOOTFALL_KAFKA_BROKERS")[0]
     started = time.monotonic()
     work = str(tmp_path)
@@ -287,6 +293,10 @@ def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsy
     group = f"{topic}.shared"
     shared = os.path.join(work, "shared")
     single = os.path.join(work, "single")
+    # On S3 the shared runs publish to the bucket; `shared` is their staging directory.
+    s3 = ff.require_s3_env() if store == "s3" else None
+    prefix = f"{s3['bucket']}/{topic}" if s3 else None
+    target = ["--warehouse", f"s3://{prefix}", "--staging", shared] if s3 else ["--warehouse", shared]
 
     # ------------------------------------------------ 1. the topic
     t = time.monotonic()
@@ -314,7 +324,7 @@ def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsy
     times["fill"] = time.monotonic() - t
 
     # ------------------------------------------------ 2., 3. shared runs
-    args = ["aggregate", "--config", config, "--group", group, "--warehouse", shared, "--shared", "--json",
+    args = ["aggregate", "--config", config, "--group", group, *target, "--shared", "--json",
             "-X", f"session.timeout.ms={SESSION_MS}", "-X", f"heartbeat.interval.ms={HEARTBEAT_MS}"]
     runs = Runs(work, args, started + DEADLINE_S)
     try:
@@ -377,6 +387,7 @@ def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsy
         }
     con.close()
     left_shared, left_single = leftovers(shared), leftovers(single)
+    published = published_check(s3, prefix, shared) if s3 else None
     times["compare"] = time.monotonic() - t
 
     summary = {
@@ -394,6 +405,8 @@ def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsy
         "events_files_byte_identical": ev_identical,
         "summary_tables": {k: {"files": v["files"], "bytes_differ": len(v["bytes_differ"])} for k, v in table_report.items()},
         "leftovers": {"shared": left_shared, "single": left_single},
+        "store": store,
+        "published": published and {k: v for k, v in published.items() if k != "differ"},
         "seconds": {k: round(v, 1) for k, v in times.items()},
         "runtime_s": round(time.monotonic() - started, 1),
     }
@@ -420,3 +433,25 @@ def test_three_shared_aggregators_with_kills_equal_one_exclusive(tmp_path, capsy
         assert not r["bytes_differ"], f"{table}: same rows, but these files differ in bytes: {r['bytes_differ']}"
     assert not left_shared, f"left in the shared warehouse: {left_shared}"
     assert not left_single, f"left in the single run's warehouse: {left_single}"
+    if published:
+        assert not published["differ"], f"the object store and the staging directory differ: {published['differ'][:10]}"
+        assert published["events_rows"] == SCALE_OUT_LINES, published
+
+
+def published_check(s3, prefix, staging):
+    """What the object store holds against the staging directory's tables
+    (objects only on one side or with other bytes), and the events rows
+    DuckDB reads there; the prefix is removed afterwards."""
+    fs = ff.s3_filesystem(s3)
+    try:
+        objects, local = ff.s3_objects(fs, prefix), ff.published_files(staging)
+        differ = sorted(k for k in objects.keys() | local.keys() if objects.get(k) != local.get(k))
+        con, source = ff.duckdb_on_s3(s3, fs)
+        rows = con.execute(f"SELECT count(*) FROM {source(prefix + '/events')}").fetchall()[0][0]
+        con.close()
+        return {"objects": len(objects), "differ": differ, "events_rows": rows}
+    finally:
+        try:
+            fs.delete_dir(prefix)
+        except (FileNotFoundError, OSError):
+            pass

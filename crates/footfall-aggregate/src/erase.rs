@@ -67,6 +67,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use chrono::{NaiveDate, SecondsFormat, Utc};
@@ -78,7 +79,7 @@ use crate::run::{normalise, recompute_locked, upgrade_meta, Checkpoint, RunOptio
 use crate::schema::{batch_to_events, events_schema, Cols};
 use crate::sessions::SummaryOptions;
 use crate::warehouse::{
-    concat, read_parquet, EventFile, LockMode, Warehouse, ERASURE_DIR, LEDGER_FILE,
+    concat, read_parquet, EventFile, LockMode, Replica, Warehouse, ERASURE_DIR, LEDGER_FILE,
 };
 
 /// What an erasure did (or, in a dry run, would do).
@@ -226,13 +227,18 @@ fn scan(
     Ok(person)
 }
 
-fn open(root: &Path, from: NaiveDate, to: NaiveDate) -> Result<Warehouse, AggregateError> {
+fn open(
+    root: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+    replica: Option<Arc<Replica>>,
+) -> Result<Warehouse, AggregateError> {
     if from > to {
         return Err(AggregateError::Config(format!(
             "empty date range: {from} is after {to}"
         )));
     }
-    let wh = Warehouse::new(root);
+    let wh = Warehouse::open(root, replica)?;
     if !wh.exists() {
         return Err(AggregateError::Config(format!(
             "no warehouse at {}",
@@ -280,7 +286,7 @@ pub(crate) fn erase_with(
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
     opts: &RunOptions,
 ) -> Result<EraseReport, AggregateError> {
-    let wh = open(root, from, to)?;
+    let wh = open(root, from, to, opts.replica.clone())?;
     let _lock = wh.lock(if opts.dry_run {
         LockMode::Shared
     } else {
@@ -353,10 +359,7 @@ pub(crate) fn erase_with(
             let keep = arrow::compute::not(&person_rows(&b, by_site)?)?;
             kept.push(arrow::compute::filter_record_batch(&b, &keep)?);
         }
-        let file = wh.write_pending(&f.path, &concat(&schema, &kept)?)?;
-        opts.check(Checkpoint::TempWritten(f.path.clone()))?;
-        file.persist()?;
-        opts.check(Checkpoint::Persisted(f.path.clone()))?;
+        opts.persist(wh.write_pending(&f.path, &concat(&schema, &kept)?)?)?;
     }
     // 4. Summaries, from the events table as it is now.
     let files = wh.event_files()?;
@@ -397,7 +400,7 @@ pub fn lookup(
     to: NaiveDate,
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
 ) -> Result<(Vec<VisitEvent>, Vec<NaiveDate>), AggregateError> {
-    let wh = open(root, from, to)?;
+    let wh = open(root, from, to, None)?;
     let _lock = wh.lock(LockMode::Shared)?;
     let person = scan(&wh.event_files()?, from, to, ids)?;
     let mut events = Vec::new();

@@ -32,11 +32,13 @@ pub enum ErrorKind {
     Timeout,
     /// A failure injected at a checkpoint ([`crate::RunOptions::fault`]).
     Injected,
+    /// The object store the warehouse is published to refused or did not answer.
+    Store,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for metrics that list each label).
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Locked,
         ErrorKind::Unassigned,
         ErrorKind::Config,
@@ -47,6 +49,7 @@ impl ErrorKind {
         ErrorKind::Kafka,
         ErrorKind::Timeout,
         ErrorKind::Injected,
+        ErrorKind::Store,
     ];
 
     /// The label used in metrics and logs.
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Kafka => "kafka",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Injected => "injected",
+            ErrorKind::Store => "store",
         }
     }
 }
@@ -121,6 +125,18 @@ pub enum AggregateError {
         /// The operating system's error.
         #[source]
         source: std::io::Error,
+    },
+    /// The object store the warehouse is published to failed; the local
+    /// change it preceded was not made.
+    #[error("object store: {op} {object}: {source}")]
+    Store {
+        /// What was being done ("upload", "delete", "list", "read").
+        op: &'static str,
+        /// The object's URL.
+        object: String,
+        /// The object store's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Parquet encode/decode failed.
     #[error("parquet {path}: {source}")]
@@ -193,6 +209,7 @@ impl AggregateError {
             AggregateError::Kafka { .. } | AggregateError::Lost(_) => ErrorKind::Kafka,
             AggregateError::Timeout(_) => ErrorKind::Timeout,
             AggregateError::Injected(_) => ErrorKind::Injected,
+            AggregateError::Store { .. } => ErrorKind::Store,
         }
     }
 

@@ -25,6 +25,11 @@
 //! * drops the events of dates older than [`RunOptions::retention_days`]
 //!   before today.
 //!
+//! A warehouse may publish its tables to an object store ([`Replica`]:
+//! `s3://`, `gs://`, `az://`): every table file is uploaded (or deleted) there
+//! before the same change is made in the local, staging directory, which keeps
+//! the locks and state (`src/warehouse/replica.rs` states the contract).
+//!
 //! [`erase`] removes one person's events from the warehouse (and from the
 //! summaries), records tombstones so that later runs drop them, and [`lookup`]
 //! lists them for review (see [`erase`] for the contract).
@@ -86,7 +91,7 @@ pub use summaries::{
     SUMMARY_COLUMNS,
 };
 pub use warehouse::{
-    read_parquet, writer_properties, DateLock, EventFile, LockMode, PartitionLock, PendingFile,
-    PeriodLock, Warehouse, WarehouseLock, WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION,
-    LEDGER_FILE, LOCK_FILE, META_FILE, SUMMARY_FILE,
+    is_store_url, read_parquet, writer_properties, DateLock, EventFile, LockMode, PartitionLock,
+    PendingFile, PeriodLock, Replica, Warehouse, WarehouseLock, WarehouseMeta, ERASURE_DIR,
+    EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE, LOCK_FILE, META_FILE, SUMMARY_FILE,
 };

@@ -123,7 +123,7 @@ pub fn run(
 ) -> Result<RunReport, AggregateError> {
     let started = Instant::now();
     check_options(opts)?;
-    let wh = Warehouse::new(&opts.warehouse);
+    let wh = Warehouse::open(&opts.warehouse, opts.replica.clone())?;
     if !opts.dry_run {
         wh.create()?;
     }

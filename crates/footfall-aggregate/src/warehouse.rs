@@ -18,6 +18,11 @@
 //! reader sees either the old or the new file, never a partial one, and a file
 //! that has been renamed survives a crash.
 //!
+//! A warehouse may publish its table files to an object store
+//! ([`Replica`], `replica.rs` states the contract): each is uploaded (or
+//! deleted) there before it is renamed into place (or removed) here, where
+//! the locks, metadata and erasure records (`erasure.rs`) stay.
+//!
 //! Layout 1 (before summaries were exact per day) had one summary file per date
 //! and Kafka partition (`part-<p>.parquet`). [`Warehouse::v1_summary_files`]
 //! finds them; the first writing run upgrades the warehouse (see `run.rs`).
@@ -26,6 +31,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -84,6 +90,10 @@ pub struct WarehouseMeta {
     /// for such dates are no longer accepted (their summaries are final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retained_from: Option<NaiveDate>,
+    /// The object store the tables are published to (its URL), recorded when
+    /// the warehouse is made: this directory is then its staging directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// How a run locks the warehouse.
@@ -152,15 +162,26 @@ pub struct PeriodLock {
 pub struct PendingFile {
     tmp: PathBuf,
     path: PathBuf,
+    publish: Option<Publish>,
 }
 
+/// Where a file is published before it is persisted locally (see `replica`).
+#[derive(Debug, Clone)]
+struct Publish {
+    replica: Arc<Replica>,
+    rel: String,
+}
+
+mod erasure;
 mod pending;
 mod read;
+mod replica;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};
 pub use read::read_parquet;
 pub(crate) use read::{concat, read_parquet_each, read_parquet_iter, RowKeep};
+pub use replica::{is_store_url, Replica};
 
 impl PendingFile {
     /// The final path.
@@ -168,8 +189,19 @@ impl PendingFile {
         &self.path
     }
 
-    /// Renames the file into place and fsyncs its directory.
-    pub fn persist(self) -> Result<PathBuf, AggregateError> {
+    /// Uploads the file to the warehouse's replica, if it has one and the
+    /// file is published and not uploaded yet; returns whether it uploaded.
+    pub fn publish(&mut self) -> Result<bool, AggregateError> {
+        match self.publish.take() {
+            Some(p) => p.replica.upload(&p.rel, &self.tmp).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Publishes the file (if [`PendingFile::publish`] has not), then renames
+    /// it into place and fsyncs its directory.
+    pub fn persist(mut self) -> Result<PathBuf, AggregateError> {
+        self.publish()?;
         fs::rename(&self.tmp, &self.path).map_err(AggregateError::io("rename", &self.path))?;
         sync_dir(self.path.parent().expect("warehouse files have a parent"))?;
         Ok(self.path)
@@ -339,12 +371,66 @@ fn temp_of_partition(name: &str, partition: i32) -> bool {
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: PathBuf,
+    replica: Option<Arc<Replica>>,
 }
 
 impl Warehouse {
     /// A warehouse at `root` (nothing is touched until used).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Warehouse { root: root.into() }
+        Warehouse {
+            root: root.into(),
+            replica: None,
+        }
+    }
+
+    /// The warehouse at `root` with the replica its metadata records, or with
+    /// `replica` if it is new. Refuses a replica other than the recorded one,
+    /// and one for a warehouse made without.
+    pub fn open(
+        root: impl Into<PathBuf>,
+        replica: Option<Arc<Replica>>,
+    ) -> Result<Self, AggregateError> {
+        let mut wh = Warehouse::new(root);
+        let meta = wh.read_meta()?;
+        let recorded = meta.as_ref().and_then(|m| m.replica.as_deref());
+        wh.replica = match (meta.is_some(), recorded, replica) {
+            (false, _, given) => given,
+            (true, None, None) => None,
+            (true, Some(url), None) => Some(Arc::new(Replica::open(url)?)),
+            (true, Some(url), Some(given)) if given.url() == url => Some(given),
+            (true, recorded, Some(given)) => {
+                return Err(AggregateError::Config(format!(
+                    "warehouse {} is published to {}, not {}",
+                    wh.root.display(),
+                    recorded.unwrap_or("no object store (a local warehouse)"),
+                    given.url()
+                )))
+            }
+        };
+        Ok(wh)
+    }
+
+    /// The object store the tables are published to, if any.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_deref()
+    }
+
+    /// Where `path` (a file under the root) is published, if it is.
+    fn publish(&self, path: &Path) -> Option<Publish> {
+        let replica = self.replica.as_ref()?;
+        let rel = replica::published_path(path.strip_prefix(&self.root).ok()?)?;
+        Some(Publish {
+            replica: Arc::clone(replica),
+            rel,
+        })
+    }
+
+    /// Deletes the published copy of `path`, if it has one (before the local file).
+    fn unpublish(&self, path: &Path) -> Result<(), AggregateError> {
+        match self.publish(path) {
+            Some(p) => p.replica.delete(&p.rel),
+            None => Ok(()),
+        }
     }
 
     /// The warehouse's root directory.
@@ -641,11 +727,16 @@ impl Warehouse {
             rows: 0,
             tmp,
             path: path.to_path_buf(),
+            publish: self.publish(path),
         })
     }
 
     /// Removes a file (if present) and fsyncs its directory. Returns whether it existed.
+    /// A published file is deleted from the object store first.
     pub fn remove_file(&self, path: &Path) -> Result<bool, AggregateError> {
+        if path.exists() {
+            self.unpublish(path)?;
+        }
         match fs::remove_file(path) {
             Ok(()) => {
                 sync_dir(path.parent().expect("warehouse files have a parent"))?;
@@ -780,6 +871,7 @@ impl Warehouse {
                     }
                 };
                 if mine {
+                    self.unpublish(&entry.path())?;
                     fs::remove_file(entry.path())
                         .map_err(AggregateError::io("remove", entry.path()))?;
                     any = true;
@@ -810,150 +902,6 @@ impl Warehouse {
             sync_dir(&self.root.join(ERASURE_DIR).join(TOMBSTONE_DIR))?;
         }
         Ok(dropped)
-    }
-
-    /// Path of the tombstones of a date: `DIR/_erasure/tombstones/date=YYYY-MM-DD.ids`.
-    pub fn tombstone_path(&self, date: NaiveDate) -> PathBuf {
-        self.root
-            .join(ERASURE_DIR)
-            .join(TOMBSTONE_DIR)
-            .join(format!("{}.ids", date_dir_name(date)))
-    }
-
-    /// The visitor ids erased for a date (empty when there are none): events of
-    /// that date with one of these ids are dropped by every later run.
-    pub fn read_tombstones(&self, date: NaiveDate) -> Result<BTreeSet<String>, AggregateError> {
-        let path = self.tombstone_path(date);
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-            Err(e) => Err(AggregateError::io("read", &path)(e)),
-        }
-    }
-
-    /// Every tombstone file, by date.
-    pub(crate) fn tombstone_files(&self) -> Result<Vec<(NaiveDate, PathBuf)>, AggregateError> {
-        let dir = self.root.join(ERASURE_DIR).join(TOMBSTONE_DIR);
-        let mut out = Vec::new();
-        for entry in list_dir(&dir)? {
-            let name = entry.file_name();
-            if let Some(date) = name.to_str().and_then(parse_tombstone_file) {
-                out.push((date, entry.path()));
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Merges `ids` into the tombstones of a date (sorted, unique, one a line),
-    /// written atomically. Returns whether the file changed.
-    pub(crate) fn add_tombstones(
-        &self,
-        date: NaiveDate,
-        ids: &BTreeSet<String>,
-    ) -> Result<bool, AggregateError> {
-        let mut all = self.read_tombstones(date)?;
-        let before = all.len();
-        all.extend(ids.iter().cloned());
-        if all.len() == before {
-            return Ok(false);
-        }
-        let mut text = String::with_capacity(all.len() * 17);
-        for id in &all {
-            text.push_str(id);
-            text.push('\n');
-        }
-        write_atomic(&self.tombstone_path(date), text.as_bytes())?;
-        Ok(true)
-    }
-
-    /// Appends one line to the erasure ledger and fsyncs it. A line torn by a
-    /// crash is ended first, so that it does not swallow the new one.
-    pub(crate) fn append_ledger(&self, line: &str) -> Result<(), AggregateError> {
-        let dir = self.root.join(ERASURE_DIR);
-        ensure_dir(&dir)?;
-        let path = dir.join(LEDGER_FILE);
-        let created = !path.exists();
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(AggregateError::io("open", &path))?;
-        let len = f
-            .metadata()
-            .map_err(AggregateError::io("stat", &path))?
-            .len();
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        if len > 0 {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut last = [0u8; 1];
-            f.seek(SeekFrom::Start(len - 1))
-                .and_then(|_| f.read_exact(&mut last))
-                .map_err(AggregateError::io("read", &path))?;
-            if last[0] != b'\n' {
-                bytes.push(b'\n');
-            }
-        }
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        f.write_all(&bytes)
-            .and_then(|()| fsync(&f))
-            .map_err(AggregateError::io("append", &path))?;
-        if created {
-            sync_dir(&dir)?;
-        }
-        Ok(())
-    }
-
-    /// The dates whose summaries an interrupted erasure still owes (a journal
-    /// of layout 1 lists (date, partition) pairs: their dates are owed).
-    pub(crate) fn read_erase_pending(&self) -> Result<BTreeSet<NaiveDate>, AggregateError> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Owed {
-            Date(NaiveDate),
-            Pair(NaiveDate, serde::de::IgnoredAny),
-        }
-        let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Vec<Owed>>(&bytes)
-                .map(|owed| {
-                    owed.into_iter()
-                        .map(|o| match o {
-                            Owed::Date(d) | Owed::Pair(d, _) => d,
-                        })
-                        .collect()
-                })
-                .map_err(|e| AggregateError::Warehouse {
-                    path,
-                    reason: e.to_string(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-            Err(e) => Err(AggregateError::io("read", &path)(e)),
-        }
-    }
-
-    /// Records the dates whose summaries an erasure is about to make stale; returns the path.
-    pub(crate) fn write_erase_pending(
-        &self,
-        dates: &BTreeSet<NaiveDate>,
-    ) -> Result<PathBuf, AggregateError> {
-        let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
-        let mut bytes = serde_json::to_vec(dates).expect("dates serialise");
-        bytes.push(b'\n');
-        write_atomic(&path, &bytes)?;
-        Ok(path)
-    }
-
-    /// Forgets the pending summaries (they are recomputed).
-    pub(crate) fn clear_erase_pending(&self) -> Result<bool, AggregateError> {
-        self.remove_file(&self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE))
     }
 
     /// Removes every summary file of a date (it has no events any more).

@@ -70,12 +70,16 @@ pub(crate) fn open_warehouse(
         if !opts.rebind {
             check_binding(wh, meta.as_ref(), opts, committed)?;
         }
+        if meta.is_none() {
+            refuse_a_used_replica(wh)?;
+        }
         let mut bound = meta.clone().unwrap_or_else(|| WarehouseMeta {
             format: LAYOUT_VERSION,
             id: None,
             topic: opts.topic.clone(),
             group: None,
             retained_from: None,
+            replica: wh.replica().map(|r| r.url().to_string()),
         });
         bound.id.get_or_insert_with(new_warehouse_id);
         bound.group = Some(opts.group.clone());
@@ -95,6 +99,20 @@ pub(crate) fn open_warehouse(
         }
         Ok(Some(bound))
     })
+}
+
+/// A new warehouse is not published where objects already are (another
+/// staging directory's, or a copy): its runs would mix with theirs.
+fn refuse_a_used_replica(wh: &Warehouse) -> Result<(), AggregateError> {
+    match wh.replica() {
+        Some(r) if !r.is_empty()? => Err(AggregateError::Config(format!(
+            "{} already holds objects, and staging directory {} is new: one staging directory per \
+             object-store warehouse (use the one that published them, or another prefix)",
+            r.url(),
+            wh.root().display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The refusals of *Binding* (module docs).

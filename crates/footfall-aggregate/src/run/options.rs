@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 
 use crate::error::AggregateError;
 use crate::sessions::SummaryOptions;
-use crate::warehouse::LockMode;
+use crate::warehouse::{LockMode, PendingFile};
 
 /// Where a run can be stopped by an injected failure (see [`RunOptions::fault`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub enum Checkpoint {
     StaleRemoved(PathBuf),
     /// A file is written and fsynced under its temporary name, not yet renamed.
     TempWritten(PathBuf),
+    /// A file has been uploaded to the warehouse's replica, not yet renamed
+    /// into place locally.
+    Published(PathBuf),
     /// A file has been renamed into place.
     Persisted(PathBuf),
     /// A summary file with no rows any more has been removed.
@@ -51,8 +54,12 @@ pub struct RunOptions {
     pub topic: String,
     /// The consumer group whose committed offsets mark what the warehouse holds.
     pub group: String,
-    /// The warehouse's root directory.
+    /// The warehouse's root directory (its staging directory when published).
     pub warehouse: PathBuf,
+    /// The object store a new warehouse's tables are published to (an
+    /// existing warehouse uses the one its metadata records; see
+    /// [`Warehouse::open`](crate::Warehouse::open)).
+    pub replica: Option<Arc<crate::Replica>>,
     /// Read and compute, write nothing, commit nothing.
     pub dry_run: bool,
     /// Read at most this many messages (offsets), split over the assigned
@@ -96,6 +103,7 @@ impl std::fmt::Debug for RunOptions {
             .field("topic", &self.topic)
             .field("group", &self.group)
             .field("warehouse", &self.warehouse)
+            .field("replica", &self.replica.as_ref().map(|r| r.url()))
             .field("dry_run", &self.dry_run)
             .field("max_events", &self.max_events)
             .field("retention_days", &self.retention_days)
@@ -121,6 +129,7 @@ impl RunOptions {
             topic: topic.into(),
             group: group.into(),
             warehouse: warehouse.into(),
+            replica: None,
             dry_run: false,
             max_events: None,
             retention_days: None,
@@ -144,6 +153,20 @@ impl RunOptions {
             Some(hook) if hook(&cp) => Err(AggregateError::Injected(cp)),
             _ => Ok(()),
         }
+    }
+
+    /// Makes `file` visible with a checkpoint between each step a crash can
+    /// fall between: written under its temporary name, uploaded to the
+    /// replica (when the warehouse has one), renamed into place.
+    pub(crate) fn persist(&self, mut file: PendingFile) -> Result<PathBuf, AggregateError> {
+        let path = file.path().to_path_buf();
+        self.check(Checkpoint::TempWritten(path.clone()))?;
+        if file.publish()? {
+            self.check(Checkpoint::Published(path.clone()))?;
+        }
+        file.persist()?;
+        self.check(Checkpoint::Persisted(path.clone()))?;
+        Ok(path)
     }
 
     /// The date retention counts back from.

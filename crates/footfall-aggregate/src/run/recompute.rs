@@ -116,11 +116,9 @@ pub(crate) fn put_file(
     if batch.num_rows() == 0 {
         return remove_summary(wh, path, opts, report);
     }
-    let file = wh.write_pending(&path, batch)?;
-    opts.check(Checkpoint::TempWritten(path.clone()))?;
-    file.persist()?;
+    opts.persist(wh.write_pending(&path, batch)?)?;
     report.files_written += 1;
-    opts.check(Checkpoint::Persisted(path))
+    Ok(())
 }
 
 fn remove_summary(
@@ -146,7 +144,7 @@ pub fn recompute(
     summary: &SummaryOptions,
 ) -> Result<RunReport, AggregateError> {
     let started = Instant::now();
-    let wh = Warehouse::new(root);
+    let wh = Warehouse::open(root, None)?;
     let _lock = wh.lock(LockMode::Exclusive)?;
     let mut opts = RunOptions::new("", "", root);
     opts.summary = summary.clone();

@@ -81,7 +81,7 @@ impl FakeTopic {
         opts: &RunOptions,
         own: Option<&BTreeSet<i32>>,
     ) -> Result<RunReport, AggregateError> {
-        let wh = Warehouse::new(dir);
+        let wh = Warehouse::open(dir, opts.replica.clone())?;
         wh.create()?;
         let _lock = wh.lock(opts.lock)?;
         let committed: BTreeMap<i32, Committed> = self

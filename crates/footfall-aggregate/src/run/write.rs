@@ -294,15 +294,11 @@ fn write_day(
         .iter()
         .filter(|c| c.spill.dates().contains_key(&date))
     {
-        let path = wh.events_path(date, c.partition, c.start);
         let ids = (&erased, &mut seen);
         let file = write_date(wh, c, date, ids, opts, &mut w.new, &mut w.report)?;
         if let Some(file) = file {
-            opts.check(Checkpoint::TempWritten(path.clone()))?;
-            file.persist()?;
+            w.files.push(opts.persist(file)?);
             w.report.files_written += 1;
-            opts.check(Checkpoint::Persisted(path.clone()))?;
-            w.files.push(path);
         }
     }
     Ok(w)

@@ -54,6 +54,7 @@ pub struct PendingWriter {
     pub(super) rows: u64,
     pub(super) tmp: PathBuf,
     pub(super) path: PathBuf,
+    pub(super) publish: Option<super::Publish>,
 }
 
 impl PendingWriter {
@@ -109,6 +110,7 @@ impl PendingWriter {
         Ok(PendingFile {
             tmp: self.tmp,
             path: self.path,
+            publish: self.publish,
         })
     }
 }

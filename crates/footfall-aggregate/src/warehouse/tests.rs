@@ -186,6 +186,7 @@ fn retention_drops_old_event_dates_only() {
         topic: "t".into(),
         group: None,
         retained_from: None,
+        replica: None,
     })
     .unwrap();
     for (date, p) in [

@@ -252,8 +252,12 @@ pub(crate) struct SyslogSection {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregateConfig {
-    /// The warehouse directory (`--warehouse`).
+    /// The warehouse directory, or the object-store URL its tables are
+    /// published to (`--warehouse`).
     pub warehouse: Option<PathBuf>,
+    /// The local staging directory of an object-store warehouse (`--staging`;
+    /// default: under `$XDG_STATE_HOME/footfall/staging/`).
+    pub staging: Option<PathBuf>,
     /// The consumer group the warehouse is bound to (`--group`; default
     /// `footfall-aggregate`).
     pub group: Option<String>,

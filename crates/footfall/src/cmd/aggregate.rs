@@ -11,11 +11,12 @@
 //! defaults; Kafka comes from the shared surface ([`super::KafkaArgs`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use footfall_aggregate::{
-    AggregateError, BotRules, ErrorKind, LockMode, Progress, RunOptions, RunReport, Stage,
-    SummaryOptions,
+    is_store_url, AggregateError, BotRules, ErrorKind, LockMode, Progress, Replica, RunOptions,
+    RunReport, Stage, SummaryOptions,
 };
 use footfall_ingest::AggregateConfig;
 use footfall_kafka::KafkaConfig;
@@ -41,9 +42,17 @@ pub struct Args {
     /// were committed by another warehouse.
     #[arg(long)]
     pub rebind: bool,
-    /// Warehouse directory, created when missing [default: the config's aggregate.warehouse].
-    #[arg(long, value_name = "DIR")]
+    /// Warehouse directory, created when missing, or the object store its
+    /// tables are published to (s3://bucket/prefix, gs://, az://; credentials
+    /// from the AWS_*, GOOGLE_* or AZURE_* environment)
+    /// [default: the config's aggregate.warehouse].
+    #[arg(long, value_name = "DIR|URL")]
     pub warehouse: Option<PathBuf>,
+    /// The local directory of an object-store warehouse: locks, state and the
+    /// tables runs read back [default: the config's aggregate.staging, else
+    /// $XDG_STATE_HOME/footfall/staging/<scheme>/<bucket>/<prefix>].
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
     /// Read and compute, but write nothing and commit nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -108,6 +117,7 @@ pub const DEFAULT_GROUP: &str = "footfall-aggregate";
 pub fn settings(args: &Args, file: AggregateConfig) -> AggregateConfig {
     AggregateConfig {
         warehouse: args.warehouse.clone().or(file.warehouse),
+        staging: args.staging.clone().or(file.staging),
         group: args.group.clone().or(file.group),
         retention_days: args.retention_days.or(file.retention_days),
         visit_timeout_minutes: args.visit_timeout_minutes.or(file.visit_timeout_minutes),
@@ -130,7 +140,9 @@ pub fn options(
         .clone()
         .unwrap_or_else(|| kafka.topics.visits().name);
     let group = s.group.clone().unwrap_or_else(|| DEFAULT_GROUP.into());
-    let mut opts = RunOptions::new(topic, group, warehouse(s)?);
+    let (root, replica) = warehouse(s)?;
+    let mut opts = RunOptions::new(topic, group, root);
+    opts.replica = replica;
     opts.dry_run = args.dry_run;
     opts.max_events = args.max_events;
     opts.retention_days = s.retention_days;
@@ -173,13 +185,70 @@ pub fn bot_rules(s: &AggregateConfig) -> anyhow::Result<BotRules> {
     Ok(rules)
 }
 
-/// The warehouse directory: `--warehouse`, else `[aggregate] warehouse`.
-fn warehouse(s: &AggregateConfig) -> anyhow::Result<PathBuf> {
-    s.warehouse.clone().ok_or_else(|| {
+/// The warehouse's local directory (`--warehouse`, else `[aggregate]
+/// warehouse`) and, when that is an object-store URL, the replica its tables
+/// are published to (the directory is then the staging directory).
+pub fn warehouse(s: &AggregateConfig) -> anyhow::Result<(PathBuf, Option<Arc<Replica>>)> {
+    let root = local_dir(s)?;
+    let url = s.warehouse.as_deref().unwrap_or(&root).to_string_lossy();
+    if !is_store_url(&url) {
+        return Ok((root, None));
+    }
+    let replica = Replica::open(&url).map_err(|e| {
+        Failure::new(CONFIG, e.to_string()).with_hint(
+            "warehouse URLs: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix (docs/operations.md)",
+        )
+    })?;
+    Ok((root, Some(Arc::new(replica))))
+}
+
+/// The warehouse's local directory: `--warehouse` itself, or the staging
+/// directory of an object-store URL (`--staging`, else [`default_staging`]).
+pub fn local_dir(s: &AggregateConfig) -> anyhow::Result<PathBuf> {
+    let given = s.warehouse.clone().ok_or_else(|| {
         Failure::new(CONFIG, "no warehouse directory")
             .with_hint("pass --warehouse DIR, or set warehouse in the config's [aggregate] table")
-            .into()
-    })
+    })?;
+    let url = given.to_string_lossy();
+    match (&s.staging, is_store_url(&url)) {
+        (None, false) => Ok(given),
+        (Some(dir), true) => Ok(dir.clone()),
+        (None, true) => default_staging(&url),
+        (Some(_), false) => Err(Failure::new(
+            CONFIG,
+            "--staging is for a warehouse on an object store",
+        )
+        .with_hint(format!(
+            "{} is a local directory: leave out --staging (or [aggregate] staging)",
+            given.display()
+        ))
+        .into()),
+    }
+}
+
+/// `$XDG_STATE_HOME/footfall/staging/<scheme>/<bucket>/<prefix>` (the state
+/// directory defaults to `~/.local/state`).
+fn default_staging(url: &str) -> anyhow::Result<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .ok_or_else(|| {
+            Failure::new(
+                CONFIG,
+                "no staging directory for the object-store warehouse",
+            )
+            .with_hint("pass --staging DIR (neither XDG_STATE_HOME nor HOME is set)")
+        })?;
+    let (scheme, rest) = url.split_once("://").unwrap_or(("store", url));
+    let mut dir = state.join("footfall/staging").join(scheme);
+    for part in rest
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+    {
+        dir.push(part);
+    }
+    Ok(dir)
 }
 
 /// Run with a Kafka config and options; maps errors to exit codes.
@@ -228,7 +297,7 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
     match kind {
         ErrorKind::Locked | ErrorKind::Unassigned => TEMP_FAIL,
         ErrorKind::Config => CONFIG,
-        ErrorKind::Kafka | ErrorKind::Timeout => UNAVAILABLE,
+        ErrorKind::Kafka | ErrorKind::Timeout | ErrorKind::Store => UNAVAILABLE,
         ErrorKind::Io => CANT_CREATE,
         _ => FAILURE,
     }
@@ -254,6 +323,9 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
             ErrorKind::Locked => "nothing was committed; the next run tries again \
                  (a partition is held for a moment after a rebalance, a date or the warehouse \
                  until the other run is done: docs/operations.md, exit 75)"
+                .into(),
+            ErrorKind::Store => "is the object store reachable, and are the AWS_* (GOOGLE_*, AZURE_*) \
+                 credentials right? nothing was committed, the next run redoes it"
                 .into(),
             ErrorKind::Kafka | ErrorKind::Timeout => {
                 "is Kafka reachable? check --brokers and -X options; nothing was committed, the next run redoes it"

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use footfall_ingest::AggregateConfig;
 use footfall_kafka::{ensure_topics, EnsureMode, KafkaConfig};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -118,10 +119,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (kafka, aggregate) = file.map(|c| (c.kafka, c.aggregate)).unwrap_or_default();
     let topic = kafka.topics.visits().name;
     check_kafka(&mut r, kafka, &args);
-    let group = args.group.clone().or(aggregate.group);
-    if let Some(wh) = args.warehouse.as_ref().or(aggregate.warehouse.as_ref()) {
+    let group = args.group.clone().or(aggregate.group.clone());
+    let warehouse = args.warehouse.clone().or(aggregate.warehouse.clone());
+    if let Some(wh) = warehouse {
         let group = group.as_deref().unwrap_or(super::aggregate::DEFAULT_GROUP);
-        check_warehouse(&mut r, wh, &topic, group);
+        let located = AggregateConfig {
+            warehouse: Some(wh),
+            ..aggregate
+        };
+        match super::aggregate::local_dir(&located) {
+            Ok(dir) => check_warehouse(&mut r, &dir, &topic, group),
+            Err(e) => r.fail(
+                "warehouse",
+                code::WAREHOUSE,
+                e.to_string(),
+                "see docs/operations.md",
+            ),
+        }
     }
     match r.problems.first() {
         None => {

@@ -19,7 +19,7 @@ use footfall_parse::privacy::{visitor_id, VisitorBasis};
 use footfall_parse::KeyProvider;
 
 use super::{keys_config, open_keyring, KeyringArg};
-use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, TEMP_FAIL};
+use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, TEMP_FAIL, UNAVAILABLE};
 
 /// A logged value as ingest hashes it: `-` is no value.
 fn logged(v: &str) -> &str {
@@ -33,8 +33,9 @@ fn logged(v: &str) -> &str {
 /// Who, over which days, in which warehouse.
 #[derive(clap::Args, Debug)]
 pub struct Person {
-    /// The warehouse directory.
-    #[arg(long)]
+    /// The warehouse directory; for a warehouse on an object store, its
+    /// staging directory, or its URL when the staging directory is the default one.
+    #[arg(long, value_name = "DIR|URL")]
     pub warehouse: PathBuf,
     /// The client address as logged (with --user-agent).
     #[arg(long, requires = "user_agent", conflicts_with = "cookie")]
@@ -62,6 +63,15 @@ pub struct Person {
 }
 
 impl Person {
+    /// The warehouse's local directory (an object-store URL: its default
+    /// staging directory, which publishes to the URL its metadata records).
+    fn local_dir(&self) -> anyhow::Result<PathBuf> {
+        super::aggregate::local_dir(&footfall_ingest::AggregateConfig {
+            warehouse: Some(self.warehouse.clone()),
+            ..Default::default()
+        })
+    }
+
     fn range(&self) -> anyhow::Result<(NaiveDate, NaiveDate)> {
         let to = self.to.unwrap_or(self.from);
         if to < self.from {
@@ -132,6 +142,7 @@ fn warehouse_failure(
         ErrorKind::Locked => TEMP_FAIL,
         ErrorKind::Config => CONFIG,
         ErrorKind::Io => CANT_CREATE,
+        ErrorKind::Store => UNAVAILABLE,
         _ => FAILURE,
     };
     Failure::new(code, format!("{what} in {}: {e}", p.warehouse.display())).into()
@@ -171,7 +182,8 @@ pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let keyring = keyring_of(p)?;
     let summary = summary_options(&args)?;
     let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
-    let report = footfall_aggregate::erase(&p.warehouse, from, to, &ids, &summary, args.dry_run)
+    let dir = p.local_dir()?;
+    let report = footfall_aggregate::erase(&dir, from, to, &ids, &summary, args.dry_run)
         .map_err(|e| warehouse_failure("erase", p, e))?;
     say_unlinkable("erase", &report.days_unlinkable);
     if args.json {
@@ -187,7 +199,7 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     let (from, to) = p.range()?;
     let keyring = keyring_of(p)?;
     let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
-    let (events, unlinkable) = footfall_aggregate::lookup(&p.warehouse, from, to, &ids)
+    let (events, unlinkable) = footfall_aggregate::lookup(&p.local_dir()?, from, to, &ids)
         .map_err(|e| warehouse_failure("lookup", p, e))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.format == "csv" {

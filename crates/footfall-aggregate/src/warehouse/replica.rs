@@ -1,0 +1,212 @@
+//! The warehouse's tables published to an object store (`s3://`, `gs://`,
+//! `az://`, `file://`, `memory://`; the `object_store` crate).
+//!
+//! Contract. A warehouse with a replica keeps working in its local directory
+//! (the *staging* directory: locks, metadata, erasure records, temporary
+//! files, and the tables that runs read back), and every change to a table
+//! file (`events/`, the summaries, the weeks and months; nothing whose first
+//! path component starts with `.` or `_`) is made on the object store **first**:
+//!
+//! * a file is uploaded under its relative path (one PUT, or a multipart
+//!   upload above [`PART_SIZE`]; either is visible whole or not at all) before
+//!   its temporary file is renamed into place locally;
+//! * a file is deleted on the object store before it is removed locally.
+//!
+//! So the local directory never holds a change the object store lacks. A crash
+//! between the two steps leaves the object store ahead, and the local state
+//! says the work is still to do (offsets not committed, erasure pending,
+//! retention not applied): the next run does it again, with the same names
+//! and bytes, and the object store ends where one uninterrupted run leaves it.
+//! Offsets are committed only after both. An object-store failure fails the
+//! operation (kind [`ErrorKind::Store`](crate::ErrorKind::Store)) before the
+//! local change, so nothing is committed.
+//!
+//! The staging directory is bound to its replica's URL in the metadata (see
+//! `run/binding.rs`): a warehouse is not published to two places, and a
+//! published one is not changed without its replica.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::buffered::BufWriter;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::AggregateError;
+
+/// Files above this size are uploaded in parts of this size (multipart upload).
+pub const PART_SIZE: usize = 16 << 20;
+/// The environment variables handed to the object store's configuration, by
+/// prefix (credentials, endpoint, region; see `object_store`'s builders).
+const ENV_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
+
+/// An object store and the prefix the warehouse's tables are published under.
+pub struct Replica {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("url", &self.url).finish()
+    }
+}
+
+/// Whether `url` names an object store rather than a local directory.
+pub fn is_store_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    })
+}
+
+impl Replica {
+    /// Opens the object store of `url` (for example `s3://bucket/prefix`),
+    /// configured from the `AWS_*`, `GOOGLE_*` and `AZURE_*` environment
+    /// variables. Nothing is requested until a file is published.
+    pub fn open(url: &str) -> Result<Self, AggregateError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| AggregateError::Config(format!("warehouse URL {url}: {e}")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(AggregateError::Config(
+                "a warehouse URL holds no credentials: put them in the environment (AWS_ACCESS_KEY_ID, ...)".into(),
+            ));
+        }
+        let bad = |why: String| AggregateError::Config(format!("warehouse {url}: {why}"));
+        let env = std::env::vars().filter(|(k, _)| ENV_PREFIXES.iter().any(|p| k.starts_with(p)));
+        let (store, prefix) =
+            object_store::parse_url_opts(&parsed, env).map_err(|e| bad(e.to_string()))?;
+        Self::new(url, Arc::from(store), prefix)
+    }
+
+    /// A replica on a given store (tests use `object_store::memory::InMemory`).
+    pub fn new(
+        url: &str,
+        store: Arc<dyn ObjectStore>,
+        prefix: StorePath,
+    ) -> Result<Self, AggregateError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("footfall-store")
+            .enable_all()
+            .build()
+            .map_err(AggregateError::io("start the object store client", url))?;
+        Ok(Replica {
+            url: url.trim_end_matches('/').to_string(),
+            store,
+            prefix,
+            runtime,
+        })
+    }
+
+    /// The URL, as given (it holds no credentials).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key(&self, rel: &str) -> StorePath {
+        rel.split('/')
+            .fold(self.prefix.clone(), |p, part| p.clone().join(part))
+    }
+
+    /// Uploads the local file `local` as `rel` (a `/`-separated relative path).
+    pub(crate) fn upload(&self, rel: &str, local: &Path) -> Result<(), AggregateError> {
+        let key = self.key(rel);
+        let failed = |op| self.failed(op, rel);
+        self.runtime.block_on(async {
+            let mut file = tokio::fs::File::open(local)
+                .await
+                .map_err(AggregateError::io("open", local))?;
+            let mut out = BufWriter::with_capacity(Arc::clone(&self.store), key, PART_SIZE);
+            if let Err(e) = tokio::io::copy(&mut file, &mut out).await {
+                out.abort().await.ok();
+                return Err(failed("upload")(e.into()));
+            }
+            out.shutdown().await.map_err(|e| failed("upload")(e.into()))
+        })
+    }
+
+    /// Deletes `rel`; a missing object is no error.
+    pub(crate) fn delete(&self, rel: &str) -> Result<(), AggregateError> {
+        match self.runtime.block_on(self.store.delete(&self.key(rel))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.failed("delete", rel)(e.into())),
+        }
+    }
+
+    /// Every object under the prefix: relative path and size, sorted.
+    pub fn list(&self) -> Result<Vec<(String, u64)>, AggregateError> {
+        use futures_util::TryStreamExt;
+        let objects: Vec<_> = self
+            .runtime
+            .block_on(self.store.list(Some(&self.prefix)).try_collect())
+            .map_err(|e: object_store::Error| self.failed("list", "")(e.into()))?;
+        let mut out: Vec<(String, u64)> = objects
+            .into_iter()
+            .filter_map(|m| {
+                let rel = m.location.prefix_match(&self.prefix)?;
+                let rel: Vec<String> = rel.map(|p| p.as_ref().to_string()).collect();
+                Some((rel.join("/"), m.size))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether nothing is stored under the prefix yet.
+    pub fn is_empty(&self) -> Result<bool, AggregateError> {
+        use futures_util::StreamExt;
+        let first = self
+            .runtime
+            .block_on(async { self.store.list(Some(&self.prefix)).next().await });
+        match first {
+            None => Ok(true),
+            Some(Ok(_)) => Ok(false),
+            Some(Err(e)) => Err(self.failed("list", "")(e.into())),
+        }
+    }
+
+    /// The bytes of `rel`.
+    pub fn get(&self, rel: &str) -> Result<Vec<u8>, AggregateError> {
+        self.runtime
+            .block_on(async { self.store.get(&self.key(rel)).await?.bytes().await })
+            .map(|b| b.to_vec())
+            .map_err(|e| self.failed("read", rel)(e.into()))
+    }
+
+    fn failed(
+        &self,
+        op: &'static str,
+        rel: &str,
+    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> AggregateError {
+        let object = format!("{}/{rel}", self.url);
+        move |source| AggregateError::Store { op, object, source }
+    }
+}
+
+/// The object-store path of a warehouse file (relative to the root), or
+/// `None` when it is not published: the first component starts with `.` or
+/// `_` (locks, metadata, erasure records) or the name is a temporary file's.
+pub(crate) fn published_path(rel: &Path) -> Option<String> {
+    let parts: Vec<&str> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let first = parts.first()?;
+    let last = parts.last()?;
+    if parts.len() < 2 || first.starts_with(['.', '_']) || last.starts_with('.') {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests;

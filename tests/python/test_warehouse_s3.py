@@ -1,0 +1,116 @@
+"""`footfall aggregate --warehouse s3://bucket/prefix` against the real broker
+and the local S3 server (deploy/s3/local-s3.sh): the object store holds
+exactly the tables of the staging directory, byte for byte, and those of a
+run into a local warehouse; DuckDB and pyarrow read them there; a run that
+the object store refuses exits 69, changes nothing and commits nothing, and
+the next run publishes everything.
+
+Needs FOOTFALL_KAFKA_BROKERS and the variables `deploy/s3/local-s3.sh env`
+prints (a failure under CI=true or FOOTFALL_REQUIRE_KAFKA/S3=1, else a skip)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import footfall_support as ff
+
+import pyarrow.dataset as ds  # a missing analyst client is a failure, not a skip
+import pyarrow.parquet as pq
+
+LINES = 12_000
+MORE = 3_000
+
+
+def genlog(path, lines, seed):
+    with open(path, "wb") as f:
+        subprocess.run([sys.executable, os.path.join(ff.ROOT, "deploy", "bench", "genlog.py"), "--lines", str(lines),
+                        "--days", "2", "--seed", str(seed)], stdout=f, check=True, timeout=120)
+
+
+def aggregate(work, config, group, warehouse, env=None, ok=(0,), extra=()):
+    p = ff.run(["aggregate", "--config", config, "--group", group, "--warehouse", warehouse, "--json", *extra],
+               work, ok=ok, env=env)
+    return p, (json.loads(p.stdout) if p.returncode == 0 else None)
+
+
+def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
+    brokers = ff.require_env("FOOTFALL_KAFKA_BROKERS")[0]
+    s3 = ff.require_s3_env()
+    fs = ff.s3_filesystem(s3)
+    work = str(tmp_path)
+    topic = f"footfall-s3-warehouse.{os.getpid()}.{time.time_ns()}"
+    prefix = f"{s3['bucket']}/{topic}"
+    url = f"s3://{prefix}"
+    xdg = os.path.join(work, "xdg")
+    env = {"XDG_STATE_HOME": xdg}
+    staging = os.path.join(xdg, "footfall", "staging", "s3", s3["bucket"], topic)
+    local = os.path.join(work, "local")
+    try:
+        # ------------------------------------------------ a topic, a run to S3, a run to a directory
+        log = os.path.join(work, "access.log")
+        genlog(log, LINES, 7)
+        ff.run(["topics", "--brokers", brokers, "--topic", topic, "--partitions", "3"], work)
+        config = ff.ingest(work, topic, [log])
+        _, first = aggregate(work, config, f"{topic}.s3", url, env=env)
+        _, ref = aggregate(work, config, f"{topic}.local", local)
+        assert first["events_written"] == ref["events_written"] == LINES, (first, ref)
+        assert os.path.isfile(os.path.join(staging, ".footfall.json")), "the default staging directory"
+
+        objects = ff.s3_objects(fs, prefix)
+        assert objects.keys() == ff.published_files(staging).keys() == ff.published_files(local).keys()
+        assert objects == ff.published_files(staging), "the object store holds the staging tables, byte for byte"
+        assert objects == ff.published_files(local), "and those of a local warehouse"
+        assert not any(k.startswith((".", "_")) or "/." in k for k in objects), sorted(objects)[:5]
+        tables = sorted({k.split("/")[0] for k in objects})
+        assert {"events", "visits", "traffic_daily", "pages_daily", "traffic_weekly"} <= set(tables), tables
+
+        # ------------------------------------------------ analysts read it there
+        con, source = ff.duckdb_on_s3(s3, fs)
+        counts = {}
+        for t in tables:
+            counts[t] = con.execute(f"SELECT count(*) FROM {source(f'{prefix}/{t}')}").fetchall()[0][0]
+            want = pq.ParquetDataset(os.path.join(local, t)).read().num_rows
+            assert counts[t] == want, (t, counts[t], want)
+        dates = con.execute(f"SELECT count(DISTINCT date) FROM {source(f'{prefix}/events')}").fetchall()[0][0]
+        con.close()
+        assert counts["events"] == LINES and dates >= 2, (counts, dates)
+        by_pyarrow = ds.dataset(f"{prefix}/events", filesystem=fs, format="parquet", partitioning="hive").count_rows()
+        assert by_pyarrow == LINES
+
+        # ------------------------------------------------ the object store refuses: exit 69, nothing changes
+        more = os.path.join(work, "more.log")
+        genlog(more, MORE, 8)
+        ff.ingest(work, topic, [more], state="state-more", config="more.toml")
+        before_local = ff.published_files(staging)
+        wrong = dict(env, AWS_SECRET_ACCESS_KEY="not-the-secret")
+        p, _ = aggregate(work, config, f"{topic}.s3", url, env=wrong, ok=(69,))
+        err = p.stderr.decode(errors="replace")
+        assert "object store" in err and "nothing was committed" in err, err
+        assert "not-the-secret" not in err and s3["secret"] not in err, err
+        assert ff.published_files(staging) == before_local, "no local change without its upload"
+        assert ff.s3_objects(fs, prefix) == objects
+
+        # ------------------------------------------------ the next run publishes it all
+        _, second = aggregate(work, config, f"{topic}.s3", url, env=env)
+        _, ref2 = aggregate(work, config, f"{topic}.local", local)
+        assert second["events_read"] == ref2["events_read"] == MORE, (second, ref2)
+        objects = ff.s3_objects(fs, prefix)
+        assert objects == ff.published_files(staging) == ff.published_files(local)
+        # Nothing new: nothing written, nothing uploaded.
+        _, third = aggregate(work, config, f"{topic}.s3", url, env=env)
+        assert (third["events_read"], third["files_written"]) == (0, 0), third
+        assert ff.s3_objects(fs, prefix) == objects
+
+        # ------------------------------------------------ the staging directory is bound to its URL
+        p, _ = aggregate(work, config, f"{topic}.s3", f"s3://{s3['bucket']}/elsewhere", env=env, ok=(78,),
+                         extra=("--staging", staging))
+        assert f"published to {url}" in p.stderr.decode(errors="replace")
+        with capsys.disabled():
+            print(f"\ns3 warehouse: {len(objects)} objects in {len(tables)} tables, rows {counts}", flush=True)
+    finally:
+        try:
+            fs.delete_dir(prefix)
+        except (FileNotFoundError, OSError):
+            pass
