@@ -10,6 +10,21 @@ use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 
 use crate::{EventRef, VisitEvent};
 
+/// What is wrong with a JSON payload that does not decode as `expected` (a
+/// visit event, a dead letter), and where, without its content: serde_json's
+/// own message can quote a value of the payload ("invalid type: string
+/// \"alice@example.com\""), and this text goes to logs and terminals.
+pub fn json_error(e: &serde_json::Error, expected: &str) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "invalid JSON".to_string(),
+        Category::Data => format!("JSON that is not {expected}"),
+        Category::Eof => "truncated JSON".to_string(),
+        Category::Io => "unreadable JSON".to_string(),
+    };
+    format!("{what} (line {}, column {})", e.line(), e.column())
+}
+
 impl VisitEvent {
     /// Append the event's JSON and a newline to `out`: the exact bytes `footfall parse`
     /// prints and `footfall ingest` produces (identical to `serde_json`'s output).

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 mod json;
 mod vocab;
-pub use json::segment;
+pub use json::{json_error, segment};
 pub use vocab::{
     legacy_kind, DEVICES, KINDS, LEGACY_KINDS, REFERRER_MEDIA, SCHEMA_HEADER, SOURCE_HEADER,
 };

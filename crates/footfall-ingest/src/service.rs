@@ -185,6 +185,12 @@ pub async fn start(
     // Configuration mistakes and missing inputs surface before anything is opened.
     let parsers = compile_parsers(&cfg, &tables, &keys)?;
     let files = file_settings(&cfg)?;
+    // The HTTP port is taken before Kafka is asked anything, so that a port in
+    // use ends the run at once rather than after Kafka answers.
+    let http_listener = match cfg.http_listen {
+        Some(addr) => Some(bind_http(addr).await?),
+        None => None,
+    };
 
     // Checkpoints of the events topic.
     let topic = cfg.kafka.topics.visits().name;
@@ -222,8 +228,13 @@ pub async fn start(
         health: health.clone(),
         unhealthy_after: cfg.unhealthy_after,
     };
-    let http_addr = match cfg.http_listen {
-        Some(addr) => Some(serve_http(addr, view, &mut background_tasks, &background).await?),
+    let http_addr = match http_listener {
+        Some(listener) => Some(serve_http(
+            listener,
+            view,
+            &mut background_tasks,
+            &background,
+        )?),
         None => None,
     };
 
@@ -398,19 +409,27 @@ async fn ensure_topics(cfg: &IngestConfig) {
     }
 }
 
-/// Serve `/metrics` and `/health` on `addr` until `stop`; the bound address.
-async fn serve_http(
-    addr: SocketAddr,
+/// The listener of `/metrics` and `/health`.
+async fn bind_http(addr: SocketAddr) -> Result<TcpListener, IngestError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| IngestError::Http {
+            addr: addr.to_string(),
+            error,
+        })
+}
+
+/// Serve `/metrics` and `/health` on `listener` until `stop`; the bound address.
+fn serve_http(
+    listener: TcpListener,
     view: StatusView,
     tasks: &mut JoinSet<()>,
     stop: &CancellationToken,
 ) -> Result<SocketAddr, IngestError> {
-    let err = |error| IngestError::Http {
-        addr: addr.to_string(),
+    let bound = listener.local_addr().map_err(|error| IngestError::Http {
+        addr: "the HTTP listener".into(),
         error,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(err)?;
-    let bound = listener.local_addr().map_err(err)?;
+    })?;
     let view: Arc<dyn Status> = Arc::new(view);
     tasks.spawn(http::serve(listener, view, stop.clone()));
     tracing::info!(addr = %bound, "serving /metrics and /health");

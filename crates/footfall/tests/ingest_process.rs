@@ -458,8 +458,13 @@ fn sigkill_loses_nothing() {
 /// which stays open) or a file to follow. Returns the child and the port of
 /// its `/health`.
 fn spawn_unreachable(dir: &Path, input: &str, extra_ingest: &str) -> (Child, u16) {
-    let key = key_file(dir);
     let port = footfall_testkit::free_port();
+    (spawn_unreachable_on(dir, input, extra_ingest, port), port)
+}
+
+/// [`spawn_unreachable`] with `/health` on `port`.
+fn spawn_unreachable_on(dir: &Path, input: &str, extra_ingest: &str, port: u16) -> Child {
+    let key = key_file(dir);
     let config = dir.join("footfall.toml");
     std::fs::write(
         &config,
@@ -489,7 +494,22 @@ fn spawn_unreachable(dir: &Path, input: &str, extra_ingest: &str) -> (Child, u16
         // Kept open: standard input has not ended. Leaked with the child.
         std::mem::forget(stdin);
     }
-    (child, port)
+    child
+}
+
+/// A port already in use ends ingest at once (before Kafka is asked anything),
+/// with exit 69 naming the address: not after a SIGTERM, as when the port was
+/// bound only once Kafka had answered.
+#[test]
+fn an_http_port_in_use_ends_ingest_at_once_with_exit_69() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = footfall_testkit::free_port();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut child = spawn_unreachable_on(dir.path(), "-", "", port);
+    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("ingest ends by itself");
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
 }
 
 /// [`spawn_unreachable`], then wait until `/health` turns red.

@@ -69,22 +69,8 @@ pub(crate) fn classify(payload: Option<&[u8]>) -> Decoded {
         Ok(ev) if ev.v > SCHEMA_VERSION => Decoded::Newer(ev.v),
         Ok(ev) => Decoded::Event(Box::new(ev)),
         Err(_) if serde_json::from_str::<Reject>(text).is_ok() => Decoded::DeadLetter,
-        Err(e) => Decoded::Invalid(json_error(&e)),
+        Err(e) => Decoded::Invalid(footfall_event::json_error(&e, "a visit event")),
     }
-}
-
-/// What is wrong with a payload that is not a visit event, without its
-/// content: serde_json's own message can quote a value of the payload
-/// ("invalid type: string \"…\""), and this text goes to the log.
-fn json_error(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Syntax => "invalid JSON",
-        Category::Data => "JSON that is not a visit event",
-        Category::Eof => "truncated JSON",
-        Category::Io => "unreadable JSON",
-    };
-    format!("{what} (line {}, column {})", e.line(), e.column())
 }
 
 /// Messages copied out of the consumer's buffers, to decode elsewhere.

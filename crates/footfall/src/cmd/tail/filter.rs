@@ -3,7 +3,7 @@
 //! criterion holds. A value that does not decode is reported, never shown
 //! and never fatal.
 
-use footfall_event::{Reject, RejectKind, VisitEvent, SCHEMA_HEADER, SCHEMA_VERSION};
+use footfall_event::{json_error, Reject, RejectKind, VisitEvent, SCHEMA_HEADER, SCHEMA_VERSION};
 
 use super::args::{Args, StatusMatch};
 
@@ -139,12 +139,20 @@ pub fn classify(filter: &Filter, payload: Option<&[u8]>, schema: Option<&[u8]>) 
         Filter::Visits(f) => match serde_json::from_slice::<VisitEvent>(payload) {
             Ok(ev) if f.matches(&ev) => Verdict::Show(Record::Visit(Box::new(ev))),
             Ok(_) => Verdict::Hide,
-            Err(e) => Verdict::Malformed(format!("not a visit event: {e}{}", schema_note())),
+            Err(e) => Verdict::Malformed(format!(
+                "{}{}",
+                json_error(&e, "a visit event"),
+                schema_note()
+            )),
         },
         Filter::DeadLetters(f) => match serde_json::from_slice::<Reject>(payload) {
             Ok(r) if f.matches(&r) => Verdict::Show(Record::Reject(Box::new(r))),
             Ok(_) => Verdict::Hide,
-            Err(e) => Verdict::Malformed(format!("not a dead letter: {e}{}", schema_note())),
+            Err(e) => Verdict::Malformed(format!(
+                "{}{}",
+                json_error(&e, "a dead letter"),
+                schema_note()
+            )),
         },
     }
 }
@@ -299,7 +307,17 @@ pub(super) mod tests {
         let Verdict::Malformed(why) = classify(&five, Some(b"{\"status\": 500"), None) else {
             panic!("truncated JSON passed")
         };
-        assert!(why.starts_with("not a visit event: "), "{why}");
+        assert!(why.starts_with("truncated JSON (line 1"), "{why}");
+        // What is wrong and where, never a value of the payload.
+        let Verdict::Malformed(why) = classify(&five, Some(br#"{"v":"alice@example.com"}"#), None)
+        else {
+            panic!("a string version passed")
+        };
+        assert!(
+            why.starts_with("JSON that is not a visit event (line 1, column "),
+            "{why}"
+        );
+        assert!(!why.contains("alice"), "{why}");
         assert_eq!(
             classify(&five, None, None),
             Verdict::Malformed("empty message".into())
@@ -335,7 +353,7 @@ pub(super) mod tests {
         ));
         let dlq = Filter::DeadLetters(RejectFilter::default());
         assert!(
-            matches!(classify(&dlq, Some(&ok), None), Verdict::Malformed(w) if w.starts_with("not a dead letter"))
+            matches!(classify(&dlq, Some(&ok), None), Verdict::Malformed(w) if w.starts_with("JSON that is not a dead letter"))
         );
         assert!(matches!(
             classify(&dlq, Some(&dead), None),
