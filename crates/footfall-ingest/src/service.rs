@@ -187,10 +187,7 @@ pub async fn start(
     let files = file_settings(&cfg)?;
     // The HTTP port is taken before Kafka is asked anything, so that a port in
     // use ends the run at once rather than after Kafka answers.
-    let http_listener = match cfg.http_listen {
-        Some(addr) => Some(bind_http(addr).await?),
-        None => None,
-    };
+    let http_listener = bind_http(cfg.http_listen).await?;
 
     // Checkpoints of the events topic.
     let topic = cfg.kafka.topics.visits().name;
@@ -228,15 +225,9 @@ pub async fn start(
         health: health.clone(),
         unhealthy_after: cfg.unhealthy_after,
     };
-    let http_addr = match http_listener {
-        Some(listener) => Some(serve_http(
-            listener,
-            view,
-            &mut background_tasks,
-            &background,
-        )?),
-        None => None,
-    };
+    let http_addr = http_listener
+        .map(|l| serve_http(l, view, &mut background_tasks, &background))
+        .transpose()?;
 
     // Sources.
     let mut readers = Readers {
@@ -409,14 +400,16 @@ async fn ensure_topics(cfg: &IngestConfig) {
     }
 }
 
-/// The listener of `/metrics` and `/health`.
-async fn bind_http(addr: SocketAddr) -> Result<TcpListener, IngestError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| IngestError::Http {
+/// The listener of `/metrics` and `/health`, if they are served.
+async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, IngestError> {
+    let Some(addr) = addr else { return Ok(None) };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) => Err(IngestError::Http {
             addr: addr.to_string(),
             error,
-        })
+        }),
+    }
 }
 
 /// Serve `/metrics` and `/health` on `listener` until `stop`; the bound address.
