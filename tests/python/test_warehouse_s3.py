@@ -103,6 +103,14 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         assert (third["events_read"], third["files_written"]) == (0, 0), third
         assert ff.s3_objects(fs, prefix) == objects
 
+        # ------------------------------------------------ footfall check asks the object store
+        for e, line in ((env, "ok    store"), (wrong, "FAIL  store")):
+            p = ff.run(["check", "--config", config, "--group", f"{topic}.s3", "--warehouse", url], work,
+                       ok=range(256), env=e)
+            out = p.stdout.decode(errors="replace")
+            assert any(l.startswith(line) for l in out.splitlines()), out
+            assert "not-the-secret" not in out, out
+
         # ------------------------------------------------ the staging directory is bound to its URL
         p, _ = aggregate(work, config, f"{topic}.s3", f"s3://{s3['bucket']}/elsewhere", env=env, ok=(78,),
                          extra=("--staging", staging))

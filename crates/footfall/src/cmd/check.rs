@@ -46,9 +46,10 @@ pub struct Args {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub keyring: KeyringArg,
-    /// Also check this warehouse's binding to the topic and group [default: the config's
+    /// Also check this warehouse's binding to the topic and group, and for an
+    /// object-store URL that the store answers [default: the config's
     /// aggregate.warehouse, if any].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR|URL")]
     pub warehouse: Option<PathBuf>,
     /// The aggregate consumer group the warehouse should be bound to [default: the config's
     /// aggregate.group, else footfall-aggregate].
@@ -127,15 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             warehouse: Some(wh),
             ..aggregate
         };
-        match super::aggregate::local_dir(&located) {
-            Ok(dir) => check_warehouse(&mut r, &dir, &topic, group),
-            Err(e) => r.fail(
-                "warehouse",
-                code::WAREHOUSE,
-                e.to_string(),
-                "see docs/operations.md",
-            ),
-        }
+        check_located(&mut r, &located, &topic, group);
     }
     match r.problems.first() {
         None => {
@@ -303,6 +296,45 @@ fn probe(kafka: &KafkaConfig, timeout: Duration) -> Result<usize, Probe> {
         (_, Some(why)) => Err(Probe::Credentials(why)),
         (Ok(md), None) => Ok(md.brokers().len()),
         (Err(e), None) => Err(Probe::Unreachable(e.to_string())),
+    }
+}
+
+/// The warehouse's binding in its local directory and, for an object-store
+/// warehouse, whether the object store answers with these credentials.
+fn check_located(r: &mut Report, located: &AggregateConfig, topic: &str, group: &str) {
+    let (dir, replica) = match super::aggregate::warehouse(located) {
+        Ok(found) => found,
+        Err(e) => {
+            return r.fail(
+                "warehouse",
+                code::WAREHOUSE,
+                e.to_string(),
+                "see docs/operations.md",
+            )
+        }
+    };
+    check_warehouse(r, &dir, topic, group);
+    if let Some(replica) = replica {
+        match replica.is_empty() {
+            Ok(empty) => r.ok(
+                "store",
+                format!(
+                    "{} answers ({})",
+                    replica.url(),
+                    if empty {
+                        "no objects yet"
+                    } else {
+                        "holds objects"
+                    }
+                ),
+            ),
+            Err(e) => r.fail(
+                "store",
+                code::UNREACHABLE,
+                e.to_string(),
+                "check AWS_ENDPOINT_URL, the AWS_* credentials and the bucket (docs/operations.md)",
+            ),
+        }
     }
 }
 
