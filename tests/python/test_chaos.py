@@ -50,7 +50,8 @@ What happens
 2. The writer stops, ingest catches up (its live files' checkpoints reach
    their sizes) and is stopped with SIGTERM (exit 0).
 
-3. ``footfall aggregate`` runs are SIGKILLed after random delays (at least 10
+3. ``footfall aggregate`` runs are SIGKILLed after random delays, up to 3.5 s
+   and under the median length of the runs that finished first (at least 10
    kills of live runs, before they finished); half-way through, the visits
    topic goes from 3 to 6 partitions, and the rotated files of the rename
    style are ingested again with a fresh state directory (same lineage, same
@@ -634,8 +635,11 @@ rotate_wait = "500ms"
             for _ in range(3 * target):
                 if kills >= target:
                     break
-                delay = plan.uniform(0.3, 3.5)
+                # Within the runs' own length: a run with little left to read
+                # ends in well under a second, and a kill after it is none.
+                delay = plan.uniform(0.05, kill_window())
                 p = procs.start("aggregate", agg_args)
+                started = time.monotonic()
                 agg["runs"] += 1
                 end = time.monotonic() + delay
                 while time.monotonic() < end and p.poll() is None:
@@ -648,7 +652,16 @@ rotate_wait = "500ms"
                 elif not try_later(p):
                     ok(p, "an aggregate run that was not killed")
                     agg["completed"] += 1
+                    durations.append(time.monotonic() - started)
             agg["kills"] += kills
+
+        durations = []
+
+        def kill_window():
+            """Up to 3.5 s, and under the median length of the runs that finished."""
+            if not durations:
+                return 3.5
+            return max(0.1, min(3.5, 0.9 * sorted(durations)[len(durations) // 2]))
 
         def aggregate_clean(what):
             while True:
