@@ -5,7 +5,9 @@
 //!
 //! 1. The run locks the warehouse and checks that it and the consumer group
 //!    belong together (see *Binding* below), before joining the group. It then
-//!    joins (subscribe) and, for every partition it is assigned, reads the
+//!    takes its partitions (an exclusive run of a group with no active member
+//!    assigns itself every partition; any other joins the group, see `group`)
+//!    and, for every partition it holds, reads the
 //!    group's committed offset (the batch's *start offset*) and the high
 //!    watermark. It consumes each partition up to that watermark (or the
 //!    `max_events` cut), no further. A run assigned no partition, or (exclusive
@@ -93,7 +95,6 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::Consumer;
 
 pub use consume::plan_cut;
 pub use group::COMMIT_MARK;
@@ -106,7 +107,9 @@ pub(crate) use consume::Consumed;
 pub(crate) use recompute::{normalise, put_file, recompute_locked};
 
 use consume::consume;
-use group::{commit_mark, consumer, fetch_committed, topic_partitions, Group, KafkaGroup};
+use group::{
+    commit_mark, consumer, fetch_committed, take_partitions, topic_partitions, Group, KafkaGroup,
+};
 use options::check_options;
 use write::process;
 
@@ -139,10 +142,8 @@ pub fn run(
     let meta = open_warehouse(&wh, opts, &committed)?;
 
     progress.stage(Stage::Joining);
-    consumer
-        .subscribe(&[&opts.topic])
-        .map_err(AggregateError::kafka("subscribe"))?;
-    let parts = consume(&consumer, &wh, opts, &partitions, progress)?;
+    let membership = take_partitions(&consumer, opts, &partitions)?;
+    let parts = consume(&consumer, &wh, opts, &partitions, membership, progress)?;
     tracing::info!(
         partitions = parts.len(),
         messages = parts.values().map(|p| p.c.messages).sum::<u64>(),

@@ -24,6 +24,7 @@ use footfall_event::VisitEvent;
 use footfall_testkit::{assert_same_files, snapshot_all};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
@@ -655,4 +656,97 @@ fn a_partition_increase_with_resent_events_counts_each_event_once() {
         only_summaries(&snapshot_all(dir.path())),
         only_summaries(&snapshot_all(single.path()))
     );
+}
+
+/// The members of `group`, as the broker describes it.
+fn group_members(kafka: &Kafka, group: &str) -> usize {
+    let consumer: BaseConsumer = kafka.client().create().unwrap();
+    let list = consumer
+        .fetch_group_list(Some(group), Duration::from_secs(10))
+        .unwrap();
+    list.groups().iter().map(|g| g.members().len()).sum()
+}
+
+/// A consumer that joins `group` and keeps its membership until `stop` is sent.
+fn join_group(
+    kafka: &Kafka,
+    topic: &str,
+    group: &str,
+) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let mut c = kafka.client();
+    c.set("group.id", group).set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let (stop_tx, stop) = mpsc::channel::<()>();
+    let (joined_tx, joined) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let mut told = false;
+        while stop.try_recv().is_err() {
+            let _ = consumer.poll(Duration::from_millis(50));
+            if !told && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                told = joined_tx.send(()).is_ok();
+            }
+        }
+    });
+    joined
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the consumer joins");
+    (stop_tx, thread)
+}
+
+#[test]
+fn an_exclusive_run_does_not_join_the_group_and_a_member_that_joins_makes_its_commit_fail() {
+    let Some(kafka) = Kafka::new() else { return };
+    let topic = kafka.topic("assign", 3);
+    let events = testdata::events(51, day(15), 2, 10);
+    kafka.produce(&topic, &events);
+    let root = tempfile::tempdir().unwrap();
+    let reference = root.path().join("reference");
+    let r = run(
+        &kafka.client(),
+        &options(&topic, &Kafka::unique("g"), &reference),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(r.events_read, events.len() as u64);
+
+    // While the exclusive run reads, the group has no member: it assigned itself
+    // every partition. A consumer joins before the commit: the broker refuses it.
+    let group = Kafka::unique("g");
+    let wh = root.path().join("wh");
+    let mut opts = options(&topic, &group, &wh);
+    let members_while_reading = Arc::new(Mutex::new(None));
+    let joined = Arc::new(Mutex::new(None));
+    let (seen, held, k) = (
+        Arc::clone(&members_while_reading),
+        Arc::clone(&joined),
+        Kafka::new().unwrap(),
+    );
+    let t = topic.clone();
+    let g = group.clone();
+    opts.fault = Some(Arc::new(move |cp: &Checkpoint| {
+        match cp {
+            Checkpoint::Consumed => *seen.lock().unwrap() = Some(group_members(&k, &g)),
+            Checkpoint::BeforeCommit => *held.lock().unwrap() = Some(join_group(&k, &t, &g)),
+            _ => {}
+        }
+        false
+    }));
+    let err = run(&kafka.client(), &opts, &mut NoProgress).unwrap_err();
+    assert_eq!(*members_while_reading.lock().unwrap(), Some(0));
+    assert_eq!(err.kind(), ErrorKind::Kafka, "{err}");
+    println!("the commit after a member joined: {err}");
+    let (stop, thread) = joined.lock().unwrap().take().unwrap();
+    // With the member still there, an exclusive run joins and is not given every partition.
+    opts.fault = None;
+    let err = run(&kafka.client(), &opts, &mut NoProgress).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unassigned, "{err}");
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+
+    // Nothing was committed: the next run reads everything again and builds the
+    // reference warehouse.
+    let r = run(&kafka.client(), &opts, &mut NoProgress).unwrap();
+    assert_eq!(r.events_read, events.len() as u64);
+    assert_eq!(snapshot_all(&wh), snapshot_all(&reference));
 }

@@ -269,8 +269,9 @@ fn a_warehouse_and_its_group_are_bound_together() {
     let topic = topic_holding(&b, "bind", 2, &visit_messages(20));
     let (wh1, wh2) = (tmp.path().join("wh1"), tmp.path().join("wh2"));
     let (g1, g2) = (unique("g1"), unique("g2"));
-    // Exclusive runs are static members of their group: a run of another
-    // warehouse waits until the last one's session has expired (45 s by default).
+    // An exclusive run that joins its group is a static member of it: a run
+    // of another warehouse would wait until that one's session has expired
+    // (45 s by default).
     let aggregate = |b: &str, t: &str, g: &str, wh: &Path| {
         let mut c = aggregate(b, t, g, wh);
         c.args(["-X", "session.timeout.ms=6000"]);

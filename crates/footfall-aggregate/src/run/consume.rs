@@ -1,6 +1,7 @@
-//! Reading the batch: joining the group's assignment, noting each assigned
-//! partition's start offset and high watermark, splitting a `max_events` cut
-//! ([`plan_cut`]), and polling every partition up to its end.
+//! Reading the batch: taking on each assigned partition (the group's
+//! assignment, or the run's own, see [`Membership`]), noting its start offset
+//! and high watermark, splitting a `max_events` cut ([`plan_cut`]), and
+//! polling every partition up to its end.
 //!
 //! Contract: a partition is read from the group's committed offset (the low
 //! watermark when it has none or when its messages were deleted) up to the
@@ -21,10 +22,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::TopicPartitionList;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::decoder::{Decoded, DecodedChunk, Decoder};
-use super::group::{fetch_committed, Ctx};
+use super::group::{fetch_committed, Ctx, Membership};
 use super::spill::{Spill, SPILL_EVENTS};
 use super::{Progress, RunOptions, Stage};
 use crate::error::AggregateError;
@@ -93,9 +94,11 @@ pub(crate) fn consume(
     wh: &Warehouse,
     opts: &RunOptions,
     partitions: &[i32],
+    membership: Membership,
     progress: &mut dyn Progress,
 ) -> Result<BTreeMap<i32, Part>, AggregateError> {
     let mut state = Loop {
+        membership,
         parts: BTreeMap::new(),
         assigned: false,
         waiting_since: Instant::now(),
@@ -164,6 +167,8 @@ pub(crate) fn consume(
 
 /// The state of the poll loop.
 struct Loop {
+    /// Whether the run assigned itself its partitions or the group did.
+    membership: Membership,
     parts: BTreeMap<i32, Part>,
     /// The run holds an assignment (none while an eager rebalance is under way).
     assigned: bool,
@@ -270,7 +275,13 @@ impl Loop {
         );
         for ev in &events {
             if ev.assign {
-                on_assign(consumer, wh, opts, &ev.partitions, &mut self.parts)?;
+                let new = Assignment {
+                    consumer,
+                    wh,
+                    opts,
+                    membership: self.membership,
+                };
+                new.take(&ev.partitions, &mut self.parts)?;
                 self.assigned = true;
                 progress.stage(Stage::Consuming);
                 progress.planned(
@@ -485,34 +496,72 @@ fn finish(consumer: &BaseConsumer<Ctx>, topic: &str, part: &mut Part) {
     }
 }
 
-fn on_assign(
+/// What taking on newly assigned partitions needs.
+struct Assignment<'a> {
+    consumer: &'a BaseConsumer<Ctx>,
+    wh: &'a Warehouse,
+    opts: &'a RunOptions,
+    membership: Membership,
+}
+
+impl Assignment<'_> {
+    /// Takes on the partitions of an assignment that the run does not hold
+    /// yet: notes their starts, watermarks and cut; a run that assigned
+    /// itself its partitions starts fetching them at their starts.
+    fn take(
+        &self,
+        partitions: &[i32],
+        parts: &mut BTreeMap<i32, Part>,
+    ) -> Result<(), AggregateError> {
+        let new: Vec<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| !parts.contains_key(p))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let (consumer, topic) = (self.consumer, &self.opts.topic);
+        let mut tpl = TopicPartitionList::new();
+        if self.membership == Membership::Subscribed {
+            // librdkafka keeps the application's pause of a partition across a
+            // rebalance: one this run finished (and paused) in an earlier
+            // assignment would deliver nothing now, and the run would stall.
+            for &p in &new {
+                tpl.add_partition(topic, p);
+            }
+            consumer
+                .resume(&tpl)
+                .map_err(AggregateError::kafka("resume"))?;
+        }
+        let fresh = starts(consumer, self.wh, self.opts, &new)?;
+        if self.membership == Membership::Assigned {
+            for &(p, start, ..) in &fresh {
+                tpl.add_partition_offset(topic, p, Offset::Offset(start))
+                    .map_err(AggregateError::kafka("assign"))?;
+            }
+            consumer
+                .assign(&tpl)
+                .map_err(AggregateError::kafka("assign"))?;
+        }
+        take_on(consumer, self.wh, self.opts, fresh, parts)
+    }
+}
+
+/// A partition newly taken on: (partition, start, high watermark, its lock).
+type Fresh = (i32, i64, i64, Option<PartitionLock>);
+
+/// The start (the group's committed offset, or the low watermark) and the high
+/// watermark of each of `new`; shared, its partition lock.
+fn starts(
     consumer: &BaseConsumer<Ctx>,
     wh: &Warehouse,
     opts: &RunOptions,
-    partitions: &[i32],
-    parts: &mut BTreeMap<i32, Part>,
-) -> Result<(), AggregateError> {
-    let new: Vec<i32> = partitions
-        .iter()
-        .copied()
-        .filter(|p| !parts.contains_key(p))
-        .collect();
-    if new.is_empty() {
-        return Ok(());
-    }
-    // librdkafka keeps the application's pause of a partition across a
-    // rebalance: one this run finished (and paused) in an earlier assignment
-    // would deliver nothing now, and the run would stall.
-    let mut tpl = TopicPartitionList::new();
-    for &p in &new {
-        tpl.add_partition(&opts.topic, p);
-    }
-    consumer
-        .resume(&tpl)
-        .map_err(AggregateError::kafka("resume"))?;
-    let committed = fetch_committed(consumer, &opts.topic, &new, opts.request_timeout)?;
+    new: &[i32],
+) -> Result<Vec<Fresh>, AggregateError> {
+    let committed = fetch_committed(consumer, &opts.topic, new, opts.request_timeout)?;
     let mut fresh = Vec::new();
-    for &p in &new {
+    for &p in new {
         let lock = match opts.lock {
             LockMode::Shared if !opts.dry_run => Some(wh.lock_partition(p)?),
             _ => None,
@@ -536,6 +585,17 @@ fn on_assign(
         };
         fresh.push((p, start, high, lock));
     }
+    Ok(fresh)
+}
+
+/// Notes the cut of each fresh partition and pauses those with nothing to read.
+fn take_on(
+    consumer: &BaseConsumer<Ctx>,
+    wh: &Warehouse,
+    opts: &RunOptions,
+    fresh: Vec<Fresh>,
+    parts: &mut BTreeMap<i32, Part>,
+) -> Result<(), AggregateError> {
     let cut: BTreeMap<i32, u64> = match opts.max_events {
         Some(max) => {
             let held: u64 = parts.values().map(|p| (p.c.end - p.c.start) as u64).sum();

@@ -3,6 +3,17 @@
 //! offsets ([`fetch_committed`]) and the commit of new ones, marked with the
 //! warehouse's id ([`COMMIT_MARK`]).
 //!
+//! **Taking the partitions** ([`take_partitions`]). An exclusive run of a
+//! group with no active member assigns itself every partition of the topic,
+//! starting at the group's committed offsets: it never joins the group, so it
+//! pays no join and sync round trips and no `group.initial.rebalance.delay.ms`
+//! (3 s on a stock broker, for a group that is empty between runs). The broker
+//! takes such a run's commit only while the group has no member, so a consumer
+//! that joins meanwhile makes the commit fail and nothing counts. Any other
+//! run, and an exclusive run that finds members (a `--shared` run, a stray
+//! consumer, a killed member not yet expired), subscribes and waits for the
+//! group's assignment as before.
+//!
 //! Contract: every group request that can meet a coordinator being elected or
 //! moving is retried ([`while_coordinator_moves`]) up to the request timeout;
 //! an unreachable cluster at the start fails at once
@@ -22,7 +33,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::RunOptions;
 use crate::error::AggregateError;
-use crate::warehouse::WarehouseMeta;
+use crate::warehouse::{LockMode, WarehouseMeta};
 
 /// Prefix of the metadata a run stores with each committed offset; the
 /// warehouse id follows. It tells a group's committing warehouse apart.
@@ -76,6 +87,18 @@ impl Ctx {
             });
     }
 
+    /// Records an assignment the run made itself ([`Membership::Assigned`]).
+    fn assign_all(&self, partitions: &[i32]) {
+        self.events
+            .lock()
+            .expect("rebalance log")
+            .push(RebalanceEvent {
+                assign: true,
+                partitions: partitions.to_vec(),
+                lost: false,
+            });
+    }
+
     pub(crate) fn take(&self) -> Vec<RebalanceEvent> {
         std::mem::take(&mut *self.events.lock().expect("rebalance log"))
     }
@@ -95,6 +118,49 @@ impl ConsumerContext for Ctx {
             Rebalance::Assign(tpl) => self.record(true, tpl, false),
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// How a run holds its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Membership {
+    /// Assigned by the run itself, at the committed offsets (`assign`).
+    Assigned,
+    /// A member of the group, assigned by it (`subscribe`).
+    Subscribed,
+}
+
+/// Takes the run's partitions ([module docs](self)): assigns every one of
+/// `partitions` to an exclusive run of an empty group (the assignment reaches
+/// the poll loop as a rebalance), subscribes otherwise.
+pub(crate) fn take_partitions(
+    consumer: &BaseConsumer<Ctx>,
+    opts: &RunOptions,
+    partitions: &[i32],
+) -> Result<Membership, AggregateError> {
+    if opts.lock == LockMode::Exclusive && group_is_empty(consumer, opts) {
+        consumer.context().assign_all(partitions);
+        return Ok(Membership::Assigned);
+    }
+    consumer
+        .subscribe(&[&opts.topic])
+        .map_err(AggregateError::kafka("subscribe"))?;
+    Ok(Membership::Subscribed)
+}
+
+/// Whether the group has no active member; a failed description counts as
+/// "not known to be empty".
+fn group_is_empty(consumer: &BaseConsumer<Ctx>, opts: &RunOptions) -> bool {
+    match consumer.fetch_group_list(Some(&opts.group), opts.request_timeout) {
+        Ok(list) => {
+            let members: usize = list.groups().iter().map(|g| g.members().len()).sum();
+            tracing::debug!(members, "the group's active members");
+            members == 0
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "could not describe the group; joining it");
+            false
         }
     }
 }

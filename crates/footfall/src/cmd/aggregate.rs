@@ -262,9 +262,11 @@ pub fn run_with(
         .consumer_config(group)
         .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
     if opts.lock == LockMode::Exclusive && client.get("group.instance.id").is_none() {
-        // Static membership: one warehouse has one exclusive run at a time, so a
-        // run started after a crash takes over the dead run's place in the group
-        // at once instead of waiting for its session to expire.
+        // Static membership, for an exclusive run that joins its group (it
+        // found a member there; an empty group's run assigns itself every
+        // partition): one warehouse has one exclusive run at a time, so a run
+        // started after a crash takes over the dead run's place in the group at
+        // once instead of waiting for its session to expire.
         let path = std::path::absolute(&opts.warehouse).unwrap_or_else(|_| opts.warehouse.clone());
         let id = xxhash_rust::xxh3::xxh3_64(path.to_string_lossy().as_bytes());
         client.set("group.instance.id", format!("footfall-aggregate-{id:016x}"));
