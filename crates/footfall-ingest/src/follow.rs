@@ -63,10 +63,13 @@
 //! is preferred, then the most recently modified. The file found is read from
 //! the checkpointed offset (a compressed one is decompressed and skipped to
 //! it) to its end, and until it reaches its end no new file of the source is
-//! opened: the rest of the old log comes before the new live file.
+//! opened: the rest of the old log comes before the new live file. It stays
+//! known under the live name, so a restart before it is read to its end looks
+//! for it among the rotations again.
 //!
-//! Then the rotations of that log **newer than the file found** (by
-//! modification time, strictly; in order of modification time, then name)
+//! Then the rotations of that log **newer than the file found** (strictly, by
+//! modification time, then by rotation number, lower is newer, then by name:
+//! file times are coarse, and two rotations can share one; in that order)
 //! that no checkpoint knows (their fingerprint is in none) and that are not
 //! live files are read from their start, one at a time, oldest first, before
 //! the live file: generations rotated away before ingest checkpointed them

@@ -137,8 +137,10 @@ impl Follower {
             }
             let age = age_key(&path, m.modified().unwrap_or(SystemTime::UNIX_EPOCH));
             // Strictly newer: a rotation as old as the recovered file may be
-            // one read before whose checkpoint was forgotten.
-            if age.0 <= after.0 {
+            // one read before whose checkpoint was forgotten. Of two with one
+            // modification time, the lower rotation number (or the later
+            // name) is the newer.
+            if age <= *after {
                 continue;
             }
             let Ok(gzip) = is_gzip(&path) else { continue };
@@ -253,7 +255,12 @@ impl Follower {
         tracing::info!(source = %self.s.source, from = %id.path.display(), to = %c.path.display(), offset, "file rotated while ingest was stopped; reading the rest of it first");
         {
             let mut p = track.lock();
-            p.identity = Some(head.identity(c));
+            // Still known under its live name, so that a restart before it is
+            // read to its end looks for it among the rotations again.
+            p.identity = Some(FileIdentity {
+                path: live_path(&c.path),
+                ..head.identity(c)
+            });
             p.last_seen = wall;
         }
         let matched = candidates.iter().any(|x| (x.dev, x.ino) == (c.dev, c.ino));

@@ -657,6 +657,9 @@ fn numbered_rotations_shifted_while_stopped_are_followed() {
     rotated_while_stopped(|log| {
         let dir = log.parent().unwrap();
         gzip(&dir.join("access.log.1.gz"), &lines("z", 0..20));
+        // Older by its time (file times are coarse: written in one tick, the
+        // lower rotation number would make it the newer).
+        set_mtime(&dir.join("access.log.1.gz"), 400);
         let content = fs::read_to_string(log).unwrap();
         gzip(&dir.join("access.log.2.gz"), &content);
         fs::remove_file(log).unwrap();
@@ -888,4 +891,84 @@ fn a_copy_ending_before_the_checkpoint_was_read_already() {
     assert_eq!(Harness::texts(&got), texts("b", 0..2));
     assert_eq!(warned, "", "no warning for a copy read past its end");
     assert_eq!(h.counters.unaccounted_bytes.load(Relaxed), 0);
+}
+
+#[test]
+fn a_recovered_rotation_killed_before_its_acknowledgements_is_recovered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, &lines("a", 0..12));
+    let s = settings(&[&log]);
+    let mut h = Harness::new(s.clone());
+    assert_eq!(h.poll(S).len(), 12);
+    let registry = reloaded(&h.registry);
+    drop(h);
+
+    // Rotated while stopped; the restart reads the rest of the old file and
+    // the new one, but is killed before Kafka acknowledges any of it.
+    append(&log, &lines("a", 12..15));
+    fs::rename(&log, log.with_extension("log.1")).unwrap();
+    append(&log, &lines("b", 0..2));
+    let mut h = Harness::with_registry(s.clone(), registry);
+    h.ack = false;
+    let mut got = Harness::texts(&h.poll(S));
+    got.extend(Harness::texts(&h.poll(S)));
+    assert_eq!(got.len(), 5);
+    let registry = reloaded(&h.registry);
+    drop(h);
+
+    // The next restart reads both again, from their checkpoints.
+    append(&log, &lines("b", 2..3));
+    let mut h = Harness::with_registry(s, registry);
+    let mut got = Harness::texts(&h.poll(S));
+    got.extend(Harness::texts(&h.poll(S)));
+    let mut want = texts("a", 12..15);
+    want.extend(texts("b", 0..3));
+    assert_eq!(got, want, "the rest of the old file, then the new one");
+    assert_eq!(h.counters.unaccounted_bytes.load(Relaxed), 0);
+}
+
+#[test]
+fn a_generation_with_the_recovered_file_s_modification_time_is_read_too() {
+    // Rotated twice while stopped, both rotations stamped with one time (a
+    // coarse file system, or a tool that keeps times): the younger one is
+    // told by its rotation number.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let rot = |n: u32| dir.path().join(format!("access.log.{n}"));
+    append(&log, &lines("a", 0..12));
+    let s = settings(&[&log]);
+    let mut h = Harness::new(s.clone());
+    assert_eq!(h.poll(S).len(), 12);
+    let registry = reloaded(&h.registry);
+    drop(h);
+
+    append(&log, &lines("a", 12..15));
+    fs::rename(&log, rot(1)).unwrap();
+    append(&log, &lines("b", 0..12));
+    fs::rename(rot(1), rot(2)).unwrap();
+    fs::rename(&log, rot(1)).unwrap();
+    let t = SystemTime::now() - Duration::from_secs(100);
+    for n in [1, 2] {
+        File::options()
+            .write(true)
+            .open(rot(n))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    append(&log, &lines("c", 0..2));
+
+    let mut h = Harness::with_registry(s.clone(), registry);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(Harness::texts(&h.poll(S)));
+    }
+    let mut want = texts("a", 12..15);
+    want.extend(texts("b", 0..12));
+    want.extend(texts("c", 0..2));
+    assert_eq!(got, want, "old rest, middle generation, live file");
+    let registry = reloaded(&h.registry);
+    let mut h = Harness::with_registry(s, registry);
+    assert_eq!(h.poll(S), vec![]);
 }
