@@ -70,7 +70,9 @@ on disk), exits 75 retried, timings.
 What it does not cover: every partition holds all four days, so every run's
 batch spans every date and the shared runs take turns on the date locks.
 Runs whose dates are disjoint but share a week or a month (and so write the
-same ``traffic_weekly``/``traffic_monthly`` file) are not made to meet here.
+same ``traffic_weekly``/``traffic_monthly`` file) are not made to meet here;
+the broker test ``shared_runs_with_disjoint_dates_of_one_week_leave_the_week_as_one_run_does``
+(crates/footfall-aggregate/tests/broker.rs) makes them meet.
 """
 
 import glob

@@ -750,3 +750,77 @@ fn an_exclusive_run_does_not_join_the_group_and_a_member_that_joins_makes_its_co
     assert_eq!(r.events_read, events.len() as u64);
     assert_eq!(snapshot_all(&wh), snapshot_all(&reference));
 }
+
+#[test]
+fn shared_runs_with_disjoint_dates_of_one_week_leave_the_week_as_one_run_does() {
+    let Some(kafka) = Kafka::new() else { return };
+    let topic = kafka.topic("week", 2);
+    // Partition 0 holds only the 18th, partition 1 only the 19th (one ISO
+    // week, 2015-05-18..24): two shared runs holding one partition each write
+    // disjoint dates and the same traffic_weekly and traffic_monthly files.
+    let only = |seed: u64, d: u32| {
+        let mut e = testdata::events(seed, day(d), 1, 12);
+        e.retain(|e| e.local_date() == day(d));
+        e
+    };
+    let root = tempfile::tempdir().unwrap();
+    let wh = root.path().join("wh");
+    let group = Kafka::unique("g");
+    let mut shared = options(&topic, &group, &wh);
+    shared.lock = LockMode::Shared;
+    let mut all = Vec::new();
+    let mut both_busy = 0;
+    // Rounds until the two runs have shared the work twice (the group may
+    // give one run both partitions when the other joins late).
+    let mut round = 0u64;
+    while both_busy < 2 && round < 12 {
+        round += 1;
+        let (a, b) = (only(60 + round, 18), only(70 + round, 19));
+        kafka.produce_to(&topic, 0, &a);
+        kafka.produce_to(&topic, 1, &b);
+        all.extend(a);
+        all.extend(b);
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (client, opts) = (kafka.client(), shared.clone());
+                std::thread::spawn(move || run(&client, &opts, &mut NoProgress))
+            })
+            .collect();
+        let mut busy = 0;
+        for h in handles {
+            match h.join().unwrap() {
+                Ok(r) => busy += usize::from(r.events_read > 0),
+                // A run the group gave nothing this time: the other read it all.
+                Err(e) if e.kind() == ErrorKind::Unassigned => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        both_busy += usize::from(busy == 2);
+    }
+    println!("rounds in which both runs read a date: {both_busy} of {round}");
+    assert!(both_busy > 0, "the runs never shared the work");
+    let single = root.path().join("single");
+    run(
+        &kafka.client(),
+        &options(&topic, &Kafka::unique("g"), &single),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let (got, want) = (
+        only_summaries(&snapshot_all(&wh)),
+        only_summaries(&snapshot_all(&single)),
+    );
+    assert!(
+        got.keys().any(|k| k.starts_with("traffic_weekly/")),
+        "{:?}",
+        got.keys()
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &want {
+        assert!(got[k] == *v, "{k} differs from one run's");
+    }
+    assert_reconciles(&wh, &all);
+}
