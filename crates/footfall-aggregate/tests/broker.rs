@@ -21,7 +21,7 @@ use footfall_aggregate::{
     NoProgress, Progress, RunOptions, RunReport, Stage, Table, Warehouse,
 };
 use footfall_event::VisitEvent;
-use footfall_testkit::{assert_same_files, snapshot_all};
+use footfall_testkit::{assert_same_files, snapshot_all, GroupMember};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -667,33 +667,6 @@ fn group_members(kafka: &Kafka, group: &str) -> usize {
     list.groups().iter().map(|g| g.members().len()).sum()
 }
 
-/// A consumer that joins `group` and keeps its membership until `stop` is sent.
-fn join_group(
-    kafka: &Kafka,
-    topic: &str,
-    group: &str,
-) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let mut c = kafka.client();
-    c.set("group.id", group).set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = c.create().unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let (stop_tx, stop) = mpsc::channel::<()>();
-    let (joined_tx, joined) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let mut told = false;
-        while stop.try_recv().is_err() {
-            let _ = consumer.poll(Duration::from_millis(50));
-            if !told && consumer.assignment().is_ok_and(|a| a.count() > 0) {
-                told = joined_tx.send(()).is_ok();
-            }
-        }
-    });
-    joined
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the consumer joins");
-    (stop_tx, thread)
-}
-
 #[test]
 fn an_exclusive_run_does_not_join_the_group_and_a_member_that_joins_makes_its_commit_fail() {
     let Some(kafka) = Kafka::new() else { return };
@@ -727,7 +700,9 @@ fn an_exclusive_run_does_not_join_the_group_and_a_member_that_joins_makes_its_co
     opts.fault = Some(Arc::new(move |cp: &Checkpoint| {
         match cp {
             Checkpoint::Consumed => *seen.lock().unwrap() = Some(group_members(&k, &g)),
-            Checkpoint::BeforeCommit => *held.lock().unwrap() = Some(join_group(&k, &t, &g)),
+            Checkpoint::BeforeCommit => {
+                *held.lock().unwrap() = Some(GroupMember::join(&k.brokers, &t, &g, "member"))
+            }
             _ => {}
         }
         false
@@ -736,13 +711,12 @@ fn an_exclusive_run_does_not_join_the_group_and_a_member_that_joins_makes_its_co
     assert_eq!(*members_while_reading.lock().unwrap(), Some(0));
     assert_eq!(err.kind(), ErrorKind::Kafka, "{err}");
     println!("the commit after a member joined: {err}");
-    let (stop, thread) = joined.lock().unwrap().take().unwrap();
+    let member = joined.lock().unwrap().take().unwrap();
     // With the member still there, an exclusive run joins and is not given every partition.
     opts.fault = None;
     let err = run(&kafka.client(), &opts, &mut NoProgress).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unassigned, "{err}");
-    stop.send(()).unwrap();
-    thread.join().unwrap();
+    drop(member);
 
     // Nothing was committed: the next run reads everything again and builds the
     // reference warehouse.

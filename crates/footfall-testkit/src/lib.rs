@@ -157,6 +157,10 @@ pub fn free_port() -> u16 {
     panic!("no free local port in {FIRST}-{}", FIRST + SPAN - 1);
 }
 
+#[cfg(feature = "kafka")]
+mod member;
+#[cfg(feature = "kafka")]
+pub use member::GroupMember;
 #[cfg(feature = "parquet")]
 mod pretty;
 #[cfg(feature = "parquet")]

@@ -14,14 +14,11 @@ use footfall_testkit::{brokers, snapshot};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use footfall_event::{Reject, RejectKind, VisitEvent, SCHEMA_VERSION};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
@@ -309,52 +306,6 @@ fn a_warehouse_and_its_group_are_bound_together() {
     exits(&mut aggregate(&b, &topic, &g1, &wh2), 0, &["read 0 events"]);
 }
 
-/// A member of `group` that sorts before aggregate's members (so the range
-/// assignor gives it the one partition), polling until dropped.
-struct Holder {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Holder {
-    fn join(b: &str, topic: &str, group: &str) -> Holder {
-        let mut c = client(b);
-        c.set("group.id", group)
-            .set("client.id", "0-holder")
-            .set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = c.create().unwrap();
-        consumer.subscribe(&[topic]).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (held_tx, held) = std::sync::mpsc::channel();
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut told = false;
-            while !flag.load(Ordering::SeqCst) {
-                let _ = consumer.poll(Duration::from_millis(100));
-                if !told && consumer.assignment().is_ok_and(|a| a.count() > 0) {
-                    told = held_tx.send(()).is_ok();
-                }
-            }
-            consumer.unsubscribe();
-        });
-        held.recv_timeout(Duration::from_secs(60))
-            .expect("the holder is assigned the partition");
-        Holder {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn a_run_assigned_no_partitions_exits_75() {
     let Some(b) = brokers() else { return };
@@ -362,7 +313,8 @@ fn a_run_assigned_no_partitions_exits_75() {
     let topic = topic_holding(&b, "unassigned", 1, &visit_messages(10));
     let group = unique("g");
     let wh = tmp.path().join("wh");
-    let holder = Holder::join(&b, &topic, &group);
+    // A member that sorts before aggregate's (the range assignor gives it the one partition).
+    let holder = footfall_testkit::GroupMember::join(&b, &topic, &group, "0-holder");
     let started = Instant::now();
     exits(
         &mut aggregate(&b, &topic, &group, &wh),

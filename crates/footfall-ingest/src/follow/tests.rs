@@ -588,6 +588,17 @@ fn reloaded(registry: &Registry) -> Arc<Registry> {
     out
 }
 
+/// A first run that reads the 12 lines "a" 0..12 of `log` (only the live
+/// file named), all acknowledged, then stops: its settings, and the registry
+/// a restart loads.
+fn read_then_stop(log: &Path) -> (FileSettings, Arc<Registry>) {
+    append(log, &lines("a", 0..12));
+    let s = settings(&[log]);
+    let mut h = Harness::new(s.clone());
+    assert_eq!(h.poll(S).len(), 12);
+    (s, reloaded(&h.registry))
+}
+
 fn lines(tag: &str, range: std::ops::Range<usize>) -> String {
     range.map(|i| line(tag, i)).collect()
 }
@@ -835,12 +846,7 @@ fn generations_never_checkpointed_are_read_between_the_recovered_file_and_the_li
     // An old rotation read long ago, its checkpoint forgotten: not read again.
     append(&rot(3), &lines("z", 0..12));
     set_mtime(&rot(3), 400);
-    append(&log, &lines("a", 0..12));
-    let s = settings(&[&log]);
-    let mut h = Harness::new(s.clone());
-    assert_eq!(h.poll(S).len(), 12);
-    let registry = reloaded(&h.registry);
-    drop(h);
+    let (s, registry) = read_then_stop(&log);
 
     // Stopped: two rotations.
     append(&log, &lines("a", 12..15));
@@ -897,12 +903,7 @@ fn a_copy_ending_before_the_checkpoint_was_read_already() {
 fn a_recovered_rotation_killed_before_its_acknowledgements_is_recovered_again() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
-    append(&log, &lines("a", 0..12));
-    let s = settings(&[&log]);
-    let mut h = Harness::new(s.clone());
-    assert_eq!(h.poll(S).len(), 12);
-    let registry = reloaded(&h.registry);
-    drop(h);
+    let (s, registry) = read_then_stop(&log);
 
     // Rotated while stopped; the restart reads the rest of the old file and
     // the new one, but is killed before Kafka acknowledges any of it.
@@ -936,12 +937,7 @@ fn a_generation_with_the_recovered_file_s_modification_time_is_read_too() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let rot = |n: u32| dir.path().join(format!("access.log.{n}"));
-    append(&log, &lines("a", 0..12));
-    let s = settings(&[&log]);
-    let mut h = Harness::new(s.clone());
-    assert_eq!(h.poll(S).len(), 12);
-    let registry = reloaded(&h.registry);
-    drop(h);
+    let (s, registry) = read_then_stop(&log);
 
     append(&log, &lines("a", 12..15));
     fs::rename(&log, rot(1)).unwrap();
