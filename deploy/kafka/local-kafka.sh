@@ -29,6 +29,9 @@
 #   FOOTFALL_KAFKA_HEAP            JVM heap flags   [-Xms256m -Xmx512m]
 #   FOOTFALL_KAFKA_START_TIMEOUT   seconds to wait for readiness [120]
 #   FOOTFALL_KAFKA_STOP_TIMEOUT    seconds to wait after SIGTERM  [60]
+#   FOOTFALL_KAFKA_REBALANCE_DELAY_MS  group.initial.rebalance.delay.ms [0;
+#                                  Kafka's own default is 3000, for benchmarks
+#                                  of a stock broker]
 #
 # Requires java (17 or newer) and, for `install`, mvn. Readiness is a metadata
 # request: `kcat -L` when kcat is installed, otherwise Kafka's own
@@ -52,6 +55,7 @@ readonly STATE="${FOOTFALL_KAFKA_STATE:-$HOME/.local/state/footfall/kafka}"
 readonly HEAP="${FOOTFALL_KAFKA_HEAP:--Xms256m -Xmx512m}"
 readonly START_TIMEOUT="${FOOTFALL_KAFKA_START_TIMEOUT:-120}"
 readonly STOP_TIMEOUT="${FOOTFALL_KAFKA_STOP_TIMEOUT:-60}"
+readonly REBALANCE_DELAY_MS="${FOOTFALL_KAFKA_REBALANCE_DELAY_MS:-0}"
 
 readonly LIBS="$KAFKA_HOME/libs"
 readonly INSTALLED_MARKER="$KAFKA_HOME/installed"
@@ -220,7 +224,7 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=8
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
+group.initial.rebalance.delay.ms=$REBALANCE_DELAY_MS
 
 log.retention.hours=168
 log.segment.bytes=268435456
