@@ -115,6 +115,16 @@ pub enum AggregateError {
         /// The partitions other members hold.
         held: String,
     },
+    /// A consumer joined the group while a run that had assigned itself every
+    /// partition (an exclusive run of an empty group) read its batch: the
+    /// broker refused the run's commit, and nothing of the batch counts.
+    #[error("a consumer joined group {group} while this run read; the broker refused its commit ({source}), so nothing of its batch counts")]
+    Joined {
+        /// The consumer group.
+        group: String,
+        /// The broker's refusal.
+        source: KafkaError,
+    },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -201,7 +211,9 @@ impl AggregateError {
             AggregateError::Config(_)
             | AggregateError::Binding(_)
             | AggregateError::DeadLetterTopic { .. } => ErrorKind::Config,
-            AggregateError::Unassigned { .. } => ErrorKind::Unassigned,
+            AggregateError::Unassigned { .. } | AggregateError::Joined { .. } => {
+                ErrorKind::Unassigned
+            }
             AggregateError::Io { .. } => ErrorKind::Io,
             AggregateError::Parquet { .. } | AggregateError::Arrow(_) => ErrorKind::Parquet,
             AggregateError::Warehouse { .. } => ErrorKind::Warehouse,

@@ -142,7 +142,7 @@ pub fn run(
     let meta = open_warehouse(&wh, opts, &committed)?;
 
     progress.stage(Stage::Joining);
-    let membership = take_partitions(&consumer, opts, &partitions)?;
+    let membership = take_partitions(client, &consumer, opts, &partitions)?;
     let parts = consume(&consumer, &wh, opts, &partitions, membership, progress)?;
     tracing::info!(
         partitions = parts.len(),
@@ -164,6 +164,7 @@ pub fn run(
     let mut group = KafkaGroup {
         consumer: &consumer,
         opts,
+        membership,
         partitions: all.into_iter().collect(),
         mark: commit_mark(meta.as_ref()),
     };

@@ -709,7 +709,8 @@ fn an_exclusive_run_does_not_join_the_group_and_a_member_that_joins_makes_its_co
     }));
     let err = run(&kafka.client(), &opts, &mut NoProgress).unwrap_err();
     assert_eq!(*members_while_reading.lock().unwrap(), Some(0));
-    assert_eq!(err.kind(), ErrorKind::Kafka, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unassigned, "{err}");
+    assert!(err.to_string().contains("a consumer joined group"), "{err}");
     println!("the commit after a member joined: {err}");
     let member = joined.lock().unwrap().take().unwrap();
     // With the member still there, an exclusive run joins and is not given every partition.
@@ -797,4 +798,36 @@ fn shared_runs_with_disjoint_dates_of_one_week_leave_the_week_as_one_run_does() 
         assert!(got[k] == *v, "{k} differs from one run's");
     }
     assert_reconciles(&wh, &all);
+}
+
+#[test]
+fn an_exclusive_run_beside_a_consumer_protocol_member_waits_for_every_partition_then_exits_unassigned(
+) {
+    // KIP-848 (`group.protocol=consumer`): the run must not read its batch
+    // beside a member of the group.
+    let Some(kafka) = Kafka::new() else { return };
+    let topic = kafka.topic("kip848", 2);
+    let events = testdata::events(81, day(15), 1, 10);
+    kafka.produce(&topic, &events);
+    let group = Kafka::unique("g");
+    let protocol = [("group.protocol", "consumer")];
+    let member = GroupMember::join_with(&kafka.brokers, &topic, &group, "member", &protocol);
+    let mut client = kafka.client();
+    client.set("group.protocol", "consumer");
+    let root = tempfile::tempdir().unwrap();
+    let wh = root.path().join("wh");
+    let mut opts = options(&topic, &group, &wh);
+    // Assignments under KIP-848 grow step by step: the run waits this long
+    // for the whole topic.
+    opts.assignment_timeout = Duration::from_secs(5);
+    let err = run(&client, &opts, &mut NoProgress).unwrap_err();
+    println!("beside a consumer-protocol member: {err}");
+    // Such a run joins the group (the classic description would not show the
+    // member) and is not given every partition.
+    assert_eq!(err.kind(), ErrorKind::Unassigned, "{err}");
+    assert!(err.to_string().contains("assigned this run"), "{err}");
+    drop(member);
+    let r = run(&client, &opts, &mut NoProgress).unwrap();
+    assert_eq!(r.events_read, events.len() as u64);
+    assert_reconciles(&wh, &events);
 }

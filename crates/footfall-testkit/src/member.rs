@@ -21,13 +21,27 @@ impl GroupMember {
     /// assignor gives partitions to members in the order of their ids) and
     /// returns once the group has assigned it a partition.
     pub fn join(brokers: &str, topic: &str, group: &str, client_id: &str) -> GroupMember {
-        let consumer: BaseConsumer = ClientConfig::new()
+        GroupMember::join_with(brokers, topic, group, client_id, &[])
+    }
+
+    /// [`GroupMember::join`] with more client settings (`group.protocol`, …).
+    pub fn join_with(
+        brokers: &str,
+        topic: &str,
+        group: &str,
+        client_id: &str,
+        settings: &[(&str, &str)],
+    ) -> GroupMember {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("group.id", group)
             .set("client.id", client_id)
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("a consumer");
+            .set("enable.auto.commit", "false");
+        for (k, v) in settings {
+            config.set(*k, *v);
+        }
+        let consumer: BaseConsumer = config.create().expect("a consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
         let stop = Arc::new(AtomicBool::new(false));
         let (held_tx, held) = mpsc::channel();

@@ -115,7 +115,11 @@ pub(crate) fn consume(
         state.apply_rebalances(consumer, wh, opts, progress)?;
         if state.assigned {
             state.check_assignment(opts, partitions)?;
-            if state.parts.values().all(|p| p.done) {
+            // Exclusive: done only once every partition was assigned (under
+            // the cooperative protocols an assignment grows step by step).
+            let whole = opts.lock == LockMode::Shared
+                || partitions.iter().all(|p| state.parts.contains_key(p));
+            if whole && state.parts.values().all(|p| p.done) {
                 state.drain(opts)?;
                 progress.consumed(state.read_total);
                 state.spill_all()?;

@@ -9,10 +9,12 @@
 //! pays no join and sync round trips and no `group.initial.rebalance.delay.ms`
 //! (3 s on a stock broker, for a group that is empty between runs). The broker
 //! takes such a run's commit only while the group has no member, so a consumer
-//! that joins meanwhile makes the commit fail and nothing counts. Any other
-//! run, and an exclusive run that finds members (a `--shared` run, a stray
-//! consumer, a killed member not yet expired), subscribes and waits for the
-//! group's assignment as before.
+//! that joins meanwhile makes the commit fail ([`AggregateError::Joined`]) and
+//! nothing counts. Any other run subscribes and waits for the group's
+//! assignment as before: a `--shared` run, a run with `group.protocol=consumer`
+//! (KIP-848 members do not show in the classic description the check reads),
+//! and an exclusive run that finds members (a `--shared` run, a stray
+//! consumer, a killed member not yet expired).
 //!
 //! Contract: every group request that can meet a coordinator being elected or
 //! moving is retried ([`while_coordinator_moves`]) up to the request timeout;
@@ -135,11 +137,16 @@ pub(crate) enum Membership {
 /// `partitions` to an exclusive run of an empty group (the assignment reaches
 /// the poll loop as a rebalance), subscribes otherwise.
 pub(crate) fn take_partitions(
+    client: &ClientConfig,
     consumer: &BaseConsumer<Ctx>,
     opts: &RunOptions,
     partitions: &[i32],
 ) -> Result<Membership, AggregateError> {
-    if opts.lock == LockMode::Exclusive && group_is_empty(consumer, opts) {
+    // The classic description does not show the members of a KIP-848 group.
+    let classic = client
+        .get("group.protocol")
+        .is_none_or(|p| p.eq_ignore_ascii_case("classic"));
+    if opts.lock == LockMode::Exclusive && classic && group_is_empty(consumer, opts) {
         consumer.context().assign_all(partitions);
         return Ok(Membership::Assigned);
     }
@@ -169,6 +176,7 @@ fn group_is_empty(consumer: &BaseConsumer<Ctx>, opts: &RunOptions) -> bool {
 pub(crate) struct KafkaGroup<'a> {
     pub(crate) consumer: &'a BaseConsumer<Ctx>,
     pub(crate) opts: &'a RunOptions,
+    pub(crate) membership: Membership,
     pub(crate) partitions: Vec<i32>,
     pub(crate) mark: String,
 }
@@ -193,9 +201,30 @@ impl Group for KafkaGroup<'_> {
             e.set_metadata(&self.mark);
         }
         let timeout = self.opts.request_timeout;
-        while_coordinator_moves(timeout, || self.consumer.commit(&tpl, CommitMode::Sync))
-            .map_err(AggregateError::kafka("commit"))
+        while_coordinator_moves(timeout, || self.consumer.commit(&tpl, CommitMode::Sync)).map_err(
+            |e| match (self.membership, e.rdkafka_error_code()) {
+                (Membership::Assigned, Some(code)) if refuses_a_non_member(code) => {
+                    AggregateError::Joined {
+                        group: self.opts.group.clone(),
+                        source: e,
+                    }
+                }
+                _ => AggregateError::kafka("commit")(e),
+            },
+        )
     }
+}
+
+/// The broker's answers to the commit of a consumer that is no member of a
+/// group that now has members.
+fn refuses_a_non_member(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::StaleMemberEpoch
+            | RDKafkaErrorCode::FencedMemberEpoch
+    )
 }
 
 /// Retries `op` while the group coordinator is still being elected or has

@@ -317,8 +317,8 @@ fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
             "aggregate reads the visits topic (--topic {}); read dead letters with `footfall tail --dlq`",
             footfall_kafka::VISITS_TOPIC
         ),
-        AggregateError::Unassigned { .. } => format!(
-            "another consumer in group {group} holds them (a --shared run, or a stray consumer: \
+        AggregateError::Unassigned { .. } | AggregateError::Joined { .. } => format!(
+            "another consumer is in group {group} (a --shared run, or a stray consumer: \
              kafka-consumer-groups.sh --describe --group {group}); cron will try again"
         ),
         _ => match e.kind() {
