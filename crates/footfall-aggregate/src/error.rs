@@ -13,7 +13,9 @@ pub enum ErrorKind {
     /// The binary maps this to exit code 75 (`EX_TEMPFAIL`): try again later.
     Locked,
     /// The consumer group assigned the run no partitions (or, exclusive, not
-    /// all of them): other members hold them. Also exit code 75.
+    /// all of them): other members hold them; or a member joined the group
+    /// of a run that had assigned itself every partition, and the broker
+    /// refused its commit. Also exit code 75.
     Unassigned,
     /// Invalid options, a warehouse that belongs to another topic or group, or
     /// a dead-letter topic as input.

@@ -38,8 +38,10 @@
 //! byte. The [`Warehouse`] is locked for the run (a second run fails at once
 //! with [`ErrorKind::Locked`]); runs of one group may share it
 //! ([`LockMode::Shared`]: each locks its partitions and, while it writes, its
-//! dates). A run that the group assigns no partition (or, exclusive, not all)
-//! fails with [`ErrorKind::Unassigned`]; a broker lost during the run with
+//! dates). A run that the group assigns no partition (or, exclusive, not all),
+//! or whose group gains a member while it reads without having joined (an
+//! exclusive run of an empty group), fails with [`ErrorKind::Unassigned`]; a
+//! broker lost during the run with
 //! [`ErrorKind::Kafka`]. `docs/tables.md` describes every table and column;
 //! `src/run.rs` states the run's contract in full.
 //!
