@@ -15,7 +15,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// Joining the consumer group, waiting for partitions.
+    /// Taking the partitions: joining the consumer group and waiting for its
+    /// assignment, or (an exclusive run of an empty group) assigning itself
+    /// every partition.
     Joining,
     /// Reading messages up to the start watermarks.
     Consuming,
