@@ -80,13 +80,17 @@ pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 pub(crate) type FxHashSet<K> = HashSet<K, FxBuild>;
 
 /// A 128-bit key of an id: the id itself when it is 32 hex digits (as ingest
-/// writes `event_id`s and `visitor_id`s), else a 128-bit hash of it. Sets of
-/// ids hold these instead of strings.
+/// writes `event_id`s) or 16 (`visitor_id`s), else a 128-bit hash of it. Sets
+/// of ids of one kind hold these instead of strings (a 16- and a 32-digit id
+/// of one number share a key; no set mixes the two).
 pub(crate) fn id_key(id: &str) -> u128 {
-    if id.len() == 32 {
-        if let Ok(k) = u128::from_str_radix(id, 16) {
-            return k;
-        }
+    // Lower-case hex only: `from_str_radix` also takes upper case and a
+    // leading `+`, which would give two ids one key.
+    let hex = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match id.len() {
+        32 if hex => return u128::from_str_radix(id, 16).expect("32 hex digits"),
+        16 if hex => return u128::from(u64::from_str_radix(id, 16).expect("16 hex digits")),
+        _ => {}
     }
     use std::hash::Hash;
     let half = |salt: u64| {
@@ -104,6 +108,25 @@ mod tests {
 
     fn h<T: Hash>(v: T) -> u64 {
         FxBuild::default().hash_one(v)
+    }
+
+    #[test]
+    fn id_keys_are_the_hex_ids_themselves_and_tell_look_alikes_apart() {
+        assert_eq!(id_key("00000000000000ff"), 0xff);
+        assert_eq!(id_key(&format!("{:032x}", 7u128 << 100)), 7u128 << 100);
+        let alike = [
+            "000000000000000f",
+            "+00000000000000f",
+            "000000000000000F",
+            "00000000000000000000000000000000f",
+            "0000000000000000000000000000000f",
+        ];
+        let keys: std::collections::BTreeSet<u128> = alike.iter().map(|a| id_key(a)).collect();
+        // The 16- and the 32-digit forms of one number share a key; every
+        // other look-alike has its own.
+        assert_eq!(keys.len(), alike.len() - 1);
+        assert_ne!(id_key("+00000000000000f"), id_key("000000000000000f"));
+        assert_ne!(id_key("000000000000000F"), id_key("000000000000000f"));
     }
 
     #[test]
