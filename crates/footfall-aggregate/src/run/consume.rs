@@ -114,11 +114,7 @@ pub(crate) fn consume(
     loop {
         state.apply_rebalances(consumer, wh, opts, progress)?;
         if state.assigned {
-            state.check_assignment(opts, partitions)?;
-            // Exclusive: done only once every partition was assigned (under
-            // the cooperative protocols an assignment grows step by step).
-            let whole = opts.lock == LockMode::Shared
-                || partitions.iter().all(|p| state.parts.contains_key(p));
+            let whole = state.check_assignment(opts, partitions)?;
             if whole && state.parts.values().all(|p| p.done) {
                 state.drain(opts)?;
                 progress.consumed(state.read_total);
@@ -317,13 +313,15 @@ impl Loop {
     }
 
     /// An assignment the run cannot work with: none, or (exclusive) not every
-    /// partition. Under the cooperative protocol assignments grow step by
-    /// step, so only the assignment timeout decides.
+    /// partition. Under the cooperative protocols assignments grow step by
+    /// step, so only the assignment timeout decides. Returns whether the run
+    /// may finish with what it holds: shared, always; exclusive, once it
+    /// holds every partition.
     fn check_assignment(
         &self,
         opts: &RunOptions,
         partitions: &[i32],
-    ) -> Result<(), AggregateError> {
+    ) -> Result<bool, AggregateError> {
         let missing: Vec<i32> = match opts.lock {
             LockMode::Exclusive => partitions
                 .iter()
@@ -333,9 +331,10 @@ impl Loop {
             LockMode::Shared if self.parts.is_empty() => partitions.to_vec(),
             LockMode::Shared => Vec::new(),
         };
+        let whole = opts.lock == LockMode::Shared || missing.is_empty();
         let patient = !self.eager && self.waiting_since.elapsed() <= opts.assignment_timeout;
         if missing.is_empty() || patient {
-            return Ok(());
+            return Ok(whole);
         }
         Err(AggregateError::Unassigned {
             topic: opts.topic.clone(),
@@ -526,26 +525,27 @@ impl Assignment<'_> {
             return Ok(());
         }
         let (consumer, topic) = (self.consumer, &self.opts.topic);
-        let mut tpl = TopicPartitionList::new();
         if self.membership == Membership::Subscribed {
             // librdkafka keeps the application's pause of a partition across a
             // rebalance: one this run finished (and paused) in an earlier
             // assignment would deliver nothing now, and the run would stall.
+            let mut paused = TopicPartitionList::new();
             for &p in &new {
-                tpl.add_partition(topic, p);
+                paused.add_partition(topic, p);
             }
             consumer
-                .resume(&tpl)
+                .resume(&paused)
                 .map_err(AggregateError::kafka("resume"))?;
         }
         let fresh = starts(consumer, self.wh, self.opts, &new)?;
         if self.membership == Membership::Assigned {
+            let mut at = TopicPartitionList::new();
             for &(p, start, ..) in &fresh {
-                tpl.add_partition_offset(topic, p, Offset::Offset(start))
+                at.add_partition_offset(topic, p, Offset::Offset(start))
                     .map_err(AggregateError::kafka("assign"))?;
             }
             consumer
-                .assign(&tpl)
+                .assign(&at)
                 .map_err(AggregateError::kafka("assign"))?;
         }
         take_on(consumer, self.wh, self.opts, fresh, parts)
