@@ -109,6 +109,7 @@ pub(crate) use recompute::{normalise, put_file, recompute_locked};
 use consume::consume;
 use group::{
     commit_mark, consumer, fetch_committed, take_partitions, topic_partitions, Group, KafkaGroup,
+    Membership,
 };
 use options::check_options;
 use write::process;
@@ -143,7 +144,16 @@ pub fn run(
 
     progress.stage(Stage::Joining);
     let membership = take_partitions(client, &consumer, opts, &partitions)?;
-    let parts = consume(&consumer, &wh, opts, &partitions, membership, progress)?;
+    let known = (membership == Membership::Assigned).then_some(committed);
+    let parts = consume(
+        &consumer,
+        &wh,
+        opts,
+        &partitions,
+        membership,
+        known,
+        progress,
+    )?;
     tracing::info!(
         partitions = parts.len(),
         messages = parts.values().map(|p| p.c.messages).sum::<u64>(),

@@ -25,7 +25,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::decoder::{Decoded, DecodedChunk, Decoder};
-use super::group::{fetch_committed, Ctx, Membership};
+use super::group::{fetch_committed, Committed, Ctx, Membership};
 use super::spill::{Spill, SPILL_EVENTS};
 use super::{Progress, RunOptions, Stage};
 use crate::error::AggregateError;
@@ -86,7 +86,9 @@ pub(crate) struct Part {
 }
 
 /// Joins the group's assignment and reads every assigned partition up to its
-/// cut. Fails when the group gives the run no partition (or, exclusive, not
+/// cut; `known` holds the committed offsets an [`Membership::Assigned`] run
+/// fetched before assigning itself its partitions (a member of the group
+/// fetches them when they are assigned). Fails when the group gives the run no partition (or, exclusive, not
 /// all of `partitions`), when the membership or every broker is lost, or when
 /// nothing arrives for too long.
 pub(crate) fn consume(
@@ -95,10 +97,12 @@ pub(crate) fn consume(
     opts: &RunOptions,
     partitions: &[i32],
     membership: Membership,
+    known: Option<BTreeMap<i32, Committed>>,
     progress: &mut dyn Progress,
 ) -> Result<BTreeMap<i32, Part>, AggregateError> {
     let mut state = Loop {
         membership,
+        known,
         parts: BTreeMap::new(),
         assigned: false,
         waiting_since: Instant::now(),
@@ -169,6 +173,9 @@ pub(crate) fn consume(
 struct Loop {
     /// Whether the run assigned itself its partitions or the group did.
     membership: Membership,
+    /// The committed offsets fetched before the run assigned itself its
+    /// partitions, until that assignment is taken on.
+    known: Option<BTreeMap<i32, Committed>>,
     parts: BTreeMap<i32, Part>,
     /// The run holds an assignment (none while an eager rebalance is under way).
     assigned: bool,
@@ -280,6 +287,7 @@ impl Loop {
                     wh,
                     opts,
                     membership: self.membership,
+                    known: self.known.take(),
                 };
                 new.take(&ev.partitions, &mut self.parts)?;
                 self.assigned = true;
@@ -505,6 +513,8 @@ struct Assignment<'a> {
     wh: &'a Warehouse,
     opts: &'a RunOptions,
     membership: Membership,
+    /// The committed offsets already fetched, if any.
+    known: Option<BTreeMap<i32, Committed>>,
 }
 
 impl Assignment<'_> {
@@ -512,7 +522,7 @@ impl Assignment<'_> {
     /// yet: notes their starts, watermarks and cut; a run that assigned
     /// itself its partitions starts fetching them at their starts.
     fn take(
-        &self,
+        self,
         partitions: &[i32],
         parts: &mut BTreeMap<i32, Part>,
     ) -> Result<(), AggregateError> {
@@ -537,7 +547,11 @@ impl Assignment<'_> {
                 .resume(&paused)
                 .map_err(AggregateError::kafka("resume"))?;
         }
-        let fresh = starts(consumer, self.wh, self.opts, &new)?;
+        let committed = match self.known {
+            Some(known) => known,
+            None => fetch_committed(consumer, topic, &new, self.opts.request_timeout)?,
+        };
+        let fresh = starts(consumer, self.wh, self.opts, &new, &committed)?;
         if self.membership == Membership::Assigned {
             let mut at = TopicPartitionList::new();
             for &(p, start, ..) in &fresh {
@@ -555,15 +569,15 @@ impl Assignment<'_> {
 /// A partition newly taken on: (partition, start, high watermark, its lock).
 type Fresh = (i32, i64, i64, Option<PartitionLock>);
 
-/// The start (the group's committed offset, or the low watermark) and the high
-/// watermark of each of `new`; shared, its partition lock.
+/// The start (the group's `committed` offset, or the low watermark) and the
+/// high watermark of each of `new`; shared, its partition lock.
 fn starts(
     consumer: &BaseConsumer<Ctx>,
     wh: &Warehouse,
     opts: &RunOptions,
     new: &[i32],
+    committed: &BTreeMap<i32, Committed>,
 ) -> Result<Vec<Fresh>, AggregateError> {
-    let committed = fetch_committed(consumer, &opts.topic, new, opts.request_timeout)?;
     let mut fresh = Vec::new();
     for &p in new {
         let lock = match opts.lock {
