@@ -12,6 +12,17 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// [`erase`] with the default summary options.
+fn erase_with_defaults(
+    root: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+    ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
+    dry_run: bool,
+) -> Result<EraseReport, AggregateError> {
+    erase(root, from, to, ids, &SummaryOptions::default(), dry_run)
+}
+
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2015, 5, d).unwrap()
 }
@@ -139,15 +150,7 @@ fn erase_gives_the_summaries_of_a_warehouse_built_without_the_person() {
         summaries(&snapshot_all(b.path()))
     );
 
-    let r = erase(
-        a.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    let r = erase_with_defaults(a.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     assert_eq!(r.rows_removed, theirs);
     assert_eq!(r.days_erased, vec![day(15), day(16), day(17)]);
     assert!(r.days_unlinkable.is_empty());
@@ -197,15 +200,7 @@ fn replay_after_erase_does_not_bring_the_events_back() {
     let theirs = events.iter().filter(|e| e.visitor_id == visitor).count() as u64;
     let dir = tempfile::tempdir().unwrap();
     let mut topic = build(dir.path(), &events);
-    erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     let erased = snapshot_all(dir.path());
 
     // The group's offsets are reset: the whole topic is read again.
@@ -252,15 +247,7 @@ fn dates_without_a_key_are_unlinkable_and_keep_their_rows() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
     let ids = |d: NaiveDate, _: &str| (d != day(16)).then(|| visitor.clone());
-    let r = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids,
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    let r = erase_with_defaults(dir.path(), day(15), day(17), &ids, false).unwrap();
     assert_eq!(r.days_unlinkable, vec![day(16)]);
     assert_eq!(r.days_erased, vec![day(15), day(17)]);
     let left: Vec<_> = all_events(dir.path())
@@ -287,25 +274,9 @@ fn ledger_line_is_json_without_ids() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
     let ledger = dir.path().join(ERASURE_DIR).join(LEDGER_FILE);
-    erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        true,
-    )
-    .unwrap();
+    erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), true).unwrap();
     assert!(!ledger.exists(), "a dry run writes no ledger line");
-    let r = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    let r = erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     let text = std::fs::read_to_string(&ledger).unwrap();
     assert_eq!(text.lines().count(), 1);
     let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
@@ -388,25 +359,9 @@ fn erasing_twice_changes_nothing_the_second_time() {
     let visitor = crossing_visitor(&events);
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
-    erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     let once = without_ledger(dir.path());
-    let r = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    let r = erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     assert_eq!(
         (r.rows_removed, r.files_rewritten, r.files_removed),
         (0, 0, 0)
@@ -425,26 +380,10 @@ fn dry_run_reports_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
     let before = snapshot_all(dir.path());
-    let dry = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        true,
-    )
-    .unwrap();
+    let dry = erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), true).unwrap();
     assert!(dry.dry_run && dry.to_string().starts_with("dry run: "));
     assert_eq!(snapshot_all(dir.path()), before);
-    let real = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    let real = erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     assert_eq!(
         EraseReport {
             dry_run: true,
@@ -532,15 +471,7 @@ fn erasure_records_are_not_tables_and_expire_with_retention() {
     let visitor = crossing_visitor(&events);
     let dir = tempfile::tempdir().unwrap();
     let mut topic = build(dir.path(), &events);
-    erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &ids_of(&visitor),
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     let wh = Warehouse::new(dir.path());
     std::fs::write(
         dir.path()
@@ -583,15 +514,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
     let held = Warehouse::new(dir.path())
         .lock(LockMode::Exclusive)
         .unwrap();
-    let err = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &none,
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap_err();
+    let err = erase_with_defaults(dir.path(), day(15), day(17), &none, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked);
     assert_eq!(
         lookup(dir.path(), day(15), day(17), &none)
@@ -600,15 +523,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
         ErrorKind::Locked
     );
     drop(held);
-    let err = erase(
-        dir.path(),
-        day(17),
-        day(15),
-        &none,
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap_err();
+    let err = erase_with_defaults(dir.path(), day(17), day(15), &none, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let missing = dir.path().join("missing");
     assert_eq!(
@@ -618,15 +533,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
         ErrorKind::Config
     );
     let bad = |_: NaiveDate, _: &str| Some("ab\ncd".to_string());
-    let err = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &bad,
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap_err();
+    let err = erase_with_defaults(dir.path(), day(15), day(17), &bad, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(
         !dir.path().join(ERASURE_DIR).exists(),
@@ -634,15 +541,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
     );
     // No key at all: every date is unlinkable, nothing changes.
     let before = snapshot_all(dir.path());
-    let r = erase(
-        dir.path(),
-        day(15),
-        day(17),
-        &none,
-        &SummaryOptions::default(),
-        false,
-    )
-    .unwrap();
+    let r = erase_with_defaults(dir.path(), day(15), day(17), &none, false).unwrap();
     assert_eq!(r.days_unlinkable, vec![day(15), day(16), day(17)]);
     assert_eq!((r.rows_removed, r.days_erased.len()), (0, 0));
     let after = snapshot_all(dir.path());
