@@ -72,15 +72,10 @@ readonly SASL_DIR="$STATE/sasl"
 readonly SASL_PASSWORD_FILE="$SASL_DIR/$SASL_USER.password"
 readonly SASL_USER_MARKER="$SASL_DIR/user-created"
 
-log() { printf 'local-kafka: %s\n' "$*" >&2; }
-die() {
-    printf 'local-kafka: error: %s\n' "$*" >&2
-    exit 1
-}
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
+readonly SERVER_NAME=local-kafka
+readonly SERVER_MATCH='kafka\.Kafka'
+# shellcheck source=deploy/lib/local-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/local-server.sh"
 
 # ---------------------------------------------------------------- prerequisites
 
@@ -106,27 +101,7 @@ is_installed() {
 }
 
 # ---------------------------------------------------------------- process state
-
-# Prints the broker's pid when the pid file names a live kafka.Kafka process.
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
-    printf '%s\n' "$pid"
-}
-
-port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-}
-
-describe_port_owner() {
-    if command -v ss >/dev/null 2>&1; then
-        ss -Hltnp "sport = :$1" 2>/dev/null | sed 's/^/    /' >&2 || true
-    fi
-}
+# (running_pid, port_open and describe_port_owner: deploy/lib/local-server.sh)
 
 java_tool() {
     local main="$1"
@@ -343,28 +318,6 @@ cmd_start() {
     log "ready after $((SECONDS - started))s: pid $pid, brokers $BROKERS (SASL/SCRAM: $SASL_BROKERS)"
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        log "not running"
-        return 0
-    fi
-    log "stopping pid $pid (SIGTERM, up to ${STOP_TIMEOUT}s)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "still running after ${STOP_TIMEOUT}s: sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
-    rm -f "$PID_FILE"
-    log "stopped"
-}
-
 cmd_status() {
     local pid
     if ! pid="$(running_pid)"; then
@@ -377,14 +330,6 @@ cmd_status() {
     fi
     echo "process $pid is running but $BROKERS does not answer (logs: $LOG_DIR)"
     return 1
-}
-
-cmd_logs() {
-    [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
-    if [[ "${1:-}" == "-f" ]]; then
-        exec tail -n 100 -F "$SERVER_LOG"
-    fi
-    tail -n "${1:-100}" "$SERVER_LOG"
 }
 
 cmd_reset() {

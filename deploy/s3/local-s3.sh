@@ -57,15 +57,10 @@ readonly PID_FILE="$STATE/minio.pid"
 readonly SERVER_LOG="$LOG_DIR/server.log"
 readonly ENDPOINT="http://$HOST:$PORT"
 
-log() { printf 'local-s3: %s\n' "$*" >&2; }
-die() {
-    printf 'local-s3: error: %s\n' "$*" >&2
-    exit 1
-}
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
+readonly SERVER_NAME=local-s3
+readonly SERVER_MATCH='minio server'
+# shellcheck source=deploy/lib/local-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/local-server.sh"
 
 # ---------------------------------------------------------------- prerequisites
 
@@ -101,27 +96,7 @@ is_installed() {
 }
 
 # ---------------------------------------------------------------- process state
-
-# Prints the server's pid when the pid file names a live `minio server` process.
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'minio server' || return 1
-    printf '%s\n' "$pid"
-}
-
-port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-}
-
-describe_port_owner() {
-    if command -v ss >/dev/null 2>&1; then
-        ss -Hltnp "sport = :$1" 2>/dev/null | sed 's/^/    /' >&2 || true
-    fi
-}
+# (running_pid, port_open and describe_port_owner: deploy/lib/local-server.sh)
 
 # MinIO's unauthenticated readiness probe: 200 once it serves requests.
 server_ready() {
@@ -257,28 +232,6 @@ cmd_start() {
     log "ready after $((SECONDS - started))s: pid $pid, endpoint $ENDPOINT, bucket $BUCKET"
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        log "not running"
-        return 0
-    fi
-    log "stopping pid $pid (SIGTERM, up to ${STOP_TIMEOUT}s)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "still running after ${STOP_TIMEOUT}s: sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
-    rm -f "$PID_FILE"
-    log "stopped"
-}
-
 cmd_status() {
     local pid
     if ! pid="$(running_pid)"; then
@@ -291,14 +244,6 @@ cmd_status() {
     fi
     echo "process $pid is running but $ENDPOINT does not answer, or has no bucket $BUCKET (log: $SERVER_LOG)"
     return 1
-}
-
-cmd_logs() {
-    [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
-    if [[ "${1:-}" == "-f" ]]; then
-        exec tail -n 100 -F "$SERVER_LOG"
-    fi
-    tail -n "${1:-100}" "$SERVER_LOG"
 }
 
 cmd_reset() {
