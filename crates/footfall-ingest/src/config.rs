@@ -261,16 +261,12 @@ impl IngestConfig {
 impl CliArgs {
     /// Put the flags over the file's tables.
     fn apply_flags(&self, file: &mut FileConfig) {
-        let topics = &mut file.kafka.topics;
         if let Some(b) = &self.brokers {
             file.kafka.brokers = b.clone();
         }
-        if let Some(t) = &self.topic {
-            topics.visits.name = Some(t.clone());
-        }
-        if let Some(t) = &self.dlq_topic {
-            topics.dead_letter.name = Some(t.clone());
-        }
+        file.kafka
+            .topics
+            .rename(self.topic.as_deref(), self.dlq_topic.as_deref());
         if let Some(d) = &self.state_dir {
             file.ingest.state_dir = Some(d.clone());
         }

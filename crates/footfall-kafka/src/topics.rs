@@ -443,6 +443,17 @@ impl TopicsConfig {
     pub fn specs(&self) -> Vec<TopicSpec> {
         vec![self.visits(), self.dead_letter()]
     }
+
+    /// Puts names given on the command line over the configured ones: each
+    /// `Some` replaces its topic's name.
+    pub fn rename(&mut self, visits: Option<&str>, dead_letter: Option<&str>) {
+        if let Some(name) = visits {
+            self.visits.name = Some(name.to_string());
+        }
+        if let Some(name) = dead_letter {
+            self.dead_letter.name = Some(name.to_string());
+        }
+    }
 }
 
 impl fmt::Display for TopicsConfig {
@@ -760,6 +771,26 @@ mod tests {
         topics.dead_letter.name = Some("errors".into());
         assert_eq!(topics.dead_letter().name, "errors", "a name given wins");
     }
+
+    #[test]
+    fn names_from_the_command_line_replace_the_configured_ones() {
+        let mut topics = TopicsConfig::default();
+        topics.visits.name = Some("file.visits".into());
+        topics.visits.partitions = Some(12);
+        topics.rename(None, None);
+        assert_eq!(topics.visits().name, "file.visits");
+        assert_eq!(topics.dead_letter().name, "file.visits.dlq");
+        topics.rename(Some("cli.visits"), None);
+        assert_eq!(topics.visits().name, "cli.visits");
+        assert_eq!(topics.visits().partitions, 12, "only the name changes");
+        assert_eq!(topics.dead_letter().name, "cli.visits.dlq");
+        topics.rename(None, Some("cli.errors"));
+        assert_eq!(
+            (topics.visits().name, topics.dead_letter().name),
+            ("cli.visits".to_string(), "cli.errors".to_string())
+        );
+    }
+
     #[test]
     fn invalid_specs_are_rejected() {
         for spec in [

@@ -29,12 +29,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = args.kafka.resolve()?;
-    if args.topic.is_some() {
-        cfg.topics.visits.name.clone_from(&args.topic);
-    }
-    if args.dlq_topic.is_some() {
-        cfg.topics.dead_letter.name.clone_from(&args.dlq_topic);
-    }
+    cfg.topics
+        .rename(args.topic.as_deref(), args.dlq_topic.as_deref());
     if args.partitions.is_some() {
         cfg.topics.visits.partitions = args.partitions;
     }

@@ -76,12 +76,7 @@ impl Args {
     /// topic; flags beat the config's `[kafka.topics]`.
     pub fn topic_in(&self, kafka: &KafkaConfig) -> String {
         let mut topics = kafka.topics.clone();
-        if self.topic.is_some() {
-            topics.visits.name.clone_from(&self.topic);
-        }
-        if self.dlq_topic.is_some() {
-            topics.dead_letter.name.clone_from(&self.dlq_topic);
-        }
+        topics.rename(self.topic.as_deref(), self.dlq_topic.as_deref());
         if self.dlq {
             topics.dead_letter().name
         } else {
