@@ -273,22 +273,33 @@ fn parse_tombstone_file(name: &str) -> Option<NaiveDate> {
     parse_date_dir(name.strip_suffix(".ids")?)
 }
 
-/// Writes `bytes` to `path` atomically and durably: a hidden temporary name in
-/// the same directory, fsync, rename, fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AggregateError> {
+/// The hidden temporary path `path` is written under before its rename
+/// (`.<name>.tmp`, beside it), its directory made.
+fn temp_path(path: &Path) -> Result<PathBuf, AggregateError> {
     let dir = path.parent().expect("warehouse files have a parent");
     ensure_dir(dir)?;
     let name = path
         .file_name()
         .expect("warehouse files have a name")
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
+    Ok(dir.join(format!(".{name}.tmp")))
+}
+
+/// Whether a file name is a temporary name of [`temp_path`].
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Writes `bytes` to `path` atomically and durably: a hidden temporary name in
+/// the same directory, fsync, rename, fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AggregateError> {
+    let tmp = temp_path(path)?;
     let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
     f.write_all(bytes)
         .and_then(|()| fsync(&f))
         .map_err(AggregateError::io("write", &tmp))?;
     fs::rename(&tmp, path).map_err(AggregateError::io("rename", path))?;
-    sync_dir(dir)
+    sync_dir(tmp.parent().expect("a temporary path has a parent"))
 }
 
 /// Opens (creating) a lock file and takes its exclusive lock, waiting up to
@@ -710,13 +721,7 @@ impl Warehouse {
         path: &Path,
         schema: SchemaRef,
     ) -> Result<PendingWriter, AggregateError> {
-        let dir = path.parent().expect("warehouse files have a parent");
-        ensure_dir(dir)?;
-        let name = path
-            .file_name()
-            .expect("warehouse files have a name")
-            .to_string_lossy();
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let tmp = temp_path(path)?;
         let file = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
         let writer = ArrowWriter::try_new(file, schema, Some(writer_properties()))
             .map_err(AggregateError::parquet(&tmp))?;
@@ -763,7 +768,7 @@ impl Warehouse {
                     let entry = entry.map_err(AggregateError::io("list", &dir))?;
                     let name = entry.file_name();
                     let Some(name) = name.to_str() else { continue };
-                    if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                    if !is_temp_name(name) {
                         continue;
                     }
                     let theirs = |ps: &BTreeSet<i32>| {
@@ -785,7 +790,7 @@ impl Warehouse {
                 for entry in list_dir(&dir)? {
                     let name = entry.file_name();
                     let Some(name) = name.to_str() else { continue };
-                    if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+                    if is_temp_name(name) && entry.path().is_file() {
                         fs::remove_file(entry.path())
                             .map_err(AggregateError::io("remove", entry.path()))?;
                         removed += 1;
@@ -805,7 +810,7 @@ impl Warehouse {
             for entry in list_dir(&dir)? {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if name.starts_with('.') && name.ends_with(".tmp") {
+                if is_temp_name(name) {
                     fs::remove_file(entry.path())
                         .map_err(AggregateError::io("remove", entry.path()))?;
                     removed += 1;
