@@ -26,6 +26,11 @@
 //! Visitor counts follow GoAccess: a visitor is a distinct `visitor_id` with at
 //! least one request not answered 4xx.
 //!
+//! **Additive over visitors.** Apart from folding, no count looks beyond one
+//! visitor's events: with folding off, each table of a date is the key-wise
+//! sum of the tables of each visitor's events alone, distinct visitors
+//! included, and `visits` is their union (`tests::every_table_is_additive_over_visitors`).
+//!
 //! The work is one sort of the day's rows by (site, visitor, time, Kafka
 //! partition and offset), one pass per visitor-day to classify it
 //! ([`classes`]), and one pass over the rows ([`count`]); strings are interned

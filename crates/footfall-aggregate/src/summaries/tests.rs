@@ -5,6 +5,7 @@ use arrow::array::{
 };
 use chrono::DateTime;
 use footfall_event::VisitEvent;
+use std::collections::BTreeMap;
 
 /// A page view (or other request) by `visitor` at `ts` (`+02:00` local time).
 pub(crate) fn ev(visitor: &str, ts: &str, route: &str, status: u16, pageview: bool) -> VisitEvent {
@@ -450,32 +451,87 @@ fn a_longer_timeout_joins_visits() {
     assert_eq!(total(s.get(Table::TrafficDaily), "visits"), 4);
 }
 
+/// A table's rows as key (every column that is not a counter, as text) →
+/// counters (`Int64` columns, and `Float64` seconds as whole microseconds),
+/// summed over the rows of `b` into `into`.
+fn add_keyed(b: &RecordBatch, into: &mut BTreeMap<Vec<String>, Vec<i64>>) {
+    use arrow::datatypes::DataType;
+    use arrow::util::display::array_value_to_string;
+    let counter = |i: usize| {
+        matches!(
+            b.schema().field(i).data_type(),
+            DataType::Int64 | DataType::Float64
+        )
+    };
+    for r in 0..b.num_rows() {
+        let mut key = Vec::new();
+        let mut values = Vec::new();
+        for (i, col) in b.columns().iter().enumerate() {
+            if !counter(i) {
+                // Timestamps as their microseconds (text would need chrono-tz for "UTC").
+                let col = match col.data_type() {
+                    DataType::Timestamp(..) => arrow::compute::cast(col, &DataType::Int64).unwrap(),
+                    _ => col.clone(),
+                };
+                key.push(array_value_to_string(&col, r).unwrap());
+            } else if let Some(f) = col.as_any().downcast_ref::<Float64Array>() {
+                values.push((f.value(r) * 1e6).round() as i64);
+            } else {
+                values.push(col.as_any().downcast_ref::<Int64Array>().unwrap().value(r));
+            }
+        }
+        let sums = into.entry(key).or_insert_with(|| vec![0; values.len()]);
+        for (s, v) in sums.iter_mut().zip(values) {
+            *s += v;
+        }
+    }
+}
+
 #[test]
-fn splitting_by_visitor_is_additive() {
-    // Summaries of two halves (by visitor) add up to the whole.
-    let all = scenario();
-    let (x, y): (Vec<_>, Vec<_>) = all
-        .iter()
-        .cloned()
-        .partition(|e| e.event.visitor_id.as_str() < "C");
+fn every_table_is_additive_over_visitors() {
+    // With privacy folding off, each summary table of a date is the key-wise
+    // sum of the tables of each visitor's events alone (and `visits` their
+    // union): every count is a sum over visitor-days, distinct visitors
+    // included, which is what per-visitor incremental state relies on.
+    let first = NaiveDate::from_ymd_opt(2015, 5, 16).unwrap();
+    let all: Vec<KafkaEvent> = crate::testdata::events(11, first, 3, 30)
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| KafkaEvent {
+            partition: crate::testdata::partition_of(&event.visitor_id, 3),
+            offset: i as i64,
+            event,
+        })
+        .collect();
+    let mut by_visitor: BTreeMap<&str, Vec<KafkaEvent>> = BTreeMap::new();
+    for e in &all {
+        by_visitor
+            .entry(&e.event.visitor_id)
+            .or_default()
+            .push(e.clone());
+    }
+    assert!(by_visitor.len() > 100, "{} visitors", by_visitor.len());
     let opts = SummaryOptions {
-        min_visitors: 1,
+        min_visitors: 0,
         ..Default::default()
     };
-    let whole = summarize(&events_to_batch(&all).unwrap(), day(), &opts).unwrap();
-    let a = summarize(&events_to_batch(&x).unwrap(), day(), &opts).unwrap();
-    let b = summarize(&events_to_batch(&y).unwrap(), day(), &opts).unwrap();
-    for col in [
-        "requests",
-        "page_views",
-        "visits",
-        "visitors",
-        "bounces",
-        "bytes",
-    ] {
-        let w = total(whole.get(Table::TrafficDaily), col);
-        let parts = total(a.get(Table::TrafficDaily), col) + total(b.get(Table::TrafficDaily), col);
-        assert_eq!(w, parts, "{col}");
+    for date in first.iter_days().take(4) {
+        let whole = summarize(&events_to_batch(&all).unwrap(), date, &opts).unwrap();
+        let mut parts = vec![BTreeMap::new(); Table::ALL.len()];
+        for events in by_visitor.values() {
+            let one = summarize(&events_to_batch(events).unwrap(), date, &opts).unwrap();
+            for (t, b) in one.iter() {
+                add_keyed(b, &mut parts[t as usize]);
+            }
+        }
+        for ((t, b), parts) in whole.iter().zip(parts) {
+            let mut got = BTreeMap::new();
+            add_keyed(b, &mut got);
+            assert_eq!(got, parts, "{t} on {date}");
+            if t == Table::Visits {
+                assert_eq!(got.len(), b.num_rows(), "every visit row is its own key");
+            }
+        }
     }
 }
 
