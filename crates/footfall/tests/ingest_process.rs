@@ -243,6 +243,18 @@ fn ingest(
     c
 }
 
+/// A config of frequent checkpoints and a small in-flight window (so that a
+/// signal lands mid-file), written in `dir`.
+fn frequent_checkpoints(dir: &Path) -> PathBuf {
+    let config = dir.join("footfall.toml");
+    std::fs::write(
+        &config,
+        "[ingest]\ncheckpoint_interval = \"50ms\"\nmax_in_flight = 200\n",
+    )
+    .unwrap();
+    config
+}
+
 fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let start = Instant::now();
     while start.elapsed() < timeout {
@@ -375,13 +387,7 @@ fn interrupted(sig: &str) {
     let log_arg = log.to_str().unwrap();
     let (want_events, _) = parse(log_arg, None, &key, dir.path());
 
-    // Frequent checkpoints and a small in-flight window, so the signal lands mid-file.
-    let config = dir.path().join("footfall.toml");
-    std::fs::write(
-        &config,
-        "[ingest]\ncheckpoint_interval = \"50ms\"\nmax_in_flight = 200\n",
-    )
-    .unwrap();
+    let config = frequent_checkpoints(dir.path());
     let config_arg = config.to_str().unwrap();
     let mut child = ingest(
         Some(&topics),
@@ -874,12 +880,7 @@ fn rotation_while_stopped(sig: &str, rotation: Rotation) {
     let (first, appended, new) = (&lines[..6_000], &lines[6_000..8_000], &lines[8_000..]);
     std::fs::write(&log, first.concat()).unwrap();
 
-    let config = dir.path().join("footfall.toml");
-    std::fs::write(
-        &config,
-        "[ingest]\ncheckpoint_interval = \"50ms\"\nmax_in_flight = 200\n",
-    )
-    .unwrap();
+    let config = frequent_checkpoints(dir.path());
     let log_arg = log.to_str().unwrap();
     let mut child = ingest(
         Some(&topics),
