@@ -115,6 +115,19 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         p, _ = aggregate(work, config, f"{topic}.s3", f"s3://{s3['bucket']}/elsewhere", env=env, ok=(78,),
                          extra=("--staging", staging))
         assert f"published to {url}" in p.stderr.decode(errors="replace")
+
+        # ------------------------------------------------ a bucket that does not exist: exit 78, named
+        missing = f"s3://no-such-bucket-{os.getpid()}/{topic}"
+        p, _ = aggregate(work, config, f"{topic}.missing", missing, env=env, ok=(78,),
+                         extra=("--staging", os.path.join(work, "staging-missing")))
+        err = p.stderr.decode(errors="replace")
+        assert f"{missing}: the bucket does not exist" in err, err
+        assert "<Error>" not in err, "no XML of the store's answer"
+        p = ff.run(["check", "--config", config, "--group", f"{topic}.missing", "--warehouse", missing], work,
+                   ok=range(256), env=env)
+        out = p.stdout.decode(errors="replace")
+        store = [l for l in out.splitlines() if l.startswith("FAIL  store")]
+        assert p.returncode != 0 and store and "the bucket does not exist" in store[0], out
         with capsys.disabled():
             print(f"\ns3 warehouse: {len(objects)} objects in {len(tables)} tables, rows {counts}", flush=True)
     finally:

@@ -35,6 +35,15 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::AggregateError;
 
+/// How S3 (and MinIO), Google Cloud Storage and Azure say that a bucket or
+/// container does not exist: the `object_store` crate reports it as a generic
+/// error of the request.
+const NO_BUCKET: [&str; 3] = [
+    "NoSuchBucket",
+    "The specified bucket does not exist",
+    "ContainerNotFound",
+];
+
 /// Files above this size are uploaded in parts of this size (multipart upload).
 pub const PART_SIZE: usize = 16 << 20;
 /// The environment variables handed to the object store's configuration, by
@@ -179,13 +188,24 @@ impl Replica {
             .map_err(|e| self.failed("read", rel)(e.into()))
     }
 
+    /// The error of a failed request: a configuration error when the bucket
+    /// does not exist (retrying cannot help), else an object-store error.
     fn failed(
         &self,
         op: &'static str,
         rel: &str,
     ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> AggregateError {
         let object = format!("{}/{rel}", self.url);
-        move |source| AggregateError::Store { op, object, source }
+        let url = self.url.clone();
+        move |source| {
+            let text = source.to_string();
+            if NO_BUCKET.iter().any(|w| text.contains(w)) {
+                return AggregateError::Config(format!(
+                    "{url}: the bucket does not exist (create it, or correct the URL)"
+                ));
+            }
+            AggregateError::Store { op, object, source }
+        }
     }
 }
 

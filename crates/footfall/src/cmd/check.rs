@@ -328,6 +328,12 @@ fn check_located(r: &mut Report, located: &AggregateConfig, topic: &str, group: 
                     }
                 ),
             ),
+            Err(e) if e.kind() == footfall_aggregate::ErrorKind::Config => r.fail(
+                "store",
+                code::CONFIG,
+                e.to_string(),
+                "create the bucket, or correct the warehouse URL",
+            ),
             Err(e) => r.fail(
                 "store",
                 code::UNREACHABLE,
