@@ -242,6 +242,7 @@ pub(crate) fn complete(
             group.commit(&offsets)?;
             tracing::info!(offsets = ?offsets, "offsets committed");
         }
+        progress.committed();
         opts.check(Checkpoint::Committed)?;
     }
     drop(date_locks);

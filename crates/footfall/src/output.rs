@@ -5,78 +5,18 @@
 //! renamed over it, then the directory is fsynced. Until then the destination
 //! is untouched. The temporary file is removed when the `AtomicFile` is
 //! dropped without a commit (an error), and when the process is stopped by
-//! SIGINT or SIGTERM: a signal handler unlinks every registered temporary file
-//! and exits with 128 + the signal number. So an interrupted run leaves no
-//! partial file behind.
+//! SIGINT or SIGTERM ([`crate::interrupt`] unlinks it). So an interrupted run
+//! leaves no partial file behind.
 //!
 //! A destination that exists and is not a regular file (`/dev/null`,
 //! `/dev/stdout`, a named pipe) is written in place: renaming over it would
 //! replace the device or pipe with a file.
 
-use std::ffi::{c_char, c_int, CString};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Once;
 
-/// Temporary files to unlink on a signal (paths leaked as C strings while registered).
-static PENDING: [AtomicPtr<c_char>; 4] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 4];
-static HANDLERS: Once = Once::new();
-
-extern "C" fn on_signal(sig: c_int) {
-    for slot in &PENDING {
-        let p = slot.load(Ordering::SeqCst);
-        if !p.is_null() {
-            // SAFETY: `p` is a NUL-terminated path leaked by `register`; unlink
-            // and _exit are async-signal-safe.
-            unsafe {
-                libc::unlink(p);
-            }
-        }
-    }
-    // SAFETY: ends the process without running anything else.
-    unsafe { libc::_exit(128 + sig) }
-}
-
-fn install_handlers() {
-    HANDLERS.call_once(|| {
-        let handler = on_signal as extern "C" fn(c_int) as libc::sighandler_t;
-        // SAFETY: installs a handler that only calls async-signal-safe functions.
-        unsafe {
-            libc::signal(libc::SIGINT, handler);
-            libc::signal(libc::SIGTERM, handler);
-        }
-    });
-}
-
-/// Register `path` for unlinking on a signal; the slot to release it with.
-fn register(path: &Path) -> Option<usize> {
-    install_handlers();
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?.into_raw();
-    for (i, slot) in PENDING.iter().enumerate() {
-        if slot
-            .compare_exchange(std::ptr::null_mut(), c, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            return Some(i);
-        }
-    }
-    // SAFETY: `c` came from `into_raw` above and was not stored.
-    drop(unsafe { CString::from_raw(c) });
-    None
-}
-
-fn release(slot: Option<usize>) {
-    if let Some(i) = slot {
-        let p = PENDING[i].swap(std::ptr::null_mut(), Ordering::SeqCst);
-        if !p.is_null() {
-            // SAFETY: `p` came from `CString::into_raw` in `register`.
-            drop(unsafe { CString::from_raw(p) });
-        }
-    }
-}
+use crate::interrupt::{release, unlink_on_interrupt};
 
 /// A file written under a temporary name and renamed into place on commit.
 pub struct AtomicFile {
@@ -108,7 +48,7 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temp = dir.join(format!(".{name}.footfall-{}.tmp", std::process::id()));
-        let slot = register(&temp);
+        let slot = unlink_on_interrupt(&temp);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -173,7 +113,9 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
     use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn appears_only_on_commit_and_vanishes_on_drop() {

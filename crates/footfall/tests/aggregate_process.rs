@@ -208,10 +208,17 @@ fn topic_holding(b: &str, prefix: &str, partitions: i32, messages: &[(String, Ve
     }
     let producer: BaseProducer = client(b).create().unwrap();
     for (key, value) in messages {
-        producer
-            .send(BaseRecord::to(&topic).key(key).payload(value))
-            .map_err(|(e, _)| e)
-            .unwrap();
+        let mut record = BaseRecord::to(&topic).key(key).payload(value);
+        // A full local queue waits for the broker's acknowledgements.
+        while let Err((e, back)) = producer.send(record) {
+            assert_eq!(
+                e.rdkafka_error_code(),
+                Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                "{e}"
+            );
+            producer.poll(Duration::from_millis(50));
+            record = back;
+        }
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     topic
@@ -464,5 +471,47 @@ fn the_config_file_holds_the_cron_settings() {
             .arg(&config),
         78,
         &["another"],
+    );
+}
+
+#[test]
+fn an_interrupted_run_says_nothing_was_committed_and_the_next_counts_everything_once() {
+    use std::io::{BufRead, BufReader};
+    let Some(b) = brokers() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 200_000;
+    let topic = topic_holding(&b, "interrupted", 3, &visit_messages(n));
+    let group = unique("g");
+    let wh = tmp.path().join("wh");
+    let mut child = aggregate(&b, &topic, &group, &wh)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // Reading 200,000 messages and writing them takes seconds after the
+    // assignment; the signal lands long before the commit.
+    while !seen.contains("partitions assigned") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ended early: {seen}");
+        seen.push_str(&line);
+    }
+    // SAFETY: sends a signal to the child, which is still running (its stderr is open).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("footfall aggregate: interrupted before committing: nothing was committed"),
+        "{rest}"
+    );
+    exits(
+        &mut aggregate(&b, &topic, &group, &wh),
+        0,
+        &[
+            &format!("read {n} events (0 duplicates dropped"),
+            &format!("wrote {n} events"),
+        ],
     );
 }

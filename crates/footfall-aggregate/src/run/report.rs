@@ -41,6 +41,8 @@ pub trait Progress {
     fn consumed(&mut self, _messages: u64) {}
     /// Summaries of one more date are done, out of `total`.
     fn summarized(&mut self, _done: usize, _total: usize) {}
+    /// The run's offsets are committed: every event it read is counted.
+    fn committed(&mut self) {}
 }
 
 /// A [`Progress`] that ignores everything.

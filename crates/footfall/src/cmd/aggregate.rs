@@ -23,6 +23,7 @@ use footfall_kafka::KafkaConfig;
 use indicatif::ProgressBar;
 
 use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, TEMP_FAIL, UNAVAILABLE};
+use crate::interrupt::{say_on_interrupt, Note};
 use crate::progress;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -95,8 +96,24 @@ struct Bar {
     bar: ProgressBar,
 }
 
+/// What a run interrupted by SIGINT or SIGTERM leaves, by how far it got
+/// ([`crate::interrupt`]): its files are durable before its offsets are
+/// committed, so none of them counts anything twice.
+static BEFORE_COMMIT: Note = Note(
+    "\nfootfall aggregate: interrupted before committing: nothing was committed; the next run reads these messages again and counts them once\n",
+);
+static COMMITTING: Note = Note(
+    "\nfootfall aggregate: interrupted while committing offsets: the next run reads again whatever was not committed, and counts nothing twice\n",
+);
+static COMMITTED: Note = Note(
+    "\nfootfall aggregate: interrupted after committing: every event read is counted (expired dates not dropped yet are dropped by the next run)\n",
+);
+
 impl Progress for Bar {
     fn stage(&mut self, stage: Stage) {
+        if stage == Stage::Committing {
+            say_on_interrupt(&COMMITTING);
+        }
         self.bar.set_message(format!("{stage:?}").to_lowercase());
     }
     fn planned(&mut self, messages: u64) {
@@ -107,6 +124,9 @@ impl Progress for Bar {
     }
     fn summarized(&mut self, done: usize, total: usize) {
         self.bar.set_message(format!("summaries {done}/{total}"));
+    }
+    fn committed(&mut self) {
+        say_on_interrupt(&COMMITTED);
     }
 }
 
@@ -277,6 +297,7 @@ pub fn run_with(
         progress::count_bar(None, "aggregate")
     };
     let mut p = Bar { bar: bar.clone() };
+    say_on_interrupt(&BEFORE_COMMIT);
     let result = footfall_aggregate::run(&client, opts, &mut p);
     bar.finish_and_clear();
     result.map_err(|e| {
