@@ -515,3 +515,32 @@ fn an_interrupted_run_says_nothing_was_committed_and_the_next_counts_everything_
         ],
     );
 }
+
+#[test]
+fn recompute_rewrites_a_date_byte_for_byte_and_refuses_a_date_without_events() {
+    let Some(b) = brokers() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let topic = topic_holding(&b, "recompute", 2, &visit_messages(50));
+    let wh = tmp.path().join("wh");
+    exits(
+        &mut aggregate(&b, &topic, &unique("g"), &wh),
+        0,
+        &["read 50 events"],
+    );
+    let before = snapshot(&wh);
+    let recompute = |date: &str| {
+        let mut c = ff();
+        c.args(["aggregate", "--recompute", date])
+            .arg("--warehouse")
+            .arg(&wh);
+        c
+    };
+    exits(&mut recompute("2015-05-17"), 0, &["1 dates touched"]);
+    assert_eq!(snapshot(&wh), before, "the same summaries, byte for byte");
+    exits(
+        &mut recompute("2015-05-18"),
+        78,
+        &["holds no events of 2015-05-18", "nothing to recompute"],
+    );
+    assert_eq!(snapshot(&wh), before, "nothing changed");
+}

@@ -137,7 +137,8 @@ fn remove_summary(
 /// Recompute every summary of one date from the events table alone (no Kafka):
 /// after a rule change, a restored backup, or to measure the recompute. Takes
 /// the exclusive warehouse lock (and upgrades a layout 1 warehouse); writes
-/// each summary file atomically, as a run does.
+/// each summary file atomically, as a run does. A date without events files
+/// is refused ([`AggregateError::Config`]): its summaries stay as they are.
 pub fn recompute(
     root: &std::path::Path,
     date: NaiveDate,
@@ -156,6 +157,12 @@ pub fn recompute(
         .filter(|f| f.date == date)
         .map(|f| f.date)
         .collect();
+    if targets.is_empty() {
+        return Err(AggregateError::Config(format!(
+            "{} holds no events of {date}: nothing to recompute (a date whose events retention dropped keeps its summaries)",
+            root.display()
+        )));
+    }
     recompute_locked(&wh, &files, &targets, &opts, &mut report)?;
     report.dates_touched = vec![date];
     report.seconds = started.elapsed().as_secs_f64();

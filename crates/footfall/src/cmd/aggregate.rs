@@ -369,13 +369,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = match args.recompute {
         Some(date) => {
             footfall_aggregate::recompute(&opts.warehouse, date, &opts.summary).map_err(|e| {
-                let code = if e.kind() == ErrorKind::Locked {
-                    TEMP_FAIL
-                } else {
-                    FAILURE
-                };
                 anyhow::Error::new(Failure::new(
-                    code,
+                    exit_code(e.kind()),
                     format!("recompute {date} in {}: {e}", opts.warehouse.display()),
                 ))
             })?
