@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,13 +48,6 @@ const CORPUS: &[(&str, &str)] = &[
 /// The corpus reaches back to 1995, further than the default window of
 /// twenty years before the clock (`parse.max_past_days`).
 const CORPUS_PAST_DAYS: u32 = 100 * 366;
-
-fn shared_data() -> Option<std::path::PathBuf> {
-    let p = std::env::var_os("FOOTFALL_SHARED_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    p.is_dir().then_some(p)
-}
 
 fn keys() -> Arc<dyn KeyProvider> {
     Arc::new(SecretKeys::from_secret(b"ingest integration test secret").unwrap())
@@ -277,16 +270,7 @@ async fn real_log_round_trip_of(t: Target, source: &Path, format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(source.file_name().unwrap());
     fs::copy(source, &path).unwrap();
-    let raw = fs::read(&path).unwrap();
-    let content = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut c = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut c)
-            .unwrap();
-        c
-    } else {
-        raw
-    };
+    let content = footfall_testkit::read_log(&path);
     let name = path.to_string_lossy().into_owned();
     let (want_events, want_rejects) = expected(&name, &content, format);
     let lines = want_events.len() + want_rejects.len();
@@ -364,7 +348,7 @@ async fn real_log_round_trip_of(t: Target, source: &Path, format: &str) {
 /// Every real log of the corpus, each into its own topics on the real broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_round_trip_broker() {
-    let Some(dir) = shared_data() else {
+    let Some(dir) = footfall_testkit::shared_data() else {
         println!("shared/data not present: the corpus round trip was not run");
         return;
     };

@@ -1187,17 +1187,9 @@ fn read_repo(name: &str) -> String {
 }
 
 /// The shared third-party data directory, when present.
-fn shared_data() -> Option<PathBuf> {
-    let dir = match std::env::var_os("FOOTFALL_SHARED_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    dir.is_dir().then_some(dir)
-}
-
 /// A Matomo sample (GPL-3.0: read in place, never copied), or `None` with a note.
 fn matomo(name: &str) -> Option<String> {
-    let Some(dir) = shared_data() else {
+    let Some(dir) = footfall_testkit::shared_data() else {
         println!("shared data directory not present: not run ({name})");
         return None;
     };
@@ -1773,7 +1765,7 @@ fn auto_tells_cloudfront_from_w3c_by_its_fields() {
 /// `cloudfront`, IIS and other W3C logs `w3c`.
 #[test]
 fn auto_on_the_matomo_and_lnav_samples() {
-    let Some(root) = shared_data() else {
+    let Some(root) = footfall_testkit::shared_data() else {
         println!(
             "shared data directory not present: not run (auto on the Matomo and lnav samples)"
         );

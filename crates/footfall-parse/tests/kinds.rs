@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use footfall_event::VisitEvent;
@@ -15,16 +14,9 @@ use footfall_parse::{
     FormatState, KindRuleConfig, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables,
 };
 
-fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("FOOTFALL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    p.is_dir().then_some(p)
-}
-
 /// The events of a (gzip) log; every line must parse.
 fn events(rel: &str, format: &str, kind_rules: Vec<KindRuleConfig>) -> Option<Vec<VisitEvent>> {
-    let Some(dir) = shared_data() else {
+    let Some(dir) = footfall_testkit::shared_data() else {
         println!("shared/data not present: {rel} was not checked");
         return None;
     };

@@ -6,11 +6,11 @@
 //! and those tests say so plainly when it is absent.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
+use footfall_testkit::{read_log, shared_data};
 
 /// The corpus reaches back to 1995, further than the default window of
 /// twenty years before the clock (`parse.max_past_days`).
@@ -18,26 +18,6 @@ const CORPUS_PAST_DAYS: u32 = 100 * 366;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("FOOTFALL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data"));
-    p.is_dir().then_some(p)
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    } else {
-        raw
-    }
 }
 
 /// Lines with their byte offsets, as `footfall parse` and ingest cut them.
@@ -64,7 +44,7 @@ struct Run {
 }
 
 fn run(path: &Path, format: &str, tables: &Tables) -> Run {
-    let data = read(path);
+    let data = read_log(path);
     // One site per file, as GoAccess counts visitors without the virtual host.
     let cfg = ParseConfig {
         format: format.to_string(),

@@ -6,34 +6,14 @@
 //! beside the checkout (or `$FOOTFALL_SHARED_DATA`) when it is there.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use footfall_parse::{FormatState, Outcome, ParseConfig, Pipeline, SecretKeys, SourceRef, Tables};
+use footfall_testkit::{read_log, shared_data};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("FOOTFALL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data"));
-    p.is_dir().then_some(p)
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    } else {
-        raw
-    }
 }
 
 fn pipeline(format: &str) -> Pipeline {
@@ -80,7 +60,7 @@ fn first_chunk(data: &[u8]) -> Vec<&[u8]> {
 
 #[test]
 fn elastic_self_referrals_become_internal() {
-    let data = read(&repo_root().join("tests/data/elastic-apache-logs/apache_logs.gz"));
+    let data = read_log(&repo_root().join("tests/data/elastic-apache-logs/apache_logs.gz"));
     let p = pipeline("combined");
     let sample = first_chunk(&data);
     let found = p.infer_site_host(&sample).expect("a host is inferred");
@@ -109,7 +89,7 @@ fn elastic_self_referrals_become_internal() {
 
 #[test]
 fn elastic_inference_is_the_same_from_a_small_sample() {
-    let data = read(&repo_root().join("tests/data/elastic-apache-logs/apache_logs.gz"));
+    let data = read_log(&repo_root().join("tests/data/elastic-apache-logs/apache_logs.gz"));
     let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
     let p = pipeline("combined");
     // The first 100 lines hold enough self-referrals; the first 10 do not.
@@ -173,7 +153,7 @@ fn corpus_infers_its_own_site_or_nothing() {
             println!("{}: not present", path.display());
             continue;
         }
-        let data = read(&path);
+        let data = read_log(&path);
         let found = pipeline(format).infer_site_host(&first_chunk(&data));
         println!(
             "{file}: {}",

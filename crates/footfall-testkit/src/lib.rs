@@ -23,6 +23,11 @@
 //!
 //! **Ports.** [`free_port`] gives a local TCP port nothing listens on, for a
 //! process under test to listen on (or, left alone, to refuse connections).
+//!
+//! **The shared corpus.** [`shared_data`] finds the third-party logs and test
+//! vectors that are not copied into `tests/data` (a clone does not have
+//! them: tests that need them say so and return); [`read_log`] reads a log,
+//! plain or gzip.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -32,6 +37,9 @@ use std::path::{Path, PathBuf};
 pub const BROKERS_VAR: &str = "FOOTFALL_KAFKA_BROKERS";
 /// `1`: a missing [`BROKERS_VAR`] fails the test instead of skipping it.
 pub const REQUIRE_VAR: &str = "FOOTFALL_REQUIRE_KAFKA";
+
+/// Where the shared corpus is, when not beside the repository.
+pub const SHARED_DATA_VAR: &str = "FOOTFALL_SHARED_DATA";
 
 /// Set to `true` by CI: broker tests must run there too.
 pub const CI_VAR: &str = "CI";
@@ -165,6 +173,29 @@ pub use member::GroupMember;
 mod pretty;
 #[cfg(feature = "parquet")]
 pub use pretty::{assert_same_files, pretty_parquet};
+
+/// The shared corpus: [`SHARED_DATA_VAR`], else `../shared/data` beside the
+/// repository; `None` when that is not a directory.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var_os(SHARED_DATA_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    dir.is_dir().then_some(dir)
+}
+
+/// The bytes of a log file, gunzipped when it is gzip (every member).
+pub fn read_log(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return raw;
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .read_to_end(&mut out)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    out
+}
 
 #[cfg(test)]
 mod tests {
