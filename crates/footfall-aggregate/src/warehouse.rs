@@ -402,6 +402,12 @@ impl Warehouse {
         replica: Option<Arc<Replica>>,
     ) -> Result<Self, AggregateError> {
         let mut wh = Warehouse::new(root);
+        if wh.root.exists() && !wh.root.is_dir() {
+            return Err(AggregateError::Config(format!(
+                "warehouse {} is not a directory",
+                wh.root.display()
+            )));
+        }
         let meta = wh.read_meta()?;
         let recorded = meta.as_ref().and_then(|m| m.replica.as_deref());
         wh.replica = match (meta.is_some(), recorded, replica) {

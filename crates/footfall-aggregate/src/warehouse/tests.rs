@@ -329,3 +329,15 @@ fn random_ids_get_no_statistics_and_event_ids_no_dictionary() {
         assert!(props.dictionary_enabled(&col(kept)));
     }
 }
+
+#[test]
+fn a_warehouse_path_that_is_a_file_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warehouse");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let err = Warehouse::open(&file, None).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Config);
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+    // A path that does not exist yet is a new warehouse.
+    assert!(Warehouse::open(dir.path().join("new"), None).is_ok());
+}
