@@ -402,7 +402,7 @@ impl Warehouse {
         replica: Option<Arc<Replica>>,
     ) -> Result<Self, AggregateError> {
         let mut wh = Warehouse::new(root);
-        if wh.root.exists() && !wh.root.is_dir() {
+        if fs::metadata(&wh.root).is_ok_and(|m| !m.is_dir()) {
             return Err(AggregateError::Config(format!(
                 "warehouse {} is not a directory",
                 wh.root.display()

@@ -88,9 +88,9 @@ pub(crate) struct Part {
 /// Joins the group's assignment and reads every assigned partition up to its
 /// cut; `known` holds the committed offsets an [`Membership::Assigned`] run
 /// fetched before assigning itself its partitions (a member of the group
-/// fetches them when they are assigned). Fails when the group gives the run no partition (or, exclusive, not
-/// all of `partitions`), when the membership or every broker is lost, or when
-/// nothing arrives for too long.
+/// fetches them when they are assigned). Fails when the group gives the run
+/// no partition (or, exclusive, not all of `partitions`), when the membership
+/// or every broker is lost, or when nothing arrives for too long.
 pub(crate) fn consume(
     consumer: &BaseConsumer<Ctx>,
     wh: &Warehouse,
