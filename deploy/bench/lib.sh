@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What the aggregate benchmarks share: the broker, the release build, timing, a work
 # directory with a keyring, and topics filled with generated lines. Sourced,
-# after `set -euo pipefail`, by aggregate.sh and incremental.sh.
+# after `set -euo pipefail`, by aggregate.sh, incremental.sh and class_changes.sh.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
