@@ -88,12 +88,14 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
     let topic = topic_with_events(&b, tmp.path());
 
     let reference = tmp.path().join("reference");
+    let started = Instant::now();
     ok(&mut aggregate(
         &b,
         &topic,
         &format!("{topic}.ref"),
         &reference,
     ));
+    let full = started.elapsed();
     let want = snapshot(&reference);
     assert!(
         want.len() > 100,
@@ -103,24 +105,35 @@ fn sigkill_at_several_points_then_rerun_equals_uninterrupted() {
 
     let wh = tmp.path().join("killed");
     let group = format!("{topic}.killed");
-    // Kill points spread over a run: early (joining), mid-consume, writing, summarising.
+    // Kill points spread over a run (joining, consuming, writing,
+    // summarising) as fractions of the uninterrupted run's time, so that a
+    // fast or a loaded machine kills at the same stages. Each killed run
+    // committed nothing, so the next one starts from the beginning again.
     let mut killed = 0;
-    for delay_ms in [150u64, 600, 1100, 1700, 2500] {
+    for fraction in [0.05, 0.2, 0.35, 0.5, 0.65] {
         let mut child = aggregate(&b, &topic, &group, &wh)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        std::thread::sleep(full.mul_f64(fraction));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;
+            child.wait().unwrap();
+        } else {
+            let o = child.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "a run that was not killed failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
-        child.wait().unwrap();
     }
+    eprintln!("killed {killed} of 5 runs; an uninterrupted run took {full:?}");
     assert!(
         killed >= 2,
-        "only {killed} runs were killed before they finished"
+        "only {killed} runs were killed before they finished (an uninterrupted run took {full:?})"
     );
     ok(&mut aggregate(&b, &topic, &group, &wh));
     let got = snapshot(&wh);
