@@ -108,8 +108,8 @@ pub(crate) use recompute::{normalise, put_file, recompute_locked};
 
 use consume::consume;
 use group::{
-    commit_mark, consumer, fetch_committed, take_partitions, topic_partitions, Group, KafkaGroup,
-    Membership,
+    close, commit_mark, consumer, fetch_committed, take_partitions, topic_partitions, Group,
+    KafkaGroup, Membership,
 };
 use options::check_options;
 use write::process;
@@ -184,6 +184,7 @@ pub fn run(
     drop(consumed);
     // Partition locks go before the group is left, so that the next owner can take them.
     drop(partition_locks);
+    close(&consumer, opts.request_timeout);
     drop(consumer);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

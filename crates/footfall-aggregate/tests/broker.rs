@@ -575,6 +575,8 @@ fn dry_run_cut_and_two_instances_in_one_group() {
         reports.iter().map(|r| r.events_read).sum::<u64>(),
         total - 50
     );
+    // Each left the group as it ended (it closes its consumer itself).
+    assert_eq!(group_members(&kafka, &group), 0);
 
     // The result equals one run over everything.
     let single = root.path().join("single");

@@ -121,16 +121,27 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
+    let quiet = tracing_subscriber::filter::filter_fn(|m| !is_drop_after_close(m));
     let result = match cfg.format {
-        LogFormat::Text => builder.finish().with(filter).try_init(),
+        LogFormat::Text => builder.finish().with(filter).with(quiet).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .finish()
             .with(filter)
+            .with(quiet)
             .try_init(),
     };
     result.map_err(|e| IngestError::Internal(format!("cannot install the log subscriber: {e}")))
+}
+
+/// Whether a log event is the error rdkafka's `BaseConsumer` logs when it is
+/// dropped after an explicit close ("Failed to close consumer queue on drop:
+/// ... Consumer already closed"), the only error that module logs. The
+/// aggregate run closes its consumer itself (`footfall_aggregate`'s run
+/// `group::close`), so the message would be on every run and mean nothing.
+fn is_drop_after_close(m: &tracing::Metadata<'_>) -> bool {
+    m.target() == "rdkafka::consumer::base_consumer" && *m.level() == tracing::Level::ERROR
 }
 
 /// A log filter such as `info` or `footfall_ingest=debug,librdkafka=off,warn`:
