@@ -109,7 +109,7 @@ pub(crate) use recompute::{normalise, put_file, recompute_locked};
 use consume::consume;
 use group::{
     close, commit_mark, consumer, fetch_committed, take_partitions, topic_partitions, Group,
-    KafkaGroup, Membership,
+    KafkaGroup,
 };
 use options::check_options;
 use write::process;
@@ -144,14 +144,13 @@ pub fn run(
 
     progress.stage(Stage::Joining);
     let membership = take_partitions(client, &consumer, opts, &partitions)?;
-    let known = (membership == Membership::Assigned).then_some(committed);
     let parts = consume(
         &consumer,
         &wh,
         opts,
         &partitions,
         membership,
-        known,
+        committed,
         progress,
     )?;
     tracing::info!(

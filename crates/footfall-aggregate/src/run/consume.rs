@@ -86,23 +86,24 @@ pub(crate) struct Part {
 }
 
 /// Joins the group's assignment and reads every assigned partition up to its
-/// cut; `known` holds the committed offsets an [`Membership::Assigned`] run
-/// fetched before assigning itself its partitions (a member of the group
-/// fetches them when they are assigned). Fails when the group gives the run
-/// no partition (or, exclusive, not all of `partitions`), when the membership
-/// or every broker is lost, or when nothing arrives for too long.
+/// cut. `committed` holds the group's committed offsets as the run fetched
+/// them before taking its partitions: an [`Membership::Assigned`] run starts
+/// from them; a member of the group fetches them again when they are assigned
+/// (another member may have committed since). Fails when the group gives the
+/// run no partition (or, exclusive, not all of `partitions`), when the
+/// membership or every broker is lost, or when nothing arrives for too long.
 pub(crate) fn consume(
     consumer: &BaseConsumer<Ctx>,
     wh: &Warehouse,
     opts: &RunOptions,
     partitions: &[i32],
     membership: Membership,
-    known: Option<BTreeMap<i32, Committed>>,
+    committed: BTreeMap<i32, Committed>,
     progress: &mut dyn Progress,
 ) -> Result<BTreeMap<i32, Part>, AggregateError> {
     let mut state = Loop {
         membership,
-        known,
+        known: (membership == Membership::Assigned).then_some(committed),
         parts: BTreeMap::new(),
         assigned: false,
         waiting_since: Instant::now(),
