@@ -51,7 +51,7 @@ What happens
    their sizes) and is stopped with SIGTERM (exit 0).
 
 3. ``footfall aggregate`` runs are SIGKILLed after random delays, up to 3.5 s
-   and under the median length of the runs that finished first (at least 10
+   and under the length of the last runs that finished first (at least 10
    kills of live runs, before they finished); half-way through, the visits
    topic goes from 3 to 6 partitions, and the rotated files of the rename
    style are ingested again with a fresh state directory (same lineage, same
@@ -632,12 +632,12 @@ rotate_wait = "500ms"
 
         def aggregate_with_kills(target):
             kills = 0
-            for _ in range(3 * target):
+            for _ in range(4 * target):
                 if kills >= target:
                     break
                 # Within the runs' own length: a run with little left to read
                 # ends in well under a second, and a kill after it is none.
-                delay = plan.uniform(0.05, kill_window())
+                delay = plan.uniform(0.02, kill_window())
                 p = procs.start("aggregate", agg_args)
                 started = time.monotonic()
                 agg["runs"] += 1
@@ -661,10 +661,13 @@ rotate_wait = "500ms"
         durations = []
 
         def kill_window():
-            """Up to 3.5 s, and under the median length of the runs that finished."""
+            """Up to 3.5 s, and under the length of the last runs that finished
+            (the lower median of the last three: once a run has read the backlog,
+            the next ones have little to read and end in a fraction of a second)."""
             if not durations:
                 return 3.5
-            return max(0.1, min(3.5, 0.9 * sorted(durations)[len(durations) // 2]))
+            recent = sorted(durations[-3:])
+            return max(0.06, min(3.5, 0.8 * recent[(len(recent) - 1) // 2]))
 
         def aggregate_clean(what):
             while True:
