@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How often a visitor-day's bot class changes as its day arrives in runs.
+# How often a visitor-day's bot class, and a route's polling flag, change as
+# its day arrives in runs.
 #
 #   1. N generated combined lines (150,000 visitors, one day) ingested into
 #      the local broker;
@@ -10,7 +11,11 @@
 #      since the previous run are counted, with those of visitor-days of at
 #      least 100 requests: the heavy ones that incremental state would keep
 #      without their rows (a change re-labels their earlier rows and sends
-#      them back to a recompute from their events).
+#      them back to a recompute from their events);
+#   4. at the end, the polling flag of every route of every visitor-day is
+#      replayed over the same RUNS runs from the warehouse's events
+#      (crates/footfall-aggregate/examples/polling_flips.rs, with the bot
+#      rules' own test), and its changes counted the same way.
 #
 #   bash deploy/bench/class_changes.sh [N] [RUNS]     # default: 1000000 96
 #
@@ -76,3 +81,4 @@ say "summary"
 printf 'visitor-days: %d, with at least %d requests: %d\n' "$(wc -l < "$W/classes.tsv")" "$HEAVY" "$HEAVY_NOW"
 printf 'class changes between consecutive runs: %d; of visitor-days with at least %d requests then: %d (%d distinct)\n' \
     "$CHANGES" "$HEAVY" "$HEAVY_CHANGES" "$(sort -u "$W/heavy" | wc -l)"
+cargo run --release -q -p footfall-aggregate --example polling_flips -- "$W/wh" "$RUNS" "$HEAVY"

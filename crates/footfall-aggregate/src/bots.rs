@@ -190,7 +190,7 @@ impl BotRules {
 
     /// Whether requests at `times` (microseconds, ascending) to one route are
     /// fixed-interval polling.
-    pub(crate) fn is_polling(&self, times: &[i64]) -> bool {
+    pub fn is_polling(&self, times: &[i64]) -> bool {
         let min = self.polling_min_requests as usize;
         if min == 0 || times.len() < min.max(3) {
             return false;
