@@ -137,7 +137,8 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
 
 /// Whether a log event is the error rdkafka's `BaseConsumer` logs when it is
 /// dropped after an explicit close ("Failed to close consumer queue on drop:
-/// ... Consumer already closed"), the only error that module logs. The
+/// Consumer queue close error: BrokerDestroy ..."), the only error that
+/// module logs. The
 /// aggregate run closes its consumer itself (`footfall_aggregate`'s run
 /// `group::close`), so the message would be on every run and mean nothing.
 fn is_drop_after_close(m: &tracing::Metadata<'_>) -> bool {
