@@ -347,22 +347,7 @@ cmd_reset() {
 
 main() {
     [[ -n "$KAFKA_VERSION" ]] || die "cannot read kafka.version from $POM"
-    local command="${1:-}"
-    shift || true
-    case "$command" in
-    install) cmd_install ;;
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    logs) cmd_logs "$@" ;;
-    env) cmd_env ;;
-    reset) cmd_reset ;;
-    -h | --help | help) usage ;;
-    *)
-        usage >&2
-        exit 2
-        ;;
-    esac
+    dispatch "$@"
 }
 
 main "$@"

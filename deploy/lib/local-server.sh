@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What deploy/kafka/local-kafka.sh and deploy/s3/local-s3.sh share: messages,
-# usage, the pid file and the port checks, `stop` and `logs`. Sourced by them
-# after they set:
+# usage, the pid file and the port checks, `stop` and `logs`, and the command
+# dispatch. Sourced by them after they set:
 #   SERVER_NAME      prefix of every message (local-kafka, local-s3)
 #   SERVER_MATCH     grep pattern of the server's command line in /proc
 #   HOST             the address the server listens on
@@ -70,4 +70,21 @@ cmd_logs() {
         exec tail -n 100 -F "$SERVER_LOG"
     fi
     tail -n "${1:-100}" "$SERVER_LOG"
+}
+
+# dispatch COMMAND [ARGS...]: runs the calling script's cmd_install, cmd_start,
+# cmd_status, cmd_env and cmd_reset, or the shared cmd_stop and cmd_logs
+# (given ARGS); usage for help, and usage on stderr with exit 2 otherwise.
+dispatch() {
+    local command="${1:-}"
+    shift || true
+    case "$command" in
+    install | start | stop | status | env | reset) "cmd_$command" ;;
+    logs) cmd_logs "$@" ;;
+    -h | --help | help) usage ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+    esac
 }

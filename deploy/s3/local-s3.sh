@@ -266,22 +266,7 @@ main() {
     # S3 bucket naming rules: 3-63 of a-z 0-9 . -, starting and ending with a letter or digit.
     [[ "$BUCKET" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] ||
         die "FOOTFALL_S3_BUCKET '$BUCKET' is not a valid bucket name (3-63 characters of a-z, 0-9, '.', '-')"
-    local command="${1:-}"
-    shift || true
-    case "$command" in
-    install) cmd_install ;;
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    logs) cmd_logs "$@" ;;
-    env) cmd_env ;;
-    reset) cmd_reset ;;
-    -h | --help | help) usage ;;
-    *)
-        usage >&2
-        exit 2
-        ;;
-    esac
+    dispatch "$@"
 }
 
 main "$@"
