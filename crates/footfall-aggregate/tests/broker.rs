@@ -21,7 +21,7 @@ use footfall_aggregate::{
     NoProgress, Progress, RunOptions, RunReport, Stage, Table, Warehouse,
 };
 use footfall_event::VisitEvent;
-use footfall_testkit::{assert_same_files, snapshot_all, GroupMember};
+use footfall_testkit::{assert_same_files, send_waiting, snapshot_all, GroupMember};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -95,25 +95,12 @@ impl Kafka {
         let p = self.producer();
         for e in events {
             let value = serde_json::to_vec(e).unwrap();
-            loop {
-                match p.send(
-                    BaseRecord::to(topic)
-                        .key(e.visitor_id.as_bytes())
-                        .payload(&value),
-                ) {
-                    Ok(()) => break,
-                    Err((err, _)) => {
-                        assert!(
-                            matches!(
-                                err.rdkafka_error_code(),
-                                Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                            ),
-                            "{err}"
-                        );
-                        p.poll(Duration::from_millis(50));
-                    }
-                }
-            }
+            send_waiting(
+                &p,
+                BaseRecord::to(topic)
+                    .key(e.visitor_id.as_bytes())
+                    .payload(&value),
+            );
         }
         p.flush(Duration::from_secs(30)).unwrap();
     }

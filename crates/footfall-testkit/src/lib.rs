@@ -169,6 +169,10 @@ pub fn free_port() -> u16 {
 mod member;
 #[cfg(feature = "kafka")]
 pub use member::GroupMember;
+#[cfg(feature = "kafka")]
+mod send;
+#[cfg(feature = "kafka")]
+pub use send::send_waiting;
 #[cfg(feature = "parquet")]
 mod pretty;
 #[cfg(feature = "parquet")]

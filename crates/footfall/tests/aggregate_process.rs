@@ -10,7 +10,7 @@
 mod common;
 use common::{aggregate, ff};
 use footfall_aggregate::Warehouse;
-use footfall_testkit::{brokers, snapshot};
+use footfall_testkit::{brokers, send_waiting, snapshot};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -224,17 +224,7 @@ fn topic_holding(b: &str, prefix: &str, partitions: i32, messages: &[(String, Ve
     }
     let producer: BaseProducer = client(b).create().unwrap();
     for (key, value) in messages {
-        let mut record = BaseRecord::to(&topic).key(key).payload(value);
-        // A full local queue waits for the broker's acknowledgements.
-        while let Err((e, back)) = producer.send(record) {
-            assert_eq!(
-                e.rdkafka_error_code(),
-                Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                "{e}"
-            );
-            producer.poll(Duration::from_millis(50));
-            record = back;
-        }
+        send_waiting(&producer, BaseRecord::to(&topic).key(key).payload(value));
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     topic

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use footfall_kafka::KafkaConfig;
+use footfall_testkit::send_waiting;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -130,25 +131,13 @@ pub fn produce_sequenced(
         let seq = per_partition[partition as usize];
         let payload = format!("{partition}:{seq}");
         let key = format!("site-{partition}");
-        let mut record = BaseRecord::to(topic)
-            .partition(partition)
-            .key(&key)
-            .payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    returned,
-                )) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(50));
-                }
-                Err((err, _)) => panic!("producing to {topic}: {err}"),
-            }
-        }
+        send_waiting(
+            &producer,
+            BaseRecord::to(topic)
+                .partition(partition)
+                .key(&key)
+                .payload(&payload),
+        );
         per_partition[partition as usize] += 1;
         producer.poll(Duration::ZERO);
     }
