@@ -69,13 +69,9 @@ for ((i = 1; i <= RUNS; i++)); do
     read -r C H HEAVY_NOW <<<"$(classes)"
     CHANGES=$((CHANGES + C))
     HEAVY_CHANGES=$((HEAVY_CHANGES + H))
-    if [[ -t 2 ]]; then
-        printf '\r  run %d/%d: %d class changes, %d of heavy visitor-days' "$i" "$RUNS" "$CHANGES" "$HEAVY_CHANGES" >&2
-    elif ((i % 12 == 0)); then
-        printf '  run %d/%d: %d class changes, %d of heavy visitor-days\n' "$i" "$RUNS" "$CHANGES" "$HEAVY_CHANGES" >&2
-    fi
+    run_progress "$i" "$RUNS" "$CHANGES class changes, $HEAVY_CHANGES of heavy visitor-days"
 done
-[[ -t 2 ]] && echo >&2
+run_progress_done
 
 say "summary"
 printf 'visitor-days: %d, with at least %d requests: %d\n' "$(wc -l < "$W/classes.tsv")" "$HEAVY" "$HEAVY_NOW"

@@ -42,13 +42,9 @@ for ((i = 1; i <= RUNS; i++)); do
     LAST="$(timed "${AGG[@]}" --group "$T.inc" --warehouse "$W/inc" --max-events "$STEP")"
     LAST="${LAST%% *}"
     TOTAL="$(echo "$TOTAL + $LAST" | bc -l)"
-    if [[ -t 2 ]]; then
-        printf '\r  run %d/%d: %.1f s, %.1f s so far' "$i" "$RUNS" "$LAST" "$TOTAL" >&2
-    elif ((i % 12 == 0)); then
-        printf '  run %d/%d: %.1f s, %.1f s so far\n' "$i" "$RUNS" "$LAST" "$TOTAL" >&2
-    fi
+    run_progress "$i" "$RUNS" "$(printf '%.1f s, %.1f s so far' "$LAST" "$TOTAL")"
 done
-[[ -t 2 ]] && echo >&2
+run_progress_done
 tail -1 "$W/err" >&2
 
 say "comparing the warehouses"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # What the aggregate benchmarks share: the broker, the release build, timing, a work
-# directory with a keyring, and topics filled with generated lines. Sourced,
+# directory with a keyring, topics filled with generated lines, and the
+# progress of a series of runs. Sourced,
 # after `set -euo pipefail`, by aggregate.sh, incremental.sh and class_changes.sh.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,3 +34,14 @@ fill() {
         --format combined --state-dir "$W/state.$1" --http-listen off - < "$W/access.log" 2>&1 | tail -1 >&2
     rm -rf "$W/access.log" "$W/state.$1"
 }
+
+# run_progress I RUNS TEXT: "run I/RUNS: TEXT" on stderr, rewritten in place
+# on a terminal, else a line every 12th run; run_progress_done ends it.
+run_progress() {
+    if [[ -t 2 ]]; then
+        printf '\r  run %d/%d: %s' "$1" "$2" "$3" >&2
+    elif (($1 % 12 == 0)); then
+        printf '  run %d/%d: %s\n' "$1" "$2" "$3" >&2
+    fi
+}
+run_progress_done() { if [[ -t 2 ]]; then echo >&2; fi; }

@@ -138,9 +138,9 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
 /// Whether a log event is the error rdkafka's `BaseConsumer` logs when it is
 /// dropped after an explicit close ("Failed to close consumer queue on drop:
 /// Consumer queue close error: BrokerDestroy ..."), the only error that
-/// module logs. The
-/// aggregate run closes its consumer itself (`footfall_aggregate`'s run
-/// `group::close`), so the message would be on every run and mean nothing.
+/// module logs. The aggregate run closes its consumer itself
+/// (`footfall_aggregate`'s run `group::close`), so the message would be on
+/// every run and mean nothing.
 fn is_drop_after_close(m: &tracing::Metadata<'_>) -> bool {
     m.target() == "rdkafka::consumer::base_consumer" && *m.level() == tracing::Level::ERROR
 }
