@@ -345,7 +345,11 @@ pub(crate) fn erase_with(
         let path = wh.write_erase_pending(&stale)?;
         opts.check(Checkpoint::Erase(path))?;
     }
-    // 3. The events files.
+    // 3. The events files, once their dates' id indexes are gone (an index
+    // must not keep the ids of erased rows; the next run rebuilds it).
+    for (f, _, _) in &person.hits {
+        wh.remove_id_index(f.date)?;
+    }
     let schema = events_schema();
     for (f, mine, all) in &person.hits {
         if mine == all {

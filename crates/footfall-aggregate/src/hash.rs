@@ -80,7 +80,8 @@ pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 pub(crate) type FxHashSet<K> = HashSet<K, FxBuild>;
 
 /// A 128-bit key of an id: the id itself when it is 32 hex digits (as ingest
-/// writes `event_id`s) or 16 (`visitor_id`s), else a 128-bit hash of it. Sets
+/// writes `event_id`s) or 16 (`visitor_id`s), else 128 bits of its BLAKE3
+/// hash (the same in every build, as the id indexes need). Sets
 /// of ids of one kind hold these instead of strings (a 16- and a 32-digit id
 /// of one number share a key; no set mixes the two).
 pub(crate) fn id_key(id: &str) -> u128 {
@@ -92,13 +93,12 @@ pub(crate) fn id_key(id: &str) -> u128 {
         16 if hex => return u128::from(u64::from_str_radix(id, 16).expect("16 hex digits")),
         _ => {}
     }
-    use std::hash::Hash;
-    let half = |salt: u64| {
-        let mut h = std::hash::DefaultHasher::new();
-        (salt, id).hash(&mut h);
-        h.finish() as u128
-    };
-    (half(1) << 64) | half(2)
+    // Stable across builds and releases: keys are kept in id indexes.
+    let mut h = blake3::Hasher::new();
+    h.update(b"footfall id_key\0").update(id.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    u128::from_le_bytes(key)
 }
 
 #[cfg(test)]

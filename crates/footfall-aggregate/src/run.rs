@@ -82,6 +82,7 @@ mod group;
 mod options;
 mod recompute;
 mod report;
+mod seen;
 mod spill;
 mod write;
 
@@ -105,6 +106,8 @@ pub use report::{NoProgress, PartitionReport, Progress, RunReport, Stage};
 pub(crate) use binding::{open_warehouse, read_meta, upgrade_meta};
 pub(crate) use consume::Consumed;
 pub(crate) use recompute::{normalise, put_file, recompute_locked};
+#[cfg(test)]
+pub(crate) use seen::tests::assert_id_indexes_exact;
 
 use consume::consume;
 use group::{

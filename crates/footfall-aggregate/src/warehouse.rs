@@ -11,6 +11,7 @@
 //! DIR/_erasure/tombstones/date=YYYY-MM-DD.ids        visitor ids erased for a date (see `erase`)
 //! DIR/_erasure/ledger.jsonl                          one line per erasure (no ids)
 //! DIR/_erasure/pending.json                          dates whose summaries an interrupted erasure owes
+//! DIR/.ids/date=YYYY-MM-DD.idx                       the date's `event_id` keys, for de-duplication (a cache, `ids.rs`)
 //! ```
 //!
 //! Files are written to a hidden temporary name in their final directory
@@ -173,9 +174,11 @@ struct Publish {
 }
 
 mod erasure;
+mod ids;
 mod pending;
 mod read;
 mod replica;
+pub(crate) use ids::Covered;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};
@@ -789,8 +792,10 @@ impl Warehouse {
                 }
             }
         }
-        // Erasure records are written under the exclusive lock only.
+        // Erasure records are written under the exclusive lock only; the id
+        // indexes of the dates of a shared run go with their date's files.
         if partitions.is_none() {
+            removed += self.sweep_id_index_temps(None)?;
             let erasure = self.root.join(ERASURE_DIR);
             for dir in [erasure.join(TOMBSTONE_DIR), erasure] {
                 for entry in list_dir(&dir)? {
@@ -807,10 +812,10 @@ impl Warehouse {
         Ok(removed)
     }
 
-    /// Removes the temporary summary files of one date (shared mode, under the
-    /// date's lock). Returns how many were removed.
+    /// Removes the temporary summary files and id index of one date (shared
+    /// mode, under the date's lock). Returns how many were removed.
     pub fn sweep_date_temp_files(&self, date: NaiveDate) -> Result<usize, AggregateError> {
-        let mut removed = 0;
+        let mut removed = self.sweep_id_index_temps(Some(date))?;
         for table in Table::ALL {
             let dir = self.root.join(table.name()).join(date_dir_name(date));
             for entry in list_dir(&dir)? {
@@ -912,6 +917,7 @@ impl Warehouse {
         if any {
             sync_dir(&self.root.join(ERASURE_DIR).join(TOMBSTONE_DIR))?;
         }
+        self.remove_id_indexes_before(horizon)?;
         Ok(dropped)
     }
 

@@ -15,8 +15,8 @@
 //!
 //! **Warehouse snapshots.** [`snapshot`] reads every Parquet file of a
 //! warehouse, so two warehouses (or one before and after a run) compare
-//! byte for byte; [`snapshot_all`] reads every file but the metadata and the
-//! locks (temporary files and erasure records too), for tests of crash
+//! byte for byte; [`snapshot_all`] reads every file but the metadata, the
+//! locks and the id indexes (temporary files and erasure records too), for tests of crash
 //! recovery. With the `parquet` feature, [`pretty_parquet`] shows a Parquet
 //! file as rows, and [`assert_same_files`] compares two snapshots and, when a
 //! Parquet file differs, shows both versions as rows.
@@ -110,8 +110,9 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Every file under `dir` (relative path, `/`-separated → bytes) except the
-/// warehouse's metadata and locks (names starting with `.footfall` or
-/// `.locks` at the top): Parquet files, erasure records, and any temporary
+/// warehouse's metadata, locks and id indexes (`.footfall*`, `.locks/` and
+/// `.ids/date=*` at the top; an index names its files with their
+/// modification times): Parquet files, erasure records, and any temporary
 /// file a crashed run left behind. A missing `dir` is an empty snapshot.
 ///
 /// # Panics
@@ -136,7 +137,10 @@ pub fn snapshot_all(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            if !rel.starts_with(".footfall") && !rel.starts_with(".locks") {
+            if ![".footfall", ".locks", ".ids/date="]
+                .iter()
+                .any(|top| rel.starts_with(top))
+            {
                 let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 out.insert(rel, bytes);
             }
@@ -231,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn full_snapshots_leave_out_metadata_and_locks_only() {
+    fn full_snapshots_leave_out_metadata_locks_and_id_indexes_only() {
         let dir = std::env::temp_dir().join(format!("footfall-testkit-all-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("events/date=2025-05-17")).unwrap();
         std::fs::create_dir_all(dir.join(".locks")).unwrap();
@@ -239,11 +243,15 @@ mod tests {
         std::fs::write(dir.join("events/date=2025-05-17/.p1.parquet.tmp"), b"P").unwrap();
         std::fs::write(dir.join(".locks/partition-0"), b"").unwrap();
         std::fs::write(dir.join(".footfall.json"), b"{}").unwrap();
+        std::fs::create_dir_all(dir.join(".ids")).unwrap();
+        std::fs::write(dir.join(".ids/date=2025-05-17.idx"), b"").unwrap();
+        std::fs::write(dir.join(".ids/.date=2025-05-17.idx.tmp"), b"").unwrap();
         let snap = snapshot_all(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             snap.keys().map(String::as_str).collect::<Vec<_>>(),
             [
+                ".ids/.date=2025-05-17.idx.tmp",
                 "events/date=2025-05-17/.p1.parquet.tmp",
                 "events/date=2025-05-17/p0.parquet"
             ]

@@ -202,6 +202,13 @@ fn replay_after_erase_does_not_bring_the_events_back() {
     let mut topic = build(dir.path(), &events);
     erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     let erased = snapshot_all(dir.path());
+    let wh = Warehouse::new(dir.path());
+    for date in [day(15), day(16)] {
+        assert!(
+            wh.read_id_index(date).unwrap().is_none(),
+            "the id index of an erased date goes with the rows"
+        );
+    }
 
     // The group's offsets are reset: the whole topic is read again.
     topic.committed.clear();
@@ -217,6 +224,7 @@ fn replay_after_erase_does_not_bring_the_events_back() {
         erased,
         "the replay rewrote the same files"
     );
+    crate::run::assert_id_indexes_exact(dir.path(), "after the replay");
 
     // Late re-sends of their events are dropped too.
     topic.produce(

@@ -191,6 +191,7 @@ fn crash_then_rerun(p1: i32, p2: i32) {
         }
         let got = snapshot_all(dir.path());
         assert_same_files(&want, &got, &format!("crash at {crash_at}"));
+        seen::tests::assert_id_indexes_exact(dir.path(), &format!("crash at {crash_at}"));
     }
     assert!(
         stale_removed > 0,
@@ -312,6 +313,12 @@ fn late_events_and_retention() {
     assert!(!now.keys().any(|k| k.starts_with("events/date=2015-05-15")));
     assert!(now.keys().any(|k| k.starts_with("events/date=2015-05-16")));
     assert_eq!(traffic15(&now), traffic15(&after));
+    let wh = Warehouse::new(dir.path());
+    assert!(
+        wh.read_id_index(day(15)).unwrap().is_none(),
+        "its id index went too"
+    );
+    assert!(wh.read_id_index(day(16)).unwrap().is_some());
     // Events for a dropped date are refused and do not touch its summaries.
     topic.produce(&testdata::events(7, day(15), 1, 3), 2);
     let r = topic.run(dir.path(), &opts()).unwrap();

@@ -21,14 +21,12 @@ use chrono::NaiveDate;
 
 use super::consume::Consumed;
 use super::recompute::{summarize_date, summary_projection, DayEvents};
+use super::seen::SeenIds;
 use super::{Checkpoint, Progress, RunOptions, RunReport, Stage};
 use crate::error::AggregateError;
-use crate::hash::{id_key, FxHashSet};
 use crate::parallel;
 use crate::schema::{events_schema, Cols};
-use crate::warehouse::{
-    read_parquet_each, EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta,
-};
+use crate::warehouse::{EventFile, LockMode, PendingFile, PendingWriter, Warehouse, WarehouseMeta};
 
 /// The events of one date: the counting files (every partition, and those
 /// this run wrote), and in a dry run the batch's new events (projected).
@@ -80,33 +78,6 @@ fn sort_files(
         }
     }
     Ok((days, stale))
-}
-
-/// The `event_id`s already in a date: one 128-bit key per id (the id itself
-/// when it is 32 hex digits, as ingest writes them; else a 128-bit hash).
-#[derive(Default)]
-struct SeenIds(FxHashSet<u128>);
-
-impl SeenIds {
-    /// The ids of every event in `files` (only their `event_id` column is
-    /// read; decoded on a thread of its own `ahead` batches ahead, if > 0).
-    fn of_files(files: &[PathBuf], ahead: usize) -> Result<SeenIds, AggregateError> {
-        let batches = read_parquet_each(files.iter().map(|p| (p, None)), Some(&["event_id"]));
-        parallel::ahead(batches, ahead, |batches| {
-            let mut seen = SeenIds::default();
-            for b in batches {
-                for id in Cols::new(&b?).str("event_id")?.iter().flatten() {
-                    seen.0.insert(id_key(id));
-                }
-            }
-            Ok(seen)
-        })
-    }
-
-    /// Whether `id` is new (and now seen).
-    fn insert(&mut self, id: &str) -> bool {
-        self.0.insert(id_key(id))
-    }
 }
 
 /// One date's new events of one partition, from its spill: without the events
@@ -278,8 +249,9 @@ struct Written {
 }
 
 /// One date's new events from every partition's spill, de-duplicated against
-/// the date's counting `files` (read `ahead` batches ahead, see
-/// [`SeenIds::of_files`]) and each other, written one file per partition.
+/// the date's counting `files` (their ids from the date's id index and the
+/// files it does not cover, see [`SeenIds::load`]) and each other, written
+/// one file per partition; then the date's id index, covering them all.
 fn write_day(
     wh: &Warehouse,
     consumed: &[Consumed],
@@ -288,7 +260,7 @@ fn write_day(
     opts: &RunOptions,
 ) -> Result<Written, AggregateError> {
     let erased = wh.read_tombstones(date)?;
-    let mut seen = SeenIds::of_files(files, ahead)?;
+    let mut seen = SeenIds::load(wh, date, files, ahead)?;
     let mut w = Written::default();
     for c in consumed
         .iter()
@@ -297,9 +269,14 @@ fn write_day(
         let ids = (&erased, &mut seen);
         let file = write_date(wh, c, date, ids, opts, &mut w.new, &mut w.report)?;
         if let Some(file) = file {
-            w.files.push(opts.persist(file)?);
+            let path = opts.persist(file)?;
+            seen.cover(&path)?;
+            w.files.push(path);
             w.report.files_written += 1;
         }
+    }
+    if !opts.dry_run {
+        seen.save(wh, date)?;
     }
     Ok(w)
 }
