@@ -3,9 +3,10 @@
 //! (`DIR/traffic_weekly/date=<Monday>/period.parquet`,
 //! `DIR/traffic_monthly/date=<first of month>/period.parquet`).
 //!
-//! A period's rows are computed from the `visits` files of its dates, so every
-//! run (and erase, and recompute) that rewrites a date's summaries rewrites
-//! the periods holding it. One row per (site, audience): a visitor is a
+//! A period's rows are computed from the `visits` of its dates, so every run
+//! (and erase, and recompute) that rewrites a date's summaries rewrites the
+//! periods holding it. Each date's visits are taken from its visitor records
+//! ([`records`]) when they are those of its `visits` file, else from the file. One row per (site, audience): a visitor is a
 //! distinct `visitor_id` with a visit in the period, and is a bot when any of
 //! its visitor-days was.
 //!
@@ -31,7 +32,10 @@ use crate::parallel;
 use crate::run::{put_file, RunOptions, RunReport};
 use crate::schema::{day_number, Cols};
 use crate::summaries::Table;
-use crate::warehouse::{read_parquet_iter, LockMode, Warehouse};
+use crate::warehouse::{read_parquet_iter, Covered, LockMode, Warehouse};
+
+mod records;
+use records::DateRecords;
 
 /// The `visits` columns a period's rows are computed from.
 const VISIT_COLUMNS: &[&str] = &[
@@ -123,6 +127,32 @@ pub(crate) fn refresh(
     Ok(())
 }
 
+/// Keeps a date's visitor records with its `visits` file, just written
+/// (`visits`: its rows; `None` when the date has no `visits` file any more).
+pub(crate) fn keep_records(
+    wh: &Warehouse,
+    date: NaiveDate,
+    visits: Option<&RecordBatch>,
+) -> Result<(), AggregateError> {
+    let path = wh.summary_path(Table::Visits, date);
+    match visits.filter(|_| path.exists()) {
+        Some(b) => {
+            let mut v = PeriodVisitors::default();
+            v.add(0, b)?;
+            v.records().write(wh, date, &Covered::of(&path)?)
+        }
+        None => DateRecords::remove(wh, date),
+    }
+}
+
+/// The visitor keys of a date's records, if they are those of its `visits` file.
+#[cfg(test)]
+pub(crate) fn record_keys(wh: &Warehouse, date: NaiveDate) -> Option<BTreeSet<u128>> {
+    let source = Covered::of(&wh.summary_path(Table::Visits, date)).ok()?;
+    let records = DateRecords::read(wh, date, &source).unwrap()?;
+    Some(records.sites.values().flatten().map(|&(k, _)| k).collect())
+}
+
 /// Rewrites the file of the period of `period` that starts on `start`.
 fn refresh_one(
     wh: &Warehouse,
@@ -140,9 +170,15 @@ fn refresh_one(
     let mut visitors = PeriodVisitors::default();
     for (n, &date) in days.iter().enumerate() {
         let path = wh.summary_path(Table::Visits, date);
-        if path.exists() {
-            for b in read_parquet_iter(&path, Some(VISIT_COLUMNS), None)? {
-                visitors.add(n, &b?)?;
+        if !path.exists() {
+            continue;
+        }
+        match DateRecords::read(wh, date, &Covered::of(&path)?)? {
+            Some(records) => visitors.add_records(n, &records),
+            None => {
+                for b in read_parquet_iter(&path, Some(VISIT_COLUMNS), None)? {
+                    visitors.add(1 << n, &b?)?;
+                }
             }
         }
     }
@@ -153,8 +189,8 @@ fn refresh_one(
     Ok(())
 }
 
-/// One (site, visitor)'s visits in a period, summed as they are read.
-#[derive(Default, Clone, Copy)]
+/// One (site, visitor)'s visits in a period (or a date), summed as they are read.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct Visitor {
     duration_us: i64,
     visits: u32,
@@ -166,6 +202,18 @@ struct Visitor {
     bot: bool,
 }
 
+impl Visitor {
+    /// Adds another's visits of the same site and visitor.
+    fn merge(&mut self, o: &Visitor) {
+        self.duration_us += o.duration_us;
+        self.visits += o.visits;
+        self.page_views += o.page_views;
+        self.bounces += o.bounces;
+        self.days |= o.days;
+        self.bot |= o.bot;
+    }
+}
+
 /// The (site, visitor)s of a period: sites interned, visitor ids as 128-bit
 /// keys ([`id_key`]).
 #[derive(Default)]
@@ -175,33 +223,66 @@ struct PeriodVisitors {
 }
 
 impl PeriodVisitors {
-    /// Adds one batch of the visits of the period's `day`-th day.
-    fn add(&mut self, day: usize, b: &RecordBatch) -> Result<(), AggregateError> {
+    fn site_code(&mut self, site: &str) -> u32 {
+        if let Some(&code) = self.sites.get(site) {
+            return code;
+        }
+        let code = self.sites.len() as u32;
+        self.sites.insert(site.to_string(), code);
+        code
+    }
+
+    /// Adds one batch of visits; `days` is the [`Visitor::days`] of each
+    /// (bit `n` for the period's `n`-th day).
+    fn add(&mut self, days: u32, b: &RecordBatch) -> Result<(), AggregateError> {
         let c = Cols::new(b);
         let (site, visitor, audience) = (c.str("site")?, c.str("visitor_id")?, c.str("audience")?);
         let (pv, bounce) = (c.i64("page_views")?, c.bool("bounce")?);
         let (start, end) = (c.ts("visit_start")?, c.ts("visit_end")?);
         for i in 0..b.num_rows() {
-            let site = match self.sites.get(site.value(i)) {
-                Some(&code) => code,
-                None => {
-                    let code = self.sites.len() as u32;
-                    self.sites.insert(site.value(i).to_string(), code);
-                    code
-                }
+            let visit = Visitor {
+                duration_us: end.value(i) - start.value(i),
+                visits: 1,
+                page_views: pv.value(i) as u32,
+                bounces: bounce.value(i) as u32,
+                days,
+                bot: audience.value(i) == "bot",
             };
-            let v = self
-                .by_key
-                .entry((site, id_key(visitor.value(i))))
-                .or_default();
-            v.duration_us += end.value(i) - start.value(i);
-            v.visits += 1;
-            v.page_views += pv.value(i) as u32;
-            v.bounces += bounce.value(i) as u32;
-            v.days |= 1 << day;
-            v.bot |= audience.value(i) == "bot";
+            let key = (self.site_code(site.value(i)), id_key(visitor.value(i)));
+            self.by_key.entry(key).or_default().merge(&visit);
         }
         Ok(())
+    }
+
+    /// Adds the visitor records of the period's `day`-th day.
+    fn add_records(&mut self, day: usize, records: &DateRecords) {
+        for (site, visitors) in &records.sites {
+            let code = self.site_code(site);
+            for (key, v) in visitors {
+                let v = Visitor {
+                    days: 1 << day,
+                    ..*v
+                };
+                self.by_key.entry((code, *key)).or_default().merge(&v);
+            }
+        }
+    }
+
+    /// The visitor records of one date's visits, this one's visitors.
+    fn records(self) -> DateRecords {
+        let mut names = vec![String::new(); self.sites.len()];
+        for (name, code) in self.sites {
+            names[code as usize] = name;
+        }
+        let mut out = DateRecords::default();
+        for ((site, key), v) in self.by_key {
+            let site = out.sites.entry(names[site as usize].clone()).or_default();
+            site.push((key, v));
+        }
+        for visitors in out.sites.values_mut() {
+            visitors.sort_unstable_by_key(|&(key, _)| key);
+        }
+        out
     }
 
     /// One row per (site, audience): a visitor is a bot when any of its
@@ -342,7 +423,7 @@ mod tests {
     fn fold(days: &[NaiveDate], batches: &[(usize, RecordBatch)]) -> RecordBatch {
         let mut v = PeriodVisitors::default();
         for (day, b) in batches {
-            v.add(*day, b).unwrap();
+            v.add(1 << day, b).unwrap();
         }
         v.batch(days, true).unwrap()
     }
@@ -384,6 +465,56 @@ mod tests {
         );
         // The order the batches are read in changes nothing.
         assert_eq!(fold(&days, &[(3, day3), (0, day0)]), out);
+    }
+
+    /// The period files of a warehouse (path → bytes).
+    fn period_files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+        let all = footfall_testkit::snapshot_all(dir);
+        let period = |k: &String| Period::ALL.iter().any(|p| k.starts_with(p.name()));
+        all.into_iter().filter(|(k, _)| period(k)).collect()
+    }
+
+    #[test]
+    fn periods_from_visitor_records_equal_periods_from_the_visits_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = NaiveDate::from_ymd_opt(2015, 5, 15).unwrap();
+        let mut topic = crate::run::testkit::FakeTopic::default();
+        topic.produce(&crate::testdata::events(71, first, 4, 6), 2);
+        let opts = RunOptions::new("visits", "g", dir.path());
+        let report = topic.run(dir.path(), &opts).unwrap();
+        let dates: BTreeSet<NaiveDate> = report.dates_touched.iter().copied().collect();
+        let want = period_files(dir.path());
+        assert_eq!(want.len(), 3, "two weeks and one month: {:?}", want.keys());
+        let wh = Warehouse::new(dir.path());
+        let again = |what: &str| {
+            refresh(&wh, &dates, &opts, &mut RunReport::default()).unwrap();
+            assert_eq!(period_files(dir.path()), want, "{what}");
+        };
+        // Without records, the visits files give the same periods.
+        std::fs::remove_dir_all(dir.path().join(crate::warehouse::VISITORS_DIR)).unwrap();
+        again("from the visits files");
+        // The records are used while they name the visits file: doubled, they
+        // double the period's visits.
+        for &date in &dates {
+            let path = wh.summary_path(Table::Visits, date);
+            let mut v = PeriodVisitors::default();
+            for b in crate::warehouse::read_parquet(&path, None).unwrap() {
+                v.add(0, &b).unwrap();
+                v.add(0, &b).unwrap();
+            }
+            v.records()
+                .write(&wh, date, &Covered::of(&path).unwrap())
+                .unwrap();
+        }
+        refresh(&wh, &dates, &opts, &mut RunReport::default()).unwrap();
+        assert_ne!(period_files(dir.path()), want, "doubled records");
+        // Once a visits file is written again, its records are not used.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for &date in &dates {
+            let path = wh.summary_path(Table::Visits, date);
+            std::fs::write(&path, std::fs::read(&path).unwrap()).unwrap();
+        }
+        again("records of an older visits file");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! DIR/_erasure/ledger.jsonl                          one line per erasure (no ids)
 //! DIR/_erasure/pending.json                          dates whose summaries an interrupted erasure owes
 //! DIR/.ids/date=YYYY-MM-DD.idx                       the date's `event_id` keys, for de-duplication (a cache, `ids.rs`)
+//! DIR/.visitors/date=YYYY-MM-DD.rec                  the date's visits per visitor, for weeks and months (a cache, `periods/records.rs`)
 //! ```
 //!
 //! Files are written to a hidden temporary name in their final directory
@@ -173,11 +174,13 @@ struct Publish {
     rel: String,
 }
 
+mod cache;
 mod erasure;
 mod ids;
 mod pending;
 mod read;
 mod replica;
+pub(crate) use cache::{put_str, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use ids::Covered;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
@@ -627,6 +630,14 @@ impl Warehouse {
             .join("period.parquet")
     }
 
+    /// Path of a date's cache file (`cache.rs`) of one kind: its directory
+    /// under the root, and its extension.
+    pub(crate) fn date_cache_path(&self, dir: &str, date: NaiveDate, ext: &str) -> PathBuf {
+        self.root
+            .join(dir)
+            .join(format!("{}.{ext}", date_dir_name(date)))
+    }
+
     /// Path of the summary file of a table and date.
     pub fn summary_path(&self, table: Table, date: NaiveDate) -> PathBuf {
         self.root
@@ -792,10 +803,10 @@ impl Warehouse {
                 }
             }
         }
-        // Erasure records are written under the exclusive lock only; the id
-        // indexes of the dates of a shared run go with their date's files.
+        // Erasure records are written under the exclusive lock only; the
+        // cache files of a shared run's dates go with their date's files.
         if partitions.is_none() {
-            removed += self.sweep_id_index_temps(None)?;
+            removed += self.sweep_cache_temps(None)?;
             let erasure = self.root.join(ERASURE_DIR);
             for dir in [erasure.join(TOMBSTONE_DIR), erasure] {
                 for entry in list_dir(&dir)? {
@@ -812,10 +823,10 @@ impl Warehouse {
         Ok(removed)
     }
 
-    /// Removes the temporary summary files and id index of one date (shared
+    /// Removes the temporary summary and cache files of one date (shared
     /// mode, under the date's lock). Returns how many were removed.
     pub fn sweep_date_temp_files(&self, date: NaiveDate) -> Result<usize, AggregateError> {
-        let mut removed = self.sweep_id_index_temps(Some(date))?;
+        let mut removed = self.sweep_cache_temps(Some(date))?;
         for table in Table::ALL {
             let dir = self.root.join(table.name()).join(date_dir_name(date));
             for entry in list_dir(&dir)? {

@@ -16,7 +16,7 @@
 //! **Warehouse snapshots.** [`snapshot`] reads every Parquet file of a
 //! warehouse, so two warehouses (or one before and after a run) compare
 //! byte for byte; [`snapshot_all`] reads every file but the metadata, the
-//! locks and the id indexes (temporary files and erasure records too), for tests of crash
+//! locks and the cache files (temporary files and erasure records too), for tests of crash
 //! recovery. With the `parquet` feature, [`pretty_parquet`] shows a Parquet
 //! file as rows, and [`assert_same_files`] compares two snapshots and, when a
 //! Parquet file differs, shows both versions as rows.
@@ -110,10 +110,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Every file under `dir` (relative path, `/`-separated → bytes) except the
-/// warehouse's metadata, locks and id indexes (`.footfall*`, `.locks/` and
-/// `.ids/date=*` at the top; an index names its files with their
-/// modification times): Parquet files, erasure records, and any temporary
-/// file a crashed run left behind. A missing `dir` is an empty snapshot.
+/// warehouse's metadata, locks and cache files (`.footfall*`, `.locks/`,
+/// `.ids/date=*` and `.visitors/date=*` at the top; a cache file names the
+/// files it was made from with their modification times): Parquet files,
+/// erasure records, and any temporary file a crashed run left behind. A missing `dir` is an empty snapshot.
 ///
 /// # Panics
 ///
@@ -137,7 +137,7 @@ pub fn snapshot_all(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            if ![".footfall", ".locks", ".ids/date="]
+            if ![".footfall", ".locks", ".ids/date=", ".visitors/date="]
                 .iter()
                 .any(|top| rel.starts_with(top))
             {
@@ -235,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn full_snapshots_leave_out_metadata_locks_and_id_indexes_only() {
+    fn full_snapshots_leave_out_metadata_locks_and_cache_files_only() {
         let dir = std::env::temp_dir().join(format!("footfall-testkit-all-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("events/date=2025-05-17")).unwrap();
         std::fs::create_dir_all(dir.join(".locks")).unwrap();
@@ -246,6 +246,8 @@ mod tests {
         std::fs::create_dir_all(dir.join(".ids")).unwrap();
         std::fs::write(dir.join(".ids/date=2025-05-17.idx"), b"").unwrap();
         std::fs::write(dir.join(".ids/.date=2025-05-17.idx.tmp"), b"").unwrap();
+        std::fs::create_dir_all(dir.join(".visitors")).unwrap();
+        std::fs::write(dir.join(".visitors/date=2025-05-17.rec"), b"").unwrap();
         let snap = snapshot_all(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(

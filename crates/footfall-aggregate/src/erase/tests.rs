@@ -208,6 +208,11 @@ fn replay_after_erase_does_not_bring_the_events_back() {
             wh.read_id_index(date).unwrap().is_none(),
             "the id index of an erased date goes with the rows"
         );
+        let keys = crate::periods::record_keys(&wh, date).expect("records of the new visits");
+        assert!(
+            !keys.contains(&crate::hash::id_key(&visitor)),
+            "visitor records"
+        );
     }
 
     // The group's offsets are reset: the whole topic is read again.

@@ -22,7 +22,7 @@ use super::{Checkpoint, RunOptions, RunReport};
 use crate::error::AggregateError;
 use crate::schema::{day_number, events_schema, local_day, local_time_of_day, DAY_US};
 use crate::sessions::SummaryOptions;
-use crate::summaries::{summarize_batches, SUMMARY_COLUMNS};
+use crate::summaries::{summarize_batches, Table, SUMMARY_COLUMNS};
 use crate::warehouse::{read_parquet_each, EventFile, LockMode, RowKeep, Warehouse};
 
 /// The events columns summaries need, in events-schema order.
@@ -96,6 +96,10 @@ pub(crate) fn summarize_date(
             continue;
         }
         put_file(wh, wh.summary_path(table, date), batch, opts, report)?;
+    }
+    if !opts.dry_run {
+        let visits = (rows > 0).then(|| summaries.get(Table::Visits));
+        crate::periods::keep_records(wh, date, visits)?;
     }
     Ok(rows)
 }

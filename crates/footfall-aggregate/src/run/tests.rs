@@ -192,6 +192,11 @@ fn crash_then_rerun(p1: i32, p2: i32) {
         let got = snapshot_all(dir.path());
         assert_same_files(&want, &got, &format!("crash at {crash_at}"));
         seen::tests::assert_id_indexes_exact(dir.path(), &format!("crash at {crash_at}"));
+        let wh = Warehouse::new(dir.path());
+        for date in [day(15), day(16), day(17)] {
+            let records = crate::periods::record_keys(&wh, date);
+            assert!(records.is_some(), "crash at {crash_at}: records of {date}");
+        }
     }
     assert!(
         stale_removed > 0,

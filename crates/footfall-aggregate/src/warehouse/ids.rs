@@ -15,36 +15,27 @@
 //! a crash or written by another format version) is reported as no index,
 //! and the reader rebuilds it from the files.
 //!
-//! It stays in this directory (the staging directory of an object-store
-//! warehouse) and is never published. It is written to a temporary name and
-//! renamed into place without fsync: a checksum over the whole file tells a
-//! file that a power loss left torn, and a lost index costs one rebuild.
-//!
-//! Format, little-endian: the magic `FFIDX` and a version byte (8 bytes in
-//! all), the header length (u32), the header (file count u32; per file its
-//! name length u16, name, size u64 and modification time in nanoseconds
-//! since the epoch u64; then the key count u64), the keys (u128, strictly
-//! ascending), and a checksum (u64, [`FxHasher`] over the header block, then
-//! over each key's 16 bytes).
+//! It is a cache file (`cache.rs`: local, never published, checksummed; a
+//! lost index costs one rebuild). Its header lists the covered files (count
+//! u32; per file its name, size u64 and modification time in nanoseconds
+//! since the epoch u64); its records are the keys (u128, strictly
+//! ascending).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::hash::Hasher;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use super::{date_dir_name, Warehouse};
+use super::cache::{put_str, CacheKind, Fields, IDS_DIR};
+use super::Warehouse;
 use crate::error::AggregateError;
-use crate::hash::FxHasher;
 
-/// Directory of the id indexes, relative to the warehouse root.
-const IDS_DIR: &str = ".ids";
-/// Magic and format version of an index file.
-const MAGIC: [u8; 8] = *b"FFIDX\x01\0\0";
-/// Keys read or written per buffer.
-const KEYS_PER_CHUNK: usize = 4096;
+/// The id indexes' kind of cache file.
+const KIND: CacheKind = CacheKind {
+    magic: *b"FFIDX\x01\0\0",
+    record_len: 16,
+};
 
 /// A file an index covers: its name in the date's events directory, its size
 /// and its modification time, which together tell a rewritten file.
@@ -82,34 +73,21 @@ pub(crate) struct IdIndex {
 impl Warehouse {
     /// Path of the id index of a date.
     pub(crate) fn id_index_path(&self, date: NaiveDate) -> PathBuf {
-        self.root
-            .join(IDS_DIR)
-            .join(format!("{}.idx", date_dir_name(date)))
+        self.date_cache_path(IDS_DIR, date, "idx")
     }
 
     /// The id index of a date; `None` when there is none or it cannot be
     /// used (torn, another version): the caller rebuilds it.
     pub(crate) fn read_id_index(&self, date: NaiveDate) -> Result<Option<IdIndex>, AggregateError> {
-        let path = self.id_index_path(date);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(AggregateError::io("open", &path)(e)),
-        };
-        let len = file
-            .metadata()
-            .map_err(AggregateError::io("stat", &path))?
-            .len();
-        let index = match decode(BufReader::with_capacity(1 << 20, file), len) {
-            Ok(index) => index,
-            // Shorter than its header says: torn.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
-            Err(e) => return Err(AggregateError::io("read", &path)(e)),
-        };
-        if index.is_none() {
-            tracing::debug!(path = %path.display(), "id index unusable: rebuilt from the files");
-        }
-        Ok(index)
+        let mut keys = Vec::new();
+        let header = KIND.read(&self.id_index_path(date), |r| {
+            keys.push(u128::from_le_bytes(r.try_into().expect("16 bytes")));
+        })?;
+        let ascending = keys.windows(2).all(|w| w[0] < w[1]);
+        Ok(header
+            .and_then(|h| parse_header(&h))
+            .filter(|_| ascending)
+            .map(|files| IdIndex { files, keys }))
     }
 
     /// Writes the id index of a date: `files`, and the keys of `a` and `b`
@@ -120,17 +98,13 @@ impl Warehouse {
         files: &BTreeSet<Covered>,
         (a, b): (&[u128], &[u128]),
     ) -> Result<(), AggregateError> {
-        let path = self.id_index_path(date);
-        let tmp = super::temp_path(&path)?;
-        let file = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
-        encode(
-            BufWriter::with_capacity(1 << 20, file),
-            files,
-            merged(a, b),
+        let keys = merged(a, b).map(u128::to_le_bytes);
+        KIND.write(
+            &self.id_index_path(date),
+            &header(files),
+            keys,
             a.len() + b.len(),
         )
-        .map_err(AggregateError::io("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))
     }
 
     /// Removes the id index of a date, if any (its files are about to change).
@@ -142,31 +116,6 @@ impl Warehouse {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Removes the temporary files of interrupted index writes: every one
-    /// (`None`), or one date's. Returns how many were removed.
-    pub(crate) fn sweep_id_index_temps(
-        &self,
-        date: Option<NaiveDate>,
-    ) -> Result<usize, AggregateError> {
-        let one = date
-            .map(|d| super::temp_path(&self.id_index_path(d)))
-            .transpose()?;
-        let mut removed = 0;
-        for entry in super::list_dir(&self.root.join(IDS_DIR))? {
-            let path = entry.path();
-            let name = entry.file_name();
-            let ours = match &one {
-                Some(tmp) => &path == tmp,
-                None => name.to_str().is_some_and(super::is_temp_name),
-            };
-            if ours {
-                fs::remove_file(&path).map_err(AggregateError::io("remove", &path))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// Removes the id indexes of the dates before `horizon`.
@@ -209,112 +158,29 @@ fn merged<'a>(a: &'a [u128], b: &'a [u128]) -> impl Iterator<Item = u128> + 'a {
     })
 }
 
-fn header(files: &BTreeSet<Covered>, keys: usize) -> Vec<u8> {
-    let mut h = Vec::with_capacity(64 + files.len() * 48);
-    h.extend_from_slice(&(files.len() as u32).to_le_bytes());
+fn header(files: &BTreeSet<Covered>) -> Vec<u8> {
+    let mut h = (files.len() as u32).to_le_bytes().to_vec();
     for f in files {
-        h.extend_from_slice(&(f.name.len() as u16).to_le_bytes());
-        h.extend_from_slice(f.name.as_bytes());
+        put_str(&mut h, &f.name);
         h.extend_from_slice(&f.size.to_le_bytes());
         h.extend_from_slice(&f.mtime_ns.to_le_bytes());
     }
-    h.extend_from_slice(&(keys as u64).to_le_bytes());
     h
 }
 
-fn encode(
-    mut out: impl Write,
-    files: &BTreeSet<Covered>,
-    keys: impl Iterator<Item = u128>,
-    count: usize,
-) -> std::io::Result<()> {
-    let head = header(files, count);
-    let mut block = MAGIC.to_vec();
-    block.extend_from_slice(&(head.len() as u32).to_le_bytes());
-    block.extend_from_slice(&head);
-    let mut sum = FxHasher::default();
-    sum.write(&block);
-    out.write_all(&block)?;
-    let mut written = 0;
-    for k in keys {
-        let bytes = k.to_le_bytes();
-        sum.write(&bytes);
-        out.write_all(&bytes)?;
-        written += 1;
-    }
-    assert_eq!(written, count, "the key count is the keys' number");
-    out.write_all(&sum.finish().to_le_bytes())?;
-    out.flush()
-}
-
-/// Reads an index of `len` bytes; `Ok(None)` when it is not a whole, valid
-/// index of this version.
-fn decode(mut r: impl Read, len: u64) -> std::io::Result<Option<IdIndex>> {
-    let mut lead = [0u8; 12];
-    if len < 12 || !read_exact_or_eof(&mut r, &mut lead)? || lead[..8] != MAGIC {
-        return Ok(None);
-    }
-    let head_len = u32::from_le_bytes(lead[8..].try_into().expect("4 bytes")) as u64;
-    if len < 12 + head_len + 8 {
-        return Ok(None);
-    }
-    let mut head = vec![0u8; head_len as usize];
-    r.read_exact(&mut head)?;
-    let Some((files, count)) = parse_header(&head) else {
-        return Ok(None);
-    };
-    if len != 12 + head_len + count * 16 + 8 {
-        return Ok(None);
-    }
-    let mut sum = FxHasher::default();
-    sum.write(&[&lead[..], &head].concat());
-    let mut keys = Vec::with_capacity(count as usize);
-    let mut buf = vec![0u8; KEYS_PER_CHUNK * 16];
-    while (keys.len() as u64) < count {
-        let n = (count as usize - keys.len()).min(KEYS_PER_CHUNK);
-        r.read_exact(&mut buf[..n * 16])?;
-        for chunk in buf[..n * 16].chunks_exact(16) {
-            sum.write(chunk);
-            keys.push(u128::from_le_bytes(chunk.try_into().expect("16 bytes")));
-        }
-    }
-    let mut tail = [0u8; 8];
-    r.read_exact(&mut tail)?;
-    let ascending = keys.windows(2).all(|w| w[0] < w[1]);
-    Ok((u64::from_le_bytes(tail) == sum.finish() && ascending).then_some(IdIndex { files, keys }))
-}
-
-fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
-    match r.read_exact(buf) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The covered files and the key count of a header, if it is well formed.
-fn parse_header(mut h: &[u8]) -> Option<(BTreeSet<Covered>, u64)> {
-    fn take<'a>(h: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (a, b) = (h.get(..n)?, h.get(n..)?);
-        *h = b;
-        Some(a)
-    }
-    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-    let n = u32::from_le_bytes(take(&mut h, 4)?.try_into().ok()?);
+/// The covered files of a header, if it is well formed.
+fn parse_header(h: &[u8]) -> Option<BTreeSet<Covered>> {
+    let mut f = Fields(h);
+    let n = f.u32()?;
     let mut files = BTreeSet::new();
     for _ in 0..n {
-        let name_len = u16::from_le_bytes(take(&mut h, 2)?.try_into().ok()?) as usize;
-        let name = String::from_utf8(take(&mut h, name_len)?.to_vec()).ok()?;
-        let size = u64_of(take(&mut h, 8)?);
-        let mtime_ns = u64_of(take(&mut h, 8)?);
         files.insert(Covered {
-            name,
-            size,
-            mtime_ns,
+            name: f.str()?,
+            size: f.u64()?,
+            mtime_ns: f.u64()?,
         });
     }
-    let count = u64_of(take(&mut h, 8)?);
-    h.is_empty().then_some((files, count))
+    f.is_done().then_some(files)
 }
 
 #[cfg(test)]
@@ -359,34 +225,20 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_changed_or_foreign_index_is_no_index() {
+    fn an_index_whose_keys_are_not_ascending_or_that_is_torn_is_no_index() {
+        // Torn files in general: `cache.rs`.
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::new(dir.path());
-        sample(&wh);
+        let files = sample(&wh).files;
         let path = wh.id_index_path(day());
         let good = fs::read(&path).unwrap();
-        let mut cases: Vec<(&str, Vec<u8>)> = vec![
-            ("empty", Vec::new()),
-            ("truncated", good[..good.len() - 9].to_vec()),
-            ("zeroed tail", {
-                let mut b = good.clone();
-                let n = b.len();
-                b[n - 40..].fill(0);
-                b
-            }),
-            ("longer", [&good[..], &[0u8; 16]].concat()),
-        ];
-        for at in [3, 6, 20, good.len() - 20, good.len() - 1] {
-            let mut b = good.clone();
-            b[at] ^= 0x10;
-            cases.push(("one bit flipped", b));
+        fs::write(&path, &good[..good.len() - 1]).unwrap();
+        assert_eq!(wh.read_id_index(day()).unwrap(), None, "torn");
+        for keys in [[2u128, 1], [1, 1]] {
+            let records = keys.iter().map(|k| k.to_le_bytes());
+            KIND.write(&path, &header(&files), records, 2).unwrap();
+            assert_eq!(wh.read_id_index(day()).unwrap(), None, "{keys:?}");
         }
-        for (what, bytes) in cases {
-            fs::write(&path, &bytes).unwrap();
-            assert_eq!(wh.read_id_index(day()).unwrap(), None, "{what}");
-        }
-        fs::write(&path, &good).unwrap();
-        assert!(wh.read_id_index(day()).unwrap().is_some());
     }
 
     #[test]
