@@ -277,17 +277,22 @@ pub(super) fn visits(
     class: &[u8],
 ) -> Result<RecordBatch, AggregateError> {
     let s = |c: u32| rows.strings.get(c);
-    let mut order: Vec<&Visit> = visits.iter().collect();
-    let key = |v: &Visit| {
-        let f = v.first as usize;
-        (
-            s(rows.site[f]),
-            v.start_us,
-            s(rows.visitor[f]),
-            rows.message[f],
-        )
-    };
-    order.sort_unstable_by_key(|v| key(v));
+    // Ordered by (site, start, visitor, first message), the strings compared
+    // by their ranks.
+    let firsts = visits.iter().map(|v| v.first as usize);
+    let rank = rows
+        .strings
+        .ranks(firsts.flat_map(|f| [rows.site[f], rows.visitor[f]]));
+    let mut keyed: Vec<_> = visits
+        .iter()
+        .map(|v| {
+            let f = v.first as usize;
+            let key = (rank[rows.site[f] as usize], v.start_us);
+            (key, rank[rows.visitor[f] as usize], rows.message[f], v)
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|&(key, visitor, message, _)| (key, visitor, message));
+    let order: Vec<&Visit> = keyed.into_iter().map(|k| k.3).collect();
     let first =
         |f: fn(&Rows, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.first as usize))));
     let landing =

@@ -103,6 +103,22 @@ impl Interner {
         }
     }
 
+    /// The rank of each of `codes` among them in the order of their strings
+    /// (null first), indexed by code: comparing two codes' ranks compares
+    /// their strings, as codes and strings are one to one. Codes not given
+    /// rank 0.
+    pub(super) fn ranks(&self, codes: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        let mut codes: Vec<u32> = codes.into_iter().collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes.sort_unstable_by(|&a, &b| self.get(a).cmp(&self.get(b)));
+        let mut rank = vec![0; self.values.len()];
+        for (r, c) in codes.into_iter().enumerate() {
+            rank[c as usize] = r as u32;
+        }
+        rank
+    }
+
     #[inline]
     pub(super) fn get(&self, code: u32) -> Option<&str> {
         match code {

@@ -596,3 +596,40 @@ fn summaries_read_batch_by_batch_equal_those_of_one_batch() {
         }
     }
 }
+
+#[test]
+fn visits_are_ordered_by_site_start_and_visitor_as_strings() {
+    // The batch sorts by the strings' ranks; this checks the strings.
+    let date = NaiveDate::from_ymd_opt(2015, 5, 16).unwrap();
+    let mut events = crate::testdata::events(12, date, 1, 200);
+    // Interned in an order unlike the strings' (codes follow first sight).
+    events.reverse();
+    let events: Vec<KafkaEvent> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| KafkaEvent {
+            partition: 0,
+            offset: i as i64,
+            event,
+        })
+        .collect();
+    let s = summarize(
+        &events_to_batch(&events).unwrap(),
+        date,
+        &SummaryOptions::default(),
+    )
+    .unwrap();
+    let v = s.get(Table::Visits);
+    assert!(v.num_rows() > 300, "{} visits", v.num_rows());
+    let c = crate::schema::Cols::new(v);
+    let (site, visitor, start) = (
+        c.str("site").unwrap(),
+        c.str("visitor_id").unwrap(),
+        c.ts("visit_start").unwrap(),
+    );
+    let keys: Vec<(&str, i64, &str)> = (0..v.num_rows())
+        .map(|i| (site.value(i), start.value(i), visitor.value(i)))
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "visits out of order");
+    assert!(keys.iter().any(|k| k.0 != keys[0].0), "two sites");
+}
