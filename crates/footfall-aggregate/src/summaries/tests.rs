@@ -82,6 +82,11 @@ pub(crate) fn scenario() -> Vec<KafkaEvent> {
     let events = vec![
         f0, e0, e1, a1, a2, a3, a4, a5, b1, b2, c1, d1, d2, d3, e2, e3,
     ];
+    one_partition(events)
+}
+
+/// The events as read from partition 0, at offsets 0, 1, 2, … in order.
+fn one_partition(events: Vec<VisitEvent>) -> Vec<KafkaEvent> {
     events
         .into_iter()
         .enumerate()
@@ -604,15 +609,7 @@ fn visits_are_ordered_by_site_start_and_visitor_as_strings() {
     let mut events = crate::testdata::events(12, date, 1, 200);
     // Interned in an order unlike the strings' (codes follow first sight).
     events.reverse();
-    let events: Vec<KafkaEvent> = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| KafkaEvent {
-            partition: 0,
-            offset: i as i64,
-            event,
-        })
-        .collect();
+    let events = one_partition(events);
     let s = summarize(
         &events_to_batch(&events).unwrap(),
         date,
