@@ -93,6 +93,13 @@ impl Harness {
     fn texts(lines: &Lines) -> Vec<String> {
         lines.iter().map(|l| l.2.clone()).collect()
     }
+
+    /// The texts of `polls` polls, each a step of `S` later.
+    fn poll_texts(&mut self, polls: usize) -> Vec<String> {
+        (0..polls)
+            .flat_map(|_| Harness::texts(&self.poll(S)))
+            .collect()
+    }
 }
 
 fn append(path: &Path, text: &str) {
@@ -607,6 +614,14 @@ fn texts(tag: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| line(tag, i).trim_end().to_string()).collect()
 }
 
+/// The texts of several tags' ranges, one after the other.
+fn texts_of(parts: &[(&str, std::ops::Range<usize>)]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|(tag, r)| texts(tag, r.clone()))
+        .collect()
+}
+
 /// The first run reads `access.log` (only the live file is named); while
 /// stopped, three lines are appended and `rotate` rotates it; a new
 /// `access.log` gets two lines. The restart reads the rest of the old file,
@@ -821,12 +836,8 @@ fn copytruncate_with_only_the_live_file_named_reads_the_copy_tail_first() {
     append(&log, &lines("lost", 0..2));
     truncate(&log);
     append(&log, &lines("b", 0..2));
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        got.extend(Harness::texts(&h.poll(S)));
-    }
-    let mut want = texts("a", 12..15);
-    want.extend(texts("b", 0..2));
+    let got = h.poll_texts(3);
+    let want = texts_of(&[("a", 12..15), ("b", 0..2)]);
     assert_eq!(got, want, "the copy's tail, then the new content, once");
     assert!(h.keys[12..15].iter().all(|k| *k == first_key));
     // Nothing again after a restart either, and no warning.
@@ -859,13 +870,8 @@ fn generations_never_checkpointed_are_read_between_the_recovered_file_and_the_li
     append(&log, &lines("c", 0..12));
 
     let mut h = Harness::with_registry(s.clone(), registry);
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        got.extend(Harness::texts(&h.poll(S)));
-    }
-    let mut want = texts("a", 12..15);
-    want.extend(texts("b", 0..12));
-    want.extend(texts("c", 0..12));
+    let got = h.poll_texts(3);
+    let want = texts_of(&[("a", 12..15), ("b", 0..12), ("c", 0..12)]);
     assert_eq!(
         got, want,
         "old rest, middle generation, live file, each once"
@@ -956,13 +962,8 @@ fn a_generation_with_the_recovered_file_s_modification_time_is_read_too() {
     append(&log, &lines("c", 0..2));
 
     let mut h = Harness::with_registry(s.clone(), registry);
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        got.extend(Harness::texts(&h.poll(S)));
-    }
-    let mut want = texts("a", 12..15);
-    want.extend(texts("b", 0..12));
-    want.extend(texts("c", 0..2));
+    let got = h.poll_texts(3);
+    let want = texts_of(&[("a", 12..15), ("b", 0..12), ("c", 0..2)]);
     assert_eq!(got, want, "old rest, middle generation, live file");
     let registry = reloaded(&h.registry);
     let mut h = Harness::with_registry(s, registry);
