@@ -551,7 +551,19 @@ fn stderr_of(child: &mut Child) -> String {
 /// delivered, ingest fails with 130 and says how many.
 fn stdin_interrupted_with_lines_not_delivered(sig: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, _) = unreachable_broker(dir.path(), "-", "");
+    let (mut child, port) = unreachable_broker(dir.path(), "-", "");
+    // The signal comes once all 50 lines are read (reading may start after
+    // `/health` turns 503).
+    let read_all = || {
+        http_get(port, "/metrics")
+            .lines()
+            .any(|l| l.starts_with("footfall_ingest_lines_read_total") && l.ends_with(" 50"))
+    };
+    let start = Instant::now();
+    while !read_all() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(read_all(), "{}", http_get(port, "/metrics"));
     signal(&child, sig);
     let status =
         wait_exit(&mut child, Duration::from_secs(15)).expect("exits within the shutdown deadline");
