@@ -6,9 +6,9 @@
 //! A period's rows are computed from the `visits` of its dates, so every run
 //! (and erase, and recompute) that rewrites a date's summaries rewrites the
 //! periods holding it. Each date's visits are taken from its visitor records
-//! ([`records`]) when they are those of its `visits` file, else from the file. One row per (site, audience): a visitor is a
-//! distinct `visitor_id` with a visit in the period, and is a bot when any of
-//! its visitor-days was.
+//! ([`records`]) when they are those of its `visits` file, else from the file.
+//! One row per (site, audience): a visitor is a distinct `visitor_id` with a
+//! visit in the period, and is a bot when any of its visitor-days was.
 //!
 //! **Exact or an upper bound.** Visitor ids last one pseudonym epoch
 //! ([`SummaryOptions::epoch`], the keyring's `epoch`). When the whole period

@@ -180,7 +180,7 @@ mod ids;
 mod pending;
 mod read;
 mod replica;
-pub(crate) use cache::{put_str, CacheKind, Fields, VISITORS_DIR};
+pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use ids::Covered;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;

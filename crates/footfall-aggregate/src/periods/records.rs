@@ -26,7 +26,9 @@ use chrono::NaiveDate;
 
 use super::Visitor;
 use crate::error::AggregateError;
-use crate::warehouse::{put_str, CacheKind, Covered, Fields, Warehouse, VISITORS_DIR};
+use crate::warehouse::{
+    put_str, remove_cache_file, CacheKind, Covered, Fields, Warehouse, VISITORS_DIR,
+};
 
 /// The visitor records' kind of cache file.
 const KIND: CacheKind = CacheKind {
@@ -93,21 +95,12 @@ impl DateRecords {
         }
         let records = self.sites.values().flatten().map(encode);
         let count = self.sites.values().map(Vec::len).sum();
-        let p = path(wh, date);
-        std::fs::create_dir_all(p.parent().expect("a records file has a directory"))
-            .map_err(AggregateError::io("create directory", &p))?;
-        KIND.write(&p, &header, records, count)
+        KIND.write(&path(wh, date), &header, records, count)
     }
 
     /// Removes the records of `date`, if any (its `visits` file is gone).
     pub(super) fn remove(wh: &Warehouse, date: NaiveDate) -> Result<(), AggregateError> {
-        let p = path(wh, date);
-        match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(AggregateError::io("remove", &p)(e))
-            }
-            _ => Ok(()),
-        }
+        remove_cache_file(&path(wh, date))
     }
 }
 

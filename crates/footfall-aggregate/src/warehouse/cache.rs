@@ -160,6 +160,16 @@ impl CacheKind {
     }
 }
 
+/// Removes the cache file at `path`, if there is one.
+pub(crate) fn remove_cache_file(path: &Path) -> Result<(), AggregateError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(AggregateError::io("remove", path)(e))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Warehouse {
     /// Removes the temporary files of interrupted cache writes: every one
     /// (`None`), or one date's. Returns how many were removed.

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use super::cache::{put_str, CacheKind, Fields, IDS_DIR};
+use super::cache::{put_str, remove_cache_file, CacheKind, Fields, IDS_DIR};
 use super::Warehouse;
 use crate::error::AggregateError;
 
@@ -109,13 +109,7 @@ impl Warehouse {
 
     /// Removes the id index of a date, if any (its files are about to change).
     pub(crate) fn remove_id_index(&self, date: NaiveDate) -> Result<(), AggregateError> {
-        let path = self.id_index_path(date);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(AggregateError::io("remove", &path)(e))
-            }
-            _ => Ok(()),
-        }
+        remove_cache_file(&self.id_index_path(date))
     }
 
     /// Removes the id indexes of the dates before `horizon`.
