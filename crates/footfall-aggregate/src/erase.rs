@@ -345,10 +345,15 @@ pub(crate) fn erase_with(
         let path = wh.write_erase_pending(&stale)?;
         opts.check(Checkpoint::Erase(path))?;
     }
-    // 3. The events files, once their dates' id indexes are gone (an index
-    // must not keep the ids of erased rows; the next run rebuilds it).
+    // 3. The events files, once their dates' id indexes and day states are
+    // gone (neither may keep erased rows; the next run rebuilds them). The
+    // next date's day state holds this date's last visit timeout.
     for (f, _, _) in &person.hits {
         wh.remove_id_index(f.date)?;
+        wh.remove_day_state(f.date)?;
+        if let Some(next) = f.date.succ_opt() {
+            wh.remove_day_state(next)?;
+        }
     }
     let schema = events_schema();
     for (f, mine, all) in &person.hits {

@@ -79,6 +79,7 @@ mod binding;
 mod consume;
 mod decoder;
 mod group;
+mod kept;
 mod options;
 mod recompute;
 mod report;

@@ -175,12 +175,14 @@ struct Publish {
 }
 
 mod cache;
+mod days;
 mod erasure;
 mod ids;
 mod pending;
 mod read;
 mod replica;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
+pub(crate) use days::DayCover;
 pub(crate) use ids::Covered;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
@@ -929,6 +931,10 @@ impl Warehouse {
             sync_dir(&self.root.join(ERASURE_DIR).join(TOMBSTONE_DIR))?;
         }
         self.remove_id_indexes_before(horizon)?;
+        // The horizon's own day state holds the last visit timeout of the
+        // day before it, whose events are gone: it goes too (rebuilt).
+        self.remove_day_states_before(horizon)?;
+        self.remove_day_state(horizon)?;
         Ok(dropped)
     }
 

@@ -118,7 +118,9 @@ pub fn init_logging(cfg: &LogConfig) -> Result<(), IngestError> {
     .map_err(|e| ConfigError::invalid("log.level", e))?;
     // Colour only on a terminal: escape codes do not belong in journald or files.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The fmt builder stops at `info` by default: `filter` alone decides.
     let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let quiet = tracing_subscriber::filter::filter_fn(|m| !is_drop_after_close(m));

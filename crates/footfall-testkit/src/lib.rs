@@ -111,7 +111,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Every file under `dir` (relative path, `/`-separated → bytes) except the
 /// warehouse's metadata, locks and cache files (`.footfall*`, `.locks/`,
-/// `.ids/date=*` and `.visitors/date=*` at the top; a cache file names the
+/// `.ids/date=*`, `.visitors/date=*` and `.days/date=*` at the top; a cache file names the
 /// files it was made from with their modification times): Parquet files,
 /// erasure records, and any temporary file a crashed run left behind. A missing `dir` is an empty snapshot.
 ///
@@ -137,9 +137,15 @@ pub fn snapshot_all(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            if ![".footfall", ".locks", ".ids/date=", ".visitors/date="]
-                .iter()
-                .any(|top| rel.starts_with(top))
+            if ![
+                ".footfall",
+                ".locks",
+                ".ids/date=",
+                ".visitors/date=",
+                ".days/date=",
+            ]
+            .iter()
+            .any(|top| rel.starts_with(top))
             {
                 let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 out.insert(rel, bytes);
@@ -248,6 +254,8 @@ mod tests {
         std::fs::write(dir.join(".ids/.date=2025-05-17.idx.tmp"), b"").unwrap();
         std::fs::create_dir_all(dir.join(".visitors")).unwrap();
         std::fs::write(dir.join(".visitors/date=2025-05-17.rec"), b"").unwrap();
+        std::fs::create_dir_all(dir.join(".days")).unwrap();
+        std::fs::write(dir.join(".days/date=2025-05-17.state"), b"").unwrap();
         let snap = snapshot_all(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(

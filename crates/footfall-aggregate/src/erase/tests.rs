@@ -200,9 +200,16 @@ fn replay_after_erase_does_not_bring_the_events_back() {
     let theirs = events.iter().filter(|e| e.visitor_id == visitor).count() as u64;
     let dir = tempfile::tempdir().unwrap();
     let mut topic = build(dir.path(), &events);
+    let wh = Warehouse::new(dir.path());
+    let states = || [15, 16, 17].map(|d| wh.day_state_path(day(d)).exists());
+    assert_eq!(states(), [true; 3], "the run kept day states");
     erase_with_defaults(dir.path(), day(15), day(17), &ids_of(&visitor), false).unwrap();
     let erased = snapshot_all(dir.path());
-    let wh = Warehouse::new(dir.path());
+    assert_eq!(
+        states(),
+        [false; 3],
+        "the day states of the erased dates and of the next go with the rows"
+    );
     for date in [day(15), day(16)] {
         assert!(
             wh.read_id_index(date).unwrap().is_none(),

@@ -18,11 +18,12 @@ use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 
 use super::binding::upgrade_meta;
+use super::kept;
 use super::{Checkpoint, RunOptions, RunReport};
 use crate::error::AggregateError;
 use crate::schema::{day_number, events_schema, local_day, local_time_of_day, DAY_US};
 use crate::sessions::SummaryOptions;
-use crate::summaries::{summarize_batches, Table, SUMMARY_COLUMNS};
+use crate::summaries::{summarize_batches, Summaries, Table, SUMMARY_COLUMNS};
 use crate::warehouse::{read_parquet_each, EventFile, LockMode, RowKeep, Warehouse};
 
 /// The events columns summaries need, in events-schema order.
@@ -45,21 +46,77 @@ pub(crate) struct DayEvents<'a> {
     pub new: &'a [RecordBatch],
 }
 
+/// Where a date's summaries are counted from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counting {
+    /// The date's day state (`kept.rs`) and the files it does not hold yet;
+    /// the state is saved (unless in a dry run). What a run does.
+    Kept,
+    /// Every event of the date, read again: the reference (recompute,
+    /// erase, the layout upgrade).
+    Whole,
+}
+
 /// Recompute and write the summaries of one date from all its events (`day`,
 /// every partition) plus the previous day's last visit timeout (`prev`, for
-/// visits crossing midnight), read one batch at a time. Each file is written
-/// atomically; tables left without rows lose their file; a date with no
-/// events left loses all its summaries. With `ahead` > 0 the files are decoded
-/// on a thread of their own, up to `ahead` batches ahead of the summary (each
-/// batch held adds its memory). Returns how many events the date has.
+/// visits crossing midnight), read one batch at a time: from its day state
+/// and the files it does not hold ([`Counting::Kept`]), or from every file.
+/// Each file is written atomically; tables left without rows lose their
+/// file; a date with no events left loses all its summaries. With `ahead` >
+/// 0 the files are decoded on a thread of their own, up to `ahead` batches
+/// ahead of the summary (each batch held adds its memory). Returns how many
+/// events the date has.
 pub(crate) fn summarize_date(
     wh: &Warehouse,
     date: NaiveDate,
     (day, prev): (DayEvents<'_>, DayEvents<'_>),
-    ahead: usize,
+    (counting, ahead): (Counting, usize),
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<u64, AggregateError> {
+    let started = Instant::now();
+    let (summaries, rows, kept) = count_date(date, (day, prev), (counting, ahead), wh, opts)?;
+    let counted = started.elapsed();
+    write_summaries(wh, date, (&summaries, rows), opts, report)?;
+    let written = started.elapsed();
+    if let Some(k) = kept.filter(|_| !opts.dry_run) {
+        k.save(wh, date)?;
+    }
+    tracing::debug!(
+        %date,
+        counted_s = counted.as_secs_f64(),
+        written_s = (written - counted).as_secs_f64(),
+        state_saved_s = (started.elapsed() - written).as_secs_f64(),
+        "date summarised"
+    );
+    Ok(rows)
+}
+
+/// The summaries of one date (as [`summarize_date`] reads its events), how
+/// many events it has, and its day state when counted from it.
+fn count_date(
+    date: NaiveDate,
+    (day, prev): (DayEvents<'_>, DayEvents<'_>),
+    (counting, ahead): (Counting, usize),
+    wh: &Warehouse,
+    opts: &RunOptions,
+) -> Result<(Summaries, u64, Option<kept::Loaded>), AggregateError> {
+    let mut kept = match counting {
+        Counting::Kept => Some(kept::load(
+            wh,
+            date,
+            (day.files, prev.files),
+            &opts.summary,
+        )?),
+        Counting::Whole => None,
+    };
+    let (day_files, prev_files) = match &mut kept {
+        Some(k) => (
+            std::mem::take(&mut k.new_day),
+            std::mem::take(&mut k.new_prev),
+        ),
+        None => (day.files.to_vec(), prev.files.to_vec()),
+    };
     let timeout_us = opts.summary.timeout_us().min(DAY_US);
     let prev_date = date.pred_opt();
     let tail = move || -> Option<RowKeep> {
@@ -69,8 +126,8 @@ pub(crate) fn summarize_date(
             Box::new(move |b: &RecordBatch| tail_mask(b, prev_date, timeout_us)),
         ))
     };
-    let day_files = day.files.iter().map(|p| (p, None));
-    let prev_files = prev.files.iter().map(|p| (p, tail()));
+    let day_files = day_files.iter().map(|p| (p, None));
+    let prev_files = prev_files.iter().map(|p| (p, tail()));
     let files = read_parquet_each(day_files.chain(prev_files), Some(SUMMARY_COLUMNS));
     let new = day.new.iter().map(|b| Ok(b.clone()));
     let prev_new = prev.new.iter().map(|b| match prev_date {
@@ -78,8 +135,24 @@ pub(crate) fn summarize_date(
         None => Ok(b.slice(0, 0)),
     });
     let (summaries, rows) = crate::parallel::ahead(files, ahead, |files| {
-        summarize_batches(files.chain(new).chain(prev_new), date, &opts.summary)
+        let batches = files.chain(new).chain(prev_new);
+        match &mut kept {
+            Some(k) => k.state.update(batches, date, &opts.summary),
+            None => summarize_batches(batches, date, &opts.summary),
+        }
     })?;
+    Ok((summaries, rows, kept))
+}
+
+/// Writes (or, in a dry run, counts) the summaries of a date with `rows`
+/// events, and keeps its visitor records.
+fn write_summaries(
+    wh: &Warehouse,
+    date: NaiveDate,
+    (summaries, rows): (&Summaries, u64),
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), AggregateError> {
     for (table, batch) in summaries.iter() {
         if rows == 0 {
             // No events left for this date: its summaries go too.
@@ -101,7 +174,7 @@ pub(crate) fn summarize_date(
         let visits = (rows > 0).then(|| summaries.get(Table::Visits));
         crate::periods::keep_records(wh, date, visits)?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 fn filter(b: &RecordBatch, keep: &BooleanArray) -> Result<RecordBatch, AggregateError> {
@@ -203,7 +276,8 @@ pub(crate) fn recompute_locked(
             },
         );
         let ahead = crate::parallel::read_ahead(opts.threads.get(), 1);
-        report.events_read += summarize_date(wh, date, events, ahead, opts, report)?;
+        let how = (Counting::Whole, ahead);
+        report.events_read += summarize_date(wh, date, events, how, opts, report)?;
     }
     crate::periods::refresh(wh, targets, opts, report)
 }

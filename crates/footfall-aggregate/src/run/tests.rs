@@ -324,6 +324,12 @@ fn late_events_and_retention() {
         "its id index went too"
     );
     assert!(wh.read_id_index(day(16)).unwrap().is_some());
+    let state = |d| wh.day_state_path(day(d)).exists();
+    assert_eq!(
+        [15, 16, 17].map(state),
+        [false, false, true],
+        "day states: the dropped date's, and the horizon's (it holds the 15th's last visit timeout), went"
+    );
     // Events for a dropped date are refused and do not touch its summaries.
     topic.produce(&testdata::events(7, day(15), 1, 3), 2);
     let r = topic.run(dir.path(), &opts()).unwrap();

@@ -20,7 +20,7 @@ use arrow::compute::filter_record_batch;
 use chrono::NaiveDate;
 
 use super::consume::Consumed;
-use super::recompute::{summarize_date, summary_projection, DayEvents};
+use super::recompute::{summarize_date, summary_projection, Counting, DayEvents};
 use super::seen::SeenIds;
 use super::{Checkpoint, Progress, RunOptions, RunReport, Stage};
 use crate::error::AggregateError;
@@ -310,7 +310,7 @@ fn summarize_touched(
         |&date| {
             let mut part = RunReport::default();
             let both = (events(Some(date)), events(date.pred_opt()));
-            summarize_date(wh, date, both, ahead, opts, &mut part)?;
+            summarize_date(wh, date, both, (Counting::Kept, ahead), opts, &mut part)?;
             Ok::<_, AggregateError>(part)
         },
         |n| progress.summarized(n, total),

@@ -9,21 +9,22 @@ use super::{SummaryOptions, CODE_ENTRANCE, CODE_EXIT};
 use crate::hash::FxHashMap;
 use crate::sessions::Sessionizer;
 
-/// Counts distinct visitors of one group while rows arrive grouped by visitor.
+/// Counts distinct visitors of one group while rows arrive grouped by
+/// visitor: `run` names the visitor (never the default, 0).
 #[derive(Default, Clone, Copy)]
-pub(super) struct Mark(u32);
+pub(super) struct Mark<T = u32>(T);
 
-impl Mark {
+impl<T: PartialEq + Copy> Mark<T> {
     /// Whether `run` (a visitor) is new to the group.
     #[inline]
-    pub(super) fn see(&mut self, run: u32) -> bool {
+    pub(super) fn see(&mut self, run: T) -> bool {
         let new = self.0 != run;
         self.0 = run;
         new
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Traffic {
     pub requests: i64,
     pub page_views: i64,
@@ -37,7 +38,7 @@ pub(super) struct Traffic {
     pub mark: Mark,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Page {
     pub views: i64,
     pub visitors: i64,
@@ -48,7 +49,7 @@ pub(super) struct Page {
     pub mark: Mark,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Client {
     pub requests: i64,
     pub page_views: i64,
@@ -56,7 +57,7 @@ pub(super) struct Client {
     pub mark: Mark,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Route {
     pub requests: i64,
     pub status_4xx: i64,
@@ -65,9 +66,47 @@ pub(super) struct Route {
     pub latency: [i64; 9],
 }
 
+/// Calls the macro `$m` with each struct of counters and its fields, the one
+/// list of them (the state's bytes and its arithmetic both go by it).
+macro_rules! with_counters {
+    ($m:ident) => {
+        $m!(Traffic {
+            requests,
+            page_views,
+            visits,
+            visitors,
+            bounces,
+            visit_duration_us,
+            bytes,
+            status,
+            latency
+        });
+        $m!(Page {
+            views,
+            visitors,
+            entries,
+            exits,
+            bounces,
+            time_us
+        });
+        $m!(Client {
+            requests,
+            page_views,
+            visitors
+        });
+        $m!(Route {
+            requests,
+            status_4xx,
+            status_5xx,
+            bytes,
+            latency
+        });
+    };
+}
+pub(super) use with_counters;
+
 /// A visit being built (positions index the in-scope rows).
 struct OpenVisit {
-    run: u32,
     in_day: bool,
     first: u32,
     landing: Option<u32>,
@@ -81,8 +120,8 @@ struct OpenVisit {
 }
 
 /// A finished visit that started on the summarised date.
+#[derive(Default, Clone)]
 pub(super) struct Visit {
-    pub run: u32,
     pub first: u32,
     pub landing: u32,
     pub start_us: i64,
@@ -103,7 +142,7 @@ impl Visit {
 pub(super) type SiteClass = (u32, u8);
 
 /// Every counter of the pass.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Tally {
     pub traffic: FxHashMap<SiteClass, Traffic>,
     pub hourly: FxHashMap<(SiteClass, u8), Traffic>,
@@ -112,7 +151,8 @@ pub(super) struct Tally {
     pub statuses: FxHashMap<(SiteClass, u16, u32), i64>,
     pub routes: FxHashMap<(SiteClass, u8, [u32; 4]), Route>,
     pub transitions: FxHashMap<(SiteClass, u32, u32), i64>,
-    /// (run, site and class, kind, term) in visitor order: kind 0 = on-site, 1 = search-engine.
+    /// (row position, site and class, kind, term) grouped by visitor-day:
+    /// kind 0 = on-site, 1 = search-engine.
     pub search_hits: Vec<(u32, SiteClass, u8, u32)>,
     pub visits: Vec<Visit>,
 }
@@ -158,7 +198,7 @@ impl Tally {
                     if let Some(v) = open.take() {
                         t.close(v, rows, classes);
                     }
-                    open = Some(OpenVisit::new(run, pos, rows));
+                    open = Some(OpenVisit::new(pos, rows));
                 }
                 let v = open
                     .as_mut()
@@ -224,10 +264,12 @@ impl Tally {
         }
         if visitor_req {
             if rows.site_search[i] != 0 {
-                self.search_hits.push((run, sc, 0, rows.site_search[i]));
+                self.search_hits
+                    .push((i as u32, sc, 0, rows.site_search[i]));
             }
             if rows.search_terms[i] != 0 {
-                self.search_hits.push((run, sc, 1, rows.search_terms[i]));
+                self.search_hits
+                    .push((i as u32, sc, 1, rows.search_terms[i]));
             }
         }
     }
@@ -282,7 +324,6 @@ impl Tally {
             p.bounces += (v.page_views == 1) as i64;
         }
         self.visits.push(Visit {
-            run: v.run,
             first: v.first,
             landing: v.landing.unwrap_or(v.first),
             start_us: v.start_us,
@@ -312,10 +353,9 @@ impl Tally {
 }
 
 impl OpenVisit {
-    fn new(run: u32, pos: u32, rows: &Rows) -> Self {
+    fn new(pos: u32, rows: &Rows) -> Self {
         let i = pos as usize;
         OpenVisit {
-            run,
             in_day: rows.in_day[i],
             first: pos,
             landing: None,

@@ -15,15 +15,15 @@ pub(super) struct VisitCounts {
     pub visitors: i64,
     pub page_views: i64,
     pub bounces: i64,
-    pub mark: Mark,
+    pub mark: Mark<u64>,
 }
 
 impl VisitCounts {
-    fn add(&mut self, v: &Visit) {
+    fn add(&mut self, v: &Visit, vd: u64) {
         self.visits += 1;
         self.page_views += v.page_views;
         self.bounces += v.bounce() as i64;
-        self.visitors += self.mark.see(v.run) as i64;
+        self.visitors += self.mark.see(vd) as i64;
     }
 }
 
@@ -31,15 +31,15 @@ impl VisitCounts {
 pub(super) struct Searches {
     pub searches: i64,
     pub visitors: i64,
-    pub mark: Mark,
+    pub mark: Mark<u64>,
 }
 
 /// Distinct visitors per key, counted while visitors arrive in order.
 #[derive(Default)]
-struct Distinct<K>(FxHashMap<K, (u32, i64)>);
+struct Distinct<K>(FxHashMap<K, (u64, i64)>);
 
 impl<K: std::hash::Hash + Eq> Distinct<K> {
-    fn see(&mut self, key: K, run: u32) {
+    fn see(&mut self, key: K, run: u64) {
         let e = self.0.entry(key).or_default();
         if e.0 != run {
             e.0 = run;
@@ -67,19 +67,21 @@ pub(super) struct Folded {
 }
 
 /// Builds the referrer, campaign and search tables, folding rare values.
+/// The visits and the search hits of `t` are grouped by visitor-day.
 pub(super) fn fold(t: &Tally, rows: &Rows, class: &[u8], k: u32) -> Folded {
     let k = i64::from(k);
     let mut hosts = Distinct::default();
     let mut utms = Distinct::default();
     for v in &t.visits {
         let (l, f) = (v.landing as usize, v.first as usize);
+        let vd = rows.visitor_day(f);
         if rows.ref_host[l] != 0 {
-            hosts.see((rows.site[l], rows.ref_host[l]), v.run);
+            hosts.see((rows.site[l], rows.ref_host[l]), vd);
         }
         if rows.campaign(f) != 0 {
             for (j, field) in rows.utm.iter().enumerate() {
                 if field[f] != 0 {
-                    utms.see((rows.site[f], j, field[f]), v.run);
+                    utms.see((rows.site[f], j, field[f]), vd);
                 }
             }
         }
@@ -101,27 +103,33 @@ pub(super) fn fold(t: &Tally, rows: &Rows, class: &[u8], k: u32) -> Folded {
             host = CODE_OTHER;
         }
         let rk = [rows.medium[l], rows.source[l], host, v.entry];
-        referrers.entry((sc, rk)).or_default().add(v);
+        let vd = rows.visitor_day(f);
+        referrers.entry((sc, rk)).or_default().add(v, vd);
         if rows.campaign(f) != 0 {
             let ck = [utm(f, 0), utm(f, 1), utm(f, 2), utm(f, 3), utm(f, 4)];
-            campaigns.entry((sc, ck)).or_default().add(v);
+            campaigns.entry((sc, ck)).or_default().add(v, vd);
         }
     }
     Folded {
         referrers,
         campaigns,
-        searches: searches(&t.search_hits, k),
+        searches: searches(&t.search_hits, rows, k),
     }
 }
 
 /// Search terms: terms seen from fewer than k visitors fold into (other).
-fn searches(hits: &[(u32, SiteClass, u8, u32)], k: i64) -> FxHashMap<SearchKey, Searches> {
+fn searches(
+    hits: &[(u32, SiteClass, u8, u32)],
+    rows: &Rows,
+    k: i64,
+) -> FxHashMap<SearchKey, Searches> {
     let mut terms = Distinct::default();
-    for &(run, (site, _), kind, term) in hits {
-        terms.see((site, kind, term), run);
+    for &(pos, (site, _), kind, term) in hits {
+        terms.see((site, kind, term), rows.visitor_day(pos as usize));
     }
     let mut out: FxHashMap<SearchKey, Searches> = FxHashMap::default();
-    for &(run, sc, kind, term) in hits {
+    for &(pos, sc, kind, term) in hits {
+        let run = rows.visitor_day(pos as usize);
         let term = match terms.rare(&(sc.0, kind, term), k) {
             true => CODE_OTHER,
             false => term,

@@ -45,9 +45,11 @@ pub use crate::sessions::SummaryOptions;
 
 mod batches;
 mod classes;
+mod codec;
 mod count;
 mod fold;
 mod rows;
+pub(crate) mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -234,7 +236,19 @@ pub(crate) fn summarize_batches(
     let order = rows.order();
     let classes = classes::classify(&rows, &order, &opts.bots);
     let t = count::Tally::count(&rows, &order, &classes, opts);
-    let f = fold::fold(&t, &rows, &classes.class, opts.min_visitors);
+    Ok((tables(t, &rows, &classes.class, opts)?, day_rows))
+}
+
+/// The summary batches of a date's tally: `t` counts `rows` (its visits and
+/// search hits grouped by visitor-day), each row's visitor-day of class
+/// `class[row]`.
+fn tables(
+    t: count::Tally,
+    rows: &rows::Rows,
+    class: &[u8],
+    opts: &SummaryOptions,
+) -> Result<Summaries, AggregateError> {
+    let f = fold::fold(&t, rows, class, opts.min_visitors);
     let s = &rows.strings;
     let st = |c: u32| s.get(c);
     let batches = vec![
@@ -286,7 +300,7 @@ pub(crate) fn summarize_batches(
                 .map(|((sc, h, k), v)| (sc, (h, k.map(st)), v)),
             s,
         )?,
-        batches::visits(&t.visits, &rows, &classes.class)?,
+        batches::visits(&t.visits, rows, class)?,
     ];
-    Ok((Summaries { batches }, day_rows))
+    Ok(Summaries { batches })
 }

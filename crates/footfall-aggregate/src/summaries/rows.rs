@@ -71,6 +71,27 @@ impl Interner {
         }
     }
 
+    /// Every string by code (code 0, null, is the empty string).
+    pub(super) fn values(&self) -> &[Arc<str>] {
+        &self.values
+    }
+
+    /// The interner of [`Interner::values`] as given back; `None` unless
+    /// code 0 is the empty string and no string repeats.
+    pub(super) fn from_values(values: Vec<Arc<str>>) -> Option<Self> {
+        if values.first().map(|s| s.is_empty()) != Some(true) {
+            return None;
+        }
+        let mut map = FxHashMap::default();
+        map.reserve(values.len());
+        for (c, s) in values.iter().enumerate().skip(1) {
+            if map.insert(Arc::clone(s), c as u32).is_some() {
+                return None;
+            }
+        }
+        Some(Interner { map, values })
+    }
+
     #[inline]
     fn code(&mut self, s: &str) -> u32 {
         if let Some(&c) = self.map.get(s) {
@@ -261,7 +282,7 @@ impl Rows {
     }
 
     /// Adds the in-scope rows of one batch.
-    fn append(
+    pub(super) fn append(
         &mut self,
         batch: &RecordBatch,
         date: NaiveDate,
@@ -319,6 +340,13 @@ impl Rows {
         ((self.utm[0][i] as u64) << 32) | self.utm[2][i] as u64
     }
 
+    /// The visitor-day of row `i` as one number (never 0): equal for the
+    /// rows of one (site, visitor).
+    #[inline]
+    pub(super) fn visitor_day(&self, i: usize) -> u64 {
+        ((u64::from(self.site[i]) << 32) | u64::from(self.visitor[i])) + 1
+    }
+
     #[inline]
     pub(super) fn visitor_request(&self, i: usize) -> bool {
         !(400..500).contains(&self.status[i])
@@ -329,17 +357,60 @@ impl Rows {
     /// events came from.
     pub(super) fn order(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (0..self.ts.len() as u32).collect();
-        let key = |i: u32| {
-            let i = i as usize;
-            (
-                self.site[i],
-                self.visitor[i],
-                self.ts[i],
-                self.message[i],
-                i,
-            )
-        };
-        order.sort_unstable_by_key(|&i| key(i));
+        order.sort_unstable_by_key(|&i| self.key(i));
         order
+    }
+
+    /// The length of every column (all equal in a whole set of rows).
+    pub(super) fn lengths(&self) -> Vec<usize> {
+        let mut coded: Vec<usize> = [
+            &self.site,
+            &self.visitor,
+            &self.host,
+            &self.method,
+            &self.route,
+            &self.upstream,
+            &self.ref_host,
+            &self.medium,
+            &self.source,
+            &self.search_terms,
+            &self.site_search,
+            &self.browser,
+            &self.browser_version,
+            &self.os,
+            &self.device,
+            &self.bot_name,
+        ]
+        .iter()
+        .chain(self.utm.iter().collect::<Vec<_>>().iter())
+        .map(|c| c.len())
+        .collect();
+        coded.extend([
+            self.in_day.len(),
+            self.ts.len(),
+            self.hour.len(),
+            self.status.len(),
+            self.bytes.len(),
+            self.latency.len(),
+            self.is_bot.len(),
+            self.is_pageview.len(),
+            self.kind.len(),
+            self.flags.len(),
+            self.message.len(),
+        ]);
+        coded
+    }
+
+    /// The key of [`Rows::order`] of the row at `i`.
+    #[inline]
+    pub(super) fn key(&self, i: u32) -> (u32, u32, i64, (i32, i64), u32) {
+        let p = i as usize;
+        (
+            self.site[p],
+            self.visitor[p],
+            self.ts[p],
+            self.message[p],
+            i,
+        )
     }
 }

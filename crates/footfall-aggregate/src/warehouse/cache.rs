@@ -1,8 +1,9 @@
 //! Cache files: what a run keeps beside the warehouse to avoid reading
 //! Parquet files again (the id indexes, `ids.rs`; the visitor records,
-//! `visitors.rs`). Never the truth, never published: a reader that finds one
+//! `periods/records.rs`; the day states, `days.rs`). Never the truth, never published: a reader that finds one
 //! missing, torn or of another version rebuilds what it holds from the
-//! warehouse's files.
+//! warehouse's files. Most hold fixed-length records (below); the day states
+//! are streamed (`cache/stream.rs`).
 //!
 //! A cache file is written to a temporary name and renamed into place
 //! without fsync; a checksum over the whole file tells one that a power loss
@@ -22,12 +23,17 @@ use super::Warehouse;
 use crate::error::AggregateError;
 use crate::hash::FxHasher;
 
+mod stream;
+pub(crate) use stream::{read_streamed, write_streamed};
+
 /// Directory of the id indexes (`ids.rs`), relative to the warehouse root.
 pub(crate) const IDS_DIR: &str = ".ids";
 /// Directory of the visitor records (`periods/records.rs`).
 pub(crate) const VISITORS_DIR: &str = ".visitors";
+/// Directory of the day states (`days.rs`).
+pub(crate) const DAYS_DIR: &str = ".days";
 /// Every directory of cache files, each holding one file per date.
-const CACHE_DIRS: [&str; 2] = [IDS_DIR, VISITORS_DIR];
+const CACHE_DIRS: [&str; 3] = [IDS_DIR, VISITORS_DIR, DAYS_DIR];
 
 /// Records read or written per buffer.
 const RECORDS_PER_CHUNK: usize = 4096;
@@ -70,15 +76,9 @@ impl CacheKind {
         path: &Path,
         each: impl FnMut(&[u8]),
     ) -> Result<Option<Vec<u8>>, AggregateError> {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(AggregateError::io("open", path)(e)),
+        let Some((file, len)) = open(path)? else {
+            return Ok(None);
         };
-        let len = file
-            .metadata()
-            .map_err(AggregateError::io("stat", path))?
-            .len();
         let header = match self.decode(BufReader::with_capacity(1 << 20, file), len, each) {
             Ok(header) => header,
             // Shorter than its header says: torn.
@@ -160,6 +160,17 @@ impl CacheKind {
     }
 }
 
+/// The cache file at `path` and its length, if there is one.
+fn open(path: &Path) -> Result<Option<(File, u64)>, AggregateError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AggregateError::io("open", path)(e)),
+    };
+    let md = file.metadata().map_err(AggregateError::io("stat", path))?;
+    Ok(Some((file, md.len())))
+}
+
 /// Removes the cache file at `path`, if there is one.
 pub(crate) fn remove_cache_file(path: &Path) -> Result<(), AggregateError> {
     match fs::remove_file(path) {
@@ -171,6 +182,27 @@ pub(crate) fn remove_cache_file(path: &Path) -> Result<(), AggregateError> {
 }
 
 impl Warehouse {
+    /// Removes the cache files `DIR/date=….EXT` of the dates before `horizon`.
+    pub(crate) fn remove_cache_before(
+        &self,
+        dir: &str,
+        ext: &str,
+        horizon: NaiveDate,
+    ) -> Result<(), AggregateError> {
+        for entry in super::list_dir(&self.root.join(dir))? {
+            let name = entry.file_name();
+            let date = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(ext)?.strip_suffix('.'))
+                .and_then(super::parse_date_dir);
+            if date.is_some_and(|d| d < horizon) {
+                fs::remove_file(entry.path())
+                    .map_err(AggregateError::io("remove", entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the temporary files of interrupted cache writes: every one
     /// (`None`), or one date's. Returns how many were removed.
     pub(crate) fn sweep_cache_temps(

@@ -117,18 +117,7 @@ impl Warehouse {
         &self,
         horizon: NaiveDate,
     ) -> Result<(), AggregateError> {
-        for entry in super::list_dir(&self.root.join(IDS_DIR))? {
-            let name = entry.file_name();
-            let date = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".idx"))
-                .and_then(super::parse_date_dir);
-            if date.is_some_and(|d| d < horizon) {
-                fs::remove_file(entry.path())
-                    .map_err(AggregateError::io("remove", entry.path()))?;
-            }
-        }
-        Ok(())
+        self.remove_cache_before(IDS_DIR, "idx", horizon)
     }
 }
 
@@ -153,18 +142,31 @@ fn merged<'a>(a: &'a [u128], b: &'a [u128]) -> impl Iterator<Item = u128> + 'a {
 }
 
 fn header(files: &BTreeSet<Covered>) -> Vec<u8> {
-    let mut h = (files.len() as u32).to_le_bytes().to_vec();
-    for f in files {
-        put_str(&mut h, &f.name);
-        h.extend_from_slice(&f.size.to_le_bytes());
-        h.extend_from_slice(&f.mtime_ns.to_le_bytes());
-    }
+    let mut h = Vec::new();
+    put_covered(&mut h, files);
     h
 }
 
 /// The covered files of a header, if it is well formed.
 fn parse_header(h: &[u8]) -> Option<BTreeSet<Covered>> {
     let mut f = Fields(h);
+    let files = take_covered(&mut f)?;
+    f.is_done().then_some(files)
+}
+
+/// Appends covered files to a cache file's header: their count (u32), then
+/// per file its name, size (u64) and modification time in nanoseconds (u64).
+pub(super) fn put_covered(h: &mut Vec<u8>, files: &BTreeSet<Covered>) {
+    h.extend_from_slice(&(files.len() as u32).to_le_bytes());
+    for f in files {
+        put_str(h, &f.name);
+        h.extend_from_slice(&f.size.to_le_bytes());
+        h.extend_from_slice(&f.mtime_ns.to_le_bytes());
+    }
+}
+
+/// The covered files of [`put_covered`], read off a header.
+pub(super) fn take_covered(f: &mut Fields<'_>) -> Option<BTreeSet<Covered>> {
     let n = f.u32()?;
     let mut files = BTreeSet::new();
     for _ in 0..n {
@@ -174,7 +176,7 @@ fn parse_header(h: &[u8]) -> Option<BTreeSet<Covered>> {
             mtime_ns: f.u64()?,
         });
     }
-    f.is_done().then_some(files)
+    Some(files)
 }
 
 #[cfg(test)]

@@ -1,0 +1,253 @@
+//! A date's day state for a run (`summaries/state.rs`, kept beside the
+//! warehouse by `warehouse/days.rs`): which of the date's events files it
+//! already holds, and which are new to it.
+//!
+//! Contract: [`load`] gives a state that holds the rows of exactly some of
+//! the counting files of the date and of the previous date, and the counting
+//! files it does not hold. A kept state that names a file that no longer
+//! counts or has changed (stale files of a crashed run, erasure, retention,
+//! a restored backup), or that was counted with other rules, is not used:
+//! the state is then empty and every file is new to it. [`Loaded::save`]
+//! writes it covering every file, once the run's files of the date are in
+//! place and before the run commits; a state that a crash leaves covering
+//! the run's uncommitted files is not used by the re-run, which rewrites
+//! those files first.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+use crate::error::AggregateError;
+use crate::summaries::state::DayState;
+use crate::summaries::SummaryOptions;
+use crate::warehouse::{Covered, DayCover, Warehouse};
+
+/// A date's state as loaded, with the files it does not hold yet.
+pub(super) struct Loaded {
+    pub state: DayState,
+    /// Every counting file of the date and of the previous date: what the
+    /// state covers once the new files' rows are in.
+    pub cover: DayCover,
+    /// The date's counting files whose rows the state does not hold.
+    pub new_day: Vec<PathBuf>,
+    /// The same of the previous date.
+    pub new_prev: Vec<PathBuf>,
+}
+
+/// The state of `date` for its counting files `day` and the previous date's
+/// `prev` (module docs).
+pub(super) fn load(
+    wh: &Warehouse,
+    date: NaiveDate,
+    (day, prev): (&[PathBuf], &[PathBuf]),
+    opts: &SummaryOptions,
+) -> Result<Loaded, AggregateError> {
+    let fingerprint = DayState::fingerprint(opts);
+    let (day, prev) = (identities(day)?, identities(prev)?);
+    let holds = |kept: &BTreeSet<Covered>, now: &[(Covered, PathBuf)]| {
+        kept.iter().all(|c| now.iter().any(|(n, _)| n == c))
+    };
+    let usable =
+        |c: &DayCover| c.fingerprint == fingerprint && holds(&c.day, &day) && holds(&c.prev, &prev);
+    let started = std::time::Instant::now();
+    let kept = wh.read_day_state(date, |cover, r, len| {
+        usable(cover).then(|| DayState::read_from(r, len))?
+    })?;
+    tracing::debug!(%date, found = kept.is_some(), seconds = started.elapsed().as_secs_f64(), "day state read");
+    let (state, held) = match kept {
+        Some((cover, state)) => (state, cover),
+        None => (DayState::default(), DayCover::default()),
+    };
+    let new = |now: &[(Covered, PathBuf)], held: &BTreeSet<Covered>| -> Vec<PathBuf> {
+        now.iter()
+            .filter(|(c, _)| !held.contains(c))
+            .map(|(_, p)| p.clone())
+            .collect()
+    };
+    Ok(Loaded {
+        new_day: new(&day, &held.day),
+        new_prev: new(&prev, &held.prev),
+        cover: DayCover {
+            fingerprint,
+            day: day.into_iter().map(|(c, _)| c).collect(),
+            prev: prev.into_iter().map(|(c, _)| c).collect(),
+        },
+        state,
+    })
+}
+
+impl Loaded {
+    /// Writes the state, covering every file of [`Loaded::cover`].
+    pub(super) fn save(&self, wh: &Warehouse, date: NaiveDate) -> Result<(), AggregateError> {
+        wh.write_day_state(date, &self.cover, |w| self.state.write_to(w))
+    }
+}
+
+fn identities(files: &[PathBuf]) -> Result<Vec<(Covered, PathBuf)>, AggregateError> {
+    files
+        .iter()
+        .map(|p| Ok((Covered::of(p)?, p.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use chrono::NaiveDate;
+    use footfall_testkit::snapshot_all;
+
+    use super::super::testkit::FakeTopic;
+    use super::super::RunOptions;
+    use super::*;
+    use crate::testdata;
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2015, 5, 15).unwrap()
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions::new("visits", "g", "unused")
+    }
+
+    /// Every summary file (the events table and caches left out).
+    fn summaries(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut all = snapshot_all(dir);
+        all.retain(|k, _| !k.starts_with("events/"));
+        all
+    }
+
+    /// Every date with events.
+    fn dates(dir: &Path) -> Vec<NaiveDate> {
+        let mut dates: Vec<NaiveDate> = Warehouse::new(dir)
+            .event_files()
+            .unwrap()
+            .iter()
+            .map(|f| f.date)
+            .collect();
+        dates.dedup();
+        dates
+    }
+
+    /// The summaries `--recompute` of every date gives (it reads every
+    /// events file and no state): the reference.
+    fn recomputed(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        for date in dates(dir) {
+            crate::run::recompute(dir, date, &opts().summary).unwrap();
+        }
+        summaries(dir)
+    }
+
+    /// Two runs of one date, each cut in three.
+    fn two_runs(dir: &Path) -> FakeTopic {
+        let mut topic = FakeTopic::default();
+        let mut cut = opts();
+        cut.max_events = Some(150);
+        for seed in [71, 72] {
+            topic.produce(&testdata::events(seed, day(), 1, 6), 2);
+            while topic.run(dir, &cut).unwrap().events_read > 0 {}
+        }
+        topic
+    }
+
+    /// Replaces every date's state by an empty one that covers the files as
+    /// they are.
+    fn empty_states(dir: &Path) {
+        let wh = Warehouse::new(dir);
+        for date in dates(dir) {
+            let cover = cover_of(&wh, date);
+            let empty = DayState::default();
+            wh.write_day_state(date, &cover, |w| empty.write_to(w))
+                .unwrap();
+        }
+    }
+
+    /// What the state of `date` covers.
+    fn cover_of(wh: &Warehouse, date: NaiveDate) -> DayCover {
+        let skip = |r: &mut dyn std::io::Read| std::io::copy(r, &mut std::io::sink()).ok();
+        let kept = wh.read_day_state(date, |_, r, _| skip(r)).unwrap();
+        kept.expect("a state").0
+    }
+
+    #[test]
+    fn runs_leave_the_summaries_that_recompute_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        two_runs(dir.path());
+        assert!(
+            dates(dir.path()).len() > 1,
+            "dates on both sides of midnight"
+        );
+        let runs = summaries(dir.path());
+        assert_eq!(runs, recomputed(dir.path()));
+    }
+
+    #[test]
+    fn a_run_takes_the_rows_of_the_files_a_state_covers_from_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topic = two_runs(dir.path());
+        // States that cover every file but hold no row: a run that trusts
+        // them counts its new events only, which shows it read no covered file.
+        empty_states(dir.path());
+        topic.produce(&testdata::events(73, day(), 1, 2), 2);
+        topic.run(dir.path(), &opts()).unwrap();
+        let runs = summaries(dir.path());
+        assert_ne!(runs, recomputed(dir.path()));
+    }
+
+    #[test]
+    fn a_state_of_a_file_changed_since_or_gone_or_of_other_rules_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = two_runs(dir.path());
+        let wh = Warehouse::new(dir.path());
+        let first = wh.event_files().unwrap().remove(0);
+        type Change<'a> = &'a dyn Fn(&mut RunOptions);
+        let cases: [(&str, Change); 3] = [
+            ("rewritten", &|_| {
+                // The same bytes, written again: a new modification time.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let bytes = std::fs::read(&first.path).unwrap();
+                std::fs::write(&first.path, bytes).unwrap();
+            }),
+            ("covered but gone", &|_| {
+                let mut cover = cover_of(&wh, first.date);
+                cover.day.insert(Covered {
+                    name: "part-9-0.parquet".into(),
+                    size: 1,
+                    mtime_ns: 1,
+                });
+                let empty = DayState::default();
+                wh.write_day_state(first.date, &cover, |w| empty.write_to(w))
+                    .unwrap();
+            }),
+            ("other rules", &|o| o.summary.bots.max_per_minute += 1),
+        ];
+        for (what, change) in cases {
+            let mut topic = topic.clone();
+            let mut o = opts();
+            empty_states(dir.path());
+            change(&mut o);
+            topic.produce(&testdata::events(74, day(), 1, 2), 2);
+            topic.run(dir.path(), &o).unwrap();
+            let runs = summaries(dir.path());
+            for date in dates(dir.path()) {
+                crate::run::recompute(dir.path(), date, &o.summary).unwrap();
+            }
+            assert_eq!(runs, summaries(dir.path()), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_dry_run_leaves_the_state_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topic = two_runs(dir.path());
+        let path = Warehouse::new(dir.path()).day_state_path(day());
+        let before = std::fs::read(&path).unwrap();
+        topic.produce(&testdata::events(75, day(), 1, 3), 2);
+        let mut dry = opts();
+        dry.dry_run = true;
+        assert!(topic.run(dir.path(), &dry).unwrap().events_read > 0);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+}

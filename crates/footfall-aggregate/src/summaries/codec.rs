@@ -1,0 +1,368 @@
+//! Bytes of a date's kept state ([`super::state`]): a fixed-layout
+//! little-endian encoding of the rows, tallies and visits, streamed to a
+//! writer and from a reader (the file itself is the caller's).
+//!
+//! Every value writes itself with [`Codec::put`] and reads itself back with
+//! [`Codec::take`], which gives `None` on bytes that end early or do not
+//! decode; a reader then treats the whole state as absent and rebuilds it.
+//! Vectors are their length (u64) and their items, numbers in bulk; maps
+//! are their length and entries.
+
+use std::hash::Hash;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use super::count::{Client, Page, Route, Tally, Traffic, Visit};
+use super::rows::{Interner, Rows};
+use crate::hash::FxHashMap;
+
+/// Where values are written: the first write error is kept and ends the
+/// writing ([`Out::finish`]).
+pub(super) struct Out<'a> {
+    w: &'a mut dyn Write,
+    err: Option<std::io::Error>,
+}
+
+impl<'a> Out<'a> {
+    pub(super) fn new(w: &'a mut dyn Write) -> Self {
+        Out { w, err: None }
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        if self.err.is_none() {
+            self.err = self.w.write_all(b).err();
+        }
+    }
+
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        self.err.map_or(Ok(()), Err)
+    }
+}
+
+/// Where values are read from, `left` bytes at most: a length beyond them
+/// is corrupt, and reserves no memory.
+pub(super) struct In<'a> {
+    r: &'a mut dyn Read,
+    left: u64,
+}
+
+impl<'a> In<'a> {
+    pub(super) fn new(r: &'a mut dyn Read, len: u64) -> Self {
+        In { r, left: len }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Option<()> {
+        self.left = self.left.checked_sub(buf.len() as u64)?;
+        self.r.read_exact(buf).ok()
+    }
+
+    /// Whether every byte was read.
+    pub(super) fn is_done(&self) -> bool {
+        self.left == 0
+    }
+}
+
+/// A value with a byte encoding.
+pub(super) trait Codec: Sized {
+    fn put(&self, out: &mut Out<'_>);
+    fn take(r: &mut In<'_>) -> Option<Self>;
+
+    /// Writes many (numbers override this to write them in bulk).
+    fn put_all(items: &[Self], out: &mut Out<'_>) {
+        items.iter().for_each(|v| v.put(out));
+    }
+
+    /// Reads `n` more into `into`.
+    fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
+        for _ in 0..n {
+            into.push(Self::take(r)?);
+        }
+        Some(())
+    }
+}
+
+/// Items converted per chunk of a bulk read or write.
+const CHUNK: usize = 8192;
+
+macro_rules! numbers {
+    ($($t:ty),*) => {$(
+        impl Codec for $t {
+            #[inline]
+            fn put(&self, out: &mut Out<'_>) {
+                out.bytes(&self.to_le_bytes());
+            }
+            #[inline]
+            fn take(r: &mut In<'_>) -> Option<Self> {
+                let mut b = [0u8; std::mem::size_of::<$t>()];
+                r.fill(&mut b)?;
+                Some(<$t>::from_le_bytes(b))
+            }
+            fn put_all(items: &[Self], out: &mut Out<'_>) {
+                let mut buf = Vec::with_capacity(CHUNK * std::mem::size_of::<$t>());
+                for chunk in items.chunks(CHUNK) {
+                    buf.clear();
+                    chunk.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+                    out.bytes(&buf);
+                }
+            }
+            fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
+                const SIZE: usize = std::mem::size_of::<$t>();
+                let mut buf = vec![0u8; CHUNK * SIZE];
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(CHUNK);
+                    r.fill(&mut buf[..k * SIZE])?;
+                    into.extend(buf[..k * SIZE].chunks_exact(SIZE).map(|b| {
+                        <$t>::from_le_bytes(b.try_into().expect("SIZE bytes"))
+                    }));
+                    left -= k;
+                }
+                Some(())
+            }
+        }
+    )*};
+}
+numbers!(u8, u16, u32, u64, i32, i64);
+
+impl Codec for bool {
+    fn put(&self, out: &mut Out<'_>) {
+        u8::from(*self).put(out);
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        match u8::take(r)? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+    fn put_all(items: &[Self], out: &mut Out<'_>) {
+        let bytes: Vec<u8> = items.iter().map(|&b| u8::from(b)).collect();
+        u8::put_all(&bytes, out);
+    }
+    fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
+        let mut bytes = Vec::with_capacity(n);
+        u8::take_all(r, n, &mut bytes)?;
+        into.reserve(n);
+        for b in bytes {
+            into.push(match b {
+                0 => false,
+                1 => true,
+                _ => return None,
+            });
+        }
+        Some(())
+    }
+}
+
+impl<T: Codec, const N: usize> Codec for [T; N] {
+    fn put(&self, out: &mut Out<'_>) {
+        self.iter().for_each(|v| v.put(out));
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let items: Vec<T> = (0..N).map(|_| T::take(r)).collect::<Option<_>>()?;
+        items.try_into().ok()
+    }
+}
+
+macro_rules! tuples {
+    ($(($($n:ident),+)),*) => {$(
+        #[allow(non_snake_case)]
+        impl<$($n: Codec),+> Codec for ($($n,)+) {
+            fn put(&self, out: &mut Out<'_>) {
+                let ($($n,)+) = self;
+                $($n.put(out);)+
+            }
+            fn take(r: &mut In<'_>) -> Option<Self> {
+                Some(($($n::take(r)?,)+))
+            }
+        }
+    )*};
+}
+tuples!((A, B), (A, B, C), (A, B, C, D));
+
+/// A length, checked against what is left so that a corrupt length cannot
+/// reserve memory the bytes do not hold (each item takes at least one byte).
+fn length(r: &mut In<'_>) -> Option<usize> {
+    let n = u64::take(r)?;
+    (n <= r.left).then_some(n as usize)
+}
+
+impl<T: Codec> Codec for Vec<T> {
+    fn put(&self, out: &mut Out<'_>) {
+        (self.len() as u64).put(out);
+        T::put_all(self, out);
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let n = length(r)?;
+        let mut v = Vec::with_capacity(n);
+        T::take_all(r, n, &mut v)?;
+        Some(v)
+    }
+}
+
+impl<K: Codec + Hash + Eq, V: Codec> Codec for FxHashMap<K, V> {
+    fn put(&self, out: &mut Out<'_>) {
+        (self.len() as u64).put(out);
+        for (k, v) in self {
+            k.put(out);
+            v.put(out);
+        }
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let n = length(r)?;
+        let mut m = FxHashMap::default();
+        m.reserve(n);
+        for _ in 0..n {
+            let k = K::take(r)?;
+            m.insert(k, V::take(r)?);
+        }
+        Some(m)
+    }
+}
+
+impl Codec for Interner {
+    fn put(&self, out: &mut Out<'_>) {
+        let values = self.values();
+        (values.len() as u64).put(out);
+        for s in values {
+            (s.len() as u32).put(out);
+            out.bytes(s.as_bytes());
+        }
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let n = length(r)?;
+        let mut values: Vec<Arc<str>> = Vec::with_capacity(n);
+        let mut buf = Vec::new();
+        for _ in 0..n {
+            let len = u32::take(r)? as usize;
+            (len as u64 <= r.left).then_some(())?;
+            buf.resize(len, 0);
+            r.fill(&mut buf)?;
+            values.push(Arc::from(std::str::from_utf8(&buf).ok()?));
+        }
+        Interner::from_values(values)
+    }
+}
+
+/// Implements [`Codec`] for a struct as its fields in order (the fields
+/// named are all the struct has; the rest take their default).
+macro_rules! fields {
+    ($t:ty { $($f:ident),* }) => {
+        impl Codec for $t {
+            fn put(&self, out: &mut Out<'_>) {
+                $(self.$f.put(out);)*
+            }
+            // Structs with a mark (counted, never kept) take its default.
+            #[allow(clippy::needless_update)]
+            fn take(r: &mut In<'_>) -> Option<Self> {
+                Some(Self { $($f: Codec::take(r)?,)* ..Default::default() })
+            }
+        }
+    };
+}
+
+super::count::with_counters!(fields);
+fields!(Visit {
+    first,
+    landing,
+    start_us,
+    end_us,
+    requests,
+    page_views,
+    entry,
+    exit
+});
+fields!(Tally {
+    traffic,
+    hourly,
+    pages,
+    clients,
+    statuses,
+    routes,
+    transitions,
+    search_hits,
+    visits
+});
+fields!(Rows {
+    strings,
+    in_day,
+    ts,
+    hour,
+    site,
+    visitor,
+    host,
+    method,
+    route,
+    upstream,
+    ref_host,
+    medium,
+    source,
+    search_terms,
+    site_search,
+    utm,
+    browser,
+    browser_version,
+    os,
+    device,
+    bot_name,
+    status,
+    bytes,
+    latency,
+    is_bot,
+    is_pageview,
+    kind,
+    flags,
+    message
+});
+
+/// The bytes of `v`.
+#[cfg(test)]
+pub(super) fn encoded<T: Codec>(v: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut out = Out::new(&mut bytes);
+    v.put(&mut out);
+    out.finish().expect("a Vec takes every write");
+    bytes
+}
+
+/// `bytes` decoded, if they are one whole `T`.
+#[cfg(test)]
+pub(super) fn decoded<T: Codec>(bytes: &[u8]) -> Option<T> {
+    let mut r = bytes;
+    let mut input = In::new(&mut r, bytes.len() as u64);
+    let v = T::take(&mut input)?;
+    input.is_done().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Codec>(v: &T) -> T {
+        decoded(&encoded(v)).expect("decodes, every byte read")
+    }
+
+    #[test]
+    fn values_read_back_as_written_and_short_bytes_do_not_decode() {
+        type Hit = (u32, (u32, u8), u8, u32);
+        let v: Vec<Hit> = vec![(1, (2, 3), 4, u32::MAX), (0, (0, 0), 1, 7)];
+        assert_eq!(round_trip(&v), v);
+        let m: FxHashMap<((u32, u8), u16, u32), i64> =
+            [(((1, 0), 404, 9), -5)].into_iter().collect();
+        assert_eq!(round_trip(&m), m);
+        assert_eq!(round_trip(&[true, false]), [true, false]);
+        let long: Vec<i64> = (0..20_000).map(|i| i * 1_000_003 - 7).collect();
+        assert_eq!(round_trip(&long), long, "numbers in bulk, over chunks");
+        let flags: Vec<bool> = (0..10_000).map(|i| i % 3 == 0).collect();
+        assert_eq!(round_trip(&flags), flags);
+        let bytes = encoded(&v);
+        for cut in 0..bytes.len() {
+            assert!(decoded::<Vec<Hit>>(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        assert!(decoded::<bool>(&[2u8]).is_none(), "not a bool");
+        assert!(
+            decoded::<Vec<u8>>(&u64::MAX.to_le_bytes()).is_none(),
+            "a length past the end"
+        );
+    }
+}
