@@ -84,7 +84,55 @@ pub(super) trait Codec: Sized {
 /// Items converted per chunk of a bulk read or write.
 const CHUNK: usize = 8192;
 
+/// Fixed-size little-endian numbers.
+trait Le: Copy {
+    const SIZE: usize;
+    fn put_le(self, buf: &mut Vec<u8>);
+    fn from_le(b: &[u8]) -> Self;
+}
+
+/// Writes numbers in bulk, `CHUNK` at a time.
+fn put_plain<T: Le>(items: &[T], out: &mut Out<'_>) {
+    let mut buf = Vec::with_capacity(CHUNK * T::SIZE);
+    for chunk in items.chunks(CHUNK) {
+        buf.clear();
+        chunk.iter().for_each(|v| v.put_le(&mut buf));
+        out.bytes(&buf);
+    }
+}
+
+/// Reads `n` numbers of [`put_plain`] into `into`.
+fn take_plain<T: Le>(r: &mut In<'_>, n: usize, into: &mut Vec<T>) -> Option<()> {
+    let mut buf = vec![0u8; CHUNK * T::SIZE];
+    let mut left = n;
+    into.reserve(n);
+    while left > 0 {
+        let k = left.min(CHUNK);
+        r.fill(&mut buf[..k * T::SIZE])?;
+        into.extend(buf[..k * T::SIZE].chunks_exact(T::SIZE).map(T::from_le));
+        left -= k;
+    }
+    Some(())
+}
+
 macro_rules! numbers {
+    ($($t:ty),*) => {$(
+        impl Le for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            #[inline]
+            fn put_le(self, buf: &mut Vec<u8>) {
+                buf.extend_from_slice(&self.to_le_bytes());
+            }
+            #[inline]
+            fn from_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b.try_into().expect("SIZE bytes"))
+            }
+        }
+    )*};
+}
+numbers!(u8, u16, u32, u64, i32, i64);
+
+macro_rules! plain_codec {
     ($($t:ty),*) => {$(
         impl Codec for $t {
             #[inline]
@@ -98,31 +146,105 @@ macro_rules! numbers {
                 Some(<$t>::from_le_bytes(b))
             }
             fn put_all(items: &[Self], out: &mut Out<'_>) {
-                let mut buf = Vec::with_capacity(CHUNK * std::mem::size_of::<$t>());
-                for chunk in items.chunks(CHUNK) {
-                    buf.clear();
-                    chunk.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
-                    out.bytes(&buf);
-                }
+                put_plain(items, out);
             }
             fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
-                const SIZE: usize = std::mem::size_of::<$t>();
-                let mut buf = vec![0u8; CHUNK * SIZE];
-                let mut left = n;
-                while left > 0 {
-                    let k = left.min(CHUNK);
-                    r.fill(&mut buf[..k * SIZE])?;
-                    into.extend(buf[..k * SIZE].chunks_exact(SIZE).map(|b| {
-                        <$t>::from_le_bytes(b.try_into().expect("SIZE bytes"))
-                    }));
-                    left -= k;
-                }
-                Some(())
+                take_plain(r, n, into)
             }
         }
     )*};
 }
-numbers!(u8, u16, u32, u64, i32, i64);
+plain_codec!(u8, u16, u64, i32, i64);
+
+/// Many `u32`s (the rows' string codes, mostly) are written narrow when that
+/// is shorter: a width byte, then for width 1 or 2 the distinct values
+/// (count u64, values ascending) and each item as the index of its value;
+/// for width 4 the values themselves.
+impl Codec for u32 {
+    #[inline]
+    fn put(&self, out: &mut Out<'_>) {
+        out.bytes(&self.to_le_bytes());
+    }
+    #[inline]
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let mut b = [0u8; 4];
+        r.fill(&mut b)?;
+        Some(u32::from_le_bytes(b))
+    }
+    fn put_all(items: &[Self], out: &mut Out<'_>) {
+        let distinct = distinct(items);
+        let width = match distinct.as_ref().map(Vec::len) {
+            Some(d) if d <= 1 << 8 => 1u8,
+            Some(d) if d <= 1 << 16 => 2,
+            _ => 4,
+        };
+        width.put(out);
+        let Some(values) = distinct.filter(|_| width < 4) else {
+            return put_plain(items, out);
+        };
+        (values.len() as u64).put(out);
+        put_plain(&values, out);
+        let max = values.last().map_or(0, |&v| v as usize);
+        let mut index = vec![0u16; max + 1];
+        for (i, &v) in values.iter().enumerate() {
+            index[v as usize] = i as u16;
+        }
+        let narrow: Vec<u16> = items.iter().map(|&v| index[v as usize]).collect();
+        match width {
+            1 => put_plain(&narrow.iter().map(|&i| i as u8).collect::<Vec<u8>>(), out),
+            _ => put_plain(&narrow, out),
+        }
+    }
+    fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
+        let width = u8::take(r)?;
+        if width == 4 {
+            return take_plain(r, n, into);
+        }
+        let mut values = Vec::new();
+        let count = length(r)?;
+        take_plain(r, count, &mut values)?;
+        let value = |i: usize| values.get(i).copied();
+        into.reserve(n);
+        match width {
+            1 => {
+                let mut narrow = Vec::new();
+                take_plain::<u8>(r, n, &mut narrow)?;
+                for i in narrow {
+                    into.push(value(i as usize)?);
+                }
+            }
+            2 => {
+                let mut narrow = Vec::new();
+                take_plain::<u16>(r, n, &mut narrow)?;
+                for i in narrow {
+                    into.push(value(i as usize)?);
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+/// The distinct values of `items`, ascending, when there are at most 65,536
+/// of them and the largest is below 2^24 (else `None`: written plain).
+fn distinct(items: &[u32]) -> Option<Vec<u32>> {
+    let max = items.iter().copied().max().unwrap_or(0);
+    if max >= 1 << 24 || items.len() < 1024 {
+        return None;
+    }
+    let mut seen = vec![false; max as usize + 1];
+    let mut count = 0usize;
+    for &v in items {
+        if !std::mem::replace(&mut seen[v as usize], true) {
+            count += 1;
+            if count > 1 << 16 {
+                return None;
+            }
+        }
+    }
+    Some((0..=max).filter(|&v| seen[v as usize]).collect())
+}
 
 impl Codec for bool {
     fn put(&self, out: &mut Out<'_>) {
@@ -353,6 +475,19 @@ mod tests {
         assert_eq!(round_trip(&[true, false]), [true, false]);
         let long: Vec<i64> = (0..20_000).map(|i| i * 1_000_003 - 7).collect();
         assert_eq!(round_trip(&long), long, "numbers in bulk, over chunks");
+        for (modulus, spread) in [(7u32, 1_000_000u32), (300, 3), (70_000, 1), (5, 1 << 25)] {
+            let codes: Vec<u32> = (0..200_000u32).map(|i| (i % modulus) * spread).collect();
+            assert_eq!(
+                round_trip(&codes),
+                codes,
+                "codes mod {modulus} times {spread}"
+            );
+        }
+        let codes: Vec<u32> = (0..5000u32).map(|i| i % 3).collect();
+        assert!(
+            encoded(&codes).len() < 5000 + 100,
+            "few distinct codes take a byte each"
+        );
         let flags: Vec<bool> = (0..10_000).map(|i| i % 3 == 0).collect();
         assert_eq!(round_trip(&flags), flags);
         let bytes = encoded(&v);
