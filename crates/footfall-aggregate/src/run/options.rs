@@ -93,6 +93,10 @@ pub struct RunOptions {
     /// month) each at a time; each holds that date's working state. Default:
     /// the machine's cores, at most 4.
     pub threads: NonZeroUsize,
+    /// Dates of at least this many events are summarised one at a time (with
+    /// one more thread decoding ahead), so that two large dates' working
+    /// states are never in memory together. Default: 1,000,000.
+    pub large_date_events: u64,
     /// Failure injection for crash-recovery tests; `None` in production.
     pub fault: Option<FaultHook>,
 }
@@ -144,6 +148,7 @@ impl RunOptions {
             lock_wait: Duration::from_secs(600),
             threads: NonZeroUsize::new(crate::parallel::default_threads())
                 .unwrap_or(NonZeroUsize::MIN),
+            large_date_events: 1_000_000,
             fault: None,
         }
     }

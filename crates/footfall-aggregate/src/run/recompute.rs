@@ -77,16 +77,17 @@ pub(crate) fn summarize_date(
     let started = Instant::now();
     let (summaries, rows, kept) = count_date(date, (day, prev), (counting, ahead), wh, opts)?;
     let counted = started.elapsed();
-    write_summaries(wh, date, (&summaries, rows), opts, report)?;
-    let written = started.elapsed();
+    // The state is saved, and its memory freed, before the files are written.
     if let Some(k) = kept.filter(|_| !opts.dry_run) {
         k.save(wh, date)?;
     }
+    let saved = started.elapsed();
+    write_summaries(wh, date, (&summaries, rows), opts, report)?;
     tracing::debug!(
         %date,
         counted_s = counted.as_secs_f64(),
-        written_s = (written - counted).as_secs_f64(),
-        state_saved_s = (started.elapsed() - written).as_secs_f64(),
+        state_saved_s = (saved - counted).as_secs_f64(),
+        written_s = (started.elapsed() - saved).as_secs_f64(),
         "date summarised"
     );
     Ok(rows)

@@ -81,6 +81,11 @@ impl SeenIds {
         Ok(seen)
     }
 
+    /// How many distinct ids the date holds.
+    pub(super) fn len(&self) -> u64 {
+        (self.indexed.len() + self.added.len()) as u64
+    }
+
     /// Whether `id` is new (and now seen).
     pub(super) fn insert(&mut self, id: &str) -> bool {
         let key = id_key(id);

@@ -84,10 +84,18 @@ fn where_the_batch_is_spilled_changes_no_byte() {
 fn how_many_threads_write_changes_no_byte() {
     let (first, second) = batches();
     let mut runs = Vec::new();
-    for threads in [1, 2, 3, 8] {
+    for (threads, large) in [
+        (1, u64::MAX),
+        (2, u64::MAX),
+        (3, u64::MAX),
+        (8, u64::MAX),
+        (2, 50),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts();
         o.threads = std::num::NonZeroUsize::new(threads).unwrap();
+        // Dates of 50 events or more one at a time, the rest side by side.
+        o.large_date_events = large;
         let mut topic = FakeTopic::default();
         topic.produce(&first, 3);
         let r1 = topic.run(dir.path(), &o).unwrap();

@@ -34,6 +34,8 @@ use crate::warehouse::{EventFile, LockMode, PendingFile, PendingWriter, Warehous
 struct Day {
     files: Vec<PathBuf>,
     new: Vec<RecordBatch>,
+    /// The date's events once this run's are in, when the run wrote to it.
+    events: u64,
 }
 
 impl Day {
@@ -234,6 +236,7 @@ fn write_events(
         let day = days.entry(date).or_default();
         day.files.extend(w.files);
         day.new.extend(w.new);
+        day.events = w.events;
     }
     Ok(touched)
 }
@@ -245,6 +248,8 @@ struct Written {
     files: Vec<PathBuf>,
     /// In a dry run, the new events (projected for the summaries).
     new: Vec<RecordBatch>,
+    /// The date's events, its earlier ones and the new.
+    events: u64,
     report: RunReport,
 }
 
@@ -275,6 +280,7 @@ fn write_day(
             w.report.files_written += 1;
         }
     }
+    w.events = seen.len();
     if !opts.dry_run {
         seen.save(wh, date)?;
     }
@@ -282,8 +288,9 @@ fn write_day(
 }
 
 /// Recomputes the summaries of every touched date from its events files (and,
-/// in a dry run, the batch's new events), dates side by side on
-/// [`RunOptions::threads`].
+/// in a dry run, the batch's new events): the dates of at least
+/// [`RunOptions::large_date_events`] events one at a time, then the others
+/// side by side on [`RunOptions::threads`].
 fn summarize_touched(
     wh: &Warehouse,
     days: &BTreeMap<NaiveDate, Day>,
@@ -300,23 +307,32 @@ fn summarize_touched(
         },
         None => DayEvents::default(),
     };
-    let dates: Vec<NaiveDate> = touched.iter().copied().collect();
-    let total = dates.len();
-    // Threads that no date takes decode the files ahead of the summaries.
-    let ahead = parallel::read_ahead(opts.threads.get(), total);
-    let parts = parallel::map(
-        &dates,
-        opts.threads.get(),
-        |&date| {
-            let mut part = RunReport::default();
-            let both = (events(Some(date)), events(date.pred_opt()));
-            summarize_date(wh, date, both, (Counting::Kept, ahead), opts, &mut part)?;
-            Ok::<_, AggregateError>(part)
-        },
-        |n| progress.summarized(n, total),
-    )?;
-    for part in parts {
-        report.absorb(part);
+    let is_large = |d: &NaiveDate| {
+        let events = days.get(d).map_or(0, |day| day.events);
+        events >= opts.large_date_events
+    };
+    let (large, small): (Vec<NaiveDate>, Vec<NaiveDate>) =
+        touched.iter().copied().partition(is_large);
+    let total = touched.len();
+    let mut done = 0;
+    for (dates, threads) in [(large, 1), (small, opts.threads.get())] {
+        // Threads that no date takes decode the files ahead of the summaries.
+        let ahead = parallel::read_ahead(opts.threads.get(), dates.len().min(threads));
+        let parts = parallel::map(
+            &dates,
+            threads,
+            |&date| {
+                let mut part = RunReport::default();
+                let both = (events(Some(date)), events(date.pred_opt()));
+                summarize_date(wh, date, both, (Counting::Kept, ahead), opts, &mut part)?;
+                Ok::<_, AggregateError>(part)
+            },
+            |n| progress.summarized(done + n, total),
+        )?;
+        done += dates.len();
+        for part in parts {
+            report.absorb(part);
+        }
     }
     Ok(())
 }

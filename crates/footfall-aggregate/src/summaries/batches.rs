@@ -8,9 +8,9 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 
-use super::count::{Client, Page, Route, SiteClass, Traffic, Visit};
+use super::count::{Client, Head, Page, Route, SiteClass, Traffic, Visit};
 use super::fold::{Searches, VisitCounts};
-use super::rows::{Interner, Rows};
+use super::rows::Interner;
 use super::{LATENCY_COLUMNS, STATUS_COLUMNS};
 use crate::bots;
 use crate::error::AggregateError;
@@ -76,8 +76,8 @@ fn lead<R, V>(rows: &[Keyed<'_, R, V>]) -> Columns {
     ]
 }
 
-pub(super) fn traffic(
-    rows: impl IntoIterator<Item = (SiteClass, u8, Traffic)>,
+pub(super) fn traffic<'t>(
+    rows: impl IntoIterator<Item = (SiteClass, u8, &'t Traffic)>,
     s: &Interner,
     hourly: bool,
 ) -> Result<RecordBatch, AggregateError> {
@@ -86,7 +86,7 @@ pub(super) fn traffic(
     if hourly {
         cols.push(("hour", i32s(rows.iter().map(|r| r.0 .2 as i32)), false));
     }
-    let t = |f: fn(&Traffic) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
+    let t = |f: fn(&Traffic) -> i64| i64s(rows.iter().map(move |r| f(r.1)));
     cols.extend([
         ("requests", t(|t| t.requests), false),
         ("page_views", t(|t| t.page_views), false),
@@ -110,11 +110,11 @@ pub(super) fn traffic(
 }
 
 pub(super) fn pages<'a>(
-    rows: impl IntoIterator<Item = (SiteClass, Option<&'a str>, Page)>,
+    rows: impl IntoIterator<Item = (SiteClass, Option<&'a str>, &'a Page)>,
     s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
-    let p = |f: fn(&Page) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
+    let p = |f: fn(&Page) -> i64| i64s(rows.iter().map(move |r| f(r.1)));
     let mut cols = lead(&rows);
     cols.extend([
         ("route", strs(rows.iter().map(|r| r.0 .2)), false),
@@ -133,11 +133,11 @@ pub(super) fn pages<'a>(
 }
 
 pub(super) fn clients<'a>(
-    rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 5], Client)>,
+    rows: impl IntoIterator<Item = (SiteClass, [Option<&'a str>; 5], &'a Client)>,
     s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
-    let c = |f: fn(&Client) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
+    let c = |f: fn(&Client) -> i64| i64s(rows.iter().map(move |r| f(r.1)));
     let k = |j: usize| strs(rows.iter().map(move |r| r.0 .2[j]));
     let mut cols = lead(&rows);
     cols.extend([
@@ -247,12 +247,12 @@ pub(super) fn transitions<'a>(
 }
 
 pub(super) fn routes<'a>(
-    rows: impl IntoIterator<Item = (SiteClass, (u8, [Option<&'a str>; 4]), Route)>,
+    rows: impl IntoIterator<Item = (SiteClass, (u8, [Option<&'a str>; 4]), &'a Route)>,
     s: &'a Interner,
 ) -> Result<RecordBatch, AggregateError> {
     let rows = sorted(rows, s);
     let k = |j: usize| strs(rows.iter().map(move |r| r.0 .2 .1[j]));
-    let r = |f: fn(&Route) -> i64| i64s(rows.iter().map(move |r| f(&r.1)));
+    let r = |f: fn(&Route) -> i64| i64s(rows.iter().map(move |r| f(r.1)));
     let mut cols = lead(&rows);
     cols.extend([
         ("hour", i32s(rows.iter().map(|r| r.0 .2 .0 as i32)), false),
@@ -271,37 +271,27 @@ pub(super) fn routes<'a>(
     batch(cols)
 }
 
-pub(super) fn visits(
-    visits: &[Visit],
-    rows: &Rows,
-    class: &[u8],
-) -> Result<RecordBatch, AggregateError> {
-    let s = |c: u32| rows.strings.get(c);
+pub(super) fn visits(visits: &[Visit], strings: &Interner) -> Result<RecordBatch, AggregateError> {
+    let s = |c: u32| strings.get(c);
     // Ordered by (site, start, visitor, first message), the strings compared
     // by their ranks.
-    let firsts = visits.iter().map(|v| v.first as usize);
-    let rank = rows
-        .strings
-        .ranks(firsts.flat_map(|f| [rows.site[f], rows.visitor[f]]));
+    let rank = strings.ranks(visits.iter().flat_map(|v| [v.head.site, v.head.visitor]));
     let mut keyed: Vec<_> = visits
         .iter()
         .map(|v| {
-            let f = v.first as usize;
-            let key = (rank[rows.site[f] as usize], v.start_us);
-            (key, rank[rows.visitor[f] as usize], rows.message[f], v)
+            let h = &v.head;
+            let key = (rank[h.site as usize], v.start_us);
+            (key, rank[h.visitor as usize], h.message, v)
         })
         .collect();
     keyed.sort_unstable_by_key(|&(key, visitor, message, _)| (key, visitor, message));
     let order: Vec<&Visit> = keyed.into_iter().map(|k| k.3).collect();
-    let first =
-        |f: fn(&Rows, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.first as usize))));
-    let landing =
-        |f: fn(&Rows, usize) -> u32| strs(order.iter().map(|v| s(f(rows, v.landing as usize))));
-    let classes = || order.iter().map(|v| class[v.first as usize]);
+    let head = |f: fn(&Head) -> u32| strs(order.iter().map(|v| s(f(&v.head))));
+    let classes = || order.iter().map(|v| v.head.class);
     let n = |f: fn(&Visit) -> i64| i64s(order.iter().map(move |v| f(v)));
     batch(vec![
-        ("site", first(|r, i| r.site[i]), false),
-        ("visitor_id", first(|r, i| r.visitor[i]), false),
+        ("site", head(|h| h.site), false),
+        ("visitor_id", head(|h| h.visitor), false),
         (
             "audience",
             strs(classes().map(|c| Some(bots::audience(c)))),
@@ -328,13 +318,13 @@ pub(super) fn visits(
             false,
         ),
         ("bounce", bools(order.iter().map(|v| v.bounce())), false),
-        ("medium", landing(|r, i| r.medium[i]), false),
-        ("source", landing(|r, i| r.source[i]), true),
-        ("utm_source", first(|r, i| r.utm[0][i]), true),
-        ("utm_campaign", first(|r, i| r.utm[2][i]), true),
-        ("device", first(|r, i| r.device[i]), false),
-        ("browser", first(|r, i| r.browser[i]), true),
-        ("os", first(|r, i| r.os[i]), true),
+        ("medium", head(|h| h.medium), false),
+        ("source", head(|h| h.source), true),
+        ("utm_source", head(|h| h.utm[0]), true),
+        ("utm_campaign", head(|h| h.utm[2]), true),
+        ("device", head(|h| h.device), false),
+        ("browser", head(|h| h.browser), true),
+        ("os", head(|h| h.os), true),
         ("is_bot", bools(classes().map(|c| c != bots::HUMAN)), false),
     ])
 }

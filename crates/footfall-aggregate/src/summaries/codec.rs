@@ -12,7 +12,7 @@ use std::hash::Hash;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use super::count::{Client, Page, Route, Tally, Traffic, Visit};
+use super::count::{Client, Head, Page, Route, Tally, Traffic, Visit};
 use super::rows::{Interner, Rows};
 use crate::hash::FxHashMap;
 
@@ -384,9 +384,22 @@ macro_rules! fields {
 }
 
 super::count::with_counters!(fields);
+fields!(Head {
+    site,
+    visitor,
+    class,
+    hour,
+    message,
+    utm,
+    device,
+    browser,
+    os,
+    medium,
+    source,
+    ref_host
+});
 fields!(Visit {
-    first,
-    landing,
+    head,
     start_us,
     end_us,
     requests,

@@ -119,11 +119,62 @@ struct OpenVisit {
     last_page_us: i64,
 }
 
+/// What the visit-level tables read of a visit's first request, and of its
+/// landing page view (its first request when it has none): the visit holds
+/// them, so that no row is needed once it is counted.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Head {
+    pub site: u32,
+    pub visitor: u32,
+    /// The class of the visitor-day.
+    pub class: u8,
+    /// The local hour of the first request.
+    pub hour: u8,
+    /// The first request's (Kafka partition, offset).
+    pub message: (i32, i64),
+    pub utm: [u32; 5],
+    pub device: u32,
+    pub browser: u32,
+    pub os: u32,
+    /// Of the landing page view.
+    pub medium: u32,
+    pub source: u32,
+    pub ref_host: u32,
+}
+
+impl Head {
+    fn of(rows: &Rows, first: usize, landing: usize, class: u8) -> Head {
+        Head {
+            site: rows.site[first],
+            visitor: rows.visitor[first],
+            class,
+            hour: rows.hour[first],
+            message: rows.message[first],
+            utm: std::array::from_fn(|j| rows.utm[j][first]),
+            device: rows.device[first],
+            browser: rows.browser[first],
+            os: rows.os[first],
+            medium: rows.medium[landing],
+            source: rows.source[landing],
+            ref_host: rows.ref_host[landing],
+        }
+    }
+
+    /// The visitor-day ([`super::rows::visitor_day`]).
+    pub(super) fn visitor_day(&self) -> u64 {
+        super::rows::visitor_day(self.site, self.visitor)
+    }
+
+    /// The campaign the visit started with ([`super::rows::campaign`]).
+    pub(super) fn campaign(&self) -> u64 {
+        super::rows::campaign(self.utm[0], self.utm[2])
+    }
+}
+
 /// A finished visit that started on the summarised date.
 #[derive(Default, Clone)]
 pub(super) struct Visit {
-    pub first: u32,
-    pub landing: u32,
+    pub head: Head,
     pub start_us: i64,
     pub end_us: i64,
     pub requests: i64,
@@ -151,9 +202,9 @@ pub(super) struct Tally {
     pub statuses: FxHashMap<(SiteClass, u16, u32), i64>,
     pub routes: FxHashMap<(SiteClass, u8, [u32; 4]), Route>,
     pub transitions: FxHashMap<(SiteClass, u32, u32), i64>,
-    /// (row position, site and class, kind, term) grouped by visitor-day:
+    /// (visitor-day, site and class, kind, term) grouped by visitor-day:
     /// kind 0 = on-site, 1 = search-engine.
-    pub search_hits: Vec<(u32, SiteClass, u8, u32)>,
+    pub search_hits: Vec<(u64, SiteClass, u8, u32)>,
     pub visits: Vec<Visit>,
 }
 
@@ -209,7 +260,7 @@ impl Tally {
         if let Some(v) = open.take() {
             t.close(v, rows, classes);
         }
-        t.visit_totals(rows, classes);
+        t.visit_totals();
         t
     }
 
@@ -265,11 +316,11 @@ impl Tally {
         if visitor_req {
             if rows.site_search[i] != 0 {
                 self.search_hits
-                    .push((i as u32, sc, 0, rows.site_search[i]));
+                    .push((rows.visitor_day(i), sc, 0, rows.site_search[i]));
             }
             if rows.search_terms[i] != 0 {
                 self.search_hits
-                    .push((i as u32, sc, 1, rows.search_terms[i]));
+                    .push((rows.visitor_day(i), sc, 1, rows.search_terms[i]));
             }
         }
     }
@@ -323,9 +374,9 @@ impl Tally {
             p.exits += 1;
             p.bounces += (v.page_views == 1) as i64;
         }
+        let landing = v.landing.unwrap_or(v.first) as usize;
         self.visits.push(Visit {
-            first: v.first,
-            landing: v.landing.unwrap_or(v.first),
+            head: Head::of(rows, f, landing, classes.class[f]),
             start_us: v.start_us,
             end_us: v.end_us,
             requests: v.requests,
@@ -336,13 +387,12 @@ impl Tally {
     }
 
     /// Visit-level traffic metrics.
-    fn visit_totals(&mut self, rows: &Rows, classes: &Classes) {
+    fn visit_totals(&mut self) {
         for v in &self.visits {
-            let f = v.first as usize;
-            let sc = (rows.site[f], classes.class[f]);
+            let sc = (v.head.site, v.head.class);
             for t in [
                 self.traffic.entry(sc).or_default(),
-                self.hourly.entry((sc, rows.hour[f])).or_default(),
+                self.hourly.entry((sc, v.head.hour)).or_default(),
             ] {
                 t.visits += 1;
                 t.bounces += v.bounce() as i64;

@@ -4,8 +4,7 @@
 //! distinct visitors that day on that site (every audience together), and the
 //! visit-level tables built on them (referrers, campaigns, searches).
 
-use super::count::{Mark, SiteClass, Tally, Visit};
-use super::rows::Rows;
+use super::count::{Head, Mark, SiteClass, Tally, Visit};
 use super::CODE_OTHER;
 use crate::hash::FxHashMap;
 
@@ -68,75 +67,68 @@ pub(super) struct Folded {
 
 /// Builds the referrer, campaign and search tables, folding rare values.
 /// The visits and the search hits of `t` are grouped by visitor-day.
-pub(super) fn fold(t: &Tally, rows: &Rows, class: &[u8], k: u32) -> Folded {
+pub(super) fn fold(t: &Tally, k: u32) -> Folded {
     let k = i64::from(k);
     let mut hosts = Distinct::default();
     let mut utms = Distinct::default();
     for v in &t.visits {
-        let (l, f) = (v.landing as usize, v.first as usize);
-        let vd = rows.visitor_day(f);
-        if rows.ref_host[l] != 0 {
-            hosts.see((rows.site[l], rows.ref_host[l]), vd);
+        let (h, vd) = (&v.head, v.head.visitor_day());
+        if h.ref_host != 0 {
+            hosts.see((h.site, h.ref_host), vd);
         }
-        if rows.campaign(f) != 0 {
-            for (j, field) in rows.utm.iter().enumerate() {
-                if field[f] != 0 {
-                    utms.see((rows.site[f], j, field[f]), vd);
+        if h.campaign() != 0 {
+            for (j, &value) in h.utm.iter().enumerate() {
+                if value != 0 {
+                    utms.see((h.site, j, value), vd);
                 }
             }
         }
     }
-    let utm = |f: usize, j: usize| -> u32 {
-        let value = rows.utm[j][f];
-        match utms.rare(&(rows.site[f], j, value), k) {
+    let utm = |h: &Head, j: usize| -> u32 {
+        match utms.rare(&(h.site, j, h.utm[j]), k) {
             true => CODE_OTHER,
-            false => value,
+            false => h.utm[j],
         }
     };
     let mut referrers: FxHashMap<ReferrerKey, VisitCounts> = FxHashMap::default();
     let mut campaigns: FxHashMap<CampaignKey, VisitCounts> = FxHashMap::default();
     for v in &t.visits {
-        let (l, f) = (v.landing as usize, v.first as usize);
-        let sc = (rows.site[f], class[f]);
-        let mut host = rows.ref_host[l];
-        if host != 0 && hosts.rare(&(rows.site[l], host), k) {
+        let h = &v.head;
+        let sc = (h.site, h.class);
+        let mut host = h.ref_host;
+        if host != 0 && hosts.rare(&(h.site, host), k) {
             host = CODE_OTHER;
         }
-        let rk = [rows.medium[l], rows.source[l], host, v.entry];
-        let vd = rows.visitor_day(f);
+        let rk = [h.medium, h.source, host, v.entry];
+        let vd = h.visitor_day();
         referrers.entry((sc, rk)).or_default().add(v, vd);
-        if rows.campaign(f) != 0 {
-            let ck = [utm(f, 0), utm(f, 1), utm(f, 2), utm(f, 3), utm(f, 4)];
+        if h.campaign() != 0 {
+            let ck = [utm(h, 0), utm(h, 1), utm(h, 2), utm(h, 3), utm(h, 4)];
             campaigns.entry((sc, ck)).or_default().add(v, vd);
         }
     }
     Folded {
         referrers,
         campaigns,
-        searches: searches(&t.search_hits, rows, k),
+        searches: searches(&t.search_hits, k),
     }
 }
 
 /// Search terms: terms seen from fewer than k visitors fold into (other).
-fn searches(
-    hits: &[(u32, SiteClass, u8, u32)],
-    rows: &Rows,
-    k: i64,
-) -> FxHashMap<SearchKey, Searches> {
+fn searches(hits: &[(u64, SiteClass, u8, u32)], k: i64) -> FxHashMap<SearchKey, Searches> {
     let mut terms = Distinct::default();
-    for &(pos, (site, _), kind, term) in hits {
-        terms.see((site, kind, term), rows.visitor_day(pos as usize));
+    for &(vd, (site, _), kind, term) in hits {
+        terms.see((site, kind, term), vd);
     }
     let mut out: FxHashMap<SearchKey, Searches> = FxHashMap::default();
-    for &(pos, sc, kind, term) in hits {
-        let run = rows.visitor_day(pos as usize);
+    for &(vd, sc, kind, term) in hits {
         let term = match terms.rare(&(sc.0, kind, term), k) {
             true => CODE_OTHER,
             false => term,
         };
         let s = out.entry((sc, kind, term)).or_default();
         s.searches += 1;
-        s.visitors += s.mark.see(run) as i64;
+        s.visitors += s.mark.see(vd) as i64;
     }
     out
 }

@@ -236,33 +236,27 @@ pub(crate) fn summarize_batches(
     let order = rows.order();
     let classes = classes::classify(&rows, &order, &opts.bots);
     let t = count::Tally::count(&rows, &order, &classes, opts);
-    Ok((tables(t, &rows, &classes.class, opts)?, day_rows))
+    Ok((tables(&t, &rows.strings, opts)?, day_rows))
 }
 
-/// The summary batches of a date's tally: `t` counts `rows` (its visits and
-/// search hits grouped by visitor-day), each row's visitor-day of class
-/// `class[row]`.
+/// The summary batches of a date's tally `t` (its visits and search hits
+/// grouped by visitor-day), its strings interned in `s`.
 fn tables(
-    t: count::Tally,
-    rows: &rows::Rows,
-    class: &[u8],
+    t: &count::Tally,
+    s: &rows::Interner,
     opts: &SummaryOptions,
 ) -> Result<Summaries, AggregateError> {
-    let f = fold::fold(&t, rows, class, opts.min_visitors);
-    let s = &rows.strings;
+    let f = fold::fold(t, opts.min_visitors);
     let st = |c: u32| s.get(c);
     let batches = vec![
-        batches::traffic(t.traffic.into_iter().map(|(sc, v)| (sc, 0, v)), s, false)?,
-        batches::traffic(t.hourly.into_iter().map(|((sc, h), v)| (sc, h, v)), s, true)?,
-        batches::pages(t.pages.into_iter().map(|((sc, r), v)| (sc, st(r), v)), s)?,
-        batches::clients(
-            t.clients.into_iter().map(|((sc, k), v)| (sc, k.map(st), v)),
-            s,
-        )?,
+        batches::traffic(t.traffic.iter().map(|(&sc, v)| (sc, 0, v)), s, false)?,
+        batches::traffic(t.hourly.iter().map(|(&(sc, h), v)| (sc, h, v)), s, true)?,
+        batches::pages(t.pages.iter().map(|(&(sc, r), v)| (sc, st(r), v)), s)?,
+        batches::clients(t.clients.iter().map(|(&(sc, k), v)| (sc, k.map(st), v)), s)?,
         batches::status(
             t.statuses
-                .into_iter()
-                .map(|((sc, code, r), n)| (sc, (code, st(r)), n)),
+                .iter()
+                .map(|(&(sc, code, r), &n)| (sc, (code, st(r)), n)),
             s,
         )?,
         batches::search(
@@ -290,17 +284,17 @@ fn tables(
         )?,
         batches::transitions(
             t.transitions
-                .into_iter()
-                .map(|((sc, a, b), n)| (sc, [st(a), st(b)], n)),
+                .iter()
+                .map(|(&(sc, a, b), &n)| (sc, [st(a), st(b)], n)),
             s,
         )?,
         batches::routes(
             t.routes
-                .into_iter()
-                .map(|((sc, h, k), v)| (sc, (h, k.map(st)), v)),
+                .iter()
+                .map(|(&(sc, h, k), v)| (sc, (h, k.map(st)), v)),
             s,
         )?,
-        batches::visits(&t.visits, rows, class)?,
+        batches::visits(&t.visits, s)?,
     ];
     Ok(Summaries { batches })
 }

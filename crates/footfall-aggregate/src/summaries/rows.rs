@@ -152,6 +152,20 @@ impl Interner {
     }
 }
 
+/// A visitor-day as one number (never 0): equal for the rows of one (site,
+/// visitor) and different for any other.
+#[inline]
+pub(super) fn visitor_day(site: u32, visitor: u32) -> u64 {
+    ((u64::from(site) << 32) | u64::from(visitor)) + 1
+}
+
+/// The campaign of a request: its `utm_source` and `utm_campaign` codes as one
+/// number (0 for neither).
+#[inline]
+pub(super) fn campaign(utm_source: u32, utm_campaign: u32) -> u64 {
+    (u64::from(utm_source) << 32) | u64::from(utm_campaign)
+}
+
 /// The in-scope rows: decoded codes and values, indexed by scope position.
 #[derive(Default)]
 pub(super) struct Rows {
@@ -337,14 +351,13 @@ impl Rows {
 
     #[inline]
     pub(super) fn campaign(&self, i: usize) -> u64 {
-        ((self.utm[0][i] as u64) << 32) | self.utm[2][i] as u64
+        campaign(self.utm[0][i], self.utm[2][i])
     }
 
-    /// The visitor-day of row `i` as one number (never 0): equal for the
-    /// rows of one (site, visitor).
+    /// The visitor-day of row `i` ([`visitor_day`]).
     #[inline]
     pub(super) fn visitor_day(&self, i: usize) -> u64 {
-        ((u64::from(self.site[i]) << 32) | u64::from(self.visitor[i])) + 1
+        visitor_day(self.site[i], self.visitor[i])
     }
 
     #[inline]

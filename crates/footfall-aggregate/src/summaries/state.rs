@@ -31,7 +31,6 @@ use super::codec::{Codec, In, Out};
 use super::count::{Client, Page, Route, Tally, Traffic};
 use super::rows::Rows;
 use super::{tables, Summaries, SummaryOptions};
-use crate::bots::HUMAN;
 use crate::error::AggregateError;
 use crate::hash::{FxHashMap, FxHashSet};
 
@@ -45,8 +44,6 @@ pub(crate) struct DayState {
     rows: Rows,
     /// Every row position in [`Rows::key`] order.
     order: Vec<u32>,
-    /// Per row, its visitor-day's class.
-    class: Vec<u8>,
     /// The tally of the light visitor-days (visits and hits in any order).
     light: Tally,
 }
@@ -90,22 +87,22 @@ impl DayState {
         let started = std::time::Instant::now();
         let plan = self.plan(before, hot_rows);
         let old = self.count(&plan.light_old, opts);
+        self.light.take_out(&old, &plan.touched);
+        drop(old);
         let new = self.count(&plan.light_new, opts);
-        let hot = self.count(&plan.hot, opts);
-        self.class.resize(self.rows.ts.len(), HUMAN);
-        for (rows, class) in [(&plan.light_new, &new.1), (&plan.hot, &hot.1)] {
-            for &p in rows {
-                self.class[p as usize] = class[p as usize];
-            }
-        }
-        self.light.take_out(&old.0, &plan.touched, &self.rows);
-        self.light.put_in(&new.0);
-        let mut all = self.light.clone();
-        all.put_in(&hot.0);
-        all.group_by_visitor_day(&self.rows);
+        self.light.put_in(new);
+        // The hot visitor-days go in for the tables and out again.
+        let mut hot = self.count(&plan.hot, opts);
+        let hot_days = hot.visitor_days();
+        self.light.add_maps(&hot, 1);
+        self.light.visits.append(&mut hot.visits);
+        self.light.search_hits.append(&mut hot.search_hits);
+        self.light.group_by_visitor_day();
         let day_rows = self.rows.in_day.iter().filter(|&&d| d).count() as u64;
         let counted = started.elapsed();
-        let summaries = tables(all, &self.rows, &self.class, opts)?;
+        let summaries = tables(&self.light, &self.rows.strings, opts);
+        self.light.take_out(&hot, &hot_days);
+        let summaries = summaries?;
         tracing::debug!(
             %date,
             rows = self.rows.ts.len(),
@@ -152,14 +149,13 @@ impl DayState {
         plan
     }
 
-    /// The tally of the visitor-days of `order`, and the class of each row.
-    fn count(&self, order: &[u32], opts: &SummaryOptions) -> (Tally, Vec<u8>) {
+    /// The tally of the visitor-days of `order`.
+    fn count(&self, order: &[u32], opts: &SummaryOptions) -> Tally {
         if order.is_empty() {
-            return (Tally::default(), Vec::new());
+            return Tally::default();
         }
         let classes = classify(&self.rows, order, &opts.bots);
-        let t = Tally::count(&self.rows, order, &classes, opts);
-        (t, classes.class)
+        Tally::count(&self.rows, order, &classes, opts)
     }
 }
 
@@ -251,25 +247,30 @@ impl Tally {
 
     /// Takes `old` (the tally of some visitor-days, `touched` among them)
     /// out: its counters, and the visits and hits of the touched.
-    fn take_out(&mut self, old: &Tally, touched: &FxHashSet<u64>, rows: &Rows) {
+    fn take_out(&mut self, old: &Tally, touched: &FxHashSet<u64>) {
         self.add_maps(old, -1);
-        let kept = |p: u32| !touched.contains(&rows.visitor_day(p as usize));
-        self.visits.retain(|v| kept(v.first));
-        self.search_hits.retain(|h| kept(h.0));
+        self.visits
+            .retain(|v| !touched.contains(&v.head.visitor_day()));
+        self.search_hits.retain(|h| !touched.contains(&h.0));
     }
 
     /// Puts `new` in: its counters, visits and hits.
-    fn put_in(&mut self, new: &Tally) {
-        self.add_maps(new, 1);
-        self.visits.extend(new.visits.iter().cloned());
-        self.search_hits.extend_from_slice(&new.search_hits);
+    fn put_in(&mut self, mut new: Tally) {
+        self.add_maps(&new, 1);
+        self.visits.append(&mut new.visits);
+        self.search_hits.append(&mut new.search_hits);
+    }
+
+    /// The visitor-days of the tally's visits and search hits.
+    fn visitor_days(&self) -> FxHashSet<u64> {
+        let visits = self.visits.iter().map(|v| v.head.visitor_day());
+        visits.chain(self.search_hits.iter().map(|h| h.0)).collect()
     }
 
     /// Orders the visits and the hits by visitor-day, as folding needs.
-    fn group_by_visitor_day(&mut self, rows: &Rows) {
-        let vd = |p: u32| rows.visitor_day(p as usize);
-        self.visits.sort_unstable_by_key(|v| vd(v.first));
-        self.search_hits.sort_unstable_by_key(|h| vd(h.0));
+    fn group_by_visitor_day(&mut self) {
+        self.visits.sort_unstable_by_key(|v| v.head.visitor_day());
+        self.search_hits.sort_unstable_by_key(|h| h.0);
     }
 }
 
@@ -277,7 +278,6 @@ impl Codec for DayState {
     fn put(&self, out: &mut Out<'_>) {
         self.rows.put(out);
         self.order.put(out);
-        self.class.put(out);
         self.light.put(out);
     }
 
@@ -285,7 +285,6 @@ impl Codec for DayState {
         let s = DayState {
             rows: Codec::take(r)?,
             order: Codec::take(r)?,
-            class: Codec::take(r)?,
             light: Codec::take(r)?,
         };
         s.is_whole().then_some(s)
@@ -319,13 +318,12 @@ impl DayState {
         h.finish()
     }
 
-    /// Whether every row has its place in the order and a class, and every
-    /// column is as long as the rest (what a decoded state must hold).
+    /// Whether every row has its place in the order and every column is as
+    /// long as the rest (what a decoded state must hold).
     fn is_whole(&self) -> bool {
         let n = self.rows.ts.len();
         self.rows.lengths().iter().all(|&len| len == n)
             && self.order.len() == n
-            && self.class.len() == n
             && self.order.iter().all(|&p| (p as usize) < n)
     }
 }
