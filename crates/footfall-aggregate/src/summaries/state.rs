@@ -3,9 +3,8 @@
 //!
 //! The state holds every in-scope row of the date (its own rows and the
 //! previous date's last visit timeout, as [`super::summarize_batches`] reads
-//! them) with their strings interned once, the rows' order, the class of
-//! each row's visitor-day, and the tally of the *light* visitor-days: those
-//! with fewer than [`HOT_ROWS`] rows. [`DayState::update`] adds a run's new
+//! them) with their strings interned once, the rows' order, and the tally
+//! of the *light* visitor-days: those with fewer than [`HOT_ROWS`] rows. [`DayState::update`] adds a run's new
 //! rows, then
 //!
 //! * takes the tally of each touched light visitor-day out (counted again
@@ -15,8 +14,10 @@
 //!   hits are listed per visitor-day;
 //! * counts every *hot* visitor-day anew from all its rows, and keeps it out
 //!   of the light tally (once hot, always hot: rows only grow);
-//! * folds and builds the tables from the light tally plus the hot tallies,
-//!   as the whole-date path does.
+//! * folds and builds the tables from the light tally plus the hot tallies
+//!   (put in for the tables, then taken out again), as the whole-date path
+//!   does. Visits hold their own values (`count::Head`), so the tables need
+//!   no row.
 //!
 //! So the summaries are exactly those of the whole date
 //! (`tests::updates_give_the_summaries_of_the_whole_date`), whatever the
