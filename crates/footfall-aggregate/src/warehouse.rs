@@ -183,7 +183,7 @@ mod read;
 mod replica;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
-pub(crate) use ids::Covered;
+pub(crate) use ids::{identities, Covered};
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};

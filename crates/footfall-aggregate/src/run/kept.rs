@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use crate::error::AggregateError;
 use crate::summaries::state::DayState;
 use crate::summaries::SummaryOptions;
-use crate::warehouse::{Covered, DayCover, Warehouse};
+use crate::warehouse::{identities, Covered, DayCover, Warehouse};
 
 /// A date's state as loaded, with the files it does not hold yet.
 pub(super) struct Loaded {
@@ -45,9 +45,8 @@ pub(super) fn load(
 ) -> Result<Loaded, AggregateError> {
     let fingerprint = DayState::fingerprint(opts);
     let (day, prev) = (identities(day)?, identities(prev)?);
-    let holds = |kept: &BTreeSet<Covered>, now: &[(Covered, PathBuf)]| {
-        kept.iter().all(|c| now.iter().any(|(n, _)| n == c))
-    };
+    let holds =
+        |kept: &BTreeSet<Covered>, now: &Identities| kept.iter().all(|c| now.contains_key(c));
     let usable =
         |c: &DayCover| c.fingerprint == fingerprint && holds(&c.day, &day) && holds(&c.prev, &prev);
     let started = std::time::Instant::now();
@@ -59,7 +58,7 @@ pub(super) fn load(
         Some((cover, state)) => (state, cover),
         None => (DayState::default(), DayCover::default()),
     };
-    let new = |now: &[(Covered, PathBuf)], held: &BTreeSet<Covered>| -> Vec<PathBuf> {
+    let new = |now: &Identities, held: &BTreeSet<Covered>| -> Vec<PathBuf> {
         now.iter()
             .filter(|(c, _)| !held.contains(c))
             .map(|(_, p)| p.clone())
@@ -70,25 +69,21 @@ pub(super) fn load(
         new_prev: new(&prev, &held.prev),
         cover: DayCover {
             fingerprint,
-            day: day.into_iter().map(|(c, _)| c).collect(),
-            prev: prev.into_iter().map(|(c, _)| c).collect(),
+            day: day.into_keys().collect(),
+            prev: prev.into_keys().collect(),
         },
         state,
     })
 }
+
+/// Files by their identity ([`identities`]).
+type Identities = std::collections::BTreeMap<Covered, PathBuf>;
 
 impl Loaded {
     /// Writes the state, covering every file of [`Loaded::cover`].
     pub(super) fn save(&self, wh: &Warehouse, date: NaiveDate) -> Result<(), AggregateError> {
         wh.write_day_state(date, &self.cover, |w| self.state.write_to(w))
     }
-}
-
-fn identities(files: &[PathBuf]) -> Result<Vec<(Covered, PathBuf)>, AggregateError> {
-    files
-        .iter()
-        .map(|p| Ok((Covered::of(p)?, p.clone())))
-        .collect()
 }
 
 #[cfg(test)]

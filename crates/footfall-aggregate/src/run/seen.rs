@@ -20,7 +20,7 @@ use crate::error::AggregateError;
 use crate::hash::{id_key, FxHashSet};
 use crate::parallel;
 use crate::schema::Cols;
-use crate::warehouse::{read_parquet_each, Covered, Warehouse};
+use crate::warehouse::{identities, read_parquet_each, Covered, Warehouse};
 
 /// The keys ([`id_key`]) of a date's `event_id`s.
 #[derive(Default)]
@@ -44,26 +44,21 @@ impl SeenIds {
         files: &[PathBuf],
         ahead: usize,
     ) -> Result<SeenIds, AggregateError> {
-        let current = files
-            .iter()
-            .map(|p| Ok((Covered::of(p)?, p)))
-            .collect::<Result<Vec<_>, AggregateError>>()?;
+        let current = identities(files)?;
         let mut seen = SeenIds::default();
         if let Some(index) = wh.read_id_index(date)? {
-            let counting: BTreeSet<&Covered> = current.iter().map(|(c, _)| c).collect();
-            if index.files.iter().all(|f| counting.contains(f)) {
+            if index.files.iter().all(|f| current.contains_key(f)) {
                 seen.indexed = index.keys;
                 seen.covered = index.files;
             } else {
                 tracing::debug!(%date, "id index covers a file that changed or no longer counts: rebuilt");
             }
         }
-        let unread: Vec<(Covered, &PathBuf)> = current
+        let unread: Vec<(Covered, PathBuf)> = current
             .into_iter()
             .filter(|(c, _)| !seen.covered.contains(c))
             .collect();
-        let batches =
-            read_parquet_each(unread.iter().map(|(_, p)| (*p, None)), Some(&["event_id"]));
+        let batches = read_parquet_each(unread.iter().map(|(_, p)| (p, None)), Some(&["event_id"]));
         let indexed = &seen.indexed;
         seen.added = parallel::ahead(batches, ahead, |batches| {
             let mut added = FxHashSet::default();

@@ -63,6 +63,16 @@ impl Covered {
     }
 }
 
+/// The identities of `files` as they are now, each with its path.
+pub(crate) fn identities(
+    files: &[PathBuf],
+) -> Result<std::collections::BTreeMap<Covered, PathBuf>, AggregateError> {
+    files
+        .iter()
+        .map(|p| Ok((Covered::of(p)?, p.clone())))
+        .collect()
+}
+
 /// A date's id index as read: the files it covers and their keys, ascending.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct IdIndex {
