@@ -72,6 +72,23 @@ impl Sessionizer {
         }
     }
 
+    /// Its timeout, the last request's time and the open visit's campaign
+    /// (what [`Sessionizer::from_parts`] takes back).
+    pub(crate) fn parts(&self) -> (i64, Option<i64>, CampaignKey) {
+        (self.timeout_us, self.last_us, self.campaign)
+    }
+
+    /// A sessionizer standing where [`Sessionizer::parts`] was taken.
+    pub(crate) fn from_parts(
+        (timeout_us, last_us, campaign): (i64, Option<i64>, CampaignKey),
+    ) -> Self {
+        Sessionizer {
+            timeout_us,
+            last_us,
+            campaign,
+        }
+    }
+
     /// Starts a new visitor.
     pub fn reset(&mut self) {
         self.last_us = None;

@@ -1,83 +1,84 @@
-//! The audience of every row: each visitor-day's requests of the date are
-//! profiled and classified by the bot rules ([`crate::bots`]); every row of
-//! the visitor-day carries that class. Polling requests are marked too: they
+//! The audience of a visitor-day: its requests of the date are profiled and
+//! classified by the bot rules ([`crate::bots`]); every row of the
+//! visitor-day carries that class. Polling requests are marked too: they
 //! are never page views.
 
 use super::rows::{flag, kind, Rows};
 use crate::bots::{self, BotRules, Profile};
 use crate::hash::FxHashMap;
 
-/// Per row (scope position): the class code of its visitor-day, and whether
-/// it is a repeated polling request.
-pub(super) struct Classes {
-    pub class: Vec<u8>,
+/// One visitor-day's class, and which of its rows are repeated polling
+/// requests.
+pub(super) struct DayClass {
+    /// The class code of every row of the visitor-day.
+    pub class: u8,
+    /// Per row of the group given to [`classify`], in its order.
     pub polling: Vec<bool>,
+    /// The routes found polled, ascending.
+    pub polled: Vec<u32>,
 }
 
-/// Classifies every visitor-day of `rows`; `order` groups the rows by (site,
-/// visitor) in time order ([`Rows::order`]).
-pub(super) fn classify(rows: &Rows, order: &[u32], rules: &BotRules) -> Classes {
-    let n = rows.ts.len();
-    let mut out = Classes {
-        class: vec![bots::HUMAN; n],
-        polling: vec![false; n],
+/// Classifies one visitor-day: `group` is its rows in time order
+/// ([`Rows::order`]), the previous date's among them (they are not profiled).
+pub(super) fn classify(rows: &Rows, group: &[u32], rules: &BotRules) -> DayClass {
+    let in_day: Vec<usize> = (0..group.len())
+        .filter(|&j| rows.in_day[group[j] as usize])
+        .collect();
+    let mut out = DayClass {
+        class: bots::HUMAN,
+        polling: vec![false; group.len()],
+        polled: Vec::new(),
     };
-    let mut start = 0;
-    while start < order.len() {
-        let first = order[start] as usize;
-        let key = (rows.site[first], rows.visitor[first]);
-        let end = start
-            + order[start..]
-                .iter()
-                .position(|&p| (rows.site[p as usize], rows.visitor[p as usize]) != key)
-                .unwrap_or(order.len() - start);
-        let group: Vec<usize> = order[start..end]
-            .iter()
-            .map(|&p| p as usize)
-            .filter(|&i| rows.in_day[i])
-            .collect();
-        let polled = mark_polling(rows, &group, rules, &mut out.polling);
-        let class = rules.classify(&profile(rows, &group, polled));
-        for &p in &order[start..end] {
-            out.class[p as usize] = class;
-        }
-        start = end;
-    }
+    let polled = mark_polling(rows, group, &in_day, rules, &mut out);
+    out.class = rules.classify(&profile(rows, group, &in_day, polled));
     out
 }
 
 /// Marks the repeated requests of each polled route of one visitor-day
 /// (every one after the first); returns how many requests are polling.
-fn mark_polling(rows: &Rows, group: &[usize], rules: &BotRules, polling: &mut [bool]) -> u32 {
-    if rules.polling_min_requests == 0 || group.len() < rules.polling_min_requests as usize {
+fn mark_polling(
+    rows: &Rows,
+    group: &[u32],
+    in_day: &[usize],
+    rules: &BotRules,
+    out: &mut DayClass,
+) -> u32 {
+    if rules.polling_min_requests == 0 || in_day.len() < rules.polling_min_requests as usize {
         return 0;
     }
     let mut by_route: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
-    for &i in group {
-        by_route.entry(rows.route[i]).or_default().push(i);
+    for &j in in_day {
+        by_route
+            .entry(rows.route[group[j] as usize])
+            .or_default()
+            .push(j);
     }
     let mut polled = 0;
-    for positions in by_route.values() {
-        let times: Vec<i64> = positions.iter().map(|&i| rows.ts[i]).collect();
+    for (&route, at) in &by_route {
+        let times: Vec<i64> = at.iter().map(|&j| rows.ts[group[j] as usize]).collect();
         if rules.is_polling(&times) {
-            polled += positions.len() as u32;
-            for &i in &positions[1..] {
-                polling[i] = true;
+            polled += at.len() as u32;
+            out.polled.push(route);
+            for &j in &at[1..] {
+                out.polling[j] = true;
             }
         }
     }
+    out.polled.sort_unstable();
     polled
 }
 
-/// What one visitor-day did (`group`: its rows of the date, in time order).
-fn profile(rows: &Rows, group: &[usize], polling: u32) -> Profile {
+/// What one visitor-day did (`in_day`: the indexes in `group` of its rows
+/// of the date, in time order).
+fn profile(rows: &Rows, group: &[u32], in_day: &[usize], polling: u32) -> Profile {
     let mut p = Profile {
-        requests: group.len() as u32,
+        requests: in_day.len() as u32,
         polling,
         ..Profile::default()
     };
-    let mut non_assets = Vec::with_capacity(group.len());
-    for &i in group {
+    let mut non_assets = Vec::with_capacity(in_day.len());
+    for &j in in_day {
+        let i = group[j] as usize;
         let f = rows.flags[i];
         p.user_agent_bot |= rows.is_bot[i];
         p.referred |= rows.ref_host[i] != 0;

@@ -12,23 +12,36 @@ use std::hash::Hash;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use super::count::{Client, Head, Page, Route, Tally, Traffic, Visit};
+use super::count::{Client, Cursor, Head, OpenVisit, Page, Route, Tally, Traffic, Visit};
+use super::hot::Hot;
 use super::rows::{Interner, Rows};
 use crate::hash::FxHashMap;
+use crate::sessions::Sessionizer;
 
 /// Where values are written: the first write error is kept and ends the
 /// writing ([`Out::finish`]).
 pub(super) struct Out<'a> {
     w: &'a mut dyn Write,
     err: Option<std::io::Error>,
+    written: u64,
 }
 
 impl<'a> Out<'a> {
     pub(super) fn new(w: &'a mut dyn Write) -> Self {
-        Out { w, err: None }
+        Out {
+            w,
+            err: None,
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub(super) fn written(&self) -> u64 {
+        self.written
     }
 
     fn bytes(&mut self, b: &[u8]) {
+        self.written += b.len() as u64;
         if self.err.is_none() {
             self.err = self.w.write_all(b).err();
         }
@@ -342,6 +355,30 @@ impl<K: Codec + Hash + Eq, V: Codec> Codec for FxHashMap<K, V> {
     }
 }
 
+impl<T: Codec> Codec for Option<T> {
+    fn put(&self, out: &mut Out<'_>) {
+        self.is_some().put(out);
+        if let Some(v) = self {
+            v.put(out);
+        }
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        match bool::take(r)? {
+            true => Some(Some(T::take(r)?)),
+            false => Some(None),
+        }
+    }
+}
+
+impl Codec for Sessionizer {
+    fn put(&self, out: &mut Out<'_>) {
+        self.parts().put(out);
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        Some(Sessionizer::from_parts(Codec::take(r)?))
+    }
+}
+
 impl Codec for Interner {
     fn put(&self, out: &mut Out<'_>) {
         let values = self.values();
@@ -369,6 +406,16 @@ impl Codec for Interner {
 /// Implements [`Codec`] for a struct as its fields in order (the fields
 /// named are all the struct has; the rest take their default).
 macro_rules! fields {
+    (exact $t:ty { $($f:ident),* }) => {
+        impl Codec for $t {
+            fn put(&self, out: &mut Out<'_>) {
+                $(self.$f.put(out);)*
+            }
+            fn take(r: &mut In<'_>) -> Option<Self> {
+                Some(Self { $($f: Codec::take(r)?,)* })
+            }
+        }
+    };
     ($t:ty { $($f:ident),* }) => {
         impl Codec for $t {
             fn put(&self, out: &mut Out<'_>) {
@@ -398,15 +445,94 @@ fields!(Head {
     source,
     ref_host
 });
-fields!(Visit {
-    head,
-    start_us,
-    end_us,
-    requests,
-    page_views,
-    entry,
-    exit
-});
+/// The u32 columns of a visit, in the order they are written.
+const VISIT_CODES: [fn(&mut Visit) -> &mut u32; 15] = [
+    |v| &mut v.head.site,
+    |v| &mut v.head.visitor,
+    |v| &mut v.head.utm[0],
+    |v| &mut v.head.utm[1],
+    |v| &mut v.head.utm[2],
+    |v| &mut v.head.utm[3],
+    |v| &mut v.head.utm[4],
+    |v| &mut v.head.device,
+    |v| &mut v.head.browser,
+    |v| &mut v.head.os,
+    |v| &mut v.head.medium,
+    |v| &mut v.head.source,
+    |v| &mut v.head.ref_host,
+    |v| &mut v.entry,
+    |v| &mut v.exit,
+];
+
+/// The i64 columns of a visit, in the order they are written.
+const VISIT_NUMBERS: [fn(&mut Visit) -> &mut i64; 5] = [
+    |v| &mut v.head.message.1,
+    |v| &mut v.start_us,
+    |v| &mut v.end_us,
+    |v| &mut v.requests,
+    |v| &mut v.page_views,
+];
+
+/// Writes one column of `items`.
+fn put_column<T: Codec + Copy, S>(
+    items: &mut [S],
+    f: impl Fn(&mut S) -> &mut T,
+    out: &mut Out<'_>,
+) {
+    let column: Vec<T> = items.iter_mut().map(|s| *f(s)).collect();
+    T::put_all(&column, out);
+}
+
+/// Reads one column of `into.len()` into `into` through `f`.
+fn take_column<T: Codec, S>(
+    r: &mut In<'_>,
+    into: &mut [S],
+    f: impl Fn(&mut S) -> &mut T,
+) -> Option<()> {
+    let mut column = Vec::with_capacity(into.len());
+    T::take_all(r, into.len(), &mut column)?;
+    into.iter_mut().zip(column).for_each(|(s, v)| *f(s) = v);
+    Some(())
+}
+
+/// Visits are written a column at a time: numbers in bulk, codes narrowed.
+impl Codec for Visit {
+    fn put(&self, out: &mut Out<'_>) {
+        Self::put_all(std::slice::from_ref(self), out);
+    }
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let mut one = Vec::with_capacity(1);
+        Self::take_all(r, 1, &mut one)?;
+        one.pop()
+    }
+    fn put_all(items: &[Self], out: &mut Out<'_>) {
+        let mut items = items.to_vec();
+        for f in VISIT_CODES {
+            put_column(&mut items, f, out);
+        }
+        for f in VISIT_NUMBERS {
+            put_column(&mut items, f, out);
+        }
+        put_column(&mut items, |v| &mut v.head.class, out);
+        put_column(&mut items, |v| &mut v.head.hour, out);
+        put_column(&mut items, |v| &mut v.head.message.0, out);
+    }
+    fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
+        let mut items = vec![Visit::default(); n];
+        for f in VISIT_CODES {
+            take_column(r, &mut items, f)?;
+        }
+        for f in VISIT_NUMBERS {
+            take_column(r, &mut items, f)?;
+        }
+        take_column(r, &mut items, |v| &mut v.head.class)?;
+        take_column(r, &mut items, |v| &mut v.head.hour)?;
+        take_column(r, &mut items, |v| &mut v.head.message.0)?;
+        into.append(&mut items);
+        Some(())
+    }
+}
+
 fields!(Tally {
     traffic,
     hourly,
@@ -417,6 +543,31 @@ fields!(Tally {
     transitions,
     search_hits,
     visits
+});
+fields!(exact OpenVisit {
+    in_day,
+    first,
+    landing,
+    start_us,
+    end_us,
+    requests,
+    page_views,
+    entry,
+    last_page,
+    last_page_us
+});
+fields!(exact Cursor {
+    sessions,
+    open,
+    run
+});
+fields!(exact Hot {
+    class,
+    polled,
+    at,
+    cursor,
+    from,
+    tail_polling
 });
 fields!(Rows {
     strings,
@@ -503,6 +654,38 @@ mod tests {
         );
         let flags: Vec<bool> = (0..10_000).map(|i| i % 3 == 0).collect();
         assert_eq!(round_trip(&flags), flags);
+        let visits: Vec<Visit> = (0..3000u32)
+            .map(|i| Visit {
+                head: Head {
+                    site: i % 2,
+                    visitor: i * 7,
+                    class: (i % 9) as u8,
+                    hour: (i % 24) as u8,
+                    message: (i as i32 % 6, i64::from(i) << 20),
+                    utm: [i % 3, i % 5, 0, i, 1],
+                    device: 2,
+                    browser: i % 300,
+                    os: i % 70_000,
+                    medium: 1,
+                    source: i % 4,
+                    ref_host: i + 5,
+                },
+                start_us: -i64::from(i),
+                end_us: i64::from(i) * 1_000_003,
+                requests: i64::from(i % 11),
+                page_views: i64::from(i % 13),
+                entry: i % 17,
+                exit: i % 19,
+            })
+            .collect();
+        assert_eq!(round_trip(&visits), visits, "visits, a column at a time");
+        let bytes = encoded(&visits[..1].to_vec());
+        for cut in 0..bytes.len() {
+            assert!(
+                decoded::<Vec<Visit>>(&bytes[..cut]).is_none(),
+                "a visit cut at {cut}"
+            );
+        }
         let bytes = encoded(&v);
         for cut in 0..bytes.len() {
             assert!(decoded::<Vec<Hit>>(&bytes[..cut]).is_none(), "cut at {cut}");

@@ -3,7 +3,7 @@
 //! reason), and the visits (made of visitor requests only, see
 //! [`crate::sessions`]).
 
-use super::classes::Classes;
+use super::classes::classify;
 use super::rows::Rows;
 use super::{SummaryOptions, CODE_ENTRANCE, CODE_EXIT};
 use crate::hash::FxHashMap;
@@ -15,6 +15,11 @@ use crate::sessions::Sessionizer;
 pub(super) struct Mark<T = u32>(T);
 
 impl<T: PartialEq + Copy> Mark<T> {
+    /// A mark that has seen `run`.
+    pub(super) fn seen(run: T) -> Self {
+        Mark(run)
+    }
+
     /// Whether `run` (a visitor) is new to the group.
     #[inline]
     pub(super) fn see(&mut self, run: T) -> bool {
@@ -106,23 +111,24 @@ macro_rules! with_counters {
 pub(super) use with_counters;
 
 /// A visit being built (positions index the in-scope rows).
-struct OpenVisit {
-    in_day: bool,
-    first: u32,
-    landing: Option<u32>,
-    start_us: i64,
-    end_us: i64,
-    requests: i64,
-    page_views: i64,
-    entry: u32,
-    last_page: u32,
-    last_page_us: i64,
+#[derive(Clone)]
+pub(super) struct OpenVisit {
+    pub in_day: bool,
+    pub first: u32,
+    pub landing: Option<u32>,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub requests: i64,
+    pub page_views: i64,
+    pub entry: u32,
+    pub last_page: u32,
+    pub last_page_us: i64,
 }
 
 /// What the visit-level tables read of a visit's first request, and of its
 /// landing page view (its first request when it has none): the visit holds
 /// them, so that no row is needed once it is counted.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, PartialEq, Debug)]
 pub(super) struct Head {
     pub site: u32,
     pub visitor: u32,
@@ -172,7 +178,7 @@ impl Head {
 }
 
 /// A finished visit that started on the summarised date.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq, Debug)]
 pub(super) struct Visit {
     pub head: Head,
     pub start_us: i64,
@@ -217,51 +223,102 @@ fn status_class(status: u16) -> usize {
     }
 }
 
+/// Where the count pass stands within one visitor-day, between two of its
+/// rows: its sessions and its open visit (whose positions index the rows,
+/// which a day state keeps).
+#[derive(Clone)]
+pub(super) struct Cursor {
+    pub sessions: Sessionizer,
+    pub open: Option<OpenVisit>,
+    /// The visitor-day's number in its tally's marks (never 0).
+    pub run: u32,
+}
+
+impl Cursor {
+    /// Before the first row of the visitor-day numbered `run`.
+    pub(super) fn new(opts: &SummaryOptions, run: u32) -> Self {
+        Cursor {
+            sessions: Sessionizer::new(opts.timeout_us()),
+            open: None,
+            run,
+        }
+    }
+}
+
 impl Tally {
-    /// Runs the pass over `order` ([`Rows::order`]).
-    pub(super) fn count(
-        rows: &Rows,
-        order: &[u32],
-        classes: &Classes,
-        opts: &SummaryOptions,
-    ) -> Tally {
+    /// Runs the pass over `order` ([`Rows::order`]), one visitor-day at a
+    /// time.
+    pub(super) fn count(rows: &Rows, order: &[u32], opts: &SummaryOptions) -> Tally {
         let mut t = Tally::default();
-        let mut sessions = Sessionizer::new(opts.timeout_us());
-        let (mut run, mut prev, mut open) = (0u32, None, None::<OpenVisit>);
-        for &pos in order {
+        for (n, group) in rows.visitor_days(order).enumerate() {
+            let c = classify(rows, group, &opts.bots);
+            let mut cursor = Cursor::new(opts, n as u32 + 1);
+            t.go_on(&mut cursor, rows, group, &c.polling, c.class);
+            t.finish(cursor, rows, c.class);
+        }
+        t
+    }
+
+    /// Counts rows of one visitor-day of class `class`: `group`, in time
+    /// order after those `c` has passed, with `polling` per row of it.
+    pub(super) fn go_on(
+        &mut self,
+        c: &mut Cursor,
+        rows: &Rows,
+        group: &[u32],
+        polling: &[bool],
+        class: u8,
+    ) {
+        for (&pos, &polled) in group.iter().zip(polling) {
             let i = pos as usize;
-            let key = (rows.site[i], rows.visitor[i]);
-            if prev != Some(key) {
-                if let Some(v) = open.take() {
-                    t.close(v, rows, classes);
-                }
-                prev = Some(key);
-                run += 1;
-                sessions.reset();
-            }
-            let pv = rows.is_pageview[i] && !classes.polling[i];
+            let pv = rows.is_pageview[i] && !polled;
             if rows.in_day[i] {
-                t.request(rows, i, run, (rows.site[i], classes.class[i]), pv);
+                self.request(rows, i, c.run, (rows.site[i], class), pv);
             }
             // Visits are made of visitor requests only.
             if rows.visitor_request(i) {
-                if sessions.next(rows.ts[i], rows.campaign(i)) {
-                    if let Some(v) = open.take() {
-                        t.close(v, rows, classes);
+                if c.sessions.next(rows.ts[i], rows.campaign(i)) {
+                    if let Some(v) = c.open.take() {
+                        self.close(v, rows, class);
                     }
-                    open = Some(OpenVisit::new(pos, rows));
+                    c.open = Some(OpenVisit::new(pos, rows));
                 }
-                let v = open
+                let v = c
+                    .open
                     .as_mut()
                     .expect("a visit is open after its first request");
-                t.visit_request(v, rows, pos, classes.class[i], pv);
+                self.visit_request(v, rows, pos, class, pv);
             }
         }
-        if let Some(v) = open.take() {
-            t.close(v, rows, classes);
+    }
+
+    /// Marks every group with a visitor as seen by `run`, as the pass left
+    /// them for the one visitor-day it counted (marks are not kept in the
+    /// state's bytes).
+    pub(super) fn mark_visitors(&mut self, run: u32) {
+        let mark = |visitors: i64| match visitors > 0 {
+            true => Mark::seen(run),
+            false => Mark::default(),
+        };
+        self.traffic
+            .values_mut()
+            .for_each(|t| t.mark = mark(t.visitors));
+        self.hourly
+            .values_mut()
+            .for_each(|t| t.mark = mark(t.visitors));
+        self.clients
+            .values_mut()
+            .for_each(|c| c.mark = mark(c.visitors));
+        self.pages
+            .values_mut()
+            .for_each(|p| p.mark = mark(p.visitors));
+    }
+
+    /// Ends a visitor-day's pass: closes its open visit.
+    pub(super) fn finish(&mut self, c: Cursor, rows: &Rows, class: u8) {
+        if let Some(v) = c.open {
+            self.close(v, rows, class);
         }
-        t.visit_totals();
-        t
     }
 
     /// Counts one request of the date.
@@ -358,13 +415,14 @@ impl Tally {
         v.last_page_us = ts;
     }
 
-    /// Ends a visit: its exit, and the visit itself when it started on the date.
-    fn close(&mut self, v: OpenVisit, rows: &Rows, classes: &Classes) {
+    /// Ends a visit: its exit, and the visit itself (with its totals) when
+    /// it started on the date.
+    fn close(&mut self, v: OpenVisit, rows: &Rows, class: u8) {
         if !v.in_day {
             return;
         }
         let f = v.first as usize;
-        let sc = (rows.site[f], classes.class[f]);
+        let sc = (rows.site[f], class);
         if v.page_views > 0 {
             *self
                 .transitions
@@ -375,30 +433,24 @@ impl Tally {
             p.bounces += (v.page_views == 1) as i64;
         }
         let landing = v.landing.unwrap_or(v.first) as usize;
-        self.visits.push(Visit {
-            head: Head::of(rows, f, landing, classes.class[f]),
+        let visit = Visit {
+            head: Head::of(rows, f, landing, class),
             start_us: v.start_us,
             end_us: v.end_us,
             requests: v.requests,
             page_views: v.page_views,
             entry: v.entry,
             exit: if v.page_views > 0 { v.last_page } else { 0 },
-        });
-    }
-
-    /// Visit-level traffic metrics.
-    fn visit_totals(&mut self) {
-        for v in &self.visits {
-            let sc = (v.head.site, v.head.class);
-            for t in [
-                self.traffic.entry(sc).or_default(),
-                self.hourly.entry((sc, v.head.hour)).or_default(),
-            ] {
-                t.visits += 1;
-                t.bounces += v.bounce() as i64;
-                t.visit_duration_us += v.end_us - v.start_us;
-            }
+        };
+        for t in [
+            self.traffic.entry(sc).or_default(),
+            self.hourly.entry((sc, visit.head.hour)).or_default(),
+        ] {
+            t.visits += 1;
+            t.bounces += visit.bounce() as i64;
+            t.visit_duration_us += visit.end_us - visit.start_us;
         }
+        self.visits.push(visit);
     }
 }
 

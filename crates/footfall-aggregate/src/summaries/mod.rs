@@ -48,6 +48,7 @@ mod classes;
 mod codec;
 mod count;
 mod fold;
+mod hot;
 mod rows;
 pub(crate) mod state;
 #[cfg(test)]
@@ -234,8 +235,7 @@ pub(crate) fn summarize_batches(
     let rows = rows::Rows::load(batches, date, opts)?;
     let day_rows = rows.in_day.iter().filter(|&&d| d).count() as u64;
     let order = rows.order();
-    let classes = classes::classify(&rows, &order, &opts.bots);
-    let t = count::Tally::count(&rows, &order, &classes, opts);
+    let t = count::Tally::count(&rows, &order, opts);
     Ok((tables(&t, &rows.strings, opts)?, day_rows))
 }
 

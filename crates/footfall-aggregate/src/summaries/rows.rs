@@ -374,6 +374,11 @@ impl Rows {
         order
     }
 
+    /// The visitor-days of `order` ([`Rows::order`]), each its rows.
+    pub(super) fn visitor_days<'a>(&'a self, order: &'a [u32]) -> impl Iterator<Item = &'a [u32]> {
+        order.chunk_by(|&a, &b| self.visitor_day(a as usize) == self.visitor_day(b as usize))
+    }
+
     /// The length of every column (all equal in a whole set of rows).
     pub(super) fn lengths(&self) -> Vec<usize> {
         let mut coded: Vec<usize> = [

@@ -3,40 +3,44 @@
 //!
 //! The state holds every in-scope row of the date (its own rows and the
 //! previous date's last visit timeout, as [`super::summarize_batches`] reads
-//! them) with their strings interned once, the rows' order, and the tally
-//! of the *light* visitor-days: those with fewer than [`HOT_ROWS`] rows. [`DayState::update`] adds a run's new
-//! rows, then
+//! them) with their strings interned once, the rows' order, the tally of
+//! every visitor-day, and the counts of the *hot* visitor-days: those of at
+//! least [`HOT_ROWS`] rows ([`super::hot`]). [`DayState::update`] adds a
+//! run's new rows, then
 //!
-//! * takes the tally of each touched light visitor-day out (counted again
-//!   from its old rows: a light visitor-day is small) and puts its new tally
-//!   in; every counter of every table adds up over visitor-days
+//! * takes the old tally of each touched visitor-day out: a light one's
+//!   counted again from its old rows (a light visitor-day is small), a hot
+//!   one's as kept; every counter of every table adds up over visitor-days
 //!   (`tests::every_table_is_additive_over_visitors`), visits and search
 //!   hits are listed per visitor-day;
-//! * counts every *hot* visitor-day anew from all its rows, and keeps it out
-//!   of the light tally (once hot, always hot: rows only grow);
-//! * folds and builds the tables from the light tally plus the hot tallies
-//!   (put in for the tables, then taken out again), as the whole-date path
+//! * puts each touched visitor-day's new tally in: a light one's counted from
+//!   all its rows, a hot one's counted on from where its last count stopped
+//!   (or anew when its class, its polled routes or a row before that point
+//!   changed); once hot, always hot: rows only grow;
+//! * folds and builds the tables from the tally, as the whole-date path
 //!   does. Visits hold their own values (`count::Head`), so the tables need
 //!   no row.
 //!
 //! So the summaries are exactly those of the whole date
 //! (`tests::updates_give_the_summaries_of_the_whole_date`), whatever the
 //! runs' cuts. A run's summary work is its touched light visitor-days, the
-//! hot visitor-days, and folding and writing the tables.
+//! rows of its touched hot visitor-days' last visit timeout and its new
+//! rows (classifying still reads all of a touched hot visitor-day's rows),
+//! and folding and writing the tables.
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 
-use super::classes::classify;
 use super::codec::{Codec, In, Out};
 use super::count::{Client, Page, Route, Tally, Traffic};
+use super::hot::Hot;
 use super::rows::Rows;
 use super::{tables, Summaries, SummaryOptions};
 use crate::error::AggregateError;
 use crate::hash::{FxHashMap, FxHashSet};
 
-/// Rows from which a visitor-day is hot: counted anew each run, never kept
-/// in the light tally.
+/// Rows from which a visitor-day is hot: counted on from where its last
+/// count stopped ([`super::hot`]).
 pub(crate) const HOT_ROWS: usize = 100;
 
 /// A date's kept state (module docs).
@@ -45,8 +49,23 @@ pub(crate) struct DayState {
     rows: Rows,
     /// Every row position in [`Rows::key`] order.
     order: Vec<u32>,
-    /// The tally of the light visitor-days (visits and hits in any order).
-    light: Tally,
+    /// The tally of every visitor-day (visits and hits in any order).
+    tally: Tally,
+    /// The hot visitor-days by [`Rows::visitor_day`].
+    hot: FxHashMap<u64, Hot>,
+    /// How the last update counted (not kept).
+    counted: Counted,
+}
+
+/// Rows an update counted.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counted {
+    /// Of the touched light visitor-days: old rows (taken out) and all.
+    pub light: usize,
+    /// Of hot visitor-days counted on from where they stopped.
+    pub streamed: usize,
+    /// Of hot visitor-days counted anew.
+    pub recounted: usize,
 }
 
 /// The rows of one update, each list in [`Rows::key`] order.
@@ -56,8 +75,8 @@ struct Plan {
     light_old: Vec<u32>,
     /// Every row of the touched visitor-days that are light.
     light_new: Vec<u32>,
-    /// Every row of the hot visitor-days.
-    hot: Vec<u32>,
+    /// The touched visitor-days that are hot: their rows' range of the order.
+    hot: Vec<std::ops::Range<usize>>,
     /// The touched visitor-days ([`Rows::visitor_day`]).
     touched: FxHashSet<u64>,
 }
@@ -87,29 +106,20 @@ impl DayState {
         }
         let started = std::time::Instant::now();
         let plan = self.plan(before, hot_rows);
-        let old = self.count(&plan.light_old, opts);
-        self.light.take_out(&old, &plan.touched);
-        drop(old);
-        let new = self.count(&plan.light_new, opts);
-        self.light.put_in(new);
-        // The hot visitor-days go in for the tables and out again.
-        let mut hot = self.count(&plan.hot, opts);
-        let hot_days = hot.visitor_days();
-        self.light.add_maps(&hot, 1);
-        self.light.visits.append(&mut hot.visits);
-        self.light.search_hits.append(&mut hot.search_hits);
-        self.light.group_by_visitor_day();
+        self.take_out(&plan, before, opts);
+        let new = count(&self.rows, &plan.light_new, opts);
+        self.tally.put_in(new);
+        self.count_hot(&plan, before, opts);
+        self.tally.group_by_visitor_day();
         let day_rows = self.rows.in_day.iter().filter(|&&d| d).count() as u64;
         let counted = started.elapsed();
-        let summaries = tables(&self.light, &self.rows.strings, opts);
-        self.light.take_out(&hot, &hot_days);
-        let summaries = summaries?;
+        let summaries = tables(&self.tally, &self.rows.strings, opts)?;
         tracing::debug!(
             %date,
             rows = self.rows.ts.len(),
             new = self.rows.ts.len() - before,
-            light_counted = plan.light_old.len() + plan.light_new.len(),
-            hot_counted = plan.hot.len(),
+            hot_days = self.hot.len(),
+            counted = ?self.counted,
             counted_s = counted.as_secs_f64(),
             tables_s = (started.elapsed() - counted).as_secs_f64(),
             "day state updated"
@@ -117,8 +127,54 @@ impl DayState {
         Ok((summaries, day_rows))
     }
 
+    /// Takes the touched visitor-days' old tallies out: the light ones
+    /// counted again from their old rows, the hot ones as kept.
+    fn take_out(&mut self, plan: &Plan, before: usize, opts: &SummaryOptions) {
+        let old = count(&self.rows, &plan.light_old, opts);
+        self.tally.add_maps(&old, -1);
+        for r in &plan.hot {
+            let group = &self.order[r.clone()];
+            let vd = self.rows.visitor_day(group[0] as usize);
+            if let Some(h) = self.hot.get(&vd) {
+                let old = h.whole(&self.rows, group, before as u32);
+                self.tally.add_maps(&old, -1);
+            }
+        }
+        self.tally.drop_days(&plan.touched);
+        self.counted = Counted {
+            light: plan.light_old.len() + plan.light_new.len(),
+            ..Counted::default()
+        };
+    }
+
+    /// Counts the touched hot visitor-days on (or anew) and puts them in.
+    fn count_hot(&mut self, plan: &Plan, before: usize, opts: &SummaryOptions) {
+        let DayState {
+            rows,
+            order,
+            tally,
+            hot,
+            counted,
+        } = self;
+        for r in &plan.hot {
+            let group = &order[r.clone()];
+            let vd = rows.visitor_day(group[0] as usize);
+            let on = hot
+                .get_mut(&vd)
+                .is_some_and(|h| h.update(rows, group, before as u32, opts));
+            match on {
+                true => counted.streamed += group.len(),
+                false => {
+                    hot.insert(vd, Hot::count(rows, group, opts));
+                    counted.recounted += group.len();
+                }
+            }
+            tally.put_in(hot[&vd].whole(rows, group, u32::MAX));
+        }
+    }
+
     /// Merges the rows from `before` on into the order and sorts the
-    /// visitor-days out.
+    /// touched visitor-days out.
     fn plan(&mut self, before: usize, hot_rows: usize) -> Plan {
         let rows = &self.rows;
         let mut fresh: Vec<u32> = (before as u32..rows.ts.len() as u32).collect();
@@ -131,33 +187,32 @@ impl DayState {
             ..Plan::default()
         };
         self.order = merged(&self.order, &fresh, |i| rows.key(i));
-        for group in self
-            .order
-            .chunk_by(|&a, &b| rows.visitor_day(a as usize) == rows.visitor_day(b as usize))
-        {
-            let old = group.iter().filter(|&&p| (p as usize) < before);
-            let old_len = old.clone().count();
-            let touched = plan.touched.contains(&rows.visitor_day(group[0] as usize));
-            if old_len >= hot_rows || (touched && group.len() >= hot_rows) {
-                plan.hot.extend_from_slice(group);
-            } else if touched {
-                plan.light_new.extend_from_slice(group);
+        let mut start = 0;
+        for group in rows.visitor_days(&self.order) {
+            let range = start..start + group.len();
+            start = range.end;
+            let vd = rows.visitor_day(group[0] as usize);
+            if !plan.touched.contains(&vd) {
+                continue;
             }
-            if touched && old_len > 0 && old_len < hot_rows {
-                plan.light_old.extend(old);
+            let was_hot = self.hot.contains_key(&vd);
+            if !was_hot {
+                plan.light_old
+                    .extend(group.iter().filter(|&&p| (p as usize) < before));
+            }
+            if was_hot || group.len() >= hot_rows {
+                plan.hot.push(range);
+            } else {
+                plan.light_new.extend_from_slice(group);
             }
         }
         plan
     }
+}
 
-    /// The tally of the visitor-days of `order`.
-    fn count(&self, order: &[u32], opts: &SummaryOptions) -> Tally {
-        if order.is_empty() {
-            return Tally::default();
-        }
-        let classes = classify(&self.rows, order, &opts.bots);
-        Tally::count(&self.rows, order, &classes, opts)
-    }
+/// The tally of the visitor-days of `order`.
+fn count(rows: &Rows, order: &[u32], opts: &SummaryOptions) -> Tally {
+    Tally::count(rows, order, opts)
 }
 
 /// Two lists sorted by `key`, merged.
@@ -219,8 +274,7 @@ macro_rules! counts {
 
 super::count::with_counters!(counts);
 
-/// Adds every entry of `from` (times `sign`) to `into`; with `sign` -1,
-/// entries left at zero go (no whole-date tally has a zero entry).
+/// Adds every entry of `from` (times `sign`) to `into`.
 fn add_map<K: std::hash::Hash + Eq + Clone, V: Counts + Default>(
     into: &mut FxHashMap<K, V>,
     from: &FxHashMap<K, V>,
@@ -229,9 +283,11 @@ fn add_map<K: std::hash::Hash + Eq + Clone, V: Counts + Default>(
     for (k, v) in from {
         into.entry(k.clone()).or_default().add(v, sign);
     }
-    if sign < 0 {
-        into.retain(|_, v| !v.is_zero());
-    }
+}
+
+/// Drops the entries left at zero (no whole-date tally has one).
+fn drop_zeros<K, V: Counts>(map: &mut FxHashMap<K, V>) {
+    map.retain(|_, v| !v.is_zero());
 }
 
 impl Tally {
@@ -246,13 +302,18 @@ impl Tally {
         add_map(&mut self.transitions, &o.transitions, sign);
     }
 
-    /// Takes `old` (the tally of some visitor-days, `touched` among them)
-    /// out: its counters, and the visits and hits of the touched.
-    fn take_out(&mut self, old: &Tally, touched: &FxHashSet<u64>) {
-        self.add_maps(old, -1);
+    /// Drops the entries at zero, and the visits and hits of `days`.
+    fn drop_days(&mut self, days: &FxHashSet<u64>) {
+        drop_zeros(&mut self.traffic);
+        drop_zeros(&mut self.hourly);
+        drop_zeros(&mut self.pages);
+        drop_zeros(&mut self.clients);
+        drop_zeros(&mut self.statuses);
+        drop_zeros(&mut self.routes);
+        drop_zeros(&mut self.transitions);
         self.visits
-            .retain(|v| !touched.contains(&v.head.visitor_day()));
-        self.search_hits.retain(|h| !touched.contains(&h.0));
+            .retain(|v| !days.contains(&v.head.visitor_day()));
+        self.search_hits.retain(|h| !days.contains(&h.0));
     }
 
     /// Puts `new` in: its counters, visits and hits.
@@ -260,12 +321,6 @@ impl Tally {
         self.add_maps(&new, 1);
         self.visits.append(&mut new.visits);
         self.search_hits.append(&mut new.search_hits);
-    }
-
-    /// The visitor-days of the tally's visits and search hits.
-    fn visitor_days(&self) -> FxHashSet<u64> {
-        let visits = self.visits.iter().map(|v| v.head.visitor_day());
-        visits.chain(self.search_hits.iter().map(|h| h.0)).collect()
     }
 
     /// Orders the visits and the hits by visitor-day, as folding needs.
@@ -276,18 +331,23 @@ impl Tally {
 }
 
 impl Codec for DayState {
+    /// As [`DayState::write_to`] writes it.
     fn put(&self, out: &mut Out<'_>) {
         self.rows.put(out);
         self.order.put(out);
-        self.light.put(out);
+        self.tally.put(out);
+        self.hot.put(out);
     }
 
     fn take(r: &mut In<'_>) -> Option<Self> {
-        let s = DayState {
+        let mut s = DayState {
             rows: Codec::take(r)?,
             order: Codec::take(r)?,
-            light: Codec::take(r)?,
+            tally: Codec::take(r)?,
+            hot: Codec::take(r)?,
+            counted: Counted::default(),
         };
+        s.hot.values_mut().for_each(Hot::restore_marks);
         s.is_whole().then_some(s)
     }
 }
@@ -296,7 +356,18 @@ impl DayState {
     /// Writes the state (the bytes of `codec.rs`).
     pub(crate) fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let mut out = Out::new(w);
-        self.put(&mut out);
+        self.rows.put(&mut out);
+        let rows = out.written();
+        self.order.put(&mut out);
+        self.tally.put(&mut out);
+        let tally = out.written() - rows;
+        self.hot.put(&mut out);
+        tracing::debug!(
+            rows,
+            order_and_tally = tally,
+            hot = out.written() - rows - tally,
+            "day state written"
+        );
         out.finish()
     }
 
@@ -326,6 +397,7 @@ impl DayState {
         self.rows.lengths().iter().all(|&len| len == n)
             && self.order.len() == n
             && self.order.iter().all(|&p| (p as usize) < n)
+            && self.hot.values().all(|h| h.fits(n))
     }
 }
 
@@ -424,6 +496,89 @@ mod tests {
                     &got.unwrap(),
                     &want,
                     &format!("hot {hot_rows}, {cuts} cuts"),
+                );
+            }
+        }
+    }
+
+    /// A time-ordered day of visitor-days that go hot: one that streams
+    /// (visits, searches, assets), one whose class changes late (it fetches
+    /// `/robots.txt`), one whose polled route stops being polled (its class,
+    /// by its user agent, stays), and one with a row that comes hours late.
+    fn hot_events() -> Vec<KafkaEvent> {
+        let at = |s: i64| {
+            format!(
+                "2015-05-17T{:02}:{:02}:{:02}",
+                s / 3600,
+                s / 60 % 60,
+                s % 60
+            )
+        };
+        let mut timed = Vec::new();
+        for i in 0..300i64 {
+            let s = i * 200 + (i / 25) * 2000;
+            let mut e = ev(
+                "steady",
+                &at(s),
+                ["/", "/docs", "/a.css"][i as usize % 3],
+                200,
+                i % 3 != 2,
+            );
+            if i % 7 == 0 {
+                e.site_search = Some(["shoes", "hats"][i as usize % 2].into());
+            }
+            timed.push((s, e));
+            let route = if i == 250 { "/robots.txt" } else { "/" };
+            timed.push((s + 7, ev("turns-bot", &at(s + 7), route, 200, true)));
+            let (s, route) = match i % 2 {
+                0 if i < 120 => (i * 200 + 3, "/feed"),
+                0 => (i * 200 + 3 + (i * 37) % 150, "/feed"),
+                _ => (i * 200 + 11, "/docs"),
+            };
+            timed.push((s, bot(ev("poller", &at(s), route, 200, true))));
+            timed.push((s + 13, ev("late-row", &at(s + 13), "/", 200, true)));
+        }
+        timed.sort_by_key(|(s, _)| *s);
+        let late = timed
+            .iter()
+            .position(|(s, e)| e.visitor_id == "late-row" && *s > 40_000)
+            .unwrap();
+        let row = timed.remove(late);
+        timed.push(row);
+        timed
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, event))| KafkaEvent {
+                partition: 0,
+                offset: i as i64,
+                event,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hot_visitor_days_count_on_or_anew_as_the_whole_date_does() {
+        let events = hot_events();
+        let opts = SummaryOptions::default();
+        for hot_rows in [5, 50] {
+            for cuts in [1, 3, 8, 25] {
+                let mut state = DayState::default();
+                let step = events.len().div_ceil(cuts);
+                let mut streamed = 0;
+                for (i, part) in events.chunks(step).enumerate() {
+                    let seen = &events[..(i * step + part.len())];
+                    let (s, _) = state
+                        .update_with([Ok(batch(part))], day(), &opts, hot_rows)
+                        .unwrap();
+                    let what = format!("hot {hot_rows}, cut {i} of {cuts}");
+                    assert_same(&s, &whole(seen, &opts), &what);
+                    streamed += state.counted.streamed;
+                    let bytes = encoded(&state);
+                    state = decoded(&bytes).expect("decodes");
+                }
+                assert!(
+                    cuts == 1 || streamed > 0,
+                    "hot {hot_rows}, {cuts} cuts: some rows are counted on"
                 );
             }
         }

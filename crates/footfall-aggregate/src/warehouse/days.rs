@@ -30,7 +30,7 @@ use super::{Covered, Warehouse};
 use crate::error::AggregateError;
 
 /// The day states' magic: kind and format version.
-const MAGIC: [u8; 8] = *b"FFDAY\x03\0\0";
+const MAGIC: [u8; 8] = *b"FFDAY\x04\0\0";
 
 /// What a day state covers: the files of its date and of the previous date
 /// whose rows it holds, and the fingerprint of the rules it was counted with.
