@@ -107,7 +107,7 @@ impl DayState {
         let started = std::time::Instant::now();
         let plan = self.plan(before, hot_rows);
         self.take_out(&plan, before, opts);
-        let new = count(&self.rows, &plan.light_new, opts);
+        let new = Tally::count(&self.rows, &plan.light_new, opts);
         self.tally.put_in(new);
         self.count_hot(&plan, before, opts);
         self.tally.group_by_visitor_day();
@@ -130,7 +130,7 @@ impl DayState {
     /// Takes the touched visitor-days' old tallies out: the light ones
     /// counted again from their old rows, the hot ones as kept.
     fn take_out(&mut self, plan: &Plan, before: usize, opts: &SummaryOptions) {
-        let old = count(&self.rows, &plan.light_old, opts);
+        let old = Tally::count(&self.rows, &plan.light_old, opts);
         self.tally.add_maps(&old, -1);
         for r in &plan.hot {
             let group = &self.order[r.clone()];
@@ -208,11 +208,6 @@ impl DayState {
         }
         plan
     }
-}
-
-/// The tally of the visitor-days of `order`.
-fn count(rows: &Rows, order: &[u32], opts: &SummaryOptions) -> Tally {
-    Tally::count(rows, order, opts)
 }
 
 /// Two lists sorted by `key`, merged.
