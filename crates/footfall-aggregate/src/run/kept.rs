@@ -50,9 +50,11 @@ pub(super) fn load(
     let usable =
         |c: &DayCover| c.fingerprint == fingerprint && holds(&c.day, &day) && holds(&c.prev, &prev);
     let started = std::time::Instant::now();
-    let kept = wh.read_day_state(date, |cover, r, len| {
-        usable(cover).then(|| DayState::read_from(r, len))?
+    let kept = wh.read_day_state(date, DayState::read_rows, |cover, r, len| {
+        usable(cover).then(|| DayState::read_rest(r, len))?
     })?;
+    let kept =
+        kept.and_then(|(cover, rows, rest)| Some((cover, DayState::from_parts(rows, rest)?)));
     tracing::debug!(%date, found = kept.is_some(), seconds = started.elapsed().as_secs_f64(), "day state read");
     let (state, held) = match kept {
         Some((cover, state)) => (state, cover),
@@ -82,7 +84,13 @@ type Identities = std::collections::BTreeMap<Covered, PathBuf>;
 impl Loaded {
     /// Writes the state, covering every file of [`Loaded::cover`].
     pub(super) fn save(&self, wh: &Warehouse, date: NaiveDate) -> Result<(), AggregateError> {
-        wh.write_day_state(date, &self.cover, |w| self.state.write_to(w))
+        let state = &self.state;
+        wh.write_day_state(
+            date,
+            &self.cover,
+            |w| state.write_rows(w),
+            |w| state.write_rest(w),
+        )
     }
 }
 
@@ -154,16 +162,20 @@ mod tests {
         for date in dates(dir) {
             let cover = cover_of(&wh, date);
             let empty = DayState::default();
-            wh.write_day_state(date, &cover, |w| empty.write_to(w))
-                .unwrap();
+            write_state(&wh, date, &cover, &empty);
         }
+    }
+
+    fn write_state(wh: &Warehouse, date: NaiveDate, cover: &DayCover, s: &DayState) {
+        wh.write_day_state(date, cover, |w| s.write_rows(w), |w| s.write_rest(w))
+            .unwrap();
     }
 
     /// What the state of `date` covers.
     fn cover_of(wh: &Warehouse, date: NaiveDate) -> DayCover {
         let skip = |r: &mut dyn std::io::Read| std::io::copy(r, &mut std::io::sink()).ok();
-        let kept = wh.read_day_state(date, |_, r, _| skip(r)).unwrap();
-        kept.expect("a state").0
+        let kept = wh.read_day_state(date, |r, _| skip(r), |_, r, _| skip(r));
+        kept.unwrap().expect("a state").0
     }
 
     #[test]
@@ -213,8 +225,7 @@ mod tests {
                     mtime_ns: 1,
                 });
                 let empty = DayState::default();
-                wh.write_day_state(first.date, &cover, |w| empty.write_to(w))
-                    .unwrap();
+                write_state(&wh, first.date, &cover, &empty);
             }),
             ("other rules", &|o| o.summary.bots.max_per_minute += 1),
         ];
@@ -237,12 +248,13 @@ mod tests {
     fn a_dry_run_leaves_the_state_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let mut topic = two_runs(dir.path());
-        let path = Warehouse::new(dir.path()).day_state_path(day());
-        let before = std::fs::read(&path).unwrap();
+        let paths = Warehouse::new(dir.path()).day_state_paths(day());
+        let read = || paths.each_ref().map(|p| std::fs::read(p).unwrap());
+        let before = read();
         topic.produce(&testdata::events(75, day(), 1, 3), 2);
         let mut dry = opts();
         dry.dry_run = true;
         assert!(topic.run(dir.path(), &dry).unwrap().events_read > 0);
-        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(read(), before);
     }
 }

@@ -64,8 +64,9 @@ pub(crate) enum Counting {
 /// Each file is written atomically; tables left without rows lose their
 /// file; a date with no events left loses all its summaries. With `ahead` >
 /// 0 the files are decoded on a thread of their own, up to `ahead` batches
-/// ahead of the summary (each batch held adds its memory). Returns how many
-/// events the date has.
+/// ahead of the summary (each batch held adds its memory). A day state is
+/// saved while its summaries are built and written ([`save_and_write`]), so
+/// it is held until both are done. Returns how many events the date has.
 pub(crate) fn summarize_date(
     wh: &Warehouse,
     date: NaiveDate,
@@ -75,33 +76,71 @@ pub(crate) fn summarize_date(
     report: &mut RunReport,
 ) -> Result<u64, AggregateError> {
     let started = Instant::now();
-    let (summaries, rows, kept) = count_date(date, (day, prev), (counting, ahead), wh, opts)?;
-    let counted = started.elapsed();
-    // The state is saved, and its memory freed, before the files are written.
-    if let Some(k) = kept.filter(|_| !opts.dry_run) {
-        k.save(wh, date)?;
-    }
-    let saved = started.elapsed();
-    write_summaries(wh, date, (&summaries, rows), opts, report)?;
+    let (counted, rows) = count_date(date, (day, prev), (counting, ahead), wh, opts)?;
+    let counted_s = started.elapsed().as_secs_f64();
+    let saved_s = match counted {
+        Counted::Whole(summaries) => {
+            write_summaries(wh, date, (&summaries, rows), opts, report)?;
+            0.0
+        }
+        Counted::Kept(k) => save_and_write(wh, date, (&k, rows), opts, report)?,
+    };
     tracing::debug!(
         %date,
-        counted_s = counted.as_secs_f64(),
-        state_saved_s = (saved - counted).as_secs_f64(),
-        written_s = (started.elapsed() - saved).as_secs_f64(),
+        counted_s,
+        state_saved_s = saved_s,
+        written_s = started.elapsed().as_secs_f64() - counted_s,
         "date summarised"
     );
     Ok(rows)
 }
 
-/// The summaries of one date (as [`summarize_date`] reads its events), how
-/// many events it has, and its day state when counted from it.
+/// A date counted: its summaries, or the day state they come from.
+enum Counted {
+    Whole(Summaries),
+    Kept(Box<kept::Loaded>),
+}
+
+/// Saves the day state on a thread of its own (unless in a dry run) while
+/// the summaries are built from it and written: both are done before the run
+/// commits, in either order, since a state is checked against the events
+/// files it covers and never against the summaries. Gives the seconds the
+/// save took.
+fn save_and_write(
+    wh: &Warehouse,
+    date: NaiveDate,
+    (k, rows): (&kept::Loaded, u64),
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<f64, AggregateError> {
+    std::thread::scope(|s| {
+        let saving = (!opts.dry_run).then(|| {
+            s.spawn(|| {
+                let started = Instant::now();
+                k.save(wh, date).map(|()| started.elapsed().as_secs_f64())
+            })
+        });
+        let written = k
+            .state
+            .summaries(&opts.summary)
+            .and_then(|summaries| write_summaries(wh, date, (&summaries, rows), opts, report));
+        let saved = match saving {
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => Ok(0.0),
+        };
+        written.and(saved)
+    })
+}
+
+/// A date counted (as [`summarize_date`] reads its events), with how many
+/// events it has.
 fn count_date(
     date: NaiveDate,
     (day, prev): (DayEvents<'_>, DayEvents<'_>),
     (counting, ahead): (Counting, usize),
     wh: &Warehouse,
     opts: &RunOptions,
-) -> Result<(Summaries, u64, Option<kept::Loaded>), AggregateError> {
+) -> Result<(Counted, u64), AggregateError> {
     let mut kept = match counting {
         Counting::Kept => Some(kept::load(
             wh,
@@ -135,14 +174,17 @@ fn count_date(
         Some(d) => filter(b, &tail_mask(b, d, timeout_us)?),
         None => Ok(b.slice(0, 0)),
     });
-    let (summaries, rows) = crate::parallel::ahead(files, ahead, |files| {
+    crate::parallel::ahead(files, ahead, |files| {
         let batches = files.chain(new).chain(prev_new);
-        match &mut kept {
-            Some(k) => k.state.update(batches, date, &opts.summary),
-            None => summarize_batches(batches, date, &opts.summary),
+        match kept {
+            Some(mut k) => {
+                let rows = k.state.update(batches, date, &opts.summary)?;
+                Ok((Counted::Kept(Box::new(k)), rows))
+            }
+            None => summarize_batches(batches, date, &opts.summary)
+                .map(|(s, rows)| (Counted::Whole(s), rows)),
         }
-    })?;
-    Ok((summaries, rows, kept))
+    })
 }
 
 /// Writes (or, in a dry run, counts) the summaries of a date with `rows`

@@ -82,14 +82,15 @@ struct Plan {
 }
 
 impl DayState {
-    /// Adds the in-scope rows of `batches` (read one at a time) and gives the
-    /// date's summaries, with how many rows are of the date itself.
+    /// Adds the in-scope rows of `batches` (read one at a time) and counts
+    /// what they touch; gives how many rows are of the date itself. The
+    /// summaries are then [`DayState::summaries`].
     pub(crate) fn update(
         &mut self,
         batches: impl IntoIterator<Item = Result<RecordBatch, AggregateError>>,
         date: NaiveDate,
         opts: &SummaryOptions,
-    ) -> Result<(Summaries, u64), AggregateError> {
+    ) -> Result<u64, AggregateError> {
         self.update_with(batches, date, opts, HOT_ROWS)
     }
 
@@ -99,7 +100,7 @@ impl DayState {
         date: NaiveDate,
         opts: &SummaryOptions,
         hot_rows: usize,
-    ) -> Result<(Summaries, u64), AggregateError> {
+    ) -> Result<u64, AggregateError> {
         let before = self.rows.ts.len();
         for batch in batches {
             self.rows.append(&batch?, date, opts)?;
@@ -111,20 +112,21 @@ impl DayState {
         self.tally.put_in(new);
         self.count_hot(&plan, before, opts);
         self.tally.group_by_visitor_day();
-        let day_rows = self.rows.in_day.iter().filter(|&&d| d).count() as u64;
-        let counted = started.elapsed();
-        let summaries = tables(&self.tally, &self.rows.strings, opts)?;
         tracing::debug!(
             %date,
             rows = self.rows.ts.len(),
             new = self.rows.ts.len() - before,
             hot_days = self.hot.len(),
             counted = ?self.counted,
-            counted_s = counted.as_secs_f64(),
-            tables_s = (started.elapsed() - counted).as_secs_f64(),
+            counted_s = started.elapsed().as_secs_f64(),
             "day state updated"
         );
-        Ok((summaries, day_rows))
+        Ok(self.rows.in_day.iter().filter(|&&d| d).count() as u64)
+    }
+
+    /// The date's summaries, from the tally as the last update left it.
+    pub(crate) fn summaries(&self, opts: &SummaryOptions) -> Result<Summaries, AggregateError> {
+        tables(&self.tally, &self.rows.strings, opts)
     }
 
     /// Takes the touched visitor-days' old tallies out: the light ones
@@ -325,53 +327,105 @@ impl Tally {
     }
 }
 
-impl Codec for DayState {
-    /// As [`DayState::write_to`] writes it.
+/// A state's rows, read apart from the rest ([`DayState::from_parts`]).
+pub(crate) struct KeptRows(Rows);
+
+/// A state's order, tally and hot visitor-days, read apart from its rows.
+pub(crate) struct KeptRest {
+    order: Vec<u32>,
+    tally: Tally,
+    hot: FxHashMap<u64, Hot>,
+}
+
+/// Writes a state's order, tally and hot visitor-days; gives the bytes
+/// written up to the hot ones.
+fn put_rest(out: &mut Out<'_>, order: &Vec<u32>, tally: &Tally, hot: &FxHashMap<u64, Hot>) -> u64 {
+    order.put(out);
+    tally.put(out);
+    let before_hot = out.written();
+    hot.put(out);
+    before_hot
+}
+
+impl Codec for KeptRest {
     fn put(&self, out: &mut Out<'_>) {
-        self.rows.put(out);
-        self.order.put(out);
-        self.tally.put(out);
-        self.hot.put(out);
+        put_rest(out, &self.order, &self.tally, &self.hot);
     }
 
     fn take(r: &mut In<'_>) -> Option<Self> {
-        let mut s = DayState {
-            rows: Codec::take(r)?,
+        let mut rest = KeptRest {
             order: Codec::take(r)?,
             tally: Codec::take(r)?,
             hot: Codec::take(r)?,
-            counted: Counted::default(),
         };
-        s.hot.values_mut().for_each(Hot::restore_marks);
-        s.is_whole().then_some(s)
+        rest.hot.values_mut().for_each(Hot::restore_marks);
+        Some(rest)
     }
 }
 
+impl Codec for DayState {
+    /// The rows, then the rest, as [`DayState::write_rows`] and
+    /// [`DayState::write_rest`] write them.
+    fn put(&self, out: &mut Out<'_>) {
+        self.rows.put(out);
+        put_rest(out, &self.order, &self.tally, &self.hot);
+    }
+
+    fn take(r: &mut In<'_>) -> Option<Self> {
+        let rows = KeptRows(Codec::take(r)?);
+        DayState::from_parts(rows, Codec::take(r)?)
+    }
+}
+
+/// `T` read from exactly `len` bytes of `r`.
+fn read_whole<T: Codec>(r: &mut dyn std::io::Read, len: u64) -> Option<T> {
+    let mut input = In::new(r, len);
+    let t = T::take(&mut input)?;
+    input.is_done().then_some(t)
+}
+
 impl DayState {
-    /// Writes the state (the bytes of `codec.rs`).
-    pub(crate) fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// Writes the rows (the bytes of `codec.rs`).
+    pub(crate) fn write_rows(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let mut out = Out::new(w);
         self.rows.put(&mut out);
-        let rows = out.written();
-        self.order.put(&mut out);
-        self.tally.put(&mut out);
-        let tally = out.written() - rows;
-        self.hot.put(&mut out);
+        tracing::debug!(bytes = out.written(), "day state rows written");
+        out.finish()
+    }
+
+    /// Writes the order, the tally and the hot visitor-days.
+    pub(crate) fn write_rest(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut out = Out::new(w);
+        let tally = put_rest(&mut out, &self.order, &self.tally, &self.hot);
         tracing::debug!(
-            rows,
             order_and_tally = tally,
-            hot = out.written() - rows - tally,
+            hot = out.written() - tally,
             "day state written"
         );
         out.finish()
     }
 
-    /// The state of [`DayState::write_to`], read from `len` bytes of `r`;
-    /// `None` unless they are exactly one whole state.
-    pub(crate) fn read_from(r: &mut dyn std::io::Read, len: u64) -> Option<Self> {
-        let mut input = In::new(r, len);
-        let s = DayState::take(&mut input)?;
-        input.is_done().then_some(s)
+    /// The rows of [`DayState::write_rows`], read from `len` bytes of `r`;
+    /// `None` unless they are exactly that.
+    pub(crate) fn read_rows(r: &mut dyn std::io::Read, len: u64) -> Option<KeptRows> {
+        read_whole(r, len).map(KeptRows)
+    }
+
+    /// The rest of [`DayState::write_rest`], as [`DayState::read_rows`].
+    pub(crate) fn read_rest(r: &mut dyn std::io::Read, len: u64) -> Option<KeptRest> {
+        read_whole(r, len)
+    }
+
+    /// The state of its two parts; `None` unless they are of one state.
+    pub(crate) fn from_parts(rows: KeptRows, rest: KeptRest) -> Option<Self> {
+        let s = DayState {
+            rows: rows.0,
+            order: rest.order,
+            tally: rest.tally,
+            hot: rest.hot,
+            counted: Counted::default(),
+        };
+        s.is_whole().then_some(s)
     }
 
     /// What a state counted with `opts` depends on beyond its rows: the
@@ -411,6 +465,19 @@ mod tests {
         super::super::summarize_batches([Ok(batch(events))], day(), opts)
             .unwrap()
             .0
+    }
+
+    /// The summaries and the date's rows after `state` takes `events`.
+    fn updated(
+        state: &mut DayState,
+        events: &[KafkaEvent],
+        opts: &SummaryOptions,
+        hot_rows: usize,
+    ) -> (Summaries, u64) {
+        let n = state
+            .update_with([Ok(batch(events))], day(), opts, hot_rows)
+            .unwrap();
+        (state.summaries(opts).unwrap(), n)
     }
 
     fn assert_same(a: &Summaries, b: &Summaries, what: &str) {
@@ -477,9 +544,7 @@ mod tests {
                 let mut got = None;
                 for (i, part) in events.chunks(step).enumerate() {
                     let seen = &events[..(i * step + part.len())];
-                    let (s, _) = state
-                        .update_with([Ok(batch(part))], day(), &opts, hot_rows)
-                        .unwrap();
+                    let (s, _) = updated(&mut state, part, &opts, hot_rows);
                     assert_same(
                         &s,
                         &whole(seen, &opts),
@@ -562,9 +627,7 @@ mod tests {
                 let mut streamed = 0;
                 for (i, part) in events.chunks(step).enumerate() {
                     let seen = &events[..(i * step + part.len())];
-                    let (s, _) = state
-                        .update_with([Ok(batch(part))], day(), &opts, hot_rows)
-                        .unwrap();
+                    let (s, _) = updated(&mut state, part, &opts, hot_rows);
                     let what = format!("hot {hot_rows}, cut {i} of {cuts}");
                     assert_same(&s, &whole(seen, &opts), &what);
                     streamed += state.counted.streamed;
@@ -585,10 +648,10 @@ mod tests {
         let opts = SummaryOptions::default();
         let (a, b) = events.split_at(200);
         let mut state = DayState::default();
-        state.update_with([Ok(batch(a))], day(), &opts, 10).unwrap();
+        updated(&mut state, a, &opts, 10);
         let bytes = encoded(&state);
         let mut back: DayState = decoded(&bytes).expect("decodes");
-        let (s, n) = back.update_with([Ok(batch(b))], day(), &opts, 10).unwrap();
+        let (s, n) = updated(&mut back, b, &opts, 10);
         assert_same(&s, &whole(&events, &opts), "after a round trip");
         let of_day = events
             .iter()

@@ -19,13 +19,13 @@ use crate::hash::FxHasher;
 const BLOCK: usize = 1 << 16;
 
 /// Writes `path` (via a temporary name): `magic`, `header`, then what
-/// `payload` writes.
+/// `payload` writes. Gives the file's checksum.
 pub(crate) fn write_streamed(
     path: &Path,
     magic: [u8; 8],
     header: &[u8],
     payload: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), AggregateError> {
+) -> Result<u64, AggregateError> {
     let tmp = super::super::temp_path(path)?;
     let file = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
     let mut w = Summed {
@@ -40,19 +40,20 @@ pub(crate) fn write_streamed(
         payload(&mut w)?;
         w.finish()
     })();
-    written.map_err(AggregateError::io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(AggregateError::io("rename", path))
+    let sum = written.map_err(AggregateError::io("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(AggregateError::io("rename", path))?;
+    Ok(sum)
 }
 
 /// Reads `path`: `payload` gets the header, the payload and its length, and
-/// what it gives is kept if the file is whole and checks out. `None` when
-/// there is no such file, it is of another kind or version, torn, or
-/// `payload` gives `None`.
+/// what it gives is kept, with the file's checksum, if the file is whole and
+/// checks out. `None` when there is no such file, it is of another kind or
+/// version, torn, or `payload` gives `None`.
 pub(crate) fn read_streamed<T>(
     path: &Path,
     magic: [u8; 8],
     payload: impl FnOnce(&[u8], &mut dyn Read, u64) -> Option<T>,
-) -> Result<Option<T>, AggregateError> {
+) -> Result<Option<(T, u64)>, AggregateError> {
     let Some((file, len)) = super::open(path)? else {
         return Ok(None);
     };
@@ -69,11 +70,12 @@ pub(crate) fn read_streamed<T>(
     let got = read_body(&mut r, magic, payload);
     let mut tail = [0u8; 8];
     let whole = r.left == 0 && r.at == r.block.len() && r.inner.read_exact(&mut tail).is_ok();
-    let ok = whole && u64::from_le_bytes(tail) == r.sum.finish();
+    let sum = r.sum.finish();
+    let ok = whole && u64::from_le_bytes(tail) == sum;
     if got.is_some() && !ok {
         tracing::debug!(path = %path.display(), "cache file unusable: rebuilt from the warehouse");
     }
-    Ok(got.filter(|_| ok))
+    Ok(got.filter(|_| ok).map(|t| (t, sum)))
 }
 
 fn read_body<T>(
@@ -108,13 +110,15 @@ impl<W: Write> Summed<W> {
         Ok(())
     }
 
-    fn finish(&mut self) -> std::io::Result<()> {
+    /// Writes the last block and the checksum; gives the checksum.
+    fn finish(&mut self) -> std::io::Result<u64> {
         if !self.block.is_empty() {
             self.flush_block()?;
         }
-        let sum = self.sum.finish().to_le_bytes();
-        self.inner.write_all(&sum)?;
-        self.inner.flush()
+        let sum = self.sum.finish();
+        self.inner.write_all(&sum.to_le_bytes())?;
+        self.inner.flush()?;
+        Ok(sum)
     }
 }
 
@@ -173,6 +177,7 @@ mod tests {
             (body.len() as u64 == len).then(|| (h.to_vec(), body))
         })
         .unwrap()
+        .map(|(read, _)| read)
     }
 
     #[test]
@@ -182,11 +187,14 @@ mod tests {
         assert_eq!(read_all(&path), None, "none yet");
         for size in [0, 1, BLOCK - 20, BLOCK, 3 * BLOCK + 5] {
             let body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            write_streamed(&path, MAGIC, b"head", |w| {
+            let sum = write_streamed(&path, MAGIC, b"head", |w| {
                 body.chunks(1000).try_for_each(|c| w.write_all(c))
             })
             .unwrap();
             assert_eq!(read_all(&path), Some((b"head".to_vec(), body)), "{size}");
+            let read = read_streamed(&path, MAGIC, |_, r, _| r.read_to_end(&mut vec![]).ok());
+            let read_sum = read.unwrap().map(|(_, sum)| sum);
+            assert_eq!(read_sum, Some(sum), "{size}: the checksum written is read");
         }
         let good = fs::read(&path).unwrap();
         let mut cases = vec![
