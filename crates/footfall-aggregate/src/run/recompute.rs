@@ -65,8 +65,8 @@ pub(crate) enum Counting {
 /// file; a date with no events left loses all its summaries. With `ahead` >
 /// 0 the files are decoded on a thread of their own, up to `ahead` batches
 /// ahead of the summary (each batch held adds its memory). A day state is
-/// saved while its summaries are built and written ([`save_and_write`]), so
-/// it is held until both are done. Returns how many events the date has.
+/// saved while its summaries are built ([`summaries_while_saving`]), and
+/// freed before they are written. Returns how many events the date has.
 pub(crate) fn summarize_date(
     wh: &Warehouse,
     date: NaiveDate,
@@ -78,13 +78,12 @@ pub(crate) fn summarize_date(
     let started = Instant::now();
     let (counted, rows) = count_date(date, (day, prev), (counting, ahead), wh, opts)?;
     let counted_s = started.elapsed().as_secs_f64();
-    let saved_s = match counted {
-        Counted::Whole(summaries) => {
-            write_summaries(wh, date, (&summaries, rows), opts, report)?;
-            0.0
-        }
-        Counted::Kept(k) => save_and_write(wh, date, (&k, rows), opts, report)?,
+    let (summaries, saved_s) = match counted {
+        Counted::Whole(summaries) => (summaries, 0.0),
+        // The state's memory is freed before the files are written.
+        Counted::Kept(k) => summaries_while_saving(wh, date, &k, opts)?,
     };
+    write_summaries(wh, date, (&summaries, rows), opts, report)?;
     tracing::debug!(
         %date,
         counted_s,
@@ -101,18 +100,16 @@ enum Counted {
     Kept(Box<kept::Loaded>),
 }
 
-/// Saves the day state on a thread of its own (unless in a dry run) while
-/// the summaries are built from it and written: both are done before the run
-/// commits, in either order, since a state is checked against the events
-/// files it covers and never against the summaries. Gives the seconds the
-/// save took.
-fn save_and_write(
+/// The summaries of a day state, built while the state is saved on a
+/// thread of its own (unless in a dry run), with the seconds the save took.
+/// Both are done before the run commits, in either order: a state is
+/// checked against the events files it covers, never against the summaries.
+fn summaries_while_saving(
     wh: &Warehouse,
     date: NaiveDate,
-    (k, rows): (&kept::Loaded, u64),
+    k: &kept::Loaded,
     opts: &RunOptions,
-    report: &mut RunReport,
-) -> Result<f64, AggregateError> {
+) -> Result<(Summaries, f64), AggregateError> {
     std::thread::scope(|s| {
         let saving = (!opts.dry_run).then(|| {
             s.spawn(|| {
@@ -120,15 +117,12 @@ fn save_and_write(
                 k.save(wh, date).map(|()| started.elapsed().as_secs_f64())
             })
         });
-        let written = k
-            .state
-            .summaries(&opts.summary)
-            .and_then(|summaries| write_summaries(wh, date, (&summaries, rows), opts, report));
+        let summaries = k.state.summaries(&opts.summary);
         let saved = match saving {
             Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             None => Ok(0.0),
         };
-        written.and(saved)
+        Ok((summaries?, saved?))
     })
 }
 

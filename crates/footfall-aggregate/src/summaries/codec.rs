@@ -445,41 +445,9 @@ fields!(Head {
     source,
     ref_host
 });
-/// The u32 columns of a visit, in the order they are written.
-const VISIT_CODES: [fn(&mut Visit) -> &mut u32; 15] = [
-    |v| &mut v.head.site,
-    |v| &mut v.head.visitor,
-    |v| &mut v.head.utm[0],
-    |v| &mut v.head.utm[1],
-    |v| &mut v.head.utm[2],
-    |v| &mut v.head.utm[3],
-    |v| &mut v.head.utm[4],
-    |v| &mut v.head.device,
-    |v| &mut v.head.browser,
-    |v| &mut v.head.os,
-    |v| &mut v.head.medium,
-    |v| &mut v.head.source,
-    |v| &mut v.head.ref_host,
-    |v| &mut v.entry,
-    |v| &mut v.exit,
-];
-
-/// The i64 columns of a visit, in the order they are written.
-const VISIT_NUMBERS: [fn(&mut Visit) -> &mut i64; 5] = [
-    |v| &mut v.head.message.1,
-    |v| &mut v.start_us,
-    |v| &mut v.end_us,
-    |v| &mut v.requests,
-    |v| &mut v.page_views,
-];
-
-/// Writes one column of `items`.
-fn put_column<T: Codec + Copy, S>(
-    items: &mut [S],
-    f: impl Fn(&mut S) -> &mut T,
-    out: &mut Out<'_>,
-) {
-    let column: Vec<T> = items.iter_mut().map(|s| *f(s)).collect();
+/// Writes one column of `items`: what `get` gives of each.
+fn put_column<T: Codec, S>(items: &[S], get: impl Fn(&S) -> T, out: &mut Out<'_>) {
+    let column: Vec<T> = items.iter().map(get).collect();
     T::put_all(&column, out);
 }
 
@@ -495,7 +463,23 @@ fn take_column<T: Codec, S>(
     Some(())
 }
 
-/// Visits are written a column at a time: numbers in bulk, codes narrowed.
+/// `put_all` and `take_all` of a struct written a column at a time, the
+/// columns (field paths) in the order they are written.
+macro_rules! columns {
+    ($t:ty: $(($($path:tt)+)),* $(,)?) => {
+        fn put_all(items: &[Self], out: &mut Out<'_>) {
+            $(put_column(items, |v: &$t| v.$($path)+, out);)*
+        }
+        fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
+            let mut items = vec![<$t>::default(); n];
+            $(take_column(r, &mut items, |v: &mut $t| &mut v.$($path)+)?;)*
+            into.append(&mut items);
+            Some(())
+        }
+    };
+}
+
+/// Visits are written a column at a time: codes narrowed, numbers in bulk.
 impl Codec for Visit {
     fn put(&self, out: &mut Out<'_>) {
         Self::put_all(std::slice::from_ref(self), out);
@@ -505,32 +489,31 @@ impl Codec for Visit {
         Self::take_all(r, 1, &mut one)?;
         one.pop()
     }
-    fn put_all(items: &[Self], out: &mut Out<'_>) {
-        let mut items = items.to_vec();
-        for f in VISIT_CODES {
-            put_column(&mut items, f, out);
-        }
-        for f in VISIT_NUMBERS {
-            put_column(&mut items, f, out);
-        }
-        put_column(&mut items, |v| &mut v.head.class, out);
-        put_column(&mut items, |v| &mut v.head.hour, out);
-        put_column(&mut items, |v| &mut v.head.message.0, out);
-    }
-    fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
-        let mut items = vec![Visit::default(); n];
-        for f in VISIT_CODES {
-            take_column(r, &mut items, f)?;
-        }
-        for f in VISIT_NUMBERS {
-            take_column(r, &mut items, f)?;
-        }
-        take_column(r, &mut items, |v| &mut v.head.class)?;
-        take_column(r, &mut items, |v| &mut v.head.hour)?;
-        take_column(r, &mut items, |v| &mut v.head.message.0)?;
-        into.append(&mut items);
-        Some(())
-    }
+    columns!(Visit:
+        (head.site),
+        (head.visitor),
+        (head.utm[0]),
+        (head.utm[1]),
+        (head.utm[2]),
+        (head.utm[3]),
+        (head.utm[4]),
+        (head.device),
+        (head.browser),
+        (head.os),
+        (head.medium),
+        (head.source),
+        (head.ref_host),
+        (entry),
+        (exit),
+        (head.message.1),
+        (start_us),
+        (end_us),
+        (requests),
+        (page_views),
+        (head.class),
+        (head.hour),
+        (head.message.0),
+    );
 }
 
 fields!(Tally {
