@@ -14,6 +14,9 @@
 //! thread consumes the ones before, through a queue of a few items. The
 //! consumer sees the same items in the same order as without it.
 //!
+//! [`both`] runs two closures side by side, one on a scoped thread, and
+//! returns both results; a panic in either reaches the caller.
+//!
 //! What may run side by side is the caller's business: the run writes each
 //! date's events files independently, then each date's summaries (which read
 //! the files of the date and the day before it, all written by then), then
@@ -107,6 +110,16 @@ pub(crate) fn ahead<T: Send, R>(
     })
 }
 
+/// `a` on a scoped thread of its own while `b` runs on the calling thread;
+/// both results, once both are done.
+pub(crate) fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        (a.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), b)
+    })
+}
+
 /// How far [`ahead`] should read for each of `busy` items worked on side by
 /// side on `threads` threads: one batch when a thread is left over, else
 /// nothing (the reading stays on the item's own thread).
@@ -124,6 +137,19 @@ pub(crate) fn default_threads() -> usize {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn both_runs_side_by_side_and_passes_a_panic_on() {
+        let caller = std::thread::current().id();
+        let (a, b) = both(
+            || std::thread::current().id(),
+            || std::thread::current().id(),
+        );
+        assert_ne!(a, caller, "`a` runs on a thread of its own");
+        assert_eq!(b, caller, "`b` runs on the calling thread");
+        let panicked = std::panic::catch_unwind(|| both(|| panic!("in a"), || 2));
+        assert!(panicked.is_err());
+    }
 
     #[test]
     fn results_come_back_in_item_order_whatever_the_threads() {

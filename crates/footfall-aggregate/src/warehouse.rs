@@ -184,6 +184,7 @@ mod replica;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};
+use pending::SIDE_BY_SIDE_ROWS;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};
@@ -726,15 +727,20 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// Writes `batch` to the temporary name of `path` and fsyncs it.
+    /// Writes `batch` to the temporary name of `path` and fsyncs it; a batch
+    /// of [`SIDE_BY_SIDE_ROWS`] rows or more has its columns encoded side by
+    /// side on the run's default threads (the same bytes).
     pub fn write_pending(
         &self,
         path: &Path,
         batch: &RecordBatch,
     ) -> Result<PendingFile, AggregateError> {
-        let mut w = self.pending_writer(path, batch.schema())?;
-        w.write(batch)?;
-        w.finish()
+        let threads = match batch.num_rows() >= SIDE_BY_SIDE_ROWS {
+            true => crate::parallel::default_threads(),
+            false => 1,
+        };
+        self.pending_writer(path, batch.schema())?
+            .write_whole(batch, threads)
     }
 
     /// A Parquet file written batch by batch to the temporary name of `path`.

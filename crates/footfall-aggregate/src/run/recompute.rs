@@ -83,12 +83,14 @@ pub(crate) fn summarize_date(
         // The state's memory is freed before the files are written.
         Counted::Kept(k) => summaries_while_saving(wh, date, &k, opts)?,
     };
+    let built_s = started.elapsed().as_secs_f64() - counted_s;
     write_summaries(wh, date, (&summaries, rows), opts, report)?;
     tracing::debug!(
         %date,
         counted_s,
         state_saved_s = saved_s,
-        written_s = started.elapsed().as_secs_f64() - counted_s,
+        built_s,
+        written_s = started.elapsed().as_secs_f64() - counted_s - built_s,
         "date summarised"
     );
     Ok(rows)
@@ -110,20 +112,17 @@ fn summaries_while_saving(
     k: &kept::Loaded,
     opts: &RunOptions,
 ) -> Result<(Summaries, f64), AggregateError> {
-    std::thread::scope(|s| {
-        let saving = (!opts.dry_run).then(|| {
-            s.spawn(|| {
-                let started = Instant::now();
-                k.save(wh, date).map(|()| started.elapsed().as_secs_f64())
-            })
-        });
-        let summaries = k.state.summaries(&opts.summary);
-        let saved = match saving {
-            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            None => Ok(0.0),
-        };
-        Ok((summaries?, saved?))
-    })
+    let (saved, summaries) = crate::parallel::both(
+        || {
+            let started = Instant::now();
+            match opts.dry_run {
+                true => Ok(0.0),
+                false => k.save(wh, date).map(|()| started.elapsed().as_secs_f64()),
+            }
+        },
+        || k.state.summaries(&opts.summary),
+    );
+    Ok((summaries?, saved?))
 }
 
 /// A date counted (as [`summarize_date`] reads its events), with how many

@@ -69,18 +69,19 @@ impl Warehouse {
         rest: impl FnOnce(&DayCover, &mut dyn Read, u64) -> Option<S>,
     ) -> Result<Option<(DayCover, R, S)>, AggregateError> {
         let [rows_path, rest_path] = self.day_state_paths(date);
-        std::thread::scope(|s| {
-            let rows = s.spawn(|| read_streamed(&rows_path, ROWS_MAGIC, |_, r, len| rows(r, len)));
-            let rest = read_streamed(&rest_path, MAGIC, |header, r, len| {
-                let (rows_sum, cover) = parse_header(header)?;
-                let state = rest(&cover, r, len)?;
-                Some((rows_sum, cover, state))
-            });
-            let rows = rows.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            Ok(match (rest?, rows?) {
-                (Some(((want, cover, s), _)), Some((r, sum))) if want == sum => Some((cover, r, s)),
-                _ => None,
-            })
+        let (rows, rest) = crate::parallel::both(
+            || read_streamed(&rows_path, ROWS_MAGIC, |_, r, len| rows(r, len)),
+            || {
+                read_streamed(&rest_path, MAGIC, |header, r, len| {
+                    let (rows_sum, cover) = parse_header(header)?;
+                    let state = rest(&cover, r, len)?;
+                    Some((rows_sum, cover, state))
+                })
+            },
+        );
+        Ok(match (rest?, rows?) {
+            (Some(((want, cover, s), _)), Some((r, sum))) if want == sum => Some((cover, r, s)),
+            _ => None,
         })
     }
 

@@ -1,11 +1,20 @@
 //! Parquet files written batch by batch under their temporary name, in
 //! fixed-size slices, so that the same rows always give the same bytes, with
 //! the writer settings of every warehouse file ([`writer_properties`]).
+//!
+//! A file written from one whole batch ([`PendingWriter::write_whole`]) has
+//! its columns encoded side by side on a few threads, each column by its own
+//! writer over the same slices, then put into place in column order: the
+//! same bytes as writing the batch slice by slice
+//! (`tests::columns_encoded_side_by_side_give_the_same_bytes`).
 
 use std::fs::File;
 use std::path::PathBuf;
 
+use std::sync::Mutex;
+
 use arrow::array::RecordBatch;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -17,6 +26,11 @@ use crate::error::AggregateError;
 /// Rows per write to a [`PendingWriter`]'s Parquet writer (a multiple of the
 /// writer's 1,024-row mini-batches).
 pub const WRITE_SLICE_ROWS: usize = 8_192;
+
+/// Rows from which a file written whole has its columns encoded side by
+/// side ([`PendingWriter::write_whole`]): below, threads cost more than
+/// they save.
+pub const SIDE_BY_SIDE_ROWS: usize = 65_536;
 
 /// Columns of random identifiers (every `event_id` is distinct, a
 /// `visitor_id` is random within its day): min/max statistics of them prune
@@ -106,11 +120,223 @@ impl PendingWriter {
             .writer
             .into_inner()
             .map_err(AggregateError::parquet(&self.tmp))?;
-        fsync(&file).map_err(AggregateError::io("fsync", &self.tmp))?;
-        Ok(PendingFile {
-            tmp: self.tmp,
-            path: self.path,
-            publish: self.publish,
-        })
+        pending_file(file, self.tmp, self.path, self.publish)
+    }
+
+    /// Writes `batch` as the whole file, its columns encoded on up to
+    /// `threads` threads, then closes and fsyncs it as [`Self::finish`] does:
+    /// the same bytes as [`Self::write`] then [`Self::finish`]. For a writer
+    /// that has nothing yet.
+    pub fn write_whole(
+        mut self,
+        batch: &RecordBatch,
+        threads: usize,
+    ) -> Result<PendingFile, AggregateError> {
+        let Some(row_group) = row_group_rows(batch, threads).filter(|_| self.rows == 0) else {
+            self.write(batch)?;
+            return self.finish();
+        };
+        let PendingWriter {
+            writer,
+            tmp,
+            path,
+            publish,
+            ..
+        } = self;
+        let out = write_row_groups(writer, batch, row_group, threads)
+            .map_err(AggregateError::parquet(&tmp))?;
+        pending_file(out, tmp, path, publish)
+    }
+}
+
+/// `batch` written by `writer` in row groups of `row_group` rows, each
+/// row group's columns encoded side by side; the closed file.
+fn write_row_groups(
+    writer: ArrowWriter<File>,
+    batch: &RecordBatch,
+    row_group: usize,
+    threads: usize,
+) -> parquet::errors::Result<File> {
+    let (mut file, columns) = writer.into_serialized_writer()?;
+    let mut at = 0;
+    while at < batch.num_rows() {
+        let n = row_group.min(batch.num_rows() - at);
+        let writers = columns.create_column_writers(file.flushed_row_groups().len())?;
+        let chunks = encode_columns(writers, &batch.slice(at, n), threads)?;
+        let mut group = file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        at += n;
+    }
+    file.into_inner()
+}
+
+/// Fsyncs the closed `file`, still invisible until persisted.
+fn pending_file(
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+    publish: Option<super::Publish>,
+) -> Result<PendingFile, AggregateError> {
+    fsync(&file).map_err(AggregateError::io("fsync", &tmp))?;
+    Ok(PendingFile { tmp, path, publish })
+}
+
+/// The rows of a row group when `batch` can be written by
+/// [`PendingWriter::write_whole`] side by side: flat columns, more than one
+/// thread, and row groups cut by rows alone at a whole number of slices.
+fn row_group_rows(batch: &RecordBatch, threads: usize) -> Option<usize> {
+    let props = writer_properties();
+    let schema = batch.schema();
+    let flat = schema.fields().iter().all(|f| !f.data_type().is_nested());
+    let rows = props.max_row_group_row_count()?;
+    let by_rows = props.max_row_group_bytes().is_none() && rows % WRITE_SLICE_ROWS == 0;
+    (flat && by_rows && threads > 1).then_some(rows)
+}
+
+/// One row group's columns encoded, each by its own writer over the slices
+/// [`PendingWriter::write`] would give it, on up to `threads` threads; the
+/// chunks in column order.
+fn encode_columns(
+    writers: Vec<ArrowColumnWriter>,
+    batch: &RecordBatch,
+    threads: usize,
+) -> parquet::errors::Result<Vec<ArrowColumnChunk>> {
+    let schema = batch.schema();
+    let writers: Vec<_> = writers.into_iter().map(|w| Mutex::new(Some(w))).collect();
+    let columns: Vec<usize> = (0..writers.len()).collect();
+    let encode = |&i: &usize| {
+        let taken = writers[i].lock().map(|mut w| w.take());
+        let mut w = taken.ok().flatten().expect("each column is encoded once");
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let n = WRITE_SLICE_ROWS.min(batch.num_rows() - at);
+            for leaf in compute_leaves(schema.field(i), &batch.column(i).slice(at, n))? {
+                w.write(&leaf)?;
+            }
+            at += n;
+        }
+        w.close()
+    };
+    crate::parallel::map(&columns, threads, encode, |_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+
+    use std::io::{Read, Seek};
+
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::testdata::Rng;
+
+    /// Columns of each kind a summary has: repeated and random strings (with
+    /// and without nulls, and the two [`RANDOM_ID_COLUMNS`]), integers,
+    /// floats, booleans and timestamps.
+    fn mixed(n: usize) -> RecordBatch {
+        let mut rng = Rng::new(7);
+        let mut ids = |p: u64| -> ArrayRef {
+            let v = (0..n).map(|_| (!rng.pct(p)).then(|| format!("{:016x}", rng.next_u64())));
+            Arc::new(v.collect::<StringArray>())
+        };
+        let (visitor, event, sparse) = (ids(0), ids(0), ids(40));
+        let routes = (0..n).map(|i| format!("/r/{}", (i * 7919) % 311));
+        let columns: Vec<(&str, ArrayRef, bool)> = vec![
+            (
+                "route",
+                Arc::new(StringArray::from_iter_values(routes)),
+                false,
+            ),
+            ("visitor_id", visitor, false),
+            ("event_id", event, false),
+            ("source", sparse, true),
+            (
+                "n",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n as i64).map(|i| i * i % 1009),
+                )),
+                false,
+            ),
+            (
+                "s",
+                Arc::new(Float64Array::from_iter_values(
+                    (0..n).map(|i| i as f64 / 7.0),
+                )),
+                false,
+            ),
+            (
+                "b",
+                Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i % 3 == 0)))),
+                false,
+            ),
+            (
+                "t",
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        (0..n as i64).map(|i| i * 1_000_003),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                false,
+            ),
+        ];
+        RecordBatch::try_from_iter_with_nullable(columns).unwrap()
+    }
+
+    /// The bytes of `batch` written slice by slice by an [`ArrowWriter`].
+    fn serial(batch: &RecordBatch, props: WriterProperties) -> Vec<u8> {
+        let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).unwrap();
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let n = WRITE_SLICE_ROWS.min(batch.num_rows() - at);
+            w.write(&batch.slice(at, n)).unwrap();
+            at += n;
+        }
+        w.into_inner().unwrap()
+    }
+
+    #[test]
+    fn columns_encoded_side_by_side_give_the_same_bytes() {
+        let batch = mixed(3 * WRITE_SLICE_ROWS + 123);
+        let want = serial(&batch, writer_properties());
+        let dir = tempfile::tempdir().unwrap();
+        let wh = super::super::Warehouse::new(dir.path());
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(
+                row_group_rows(&batch, threads).is_some(),
+                threads > 1,
+                "{threads} threads"
+            );
+            let path = dir.path().join(format!("t{threads}.parquet"));
+            let w = wh.pending_writer(&path, batch.schema()).unwrap();
+            let file = w.write_whole(&batch, threads).unwrap().persist().unwrap();
+            assert!(std::fs::read(file).unwrap() == want, "{threads} threads");
+        }
+        // Several row groups, cut where the writer would cut them.
+        let rows = 2 * WRITE_SLICE_ROWS;
+        let small = || {
+            let props = writer_properties().into_builder();
+            props.set_max_row_group_row_count(Some(rows)).build()
+        };
+        let want = serial(&batch, small());
+        for threads in [2, 3] {
+            let out = tempfile::tempfile().unwrap();
+            let w = ArrowWriter::try_new(out, batch.schema(), Some(small())).unwrap();
+            let mut file = write_row_groups(w, &batch, rows, threads).unwrap();
+            let mut got = Vec::new();
+            file.rewind().unwrap();
+            file.read_to_end(&mut got).unwrap();
+            assert!(got == want, "{threads} threads, row groups of {rows}");
+            let read = SerializedFileReader::new(file).unwrap();
+            assert_eq!(read.metadata().num_row_groups(), 2);
+        }
     }
 }
