@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-
 use std::sync::Mutex;
 
 use arrow::array::RecordBatch;
@@ -158,9 +157,7 @@ fn write_row_groups(
     threads: usize,
 ) -> parquet::errors::Result<File> {
     let (mut file, columns) = writer.into_serialized_writer()?;
-    let mut at = 0;
-    while at < batch.num_rows() {
-        let n = row_group.min(batch.num_rows() - at);
+    for (at, n) in slices(batch.num_rows(), row_group) {
         let writers = columns.create_column_writers(file.flushed_row_groups().len())?;
         let chunks = encode_columns(writers, &batch.slice(at, n), threads)?;
         let mut group = file.next_row_group()?;
@@ -168,9 +165,16 @@ fn write_row_groups(
             chunk.append_to_row_group(&mut group)?;
         }
         group.close()?;
-        at += n;
     }
     file.into_inner()
+}
+
+/// (start, length) of consecutive pieces of `size` rows (the last shorter)
+/// covering `len` rows.
+fn slices(len: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..len)
+        .step_by(size)
+        .map(move |at| (at, size.min(len - at)))
 }
 
 /// Fsyncs the closed `file`, still invisible until persisted.
@@ -210,13 +214,10 @@ fn encode_columns(
     let encode = |&i: &usize| {
         let taken = writers[i].lock().map(|mut w| w.take());
         let mut w = taken.ok().flatten().expect("each column is encoded once");
-        let mut at = 0;
-        while at < batch.num_rows() {
-            let n = WRITE_SLICE_ROWS.min(batch.num_rows() - at);
+        for (at, n) in slices(batch.num_rows(), WRITE_SLICE_ROWS) {
             for leaf in compute_leaves(schema.field(i), &batch.column(i).slice(at, n))? {
                 w.write(&leaf)?;
             }
-            at += n;
         }
         w.close()
     };
@@ -225,14 +226,12 @@ fn encode_columns(
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Seek};
     use std::sync::Arc;
 
     use arrow::array::{
         ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
-
-    use std::io::{Read, Seek};
-
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
@@ -294,11 +293,8 @@ mod tests {
     /// The bytes of `batch` written slice by slice by an [`ArrowWriter`].
     fn serial(batch: &RecordBatch, props: WriterProperties) -> Vec<u8> {
         let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).unwrap();
-        let mut at = 0;
-        while at < batch.num_rows() {
-            let n = WRITE_SLICE_ROWS.min(batch.num_rows() - at);
+        for (at, n) in slices(batch.num_rows(), WRITE_SLICE_ROWS) {
             w.write(&batch.slice(at, n)).unwrap();
-            at += n;
         }
         w.into_inner().unwrap()
     }
