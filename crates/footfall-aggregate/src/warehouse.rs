@@ -181,6 +181,7 @@ mod ids;
 mod pending;
 mod read;
 mod replica;
+pub(crate) use cache::End as RowsEnd;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 
 use crate::error::AggregateError;
-use crate::summaries::state::DayState;
+use crate::summaries::state::{DayState, KeptRows};
 use crate::summaries::SummaryOptions;
-use crate::warehouse::{identities, Covered, DayCover, Warehouse};
+use crate::warehouse::{identities, Covered, DayCover, RowsEnd, Warehouse};
 
 /// A date's state as loaded, with the files it does not hold yet.
 pub(super) struct Loaded {
@@ -29,6 +29,8 @@ pub(super) struct Loaded {
     /// Every counting file of the date and of the previous date: what the
     /// state covers once the new files' rows are in.
     pub cover: DayCover,
+    /// Where the rows file the state was read from ends: a save appends to it.
+    pub rows_end: Option<RowsEnd>,
     /// The date's counting files whose rows the state does not hold.
     pub new_day: Vec<PathBuf>,
     /// The same of the previous date.
@@ -50,15 +52,18 @@ pub(super) fn load(
     let usable =
         |c: &DayCover| c.fingerprint == fingerprint && holds(&c.day, &day) && holds(&c.prev, &prev);
     let started = std::time::Instant::now();
-    let kept = wh.read_day_state(date, DayState::read_rows, |cover, r, len| {
-        usable(cover).then(|| DayState::read_rest(r, len))?
-    })?;
+    let mut rows = KeptRows::default();
+    let kept = wh.read_day_state(
+        date,
+        |r, len| rows.read_segment(r, len),
+        |cover, r, len| usable(cover).then(|| DayState::read_rest(r, len))?,
+    )?;
     let kept =
-        kept.and_then(|(cover, rows, rest)| Some((cover, DayState::from_parts(rows, rest)?)));
+        kept.and_then(|(cover, end, rest)| Some((cover, end, DayState::from_parts(rows, rest)?)));
     tracing::debug!(%date, found = kept.is_some(), seconds = started.elapsed().as_secs_f64(), "day state read");
-    let (state, held) = match kept {
-        Some((cover, state)) => (state, cover),
-        None => (DayState::default(), DayCover::default()),
+    let (state, held, rows_end) = match kept {
+        Some((cover, end, state)) => (state, cover, Some(end)),
+        None => (DayState::default(), DayCover::default(), None),
     };
     let new = |now: &Identities, held: &BTreeSet<Covered>| -> Vec<PathBuf> {
         now.iter()
@@ -75,6 +80,7 @@ pub(super) fn load(
             prev: prev.into_keys().collect(),
         },
         state,
+        rows_end,
     })
 }
 
@@ -88,7 +94,8 @@ impl Loaded {
         wh.write_day_state(
             date,
             &self.cover,
-            |w| state.write_rows(w),
+            self.rows_end,
+            |w, continues| state.write_rows(w, continues),
             |w| state.write_rest(w),
         )
     }
@@ -167,14 +174,15 @@ mod tests {
     }
 
     fn write_state(wh: &Warehouse, date: NaiveDate, cover: &DayCover, s: &DayState) {
-        wh.write_day_state(date, cover, |w| s.write_rows(w), |w| s.write_rest(w))
+        let rows = |w: &mut dyn std::io::Write, _| s.write_rows(w, false);
+        wh.write_day_state(date, cover, None, rows, |w| s.write_rest(w))
             .unwrap();
     }
 
     /// What the state of `date` covers.
     fn cover_of(wh: &Warehouse, date: NaiveDate) -> DayCover {
         let skip = |r: &mut dyn std::io::Read| std::io::copy(r, &mut std::io::sink()).ok();
-        let kept = wh.read_day_state(date, |r, _| skip(r), |_, r, _| skip(r));
+        let kept = wh.read_day_state(date, |r, _| skip(r).map(drop), |_, r, _| skip(r));
         kept.unwrap().expect("a state").0
     }
 

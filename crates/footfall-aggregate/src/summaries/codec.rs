@@ -10,7 +10,6 @@
 
 use std::hash::Hash;
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 use super::count::{Client, Cursor, Head, OpenVisit, Page, Route, Tally, Traffic, Visit};
 use super::hot::Hot;
@@ -379,33 +378,91 @@ impl Codec for Sessionizer {
     }
 }
 
-impl Codec for Interner {
-    fn put(&self, out: &mut Out<'_>) {
+/// How far a growing value had grown: its rows and its interned strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Extent {
+    pub rows: usize,
+    pub strings: usize,
+}
+
+/// A value that only grows, written and read a segment at a time: what it
+/// gained since an [`Extent`], read back onto what was read before it.
+pub(super) trait Grows {
+    fn put_after(&self, from: Extent, out: &mut Out<'_>);
+    fn take_onto(&mut self, r: &mut In<'_>) -> Option<()>;
+}
+
+impl<T: Codec> Grows for Vec<T> {
+    fn put_after(&self, from: Extent, out: &mut Out<'_>) {
+        let new = &self[from.rows.min(self.len())..];
+        (new.len() as u64).put(out);
+        T::put_all(new, out);
+    }
+    fn take_onto(&mut self, r: &mut In<'_>) -> Option<()> {
+        let n = length(r)?;
+        T::take_all(r, n, self)
+    }
+}
+
+impl<T: Grows, const N: usize> Grows for [T; N] {
+    fn put_after(&self, from: Extent, out: &mut Out<'_>) {
+        self.iter().for_each(|v| v.put_after(from, out));
+    }
+    fn take_onto(&mut self, r: &mut In<'_>) -> Option<()> {
+        self.iter_mut().try_for_each(|v| v.take_onto(r))
+    }
+}
+
+/// The strings interned since (code 0, the empty string, is never written).
+impl Grows for Interner {
+    fn put_after(&self, from: Extent, out: &mut Out<'_>) {
         let values = self.values();
-        (values.len() as u64).put(out);
-        for s in values {
+        let new = &values[from.strings.clamp(1, values.len())..];
+        (new.len() as u64).put(out);
+        for s in new {
             (s.len() as u32).put(out);
             out.bytes(s.as_bytes());
         }
     }
-    fn take(r: &mut In<'_>) -> Option<Self> {
+    fn take_onto(&mut self, r: &mut In<'_>) -> Option<()> {
         let n = length(r)?;
-        let mut values: Vec<Arc<str>> = Vec::with_capacity(n);
         let mut buf = Vec::new();
         for _ in 0..n {
             let len = u32::take(r)? as usize;
             (len as u64 <= r.left).then_some(())?;
             buf.resize(len, 0);
             r.fill(&mut buf)?;
-            values.push(Arc::from(std::str::from_utf8(&buf).ok()?));
+            self.add_new(std::str::from_utf8(&buf).ok()?)?;
         }
-        Interner::from_values(values)
+        Some(())
     }
 }
 
 /// Implements [`Codec`] for a struct as its fields in order (the fields
-/// named are all the struct has; the rest take their default).
+/// named are all the struct has; the rest take their default); `grows`:
+/// [`Grows`] too, and [`Codec`] as all it gained from nothing.
 macro_rules! fields {
+    (grows $t:ty { $($f:ident),* }) => {
+        impl Grows for $t {
+            fn put_after(&self, from: Extent, out: &mut Out<'_>) {
+                $(self.$f.put_after(from, out);)*
+            }
+            fn take_onto(&mut self, r: &mut In<'_>) -> Option<()> {
+                $(self.$f.take_onto(r)?;)*
+                Some(())
+            }
+        }
+        impl Codec for $t {
+            fn put(&self, out: &mut Out<'_>) {
+                self.put_after(Extent::default(), out);
+            }
+            fn take(r: &mut In<'_>) -> Option<Self> {
+                let mut v = Self::default();
+                v.take_onto(r)?;
+                Some(v)
+            }
+        }
+    };
     (exact $t:ty { $($f:ident),* }) => {
         impl Codec for $t {
             fn put(&self, out: &mut Out<'_>) {
@@ -552,7 +609,7 @@ fields!(exact Hot {
     from,
     tail_polling
 });
-fields!(Rows {
+fields!(grows Rows {
     strings,
     in_day,
     ts,

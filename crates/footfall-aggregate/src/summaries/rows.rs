@@ -76,20 +76,14 @@ impl Interner {
         &self.values
     }
 
-    /// The interner of [`Interner::values`] as given back; `None` unless
-    /// code 0 is the empty string and no string repeats.
-    pub(super) fn from_values(values: Vec<Arc<str>>) -> Option<Self> {
-        if values.first().map(|s| s.is_empty()) != Some(true) {
+    /// Adds `s` as the next code; `None` if it is interned already (read
+    /// back, every string is new).
+    pub(super) fn add_new(&mut self, s: &str) -> Option<()> {
+        if self.map.contains_key(s) {
             return None;
         }
-        let mut map = FxHashMap::default();
-        map.reserve(values.len());
-        for (c, s) in values.iter().enumerate().skip(1) {
-            if map.insert(Arc::clone(s), c as u32).is_some() {
-                return None;
-            }
-        }
-        Some(Interner { map, values })
+        self.code(s);
+        Some(())
     }
 
     #[inline]
@@ -377,6 +371,22 @@ impl Rows {
     /// The visitor-days of `order` ([`Rows::order`]), each its rows.
     pub(super) fn visitor_days<'a>(&'a self, order: &'a [u32]) -> impl Iterator<Item = &'a [u32]> {
         order.chunk_by(|&a, &b| self.visitor_day(a as usize) == self.visitor_day(b as usize))
+    }
+
+    /// The range of `order` ([`Rows::order`]) that holds the visitor-day
+    /// of the row at `p`, found by binary search.
+    pub(super) fn visitor_day_range(&self, order: &[u32], p: u32) -> std::ops::Range<usize> {
+        let of = |q: u32| (self.site[q as usize], self.visitor[q as usize]);
+        let day = of(p);
+        order.partition_point(|&q| of(q) < day)..order.partition_point(|&q| of(q) <= day)
+    }
+
+    /// How far the rows have grown.
+    pub(super) fn extent(&self) -> super::codec::Extent {
+        super::codec::Extent {
+            rows: self.ts.len(),
+            strings: self.strings.values().len(),
+        }
     }
 
     /// The length of every column (all equal in a whole set of rows).

@@ -31,7 +31,7 @@
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 
-use super::codec::{Codec, In, Out};
+use super::codec::{Codec, Extent, Grows, In, Out};
 use super::count::{Client, Page, Route, Tally, Traffic};
 use super::hot::Hot;
 use super::rows::Rows;
@@ -55,6 +55,9 @@ pub(crate) struct DayState {
     hot: FxHashMap<u64, Hot>,
     /// How the last update counted (not kept).
     counted: Counted,
+    /// How far the rows had grown when the state was read (not kept): a
+    /// save appends the rows from there on.
+    stored: Extent,
 }
 
 /// Rows an update counted.
@@ -157,6 +160,7 @@ impl DayState {
             tally,
             hot,
             counted,
+            ..
         } = self;
         for r in &plan.hot {
             let group = &order[r.clone()];
@@ -176,27 +180,19 @@ impl DayState {
     }
 
     /// Merges the rows from `before` on into the order and sorts the
-    /// touched visitor-days out.
+    /// touched visitor-days out: the work grows with the new rows and the
+    /// touched visitor-days, not with the order (found by binary search).
     fn plan(&mut self, before: usize, hot_rows: usize) -> Plan {
         let rows = &self.rows;
         let mut fresh: Vec<u32> = (before as u32..rows.ts.len() as u32).collect();
         fresh.sort_unstable_by_key(|&i| rows.key(i));
-        let mut plan = Plan {
-            touched: fresh
-                .iter()
-                .map(|&p| rows.visitor_day(p as usize))
-                .collect(),
-            ..Plan::default()
-        };
         self.order = merged(&self.order, &fresh, |i| rows.key(i));
-        let mut start = 0;
-        for group in rows.visitor_days(&self.order) {
-            let range = start..start + group.len();
-            start = range.end;
-            let vd = rows.visitor_day(group[0] as usize);
-            if !plan.touched.contains(&vd) {
-                continue;
-            }
+        let mut plan = Plan::default();
+        for new in rows.visitor_days(&fresh) {
+            let range = rows.visitor_day_range(&self.order, new[0]);
+            let group = &self.order[range.clone()];
+            let vd = rows.visitor_day(new[0] as usize);
+            plan.touched.insert(vd);
             let was_hot = self.hot.contains_key(&vd);
             if !was_hot {
                 plan.light_old
@@ -212,21 +208,20 @@ impl DayState {
     }
 }
 
-/// Two lists sorted by `key`, merged.
+/// `a` and the few `b`, each sorted by `key`, merged: each of `b` put in
+/// place by binary search and `a` copied in runs between them, so that
+/// `key` is read O(|b| log |a|) times rather than for every element.
 fn merged<K: Ord>(a: &[u32], b: &[u32], key: impl Fn(u32) -> K) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if key(a[i]) <= key(b[j]) {
-            out.push(a[i]);
-            i += 1;
-        } else {
-            out.push(b[j]);
-            j += 1;
-        }
+    let mut from = 0;
+    for &x in b {
+        let k = key(x);
+        let at = from + a[from..].partition_point(|&y| key(y) <= k);
+        out.extend_from_slice(&a[from..at]);
+        out.push(x);
+        from = at;
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend_from_slice(&a[from..]);
     out
 }
 
@@ -320,15 +315,33 @@ impl Tally {
         self.search_hits.append(&mut new.search_hits);
     }
 
-    /// Orders the visits and the hits by visitor-day, as folding needs.
+    /// Orders the visits and the hits by visitor-day, as folding needs. The
+    /// kept ones are in order already and the new ones follow them: a stable
+    /// sort finds that run and sorts and merges in only the new ones.
     fn group_by_visitor_day(&mut self) {
-        self.visits.sort_unstable_by_key(|v| v.head.visitor_day());
-        self.search_hits.sort_unstable_by_key(|h| h.0);
+        self.visits.sort_by_key(|v| v.head.visitor_day());
+        self.search_hits.sort_by_key(|h| h.0);
     }
 }
 
-/// A state's rows, read apart from the rest ([`DayState::from_parts`]).
+/// A state's rows, read a segment at a time apart from the rest
+/// ([`DayState::from_parts`]).
+#[derive(Default)]
 pub(crate) struct KeptRows(Rows);
+
+impl KeptRows {
+    /// Adds the rows of one segment of [`DayState::write_rows`], read from
+    /// exactly `len` bytes of `r`; `None` unless they are exactly that and
+    /// start where the rows read so far end.
+    pub(crate) fn read_segment(&mut self, r: &mut dyn std::io::Read, len: u64) -> Option<()> {
+        let mut input = In::new(r, len);
+        let (rows, strings): (u64, u64) = Codec::take(&mut input)?;
+        let at = self.0.extent();
+        (rows == at.rows as u64 && strings == at.strings as u64).then_some(())?;
+        self.0.take_onto(&mut input)?;
+        input.is_done().then_some(())
+    }
+}
 
 /// A state's order, tally and hot visitor-days, read apart from its rows.
 pub(crate) struct KeptRest {
@@ -385,11 +398,23 @@ fn read_whole<T: Codec>(r: &mut dyn std::io::Read, len: u64) -> Option<T> {
 }
 
 impl DayState {
-    /// Writes the rows (the bytes of `codec.rs`).
-    pub(crate) fn write_rows(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// Writes a segment of rows: where it starts (rows and strings, u64
+    /// each), then the bytes of `codec.rs` of the rows added since the state
+    /// was read when the segment `continues` the rows file it was read from,
+    /// else of all of them.
+    pub(crate) fn write_rows(
+        &self,
+        w: &mut dyn std::io::Write,
+        continues: bool,
+    ) -> std::io::Result<()> {
+        let from = match continues {
+            true => self.stored,
+            false => Rows::default().extent(),
+        };
         let mut out = Out::new(w);
-        self.rows.put(&mut out);
-        tracing::debug!(bytes = out.written(), "day state rows written");
+        (from.rows as u64, from.strings as u64).put(&mut out);
+        self.rows.put_after(from, &mut out);
+        tracing::debug!(bytes = out.written(), continues, "day state rows written");
         out.finish()
     }
 
@@ -405,13 +430,8 @@ impl DayState {
         out.finish()
     }
 
-    /// The rows of [`DayState::write_rows`], read from `len` bytes of `r`;
-    /// `None` unless they are exactly that.
-    pub(crate) fn read_rows(r: &mut dyn std::io::Read, len: u64) -> Option<KeptRows> {
-        read_whole(r, len).map(KeptRows)
-    }
-
-    /// The rest of [`DayState::write_rest`], as [`DayState::read_rows`].
+    /// The rest of [`DayState::write_rest`], read from `len` bytes of `r`;
+    /// `None` unless it is exactly that.
     pub(crate) fn read_rest(r: &mut dyn std::io::Read, len: u64) -> Option<KeptRest> {
         read_whole(r, len)
     }
@@ -419,6 +439,7 @@ impl DayState {
     /// The state of its two parts; `None` unless they are of one state.
     pub(crate) fn from_parts(rows: KeptRows, rest: KeptRest) -> Option<Self> {
         let s = DayState {
+            stored: rows.0.extent(),
             rows: rows.0,
             order: rest.order,
             tally: rest.tally,
@@ -640,6 +661,59 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A state's two parts as a save writes them: its rows segment (all
+    /// rows, or those since it was read when `continues`) and the rest.
+    fn saved(state: &DayState, continues: bool) -> (Vec<u8>, Vec<u8>) {
+        let (mut rows, mut rest) = (Vec::new(), Vec::new());
+        state.write_rows(&mut rows, continues).unwrap();
+        state.write_rest(&mut rest).unwrap();
+        (rows, rest)
+    }
+
+    /// The state of the rows `segments` and of `rest`.
+    fn read_back(segments: &[Vec<u8>], rest: &[u8]) -> Option<DayState> {
+        let mut rows = KeptRows::default();
+        for s in segments {
+            rows.read_segment(&mut &s[..], s.len() as u64)?;
+        }
+        let rest = DayState::read_rest(&mut &rest[..], rest.len() as u64)?;
+        DayState::from_parts(rows, rest)
+    }
+
+    #[test]
+    fn a_save_appends_the_rows_added_since_the_state_was_read() {
+        let events = events();
+        let opts = SummaryOptions::default();
+        let mut state = DayState::default();
+        let mut segments = Vec::new();
+        let step = events.len().div_ceil(4);
+        for (i, part) in events.chunks(step).enumerate() {
+            let seen = &events[..(i * step + part.len())];
+            let (s, _) = updated(&mut state, part, &opts, 10);
+            assert_same(&s, &whole(seen, &opts), &format!("cut {i}"));
+            let (all, _) = saved(&state, false);
+            let (rows, rest) = saved(&state, i > 0);
+            // At most twice the new rows' share of all (each column of a
+            // segment has a little overhead of its own).
+            assert!(
+                i == 0 || rows.len() < 2 * all.len() * part.len() / seen.len(),
+                "cut {i}: {} bytes appended of {}",
+                rows.len(),
+                all.len()
+            );
+            segments.push(rows);
+            state = read_back(&segments, &rest).expect("reads back");
+            let only_all = read_back(&[all], &rest).expect("one segment of all rows");
+            assert_eq!(encoded(&state), encoded(&only_all), "cut {i}");
+        }
+        let rest = saved(&state, true).1;
+        segments.swap(1, 2);
+        assert!(
+            read_back(&segments, &rest).is_none(),
+            "segments out of order"
+        );
     }
 
     #[test]

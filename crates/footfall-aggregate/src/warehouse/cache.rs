@@ -3,7 +3,7 @@
 //! `periods/records.rs`; the day states, `days.rs`). Never the truth, never published: a reader that finds one
 //! missing, torn or of another version rebuilds what it holds from the
 //! warehouse's files. Most hold fixed-length records (below); the day states
-//! are streamed (`cache/stream.rs`).
+//! are streamed (`cache/stream.rs`), their rows appended (`cache/appended.rs`).
 //!
 //! A cache file is written to a temporary name and renamed into place
 //! without fsync; a checksum over the whole file tells one that a power loss
@@ -23,8 +23,10 @@ use super::Warehouse;
 use crate::error::AggregateError;
 use crate::hash::FxHasher;
 
+mod appended;
 mod stream;
-pub(crate) use stream::{read_streamed, write_streamed};
+pub(crate) use appended::{append_segment, read_segments, End};
+pub(crate) use stream::{read_header, read_streamed, write_streamed};
 
 /// Directory of the id indexes (`ids.rs`), relative to the warehouse root.
 pub(crate) const IDS_DIR: &str = ".ids";

@@ -15,12 +15,15 @@
 //! name. Anything else is reported as no state, and the reader builds one
 //! from every file.
 //!
-//! A state is two streamed cache files (`cache/stream.rs`), read side by
-//! side on two threads: the rows, then the rest, which is written last and
-//! names the rows file's checksum. A pair that does not match (a run that
-//! stopped between the two writes) is no state. The `.state` file's header
-//! is the rows file's checksum (u64), the fingerprint (u64), then the covered
-//! files of the date and of the previous date (`ids.rs`, [`put_covered`]).
+//! A state is two cache files, read side by side on two threads: the rows,
+//! appended to by each run that adds rows (`cache/appended.rs`), and the
+//! rest, streamed (`cache/stream.rs`) and written last, which names where
+//! the rows file ends (its length and checksum). A reader reads the rows
+//! file exactly that far; a pair that does not match (a run that stopped
+//! between the two writes, a rows file rewritten since) is no state. The
+//! `.state` file's header is the rows file's end (length u64, checksum u64),
+//! the fingerprint (u64), then the covered files of the date and of the
+//! previous date (`ids.rs`, [`put_covered`]).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -28,15 +31,18 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use super::cache::{read_streamed, remove_cache_file, write_streamed, Fields, DAYS_DIR};
+use super::cache::{
+    append_segment, read_header, read_segments, read_streamed, remove_cache_file, write_streamed,
+    End, Fields, DAYS_DIR,
+};
 use super::ids::{put_covered, take_covered};
 use super::{Covered, Warehouse};
 use crate::error::AggregateError;
 
 /// The day states' magic: kind and format version.
-const MAGIC: [u8; 8] = *b"FFDAY\x05\0\0";
+const MAGIC: [u8; 8] = *b"FFDAY\x06\0\0";
 /// The rows files' magic.
-const ROWS_MAGIC: [u8; 8] = *b"FFROWS\x01\0";
+const ROWS_MAGIC: [u8; 8] = *b"FFROWS\x02\0";
 /// The extensions of a state's two files.
 const STATE_EXT: &str = "state";
 const ROWS_EXT: &str = "rows";
@@ -56,47 +62,58 @@ impl Warehouse {
         [ROWS_EXT, STATE_EXT].map(|ext| self.date_cache_path(DAYS_DIR, date, ext))
     }
 
-    /// The day state of a date, its rows decoded by `rows` (given the
-    /// payload and its length) on a thread of their own while `rest` decodes
-    /// the rest (given what it covers too), with what it covers; `None` when
-    /// there is none or it cannot be used (torn, another version, the two
-    /// files not of one state, a decoder refused it: a decoder that refuses
-    /// the cover reads no further).
-    pub(crate) fn read_day_state<R: Send, S>(
+    /// The day state of a date: its rows file's segments given to `rows`
+    /// (each its payload and the payload's length) on a thread of their own
+    /// while `rest` decodes the rest (given what it covers too); with what it
+    /// covers and where its rows file ends. `None` when there is none or it
+    /// cannot be used (torn, another version, the two files not of one
+    /// state, a decoder refused it: a decoder that refuses the cover reads no
+    /// further).
+    pub(crate) fn read_day_state<S>(
         &self,
         date: NaiveDate,
-        rows: impl FnOnce(&mut dyn Read, u64) -> Option<R> + Send,
+        rows: impl FnMut(&mut dyn Read, u64) -> Option<()> + Send,
         rest: impl FnOnce(&DayCover, &mut dyn Read, u64) -> Option<S>,
-    ) -> Result<Option<(DayCover, R, S)>, AggregateError> {
+    ) -> Result<Option<(DayCover, End, S)>, AggregateError> {
         let [rows_path, rest_path] = self.day_state_paths(date);
+        let Some((end, _)) = read_header(&rest_path, MAGIC)?
+            .as_deref()
+            .and_then(parse_header)
+        else {
+            return Ok(None);
+        };
         let (rows, rest) = crate::parallel::both(
-            || read_streamed(&rows_path, ROWS_MAGIC, |_, r, len| rows(r, len)),
+            || read_segments(&rows_path, ROWS_MAGIC, end, rows),
             || {
                 read_streamed(&rest_path, MAGIC, |header, r, len| {
-                    let (rows_sum, cover) = parse_header(header)?;
-                    let state = rest(&cover, r, len)?;
-                    Some((rows_sum, cover, state))
+                    let (named, cover) = parse_header(header)?;
+                    (named == end).then_some(())?;
+                    Some((cover.clone(), rest(&cover, r, len)?))
                 })
             },
         );
         Ok(match (rest?, rows?) {
-            (Some(((want, cover, s), _)), Some((r, sum))) if want == sum => Some((cover, r, s)),
+            (Some(((cover, s), _)), Some(())) => Some((cover, end, s)),
             _ => None,
         })
     }
 
-    /// Writes the day state of a date: what `rows` writes, then `cover` and
-    /// what `rest` writes.
+    /// Writes the day state of a date: what `rows` writes, appended to the
+    /// rows file after `after` (`rows` is told `true`) or as a new one
+    /// (`false`: when `after` is `None` or no longer fits the file), then
+    /// `cover` and what `rest` writes.
     pub(crate) fn write_day_state(
         &self,
         date: NaiveDate,
         cover: &DayCover,
-        rows: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+        after: Option<End>,
+        rows: impl FnOnce(&mut dyn Write, bool) -> std::io::Result<()>,
         rest: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<(), AggregateError> {
         let [rows_path, rest_path] = self.day_state_paths(date);
-        let rows_sum = write_streamed(&rows_path, ROWS_MAGIC, &[], rows)?;
-        let mut h = rows_sum.to_le_bytes().to_vec();
+        let end = append_segment(&rows_path, ROWS_MAGIC, after, rows)?;
+        let mut h = end.len.to_le_bytes().to_vec();
+        h.extend(end.sum.to_le_bytes());
         h.extend(cover.fingerprint.to_le_bytes());
         put_covered(&mut h, &cover.day);
         put_covered(&mut h, &cover.prev);
@@ -121,16 +138,19 @@ impl Warehouse {
     }
 }
 
-/// The rows file's checksum and the cover, from a `.state` header.
-fn parse_header(h: &[u8]) -> Option<(u64, DayCover)> {
+/// Where the rows file ends and the cover, from a `.state` header.
+fn parse_header(h: &[u8]) -> Option<(End, DayCover)> {
     let mut f = Fields(h);
-    let rows_sum = f.u64()?;
+    let rows_end = End {
+        len: f.u64()?,
+        sum: f.u64()?,
+    };
     let cover = DayCover {
         fingerprint: f.u64()?,
         day: take_covered(&mut f)?,
         prev: take_covered(&mut f)?,
     };
-    f.is_done().then_some((rows_sum, cover))
+    f.is_done().then_some((rows_end, cover))
 }
 
 #[cfg(test)]
@@ -154,8 +174,9 @@ mod tests {
         }
     }
 
-    /// The payload of each part of a state, with what it covers.
-    type Parts = (DayCover, Vec<u8>, Vec<u8>);
+    /// What a state holds: what it covers, each segment of its rows file and
+    /// the rest, with where its rows file ends.
+    type Parts = (DayCover, Vec<Vec<u8>>, Vec<u8>);
 
     fn body(r: &mut dyn Read, len: u64) -> Option<Vec<u8>> {
         let mut body = Vec::new();
@@ -163,14 +184,47 @@ mod tests {
         (body.len() as u64 == len).then_some(body)
     }
 
+    fn read_end(wh: &Warehouse, d: NaiveDate) -> Option<(Parts, End)> {
+        let mut rows = Vec::new();
+        let read = wh.read_day_state(
+            d,
+            |r, len| body(r, len).map(|b| rows.push(b)),
+            |_, r, len| body(r, len),
+        );
+        read.unwrap()
+            .map(|(cover, end, rest)| ((cover, rows, rest), end))
+    }
+
     fn read(wh: &Warehouse, d: NaiveDate) -> Option<Parts> {
-        wh.read_day_state(d, body, |_, r, len| body(r, len))
-            .unwrap()
+        read_end(wh, d).map(|(parts, _)| parts)
+    }
+
+    /// Writes a state whose rows segment is `rows`, after `after`; gives
+    /// whether it continued the rows file.
+    fn write_after(
+        wh: &Warehouse,
+        d: NaiveDate,
+        after: Option<End>,
+        rows: &[u8],
+        rest: &[u8],
+    ) -> bool {
+        let mut continued = false;
+        let write_rows = |w: &mut dyn Write, c| {
+            continued = c;
+            w.write_all(rows)
+        };
+        wh.write_day_state(d, &cover(), after, write_rows, |w| w.write_all(rest))
+            .unwrap();
+        continued
     }
 
     fn write(wh: &Warehouse, d: NaiveDate, rows: &[u8], rest: &[u8]) {
-        wh.write_day_state(d, &cover(), |w| w.write_all(rows), |w| w.write_all(rest))
-            .unwrap();
+        assert!(!write_after(wh, d, None, rows, rest));
+    }
+
+    fn parts(rows: &[&[u8]], rest: &[u8]) -> Option<Parts> {
+        let rows = rows.iter().map(|r| r.to_vec()).collect();
+        Some((cover(), rows, rest.to_vec()))
     }
 
     #[test]
@@ -182,10 +236,9 @@ mod tests {
         for &d in &days {
             write(&wh, d, b"rows", b"rest");
         }
-        let whole = Some((cover(), b"rows".to_vec(), b"rest".to_vec()));
-        assert_eq!(read(&wh, day()), whole);
+        assert_eq!(read(&wh, day()), parts(&[b"rows"], b"rest"));
         let refused = wh
-            .read_day_state(day(), body, |_, _, _| None::<()>)
+            .read_day_state(day(), |r, len| body(r, len).map(drop), |_, _, _| None::<()>)
             .unwrap();
         assert_eq!(refused, None, "the decoder refused it");
         wh.remove_day_states_before(days[1]).unwrap();
@@ -211,9 +264,32 @@ mod tests {
         std::fs::write(&rest, &first.1).unwrap();
         assert_eq!(read(&wh, day()), None, "new rows, old rest");
         std::fs::write(&rows, &first.0).unwrap();
-        let old = Some((cover(), b"rows 1".to_vec(), b"rest 1".to_vec()));
-        assert_eq!(read(&wh, day()), old, "the old pair");
+        assert_eq!(
+            read(&wh, day()),
+            parts(&[b"rows 1"], b"rest 1"),
+            "the old pair"
+        );
         std::fs::remove_file(&rows).unwrap();
         assert_eq!(read(&wh, day()), None, "no rows");
+    }
+
+    #[test]
+    fn rows_are_appended_and_read_as_far_as_the_rest_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        write(&wh, day(), b"a", b"rest 1");
+        let (_, one) = read_end(&wh, day()).unwrap();
+        assert!(write_after(&wh, day(), Some(one), b"bb", b"rest 2"));
+        let (got, two) = read_end(&wh, day()).unwrap();
+        assert_eq!(Some(got), parts(&[b"a", b"bb"], b"rest 2"));
+        let rest = std::fs::read(&wh.day_state_paths(day())[1]).unwrap();
+        // A run appends and stops before it writes its rest: the rows file
+        // is longer than the rest names, and reads as before.
+        assert!(write_after(&wh, day(), Some(two), b"lost", b"rest 3"));
+        std::fs::write(&wh.day_state_paths(day())[1], &rest).unwrap();
+        assert_eq!(read(&wh, day()), parts(&[b"a", b"bb"], b"rest 2"));
+        // The next run appends after the end it read.
+        assert!(write_after(&wh, day(), Some(two), b"ccc", b"rest 4"));
+        assert_eq!(read(&wh, day()), parts(&[b"a", b"bb", b"ccc"], b"rest 4"));
     }
 }

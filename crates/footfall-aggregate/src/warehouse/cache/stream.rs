@@ -16,7 +16,7 @@ use crate::error::AggregateError;
 use crate::hash::FxHasher;
 
 /// Bytes per checksummed block.
-const BLOCK: usize = 1 << 16;
+pub(super) const BLOCK: usize = 1 << 16;
 
 /// Writes `path` (via a temporary name): `magic`, `header`, then what
 /// `payload` writes. Gives the file's checksum.
@@ -28,11 +28,7 @@ pub(crate) fn write_streamed(
 ) -> Result<u64, AggregateError> {
     let tmp = super::super::temp_path(path)?;
     let file = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
-    let mut w = Summed {
-        inner: file,
-        sum: FxHasher::default(),
-        block: Vec::with_capacity(BLOCK),
-    };
+    let mut w = Summed::new(file, FxHasher::default());
     let written = (|| {
         w.write_all(&magic)?;
         w.write_all(&(header.len() as u32).to_le_bytes())?;
@@ -60,17 +56,12 @@ pub(crate) fn read_streamed<T>(
     let Some(body) = len.checked_sub(8) else {
         return Ok(None);
     };
-    let mut r = Checked {
-        inner: BufReader::with_capacity(BLOCK, file),
-        sum: FxHasher::default(),
-        block: Vec::with_capacity(BLOCK),
-        at: 0,
-        left: body,
-    };
+    let inner = BufReader::with_capacity(BLOCK, file);
+    let mut r = Checked::new(inner, FxHasher::default(), body);
     let got = read_body(&mut r, magic, payload);
     let mut tail = [0u8; 8];
-    let whole = r.left == 0 && r.at == r.block.len() && r.inner.read_exact(&mut tail).is_ok();
-    let sum = r.sum.finish();
+    let whole = r.is_done() && r.inner.read_exact(&mut tail).is_ok();
+    let sum = r.sum();
     let ok = whole && u64::from_le_bytes(tail) == sum;
     if got.is_some() && !ok {
         tracing::debug!(path = %path.display(), "cache file unusable: rebuilt from the warehouse");
@@ -95,14 +86,43 @@ fn read_body<T>(
     payload(&header, r, rest)
 }
 
+/// Reads the magic and the header of a streamed file at `path`, and
+/// nothing more (what the header says is checked only by reading the whole
+/// file); `None` when there is no such file or it is of another kind or
+/// version, or shorter than its header.
+pub(crate) fn read_header(path: &Path, magic: [u8; 8]) -> Result<Option<Vec<u8>>, AggregateError> {
+    let Some((file, _)) = super::open(path)? else {
+        return Ok(None);
+    };
+    let mut r = BufReader::with_capacity(4096, file);
+    let mut lead = [0u8; 12];
+    let mut header = || {
+        r.read_exact(&mut lead).ok()?;
+        (lead[..8] == magic).then_some(())?;
+        let mut header = vec![0u8; u32::from_le_bytes(lead[8..].try_into().ok()?) as usize];
+        r.read_exact(&mut header).ok()?;
+        Some(header)
+    };
+    Ok(header())
+}
+
 /// A writer that checksums each block before passing it on.
-struct Summed<W: Write> {
+pub(super) struct Summed<W: Write> {
     inner: W,
     sum: FxHasher,
     block: Vec<u8>,
 }
 
 impl<W: Write> Summed<W> {
+    /// Writes to `inner`, summing into `sum` (which may hold a seed).
+    pub(super) fn new(inner: W, sum: FxHasher) -> Self {
+        Summed {
+            inner,
+            sum,
+            block: Vec::with_capacity(BLOCK),
+        }
+    }
+
     fn flush_block(&mut self) -> std::io::Result<()> {
         self.sum.write(&self.block);
         self.inner.write_all(&self.block)?;
@@ -111,7 +131,7 @@ impl<W: Write> Summed<W> {
     }
 
     /// Writes the last block and the checksum; gives the checksum.
-    fn finish(&mut self) -> std::io::Result<u64> {
+    pub(super) fn finish(&mut self) -> std::io::Result<u64> {
         if !self.block.is_empty() {
             self.flush_block()?;
         }
@@ -139,12 +159,36 @@ impl<W: Write> Write for Summed<W> {
 
 /// A reader of the blocks of [`Summed`], checksumming each as it is read;
 /// `left` bytes of the body are still to be read from `inner`.
-struct Checked<R: Read> {
-    inner: R,
+pub(super) struct Checked<R: Read> {
+    pub(super) inner: R,
     sum: FxHasher,
     block: Vec<u8>,
     at: usize,
     left: u64,
+}
+
+impl<R: Read> Checked<R> {
+    /// Reads `body` bytes of blocks from `inner`, summing into `sum` (which
+    /// may hold a seed).
+    pub(super) fn new(inner: R, sum: FxHasher, body: u64) -> Self {
+        Checked {
+            inner,
+            sum,
+            block: Vec::with_capacity(BLOCK),
+            at: 0,
+            left: body,
+        }
+    }
+
+    /// Whether every byte of the body was read.
+    pub(super) fn is_done(&self) -> bool {
+        self.left == 0 && self.at == self.block.len()
+    }
+
+    /// The checksum of what was read.
+    pub(super) fn sum(&self) -> u64 {
+        self.sum.finish()
+    }
 }
 
 impl<R: Read> Read for Checked<R> {
