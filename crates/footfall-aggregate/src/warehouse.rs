@@ -185,7 +185,7 @@ pub(crate) use cache::End as RowsEnd;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};
-use pending::SIDE_BY_SIDE_ROWS;
+pub(crate) use pending::SIDE_BY_SIDE_ROWS;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};

@@ -271,10 +271,9 @@ pub(super) fn routes<'a>(
     batch(cols)
 }
 
-pub(super) fn visits(visits: &[Visit], strings: &Interner) -> Result<RecordBatch, AggregateError> {
-    let s = |c: u32| strings.get(c);
-    // Ordered by (site, start, visitor, first message), the strings compared
-    // by their ranks.
+/// The visits in their table's order: (site, start, visitor, first
+/// message), the strings compared by their ranks.
+fn visits_in_order<'a>(visits: &'a [Visit], strings: &Interner) -> Vec<&'a Visit> {
     let rank = strings.ranks(visits.iter().flat_map(|v| [v.head.site, v.head.visitor]));
     let mut keyed: Vec<_> = visits
         .iter()
@@ -285,46 +284,81 @@ pub(super) fn visits(visits: &[Visit], strings: &Interner) -> Result<RecordBatch
         })
         .collect();
     keyed.sort_unstable_by_key(|&(key, visitor, message, _)| (key, visitor, message));
-    let order: Vec<&Visit> = keyed.into_iter().map(|k| k.3).collect();
-    let head = |f: fn(&Head) -> u32| strs(order.iter().map(|v| s(f(&v.head))));
-    let classes = || order.iter().map(|v| v.head.class);
-    let n = |f: fn(&Visit) -> i64| i64s(order.iter().map(move |v| f(v)));
-    batch(vec![
-        ("site", head(|h| h.site), false),
-        ("visitor_id", head(|h| h.visitor), false),
-        (
-            "audience",
-            strs(classes().map(|c| Some(bots::audience(c)))),
-            false,
-        ),
-        ("bot_reason", strs(classes().map(bots::reason)), true),
-        (
-            "visit_start",
-            timestamps(order.iter().map(|v| v.start_us)),
-            false,
-        ),
-        (
-            "visit_end",
-            timestamps(order.iter().map(|v| v.end_us)),
-            false,
-        ),
-        ("entry_route", strs(order.iter().map(|v| s(v.entry))), true),
-        ("exit_route", strs(order.iter().map(|v| s(v.exit))), true),
-        ("page_views", n(|v| v.page_views), false),
-        ("requests", n(|v| v.requests), false),
-        (
-            "duration_s",
-            f64s(order.iter().map(|v| seconds(v.end_us - v.start_us))),
-            false,
-        ),
-        ("bounce", bools(order.iter().map(|v| v.bounce())), false),
-        ("medium", head(|h| h.medium), false),
-        ("source", head(|h| h.source), true),
-        ("utm_source", head(|h| h.utm[0]), true),
-        ("utm_campaign", head(|h| h.utm[2]), true),
-        ("device", head(|h| h.device), false),
-        ("browser", head(|h| h.browser), true),
-        ("os", head(|h| h.os), true),
-        ("is_bot", bools(classes().map(|c| c != bots::HUMAN)), false),
-    ])
+    keyed.into_iter().map(|k| k.3).collect()
+}
+
+/// One column of the `visits` table from the visits in order.
+type VisitColumn = fn(&[&Visit], &Interner) -> ArrayRef;
+
+fn head(order: &[&Visit], s: &Interner, f: fn(&Head) -> u32) -> ArrayRef {
+    strs(order.iter().map(|v| s.get(f(&v.head))))
+}
+
+fn visit_i64s(order: &[&Visit], f: fn(&Visit) -> i64) -> ArrayRef {
+    i64s(order.iter().map(|v| f(v)))
+}
+
+/// The columns of the `visits` table: name, nullable, how it is built.
+const VISIT_COLUMNS: [(&str, bool, VisitColumn); 20] = [
+    ("site", false, |o, s| head(o, s, |h| h.site)),
+    ("visitor_id", false, |o, s| head(o, s, |h| h.visitor)),
+    ("audience", false, |o, _| {
+        strs(o.iter().map(|v| Some(bots::audience(v.head.class))))
+    }),
+    ("bot_reason", true, |o, _| {
+        strs(o.iter().map(|v| bots::reason(v.head.class)))
+    }),
+    ("visit_start", false, |o, _| {
+        timestamps(o.iter().map(|v| v.start_us))
+    }),
+    ("visit_end", false, |o, _| {
+        timestamps(o.iter().map(|v| v.end_us))
+    }),
+    ("entry_route", true, |o, s| {
+        strs(o.iter().map(|v| s.get(v.entry)))
+    }),
+    ("exit_route", true, |o, s| {
+        strs(o.iter().map(|v| s.get(v.exit)))
+    }),
+    ("page_views", false, |o, _| visit_i64s(o, |v| v.page_views)),
+    ("requests", false, |o, _| visit_i64s(o, |v| v.requests)),
+    ("duration_s", false, |o, _| {
+        f64s(o.iter().map(|v| seconds(v.end_us - v.start_us)))
+    }),
+    ("bounce", false, |o, _| bools(o.iter().map(|v| v.bounce()))),
+    ("medium", false, |o, s| head(o, s, |h| h.medium)),
+    ("source", true, |o, s| head(o, s, |h| h.source)),
+    ("utm_source", true, |o, s| head(o, s, |h| h.utm[0])),
+    ("utm_campaign", true, |o, s| head(o, s, |h| h.utm[2])),
+    ("device", false, |o, s| head(o, s, |h| h.device)),
+    ("browser", true, |o, s| head(o, s, |h| h.browser)),
+    ("os", true, |o, s| head(o, s, |h| h.os)),
+    ("is_bot", false, |o, _| {
+        bools(o.iter().map(|v| v.head.class != bots::HUMAN))
+    }),
+];
+
+/// The `visits` table: one row per visit. With `threads` > 1 its columns
+/// are built side by side (the same columns).
+pub(super) fn visits(
+    visits: &[Visit],
+    strings: &Interner,
+    threads: usize,
+) -> Result<RecordBatch, AggregateError> {
+    let order = visits_in_order(visits, strings);
+    let built = crate::parallel::map(
+        &VISIT_COLUMNS,
+        threads,
+        |&(_, _, build)| Ok::<_, AggregateError>(build(&order, strings)),
+        |_| {},
+    )?;
+    let names = VISIT_COLUMNS
+        .iter()
+        .map(|&(name, nullable, _)| (name, nullable));
+    batch(
+        names
+            .zip(built)
+            .map(|((name, nullable), col)| (name, col, nullable))
+            .collect(),
+    )
 }

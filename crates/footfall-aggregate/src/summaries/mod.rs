@@ -239,6 +239,16 @@ pub(crate) fn summarize_batches(
     Ok((tables(&t, &rows.strings, opts)?, day_rows))
 }
 
+/// The threads that build the `visits` table's columns side by side: the
+/// run's default for a table as large as those whose columns are encoded
+/// side by side ([`crate::warehouse::SIDE_BY_SIDE_ROWS`]), else one.
+fn visit_threads(visits: usize) -> usize {
+    match visits >= crate::warehouse::SIDE_BY_SIDE_ROWS {
+        true => crate::parallel::default_threads(),
+        false => 1,
+    }
+}
+
 /// The summary batches of a date's tally `t` (its visits and search hits
 /// grouped by visitor-day), its strings interned in `s`.
 fn tables(
@@ -294,7 +304,7 @@ fn tables(
                 .map(|(&(sc, h, k), v)| (sc, (h, k.map(st)), v)),
             s,
         )?,
-        batches::visits(&t.visits, s)?,
+        batches::visits(&t.visits, s, visit_threads(t.visits.len()))?,
     ];
     Ok(Summaries { batches })
 }

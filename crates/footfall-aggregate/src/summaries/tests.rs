@@ -630,3 +630,19 @@ fn visits_are_ordered_by_site_start_and_visitor_as_strings() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "visits out of order");
     assert!(keys.iter().any(|k| k.0 != keys[0].0), "two sites");
 }
+
+#[test]
+fn visits_built_side_by_side_are_the_same_batch() {
+    let date = NaiveDate::from_ymd_opt(2015, 5, 16).unwrap();
+    let events = one_partition(crate::testdata::events(13, date, 1, 200));
+    let batch = events_to_batch(&events).unwrap();
+    let opts = SummaryOptions::default();
+    let rows = rows::Rows::load([Ok(batch)], date, &opts).unwrap();
+    let t = count::Tally::count(&rows, &rows.order(), &opts);
+    let one = batches::visits(&t.visits, &rows.strings, 1).unwrap();
+    assert!(one.num_rows() > 300, "{} visits", one.num_rows());
+    for threads in [2, 3, 8] {
+        let side_by_side = batches::visits(&t.visits, &rows.strings, threads).unwrap();
+        assert_eq!(one, side_by_side, "{threads} threads");
+    }
+}
