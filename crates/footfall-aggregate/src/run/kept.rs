@@ -38,12 +38,12 @@ pub(super) struct Loaded {
 }
 
 /// The state of `date` for its counting files `day` and the previous date's
-/// `prev` (module docs).
+/// `prev` (module docs), with room for `new_rows` more rows.
 pub(super) fn load(
     wh: &Warehouse,
     date: NaiveDate,
     (day, prev): (&[PathBuf], &[PathBuf]),
-    opts: &SummaryOptions,
+    (opts, new_rows): (&SummaryOptions, usize),
 ) -> Result<Loaded, AggregateError> {
     let fingerprint = DayState::fingerprint(opts);
     let (day, prev) = (identities(day)?, identities(prev)?);
@@ -52,10 +52,10 @@ pub(super) fn load(
     let usable =
         |c: &DayCover| c.fingerprint == fingerprint && holds(&c.day, &day) && holds(&c.prev, &prev);
     let started = std::time::Instant::now();
-    let mut rows = KeptRows::default();
+    let mut rows = KeptRows::with_room(new_rows);
     let kept = wh.read_day_state(
         date,
-        |r, len| rows.read_segment(r, len),
+        |of, r, len| rows.read_segment((of.size, of.end.len), r, len),
         |cover, r, len| usable(cover).then(|| DayState::read_rest(r, len))?,
     )?;
     let kept =
@@ -93,7 +93,7 @@ impl Loaded {
         let state = &self.state;
         wh.write_day_state(
             date,
-            &self.cover,
+            (&self.cover, state.size()),
             self.rows_end,
             |w, continues| state.write_rows(w, continues),
             |w| state.write_rest(w),
@@ -175,14 +175,14 @@ mod tests {
 
     fn write_state(wh: &Warehouse, date: NaiveDate, cover: &DayCover, s: &DayState) {
         let rows = |w: &mut dyn std::io::Write, _| s.write_rows(w, false);
-        wh.write_day_state(date, cover, None, rows, |w| s.write_rest(w))
+        wh.write_day_state(date, (cover, s.size()), None, rows, |w| s.write_rest(w))
             .unwrap();
     }
 
     /// What the state of `date` covers.
     fn cover_of(wh: &Warehouse, date: NaiveDate) -> DayCover {
         let skip = |r: &mut dyn std::io::Read| std::io::copy(r, &mut std::io::sink()).ok();
-        let kept = wh.read_day_state(date, |r, _| skip(r).map(drop), |_, r, _| skip(r));
+        let kept = wh.read_day_state(date, |_, r, _| skip(r).map(drop), |_, r, _| skip(r));
         kept.unwrap().expect("a state").0
     }
 

@@ -135,12 +135,11 @@ fn count_date(
     opts: &RunOptions,
 ) -> Result<(Counted, u64), AggregateError> {
     let mut kept = match counting {
-        Counting::Kept => Some(kept::load(
-            wh,
-            date,
-            (day.files, prev.files),
-            &opts.summary,
-        )?),
+        Counting::Kept => {
+            let new_rows = day.new.iter().chain(prev.new).map(|b| b.num_rows()).sum();
+            let files = (day.files, prev.files);
+            Some(kept::load(wh, date, files, (&opts.summary, new_rows))?)
+        }
         Counting::Whole => None,
     };
     let (day_files, prev_files) = match &mut kept {

@@ -326,9 +326,11 @@ impl<T: Codec> Codec for Vec<T> {
         (self.len() as u64).put(out);
         T::put_all(self, out);
     }
+    /// Read with room for a sixteenth more (what a run adds to a state's
+    /// visits, say), so that the additions do not copy what was read.
     fn take(r: &mut In<'_>) -> Option<Self> {
         let n = length(r)?;
-        let mut v = Vec::with_capacity(n);
+        let mut v = Vec::with_capacity(n + n / 16);
         T::take_all(r, n, &mut v)?;
         Some(v)
     }
@@ -390,6 +392,9 @@ pub(super) struct Extent {
 pub(super) trait Grows {
     fn put_after(&self, from: Extent, out: &mut Out<'_>);
     fn take_onto(&mut self, r: &mut In<'_>) -> Option<()>;
+    /// Makes room for growing to `total`, so that reading segments and
+    /// adding a run's rows do not copy what was read.
+    fn reserve_for(&mut self, total: Extent);
 }
 
 impl<T: Codec> Grows for Vec<T> {
@@ -402,6 +407,9 @@ impl<T: Codec> Grows for Vec<T> {
         let n = length(r)?;
         T::take_all(r, n, self)
     }
+    fn reserve_for(&mut self, total: Extent) {
+        self.reserve_exact(total.rows.saturating_sub(self.len()));
+    }
 }
 
 impl<T: Grows, const N: usize> Grows for [T; N] {
@@ -410,6 +418,9 @@ impl<T: Grows, const N: usize> Grows for [T; N] {
     }
     fn take_onto(&mut self, r: &mut In<'_>) -> Option<()> {
         self.iter_mut().try_for_each(|v| v.take_onto(r))
+    }
+    fn reserve_for(&mut self, total: Extent) {
+        self.iter_mut().for_each(|v| v.reserve_for(total));
     }
 }
 
@@ -436,6 +447,9 @@ impl Grows for Interner {
         }
         Some(())
     }
+    fn reserve_for(&mut self, total: Extent) {
+        self.reserve(total.strings);
+    }
 }
 
 /// Implements [`Codec`] for a struct as its fields in order (the fields
@@ -450,6 +464,9 @@ macro_rules! fields {
             fn take_onto(&mut self, r: &mut In<'_>) -> Option<()> {
                 $(self.$f.take_onto(r)?;)*
                 Some(())
+            }
+            fn reserve_for(&mut self, total: Extent) {
+                $(self.$f.reserve_for(total);)*
             }
         }
         impl Codec for $t {
@@ -528,9 +545,10 @@ macro_rules! columns {
             $(put_column(items, |v: &$t| v.$($path)+, out);)*
         }
         fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
-            let mut items = vec![<$t>::default(); n];
-            $(take_column(r, &mut items, |v: &mut $t| &mut v.$($path)+)?;)*
-            into.append(&mut items);
+            let start = into.len();
+            into.resize(start + n, <$t>::default());
+            let items = &mut into[start..];
+            $(take_column(r, items, |v: &mut $t| &mut v.$($path)+)?;)*
             Some(())
         }
     };

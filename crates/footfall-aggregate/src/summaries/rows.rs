@@ -76,6 +76,13 @@ impl Interner {
         &self.values
     }
 
+    /// Makes room for `total` strings.
+    pub(super) fn reserve(&mut self, total: usize) {
+        self.values
+            .reserve_exact(total.saturating_sub(self.values.len()));
+        self.map.reserve(total.saturating_sub(self.map.len()));
+    }
+
     /// Adds `s` as the next code; `None` if it is interned already (read
     /// back, every string is new).
     pub(super) fn add_new(&mut self, s: &str) -> Option<()> {

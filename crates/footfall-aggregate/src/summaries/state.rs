@@ -327,18 +327,45 @@ impl Tally {
 /// A state's rows, read a segment at a time apart from the rest
 /// ([`DayState::from_parts`]).
 #[derive(Default)]
-pub(crate) struct KeptRows(Rows);
+pub(crate) struct KeptRows {
+    rows: Rows,
+    /// Rows to make room for beyond those read (the run's new ones).
+    extra: usize,
+}
 
 impl KeptRows {
+    /// Rows to be read, with room for `extra` more.
+    pub(crate) fn with_room(extra: usize) -> Self {
+        KeptRows {
+            rows: Rows::default(),
+            extra,
+        }
+    }
+
     /// Adds the rows of one segment of [`DayState::write_rows`], read from
     /// exactly `len` bytes of `r`; `None` unless they are exactly that and
-    /// start where the rows read so far end.
-    pub(crate) fn read_segment(&mut self, r: &mut dyn std::io::Read, len: u64) -> Option<()> {
+    /// start where the rows read so far end. Before the first, makes room
+    /// for the whole state, whose size ([`DayState::size`]) and rows file's
+    /// length are given.
+    pub(crate) fn read_segment(
+        &mut self,
+        (size, file_len): ([u64; 2], u64),
+        r: &mut dyn std::io::Read,
+        len: u64,
+    ) -> Option<()> {
         let mut input = In::new(r, len);
         let (rows, strings): (u64, u64) = Codec::take(&mut input)?;
-        let at = self.0.extent();
+        let at = self.rows.extent();
         (rows == at.rows as u64 && strings == at.strings as u64).then_some(())?;
-        self.0.take_onto(&mut input)?;
+        if at.rows == 0 {
+            // The size is believed only as far as the file can hold it:
+            // each row has its 8-byte time, each string its 4-byte length.
+            self.rows.reserve_for(Extent {
+                rows: size[0].min(file_len / 8) as usize + self.extra,
+                strings: size[1].min(file_len / 4) as usize,
+            });
+        }
+        self.rows.take_onto(&mut input)?;
         input.is_done().then_some(())
     }
 }
@@ -385,7 +412,10 @@ impl Codec for DayState {
     }
 
     fn take(r: &mut In<'_>) -> Option<Self> {
-        let rows = KeptRows(Codec::take(r)?);
+        let rows = KeptRows {
+            rows: Codec::take(r)?,
+            extra: 0,
+        };
         DayState::from_parts(rows, Codec::take(r)?)
     }
 }
@@ -430,6 +460,13 @@ impl DayState {
         out.finish()
     }
 
+    /// How far its rows have grown (rows, strings): what a reader of its rows
+    /// makes room for ([`KeptRows::read_segment`]).
+    pub(crate) fn size(&self) -> [u64; 2] {
+        let e = self.rows.extent();
+        [e.rows as u64, e.strings as u64]
+    }
+
     /// The rest of [`DayState::write_rest`], read from `len` bytes of `r`;
     /// `None` unless it is exactly that.
     pub(crate) fn read_rest(r: &mut dyn std::io::Read, len: u64) -> Option<KeptRest> {
@@ -439,8 +476,8 @@ impl DayState {
     /// The state of its two parts; `None` unless they are of one state.
     pub(crate) fn from_parts(rows: KeptRows, rest: KeptRest) -> Option<Self> {
         let s = DayState {
-            stored: rows.0.extent(),
-            rows: rows.0,
+            stored: rows.rows.extent(),
+            rows: rows.rows,
             order: rest.order,
             tally: rest.tally,
             hot: rest.hot,
@@ -672,12 +709,17 @@ mod tests {
         (rows, rest)
     }
 
-    /// The state of the rows `segments` and of `rest`.
-    fn read_back(segments: &[Vec<u8>], rest: &[u8]) -> Option<DayState> {
-        let mut rows = KeptRows::default();
+    /// The state of the rows `segments` and of `rest`, of `size`, read with
+    /// room for 7 more rows.
+    fn read_back(segments: &[Vec<u8>], rest: &[u8], size: [u64; 2]) -> Option<DayState> {
+        let mut rows = KeptRows::with_room(7);
+        let file_len = segments.iter().map(|s| s.len() as u64).sum();
         for s in segments {
-            rows.read_segment(&mut &s[..], s.len() as u64)?;
+            rows.read_segment((size, file_len), &mut &s[..], s.len() as u64)?;
         }
+        let n = rows.rows.ts.len();
+        let room = |c: usize| c >= n + 7;
+        assert!(room(rows.rows.ts.capacity()) && room(rows.rows.utm[4].capacity()));
         let rest = DayState::read_rest(&mut &rest[..], rest.len() as u64)?;
         DayState::from_parts(rows, rest)
     }
@@ -704,14 +746,15 @@ mod tests {
                 all.len()
             );
             segments.push(rows);
-            state = read_back(&segments, &rest).expect("reads back");
-            let only_all = read_back(&[all], &rest).expect("one segment of all rows");
+            let size = state.size();
+            state = read_back(&segments, &rest, size).expect("reads back");
+            let only_all = read_back(&[all], &rest, size).expect("one segment of all rows");
             assert_eq!(encoded(&state), encoded(&only_all), "cut {i}");
         }
         let rest = saved(&state, true).1;
         segments.swap(1, 2);
         assert!(
-            read_back(&segments, &rest).is_none(),
+            read_back(&segments, &rest, state.size()).is_none(),
             "segments out of order"
         );
     }

@@ -21,9 +21,10 @@
 //! the rows file ends (its length and checksum). A reader reads the rows
 //! file exactly that far; a pair that does not match (a run that stopped
 //! between the two writes, a rows file rewritten since) is no state. The
-//! `.state` file's header is the rows file's end (length u64, checksum u64),
-//! the fingerprint (u64), then the covered files of the date and of the
-//! previous date (`ids.rs`, [`put_covered`]).
+//! `.state` file's header is the rows file's end (length u64, checksum u64)
+//! and size (rows and strings, u64 each), the fingerprint (u64), then the
+//! covered files of the date and of the previous date (`ids.rs`,
+//! [`put_covered`]).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -47,6 +48,15 @@ const ROWS_MAGIC: [u8; 8] = *b"FFROWS\x02\0";
 const STATE_EXT: &str = "state";
 const ROWS_EXT: &str = "rows";
 
+/// What a `.state` file says of its rows file: where it ends, and its size
+/// in its reader's units (rows and strings), so that the reader makes room
+/// for all of it at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowsOf {
+    pub end: End,
+    pub size: [u64; 2],
+}
+
 /// What a day state covers: the files of its date and of the previous date
 /// whose rows it holds, and the fingerprint of the rules it was counted with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +73,8 @@ impl Warehouse {
     }
 
     /// The day state of a date: its rows file's segments given to `rows`
-    /// (each its payload and the payload's length) on a thread of their own
+    /// (each with what the `.state` file says of the rows file, its payload
+    /// and the payload's length) on a thread of their own
     /// while `rest` decodes the rest (given what it covers too); with what it
     /// covers and where its rows file ends. `None` when there is none or it
     /// cannot be used (torn, another version, the two files not of one
@@ -72,22 +83,21 @@ impl Warehouse {
     pub(crate) fn read_day_state<S>(
         &self,
         date: NaiveDate,
-        rows: impl FnMut(&mut dyn Read, u64) -> Option<()> + Send,
+        mut rows: impl FnMut(&RowsOf, &mut dyn Read, u64) -> Option<()> + Send,
         rest: impl FnOnce(&DayCover, &mut dyn Read, u64) -> Option<S>,
     ) -> Result<Option<(DayCover, End, S)>, AggregateError> {
         let [rows_path, rest_path] = self.day_state_paths(date);
-        let Some((end, _)) = read_header(&rest_path, MAGIC)?
-            .as_deref()
-            .and_then(parse_header)
-        else {
+        let header = read_header(&rest_path, MAGIC)?;
+        let Some((of, _)) = header.as_deref().and_then(parse_header) else {
             return Ok(None);
         };
+        let end = of.end;
         let (rows, rest) = crate::parallel::both(
-            || read_segments(&rows_path, ROWS_MAGIC, end, rows),
+            || read_segments(&rows_path, ROWS_MAGIC, end, |r, len| rows(&of, r, len)),
             || {
                 read_streamed(&rest_path, MAGIC, |header, r, len| {
                     let (named, cover) = parse_header(header)?;
-                    (named == end).then_some(())?;
+                    (named == of).then_some(())?;
                     Some((cover.clone(), rest(&cover, r, len)?))
                 })
             },
@@ -101,20 +111,21 @@ impl Warehouse {
     /// Writes the day state of a date: what `rows` writes, appended to the
     /// rows file after `after` (`rows` is told `true`) or as a new one
     /// (`false`: when `after` is `None` or no longer fits the file), then
-    /// `cover` and what `rest` writes.
+    /// the rows file's end and `size`, `cover` and what `rest` writes.
     pub(crate) fn write_day_state(
         &self,
         date: NaiveDate,
-        cover: &DayCover,
+        (cover, size): (&DayCover, [u64; 2]),
         after: Option<End>,
         rows: impl FnOnce(&mut dyn Write, bool) -> std::io::Result<()>,
         rest: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<(), AggregateError> {
         let [rows_path, rest_path] = self.day_state_paths(date);
         let end = append_segment(&rows_path, ROWS_MAGIC, after, rows)?;
-        let mut h = end.len.to_le_bytes().to_vec();
-        h.extend(end.sum.to_le_bytes());
-        h.extend(cover.fingerprint.to_le_bytes());
+        let mut h = Vec::new();
+        for word in [end.len, end.sum, size[0], size[1], cover.fingerprint] {
+            h.extend(word.to_le_bytes());
+        }
         put_covered(&mut h, &cover.day);
         put_covered(&mut h, &cover.prev);
         write_streamed(&rest_path, MAGIC, &h, rest)?;
@@ -138,19 +149,22 @@ impl Warehouse {
     }
 }
 
-/// Where the rows file ends and the cover, from a `.state` header.
-fn parse_header(h: &[u8]) -> Option<(End, DayCover)> {
+/// What the rows file is and the cover, from a `.state` header.
+fn parse_header(h: &[u8]) -> Option<(RowsOf, DayCover)> {
     let mut f = Fields(h);
-    let rows_end = End {
-        len: f.u64()?,
-        sum: f.u64()?,
+    let rows_of = RowsOf {
+        end: End {
+            len: f.u64()?,
+            sum: f.u64()?,
+        },
+        size: [f.u64()?, f.u64()?],
     };
     let cover = DayCover {
         fingerprint: f.u64()?,
         day: take_covered(&mut f)?,
         prev: take_covered(&mut f)?,
     };
-    f.is_done().then_some((rows_end, cover))
+    f.is_done().then_some((rows_of, cover))
 }
 
 #[cfg(test)]
@@ -188,7 +202,10 @@ mod tests {
         let mut rows = Vec::new();
         let read = wh.read_day_state(
             d,
-            |r, len| body(r, len).map(|b| rows.push(b)),
+            |of, r, len| {
+                assert_eq!(of.size, [3, 4]);
+                body(r, len).map(|b| rows.push(b))
+            },
             |_, r, len| body(r, len),
         );
         read.unwrap()
@@ -213,7 +230,8 @@ mod tests {
             continued = c;
             w.write_all(rows)
         };
-        wh.write_day_state(d, &cover(), after, write_rows, |w| w.write_all(rest))
+        let state = (&cover(), [3, 4]);
+        wh.write_day_state(d, state, after, write_rows, |w| w.write_all(rest))
             .unwrap();
         continued
     }
@@ -238,7 +256,11 @@ mod tests {
         }
         assert_eq!(read(&wh, day()), parts(&[b"rows"], b"rest"));
         let refused = wh
-            .read_day_state(day(), |r, len| body(r, len).map(drop), |_, _, _| None::<()>)
+            .read_day_state(
+                day(),
+                |_, r, len| body(r, len).map(drop),
+                |_, _, _| None::<()>,
+            )
             .unwrap();
         assert_eq!(refused, None, "the decoder refused it");
         wh.remove_day_states_before(days[1]).unwrap();
