@@ -112,13 +112,13 @@ fn summaries_while_saving(
     k: &kept::Loaded,
     opts: &RunOptions,
 ) -> Result<(Summaries, f64), AggregateError> {
+    if opts.dry_run {
+        return Ok((k.state.summaries(&opts.summary)?, 0.0));
+    }
     let (saved, summaries) = crate::parallel::both(
         || {
             let started = Instant::now();
-            match opts.dry_run {
-                true => Ok(0.0),
-                false => k.save(wh, date).map(|()| started.elapsed().as_secs_f64()),
-            }
+            k.save(wh, date).map(|()| started.elapsed().as_secs_f64())
         },
         || k.state.summaries(&opts.summary),
     );

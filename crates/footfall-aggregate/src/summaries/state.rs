@@ -65,7 +65,8 @@ pub(crate) struct DayState {
 pub(crate) struct Counted {
     /// Of the touched light visitor-days: old rows (taken out) and all.
     pub light: usize,
-    /// Of hot visitor-days counted on from where they stopped.
+    /// Of hot visitor-days counted on from where they stopped: all their
+    /// rows, which are classified (only those from that point are counted).
     pub streamed: usize,
     /// Of hot visitor-days counted anew.
     pub recounted: usize,
