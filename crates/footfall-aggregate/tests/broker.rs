@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use footfall_aggregate::{
     batch_to_events, read_parquet, run, AggregateError, Checkpoint, ErrorKind, LockMode,
     NoProgress, Progress, RunOptions, RunReport, Stage, Table, Warehouse,
 };
 use footfall_event::VisitEvent;
+use footfall_testkit::columns::{i64s, strs};
 use footfall_testkit::{assert_same_files, send_waiting, snapshot_all, GroupMember};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -217,26 +218,6 @@ fn read_table(wh: &Path, table: Table) -> Vec<(NaiveDate, RecordBatch)> {
     out
 }
 
-fn col_i64(b: &RecordBatch, name: &str) -> Vec<i64> {
-    b.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .values()
-        .to_vec()
-}
-
-fn col_str(b: &RecordBatch, name: &str) -> Vec<String> {
-    let a = b
-        .column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap();
-    (0..a.len()).map(|i| a.value(i).to_string()).collect()
-}
-
 /// All events in the warehouse, checking each file sits in its events' date and partition.
 fn warehouse_events(wh: &Path) -> Vec<footfall_aggregate::KafkaEvent> {
     let mut out = Vec::new();
@@ -269,14 +250,15 @@ fn assert_reconciles(wh: &Path, expected: &[VisitEvent]) {
     let mut got: BTreeMap<(NaiveDate, String), (i64, i64, i64, i64)> = BTreeMap::new();
     for (date, b) in read_table(wh, Table::TrafficDaily) {
         let (site, req, pv, s4, vis) = (
-            col_str(&b, "site"),
-            col_i64(&b, "requests"),
-            col_i64(&b, "page_views"),
-            col_i64(&b, "status_4xx"),
-            col_i64(&b, "visitors"),
+            strs(&b, "site"),
+            i64s(&b, "requests"),
+            i64s(&b, "page_views"),
+            i64s(&b, "status_4xx"),
+            i64s(&b, "visitors"),
         );
         for i in 0..b.num_rows() {
-            let g = got.entry((date, site[i].clone())).or_default();
+            let site = site[i].clone().expect("traffic_daily.site is never null");
+            let g = got.entry((date, site)).or_default();
             g.0 += req[i];
             g.1 += pv[i];
             g.2 += s4[i];
@@ -483,7 +465,7 @@ fn late_events_update_their_date_and_retention_drops_old_events_only() {
         read_table(wh, Table::TrafficDaily)
             .iter()
             .filter(|(d, _)| *d == day(15))
-            .map(|(_, b)| col_i64(b, "requests").iter().sum::<i64>())
+            .map(|(_, b)| i64s(b, "requests").iter().sum::<i64>())
             .sum()
     };
     let before = requests_15(dir.path());

@@ -184,6 +184,8 @@ mod send;
 #[cfg(feature = "kafka")]
 pub use send::send_waiting;
 #[cfg(feature = "parquet")]
+pub mod columns;
+#[cfg(feature = "parquet")]
 mod pretty;
 #[cfg(feature = "parquet")]
 pub use pretty::{assert_same_files, pretty_parquet};

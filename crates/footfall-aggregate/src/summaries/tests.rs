@@ -1,8 +1,6 @@
 use super::*;
 use crate::schema::{events_to_batch, KafkaEvent};
-use arrow::array::{
-    Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch};
 use chrono::DateTime;
 use footfall_event::VisitEvent;
 use std::collections::BTreeMap;
@@ -102,45 +100,11 @@ pub(crate) fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2015, 5, 17).unwrap()
 }
 
-fn i64s_of(b: &RecordBatch, name: &str) -> Vec<i64> {
-    b.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .values()
-        .to_vec()
-}
-fn f64s_of(b: &RecordBatch, name: &str) -> Vec<f64> {
-    b.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .values()
-        .to_vec()
-}
-fn strs_of(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
-    let a = b
-        .column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap();
-    a.iter().map(|v| v.map(str::to_string)).collect()
-}
-fn i32s_of(b: &RecordBatch, name: &str) -> Vec<i32> {
-    b.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int32Array>()
-        .unwrap()
-        .values()
-        .to_vec()
-}
+use footfall_testkit::columns::{f64s, i32s, i64s, strs};
+
 /// Row index of the row whose string columns equal the given values (None = null).
 fn row(b: &RecordBatch, key: &[(&str, Option<&str>)]) -> usize {
-    let cols: Vec<_> = key.iter().map(|(n, _)| strs_of(b, n)).collect();
+    let cols: Vec<_> = key.iter().map(|(n, _)| strs(b, n)).collect();
     let hits: Vec<usize> = (0..b.num_rows())
         .filter(|&i| {
             key.iter()
@@ -156,7 +120,7 @@ fn row(b: &RecordBatch, key: &[(&str, Option<&str>)]) -> usize {
 /// text; nulls as ""): summing out `audience` and `bot_reason` gives the totals.
 fn sum_by(b: &RecordBatch, keys: &[&str], val: &str) -> Vec<(Vec<String>, i64)> {
     use arrow::util::display::array_value_to_string;
-    let vals = i64s_of(b, val);
+    let vals = i64s(b, val);
     let mut out: std::collections::BTreeMap<Vec<String>, i64> = Default::default();
     for (i, v) in vals.iter().enumerate() {
         let k = keys
@@ -170,7 +134,7 @@ fn sum_by(b: &RecordBatch, keys: &[&str], val: &str) -> Vec<(Vec<String>, i64)> 
 
 /// The total of `val` over every row.
 fn total(b: &RecordBatch, val: &str) -> i64 {
-    i64s_of(b, val).iter().sum()
+    i64s(b, val).iter().sum()
 }
 
 /// `val` per value of one key column, in key order.
@@ -219,7 +183,7 @@ fn traffic_daily_exact() {
         ]
     );
     assert_eq!(get("bounces"), 3);
-    assert_eq!(f64s_of(t, "visit_duration_s").iter().sum::<f64>(), 480.0);
+    assert_eq!(f64s(t, "visit_duration_s").iter().sum::<f64>(), 480.0);
     assert_eq!(get("bytes"), 2100);
     let status: Vec<i64> = STATUS_COLUMNS.iter().map(|c| get(c)).collect();
     assert_eq!(status, vec![0, 10, 0, 2, 1, 0]);
@@ -261,13 +225,9 @@ fn pages_daily_exact() {
     assert_eq!(per(p, "route", "exits"), vec![2, 2, 1]);
     assert_eq!(per(p, "route", "bounces"), vec![2, 1, 0]);
     let human = row(p, &[("audience", Some("human")), ("route", Some("/"))]);
-    assert_eq!(f64s_of(p, "time_on_page_s")[human], 420.0);
+    assert_eq!(f64s(p, "time_on_page_s")[human], 420.0);
     let bot = row(p, &[("audience", Some("bot")), ("route", Some("/"))]);
-    assert_eq!(
-        i64s_of(p, "views")[bot],
-        1,
-        "the bot's view of / is a bot row"
-    );
+    assert_eq!(i64s(p, "views")[bot], 1, "the bot's view of / is a bot row");
 }
 
 #[test]
@@ -303,13 +263,13 @@ fn referrers_fold_rare_hosts() {
         r,
         &[("medium", Some("search")), ("referrer_host", Some(OTHER))],
     );
-    assert_eq!(strs_of(r, "source")[g].as_deref(), Some("Google"));
-    assert_eq!(strs_of(r, "landing_route")[g].as_deref(), Some("/"));
+    assert_eq!(strs(r, "source")[g].as_deref(), Some("Google"));
+    assert_eq!(strs(r, "landing_route")[g].as_deref(), Some("/"));
     assert_eq!(
         (
-            i64s_of(r, "visits")[g],
-            i64s_of(r, "visitors")[g],
-            i64s_of(r, "bounces")[g]
+            i64s(r, "visits")[g],
+            i64s(r, "visitors")[g],
+            i64s(r, "bounces")[g]
         ),
         (1, 1, 0)
     );
@@ -343,43 +303,43 @@ fn campaigns_and_search_terms() {
     let s1 = run(1);
     let c = s1.get(Table::CampaignsDaily);
     assert_eq!(
-        strs_of(c, "utm_campaign"),
+        strs(c, "utm_campaign"),
         vec![Some("summer".into()), Some("spring".into())]
     );
-    assert_eq!(i64s_of(c, "visits"), vec![1, 1]);
-    assert_eq!(i64s_of(c, "page_views"), vec![1, 2]);
-    assert_eq!(i64s_of(c, "bounces"), vec![1, 0]);
+    assert_eq!(i64s(c, "visits"), vec![1, 1]);
+    assert_eq!(i64s(c, "page_views"), vec![1, 2]);
+    assert_eq!(i64s(c, "bounces"), vec![1, 0]);
     // With k = 3 each value (one visitor each) folds; the rows merge and still add up.
     let s = run(3);
     let c = s.get(Table::CampaignsDaily);
-    assert_eq!(strs_of(c, "utm_source"), vec![Some(OTHER.into())]);
-    assert_eq!(strs_of(c, "utm_campaign"), vec![Some(OTHER.into())]);
-    assert_eq!(strs_of(c, "utm_medium"), vec![None]);
+    assert_eq!(strs(c, "utm_source"), vec![Some(OTHER.into())]);
+    assert_eq!(strs(c, "utm_campaign"), vec![Some(OTHER.into())]);
+    assert_eq!(strs(c, "utm_medium"), vec![None]);
     assert_eq!(
         (
-            i64s_of(c, "visits"),
-            i64s_of(c, "visitors"),
-            i64s_of(c, "page_views"),
-            i64s_of(c, "bounces")
+            i64s(c, "visits"),
+            i64s(c, "visitors"),
+            i64s(c, "page_views"),
+            i64s(c, "bounces")
         ),
         (vec![2], vec![1], vec![3], vec![1])
     );
     let t = s.get(Table::SearchTermsDaily);
     assert_eq!(
-        strs_of(t, "kind"),
+        strs(t, "kind"),
         vec![Some("on-site".into()), Some("search-engine".into())]
     );
     assert_eq!(
-        strs_of(t, "terms"),
+        strs(t, "terms"),
         vec![Some(OTHER.into()), Some(OTHER.into())]
     );
-    assert_eq!(i64s_of(t, "searches"), vec![1, 1]);
+    assert_eq!(i64s(t, "searches"), vec![1, 1]);
     let t1 = s1.get(Table::SearchTermsDaily);
     assert_eq!(
-        strs_of(t1, "terms"),
+        strs(t1, "terms"),
         vec![Some("shoes".into()), Some("rust parquet".into())]
     );
-    assert_eq!(i64s_of(t1, "visitors"), vec![1, 1]);
+    assert_eq!(i64s(t1, "visitors"), vec![1, 1]);
 }
 
 #[test]
@@ -387,48 +347,39 @@ fn clients_status_routes_and_visits() {
     let s = run(3);
     let c = s.get(Table::ClientsDaily);
     let ff = row(c, &[("browser", Some("Firefox"))]);
-    assert_eq!(
-        (i64s_of(c, "requests")[ff], i64s_of(c, "visitors")[ff]),
-        (10, 3)
-    );
+    assert_eq!((i64s(c, "requests")[ff], i64s(c, "visitors")[ff]), (10, 3));
     let gb = row(c, &[("bot_name", Some("Googlebot"))]);
-    assert_eq!(
-        (i64s_of(c, "requests")[gb], i64s_of(c, "visitors")[gb]),
-        (2, 1)
-    );
+    assert_eq!((i64s(c, "requests")[gb], i64s(c, "visitors")[gb]), (2, 1));
     let ch = row(c, &[("browser", Some("Chrome"))]);
-    assert_eq!(
-        (i64s_of(c, "requests")[ch], i64s_of(c, "visitors")[ch]),
-        (1, 0)
-    );
+    assert_eq!((i64s(c, "requests")[ch], i64s(c, "visitors")[ch]), (1, 0));
 
     let st = s.get(Table::StatusDaily);
-    assert_eq!(i64s_of(st, "requests").iter().sum::<i64>(), 13);
+    assert_eq!(i64s(st, "requests").iter().sum::<i64>(), 13);
     let x = row(st, &[("route", Some("/x"))]);
-    assert_eq!(i32s_of(st, "status")[x], 500);
+    assert_eq!(i32s(st, "status")[x], 500);
 
     let r = s.get(Table::RoutesHourly);
-    assert_eq!(i64s_of(r, "requests").iter().sum::<i64>(), 13);
-    assert_eq!(i64s_of(r, "status_4xx").iter().sum::<i64>(), 2);
-    assert_eq!(i64s_of(r, "status_5xx").iter().sum::<i64>(), 1);
-    assert_eq!(i64s_of(r, "bytes").iter().sum::<i64>(), 2100);
+    assert_eq!(i64s(r, "requests").iter().sum::<i64>(), 13);
+    assert_eq!(i64s(r, "status_4xx").iter().sum::<i64>(), 2);
+    assert_eq!(i64s(r, "status_5xx").iter().sum::<i64>(), 1);
+    assert_eq!(i64s(r, "bytes").iter().sum::<i64>(), 2100);
 
     let v = s.get(Table::Visits);
     assert_eq!(v.num_rows(), 5);
     assert_eq!(
-        strs_of(v, "visitor_id")
+        strs(v, "visitor_id")
             .into_iter()
             .map(Option::unwrap)
             .collect::<Vec<_>>(),
         vec!["A", "A", "B", "D", "D"]
     );
-    assert_eq!(i64s_of(v, "page_views"), vec![2, 1, 1, 2, 1]);
-    assert_eq!(i64s_of(v, "requests"), vec![3, 1, 2, 2, 1]);
-    assert_eq!(f64s_of(v, "duration_s"), vec![120.0, 0.0, 60.0, 300.0, 0.0]);
-    assert_eq!(strs_of(v, "entry_route")[0].as_deref(), Some("/"));
-    assert_eq!(strs_of(v, "exit_route")[0].as_deref(), Some("/docs"));
-    assert_eq!(strs_of(v, "medium")[0].as_deref(), Some("search"));
-    assert_eq!(strs_of(v, "utm_campaign")[3].as_deref(), Some("spring"));
+    assert_eq!(i64s(v, "page_views"), vec![2, 1, 1, 2, 1]);
+    assert_eq!(i64s(v, "requests"), vec![3, 1, 2, 2, 1]);
+    assert_eq!(f64s(v, "duration_s"), vec![120.0, 0.0, 60.0, 300.0, 0.0]);
+    assert_eq!(strs(v, "entry_route")[0].as_deref(), Some("/"));
+    assert_eq!(strs(v, "exit_route")[0].as_deref(), Some("/docs"));
+    assert_eq!(strs(v, "medium")[0].as_deref(), Some("search"));
+    assert_eq!(strs(v, "utm_campaign")[3].as_deref(), Some("spring"));
     let bounce = v
         .column_by_name("bounce")
         .unwrap()
