@@ -11,13 +11,16 @@
 //! writes it covering every file, once the run's files of the date are in
 //! place and before the run commits; a state that a crash leaves covering
 //! the run's uncommitted files is not used by the re-run, which rewrites
-//! those files first.
+//! those files first. A crash between the state's two files
+//! ([`Checkpoint::RowsWritten`]) leaves the rows file longer than the kept
+//! `.state` file names: the re-run reads it that far and appends after it.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
+use super::{Checkpoint, RunOptions};
 use crate::error::AggregateError;
 use crate::summaries::state::{DayState, KeptRows};
 use crate::summaries::SummaryOptions;
@@ -88,14 +91,20 @@ pub(super) fn load(
 type Identities = std::collections::BTreeMap<Covered, PathBuf>;
 
 impl Loaded {
-    /// Writes the state, covering every file of [`Loaded::cover`].
-    pub(super) fn save(&self, wh: &Warehouse, date: NaiveDate) -> Result<(), AggregateError> {
+    /// Writes the state, covering every file of [`Loaded::cover`], with the
+    /// checkpoint [`Checkpoint::RowsWritten`] between its two files.
+    pub(super) fn save(
+        &self,
+        wh: &Warehouse,
+        date: NaiveDate,
+        opts: &RunOptions,
+    ) -> Result<(), AggregateError> {
         let state = &self.state;
         wh.write_day_state(
             date,
             (&self.cover, state.size()),
-            self.rows_end,
-            |w, continues| state.write_rows(w, continues),
+            (self.rows_end, |w, continues| state.write_rows(w, continues)),
+            |rows| opts.check(Checkpoint::RowsWritten(rows.to_path_buf())),
             |w| state.write_rest(w),
         )
     }
@@ -175,15 +184,69 @@ mod tests {
 
     fn write_state(wh: &Warehouse, date: NaiveDate, cover: &DayCover, s: &DayState) {
         let rows = |w: &mut dyn std::io::Write, _| s.write_rows(w, false);
-        wh.write_day_state(date, (cover, s.size()), None, rows, |w| s.write_rest(w))
-            .unwrap();
+        let none = |_: &Path| Ok(());
+        wh.write_day_state(date, (cover, s.size()), (None, rows), none, |w| {
+            s.write_rest(w)
+        })
+        .unwrap();
+    }
+
+    /// What the state of `date` covers, and where its rows file ends.
+    fn kept_state(wh: &Warehouse, date: NaiveDate) -> (DayCover, RowsEnd) {
+        let skip = |r: &mut dyn std::io::Read| std::io::copy(r, &mut std::io::sink()).ok();
+        let kept = wh.read_day_state(date, |_, r, _| skip(r).map(drop), |_, r, _| skip(r));
+        let (cover, end, _) = kept.unwrap().expect("a state");
+        (cover, end)
     }
 
     /// What the state of `date` covers.
     fn cover_of(wh: &Warehouse, date: NaiveDate) -> DayCover {
-        let skip = |r: &mut dyn std::io::Read| std::io::copy(r, &mut std::io::sink()).ok();
-        let kept = wh.read_day_state(date, |_, r, _| skip(r).map(drop), |_, r, _| skip(r));
-        kept.unwrap().expect("a state").0
+        kept_state(wh, date).0
+    }
+
+    /// The rows file of the state of `date`: where its `.state` file says
+    /// it ends, and its bytes.
+    fn rows_file(wh: &Warehouse, date: NaiveDate) -> (RowsEnd, Vec<u8>) {
+        let end = kept_state(wh, date).1;
+        (end, std::fs::read(&wh.day_state_paths(date)[0]).unwrap())
+    }
+
+    #[test]
+    fn a_run_stopped_between_the_two_files_of_a_state_is_gone_on_from_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topic = two_runs(dir.path());
+        let wh = Warehouse::new(dir.path());
+        let (end, bytes) = rows_file(&wh, day());
+        topic.produce(&testdata::events(74, day(), 1, 2), 2);
+        let mut crashing = opts();
+        crashing.fault = Some(std::sync::Arc::new(|cp: &Checkpoint| {
+            matches!(cp, Checkpoint::RowsWritten(_))
+        }));
+        let err = topic.run(dir.path(), &crashing).unwrap_err();
+        assert!(
+            matches!(err, AggregateError::Injected(Checkpoint::RowsWritten(_))),
+            "{err}"
+        );
+        let (named, longer) = rows_file(&wh, day());
+        assert_eq!(named, end, "the state is the one before the run");
+        assert!(
+            longer.len() as u64 > end.len,
+            "a segment after the end it names"
+        );
+        while topic.run(dir.path(), &opts()).unwrap().events_read > 0 {}
+        let (after, now) = rows_file(&wh, day());
+        assert_eq!(
+            now.len() as u64,
+            after.len,
+            "the stopped run's segment cut off"
+        );
+        assert!(after.len > end.len);
+        assert_eq!(
+            now[..bytes.len()],
+            bytes[..],
+            "appended to, not written anew"
+        );
+        assert_eq!(summaries(dir.path()), recomputed(dir.path()));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum Checkpoint {
     Persisted(PathBuf),
     /// A summary file with no rows any more has been removed.
     SummaryRemoved(PathBuf),
+    /// A day state's rows are appended to its rows file (named), and its
+    /// `.state` file is not written yet.
+    RowsWritten(PathBuf),
     /// Every file is durable; offsets are about to be committed.
     BeforeCommit,
     /// Offsets are committed; retention has not run yet.

@@ -118,7 +118,8 @@ fn summaries_while_saving(
     let (saved, summaries) = crate::parallel::both(
         || {
             let started = Instant::now();
-            k.save(wh, date).map(|()| started.elapsed().as_secs_f64())
+            k.save(wh, date, opts)
+                .map(|()| started.elapsed().as_secs_f64())
         },
         || k.state.summaries(&opts.summary),
     );

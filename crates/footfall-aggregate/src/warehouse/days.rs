@@ -111,17 +111,22 @@ impl Warehouse {
     /// Writes the day state of a date: what `rows` writes, appended to the
     /// rows file after `after` (`rows` is told `true`) or as a new one
     /// (`false`: when `after` is `None` or no longer fits the file), then
-    /// the rows file's end and `size`, `cover` and what `rest` writes.
+    /// `between` (given the rows file: a crash-injection point), then the
+    /// rows file's end and `size`, `cover` and what `rest` writes.
     pub(crate) fn write_day_state(
         &self,
         date: NaiveDate,
         (cover, size): (&DayCover, [u64; 2]),
-        after: Option<End>,
-        rows: impl FnOnce(&mut dyn Write, bool) -> std::io::Result<()>,
+        (after, rows): (
+            Option<End>,
+            impl FnOnce(&mut dyn Write, bool) -> std::io::Result<()>,
+        ),
+        between: impl FnOnce(&std::path::Path) -> Result<(), AggregateError>,
         rest: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<(), AggregateError> {
         let [rows_path, rest_path] = self.day_state_paths(date);
         let end = append_segment(&rows_path, ROWS_MAGIC, after, rows)?;
+        between(&rows_path)?;
         let mut h = Vec::new();
         for word in [end.len, end.sum, size[0], size[1], cover.fingerprint] {
             h.extend(word.to_le_bytes());
@@ -231,7 +236,8 @@ mod tests {
             w.write_all(rows)
         };
         let state = (&cover(), [3, 4]);
-        wh.write_day_state(d, state, after, write_rows, |w| w.write_all(rest))
+        let none = |_: &std::path::Path| Ok(());
+        wh.write_day_state(d, state, (after, write_rows), none, |w| w.write_all(rest))
             .unwrap();
         continued
     }
