@@ -185,7 +185,7 @@ pub(crate) use cache::End as RowsEnd;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};
-pub(crate) use pending::SIDE_BY_SIDE_ROWS;
+pub(crate) use pending::side_by_side_threads;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
 pub use pending::{writer_properties, PendingWriter};
@@ -728,20 +728,16 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// Writes `batch` to the temporary name of `path` and fsyncs it; a batch
-    /// of [`SIDE_BY_SIDE_ROWS`] rows or more has its columns encoded side by
-    /// side on the run's default threads (the same bytes).
+    /// Writes `batch` to the temporary name of `path` and fsyncs it; a large
+    /// batch has its columns encoded side by side (`side_by_side_threads`:
+    /// the same bytes).
     pub fn write_pending(
         &self,
         path: &Path,
         batch: &RecordBatch,
     ) -> Result<PendingFile, AggregateError> {
-        let threads = match batch.num_rows() >= SIDE_BY_SIDE_ROWS {
-            true => crate::parallel::default_threads(),
-            false => 1,
-        };
         self.pending_writer(path, batch.schema())?
-            .write_whole(batch, threads)
+            .write_whole(batch, side_by_side_threads(batch.num_rows()))
     }
 
     /// A Parquet file written batch by batch to the temporary name of `path`.

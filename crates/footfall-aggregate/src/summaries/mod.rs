@@ -42,6 +42,7 @@ use chrono::NaiveDate;
 
 use crate::error::AggregateError;
 pub use crate::sessions::SummaryOptions;
+use crate::warehouse::side_by_side_threads;
 
 mod batches;
 mod classes;
@@ -239,16 +240,6 @@ pub(crate) fn summarize_batches(
     Ok((tables(&t, &rows.strings, opts)?, day_rows))
 }
 
-/// The threads that build the `visits` table's columns side by side: the
-/// run's default for a table as large as those whose columns are encoded
-/// side by side ([`crate::warehouse::SIDE_BY_SIDE_ROWS`]), else one.
-fn visit_threads(visits: usize) -> usize {
-    match visits >= crate::warehouse::SIDE_BY_SIDE_ROWS {
-        true => crate::parallel::default_threads(),
-        false => 1,
-    }
-}
-
 /// The summary batches of a date's tally `t` (its visits and search hits
 /// grouped by visitor-day), its strings interned in `s`.
 fn tables(
@@ -304,7 +295,7 @@ fn tables(
                 .map(|(&(sc, h, k), v)| (sc, (h, k.map(st)), v)),
             s,
         )?,
-        batches::visits(&t.visits, s, visit_threads(t.visits.len()))?,
+        batches::visits(&t.visits, s, side_by_side_threads(t.visits.len()))?,
     ];
     Ok(Summaries { batches })
 }

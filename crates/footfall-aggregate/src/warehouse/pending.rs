@@ -26,10 +26,19 @@ use crate::error::AggregateError;
 /// writer's 1,024-row mini-batches).
 pub const WRITE_SLICE_ROWS: usize = 8_192;
 
-/// Rows from which a file written whole has its columns encoded side by
-/// side ([`PendingWriter::write_whole`]): below, threads cost more than
-/// they save.
+/// Rows from which a batch has its columns worked on side by side (encoded
+/// by [`PendingWriter::write_whole`], built by the summaries): below,
+/// threads cost more than they save.
 pub const SIDE_BY_SIDE_ROWS: usize = 65_536;
+
+/// The threads that work on the columns of a batch of `rows` rows side by
+/// side: the run's default from [`SIDE_BY_SIDE_ROWS`] rows on, else one.
+pub(crate) fn side_by_side_threads(rows: usize) -> usize {
+    match rows >= SIDE_BY_SIDE_ROWS {
+        true => crate::parallel::default_threads(),
+        false => 1,
+    }
+}
 
 /// Columns of random identifiers (every `event_id` is distinct, a
 /// `visitor_id` is random within its day): min/max statistics of them prune

@@ -58,7 +58,7 @@ pub(crate) fn read_streamed<T>(
     };
     let inner = BufReader::with_capacity(BLOCK, file);
     let mut r = Checked::new(inner, FxHasher::default(), body);
-    let got = read_body(&mut r, magic, payload);
+    let got = read_body(&mut r, (magic, body), payload);
     let mut tail = [0u8; 8];
     let whole = r.is_done() && r.inner.read_exact(&mut tail).is_ok();
     let sum = r.sum();
@@ -71,19 +71,26 @@ pub(crate) fn read_streamed<T>(
 
 fn read_body<T>(
     r: &mut Checked<BufReader<File>>,
-    magic: [u8; 8],
+    (magic, body): ([u8; 8], u64),
     payload: impl FnOnce(&[u8], &mut dyn Read, u64) -> Option<T>,
 ) -> Option<T> {
+    let header = take_header(r, magic, body)?;
+    payload(&header, r, body - 12 - header.len() as u64)
+}
+
+/// The header of a streamed file from `r` at its start, of `len` bytes in
+/// all: `None` when it is of another kind or version, or shorter than its
+/// header (checked before the header is read, so that a torn length cannot
+/// reserve memory the file does not hold).
+fn take_header(r: &mut impl Read, magic: [u8; 8], len: u64) -> Option<Vec<u8>> {
     let mut lead = [0u8; 12];
     r.read_exact(&mut lead).ok()?;
-    if lead[..8] != magic {
-        return None;
-    }
+    (lead[..8] == magic).then_some(())?;
     let header_len = u32::from_le_bytes(lead[8..].try_into().ok()?) as u64;
-    let rest = (r.left + (r.block.len() - r.at) as u64).checked_sub(header_len)?;
+    (header_len <= len.checked_sub(12)?).then_some(())?;
     let mut header = vec![0u8; header_len as usize];
     r.read_exact(&mut header).ok()?;
-    payload(&header, r, rest)
+    Some(header)
 }
 
 /// Reads the magic and the header of a streamed file at `path`, and
@@ -91,19 +98,14 @@ fn read_body<T>(
 /// file); `None` when there is no such file or it is of another kind or
 /// version, or shorter than its header.
 pub(crate) fn read_header(path: &Path, magic: [u8; 8]) -> Result<Option<Vec<u8>>, AggregateError> {
-    let Some((file, _)) = super::open(path)? else {
+    let Some((file, len)) = super::open(path)? else {
         return Ok(None);
     };
-    let mut r = BufReader::with_capacity(4096, file);
-    let mut lead = [0u8; 12];
-    let mut header = || {
-        r.read_exact(&mut lead).ok()?;
-        (lead[..8] == magic).then_some(())?;
-        let mut header = vec![0u8; u32::from_le_bytes(lead[8..].try_into().ok()?) as usize];
-        r.read_exact(&mut header).ok()?;
-        Some(header)
-    };
-    Ok(header())
+    Ok(take_header(
+        &mut BufReader::with_capacity(4096, file),
+        magic,
+        len,
+    ))
 }
 
 /// A writer that checksums each block before passing it on.
