@@ -701,6 +701,147 @@ mod tests {
         }
     }
 
+    /// A random day of `seed`: a few visitors, some of them heavy, with
+    /// searches, campaigns and referrers; bots by user agent, visitors that
+    /// turn bots (`/robots.txt`) at any time, fixed-interval polling, rows of
+    /// the previous evening, errors. The rows arrive out of time order (each
+    /// moved up to 40 minutes late) and each visitor's rows over several
+    /// partitions, offsets in arrival order.
+    fn random_day(seed: u64) -> Vec<KafkaEvent> {
+        let mut rng = crate::testdata::Rng::new(seed);
+        let mut timed = Vec::new();
+        for v in 0..12 {
+            let who = format!("r{v}");
+            let rows = [3, 8, 40, 150][rng.below(4) as usize];
+            let agent_bot = rng.pct(15);
+            let start = rng.below(20 * 3600) as i64 - 1800;
+            let mut times = random_times(&mut rng, start, rows);
+            if rng.pct(25) {
+                times.extend(polling_times(&mut rng, start, rows));
+            }
+            for (t, polled) in times {
+                let route = match (polled, rng.below(60)) {
+                    (true, _) => "/feed",
+                    (_, 0) => "/robots.txt",
+                    (_, n) => ["/", "/docs", "/a.css", "/search", "/x", "/y"][n as usize % 6],
+                };
+                let status = [200, 200, 200, 304, 404, 500][rng.below(6) as usize];
+                let mut e = ev(&who, &stamp(t), route, status, !route.ends_with(".css"));
+                if rng.pct(8) {
+                    e.utm_source = Some(["news", "ads"][rng.below(2) as usize].into());
+                    e.utm_campaign = Some("spring".into());
+                }
+                if rng.pct(8) {
+                    e.site_search = Some(["shoes", "hats", "socks"][rng.below(3) as usize].into());
+                }
+                if rng.pct(6) {
+                    e.referrer_host = Some(format!("r{}.example", rng.below(3)));
+                }
+                if agent_bot {
+                    e = bot(e);
+                }
+                let arrives = t + if rng.pct(30) {
+                    rng.below(2400) as i64
+                } else {
+                    0
+                };
+                timed.push((arrives, e));
+            }
+        }
+        timed.sort_by_key(|(arrives, _)| *arrives);
+        let mut next = [0i64; 3];
+        timed
+            .into_iter()
+            .map(|(_, event)| {
+                let partition = rng.below(3) as usize;
+                next[partition] += 1;
+                KafkaEvent {
+                    partition: partition as i32,
+                    offset: next[partition],
+                    event,
+                }
+            })
+            .collect()
+    }
+
+    /// `n` request times from `start` on, mostly minutes apart, some hours.
+    fn random_times(rng: &mut crate::testdata::Rng, start: i64, n: usize) -> Vec<(i64, bool)> {
+        let mut t = start;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let gap = if rng.pct(10) { 7200 } else { 400 };
+            t += 1 + rng.below(gap) as i64;
+            out.push((t, false));
+        }
+        out
+    }
+
+    /// `n` polls from `start` on at a fixed interval, which may stop being
+    /// fixed part way (the route is then polled no more).
+    fn polling_times(rng: &mut crate::testdata::Rng, start: i64, n: usize) -> Vec<(i64, bool)> {
+        let every = 60 + rng.below(240) as i64;
+        let stops = rng.below(2 * n as u64) as usize;
+        (0..n)
+            .map(|k| {
+                let jitter = if k > stops {
+                    rng.below(every as u64) as i64
+                } else {
+                    0
+                };
+                (start + k as i64 * every + jitter, true)
+            })
+            .collect()
+    }
+
+    /// `s` seconds after the midnight that starts [`day`] (local time),
+    /// possibly before it.
+    fn stamp(s: i64) -> String {
+        let t = day().and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::seconds(s);
+        t.format("%Y-%m-%dT%H:%M:%S").to_string()
+    }
+
+    /// 24 random days (`FOOTFALL_RANDOM_DAYS=N` for more), each taken in
+    /// random cuts, its state saved and read back after some of them.
+    #[test]
+    fn random_days_in_random_cuts_give_the_summaries_of_the_whole_date() {
+        let opts = SummaryOptions::default();
+        let seeds: u64 = std::env::var("FOOTFALL_RANDOM_DAYS").map_or(24, |n| n.parse().unwrap());
+        let mut counted = Counted::default();
+        for seed in 0..seeds {
+            let events = random_day(seed);
+            let mut rng = crate::testdata::Rng::new(seed + 1000);
+            let hot_rows = [2, 5, 20, usize::MAX][rng.below(4) as usize];
+            let (mut state, mut segments) = (DayState::default(), Vec::new());
+            let mut seen = 0;
+            while seen < events.len() {
+                let n = (1 + rng.below(events.len() as u64 / 3)) as usize;
+                let part = &events[seen..(seen + n).min(events.len())];
+                seen += part.len();
+                let (s, _) = updated(&mut state, part, &opts, hot_rows);
+                let what = format!(
+                    "seed {seed}, hot {hot_rows}, {seen} of {} rows",
+                    events.len()
+                );
+                assert_same(&s, &whole(&events[..seen], &opts), &what);
+                counted.light += state.counted.light;
+                counted.streamed += state.counted.streamed;
+                counted.recounted += state.counted.recounted;
+                // Saved and read back as a run does, rows appended.
+                if rng.pct(50) {
+                    let (rows, rest) = saved(&state, !segments.is_empty());
+                    segments.push(rows);
+                    state = read_back(&segments, &rest, state.size()).expect("reads back");
+                }
+            }
+        }
+        let Counted {
+            light,
+            streamed,
+            recounted,
+        } = counted;
+        assert!(light > 0 && streamed > 0 && recounted > 0, "{counted:?}");
+    }
+
     /// A state's two parts as a save writes them: its rows segment (all
     /// rows, or those since it was read when `continues`) and the rest.
     fn saved(state: &DayState, continues: bool) -> (Vec<u8>, Vec<u8>) {
