@@ -538,23 +538,28 @@ fn take_column<T: Codec, S>(
 }
 
 /// `put_all` and `take_all` of a struct written a column at a time, the
-/// columns (field paths) in the order they are written.
+/// columns (field paths) in the order they are written, in blocks of
+/// [`CHUNK`] items: a block's columns are read into items that are still in
+/// the cache, rather than each column into all of them in turn.
 macro_rules! columns {
     ($t:ty: $(($($path:tt)+)),* $(,)?) => {
         fn put_all(items: &[Self], out: &mut Out<'_>) {
-            $(put_column(items, |v: &$t| v.$($path)+, out);)*
+            for block in items.chunks(CHUNK) {
+                $(put_column(block, |v: &$t| v.$($path)+, out);)*
+            }
         }
         fn take_all(r: &mut In<'_>, n: usize, into: &mut Vec<Self>) -> Option<()> {
             let start = into.len();
             into.resize(start + n, <$t>::default());
-            let items = &mut into[start..];
-            $(take_column(r, items, |v: &mut $t| &mut v.$($path)+)?;)*
+            for block in into[start..].chunks_mut(CHUNK) {
+                $(take_column(r, block, |v: &mut $t| &mut v.$($path)+)?;)*
+            }
             Some(())
         }
     };
 }
 
-/// Visits are written a column at a time: codes narrowed, numbers in bulk.
+/// Visits are written a column at a time, in blocks: codes narrowed, numbers in bulk.
 impl Codec for Visit {
     fn put(&self, out: &mut Out<'_>) {
         Self::put_all(std::slice::from_ref(self), out);
@@ -712,7 +717,7 @@ mod tests {
         );
         let flags: Vec<bool> = (0..10_000).map(|i| i % 3 == 0).collect();
         assert_eq!(round_trip(&flags), flags);
-        let visits: Vec<Visit> = (0..3000u32)
+        let visits: Vec<Visit> = (0..20_000u32)
             .map(|i| Visit {
                 head: Head {
                     site: i % 2,
@@ -736,7 +741,11 @@ mod tests {
                 exit: i % 19,
             })
             .collect();
-        assert_eq!(round_trip(&visits), visits, "visits, a column at a time");
+        assert_eq!(
+            round_trip(&visits),
+            visits,
+            "visits, a column at a time, over blocks"
+        );
         let bytes = encoded(&visits[..1].to_vec());
         for cut in 0..bytes.len() {
             assert!(

@@ -41,7 +41,7 @@ use super::{Covered, Warehouse};
 use crate::error::AggregateError;
 
 /// The day states' magic: kind and format version.
-const MAGIC: [u8; 8] = *b"FFDAY\x06\0\0";
+const MAGIC: [u8; 8] = *b"FFDAY\x07\0\0";
 /// The rows files' magic.
 const ROWS_MAGIC: [u8; 8] = *b"FFROWS\x02\0";
 /// The extensions of a state's two files.
