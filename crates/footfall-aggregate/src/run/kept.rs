@@ -63,7 +63,7 @@ pub(super) fn load(
     )?;
     let kept =
         kept.and_then(|(cover, end, rest)| Some((cover, end, DayState::from_parts(rows, rest)?)));
-    tracing::debug!(%date, found = kept.is_some(), seconds = started.elapsed().as_secs_f64(), "day state read");
+    tracing::debug!(%date, found = kept.is_some(), room = new_rows, seconds = started.elapsed().as_secs_f64(), "day state read");
     let (state, held, rows_end) = match kept {
         Some((cover, end, state)) => (state, cover, Some(end)),
         None => (DayState::default(), DayCover::default(), None),
@@ -312,6 +312,28 @@ mod tests {
                 crate::run::recompute(dir.path(), date, &o.summary).unwrap();
             }
             assert_eq!(runs, summaries(dir.path()), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_state_is_read_with_room_for_the_rows_a_run_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        two_runs(dir.path());
+        let wh = Warehouse::new(dir.path());
+        let files = |d: Option<NaiveDate>| -> Vec<PathBuf> {
+            let all = wh.event_files().unwrap().into_iter();
+            all.filter(|f| Some(f.date) == d).map(|f| f.path).collect()
+        };
+        let (day_files, prev_files) = (files(Some(day())), files(day().pred_opt()));
+        for extra in [0, 5_000] {
+            let both = (&day_files[..], &prev_files[..]);
+            let loaded = load(&wh, day(), both, (&opts().summary, extra)).unwrap();
+            assert!(loaded.rows_end.is_some(), "the state was read");
+            let (rows, strings) = loaded.state.room();
+            assert!(
+                rows >= extra && strings >= extra,
+                "{extra}: room for {rows} rows, {strings} strings"
+            );
         }
     }
 

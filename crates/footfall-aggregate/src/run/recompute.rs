@@ -39,11 +39,13 @@ pub(crate) fn summary_projection() -> (SchemaRef, Vec<usize>) {
 }
 
 /// Where one date's events are: its counting files and, in a dry run, the
-/// batch's new events (projected).
+/// batch's new events (projected); `written`: how many events the run
+/// wrote to its files, which a day state makes room for.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct DayEvents<'a> {
     pub files: &'a [PathBuf],
     pub new: &'a [RecordBatch],
+    pub written: u64,
 }
 
 /// Where a date's summaries are counted from.
@@ -137,7 +139,8 @@ fn count_date(
 ) -> Result<(Counted, u64), AggregateError> {
     let mut kept = match counting {
         Counting::Kept => {
-            let new_rows = day.new.iter().chain(prev.new).map(|b| b.num_rows()).sum();
+            let in_batches: usize = day.new.iter().chain(prev.new).map(|b| b.num_rows()).sum();
+            let new_rows = in_batches + (day.written + prev.written) as usize;
             let files = (day.files, prev.files);
             Some(kept::load(wh, date, files, (&opts.summary, new_rows))?)
         }
@@ -304,11 +307,11 @@ pub(crate) fn recompute_locked(
         let events = (
             DayEvents {
                 files: &day,
-                new: &[],
+                ..DayEvents::default()
             },
             DayEvents {
                 files: &prev,
-                new: &[],
+                ..DayEvents::default()
             },
         );
         let ahead = crate::parallel::read_ahead(opts.threads.get(), 1);

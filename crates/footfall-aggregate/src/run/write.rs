@@ -36,6 +36,8 @@ struct Day {
     new: Vec<RecordBatch>,
     /// The date's events once this run's are in, when the run wrote to it.
     events: u64,
+    /// The events the run wrote to the date's files.
+    written: u64,
 }
 
 impl Day {
@@ -232,8 +234,9 @@ fn write_events(
         if w.report.events_written > 0 {
             touched.insert(date);
         }
-        report.absorb(w.report);
         let day = days.entry(date).or_default();
+        day.written = w.report.events_written;
+        report.absorb(w.report);
         day.files.extend(w.files);
         day.new.extend(w.new);
         day.events = w.events;
@@ -304,6 +307,7 @@ fn summarize_touched(
         Some(day) => DayEvents {
             files: &day.files,
             new: &day.new,
+            written: day.written,
         },
         None => DayEvents::default(),
     };

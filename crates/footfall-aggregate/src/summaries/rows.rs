@@ -76,6 +76,13 @@ impl Interner {
         &self.values
     }
 
+    /// How many more strings fit without growing.
+    #[cfg(test)]
+    pub(super) fn room(&self) -> usize {
+        let values = self.values.capacity() - self.values.len();
+        values.min(self.map.capacity() - self.map.len())
+    }
+
     /// Makes room for `total` strings.
     pub(super) fn reserve(&mut self, total: usize) {
         self.values

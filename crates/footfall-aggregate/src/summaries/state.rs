@@ -128,6 +128,20 @@ impl DayState {
         Ok(self.rows.in_day.iter().filter(|&&d| d).count() as u64)
     }
 
+    /// How many more rows (in every column) and strings fit without growing.
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> (usize, usize) {
+        let spare = |cap: usize, len: usize| cap - len;
+        let r = &self.rows;
+        let columns = [
+            spare(r.ts.capacity(), r.ts.len()),
+            spare(r.utm[4].capacity(), r.utm[4].len()),
+            spare(r.message.capacity(), r.message.len()),
+            spare(r.in_day.capacity(), r.in_day.len()),
+        ];
+        (columns.into_iter().min().unwrap_or(0), r.strings.room())
+    }
+
     /// The date's summaries, from the tally as the last update left it.
     pub(crate) fn summaries(&self, opts: &SummaryOptions) -> Result<Summaries, AggregateError> {
         tables(&self.tally, &self.rows.strings, opts)
@@ -361,9 +375,11 @@ impl KeptRows {
         if at.rows == 0 {
             // The size is believed only as far as the file can hold it:
             // each row has its 8-byte time, each string its 4-byte length.
+            // New rows bring a new string now and then (a new visitor or
+            // path): room for one each.
             self.rows.reserve_for(Extent {
                 rows: size[0].min(file_len / 8) as usize + self.extra,
-                strings: size[1].min(file_len / 4) as usize,
+                strings: size[1].min(file_len / 4) as usize + self.extra,
             });
         }
         self.rows.take_onto(&mut input)?;
