@@ -715,6 +715,12 @@ mod tests {
             encoded(&codes).len() < 5000 + 100,
             "few distinct codes take a byte each"
         );
+        let mut bytes = encoded(&codes);
+        *bytes.last_mut().unwrap() = 3;
+        assert!(
+            decoded::<Vec<u32>>(&bytes).is_none(),
+            "an index past the values"
+        );
         let flags: Vec<bool> = (0..10_000).map(|i| i % 3 == 0).collect();
         assert_eq!(round_trip(&flags), flags);
         let visits: Vec<Visit> = (0..20_000u32)
