@@ -40,7 +40,7 @@ pub(crate) fn summary_projection() -> (SchemaRef, Vec<usize>) {
 
 /// Where one date's events are: its counting files and, in a dry run, the
 /// batch's new events (projected); `written`: how many events the run
-/// wrote to its files, which a day state makes room for.
+/// wrote (in a dry run, would write), which a day state makes room for.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct DayEvents<'a> {
     pub files: &'a [PathBuf],
@@ -141,8 +141,7 @@ fn count_date(
         Counting::Kept => {
             // The previous date's new rows count only in its last visit
             // timeout: few, so no room is made for them.
-            let in_batches: usize = day.new.iter().chain(prev.new).map(|b| b.num_rows()).sum();
-            let new_rows = in_batches + day.written as usize;
+            let new_rows = day.written as usize;
             let files = (day.files, prev.files);
             Some(kept::load(wh, date, files, (&opts.summary, new_rows))?)
         }

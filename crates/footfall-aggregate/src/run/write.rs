@@ -36,7 +36,8 @@ struct Day {
     new: Vec<RecordBatch>,
     /// The date's events once this run's are in, when the run wrote to it.
     events: u64,
-    /// The events the run wrote to the date's files.
+    /// The events the run wrote to the date (in a dry run, would write:
+    /// those of `new`).
     written: u64,
 }
 

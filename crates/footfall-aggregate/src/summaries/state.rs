@@ -875,11 +875,10 @@ mod tests {
         for s in segments {
             rows.read_segment((size, file_len), &mut &s[..], s.len() as u64)?;
         }
-        let n = rows.rows.ts.len();
-        let room = |c: usize| c >= n + 7;
-        assert!(room(rows.rows.ts.capacity()) && room(rows.rows.utm[4].capacity()));
         let rest = DayState::read_rest(&mut &rest[..], rest.len() as u64)?;
-        DayState::from_parts(rows, rest)
+        let state = DayState::from_parts(rows, rest)?;
+        assert!(state.room().0 >= 7, "room for 7 more rows");
+        Some(state)
     }
 
     #[test]
