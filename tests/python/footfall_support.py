@@ -153,14 +153,28 @@ def s3_objects(fs, prefix):
     return out
 
 
+META_OBJECT = "_footfall.json"
+
+
+def s3_tables(fs, prefix):
+    """The objects under `prefix` but the warehouse's metadata (META_OBJECT,
+    its staging directory's `.footfall.json`): what `published_files` gives of
+    the staging directory."""
+    objects = s3_objects(fs, prefix)
+    objects.pop(META_OBJECT, None)
+    return objects
+
+
 def published_files(wh):
-    """The files of a local warehouse that an object-store warehouse publishes:
-    every file but those under a top-level name starting with `.` or `_`, and
-    temporaries. Relative path → bytes."""
+    """The files of a local warehouse that an object-store warehouse publishes
+    under the same names: every file but those under a top-level name starting
+    with `.`, or with `_` other than `_erasure`, and temporaries. Relative
+    path → bytes."""
     out = {}
     for d, dirs, files in os.walk(wh):
         rel = os.path.relpath(d, wh)
-        if rel != "." and rel.split(os.sep)[0].startswith((".", "_")):
+        top = rel.split(os.sep)[0]
+        if rel != "." and (top.startswith(".") or top.startswith("_") and top != "_erasure"):
             continue
         for f in files:
             if rel == "." or f.startswith("."):

@@ -446,7 +446,7 @@ def published_check(s3, prefix, staging):
     DuckDB reads there; the prefix is removed afterwards."""
     fs = ff.s3_filesystem(s3)
     try:
-        objects, local = ff.s3_objects(fs, prefix), ff.published_files(staging)
+        objects, local = ff.s3_tables(fs, prefix), ff.published_files(staging)
         differ = sorted(k for k in objects.keys() | local.keys() if objects.get(k) != local.get(k))
         con, source = ff.duckdb_on_s3(s3, fs)
         rows = con.execute(f"SELECT count(*) FROM {source(prefix + '/events')}").fetchall()[0][0]

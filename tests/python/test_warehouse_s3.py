@@ -3,13 +3,15 @@ and the local S3 server (deploy/s3/local-s3.sh): the object store holds
 exactly the tables of the staging directory, byte for byte, and those of a
 run into a local warehouse; DuckDB and pyarrow read them there; a run that
 the object store refuses exits 69, changes nothing and commits nothing, and
-the next run publishes everything.
+the next run publishes everything; a lost staging directory is restored from
+the bucket and runs go on from it.
 
 Needs FOOTFALL_KAFKA_BROKERS and the variables `deploy/s3/local-s3.sh env`
 prints (a failure under CI=true or FOOTFALL_REQUIRE_KAFKA/S3=1, else a skip)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +37,12 @@ def aggregate(work, config, group, warehouse, env=None, ok=(0,), extra=()):
     return p, (json.loads(p.stdout) if p.returncode == 0 else None)
 
 
+def assert_meta_published(fs, prefix, staging):
+    """The bucket holds the staging directory's metadata, under its published name."""
+    with open(os.path.join(staging, ".footfall.json"), "rb") as f:
+        assert ff.s3_objects(fs, prefix)[ff.META_OBJECT] == f.read()
+
+
 def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
     brokers = ff.require_env("FOOTFALL_KAFKA_BROKERS")[0]
     s3 = ff.require_s3_env()
@@ -58,11 +66,12 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         assert first["events_written"] == ref["events_written"] == LINES, (first, ref)
         assert os.path.isfile(os.path.join(staging, ".footfall.json")), "the default staging directory"
 
-        objects = ff.s3_objects(fs, prefix)
+        objects = ff.s3_tables(fs, prefix)
         assert objects.keys() == ff.published_files(staging).keys() == ff.published_files(local).keys()
         assert objects == ff.published_files(staging), "the object store holds the staging tables, byte for byte"
         assert objects == ff.published_files(local), "and those of a local warehouse"
         assert not any(k.startswith((".", "_")) or "/." in k for k in objects), sorted(objects)[:5]
+        assert_meta_published(fs, prefix, staging)
         tables = sorted({k.split("/")[0] for k in objects})
         assert {"events", "visits", "traffic_daily", "pages_daily", "traffic_weekly"} <= set(tables), tables
 
@@ -90,18 +99,18 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         assert "object store" in err and "nothing was committed" in err, err
         assert "not-the-secret" not in err and s3["secret"] not in err, err
         assert ff.published_files(staging) == before_local, "no local change without its upload"
-        assert ff.s3_objects(fs, prefix) == objects
+        assert ff.s3_tables(fs, prefix) == objects
 
         # ------------------------------------------------ the next run publishes it all
         _, second = aggregate(work, config, f"{topic}.s3", url, env=env)
         _, ref2 = aggregate(work, config, f"{topic}.local", local)
         assert second["events_read"] == ref2["events_read"] == MORE, (second, ref2)
-        objects = ff.s3_objects(fs, prefix)
+        objects = ff.s3_tables(fs, prefix)
         assert objects == ff.published_files(staging) == ff.published_files(local)
         # Nothing new: nothing written, nothing uploaded.
         _, third = aggregate(work, config, f"{topic}.s3", url, env=env)
         assert (third["events_read"], third["files_written"]) == (0, 0), third
-        assert ff.s3_objects(fs, prefix) == objects
+        assert ff.s3_tables(fs, prefix) == objects
 
         # ------------------------------------------------ footfall check asks the object store
         for e, line in ((env, "ok    store"), (wrong, "FAIL  store")):
@@ -115,6 +124,31 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         p, _ = aggregate(work, config, f"{topic}.s3", f"s3://{s3['bucket']}/elsewhere", env=env, ok=(78,),
                          extra=("--staging", staging))
         assert f"published to {url}" in p.stderr.decode(errors="replace")
+
+        # ------------------------------------------------ the staging directory is lost: restored from the bucket
+        meta = open(os.path.join(staging, ".footfall.json"), "rb").read()
+        shutil.rmtree(staging)
+        p, _ = aggregate(work, config, f"{topic}.s3", url, env=env, ok=(78,))
+        assert "--restore" in p.stderr.decode(errors="replace")
+        p = ff.run(["aggregate", "--config", config, "--warehouse", url, "--restore", "--json"], work, env=env)
+        restored = json.loads(p.stdout)
+        assert (restored["files"], restored["skipped"]) == (len(objects), []), restored
+        assert restored["bytes"] == sum(len(b) for b in objects.values()), restored
+        assert ff.published_files(staging) == objects, "the tables, byte for byte"
+        assert open(os.path.join(staging, ".footfall.json"), "rb").read() == meta, "and the binding"
+        p = ff.run(["aggregate", "--config", config, "--warehouse", url, "--restore"], work, env=env, ok=(78,))
+        assert "in use" in p.stderr.decode(errors="replace")
+        # Runs go on from it: new events counted once, the same tables as the local warehouse's.
+        newer = os.path.join(work, "newer.log")
+        genlog(newer, MORE, 9)
+        ff.ingest(work, topic, [newer], state="state-newer", config="newer.toml")
+        _, fourth = aggregate(work, config, f"{topic}.s3", url, env=env)
+        _, ref3 = aggregate(work, config, f"{topic}.local", local)
+        assert fourth["events_read"] == ref3["events_read"] == MORE, (fourth, ref3)
+        assert fourth["events_written"] == ref3["events_written"], (fourth, ref3)
+        objects = ff.s3_tables(fs, prefix)
+        assert objects == ff.published_files(staging) == ff.published_files(local)
+        assert_meta_published(fs, prefix, staging)
 
         # ------------------------------------------------ a bucket that does not exist: exit 78, named
         missing = f"s3://no-such-bucket-{os.getpid()}/{topic}"

@@ -20,10 +20,11 @@
 //! reader sees either the old or the new file, never a partial one, and a file
 //! that has been renamed survives a crash.
 //!
-//! A warehouse may publish its table files to an object store
-//! ([`Replica`], `replica.rs` states the contract): each is uploaded (or
-//! deleted) there before it is renamed into place (or removed) here, where
-//! the locks, metadata and erasure records (`erasure.rs`) stay.
+//! A warehouse may publish its table files, erasure records (`erasure.rs`)
+//! and metadata to an object store ([`Replica`], `replica.rs` states the
+//! contract): each is uploaded (or deleted) there before it is renamed into
+//! place (or removed) here, where the locks and caches stay. A lost staging
+//! directory is made again from the object store (`restore.rs`).
 //!
 //! Layout 1 (before summaries were exact per day) had one summary file per date
 //! and Kafka partition (`part-<p>.parquet`). [`Warehouse::v1_summary_files`]
@@ -40,7 +41,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
-use serde::{Deserialize, Serialize};
 
 use crate::error::AggregateError;
 use crate::summaries::Table;
@@ -49,6 +49,9 @@ use crate::summaries::Table;
 pub const LOCK_FILE: &str = ".footfall.lock";
 /// The metadata file, relative to the warehouse root.
 pub const META_FILE: &str = ".footfall.json";
+/// The metadata's name on an object store (a replica's `META_FILE`): its
+/// presence there says that the store holds every erasure record too.
+pub const META_OBJECT: &str = "_footfall.json";
 /// Directory of the partition, date and metadata lock files.
 pub const PARTITION_LOCK_DIR: &str = ".locks";
 /// Directory of the events table.
@@ -71,32 +74,6 @@ pub const LEDGER_FILE: &str = "ledger.jsonl";
 /// The dates whose summaries an interrupted erasure has yet to recompute,
 /// relative to [`ERASURE_DIR`].
 const ERASE_PENDING_FILE: &str = "pending.json";
-
-/// What the warehouse records about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WarehouseMeta {
-    /// Layout version ([`LAYOUT_VERSION`]).
-    pub format: u32,
-    /// A random id, made when the warehouse is created: runs mark the group's
-    /// offset commits with it, so that another warehouse on the same group is
-    /// recognised (warehouses made before it get one on their next run).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The topic whose events this warehouse holds.
-    pub topic: String,
-    /// The consumer group whose committed offsets say what this warehouse holds
-    /// (recorded by the first run; changed only with `rebind`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// Event partitions before this date were dropped by retention; events
-    /// for such dates are no longer accepted (their summaries are final).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retained_from: Option<NaiveDate>,
-    /// The object store the tables are published to (its URL), recorded when
-    /// the warehouse is made: this directory is then its staging directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<String>,
-}
 
 /// How a run locks the warehouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -178,13 +155,17 @@ mod cache;
 mod days;
 mod erasure;
 mod ids;
+mod meta;
 mod pending;
 mod read;
 mod replica;
+mod restore;
 pub(crate) use cache::End as RowsEnd;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};
+use meta::meta_bytes;
+pub use meta::WarehouseMeta;
 pub(crate) use pending::side_by_side_threads;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;
@@ -192,6 +173,7 @@ pub use pending::{writer_properties, PendingWriter};
 pub use read::read_parquet;
 pub(crate) use read::{concat, read_parquet_each, read_parquet_iter, RowKeep};
 pub use replica::{is_store_url, Replica};
+pub use restore::Restored;
 
 impl PendingFile {
     /// The final path.
@@ -565,58 +547,6 @@ impl Warehouse {
         dates.iter().map(|&d| self.lock_date(d, wait)).collect()
     }
 
-    /// Reads [`META_FILE`], if present.
-    pub fn read_meta(&self) -> Result<Option<WarehouseMeta>, AggregateError> {
-        let path = self.root.join(META_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| AggregateError::Warehouse {
-                        path,
-                        reason: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AggregateError::io("read", &path)(e)),
-        }
-    }
-
-    /// Writes [`META_FILE`] durably.
-    pub fn write_meta(&self, meta: &WarehouseMeta) -> Result<(), AggregateError> {
-        let path = self.root.join(META_FILE);
-        let tmp = self
-            .root
-            .join(format!(".footfall.json.tmp-{}", std::process::id()));
-        let mut bytes = serde_json::to_vec_pretty(meta).expect("metadata serialises");
-        bytes.push(b'\n');
-        let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
-        f.write_all(&bytes)
-            .and_then(|()| fsync(&f))
-            .map_err(AggregateError::io("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))?;
-        sync_dir(&self.root)
-    }
-
-    /// Reads [`META_FILE`], lets `change` decide what it should be, and writes
-    /// that when it differs, all under the metadata's own lock: runs sharing
-    /// the warehouse never write over each other's changes.
-    pub fn update_meta(
-        &self,
-        change: impl FnOnce(Option<WarehouseMeta>) -> Result<Option<WarehouseMeta>, AggregateError>,
-    ) -> Result<Option<WarehouseMeta>, AggregateError> {
-        let path = self.root.join(PARTITION_LOCK_DIR).join("meta.lock");
-        let _lock = lock_file(&path, META_LOCK_WAIT, || {
-            format!("another aggregate run kept the metadata locked for {META_LOCK_WAIT:?}")
-        })?;
-        let before = self.read_meta()?;
-        let after = change(before.clone())?;
-        if let Some(m) = after.as_ref().filter(|&m| before.as_ref() != Some(m)) {
-            self.write_meta(m)?;
-        }
-        Ok(after)
-    }
-
     /// Path of an events file.
     pub fn events_path(&self, date: NaiveDate, partition: i32, start_offset: i64) -> PathBuf {
         self.root
@@ -926,6 +856,7 @@ impl Warehouse {
         let mut any = false;
         for (date, path) in self.tombstone_files()? {
             if date < horizon {
+                self.unpublish(&path)?;
                 fs::remove_file(&path).map_err(AggregateError::io("remove", &path))?;
                 any = true;
             }

@@ -18,7 +18,9 @@ use super::group::Committed;
 use super::recompute::recompute_locked;
 use super::{RunOptions, RunReport, COMMIT_MARK};
 use crate::error::AggregateError;
-use crate::warehouse::{new_warehouse_id, LockMode, Warehouse, WarehouseMeta, LAYOUT_VERSION};
+use crate::warehouse::{
+    new_warehouse_id, LockMode, Warehouse, WarehouseMeta, LAYOUT_VERSION, META_OBJECT,
+};
 
 /// Reads the warehouse's metadata and refuses one this build cannot write or
 /// that holds another topic.
@@ -51,7 +53,8 @@ fn checked_meta(
 
 /// Checks that the warehouse and the group belong together (unless
 /// `opts.rebind`), upgrades a layout 1 warehouse, and records the binding
-/// (under the metadata's lock: runs sharing a new warehouse agree on its id).
+/// (under the metadata's lock: runs sharing a new warehouse agree on its id),
+/// and makes sure a replica holds the metadata and erasure records.
 /// Returns the metadata the run works with (`None`: a dry run of a new warehouse).
 pub(crate) fn open_warehouse(
     wh: &Warehouse,
@@ -65,7 +68,7 @@ pub(crate) fn open_warehouse(
         }
         return Ok(meta);
     }
-    wh.update_meta(|meta| {
+    let meta = wh.update_meta(|meta| {
         let meta = checked_meta(wh, meta, &opts.topic)?;
         if !opts.rebind {
             check_binding(wh, meta.as_ref(), opts, committed)?;
@@ -98,21 +101,32 @@ pub(crate) fn open_warehouse(
             bound.format = LAYOUT_VERSION;
         }
         Ok(Some(bound))
-    })
+    })?;
+    wh.publish_records()?;
+    Ok(meta)
 }
 
 /// A new warehouse is not published where objects already are (another
-/// staging directory's, or a copy): its runs would mix with theirs.
+/// staging directory's, or a copy): its runs would mix with theirs. A
+/// published warehouse is restored instead (`warehouse/restore.rs`).
 fn refuse_a_used_replica(wh: &Warehouse) -> Result<(), AggregateError> {
-    match wh.replica() {
-        Some(r) if !r.is_empty()? => Err(AggregateError::Config(format!(
-            "{} already holds objects, and staging directory {} is new: one staging directory per \
-             object-store warehouse (use the one that published them, or another prefix)",
-            r.url(),
-            wh.root().display()
-        ))),
-        _ => Ok(()),
+    let Some(r) = wh.replica() else {
+        return Ok(());
+    };
+    if r.is_empty()? {
+        return Ok(());
     }
+    let (url, staging) = (r.url(), wh.root().display());
+    Err(AggregateError::Config(match r.get_opt(META_OBJECT)? {
+        Some(_) => format!(
+            "{url} holds a published warehouse, and staging directory {staging} is new: \
+             restore it there with `footfall aggregate --restore` (or use the staging directory that published it)"
+        ),
+        None => format!(
+            "{url} already holds objects, and staging directory {staging} is new: one staging directory per \
+             object-store warehouse (use the one that published them, or another prefix)"
+        ),
+    }))
 }
 
 /// The refusals of *Binding* (module docs).

@@ -1,12 +1,13 @@
 //! The erasure records of a warehouse (see `erase`): tombstones per date,
 //! the ledger (one line per erasure, no ids) and the journal of summaries an
-//! interrupted erasure still owes. All under [`ERASURE_DIR`], never published
-//! to a replica.
+//! interrupted erasure still owes. All under [`ERASURE_DIR`], and published
+//! to a replica like the tables (first there, then here): a restored staging
+//! directory keeps every erasure.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -74,7 +75,7 @@ impl Warehouse {
             text.push_str(id);
             text.push('\n');
         }
-        write_atomic(&self.tombstone_path(date), text.as_bytes())?;
+        self.write_record(&self.tombstone_path(date), text.as_bytes())?;
         Ok(true)
     }
 
@@ -108,6 +109,11 @@ impl Warehouse {
         }
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
+        if let Some(p) = self.publish(&path) {
+            let mut whole = fs::read(&path).map_err(AggregateError::io("read", &path))?;
+            whole.extend_from_slice(&bytes);
+            p.replica.put(&p.rel, &whole)?;
+        }
         f.write_all(&bytes)
             .and_then(|()| fsync(&f))
             .map_err(AggregateError::io("append", &path))?;
@@ -115,6 +121,31 @@ impl Warehouse {
             sync_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// Writes an erasure record atomically and durably, on the replica first.
+    fn write_record(&self, path: &Path, bytes: &[u8]) -> Result<(), AggregateError> {
+        if let Some(p) = self.publish(path) {
+            p.replica.put(&p.rel, bytes)?;
+        }
+        write_atomic(path, bytes)
+    }
+
+    /// Every erasure record (not temporary files): its published path and
+    /// its local path.
+    pub(super) fn erasure_records(&self) -> Result<Vec<(String, PathBuf)>, AggregateError> {
+        let dir = self.root.join(ERASURE_DIR);
+        let mut out = Vec::new();
+        for d in [dir.join(TOMBSTONE_DIR), dir] {
+            for entry in list_dir(&d)? {
+                let path = entry.path();
+                if let Some(p) = path.is_file().then(|| self.publish(&path)).flatten() {
+                    out.push((p.rel, path));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The dates whose summaries an interrupted erasure still owes (a journal
@@ -153,7 +184,7 @@ impl Warehouse {
         let path = self.root.join(ERASURE_DIR).join(ERASE_PENDING_FILE);
         let mut bytes = serde_json::to_vec(dates).expect("dates serialise");
         bytes.push(b'\n');
-        write_atomic(&path, &bytes)?;
+        self.write_record(&path, &bytes)?;
         Ok(path)
     }
 

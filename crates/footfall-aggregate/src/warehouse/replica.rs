@@ -3,9 +3,13 @@
 //!
 //! Contract. A warehouse with a replica keeps working in its local directory
 //! (the *staging* directory: locks, metadata, erasure records, temporary
-//! files, and the tables that runs read back), and every change to a table
-//! file (`events/`, the summaries, the weeks and months; nothing whose first
-//! path component starts with `.` or `_`) is made on the object store **first**:
+//! files, caches, and the tables that runs read back), and every change to a
+//! published file is made on the object store **first**. Published are the
+//! table files (`events/`, the summaries, the weeks and months), the erasure
+//! records (`_erasure/`) and the metadata (as [`META_OBJECT`](super::META_OBJECT)): everything a
+//! lost staging directory cannot rebuild, so that `restore.rs` can make a new
+//! one from the object store. Never published: locks, caches and spill (first
+//! path component starting with `.`) and temporary files.
 //!
 //! * a file is uploaded under its relative path (one PUT, or a multipart
 //!   upload above [`PART_SIZE`]; either is visible whole or not at all) before
@@ -33,6 +37,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
+use super::ERASURE_DIR;
 use crate::error::AggregateError;
 
 /// How S3 (and MinIO), Google Cloud Storage and Azure say that a bucket or
@@ -188,6 +193,56 @@ impl Replica {
             .map_err(|e| self.failed("read", rel)(e.into()))
     }
 
+    /// The bytes of `rel`, or `None` when there is no such object.
+    pub(crate) fn get_opt(&self, rel: &str) -> Result<Option<Vec<u8>>, AggregateError> {
+        let got = self
+            .runtime
+            .block_on(async { self.store.get(&self.key(rel)).await?.bytes().await });
+        match got {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.failed("read", rel)(e.into())),
+        }
+    }
+
+    /// Stores `bytes` as `rel` (one PUT: records and metadata are small).
+    pub(crate) fn put(&self, rel: &str, bytes: &[u8]) -> Result<(), AggregateError> {
+        let payload = object_store::PutPayload::from(bytes.to_vec());
+        self.runtime
+            .block_on(self.store.put(&self.key(rel), payload))
+            .map(drop)
+            .map_err(|e| self.failed("upload", rel)(e.into()))
+    }
+
+    /// Streams `rel` into the file `out` (created or truncated), fsynced;
+    /// returns its size.
+    pub(crate) fn download(&self, rel: &str, out: &Path) -> Result<u64, AggregateError> {
+        use futures_util::StreamExt;
+        let failed = |e: object_store::Error| self.failed("read", rel)(e.into());
+        self.runtime.block_on(async {
+            let mut stream = self
+                .store
+                .get(&self.key(rel))
+                .await
+                .map_err(failed)?
+                .into_stream();
+            let mut file = tokio::fs::File::create(out)
+                .await
+                .map_err(AggregateError::io("create", out))?;
+            let mut size = 0;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(failed)?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(AggregateError::io("write", out))?;
+                size += chunk.len() as u64;
+            }
+            let file = file.into_std().await;
+            super::fsync(&file).map_err(AggregateError::io("write", out))?;
+            Ok(size)
+        })
+    }
+
     /// The error of a failed request: a configuration error when the bucket
     /// does not exist (retrying cannot help), else an object-store error.
     fn failed(
@@ -210,8 +265,10 @@ impl Replica {
 }
 
 /// The object-store path of a warehouse file (relative to the root), or
-/// `None` when it is not published: the first component starts with `.` or
-/// `_` (locks, metadata, erasure records) or the name is a temporary file's.
+/// `None` when it is not published: the first component starts with `.`
+/// (locks, caches, spill), or with `_` other than the erasure records', or
+/// the name is a temporary file's. The metadata is published under its own
+/// name ([`META_OBJECT`](super::META_OBJECT), by `Warehouse::write_meta`).
 pub(crate) fn published_path(rel: &Path) -> Option<String> {
     let parts: Vec<&str> = rel
         .components()
@@ -222,11 +279,12 @@ pub(crate) fn published_path(rel: &Path) -> Option<String> {
         .collect::<Option<_>>()?;
     let first = parts.first()?;
     let last = parts.last()?;
-    if parts.len() < 2 || first.starts_with(['.', '_']) || last.starts_with('.') {
+    let hidden = first.starts_with('.') || first.starts_with('_') && *first != ERASURE_DIR;
+    if parts.len() < 2 || hidden || last.starts_with('.') {
         return None;
     }
     Some(parts.join("/"))
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use footfall_aggregate::{
     is_store_url, AggregateError, BotRules, ErrorKind, LockMode, Progress, Replica, RunOptions,
-    RunReport, Stage, SummaryOptions,
+    RunReport, Stage, SummaryOptions, Warehouse,
 };
 use footfall_ingest::AggregateConfig;
 use footfall_kafka::KafkaConfig;
@@ -87,6 +87,12 @@ pub struct Args {
     /// without reading Kafka (after a rule change or a restore).
     #[arg(long, value_name = "DATE")]
     pub recompute: Option<chrono::NaiveDate>,
+    /// Make a lost staging directory of an object-store warehouse again from
+    /// the store (its tables, erasure records and binding), then exit; the
+    /// next run rebuilds its caches and goes on from the group's committed
+    /// offsets. Only into a new or empty directory.
+    #[arg(long, conflicts_with_all = ["recompute", "dry_run", "max_events", "rebind"])]
+    pub restore: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -307,7 +313,7 @@ pub fn run_with(
             opts.warehouse.display()
         );
         let f = Failure::new(exit_code(e.kind()), msg);
-        let f = match hint(&e, opts) {
+        let f = match hint(&e, &opts.group) {
             Some(h) => f.with_hint(h),
             None => f,
         };
@@ -326,9 +332,8 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
     }
 }
 
-/// What the operator can do about a failed run, in one line.
-fn hint(e: &AggregateError, opts: &RunOptions) -> Option<String> {
-    let group = &opts.group;
+/// What the operator can do about a failed run of `group`, in one line.
+fn hint(e: &AggregateError, group: &str) -> Option<String> {
     Some(match e {
         AggregateError::Binding(_) => format!(
             "one warehouse per consumer group: use the warehouse's own --group, or another --group for \
@@ -364,6 +369,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let kafka = args.kafka.resolve_in(file.as_ref())?;
     let epoch = file.as_ref().and_then(|f| f.keys.epoch);
     let settings = settings(&args, file.map(|f| f.aggregate).unwrap_or_default());
+    if args.restore {
+        return restore(&settings, args.json);
+    }
     let mut opts = options(&args, &settings, &kafka)?;
     opts.summary.epoch = epoch.unwrap_or_default();
     let report = match args.recompute {
@@ -381,6 +389,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         eprintln!("{report}");
+    }
+    Ok(())
+}
+
+/// `--restore`: a lost staging directory made again from its object store.
+fn restore(s: &AggregateConfig, json: bool) -> anyhow::Result<()> {
+    let (root, replica) = warehouse(s)?;
+    let Some(replica) = replica else {
+        return Err(
+            Failure::new(CONFIG, "--restore is for a warehouse on an object store")
+                .with_hint(
+                    "pass --warehouse s3://bucket/prefix (and --staging DIR, or its default)",
+                )
+                .into(),
+        );
+    };
+    let url = replica.url().to_string();
+    let bar = progress::bytes_bar(Some(0), "restore");
+    let restored = Warehouse::restore(&root, replica, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let r = restored.map_err(|e| {
+        let f = Failure::new(
+            exit_code(e.kind()),
+            format!("restore {url} into {}: {e}", root.display()),
+        );
+        match hint(&e, "") {
+            Some(h) => f.with_hint(h),
+            None => f,
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    eprintln!(
+        "footfall aggregate: restored {} files ({}) of {url} into {}; the next run rebuilds its caches and goes on from the group's committed offsets",
+        r.files,
+        indicatif::HumanBytes(r.bytes),
+        root.display()
+    );
+    if let Some(first) = r.skipped.first() {
+        eprintln!(
+            "footfall aggregate: left {} objects that are no warehouse file where they are (the first: {first})",
+            r.skipped.len()
+        );
     }
     Ok(())
 }

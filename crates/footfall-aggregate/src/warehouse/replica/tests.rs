@@ -15,20 +15,26 @@ use object_store::memory::InMemory;
 use super::*;
 use crate::run::testkit::FakeTopic;
 use crate::run::{Checkpoint, RunOptions};
-use crate::{testdata, AggregateError, Warehouse};
+use crate::{testdata, AggregateError, Warehouse, META_OBJECT};
 
 #[test]
-fn only_table_files_are_published() {
+fn tables_and_erasure_records_are_published() {
     let p = |s: &str| published_path(Path::new(s));
-    let events = "events/date=2026-12-01/part-0-0.parquet";
-    assert_eq!(p(events).as_deref(), Some(events));
-    let summary = "traffic_daily/date=2026-12-01/day.parquet";
-    assert_eq!(p(summary).as_deref(), Some(summary));
+    for published in [
+        "events/date=2026-12-01/part-0-0.parquet",
+        "traffic_daily/date=2026-12-01/day.parquet",
+        "_erasure/ledger.jsonl",
+        "_erasure/tombstones/date=2026-12-01.ids",
+    ] {
+        assert_eq!(p(published).as_deref(), Some(published));
+    }
     for hidden in [
         ".footfall.json",
         ".locks/partition-0.lock",
-        "_erasure/ledger.jsonl",
-        "_erasure/tombstones/date=2026-12-01.ids",
+        ".ids/date=2026-12-01.idx",
+        ".days/date=2026-12-01.state",
+        "_other/x.ids",
+        "_erasure/tombstones/.date=2026-12-01.ids.tmp",
         "events/date=2026-12-01/.part-0-0.parquet.tmp",
         "/abs/events/x.parquet",
     ] {
@@ -52,32 +58,44 @@ fn credentials_in_the_url_are_refused_without_repeating_them() {
     assert!(!e.to_string().contains("secret"), "{e}");
 }
 
-fn day(d: u32) -> NaiveDate {
+pub(in crate::warehouse) fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2015, 5, d).unwrap()
 }
 
 /// A replica in memory.
-fn in_memory() -> Arc<Replica> {
-    let store = Arc::new(InMemory::new());
-    Arc::new(Replica::new("memory:///wh", store, StorePath::from("wh")).unwrap())
+pub(in crate::warehouse) fn in_memory() -> Arc<Replica> {
+    in_store("memory:///wh", Arc::new(InMemory::new()))
 }
 
-fn opts(replica: Option<&Arc<Replica>>) -> RunOptions {
+/// A replica of `url` on `store`, under the prefix `wh`.
+pub(in crate::warehouse) fn in_store(url: &str, store: Arc<InMemory>) -> Arc<Replica> {
+    Arc::new(Replica::new(url, store, StorePath::from("wh")).unwrap())
+}
+
+pub(in crate::warehouse) fn opts(replica: Option<&Arc<Replica>>) -> RunOptions {
     let mut o = RunOptions::new("visits", "g", "unused");
     o.replica = replica.cloned();
     o
 }
 
-/// Every object of a replica, by relative path.
-fn objects(r: &Replica) -> BTreeMap<String, Vec<u8>> {
+/// Every object of a replica but its metadata, by relative path.
+pub(in crate::warehouse) fn objects(r: &Replica) -> BTreeMap<String, Vec<u8>> {
     let list = r.list().unwrap();
     list.into_iter()
+        .filter(|(k, _)| k != META_OBJECT)
         .map(|(k, _)| (k.clone(), r.get(&k).unwrap()))
         .collect()
 }
 
-/// The files of a warehouse directory that are published.
-fn tables(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+/// Asserts that the replica's metadata is the directory's.
+pub(in crate::warehouse) fn assert_meta_published(r: &Replica, dir: &Path, what: &str) {
+    let local = std::fs::read(dir.join(crate::META_FILE)).unwrap();
+    assert_eq!(r.get(META_OBJECT).unwrap(), local, "{what}: metadata");
+}
+
+/// The files of a warehouse directory that are published (its metadata
+/// aside, published under another name).
+pub(in crate::warehouse) fn tables(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     snapshot_all(dir)
         .into_iter()
         .filter(|(k, _)| published_path(Path::new(k)).is_some())
@@ -85,7 +103,7 @@ fn tables(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Two batches: three days, then late events and re-sent duplicates.
-fn batches() -> [Vec<VisitEvent>; 2] {
+pub(in crate::warehouse) fn batches() -> [Vec<VisitEvent>; 2] {
     let first = testdata::events(1, day(15), 3, 8);
     let mut second = testdata::events(2, day(15), 1, 5);
     second.extend(first.iter().step_by(7).cloned());
@@ -94,7 +112,7 @@ fn batches() -> [Vec<VisitEvent>; 2] {
 
 /// Runs both batches into `dir` (2 then 3 partitions); a run that fails at
 /// an injected checkpoint is run again without the fault.
-fn run_both(dir: &Path, o: &RunOptions) -> u64 {
+pub(in crate::warehouse) fn run_both(dir: &Path, o: &RunOptions) -> u64 {
     let mut topic = FakeTopic::default();
     let mut crashed = 0;
     for (batch, partitions) in batches().iter().zip([2, 3]) {
@@ -131,6 +149,7 @@ fn a_replica_holds_the_tables_of_one_run_after_a_crash_at_any_step() {
     run_both(dir.path(), &logged);
     assert_same_files(&want, &tables(dir.path()), "staging, no crash");
     assert_same_files(&want, &objects(&replica), "replica, no crash");
+    assert_meta_published(&replica, dir.path(), "no crash");
 
     let seen = seen.lock().unwrap().clone();
     let published = seen
@@ -163,6 +182,7 @@ fn a_replica_holds_the_tables_of_one_run_after_a_crash_at_any_step() {
         let what = format!("crash at {crash_at} ({:?})", seen[crash_at]);
         assert_same_files(&want, &tables(dir.path()), &format!("staging, {what}"));
         assert_same_files(&want, &objects(&replica), &format!("replica, {what}"));
+        assert_meta_published(&replica, dir.path(), &what);
     }
 }
 
@@ -176,7 +196,10 @@ fn retention_and_erasure_reach_the_replica() {
     let r = crate::erase::erase_with(dir.path(), day(15), day(17), &ids, &opts(Some(&replica)))
         .unwrap();
     assert!(r.rows_removed > 0, "{r:?}");
-    assert_same_files(&tables(dir.path()), &objects(&replica), "after erasure");
+    let published = objects(&replica);
+    assert!(published.contains_key("_erasure/tombstones/date=2015-05-15.ids"));
+    assert!(published.contains_key("_erasure/ledger.jsonl"));
+    assert_same_files(&tables(dir.path()), &published, "after erasure");
 
     let wh = Warehouse::open(dir.path(), Some(Arc::clone(&replica))).unwrap();
     let dropped = wh
@@ -188,6 +211,10 @@ fn retention_and_erasure_reach_the_replica() {
     assert!(left
         .keys()
         .any(|k| k.starts_with("traffic_daily/date=2015-05-15")));
+    assert!(!left
+        .keys()
+        .any(|k| k.starts_with("_erasure/tombstones/date=2015-05-15")));
+    assert_meta_published(&replica, dir.path(), "after retention");
     assert_same_files(&tables(dir.path()), &left, "after retention");
 }
 
@@ -215,6 +242,12 @@ fn a_warehouse_is_bound_to_its_replica() {
     let mut topic = FakeTopic::default();
     topic.produce(&batches()[0], 2);
     let e = topic.run(second.path(), &opts(Some(&a))).unwrap_err();
+    assert!(e.to_string().contains("--restore"), "{e}");
+    // Objects that are not a published warehouse are not written over.
+    let foreign = in_memory();
+    foreign.put("data/x.csv", b"x").unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let e = topic.run(third.path(), &opts(Some(&foreign))).unwrap_err();
     assert!(e.to_string().contains("already holds objects"), "{e}");
     // A local warehouse is not published after the fact.
     let local = tempfile::tempdir().unwrap();

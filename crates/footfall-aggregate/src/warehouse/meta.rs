@@ -1,0 +1,138 @@
+//! The warehouse's metadata (`.footfall.json`: layout, id, topic, group,
+//! retention horizon, replica), read and changed under its own lock, and
+//! published to a replica first (as [`META_OBJECT`]), like the tables.
+
+use std::fs::{self, File};
+use std::io::Write;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    fsync, lock_file, sync_dir, Warehouse, META_FILE, META_LOCK_WAIT, META_OBJECT,
+    PARTITION_LOCK_DIR,
+};
+use crate::error::AggregateError;
+
+/// What the warehouse records about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseMeta {
+    /// Layout version ([`LAYOUT_VERSION`]).
+    pub format: u32,
+    /// A random id, made when the warehouse is created: runs mark the group's
+    /// offset commits with it, so that another warehouse on the same group is
+    /// recognised (warehouses made before it get one on their next run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The topic whose events this warehouse holds.
+    pub topic: String,
+    /// The consumer group whose committed offsets say what this warehouse holds
+    /// (recorded by the first run; changed only with `rebind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Event partitions before this date were dropped by retention; events
+    /// for such dates are no longer accepted (their summaries are final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_from: Option<NaiveDate>,
+    /// The object store the tables are published to (its URL), recorded when
+    /// the warehouse is made: this directory is then its staging directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+}
+
+/// The metadata as written, locally and on a replica.
+pub(super) fn meta_bytes(meta: &WarehouseMeta) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(meta).expect("metadata serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+impl Warehouse {
+    /// Reads [`META_FILE`], if present.
+    pub fn read_meta(&self) -> Result<Option<WarehouseMeta>, AggregateError> {
+        let path = self.root.join(META_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| AggregateError::Warehouse {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AggregateError::io("read", &path)(e)),
+        }
+    }
+
+    /// Writes [`META_FILE`] durably: on the replica first (as
+    /// [`META_OBJECT`]), if the warehouse has one.
+    pub fn write_meta(&self, meta: &WarehouseMeta) -> Result<(), AggregateError> {
+        let bytes = meta_bytes(meta);
+        if let Some(r) = &self.replica {
+            r.put(META_OBJECT, &bytes)?;
+        }
+        self.write_meta_bytes(&bytes)
+    }
+
+    pub(super) fn write_meta_bytes(&self, bytes: &[u8]) -> Result<(), AggregateError> {
+        let path = self.root.join(META_FILE);
+        let tmp = self
+            .root
+            .join(format!(".footfall.json.tmp-{}", std::process::id()));
+        let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
+        f.write_all(bytes)
+            .and_then(|()| fsync(&f))
+            .map_err(AggregateError::io("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))?;
+        sync_dir(&self.root)
+    }
+
+    /// Takes the metadata's own lock (waiting up to [`META_LOCK_WAIT`]).
+    fn lock_meta(&self) -> Result<File, AggregateError> {
+        let path = self.root.join(PARTITION_LOCK_DIR).join("meta.lock");
+        lock_file(&path, META_LOCK_WAIT, || {
+            format!("another aggregate run kept the metadata locked for {META_LOCK_WAIT:?}")
+        })
+    }
+
+    /// Makes the replica hold the erasure records and the metadata when its
+    /// [`META_OBJECT`] is not this directory's metadata (a staging directory
+    /// from before they were published, or a crash between an upload and its
+    /// local write): every record, then the metadata. Returns whether it
+    /// uploaded. One request when the replica is current.
+    pub(crate) fn publish_records(&self) -> Result<bool, AggregateError> {
+        let Some(r) = &self.replica else {
+            return Ok(false);
+        };
+        let _lock = self.lock_meta()?;
+        let Some(meta) = self.read_meta()? else {
+            return Ok(false);
+        };
+        let bytes = meta_bytes(&meta);
+        if r.get_opt(META_OBJECT)?.as_deref() == Some(&bytes[..]) {
+            return Ok(false);
+        }
+        for (rel, path) in self.erasure_records()? {
+            r.upload(&rel, &path)?;
+        }
+        r.put(META_OBJECT, &bytes)?;
+        Ok(true)
+    }
+
+    /// Reads [`META_FILE`], lets `change` decide what it should be, and writes
+    /// that when it differs, all under the metadata's own lock: runs sharing
+    /// the warehouse never write over each other's changes.
+    pub fn update_meta(
+        &self,
+        change: impl FnOnce(Option<WarehouseMeta>) -> Result<Option<WarehouseMeta>, AggregateError>,
+    ) -> Result<Option<WarehouseMeta>, AggregateError> {
+        let _lock = self.lock_meta()?;
+        let before = self.read_meta()?;
+        let after = change(before.clone())?;
+        if let Some(m) = after.as_ref().filter(|&m| before.as_ref() != Some(m)) {
+            self.write_meta(m)?;
+        }
+        Ok(after)
+    }
+}
