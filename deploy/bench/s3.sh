@@ -8,8 +8,11 @@
 #      the local broker;
 #   2. REPS pairs of runs: local directory, then s3://$FOOTFALL_S3_BUCKET/<new prefix>
 #      with its staging directory: seconds and peak RSS of each;
-#   3. the medians and their ratio; the last pair's warehouses compared (the
-#      objects against the local run's files, byte for byte).
+#   3. the last pair's S3 warehouse restored into a new staging directory
+#      (`footfall aggregate --restore`): seconds and peak RSS;
+#   4. the medians and their ratio; the last pair's warehouses compared (the
+#      objects against the local run's files and the restored ones, byte for
+#      byte).
 #
 #   bash deploy/bench/s3.sh [N] [REPS]     # default: 1000000 3
 #
@@ -46,17 +49,24 @@ for ((i = 1; i <= REPS; i++)); do
     echo "  $secs s, peak $((kb / 1024)) MB" >&2
 done
 
+say "the last pair's staging directory lost: restored from s3://$FOOTFALL_S3_BUCKET/$PREFIX"
+rm -rf "$W/restored"
+read -r RESTORE_S kb <<< "$(timed "${AGG[@]}" --warehouse "s3://$FOOTFALL_S3_BUCKET/$PREFIX" --staging "$W/restored" --restore)"
+echo "  $RESTORE_S s, peak $((kb / 1024)) MB" >&2
+
 say "the last pair's warehouses"
-# The objects against the local run's files; then every prefix of this run is removed.
-python3 - "$W/local" "$FOOTFALL_S3_BUCKET/$PREFIX" "$FOOTFALL_S3_BUCKET" "$T" "$REPS" <<'EOF'
+# The objects against the local run's files and the restored ones; then every prefix of this run is removed.
+python3 - "$W/local" "$W/restored" "$FOOTFALL_S3_BUCKET/$PREFIX" "$FOOTFALL_S3_BUCKET" "$T" "$REPS" <<'EOF'
 import os, sys
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "python"))
 import footfall_support as ff
-local, prefix, bucket, topic, reps = sys.argv[1:]
+local, restored, prefix, bucket, topic, reps = sys.argv[1:]
 fs = ff.s3_filesystem(ff.require_s3_env())
-objects, files = ff.s3_objects(fs, prefix), ff.published_files(local)
-differ = sorted(k for k in objects.keys() | files.keys() if objects.get(k) != files.get(k))
-print(f"  {len(objects)} objects, {sum(map(len, objects.values())) / 1e6:.1f} MB; differing from the local files: {len(differ)}", file=sys.stderr)
+objects = ff.s3_tables(fs, prefix)
+differ = []
+for name, files in (("local", ff.published_files(local)), ("restored", ff.published_files(restored))):
+    differ += [f"{name}: {k}" for k in sorted(objects.keys() | files.keys()) if objects.get(k) != files.get(k)]
+print(f"  {len(objects)} objects, {sum(map(len, objects.values())) / 1e6:.1f} MB; differing from the local and the restored files: {len(differ)}", file=sys.stderr)
 for i in range(1, int(reps) + 1):
     fs.delete_dir(f"{bucket}/{topic}.{i}")
 sys.exit(1 if differ else 0)
@@ -64,5 +74,5 @@ EOF
 
 L="$(printf '%s\n' "${LOCAL[@]}" | median)"
 S="$(printf '%s\n' "${S3[@]}" | median)"
-printf '\nlocal directory: %s s (runs: %s)\ns3 (local MinIO): %s s (runs: %s)\nratio s3/local: %.2f\n' \
-    "$L" "${LOCAL[*]}" "$S" "${S3[*]}" "$(echo "$S / $L" | bc -l)"
+printf '\nlocal directory: %s s (runs: %s)\ns3 (local MinIO): %s s (runs: %s)\nratio s3/local: %.2f\nrestore of the last s3 warehouse: %s s\n' \
+    "$L" "${LOCAL[*]}" "$S" "${S3[*]}" "$(echo "$S / $L" | bc -l)" "$RESTORE_S"
