@@ -130,6 +130,11 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         shutil.rmtree(staging)
         p, _ = aggregate(work, config, f"{topic}.s3", url, env=env, ok=(78,))
         assert "--restore" in p.stderr.decode(errors="replace")
+        p = ff.run(["check", "--config", config, "--group", f"{topic}.s3", "--warehouse", url], work,
+                   ok=range(1, 256), env=env)
+        out = p.stdout.decode(errors="replace")
+        assert any(l.startswith("FAIL  store") and "published warehouse" in l for l in out.splitlines()), out
+        assert "--restore" in out, out
         p = ff.run(["aggregate", "--config", config, "--warehouse", url, "--restore", "--json"], work, env=env)
         restored = json.loads(p.stdout)
         assert (restored["files"], restored["skipped"]) == (len(objects), []), restored

@@ -18,9 +18,7 @@ use super::group::Committed;
 use super::recompute::recompute_locked;
 use super::{RunOptions, RunReport, COMMIT_MARK};
 use crate::error::AggregateError;
-use crate::warehouse::{
-    new_warehouse_id, LockMode, Warehouse, WarehouseMeta, LAYOUT_VERSION, META_OBJECT,
-};
+use crate::warehouse::{new_warehouse_id, LockMode, Warehouse, WarehouseMeta, LAYOUT_VERSION};
 
 /// Reads the warehouse's metadata and refuses one this build cannot write or
 /// that holds another topic.
@@ -117,12 +115,12 @@ fn refuse_a_used_replica(wh: &Warehouse) -> Result<(), AggregateError> {
         return Ok(());
     }
     let (url, staging) = (r.url(), wh.root().display());
-    Err(AggregateError::Config(match r.get_opt(META_OBJECT)? {
-        Some(_) => format!(
+    Err(AggregateError::Config(match r.holds_warehouse()? {
+        true => format!(
             "{url} holds a published warehouse, and staging directory {staging} is new: \
              restore it there with `footfall aggregate --restore` (or use the staging directory that published it)"
         ),
-        None => format!(
+        false => format!(
             "{url} already holds objects, and staging directory {staging} is new: one staging directory per \
              object-store warehouse (use the one that published them, or another prefix)"
         ),

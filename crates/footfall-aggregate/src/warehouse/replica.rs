@@ -185,6 +185,11 @@ impl Replica {
         }
     }
 
+    /// Whether a warehouse is published here (its metadata is).
+    pub fn holds_warehouse(&self) -> Result<bool, AggregateError> {
+        Ok(self.get_opt(super::META_OBJECT)?.is_some())
+    }
+
     /// The bytes of `rel`.
     pub fn get(&self, rel: &str) -> Result<Vec<u8>, AggregateError> {
         self.runtime

@@ -315,32 +315,50 @@ fn check_located(r: &mut Report, located: &AggregateConfig, topic: &str, group: 
     };
     check_warehouse(r, &dir, topic, group);
     if let Some(replica) = replica {
-        match replica.is_empty() {
-            Ok(empty) => r.ok(
-                "store",
-                format!(
-                    "{} answers ({})",
-                    replica.url(),
-                    if empty {
-                        "no objects yet"
-                    } else {
-                        "holds objects"
-                    }
-                ),
+        check_store(r, &replica, &dir);
+    }
+}
+
+/// Whether the object store answers, and whether a new staging directory
+/// would be refused because the store holds a published warehouse.
+fn check_store(r: &mut Report, replica: &footfall_aggregate::Replica, dir: &std::path::Path) {
+    let url = replica.url();
+    let answer = replica
+        .is_empty()
+        .and_then(|empty| Ok((empty, !empty && replica.holds_warehouse()?)));
+    match answer {
+        Ok((_, true)) if !dir.join(footfall_aggregate::META_FILE).exists() => r.fail(
+            "store",
+            code::WAREHOUSE,
+            format!(
+                "{url} holds a published warehouse, and staging directory {} is new",
+                dir.display()
             ),
-            Err(e) if e.kind() == footfall_aggregate::ErrorKind::Config => r.fail(
-                "store",
-                code::CONFIG,
-                e.to_string(),
-                "create the bucket, or correct the warehouse URL",
+            "restore it there: footfall aggregate --restore (docs/operations.md)",
+        ),
+        Ok((empty, held)) => r.ok(
+            "store",
+            format!(
+                "{url} answers ({})",
+                match (empty, held) {
+                    (true, _) => "no objects yet",
+                    (false, true) => "holds this warehouse",
+                    (false, false) => "holds objects",
+                }
             ),
-            Err(e) => r.fail(
-                "store",
-                code::UNREACHABLE,
-                e.to_string(),
-                "check AWS_ENDPOINT_URL, the AWS_* credentials and the bucket (docs/operations.md)",
-            ),
-        }
+        ),
+        Err(e) if e.kind() == footfall_aggregate::ErrorKind::Config => r.fail(
+            "store",
+            code::CONFIG,
+            e.to_string(),
+            "create the bucket, or correct the warehouse URL",
+        ),
+        Err(e) => r.fail(
+            "store",
+            code::UNREACHABLE,
+            e.to_string(),
+            "check AWS_ENDPOINT_URL, the AWS_* credentials and the bucket (docs/operations.md)",
+        ),
     }
 }
 
