@@ -61,6 +61,9 @@ pub(crate) fn open_warehouse(
 ) -> Result<Option<WarehouseMeta>, AggregateError> {
     if opts.dry_run {
         let meta = read_meta(wh, &opts.topic)?;
+        if meta.is_none() {
+            refuse_a_used_replica(wh)?;
+        }
         if !opts.rebind {
             check_binding(wh, meta.as_ref(), opts, committed)?;
         }
@@ -68,11 +71,11 @@ pub(crate) fn open_warehouse(
     }
     let meta = wh.update_meta(|meta| {
         let meta = checked_meta(wh, meta, &opts.topic)?;
-        if !opts.rebind {
-            check_binding(wh, meta.as_ref(), opts, committed)?;
-        }
         if meta.is_none() {
             refuse_a_used_replica(wh)?;
+        }
+        if !opts.rebind {
+            check_binding(wh, meta.as_ref(), opts, committed)?;
         }
         let mut bound = meta.clone().unwrap_or_else(|| WarehouseMeta {
             format: LAYOUT_VERSION,

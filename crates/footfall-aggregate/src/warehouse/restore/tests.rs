@@ -54,7 +54,15 @@ fn a_lost_staging_directory_is_restored_and_runs_go_on_from_it() {
     let meta = std::fs::read(lost.path().join(META_FILE)).unwrap();
     drop(lost);
 
+    // A run on a new directory is refused, whatever the group has committed.
     let staging = tempfile::tempdir().unwrap();
+    for rebind in [false, true] {
+        let mut o = opts(Some(&replica));
+        o.rebind = rebind;
+        let e = topic.clone().run(staging.path(), &o).unwrap_err();
+        assert!(e.to_string().contains("--restore"), "{e}");
+    }
+    assert!(!staging.path().join(META_FILE).exists());
     let mut told = Vec::new();
     let r = Warehouse::restore(staging.path(), Arc::clone(&replica), &mut |done, total| {
         told.push((done, total))
