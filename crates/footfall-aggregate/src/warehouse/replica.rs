@@ -29,7 +29,7 @@
 //! `run/binding.rs`): a warehouse is not published to two places, and a
 //! published one is not changed without its replica.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::buffered::BufWriter;
@@ -51,6 +51,10 @@ const NO_BUCKET: [&str; 3] = [
 
 /// Files above this size are uploaded in parts of this size (multipart upload).
 pub const PART_SIZE: usize = 16 << 20;
+/// How many objects a restore downloads at a time (each a request's round
+/// trip before its bytes flow: a remote store's latency, not its bandwidth,
+/// limits one at a time).
+const DOWNLOADS: usize = 8;
 /// The environment variables handed to the object store's configuration, by
 /// prefix (credentials, endpoint, region; see `object_store`'s builders).
 const ENV_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
@@ -219,33 +223,57 @@ impl Replica {
             .map_err(|e| self.failed("upload", rel)(e.into()))
     }
 
-    /// Streams `rel` into the file `out` (created or truncated), fsynced;
-    /// returns its size.
-    pub(crate) fn download(&self, rel: &str, out: &Path) -> Result<u64, AggregateError> {
+    /// Streams each object `rel` into its file `out` (created or
+    /// truncated, fsynced), [`DOWNLOADS`] at a time, and hands each to
+    /// `done` with its size as it is complete (in the order they complete).
+    pub(crate) fn download_all(
+        &self,
+        objects: &[(String, PathBuf)],
+        done: &mut dyn FnMut(&str, &Path, u64) -> Result<(), AggregateError>,
+    ) -> Result<(), AggregateError> {
+        use futures_util::StreamExt;
+        self.runtime.block_on(async {
+            let mut fetched =
+                futures_util::stream::iter(objects)
+                    .map(|(rel, out)| async move {
+                        self.fetch(rel, out).await.map(|size| (rel, out, size))
+                    })
+                    .buffer_unordered(DOWNLOADS);
+            while let Some(next) = fetched.next().await {
+                let (rel, out, size) = next?;
+                done(rel, out, size)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Streams `rel` into the file `out`, fsynced; returns its size.
+    async fn fetch(&self, rel: &str, out: &Path) -> Result<u64, AggregateError> {
         use futures_util::StreamExt;
         let failed = |e: object_store::Error| self.failed("read", rel)(e.into());
-        self.runtime.block_on(async {
-            let mut stream = self
-                .store
-                .get(&self.key(rel))
+        let mut stream = self
+            .store
+            .get(&self.key(rel))
+            .await
+            .map_err(failed)?
+            .into_stream();
+        let mut file = tokio::fs::File::create(out)
+            .await
+            .map_err(AggregateError::io("create", out))?;
+        let mut size = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(failed)?;
+            file.write_all(&chunk)
                 .await
-                .map_err(failed)?
-                .into_stream();
-            let mut file = tokio::fs::File::create(out)
-                .await
-                .map_err(AggregateError::io("create", out))?;
-            let mut size = 0;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(failed)?;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(AggregateError::io("write", out))?;
-                size += chunk.len() as u64;
-            }
-            let file = file.into_std().await;
-            super::fsync(&file).map_err(AggregateError::io("write", out))?;
-            Ok(size)
-        })
+                .map_err(AggregateError::io("write", out))?;
+            size += chunk.len() as u64;
+        }
+        let file = file.into_std().await;
+        tokio::task::spawn_blocking(move || super::fsync(&file))
+            .await
+            .expect("an fsync does not panic")
+            .map_err(AggregateError::io("write", out))?;
+        Ok(size)
     }
 
     /// The error of a failed request: a configuration error when the bucket

@@ -2,8 +2,8 @@
 //!
 //! Contract. [`Warehouse::restore`] fills a staging directory that has no
 //! metadata with every published file of its replica: the tables and the
-//! erasure records, each streamed to a temporary name, fsynced and renamed
-//! into place. It writes the metadata (from [`META_OBJECT`]) last, so a
+//! erasure records, several at a time, each streamed to a temporary name,
+//! fsynced and renamed into place. It writes the metadata (from [`META_OBJECT`]) last, so a
 //! directory without metadata is not a warehouse yet and a restore cut short
 //! is run again. The caches (`.ids/`, `.days/`, `.visitors/`) are not
 //! published: the next run rebuilds each from the date's tables when it
@@ -21,7 +21,7 @@
 //! would carry the original's mark in the group's offsets).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -74,24 +74,26 @@ impl Warehouse {
             skipped: skipped.into_iter().map(|(rel, _)| rel).collect(),
             ..Restored::default()
         };
-        for (rel, _) in &objects {
-            done.bytes += wh.download(rel)?;
+        let temps = objects
+            .iter()
+            .map(|(rel, _)| Ok((rel.clone(), temp_path(&wh.local(rel))?)))
+            .collect::<Result<Vec<_>, AggregateError>>()?;
+        replica.download_all(&temps, &mut |rel, tmp, size| {
+            let path = wh.local(rel);
+            fs::rename(tmp, &path).map_err(AggregateError::io("rename", &path))?;
+            sync_dir(path.parent().expect("a published file has a directory"))?;
+            done.bytes += size;
             done.files += 1;
             progress(done.bytes, total);
-        }
+            Ok(())
+        })?;
         wh.write_meta_bytes(&meta_bytes(&meta))?;
         Ok(done)
     }
 
-    /// Writes the object `rel` to its place in the directory.
-    fn download(&self, rel: &str) -> Result<u64, AggregateError> {
-        let replica = self.replica.as_ref().expect("a restore has its replica");
-        let path = rel.split('/').fold(self.root.clone(), |p, c| p.join(c));
-        let tmp = temp_path(&path)?;
-        let size = replica.download(rel, &tmp)?;
-        fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))?;
-        sync_dir(path.parent().expect("a published file has a directory"))?;
-        Ok(size)
+    /// The local path of the published path `rel`.
+    fn local(&self, rel: &str) -> PathBuf {
+        rel.split('/').fold(self.root.clone(), |p, c| p.join(c))
     }
 }
 
