@@ -61,9 +61,9 @@ impl Warehouse {
                 root.display()
             )));
         }
+        let meta = published_meta(&replica)?;
         wh.create()?;
         let _lock = wh.lock(LockMode::Exclusive)?;
-        let meta = published_meta(&replica)?;
         let (objects, skipped): (Vec<_>, Vec<_>) = replica
             .list()?
             .into_iter()

@@ -132,9 +132,10 @@ fn a_restore_is_refused_where_it_would_mix_two_warehouses() {
     let e = restore(new.path(), &copy).unwrap_err();
     assert!(e.to_string().contains("published to memory:///wh"), "{e}");
 
-    let e = restore(new.path(), &in_memory()).unwrap_err();
+    let never = new.path().join("never");
+    let e = restore(&never, &in_memory()).unwrap_err();
     assert!(e.to_string().contains("holds no _footfall.json"), "{e}");
-    assert!(!new.path().join(META_FILE).exists());
+    assert!(!never.exists(), "a refused restore makes no directory");
 
     // What a warehouse does not publish is left where it is.
     replica.put("README", b"x").unwrap();
