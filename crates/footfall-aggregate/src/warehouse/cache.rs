@@ -205,6 +205,19 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Removes every cache file (the next runs rebuild them from the tables).
+    pub(crate) fn remove_caches(&self) -> Result<(), AggregateError> {
+        for dir in CACHE_DIRS.map(|d| self.root.join(d)) {
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(AggregateError::io("remove", &dir)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the temporary files of interrupted cache writes: every one
     /// (`None`), or one date's. Returns how many were removed.
     pub(crate) fn sweep_cache_temps(

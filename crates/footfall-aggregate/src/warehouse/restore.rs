@@ -6,8 +6,8 @@
 //! fsynced and renamed into place. It writes the metadata (from [`META_OBJECT`]) last, so a
 //! directory without metadata is not a warehouse yet and a restore cut short
 //! is run again. The caches (`.ids/`, `.days/`, `.visitors/`) are not
-//! published: the next run rebuilds each from the date's tables when it
-//! needs it.
+//! published: any the directory held are removed, and the next run rebuilds
+//! each from the date's tables when it needs it.
 //!
 //! The object store can be ahead of the group's committed offsets (a run that
 //! uploaded a file and was killed before it committed): the next run removes
@@ -57,13 +57,14 @@ impl Warehouse {
         };
         if wh.read_meta()?.is_some() {
             return Err(AggregateError::Config(format!(
-                "staging directory {} is in use (it has its metadata): restore into a new or empty directory",
+                "staging directory {} is in use (it has its metadata): restore into a directory that holds no warehouse",
                 root.display()
             )));
         }
         let meta = published_meta(&replica)?;
         wh.create()?;
         let _lock = wh.lock(LockMode::Exclusive)?;
+        wh.remove_caches()?;
         let (objects, skipped): (Vec<_>, Vec<_>) = replica
             .list()?
             .into_iter()

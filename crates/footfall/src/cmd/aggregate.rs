@@ -90,7 +90,8 @@ pub struct Args {
     /// Make a lost staging directory of an object-store warehouse again from
     /// the store (its tables, erasure records and binding), then exit; the
     /// next run rebuilds its caches and goes on from the group's committed
-    /// offsets. Only into a new or empty directory.
+    /// offsets. Only into a directory that holds no warehouse (new, empty, or
+    /// one a restore cut short).
     #[arg(long, conflicts_with_all = ["recompute", "dry_run", "max_events", "rebind"])]
     pub restore: bool,
     /// Print the report as JSON on stdout.

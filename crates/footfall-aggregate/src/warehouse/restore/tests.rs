@@ -63,6 +63,10 @@ fn a_lost_staging_directory_is_restored_and_runs_go_on_from_it() {
         assert!(e.to_string().contains("--restore"), "{e}");
     }
     assert!(!staging.path().join(META_FILE).exists());
+    // A cache left in the directory (of whatever it held before) goes.
+    let stale = staging.path().join(".days/date=2015-05-15.state");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, b"not this warehouse's").unwrap();
     let mut told = Vec::new();
     let r = Warehouse::restore(staging.path(), Arc::clone(&replica), &mut |done, total| {
         told.push((done, total))
@@ -75,6 +79,7 @@ fn a_lost_staging_directory_is_restored_and_runs_go_on_from_it() {
     assert_eq!(told.last(), Some(&(r.bytes, r.bytes)));
     assert_same_files(&published, &tables(staging.path()), "restored");
     assert_eq!(std::fs::read(staging.path().join(META_FILE)).unwrap(), meta);
+    assert!(!stale.exists());
 
     // The next batch, run into both: the same tables, here and published.
     let [_, second] = batches();
