@@ -806,8 +806,12 @@ fn an_exclusive_run_beside_a_consumer_protocol_member_waits_for_every_partition_
     let wh = root.path().join("wh");
     let mut opts = options(&topic, &group, &wh);
     // Assignments under KIP-848 grow step by step: the run waits this long
-    // for the whole topic.
-    opts.assignment_timeout = Duration::from_secs(5);
+    // for the whole topic. Its first partition comes only after the member
+    // has given it up, each step on a heartbeat (the broker's
+    // `group.consumer.heartbeat.interval.ms`, 5 s by default): up to about
+    // 10 s, so a shorter wait can end with none (a timeout, not this test's
+    // case).
+    opts.assignment_timeout = Duration::from_secs(12);
     let err = run(&client, &opts, &mut NoProgress).unwrap_err();
     println!("beside a consumer-protocol member: {err}");
     // Such a run joins the group (the classic description would not show the
