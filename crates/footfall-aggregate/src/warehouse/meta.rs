@@ -3,14 +3,12 @@
 //! published to a replica first (as [`META_OBJECT`]), like the tables.
 
 use std::fs::{self, File};
-use std::io::Write;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    fsync, lock_file, sync_dir, Warehouse, META_FILE, META_LOCK_WAIT, META_OBJECT,
-    PARTITION_LOCK_DIR,
+    lock_file, write_atomic, Warehouse, META_FILE, META_LOCK_WAIT, META_OBJECT, PARTITION_LOCK_DIR,
 };
 use crate::error::AggregateError;
 
@@ -75,17 +73,10 @@ impl Warehouse {
         self.write_meta_bytes(&bytes)
     }
 
+    /// Writes [`META_FILE`] as `bytes`, atomically and durably (under the
+    /// metadata's lock or the warehouse's exclusive one: one writer).
     pub(super) fn write_meta_bytes(&self, bytes: &[u8]) -> Result<(), AggregateError> {
-        let path = self.root.join(META_FILE);
-        let tmp = self
-            .root
-            .join(format!(".footfall.json.tmp-{}", std::process::id()));
-        let mut f = File::create(&tmp).map_err(AggregateError::io("create", &tmp))?;
-        f.write_all(bytes)
-            .and_then(|()| fsync(&f))
-            .map_err(AggregateError::io("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(AggregateError::io("rename", &path))?;
-        sync_dir(&self.root)
+        write_atomic(&self.root.join(META_FILE), bytes)
     }
 
     /// Takes the metadata's own lock (waiting up to [`META_LOCK_WAIT`]).

@@ -196,22 +196,24 @@ impl Replica {
 
     /// The bytes of `rel`.
     pub fn get(&self, rel: &str) -> Result<Vec<u8>, AggregateError> {
-        self.runtime
-            .block_on(async { self.store.get(&self.key(rel)).await?.bytes().await })
-            .map(|b| b.to_vec())
+        self.read(rel)
             .map_err(|e| self.failed("read", rel)(e.into()))
     }
 
     /// The bytes of `rel`, or `None` when there is no such object.
     pub(crate) fn get_opt(&self, rel: &str) -> Result<Option<Vec<u8>>, AggregateError> {
-        let got = self
-            .runtime
-            .block_on(async { self.store.get(&self.key(rel)).await?.bytes().await });
-        match got {
-            Ok(bytes) => Ok(Some(bytes.to_vec())),
+        match self.read(rel) {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.failed("read", rel)(e.into())),
         }
+    }
+
+    /// One GET of `rel`, its whole body.
+    fn read(&self, rel: &str) -> Result<Vec<u8>, object_store::Error> {
+        self.runtime
+            .block_on(async { self.store.get(&self.key(rel)).await?.bytes().await })
+            .map(|b| b.to_vec())
     }
 
     /// Stores `bytes` as `rel` (one PUT: records and metadata are small).
