@@ -127,6 +127,8 @@ def cookie_lines():
         out.append(
             f'{client} - {USERS[0]} [{clf_time(30 + i)}] "GET {path} HTTP/1.1" 200 100 "-" "{UA}" "{cookie}"'
         )
+    # Rejected (a status that is not a number): its dead letter keeps no cookie value.
+    out.append(f'198.51.100.204 - - [{clf_time(36)}] "GET /a HTTP/1.1" OK 100 "-" "{UA}" "{cookie}"')
     return out
 
 
@@ -166,7 +168,7 @@ def planted():
     rows = []
     for form, _, value in CLIENTS:
         rows.append(("client", form, value))
-    rows += [("client", "rejected line", v) for v in ("198.51.100.201", "2001:db8:51::3", "198.51.100.202", "198.51.100.203")]
+    rows += [("client", "rejected line", v) for v in ("198.51.100.201", "2001:db8:51::3", "198.51.100.202", "198.51.100.203", "198.51.100.204")]
     for v in IDENTS + USERS:
         if v != "-":
             rows.append(("ident/user", "ident or user field", v))

@@ -89,8 +89,9 @@ def test_privacy_corpus_leaks_nothing(tmp_path):
         haystacks.append((f"parse {name} stderr", p.stderr.decode(errors="replace")))
         for path in (ev, rej):
             haystacks.append((f"parse {name} output {os.path.basename(path)}", open(path, encoding="utf-8", errors="replace").read()))
-    parsed_rejects = sum(1 for _ in open(os.path.join(work, "combined.log.rejects")))
-    assert parsed_rejects == 4, "the corpus's rejected lines are rejected"
+    for name, rejects in (("combined.log", 4), ("cookies.log", 1)):
+        parsed = sum(1 for _ in open(os.path.join(work, f"{name}.rejects")))
+        assert parsed == rejects, f"the rejected lines of {name} are rejected"
 
     # 2. ingest into the real broker, visits and dead-letter topics, debug logging.
     topic = f"privacy.{os.getpid()}.{time.time_ns()}"
@@ -120,7 +121,7 @@ def test_privacy_corpus_leaks_nothing(tmp_path):
         assert out.strip(), f"topic {t} is empty"
         haystacks.append((f"topic {t}", out))
     dlq_lines = [l for l in haystacks[-1][1].splitlines() if l.strip()]
-    assert len(dlq_lines) == 4, "every rejected line reached the dead-letter topic"
+    assert len(dlq_lines) == 5, "every rejected line reached the dead-letter topic"
 
     # 5. every file of the warehouse, raw and decoded.
     files = [p for p in glob.glob(os.path.join(wh, "**", "*"), recursive=True) if os.path.isfile(p)]

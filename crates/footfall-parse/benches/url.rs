@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use footfall_parse::privacy::scrub_line;
+use footfall_parse::dead_letter::scrub_line;
 use footfall_parse::referrer::ReferrerClassifier;
 use footfall_parse::route::RouteRules;
 use footfall_parse::scrub::{find, scrub_component};

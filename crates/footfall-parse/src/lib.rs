@@ -9,8 +9,8 @@
 //! * [`formats`] holds the log formats ([`LineFormat`]), each producing a
 //!   [`RawRecord`]; [`ua`], [`referrer`], [`url`], [`route`], [`classify`]
 //!   (the kind of resource) and [`search`] (search terms in one spelling) do
-//!   the enrichment; [`privacy`] the pseudonyms, truncation and dead-letter
-//!   scrubbing; [`scrub`] the content detectors that every URL piece leaving
+//!   the enrichment; [`privacy`] the pseudonyms and truncation;
+//!   [`dead_letter`] the scrubbing of rejected lines; [`scrub`] the content detectors that every URL piece leaving
 //!   the parser goes through (the query policy is in [`url`]); [`self_host`]
 //!   infers the site's own host from its referrers.
 //!
@@ -32,6 +32,7 @@
 
 pub mod check;
 pub mod classify;
+pub mod dead_letter;
 pub mod formats;
 pub mod lineage;
 mod memo;

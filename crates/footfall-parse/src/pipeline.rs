@@ -14,6 +14,7 @@ use footfall_event::{
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{self, Kind, KindRuleConfig, KindRules};
+use crate::dead_letter;
 use crate::formats::{self, FormatError, FormatState, LineFormat};
 use crate::memo::Memo;
 use crate::privacy::{self, InvalidSetting, KeyProvider, PrivacyConfig, VisitorBasis};
@@ -714,7 +715,7 @@ impl Worker {
         // A reason can quote the line (a JSON parser's "invalid type: string
         // \"…\""): it is scrubbed like the line.
         let scrub = |t: &str| {
-            privacy::scrub_line(t, &self.p.url, self.p.session_cookie.as_deref()).into_owned()
+            dead_letter::scrub_line(t, &self.p.url, self.p.session_cookie.as_deref()).into_owned()
         };
         Box::new(Reject {
             v: SCHEMA_VERSION,

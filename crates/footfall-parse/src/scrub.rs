@@ -5,7 +5,7 @@
 //! secrets no name list foresaw), so every piece of a URL that leaves the
 //! parser is also scrubbed by its content. [`find`] reports the findings in a
 //! text; [`scrub_text`] and [`scrub_component`] replace each by its
-//! [`Kind::placeholder`]; dead letters ([`crate::privacy::scrub_line`],
+//! [`Kind::placeholder`]; dead letters ([`crate::dead_letter::scrub_line`],
 //! through [`scrub_encoded`]) replace addresses by their network instead
 //! ([`IpAs::Network`]).
 //!
@@ -190,7 +190,7 @@ pub fn scrub_encoded<'a>(raw: &'a str, ip: IpAs<'_>) -> Cow<'a, str> {
 }
 
 /// One pass of [`scrub_encoded`], for callers that settle a larger chain of
-/// steps themselves ([`crate::privacy::scrub_line`]).
+/// steps themselves ([`crate::dead_letter::scrub_line`]).
 pub(crate) fn encoded_pass<'a>(raw: &'a str, ip: IpAs<'_>) -> Cow<'a, str> {
     // Decoding only shortens a text.
     if too_short(raw) {

@@ -263,12 +263,12 @@ fn the_policy_is_read_from_configuration() {
     }
 }
 
-/// The user keys a dead letter's JSON loses ([`privacy::USER_KEYS`]) are the
+/// The user keys a dead letter's JSON loses ([`dead_letter::USER_KEYS`]) are the
 /// ones the JSON formats read a user name from.
 #[test]
 fn dead_letters_drop_the_user_keys_the_json_formats_read() {
+    use footfall_parse::dead_letter::USER_KEYS;
     use footfall_parse::formats;
-    use footfall_parse::privacy::USER_KEYS;
     let lines = [
         (
             "nginx-json",
@@ -291,7 +291,7 @@ fn dead_letters_drop_the_user_keys_the_json_formats_read() {
             .parse(line, &mut FormatState::default())
             .unwrap_or_else(|e| panic!("{format}: {}", e.reason));
         assert_eq!(rec.user.as_deref(), Some("frank"), "{format} reads {key}");
-        let scrubbed = footfall_parse::privacy::scrub_line(line, &rules, None);
+        let scrubbed = footfall_parse::dead_letter::scrub_line(line, &rules, None);
         assert!(scrubbed.contains(&format!("\"{key}\":\"-\"")), "{scrubbed}");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use footfall_parse::privacy::scrub_line;
+use footfall_parse::dead_letter::scrub_line;
 use footfall_parse::scrub::{find, scrub_component, scrub_text, whole, Kind};
 use footfall_parse::url::UrlRules;
 use proptest::prelude::*;
