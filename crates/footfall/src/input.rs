@@ -36,6 +36,20 @@ pub struct Input {
     pub consumed: Arc<AtomicU64>,
 }
 
+/// Every input that cannot be opened, named in one error (exit 66), so that
+/// a command fails before it creates a keyring or writes any output.
+pub fn check_all(paths: &[String]) -> anyhow::Result<()> {
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|p| p.as_str() != "-")
+        .filter_map(|p| File::open(p).err().map(|e| format!("cannot open {p}: {e}")))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(NO_INPUT, missing.join("; ")).into())
+}
+
 /// Open `-` (stdin) or a path; gzip is detected from the magic bytes.
 pub fn open(path: &str) -> anyhow::Result<Input> {
     let consumed = Arc::new(AtomicU64::new(0));

@@ -287,3 +287,27 @@ fn an_impossible_prefix_stops_with_78_naming_the_key_before_anything_is_made() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+#[test]
+fn a_missing_input_stops_with_66_naming_each_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("gone-a.log"), dir.path().join("gone-b.log"));
+    let run = parse(dir.path())
+        .args(["-f", "combined", "-o"])
+        .arg(dir.path().join("o.jsonl"))
+        .arg(elastic())
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(66), "{err}");
+    for p in [&a, &b] {
+        assert!(
+            err.contains(&format!("cannot open {}", p.display())),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("o.jsonl").exists(), "no output is written");
+    assert!(!dir.path().join("keyring").exists(), "no keyring is made");
+}

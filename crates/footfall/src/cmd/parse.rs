@@ -140,6 +140,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     base_cfg
         .validate()
         .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+    let files = if args.files.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        args.files.clone()
+    };
+    input::check_all(&files)?;
     let keys: Arc<dyn footfall_parse::KeyProvider> = open_or_create_keyring(
         &footfall_keys::KeysConfig::default(),
         &args.keyring,
@@ -154,11 +160,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = Sink::open(args.output.as_deref())?;
     let mut rej_out = args.rejects.as_deref().map(create_output).transpose()?;
 
-    let files = if args.files.is_empty() {
-        vec!["-".to_string()]
-    } else {
-        args.files.clone()
-    };
     let mut total = Counts::default();
     let mut damaged: Vec<String> = Vec::new();
     for path in &files {
