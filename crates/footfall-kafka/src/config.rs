@@ -611,12 +611,13 @@ impl fmt::Display for KafkaConfig {
         if let Some(password) = &self.ssl_key_password {
             write!(f, " ssl_key_password={password}")?;
         }
+        // Not the topics: their configured partition counts are what
+        // `footfall topics` creates, not what the cluster has.
         write!(
             f,
-            " compression={} linger_ms={} topics={}",
+            " compression={} linger_ms={}",
             self.compression.as_str(),
-            self.linger_ms,
-            self.topics
+            self.linger_ms
         )?;
         if !self.options.is_empty() {
             f.write_str(" options={")?;

@@ -456,17 +456,6 @@ impl TopicsConfig {
     }
 }
 
-impl fmt::Display for TopicsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (v, d) = (self.visits(), self.dead_letter());
-        write!(
-            f,
-            "{}/{}p,{}/{}p",
-            v.name, v.partitions, d.name, d.partitions
-        )
-    }
-}
-
 type Admin = AdminClient<DefaultClientContext>;
 
 /// Makes sure every topic in `specs` exists with the expected layout.
