@@ -11,7 +11,6 @@ prints (a failure under CI=true or FOOTFALL_REQUIRE_KAFKA/S3=1, else a skip)."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -126,8 +125,9 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         assert f"published to {url}" in p.stderr.decode(errors="replace")
 
         # ------------------------------------------------ the staging directory is lost: restored from the bucket
-        meta = open(os.path.join(staging, ".footfall.json"), "rb").read()
-        shutil.rmtree(staging)
+        meta = json.load(open(os.path.join(staging, ".footfall.json")))
+        lost = staging + ".lost"
+        os.rename(staging, lost)
         p, _ = aggregate(work, config, f"{topic}.s3", url, env=env, ok=(78,))
         assert "--restore" in p.stderr.decode(errors="replace")
         p = ff.run(["check", "--config", config, "--group", f"{topic}.s3", "--warehouse", url], work,
@@ -140,7 +140,10 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         assert (restored["files"], restored["skipped"]) == (len(objects), []), restored
         assert restored["bytes"] == sum(len(b) for b in objects.values()), restored
         assert ff.published_files(staging) == objects, "the tables, byte for byte"
-        assert open(os.path.join(staging, ".footfall.json"), "rb").read() == meta, "and the binding"
+        restored_meta = json.load(open(os.path.join(staging, ".footfall.json")))
+        assert restored_meta.pop("staging") != meta.pop("staging"), "a staging directory of its own"
+        assert restored_meta == meta, "and the binding"
+        assert_meta_published(fs, prefix, staging)
         p = ff.run(["aggregate", "--config", config, "--warehouse", url, "--restore"], work, env=env, ok=(78,))
         assert "in use" in p.stderr.decode(errors="replace")
         # Runs go on from it: new events counted once, the same tables as the local warehouse's.
@@ -154,6 +157,18 @@ def test_an_s3_warehouse_holds_the_tables_of_a_local_one(tmp_path, capsys):
         objects = ff.s3_tables(fs, prefix)
         assert objects == ff.published_files(staging) == ff.published_files(local)
         assert_meta_published(fs, prefix, staging)
+        # The lost directory comes back: superseded, its runs are refused and change nothing.
+        p, _ = aggregate(work, config, f"{topic}.s3", url, env=env, ok=(78,), extra=("--staging", lost))
+        assert "was superseded" in p.stderr.decode(errors="replace"), p.stderr
+        assert ff.s3_tables(fs, prefix) == objects
+        assert_meta_published(fs, prefix, staging)
+        lost_config = os.path.join(work, "lost.toml")
+        with open(lost_config, "w") as f:
+            f.write(open(config).read() + f'\n[aggregate]\nstaging = "{lost}"\n')
+        p = ff.run(["check", "--config", lost_config, "--group", f"{topic}.s3", "--warehouse", url], work,
+                   ok=range(1, 256), env=env)
+        out = p.stdout.decode(errors="replace")
+        assert any(l.startswith("FAIL  store") and "was superseded" in l for l in out.splitlines()), out
 
         # ------------------------------------------------ a bucket that does not exist: exit 78, named
         missing = f"s3://no-such-bucket-{os.getpid()}/{topic}"

@@ -330,6 +330,7 @@ pub(crate) fn erase_with(
     if opts.dry_run {
         return Ok(report);
     }
+    wh.publish_records()?;
     upgrade_meta(&wh, opts)?;
 
     wh.sweep_temp_files(None)?;

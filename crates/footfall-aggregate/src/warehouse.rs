@@ -164,7 +164,6 @@ pub(crate) use cache::End as RowsEnd;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};
-use meta::meta_bytes;
 pub use meta::WarehouseMeta;
 pub(crate) use pending::side_by_side_threads;
 #[cfg(test)]
@@ -388,7 +387,8 @@ impl Warehouse {
 
     /// The warehouse at `root` with the replica its metadata records, or with
     /// `replica` if it is new. Refuses a replica other than the recorded one,
-    /// and one for a warehouse made without.
+    /// one for a warehouse made without, and a staging directory that another
+    /// has superseded ([`Warehouse::check_publisher`]).
     pub fn open(
         root: impl Into<PathBuf>,
         replica: Option<Arc<Replica>>,
@@ -416,6 +416,9 @@ impl Warehouse {
                 )))
             }
         };
+        if let Some(meta) = &meta {
+            wh.check_publisher(meta)?;
+        }
         Ok(wh)
     }
 

@@ -52,7 +52,7 @@ fn checked_meta(
 /// Checks that the warehouse and the group belong together (unless
 /// `opts.rebind`), upgrades a layout 1 warehouse, and records the binding
 /// (under the metadata's lock: runs sharing a new warehouse agree on its id),
-/// and makes sure a replica holds the metadata and erasure records.
+/// after making sure a replica holds the metadata and erasure records.
 /// Returns the metadata the run works with (`None`: a dry run of a new warehouse).
 pub(crate) fn open_warehouse(
     wh: &Warehouse,
@@ -69,6 +69,9 @@ pub(crate) fn open_warehouse(
         }
         return Ok(meta);
     }
+    // Before the metadata changes: a replica holding this directory's
+    // metadata holds its erasure records too.
+    wh.publish_records()?;
     let meta = wh.update_meta(|meta| {
         let meta = checked_meta(wh, meta, &opts.topic)?;
         if meta.is_none() {
@@ -84,8 +87,12 @@ pub(crate) fn open_warehouse(
             group: None,
             retained_from: None,
             replica: wh.replica().map(|r| r.url().to_string()),
+            staging: None,
         });
         bound.id.get_or_insert_with(new_warehouse_id);
+        if bound.replica.is_some() {
+            bound.staging.get_or_insert_with(new_warehouse_id);
+        }
         bound.group = Some(opts.group.clone());
         if meta.as_ref().is_some_and(|m| m.group != bound.group) && opts.rebind {
             tracing::warn!(group = %opts.group, "the warehouse is re-bound to this group");
@@ -103,7 +110,6 @@ pub(crate) fn open_warehouse(
         }
         Ok(Some(bound))
     })?;
-    wh.publish_records()?;
     Ok(meta)
 }
 

@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    lock_file, write_atomic, Warehouse, META_FILE, META_LOCK_WAIT, META_OBJECT, PARTITION_LOCK_DIR,
+    lock_file, write_atomic, Replica, Warehouse, META_FILE, META_LOCK_WAIT, META_OBJECT,
+    PARTITION_LOCK_DIR,
 };
 use crate::error::AggregateError;
 
@@ -36,6 +37,12 @@ pub struct WarehouseMeta {
     /// the warehouse is made: this directory is then its staging directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
+    /// A random id of the staging directory that publishes to the replica,
+    /// made by its first run (or the first run of this build) and anew by
+    /// each restore: a staging directory whose id is not the one in the
+    /// replica's [`META_OBJECT`] was superseded and is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<String>,
 }
 
 /// The metadata as written, locally and on a replica.
@@ -43,6 +50,21 @@ pub(super) fn meta_bytes(meta: &WarehouseMeta) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(meta).expect("metadata serialises");
     bytes.push(b'\n');
     bytes
+}
+
+impl Replica {
+    /// The staging id in the published [`META_OBJECT`]: that of the one
+    /// staging directory whose runs may publish here. `None` without one
+    /// (nothing published, an earlier build's, or unreadable metadata, which
+    /// the next run replaces with its own).
+    pub fn published_staging(&self) -> Result<Option<String>, AggregateError> {
+        let Some(bytes) = self.get_opt(META_OBJECT)? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice::<WarehouseMeta>(&bytes)
+            .ok()
+            .and_then(|m| m.staging))
+    }
 }
 
 impl Warehouse {
@@ -87,11 +109,34 @@ impl Warehouse {
         })
     }
 
+    /// Refuses a staging directory that another has superseded: the
+    /// replica's [`META_OBJECT`] names another staging directory (restored
+    /// elsewhere), whose runs this one's would mix with. One request.
+    pub(super) fn check_publisher(&self, meta: &WarehouseMeta) -> Result<(), AggregateError> {
+        let Some(r) = &self.replica else {
+            return Ok(());
+        };
+        match r.published_staging()? {
+            Some(theirs) if meta.staging.as_ref() != Some(&theirs) => {
+                Err(AggregateError::Config(format!(
+                    "staging directory {} was superseded: {} is published by another staging directory \
+                     (id {theirs}, made by `footfall aggregate --restore`), and runs from both would mix; \
+                     use that one, or remove this directory and restore into it again",
+                    self.root.display(),
+                    r.url()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Makes the replica hold the erasure records and the metadata when its
     /// [`META_OBJECT`] is not this directory's metadata (a staging directory
     /// from before they were published, or a crash between an upload and its
     /// local write): every record, then the metadata. Returns whether it
-    /// uploaded. One request when the replica is current.
+    /// uploaded. One request when the replica is current. Every writer calls
+    /// it before it changes the metadata, as the replica's metadata being
+    /// this directory's is what says the records are there.
     pub(crate) fn publish_records(&self) -> Result<bool, AggregateError> {
         let Some(r) = &self.replica else {
             return Ok(false);

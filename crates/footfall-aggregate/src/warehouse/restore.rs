@@ -3,9 +3,11 @@
 //! Contract. [`Warehouse::restore`] fills a staging directory that has no
 //! metadata with every published file of its replica: the tables and the
 //! erasure records, several at a time, each streamed to a temporary name,
-//! fsynced and renamed into place. It writes the metadata (from [`META_OBJECT`]) last, so a
-//! directory without metadata is not a warehouse yet and a restore cut short
-//! is run again. The caches (`.ids/`, `.days/`, `.visitors/`) are not
+//! fsynced and renamed into place. It writes the metadata (from [`META_OBJECT`],
+//! with a new staging id, on the replica first) last, so a directory without
+//! metadata is not a warehouse yet and a restore cut short is run again. The
+//! directory restored from, if it comes back, is refused from then on
+//! ([`Warehouse::check_publisher`]): its runs and this one's would mix. The caches (`.ids/`, `.days/`, `.visitors/`) are not
 //! published: any the directory held are removed, and the next run rebuilds
 //! each from the date's tables when it needs it.
 //!
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{
-    meta_bytes, replica::published_path, sync_dir, temp_path, LockMode, Replica, Warehouse,
+    new_warehouse_id, replica::published_path, sync_dir, temp_path, LockMode, Replica, Warehouse,
     WarehouseMeta, META_OBJECT,
 };
 use crate::error::AggregateError;
@@ -88,7 +90,13 @@ impl Warehouse {
             progress(done.bytes, total);
             Ok(())
         })?;
-        wh.write_meta_bytes(&meta_bytes(&meta))?;
+        // A staging directory of its own: the one restored from, if it
+        // comes back, is refused rather than mixed with this one.
+        let meta = WarehouseMeta {
+            staging: Some(new_warehouse_id()),
+            ..meta
+        };
+        wh.write_meta(&meta)?;
         Ok(done)
     }
 

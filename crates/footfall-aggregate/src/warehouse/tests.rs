@@ -187,6 +187,7 @@ fn retention_drops_old_event_dates_only() {
         group: None,
         retained_from: None,
         replica: None,
+        staging: None,
     })
     .unwrap();
     for (date, p) in [

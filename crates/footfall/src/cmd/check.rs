@@ -319,13 +319,18 @@ fn check_located(r: &mut Report, located: &AggregateConfig, topic: &str, group: 
     }
 }
 
-/// Whether the object store answers, and whether a new staging directory
-/// would be refused because the store holds a published warehouse.
+/// Whether the object store answers, and whether the staging directory
+/// would be refused: new while the store holds a published warehouse, or
+/// superseded by another (a restore).
 fn check_store(r: &mut Report, replica: &footfall_aggregate::Replica, dir: &std::path::Path) {
     let url = replica.url();
     let answer = replica
         .is_empty()
         .and_then(|empty| Ok((empty, !empty && replica.holds_warehouse()?)));
+    let theirs = match answer {
+        Ok((_, true)) => superseded(replica, dir),
+        _ => None,
+    };
     match answer {
         Ok((_, true)) if !dir.join(footfall_aggregate::META_FILE).exists() => r.fail(
             "store",
@@ -335,6 +340,17 @@ fn check_store(r: &mut Report, replica: &footfall_aggregate::Replica, dir: &std:
                 dir.display()
             ),
             "restore it there: footfall aggregate --restore (docs/operations.md)",
+        ),
+        Ok((_, true)) if theirs.is_some() => r.fail(
+            "store",
+            code::WAREHOUSE,
+            format!(
+                "staging directory {} was superseded: {url} is published by another staging directory \
+                 (id {}, made by a restore)",
+                dir.display(),
+                theirs.unwrap_or_default()
+            ),
+            "use that staging directory, or remove this one and restore into it again (docs/operations.md)",
         ),
         Ok((empty, held)) => r.ok(
             "store",
@@ -360,6 +376,21 @@ fn check_store(r: &mut Report, replica: &footfall_aggregate::Replica, dir: &std:
             "check AWS_ENDPOINT_URL, the AWS_* credentials and the bucket (docs/operations.md)",
         ),
     }
+}
+
+/// The staging id the store's metadata names, when it is not this
+/// directory's (a restore made another staging directory).
+fn superseded(replica: &footfall_aggregate::Replica, dir: &std::path::Path) -> Option<String> {
+    let ours = footfall_aggregate::Warehouse::new(dir)
+        .read_meta()
+        .ok()
+        .flatten()?
+        .staging;
+    replica
+        .published_staging()
+        .ok()
+        .flatten()
+        .filter(|theirs| ours.as_ref() != Some(theirs))
 }
 
 /// The warehouse's recorded topic and group against the configured ones.

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use footfall_testkit::assert_same_files;
 use object_store::memory::InMemory;
 
+use super::super::meta::meta_bytes;
 use super::super::replica::tests::{
     assert_meta_published, batches, day, in_memory, in_store, objects, opts, run_both, tables,
 };
@@ -78,7 +79,15 @@ fn a_lost_staging_directory_is_restored_and_runs_go_on_from_it() {
     assert!(r.skipped.is_empty(), "{r:?}");
     assert_eq!(told.last(), Some(&(r.bytes, r.bytes)));
     assert_same_files(&published, &tables(staging.path()), "restored");
-    assert_eq!(std::fs::read(staging.path().join(META_FILE)).unwrap(), meta);
+    let restored = Warehouse::new(staging.path()).read_meta().unwrap().unwrap();
+    let lost: WarehouseMeta = serde_json::from_slice(&meta).unwrap();
+    assert!(restored.staging.is_some() && restored.staging != lost.staging);
+    let restored = WarehouseMeta {
+        staging: lost.staging.clone(),
+        ..restored
+    };
+    assert_eq!(restored, lost, "the metadata but for the staging id");
+    assert_meta_published(&replica, staging.path(), "restored");
     assert!(!stale.exists());
 
     // The next batch, run into both: the same tables, here and published.
@@ -123,6 +132,36 @@ fn a_lost_staging_directory_is_restored_and_runs_go_on_from_it() {
 }
 
 #[test]
+fn the_staging_directory_a_restore_supersedes_is_refused() {
+    let replica = in_memory();
+    let mut topic = FakeTopic::default();
+    let old = tempfile::tempdir().unwrap();
+    first_run_and_erasure(old.path(), &mut topic, &opts(Some(&replica)));
+    let new = tempfile::tempdir().unwrap();
+    restore(new.path(), &replica).unwrap();
+
+    // The old directory came back: every writer is refused before it
+    // changes anything, here or on the store.
+    let (published, old_files) = (objects(&replica), tables(old.path()));
+    let [_, second] = batches();
+    topic.produce(&second, 3);
+    let o = opts(Some(&replica));
+    let e = topic.clone().run(old.path(), &o).unwrap_err();
+    assert!(e.to_string().contains("was superseded"), "{e}");
+    assert_eq!(e.kind(), crate::ErrorKind::Config);
+    let ids = |_: NaiveDate, _: &str| Some("0123456789abcdef".to_string());
+    let e = crate::erase::erase_with(old.path(), day(15), day(17), &ids, &o).unwrap_err();
+    assert!(e.to_string().contains("was superseded"), "{e}");
+    assert_same_files(&published, &objects(&replica), "the store, after refusals");
+    assert_same_files(&old_files, &tables(old.path()), "the old directory");
+
+    // The restored directory goes on.
+    let r = topic.run(new.path(), &o).unwrap();
+    assert!(r.events_written > 0, "{r:?}");
+    assert_same_files(&tables(new.path()), &objects(&replica), "run on");
+}
+
+#[test]
 fn a_restore_is_refused_where_it_would_mix_two_warehouses() {
     let store = Arc::new(InMemory::new());
     let replica = in_store("memory:///wh", Arc::clone(&store));
@@ -162,7 +201,16 @@ fn a_run_publishes_the_records_and_metadata_its_replica_lacks() {
         }
     }
     assert!(!objects(&replica).keys().any(|k| k.starts_with(ERASURE_DIR)));
+    // ... and its metadata, which had no staging id.
+    let wh = Warehouse::new(dir.path());
+    let meta = wh.read_meta().unwrap().unwrap();
+    wh.write_meta_bytes(&meta_bytes(&WarehouseMeta {
+        staging: None,
+        ..meta
+    }))
+    .unwrap();
     let r = topic.run(dir.path(), &opts(Some(&replica))).unwrap();
+    assert!(wh.read_meta().unwrap().unwrap().staging.is_some());
     assert_eq!(r.events_written, 0, "{r:?}");
     assert!(objects(&replica).keys().any(|k| k.starts_with(ERASURE_DIR)));
     assert_same_files(&tables(dir.path()), &objects(&replica), "published again");
