@@ -149,8 +149,9 @@ def ingest(brokers, topic, log, cwd, **kw):
     return ff(*ingest_args(brokers, topic, log, **kw), cwd=cwd)
 
 
-def aggregate(brokers, topic, warehouse, cwd, group):
-    return ff("aggregate", "--brokers", brokers, "--topic", topic, "--group", group, "--warehouse", warehouse, cwd=cwd)
+def aggregate(brokers, topic, warehouse, cwd, group, *extra):
+    return ff("aggregate", "--brokers", brokers, "--topic", topic, "--group", group, "--warehouse", warehouse,
+              *extra, cwd=cwd)
 
 
 def end_offsets(brokers, topic, partitions=3):
@@ -617,6 +618,9 @@ def test_old_keys_are_gone(brokers, tmp_path):
 # ---------------------------------------------------------------- 4. erase
 
 
+FOLD = ("--min-visitors", "2")
+
+
 def test_erase_is_exact_and_stays_erased(brokers, tmp_path):
     cwd = str(tmp_path)
     keyring = str(tmp_path / "keyring")
@@ -627,7 +631,9 @@ def test_erase_is_exact_and_stays_erased(brokers, tmp_path):
     w1 = str(tmp_path / "w1")
     g1 = f"{t1}-agg"
     ingest(brokers, t1, ELASTIC, cwd=cwd, state_dir=str(tmp_path / "s1"), keyring=keyring)
-    aggregate(brokers, t1, w1, cwd, group=g1)
+    # Not the default threshold: the erasure must fold as the runs did (they
+    # record it in the warehouse), without being told.
+    aggregate(brokers, t1, w1, cwd, g1, *FOLD)
     all_ids = event_ids(w1)
     assert len(all_ids) == row_count(w1) == ELASTIC_LINES
 
@@ -687,7 +693,7 @@ def test_erase_is_exact_and_stays_erased(brokers, tmp_path):
     t2 = new_topic(brokers, "erase2", cwd)
     w2 = str(tmp_path / "w2")
     ingest(brokers, t2, str(rest), cwd=cwd, state_dir=str(tmp_path / "s2"), keyring=keyring)
-    aggregate(brokers, t2, w2, cwd, group=f"{t2}-agg")
+    aggregate(brokers, t2, w2, cwd, f"{t2}-agg", *FOLD)
     assert row_count(w2) == ELASTIC_LINES - n
     assert_summaries_equal(w1, w2, "after erase")
     cols = [d[0] for d in duckdb.connect().execute(f"SELECT * FROM {src(w1, 'events')} LIMIT 0").description]
@@ -700,7 +706,7 @@ def test_erase_is_exact_and_stays_erased(brokers, tmp_path):
 
     # No resurrection: every line sent to T1 again, aggregated again.
     ingest(brokers, t1, ELASTIC, cwd=cwd, state_dir=str(tmp_path / "s3"), keyring=keyring)
-    aggregate(brokers, t1, w1, cwd, group=g1)
+    aggregate(brokers, t1, w1, cwd, g1, *FOLD)
     left = event_ids(w1)
     assert not left & erased_ids, f"a replay brought back {len(left & erased_ids)} erased events"
     assert left == all_ids - erased_ids

@@ -94,7 +94,7 @@ pub use summaries::{
 };
 pub use warehouse::{
     is_store_url, read_parquet, writer_properties, DateLock, EventFile, LockMode, PartitionLock,
-    PendingFile, PeriodLock, Replica, Restored, Warehouse, WarehouseLock, WarehouseMeta,
-    ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE, LOCK_FILE, META_FILE, META_OBJECT,
-    SUMMARY_FILE,
+    PendingFile, PeriodLock, Replica, Restored, SummarySettings, Warehouse, WarehouseLock,
+    WarehouseMeta, ERASURE_DIR, EVENTS_DIR, LAYOUT_VERSION, LEDGER_FILE, LOCK_FILE, META_FILE,
+    META_OBJECT, SUMMARY_FILE,
 };

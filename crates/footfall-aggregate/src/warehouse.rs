@@ -164,7 +164,7 @@ pub(crate) use cache::End as RowsEnd;
 pub(crate) use cache::{put_str, remove_cache_file, CacheKind, Fields, VISITORS_DIR};
 pub(crate) use days::DayCover;
 pub(crate) use ids::{identities, Covered};
-pub use meta::WarehouseMeta;
+pub use meta::{SummarySettings, WarehouseMeta};
 pub(crate) use pending::side_by_side_threads;
 #[cfg(test)]
 use pending::WRITE_SLICE_ROWS;

@@ -18,7 +18,9 @@ use super::group::Committed;
 use super::recompute::recompute_locked;
 use super::{RunOptions, RunReport, COMMIT_MARK};
 use crate::error::AggregateError;
-use crate::warehouse::{new_warehouse_id, LockMode, Warehouse, WarehouseMeta, LAYOUT_VERSION};
+use crate::warehouse::{
+    new_warehouse_id, LockMode, SummarySettings, Warehouse, WarehouseMeta, LAYOUT_VERSION,
+};
 
 /// Reads the warehouse's metadata and refuses one this build cannot write or
 /// that holds another topic.
@@ -88,11 +90,13 @@ pub(crate) fn open_warehouse(
             retained_from: None,
             replica: wh.replica().map(|r| r.url().to_string()),
             staging: None,
+            summary: None,
         });
         bound.id.get_or_insert_with(new_warehouse_id);
         if bound.replica.is_some() {
             bound.staging.get_or_insert_with(new_warehouse_id);
         }
+        record_settings(&mut bound, opts);
         bound.group = Some(opts.group.clone());
         if meta.as_ref().is_some_and(|m| m.group != bound.group) && opts.rebind {
             tracing::warn!(group = %opts.group, "the warehouse is re-bound to this group");
@@ -111,6 +115,21 @@ pub(crate) fn open_warehouse(
         Ok(Some(bound))
     })?;
     Ok(meta)
+}
+
+/// Records the run's summary settings (erasures use them), saying so when
+/// they differ from the last run's: only the dates a run touches are
+/// summarised with its settings.
+fn record_settings(meta: &mut WarehouseMeta, opts: &RunOptions) {
+    let now = SummarySettings::of(&opts.summary);
+    match meta.summary.replace(now) {
+        Some(before) if before != now => tracing::warn!(
+            "the summary settings changed from the last run's ({before}) to {now}: the dates this run \
+             touches are summarised with the new ones, the others keep theirs until \
+             `footfall aggregate --recompute DATE`"
+        ),
+        _ => {}
+    }
 }
 
 /// A new warehouse is not published where objects already are (another

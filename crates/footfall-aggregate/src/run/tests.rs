@@ -15,9 +15,10 @@ use super::consume::{decode, Part};
 use super::testkit::FakeTopic;
 use super::*;
 use crate::schema::{Cols, KafkaEvent};
+use crate::sessions::SummaryOptions;
 use crate::summaries::Table;
 use crate::testdata;
-use crate::warehouse::{concat, read_parquet, LAYOUT_VERSION};
+use crate::warehouse::{concat, read_parquet, SummarySettings, LAYOUT_VERSION};
 
 #[test]
 fn cut_is_water_filled_in_partition_order() {
@@ -224,6 +225,31 @@ fn second_run_without_new_data_changes_nothing() {
     assert_eq!((r.events_read, r.files_written, r.files_removed), (0, 0, 0));
     assert!(r.dates_touched.is_empty());
     assert_eq!(snapshot_all(dir.path()), before);
+}
+
+#[test]
+fn runs_record_their_summary_settings_for_erasures() {
+    let (first, second) = batches();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(dir.path());
+    let mut topic = FakeTopic::default();
+    topic.produce(&first, 2);
+    let mut o = opts();
+    o.summary.min_visitors = 5;
+    o.summary.visit_timeout = std::time::Duration::from_secs(45 * 60);
+    topic.run(dir.path(), &o).unwrap();
+    let recorded = wh.read_meta().unwrap().unwrap().summary.unwrap();
+    assert_eq!((recorded.visit_timeout_s, recorded.min_visitors), (2700, 5));
+    assert_eq!(recorded.apply(SummaryOptions::default()).min_visitors, 5);
+    // A dry run records nothing; a run with other settings records its own.
+    let mut dry = opts();
+    dry.dry_run = true;
+    topic.produce(&second, 2);
+    topic.run(dir.path(), &dry).unwrap();
+    assert_eq!(wh.read_meta().unwrap().unwrap().summary, Some(recorded));
+    topic.run(dir.path(), &opts()).unwrap();
+    let now = wh.read_meta().unwrap().unwrap().summary;
+    assert_eq!(now, Some(SummarySettings::of(&SummaryOptions::default())));
 }
 
 #[test]

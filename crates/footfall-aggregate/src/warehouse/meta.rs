@@ -2,7 +2,9 @@
 //! retention horizon, replica), read and changed under its own lock, and
 //! published to a replica first (as [`META_OBJECT`]), like the tables.
 
+use std::fmt;
 use std::fs::{self, File};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use super::{
     PARTITION_LOCK_DIR,
 };
 use crate::error::AggregateError;
+use crate::sessions::SummaryOptions;
 
 /// What the warehouse records about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,51 @@ pub struct WarehouseMeta {
     /// replica's [`META_OBJECT`] was superseded and is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging: Option<String>,
+    /// The summary settings of the last run, which erasures use unless told
+    /// otherwise, so that the summaries they recompute match the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SummarySettings>,
+}
+
+/// The settings of [`SummaryOptions`] that runs take from flags, recorded in
+/// the warehouse's metadata ([`WarehouseMeta::summary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummarySettings {
+    /// [`SummaryOptions::visit_timeout`], in seconds.
+    pub visit_timeout_s: u64,
+    /// [`SummaryOptions::min_visitors`].
+    pub min_visitors: u32,
+}
+
+impl SummarySettings {
+    /// The recorded settings of `opts`.
+    pub fn of(opts: &SummaryOptions) -> Self {
+        SummarySettings {
+            visit_timeout_s: opts.visit_timeout.as_secs(),
+            min_visitors: opts.min_visitors,
+        }
+    }
+
+    /// `opts` with these settings.
+    pub fn apply(self, opts: SummaryOptions) -> SummaryOptions {
+        SummaryOptions {
+            visit_timeout: Duration::from_secs(self.visit_timeout_s),
+            min_visitors: self.min_visitors,
+            ..opts
+        }
+    }
+}
+
+impl fmt::Display for SummarySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "visit timeout {} min, min_visitors {}",
+            self.visit_timeout_s / 60,
+            self.min_visitors
+        )
+    }
 }
 
 /// The metadata as written, locally and on a replica.

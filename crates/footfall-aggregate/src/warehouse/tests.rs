@@ -188,6 +188,7 @@ fn retention_drops_old_event_dates_only() {
         retained_from: None,
         replica: None,
         staging: None,
+        summary: None,
     })
     .unwrap();
     for (date, p) in [

@@ -182,16 +182,21 @@ pub fn options(
     } else {
         LockMode::Exclusive
     };
+    opts.summary = summary_options(s)?;
+    Ok(opts)
+}
+
+/// The summary settings of `s` (defaults for unset keys; the default epoch).
+pub fn summary_options(s: &AggregateConfig) -> anyhow::Result<SummaryOptions> {
     let defaults = SummaryOptions::default();
-    opts.summary = SummaryOptions {
+    Ok(SummaryOptions {
         visit_timeout: s
             .visit_timeout_minutes
             .map_or(defaults.visit_timeout, |m| Duration::from_secs(m * 60)),
         min_visitors: s.min_visitors.unwrap_or(defaults.min_visitors),
         bots: bot_rules(s)?,
         epoch: defaults.epoch,
-    };
-    Ok(opts)
+    })
 }
 
 /// The bot rules of `[aggregate.bots]` (defaults for unset keys).

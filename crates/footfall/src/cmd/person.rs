@@ -8,12 +8,13 @@
 //! as unlinkable (nothing in footfall can find the person there any more).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use footfall_aggregate::{ErrorKind, SummaryOptions};
 use footfall_event::VisitEvent;
+use footfall_ingest::AggregateConfig;
 use footfall_keys::Keyring;
 use footfall_parse::privacy::{visitor_id, VisitorBasis};
 use footfall_parse::KeyProvider;
@@ -106,12 +107,16 @@ impl Person {
 pub struct EraseArgs {
     #[command(flatten)]
     pub person: Person,
-    /// Minutes of inactivity that end a visit (as the aggregate runs use).
-    #[arg(long, default_value_t = 30)]
-    pub visit_timeout_minutes: u64,
-    /// The aggregate runs' --min-visitors (rare values folded into `(other)`).
-    #[arg(long, default_value_t = 3)]
-    pub min_visitors: u32,
+    /// Minutes of inactivity that end a visit [default: what the last aggregate
+    /// run used (recorded in the warehouse), else the config's
+    /// aggregate.visit_timeout_minutes, else 30].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub visit_timeout_minutes: Option<u64>,
+    /// Rare values used by fewer distinct visitors a day are folded into
+    /// `(other)` [default: what the last aggregate run used (recorded in the
+    /// warehouse), else the config's aggregate.min_visitors, else 3].
+    #[arg(long)]
+    pub min_visitors: Option<u32>,
     /// Report what would be erased, change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -159,19 +164,34 @@ fn say_unlinkable(command: &str, days: &[NaiveDate]) {
     }
 }
 
-/// The summary settings of the aggregate runs: the flags, and the bot rules
-/// and epoch of the config file's `[aggregate.bots]` and `[keys]` tables.
-fn summary_options(args: &EraseArgs) -> anyhow::Result<SummaryOptions> {
-    let mut summary = SummaryOptions {
-        visit_timeout: Duration::from_secs(args.visit_timeout_minutes * 60),
-        min_visitors: args.min_visitors,
-        ..SummaryOptions::default()
+/// The summary settings of the aggregate runs: each flag, else what the last
+/// run recorded in the warehouse at `dir`, else the config file's
+/// `[aggregate]` key; the bot rules and epoch of its `[aggregate.bots]` and
+/// `[keys]` tables.
+fn summary_options(args: &EraseArgs, dir: &Path) -> anyhow::Result<SummaryOptions> {
+    let (file, epoch) = match args.person.config.as_deref() {
+        Some(path) => {
+            let cfg = footfall_ingest::IngestConfig::from_toml_file(path)
+                .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
+            (cfg.aggregate, cfg.keys.epoch)
+        }
+        None => (AggregateConfig::default(), None),
     };
-    if let Some(path) = args.person.config.as_deref() {
-        let cfg = footfall_ingest::IngestConfig::from_toml_file(path)
-            .map_err(|e| Failure::new(CONFIG, e.to_string()))?;
-        summary.bots = super::aggregate::bot_rules(&cfg.aggregate)?;
-        summary.epoch = cfg.keys.epoch.unwrap_or_default();
+    let mut summary = super::aggregate::summary_options(&file)?;
+    summary.epoch = epoch.unwrap_or_default();
+    let recorded = footfall_aggregate::Warehouse::new(dir)
+        .read_meta()
+        .ok()
+        .flatten()
+        .and_then(|m| m.summary);
+    if let Some(r) = recorded {
+        summary = r.apply(summary);
+    }
+    if let Some(m) = args.visit_timeout_minutes {
+        summary.visit_timeout = Duration::from_secs(m * 60);
+    }
+    if let Some(k) = args.min_visitors {
+        summary.min_visitors = k;
     }
     Ok(summary)
 }
@@ -180,9 +200,9 @@ pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let p = &args.person;
     let (from, to) = p.range()?;
     let keyring = keyring_of(p)?;
-    let summary = summary_options(&args)?;
-    let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
     let dir = p.local_dir()?;
+    let summary = summary_options(&args, &dir)?;
+    let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
     let report = footfall_aggregate::erase(&dir, from, to, &ids, &summary, args.dry_run)
         .map_err(|e| warehouse_failure("erase", p, e))?;
     say_unlinkable("erase", &report.days_unlinkable);
