@@ -712,6 +712,10 @@ def test_erase_is_exact_and_stays_erased(brokers, tmp_path):
     assert left == all_ids - erased_ids
     assert row_count(w1) == ELASTIC_LINES - n
     assert_summaries_equal(w1, w2, "after the replay")
+    # A recompute without flags folds as the runs did too.
+    for day in ELASTIC_DAYS:
+        ff("aggregate", "--warehouse", w1, "--recompute", day, cwd=cwd)
+    assert_summaries_equal(w1, w2, "after a recompute of every day")
 
     ledger_path = os.path.join(w1, "_erasure", "ledger.jsonl")
     with open(ledger_path, encoding="utf-8") as f:

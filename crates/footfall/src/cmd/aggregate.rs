@@ -10,7 +10,7 @@
 //! Settings: a flag beats the config's `[aggregate]` table, which beats the
 //! defaults; Kafka comes from the shared surface ([`super::KafkaArgs`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +84,8 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..256))]
     pub threads: Option<u64>,
     /// Recompute the summaries of this date (YYYY-MM-DD) from the events table only,
-    /// without reading Kafka (after a rule change or a restore).
+    /// without reading Kafka (after a rule change or a restore), with the visit timeout
+    /// and min_visitors the last run recorded in the warehouse unless flags say otherwise.
     #[arg(long, value_name = "DATE")]
     pub recompute: Option<chrono::NaiveDate>,
     /// Make a lost staging directory of an object-store warehouse again from
@@ -184,6 +185,30 @@ pub fn options(
     };
     opts.summary = summary_options(s)?;
     Ok(opts)
+}
+
+/// `summary` as the runs computed the warehouse at `dir`: with the settings
+/// the last run recorded there, under the flags given. For the commands that
+/// recompute what runs wrote (`erase`, `--recompute`), so that a day is not
+/// folded with another `min_visitors` than the rest.
+pub fn as_the_runs(
+    summary: SummaryOptions,
+    dir: &Path,
+    visit_timeout_minutes: Option<u64>,
+    min_visitors: Option<u32>,
+) -> SummaryOptions {
+    let recorded = Warehouse::new(dir).read_meta().ok().flatten();
+    let mut summary = match recorded.and_then(|m| m.summary) {
+        Some(r) => r.apply(summary),
+        None => summary,
+    };
+    if let Some(m) = visit_timeout_minutes {
+        summary.visit_timeout = Duration::from_secs(m * 60);
+    }
+    if let Some(k) = min_visitors {
+        summary.min_visitors = k;
+    }
+    summary
 }
 
 /// The summary settings of `s` (defaults for unset keys; the default epoch).
@@ -382,7 +407,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.summary.epoch = epoch.unwrap_or_default();
     let report = match args.recompute {
         Some(date) => {
-            footfall_aggregate::recompute(&opts.warehouse, date, &opts.summary).map_err(|e| {
+            let summary = as_the_runs(
+                opts.summary.clone(),
+                &opts.warehouse,
+                args.visit_timeout_minutes,
+                args.min_visitors,
+            );
+            footfall_aggregate::recompute(&opts.warehouse, date, &summary).map_err(|e| {
                 anyhow::Error::new(Failure::new(
                     exit_code(e.kind()),
                     format!("recompute {date} in {}: {e}", opts.warehouse.display()),

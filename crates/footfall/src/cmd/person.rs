@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use footfall_aggregate::{ErrorKind, SummaryOptions};
@@ -179,21 +178,12 @@ fn summary_options(args: &EraseArgs, dir: &Path) -> anyhow::Result<SummaryOption
     };
     let mut summary = super::aggregate::summary_options(&file)?;
     summary.epoch = epoch.unwrap_or_default();
-    let recorded = footfall_aggregate::Warehouse::new(dir)
-        .read_meta()
-        .ok()
-        .flatten()
-        .and_then(|m| m.summary);
-    if let Some(r) = recorded {
-        summary = r.apply(summary);
-    }
-    if let Some(m) = args.visit_timeout_minutes {
-        summary.visit_timeout = Duration::from_secs(m * 60);
-    }
-    if let Some(k) = args.min_visitors {
-        summary.min_visitors = k;
-    }
-    Ok(summary)
+    Ok(super::aggregate::as_the_runs(
+        summary,
+        dir,
+        args.visit_timeout_minutes,
+        args.min_visitors,
+    ))
 }
 
 pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
