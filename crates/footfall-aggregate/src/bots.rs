@@ -30,7 +30,7 @@
 //! Every threshold is configurable (`[aggregate.bots]`, docs/configuration.md);
 //! a threshold of 0 switches its rule off.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Every `bot_reason`, in the order the rules are tried.
 pub const BOT_REASONS: [&str; 9] = [
@@ -62,7 +62,7 @@ pub(crate) fn reason(class: u8) -> Option<&'static str> {
 pub(crate) const HUMAN: u8 = 0;
 
 /// The behavioural bot rules and their thresholds.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BotRules {
     /// Whether fetching `/robots.txt` makes a bot.

@@ -122,7 +122,7 @@ pub(crate) fn open_warehouse(
 /// summarised with its settings.
 fn record_settings(meta: &mut WarehouseMeta, opts: &RunOptions) {
     let now = SummarySettings::of(&opts.summary);
-    match meta.summary.replace(now) {
+    match meta.summary.replace(now.clone()) {
         Some(before) if before != now => tracing::warn!(
             "the summary settings changed from the last run's ({before}) to {now}: the dates this run \
              touches are summarised with the new ones, the others keep theirs until \

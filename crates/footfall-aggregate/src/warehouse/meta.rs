@@ -13,11 +13,12 @@ use super::{
     lock_file, write_atomic, Replica, Warehouse, META_FILE, META_LOCK_WAIT, META_OBJECT,
     PARTITION_LOCK_DIR,
 };
+use crate::bots::BotRules;
 use crate::error::AggregateError;
 use crate::sessions::SummaryOptions;
 
 /// What the warehouse records about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarehouseMeta {
     /// Layout version ([`LAYOUT_VERSION`]).
     pub format: u32,
@@ -46,21 +47,25 @@ pub struct WarehouseMeta {
     /// replica's [`META_OBJECT`] was superseded and is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging: Option<String>,
-    /// The summary settings of the last run, which erasures use unless told
-    /// otherwise, so that the summaries they recompute match the others.
+    /// The summary settings of the last run, which erasures and recomputes
+    /// use unless told otherwise, so that the summaries they write match the
+    /// others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<SummarySettings>,
 }
 
-/// The settings of [`SummaryOptions`] that runs take from flags, recorded in
-/// the warehouse's metadata ([`WarehouseMeta::summary`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The settings of [`SummaryOptions`] that runs take from flags and the
+/// config file, recorded in the warehouse's metadata
+/// ([`WarehouseMeta::summary`]); not the epoch, which the keyring gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SummarySettings {
     /// [`SummaryOptions::visit_timeout`], in seconds.
     pub visit_timeout_s: u64,
     /// [`SummaryOptions::min_visitors`].
     pub min_visitors: u32,
+    /// [`SummaryOptions::bots`].
+    pub bots: BotRules,
 }
 
 impl SummarySettings {
@@ -69,6 +74,7 @@ impl SummarySettings {
         SummarySettings {
             visit_timeout_s: opts.visit_timeout.as_secs(),
             min_visitors: opts.min_visitors,
+            bots: opts.bots.clone(),
         }
     }
 
@@ -77,6 +83,7 @@ impl SummarySettings {
         SummaryOptions {
             visit_timeout: Duration::from_secs(self.visit_timeout_s),
             min_visitors: self.min_visitors,
+            bots: self.bots,
             ..opts
         }
     }
@@ -89,7 +96,11 @@ impl fmt::Display for SummarySettings {
             "visit timeout {} min, min_visitors {}",
             self.visit_timeout_s / 60,
             self.min_visitors
-        )
+        )?;
+        if self.bots != BotRules::default() {
+            f.write_str(", [aggregate.bots] rules of their own")?;
+        }
+        Ok(())
     }
 }
 

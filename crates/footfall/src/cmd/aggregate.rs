@@ -84,8 +84,9 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..256))]
     pub threads: Option<u64>,
     /// Recompute the summaries of this date (YYYY-MM-DD) from the events table only,
-    /// without reading Kafka (after a rule change or a restore), with the visit timeout
-    /// and min_visitors the last run recorded in the warehouse unless flags say otherwise.
+    /// without reading Kafka (after a rule change or a restore); the last run's visit
+    /// timeout, min_visitors and bot rules (recorded in the warehouse) stand in for those
+    /// neither flags nor the config set.
     #[arg(long, value_name = "DATE")]
     pub recompute: Option<chrono::NaiveDate>,
     /// Make a lost staging directory of an object-store warehouse again from
@@ -187,40 +188,36 @@ pub fn options(
     Ok(opts)
 }
 
-/// `summary` as the runs computed the warehouse at `dir`: with the settings
-/// the last run recorded there, under the flags given. For the commands that
-/// recompute what runs wrote (`erase`, `--recompute`), so that a day is not
-/// folded with another `min_visitors` than the rest.
-pub fn as_the_runs(
-    summary: SummaryOptions,
-    dir: &Path,
-    visit_timeout_minutes: Option<u64>,
-    min_visitors: Option<u32>,
-) -> SummaryOptions {
-    let recorded = Warehouse::new(dir).read_meta().ok().flatten();
-    let mut summary = match recorded.and_then(|m| m.summary) {
-        Some(r) => r.apply(summary),
-        None => summary,
-    };
-    if let Some(m) = visit_timeout_minutes {
-        summary.visit_timeout = Duration::from_secs(m * 60);
-    }
-    if let Some(k) = min_visitors {
-        summary.min_visitors = k;
-    }
-    summary
-}
-
 /// The summary settings of `s` (defaults for unset keys; the default epoch).
 pub fn summary_options(s: &AggregateConfig) -> anyhow::Result<SummaryOptions> {
-    let defaults = SummaryOptions::default();
+    summary_over(s, SummaryOptions::default())
+}
+
+/// The summary settings of `s` for the commands that recompute what runs
+/// wrote in the warehouse at `dir` (`erase`, `--recompute`): what the last
+/// run recorded there stands in for each key `s` leaves unset, so that a day
+/// is not folded with another `min_visitors` than the rest.
+pub fn as_the_runs(s: &AggregateConfig, dir: &Path) -> anyhow::Result<SummaryOptions> {
+    let recorded = Warehouse::new(dir).read_meta().ok().flatten();
+    let base = SummaryOptions::default();
+    match recorded.and_then(|m| m.summary) {
+        Some(r) => summary_over(s, r.apply(base)),
+        None => summary_over(s, base),
+    }
+}
+
+/// `base` under the keys `s` sets.
+fn summary_over(s: &AggregateConfig, base: SummaryOptions) -> anyhow::Result<SummaryOptions> {
     Ok(SummaryOptions {
         visit_timeout: s
             .visit_timeout_minutes
-            .map_or(defaults.visit_timeout, |m| Duration::from_secs(m * 60)),
-        min_visitors: s.min_visitors.unwrap_or(defaults.min_visitors),
-        bots: bot_rules(s)?,
-        epoch: defaults.epoch,
+            .map_or(base.visit_timeout, |m| Duration::from_secs(m * 60)),
+        min_visitors: s.min_visitors.unwrap_or(base.min_visitors),
+        bots: match s.bots {
+            Some(_) => bot_rules(s)?,
+            None => base.bots,
+        },
+        epoch: base.epoch,
     })
 }
 
@@ -407,12 +404,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.summary.epoch = epoch.unwrap_or_default();
     let report = match args.recompute {
         Some(date) => {
-            let summary = as_the_runs(
-                opts.summary.clone(),
-                &opts.warehouse,
-                args.visit_timeout_minutes,
-                args.min_visitors,
-            );
+            let mut summary = as_the_runs(&settings, &opts.warehouse)?;
+            summary.epoch = opts.summary.epoch;
             footfall_aggregate::recompute(&opts.warehouse, date, &summary).map_err(|e| {
                 anyhow::Error::new(Failure::new(
                     exit_code(e.kind()),

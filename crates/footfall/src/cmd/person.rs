@@ -106,14 +106,14 @@ impl Person {
 pub struct EraseArgs {
     #[command(flatten)]
     pub person: Person,
-    /// Minutes of inactivity that end a visit [default: what the last aggregate
-    /// run used (recorded in the warehouse), else the config's
-    /// aggregate.visit_timeout_minutes, else 30].
+    /// Minutes of inactivity that end a visit [default: the config's
+    /// aggregate.visit_timeout_minutes, else what the last aggregate run used
+    /// (recorded in the warehouse), else 30].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub visit_timeout_minutes: Option<u64>,
     /// Rare values used by fewer distinct visitors a day are folded into
-    /// `(other)` [default: what the last aggregate run used (recorded in the
-    /// warehouse), else the config's aggregate.min_visitors, else 3].
+    /// `(other)` [default: the config's aggregate.min_visitors, else what the
+    /// last aggregate run used (recorded in the warehouse), else 3].
     #[arg(long)]
     pub min_visitors: Option<u32>,
     /// Report what would be erased, change nothing.
@@ -163,10 +163,9 @@ fn say_unlinkable(command: &str, days: &[NaiveDate]) {
     }
 }
 
-/// The summary settings of the aggregate runs: each flag, else what the last
-/// run recorded in the warehouse at `dir`, else the config file's
-/// `[aggregate]` key; the bot rules and epoch of its `[aggregate.bots]` and
-/// `[keys]` tables.
+/// The summary settings of the aggregate runs: each flag, else the config
+/// file's `[aggregate]` key, else what the last run recorded in the
+/// warehouse at `dir`; the epoch of its `[keys]` table.
 fn summary_options(args: &EraseArgs, dir: &Path) -> anyhow::Result<SummaryOptions> {
     let (file, epoch) = match args.person.config.as_deref() {
         Some(path) => {
@@ -176,14 +175,14 @@ fn summary_options(args: &EraseArgs, dir: &Path) -> anyhow::Result<SummaryOption
         }
         None => (AggregateConfig::default(), None),
     };
-    let mut summary = super::aggregate::summary_options(&file)?;
+    let s = AggregateConfig {
+        visit_timeout_minutes: args.visit_timeout_minutes.or(file.visit_timeout_minutes),
+        min_visitors: args.min_visitors.or(file.min_visitors),
+        ..file
+    };
+    let mut summary = super::aggregate::as_the_runs(&s, dir)?;
     summary.epoch = epoch.unwrap_or_default();
-    Ok(super::aggregate::as_the_runs(
-        summary,
-        dir,
-        args.visit_timeout_minutes,
-        args.min_visitors,
-    ))
+    Ok(summary)
 }
 
 pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
