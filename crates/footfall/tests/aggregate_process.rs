@@ -416,6 +416,33 @@ fn a_dead_letter_topic_exits_78() {
     assert!(Warehouse::new(&wh).event_files().unwrap().is_empty());
 }
 
+/// A message that is not a visit event (another producer's, damaged) is
+/// skipped and counted; the run does its work and commits, but exits 65
+/// saying how many, so that cron tells someone. The next run is clean.
+#[test]
+fn messages_that_are_not_visit_events_are_counted_and_exit_65() {
+    let Some(b) = brokers() else { return };
+    let mut messages = visit_messages(3);
+    messages.push(("x".into(), b"not a visit event {".to_vec()));
+    let topic = topic_holding(&b, "foreign", 1, &messages);
+    let (tmp, group) = (tempfile::tempdir().unwrap(), unique("g"));
+    let wh = tmp.path().join("wh");
+    let o = exits(
+        aggregate(&b, &topic, &group, &wh).arg("--json"),
+        65,
+        &["1 message(s) of topic", "are not visit events", "offset=3"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["invalid"], 1, "{report}");
+    assert_eq!(report["events_written"], 3, "{report}");
+    let o = exits(aggregate(&b, &topic, &group, &wh).arg("--json"), 0, &[]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&report["events_read"], &report["invalid"]),
+        (&0.into(), &0.into())
+    );
+}
+
 /// The cron line can be `footfall aggregate --config FILE`: the topic comes
 /// from `[kafka.topics]`, the warehouse, group and summary settings from
 /// `[aggregate]`, and a flag beats its key. Without a warehouse anywhere the

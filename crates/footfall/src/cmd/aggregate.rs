@@ -22,7 +22,7 @@ use footfall_ingest::AggregateConfig;
 use footfall_kafka::KafkaConfig;
 use indicatif::ProgressBar;
 
-use crate::exit::{Failure, CANT_CREATE, CONFIG, FAILURE, TEMP_FAIL, UNAVAILABLE};
+use crate::exit::{Failure, CANT_CREATE, CONFIG, DATA_ERR, FAILURE, TEMP_FAIL, UNAVAILABLE};
 use crate::interrupt::{say_on_interrupt, Note};
 use crate::progress;
 
@@ -420,7 +420,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         eprintln!("{report}");
     }
-    Ok(())
+    refuse_invalid(&report, &opts.topic)
+}
+
+/// A run that skipped messages which are not visit events does its work
+/// but does not exit 0: nothing footfall wrote was lost, yet something in
+/// the topic was not counted, and cron should say so.
+fn refuse_invalid(report: &RunReport, topic: &str) -> anyhow::Result<()> {
+    if report.invalid == 0 {
+        return Ok(());
+    }
+    let done = if report.dry_run {
+        "a run would skip them"
+    } else {
+        "skipped, their offsets committed with the rest"
+    };
+    Err(Failure::new(
+        DATA_ERR,
+        format!(
+            "{} message(s) of topic {topic} are not visit events: {done}",
+            report.invalid
+        ),
+    )
+    .with_hint(format!(
+        "another producer writes to {topic}, or messages were damaged; the warnings above name each \
+         partition and offset (kcat -C -t {topic} -p P -o OFFSET -c 1 shows one)"
+    ))
+    .into())
 }
 
 /// `--restore`: a lost staging directory made again from its object store.
