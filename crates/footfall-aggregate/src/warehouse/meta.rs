@@ -1,6 +1,7 @@
 //! The warehouse's metadata (`.footfall.json`: layout, id, topic, group,
-//! retention horizon, replica), read and changed under its own lock, and
-//! published to a replica first (as [`META_OBJECT`]), like the tables.
+//! retention horizon, the last run's summary settings; replica and staging
+//! id), read and changed under its own lock, and published to a replica
+//! first (as [`META_OBJECT`]), like the tables.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -49,16 +50,30 @@ pub struct WarehouseMeta {
     pub staging: Option<String>,
     /// The summary settings of the last run, which erasures and recomputes
     /// use unless told otherwise, so that the summaries they write match the
-    /// others.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// others. Settings this build cannot read (a newer build's bot rules)
+    /// are read as none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "readable"
+    )]
     pub summary: Option<SummarySettings>,
+}
+
+/// `T` if the value reads as one, else `None`.
+fn readable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 /// The settings of [`SummaryOptions`] that runs take from flags and the
 /// config file, recorded in the warehouse's metadata
 /// ([`WarehouseMeta::summary`]); not the epoch, which the keyring gives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SummarySettings {
     /// [`SummaryOptions::visit_timeout`], in seconds.
     pub visit_timeout_s: u64,
@@ -229,5 +244,31 @@ impl Warehouse {
             self.write_meta(m)?;
         }
         Ok(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_a_newer_build_wrote_are_read_as_none() {
+        let mut meta = WarehouseMeta {
+            format: super::super::LAYOUT_VERSION,
+            id: Some("1".into()),
+            topic: "t".into(),
+            group: Some("g".into()),
+            retained_from: None,
+            replica: None,
+            staging: None,
+            summary: Some(SummarySettings::of(&SummaryOptions::default())),
+        };
+        let round: WarehouseMeta = serde_json::from_slice(&meta_bytes(&meta)).unwrap();
+        assert_eq!(round, meta);
+        let mut value = serde_json::to_value(&meta).unwrap();
+        value["summary"]["bots"]["a_rule_of_a_newer_build"] = true.into();
+        let read: WarehouseMeta = serde_json::from_value(value).unwrap();
+        meta.summary = None;
+        assert_eq!(read, meta);
     }
 }
