@@ -8,6 +8,23 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
+# The tables of one date, of weeks and months, and every table of a warehouse (docs/tables.md).
+DATE_TABLES = [
+    "traffic_daily",
+    "traffic_hourly",
+    "pages_daily",
+    "clients_daily",
+    "status_daily",
+    "search_terms_daily",
+    "referrers_daily",
+    "campaigns_daily",
+    "transitions_daily",
+    "routes_hourly",
+    "visits",
+]
+PERIOD_TABLES = ["traffic_weekly", "traffic_monthly"]
+TABLES = ["events", *DATE_TABLES, *PERIOD_TABLES]
+
 
 def binary():
     """The footfall binary: FOOTFALL_BIN, else target/{debug,release} (CARGO_TARGET_DIR honoured)."""

@@ -47,7 +47,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from footfall_support import binary, require_env
+from footfall_support import DATE_TABLES, binary, require_env
 
 import blake3  # noqa: E402  (the ratchet's own hash; a missing package is a failure, not a skip)
 import duckdb  # noqa: E402
@@ -57,20 +57,6 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ELASTIC = os.path.join(ROOT, "tests", "data", "elastic-apache-logs", "apache_logs.gz")
 ELASTIC_LINES = 10_000
 ELASTIC_DAYS = ["2015-05-17", "2015-05-18", "2015-05-19", "2015-05-20"]
-
-SUMMARY_TABLES = [
-    "traffic_daily",
-    "traffic_hourly",
-    "pages_daily",
-    "clients_daily",
-    "status_daily",
-    "search_terms_daily",
-    "referrers_daily",
-    "campaigns_daily",
-    "transitions_daily",
-    "routes_hourly",
-    "visits",
-]
 
 CREATED = "created a new keyring"
 STEP_CTX = "footfall ratchet v1 step"
@@ -221,7 +207,7 @@ def multiset_diff(a_sql, b_sql, limit=5):
 
 
 def assert_summaries_equal(wa, wb, label):
-    for table in SUMMARY_TABLES:
+    for table in DATE_TABLES:
         na = q(f"SELECT count(*) FROM {src(wa, table)}")[0][0]
         nb = q(f"SELECT count(*) FROM {src(wb, table)}")[0][0]
         only_a, only_b = multiset_diff(f"SELECT * FROM {src(wa, table)}", f"SELECT * FROM {src(wb, table)}")

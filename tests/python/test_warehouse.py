@@ -25,7 +25,7 @@ import duckdb  # noqa: E402  (a missing analyst client is a failure, not a skip)
 import pyarrow.dataset as pa_ds  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from footfall_support import binary
+from footfall_support import DATE_TABLES, PERIOD_TABLES, TABLES, binary
 
 K = int(os.environ.get("FOOTFALL_MIN_VISITORS", "3"))
 
@@ -37,23 +37,6 @@ def _demo_warehouse():
 
 
 WH = os.environ.get("FOOTFALL_WAREHOUSE") or _demo_warehouse()
-
-TABLES = [
-    "events",
-    "traffic_daily",
-    "traffic_hourly",
-    "pages_daily",
-    "clients_daily",
-    "status_daily",
-    "search_terms_daily",
-    "referrers_daily",
-    "campaigns_daily",
-    "transitions_daily",
-    "routes_hourly",
-    "visits",
-    "traffic_weekly",
-    "traffic_monthly",
-]
 
 
 def src(table, filename=False):
@@ -134,7 +117,7 @@ def test_requests_page_views_and_status_reconcile(con):
 
 
 def test_every_table_splits_into_humans_and_bots(con):
-    for table in [t for t in TABLES[1:] if t not in ("traffic_weekly", "traffic_monthly")]:
+    for table in DATE_TABLES:
         (bad,) = rows(
             con,
             f"""SELECT count(*) FROM {src(table)}
@@ -179,7 +162,7 @@ def test_every_table_adds_up_per_audience(con):
     # Weeks and months: a visitor's class may differ between days, but over
     # both audiences a period holds exactly the visits that started on its
     # dates, with their page views.
-    for table in ["traffic_weekly", "traffic_monthly"]:
+    for table in PERIOD_TABLES:
         got = rows(
             con,
             f"""SELECT period_start, site, sum(visits), sum(page_views) FROM {src(table)}
