@@ -280,16 +280,20 @@ impl Keyring {
     /// Write the installation secret and the current position to a new file
     /// (mode 0600; an existing file is an error).
     pub fn export(&self, path: &Path) -> Result<(), KeyringError> {
-        let s = self.state();
-        let f = KeyringFile {
+        let f = self.file(&self.state(), None);
+        store::write_private(path, f.to_text().as_bytes(), true)
+    }
+
+    /// What the keyring file holds for state `s`.
+    fn file(&self, s: &State, newest_day: Option<NaiveDate>) -> KeyringFile {
+        KeyringFile {
             format: 1,
             installation: store::hex32(&self.installation),
             from: s.ratchet.from(),
             chain: store::hex32(s.ratchet.chain()),
             epoch: self.epoch,
-            newest_day: None,
-        };
-        store::write_private(path, f.to_text().as_bytes(), true)
+            newest_day,
+        }
     }
 
     fn lock_file(&self) -> Result<Option<store::DirLock>, KeyringError> {
@@ -310,15 +314,7 @@ impl Keyring {
         if self.dir.as_os_str().is_empty() {
             return Ok(());
         }
-        let f = KeyringFile {
-            format: 1,
-            installation: store::hex32(&self.installation),
-            from: s.ratchet.from(),
-            chain: store::hex32(s.ratchet.chain()),
-            epoch: self.epoch,
-            newest_day: s.newest_day,
-        };
-        store::write(&self.dir, &f)
+        store::write(&self.dir, &self.file(s, s.newest_day))
     }
 }
 
