@@ -26,13 +26,8 @@ pub struct Args {
     pub inputs: Vec<String>,
     #[command(flatten)]
     pub kafka: super::KafkaArgs,
-    /// Topic for visit events [default: the config's kafka.topics.visits.name, else footfall.visits].
-    #[arg(long, value_name = "NAME")]
-    pub topic: Option<String>,
-    /// Topic for rejected lines [default: the config's kafka.topics.dead_letter.name, else the
-    /// events topic followed by .dlq].
-    #[arg(long, value_name = "NAME")]
-    pub dlq_topic: Option<String>,
+    #[command(flatten)]
+    pub topics: super::TopicArgs,
     /// Log format: a preset name or `auto`.
     #[arg(long, short = 'f')]
     pub format: Option<String>,
@@ -77,8 +72,8 @@ fn config(args: Args) -> anyhow::Result<IngestConfig> {
     let cli = CliArgs {
         config: args.kafka.config.clone(),
         brokers: None,
-        topic: args.topic,
-        dlq_topic: args.dlq_topic,
+        topic: args.topics.topic,
+        dlq_topic: args.topics.dlq_topic,
         format: args.format,
         log_format: args.log_format,
         site: args.site,

@@ -142,6 +142,19 @@ pub fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
     })
 }
 
+/// The names of the visits and dead-letter topics, over the config's
+/// `[kafka.topics]` (`ingest`, `topics`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TopicArgs {
+    /// Topic for visit events [default: the config's kafka.topics.visits.name, else footfall.visits].
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// Topic for rejected lines [default: the config's kafka.topics.dead_letter.name, else the
+    /// visits topic followed by .dlq].
+    #[arg(long, value_name = "NAME")]
+    pub dlq_topic: Option<String>,
+}
+
 /// How every command that talks to Kafka is told where it is and how to log
 /// in: the config file's `[kafka]` table, then the environment, then flags
 /// (a flag beats the environment, which beats the file).

@@ -9,13 +9,8 @@ use crate::exit::{Failure, CONFIG, FAILURE, UNAVAILABLE};
 pub struct Args {
     #[command(flatten)]
     pub kafka: super::KafkaArgs,
-    /// Visits topic name [default: the config's kafka.topics.visits.name, else footfall.visits].
-    #[arg(long, value_name = "NAME")]
-    pub topic: Option<String>,
-    /// Dead-letter topic name [default: the config's kafka.topics.dead_letter.name, else the
-    /// visits topic followed by .dlq].
-    #[arg(long, value_name = "NAME")]
-    pub dlq_topic: Option<String>,
+    #[command(flatten)]
+    pub topics: super::TopicArgs,
     /// Partitions of the visits topic.
     #[arg(long)]
     pub partitions: Option<i32>,
@@ -29,8 +24,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = args.kafka.resolve()?;
-    cfg.topics
-        .rename(args.topic.as_deref(), args.dlq_topic.as_deref());
+    cfg.topics.rename(
+        args.topics.topic.as_deref(),
+        args.topics.dlq_topic.as_deref(),
+    );
     if args.partitions.is_some() {
         cfg.topics.visits.partitions = args.partitions;
     }
