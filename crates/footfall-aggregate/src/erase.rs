@@ -75,7 +75,9 @@ use footfall_event::VisitEvent;
 use serde::Serialize;
 
 use crate::error::AggregateError;
-use crate::run::{normalise, recompute_locked, upgrade_meta, Checkpoint, RunOptions, RunReport};
+use crate::run::{
+    normalise, recompute_locked, upgrade_meta, Checkpoint, Progress, RunOptions, RunReport, Stage,
+};
 use crate::schema::{batch_to_events, events_schema, Cols};
 use crate::sessions::SummaryOptions;
 use crate::warehouse::{
@@ -163,18 +165,26 @@ fn person_rows(
 
 /// Finds the person's ids and rows in the events files of `from..=to`, reading
 /// only the `site` and `visitor_id` columns, one date at a time.
+/// `progress` is told the files in the range (`planned`) and those read
+/// (`consumed`).
 fn scan(
     files: &[EventFile],
     from: NaiveDate,
     to: NaiveDate,
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
+    progress: &mut dyn Progress,
 ) -> Result<Person, AggregateError> {
     let mut person = Person::default();
     let in_range: Vec<&EventFile> = files
         .iter()
         .filter(|f| (from..=to).contains(&f.date))
         .collect();
+    progress.stage(Stage::Consuming);
+    progress.planned(in_range.len() as u64);
+    let mut read = 0;
     for day in in_range.chunk_by(|a, b| a.date == b.date) {
+        read += day.len() as u64;
+        progress.consumed(read);
         let date = day[0].date;
         let mut columns = Vec::with_capacity(day.len());
         let mut sites: BTreeSet<String> = BTreeSet::new();
@@ -264,6 +274,9 @@ fn open(
 /// again. It does not reach the Kafka topic (until the topic's retention) or
 /// copies made outside the warehouse; the module source (`src/erase.rs`)
 /// states the full contract.
+///
+/// `progress` is told the events files it reads, then [`Stage::Writing`]
+/// and [`Stage::Summarizing`] (each recomputed date).
 pub fn erase(
     root: &Path,
     from: NaiveDate,
@@ -271,20 +284,33 @@ pub fn erase(
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
     summary: &SummaryOptions,
     dry_run: bool,
+    progress: &mut dyn Progress,
 ) -> Result<EraseReport, AggregateError> {
     let mut opts = RunOptions::new("", "", root);
     opts.summary = summary.clone();
     opts.dry_run = dry_run;
-    erase_with(root, from, to, ids, &opts)
+    erase_reporting(root, from, to, ids, &opts, progress)
 }
 
 /// [`erase`] with run options: `summary`, `dry_run` and `fault` are used.
+#[cfg(test)]
 pub(crate) fn erase_with(
     root: &Path,
     from: NaiveDate,
     to: NaiveDate,
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
     opts: &RunOptions,
+) -> Result<EraseReport, AggregateError> {
+    erase_reporting(root, from, to, ids, opts, &mut crate::run::NoProgress)
+}
+
+fn erase_reporting(
+    root: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+    ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
 ) -> Result<EraseReport, AggregateError> {
     let wh = open(root, from, to, opts.replica.clone())?;
     let _lock = wh.lock(if opts.dry_run {
@@ -293,7 +319,7 @@ pub(crate) fn erase_with(
         LockMode::Exclusive
     })?;
     let files = wh.event_files()?;
-    let person = scan(&files, from, to, ids)?;
+    let person = scan(&files, from, to, ids, progress)?;
 
     let mut report = EraseReport {
         dry_run: opts.dry_run,
@@ -357,6 +383,7 @@ pub(crate) fn erase_with(
         }
     }
     let schema = events_schema();
+    progress.stage(Stage::Writing);
     for (f, mine, all) in &person.hits {
         if mine == all {
             wh.remove_file(&f.path)?;
@@ -373,7 +400,9 @@ pub(crate) fn erase_with(
     }
     // 4. Summaries, from the events table as it is now.
     let files = wh.event_files()?;
+    progress.stage(Stage::Summarizing);
     recompute_locked(&wh, &files, &targets, opts, &mut RunReport::default())?;
+    progress.summarized(targets.len(), targets.len());
     // 5. The ledger.
     let line = LedgerLine {
         at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -403,16 +432,18 @@ pub(crate) fn erase_with(
 /// The person's events of the dates `from..=to`, sorted by (time, `event_id`),
 /// and the dates in the range that have events but no key (`ids` gave `None`).
 /// Takes the warehouse's shared lock (an exclusive aggregate run makes it fail
-/// with [`crate::ErrorKind::Locked`]); changes nothing.
+/// with [`crate::ErrorKind::Locked`]); changes nothing. `progress` is told
+/// the events files it reads.
 pub fn lookup(
     root: &Path,
     from: NaiveDate,
     to: NaiveDate,
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
+    progress: &mut dyn Progress,
 ) -> Result<(Vec<VisitEvent>, Vec<NaiveDate>), AggregateError> {
     let wh = open(root, from, to, None)?;
     let _lock = wh.lock(LockMode::Shared)?;
-    let person = scan(&wh.event_files()?, from, to, ids)?;
+    let person = scan(&wh.event_files()?, from, to, ids, progress)?;
     let mut events = Vec::new();
     for (f, _, _) in &person.hits {
         let by_site = &person.ids[&f.date];

@@ -6,7 +6,7 @@ use crate::run::testkit::FakeTopic;
 use crate::schema::KafkaEvent;
 use crate::summaries::Table;
 use crate::testdata;
-use crate::ErrorKind;
+use crate::{ErrorKind, NoProgress};
 use footfall_testkit::{assert_same_files, snapshot_all};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,74 @@ fn erase_with_defaults(
     ids: &dyn Fn(NaiveDate, &str) -> Option<String>,
     dry_run: bool,
 ) -> Result<EraseReport, AggregateError> {
-    erase(root, from, to, ids, &SummaryOptions::default(), dry_run)
+    erase(
+        root,
+        from,
+        to,
+        ids,
+        &SummaryOptions::default(),
+        dry_run,
+        &mut NoProgress,
+    )
+}
+
+/// What an erasure or a lookup told its progress.
+#[derive(Default)]
+struct Told {
+    stages: Vec<Stage>,
+    planned: u64,
+    consumed: Vec<u64>,
+    summarized: Vec<(usize, usize)>,
+}
+
+impl Progress for Told {
+    fn stage(&mut self, stage: Stage) {
+        self.stages.push(stage);
+    }
+    fn planned(&mut self, files: u64) {
+        self.planned = files;
+    }
+    fn consumed(&mut self, files: u64) {
+        self.consumed.push(files);
+    }
+    fn summarized(&mut self, done: usize, total: usize) {
+        self.summarized.push((done, total));
+    }
+}
+
+#[test]
+fn erase_and_lookup_tell_their_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = input();
+    build(dir.path(), &events);
+    let visitor = crossing_visitor(&events);
+    let files = Warehouse::new(dir.path()).event_files().unwrap();
+    let in_range = files.iter().filter(|f| f.date <= day(16)).count() as u64;
+    let mut told = Told::default();
+    lookup(dir.path(), day(15), day(16), &ids_of(&visitor), &mut told).unwrap();
+    assert_eq!(told.planned, in_range);
+    assert_eq!(told.consumed.last(), Some(&in_range));
+    assert!(told.consumed.windows(2).all(|w| w[0] < w[1]));
+    let mut told = Told::default();
+    let summary = SummaryOptions::default();
+    let r = erase(
+        dir.path(),
+        day(15),
+        day(16),
+        &ids_of(&visitor),
+        &summary,
+        false,
+        &mut told,
+    )
+    .unwrap();
+    assert!(r.rows_removed > 0, "{r:?}");
+    assert_eq!(
+        told.stages,
+        [Stage::Consuming, Stage::Writing, Stage::Summarizing]
+    );
+    assert_eq!(told.consumed.last(), Some(&in_range));
+    let dates = r.summaries_recomputed.len();
+    assert_eq!(told.summarized, [(dates, dates)]);
 }
 
 fn day(d: u32) -> NaiveDate {
@@ -282,7 +349,7 @@ fn dates_without_a_key_are_unlinkable_and_keep_their_rows() {
     );
     assert!(!Warehouse::new(dir.path()).tombstone_path(day(16)).exists());
     // lookup reports the same.
-    let (found, unlinkable) = lookup(dir.path(), day(15), day(17), &ids).unwrap();
+    let (found, unlinkable) = lookup(dir.path(), day(15), day(17), &ids, &mut NoProgress).unwrap();
     assert!(found.is_empty());
     assert_eq!(unlinkable, vec![day(16)]);
 }
@@ -355,7 +422,14 @@ fn lookup_returns_exactly_the_persons_events() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &events);
     let before = snapshot_all(dir.path());
-    let (found, unlinkable) = lookup(dir.path(), day(15), day(17), &ids_of(&visitor)).unwrap();
+    let (found, unlinkable) = lookup(
+        dir.path(),
+        day(15),
+        day(17),
+        &ids_of(&visitor),
+        &mut NoProgress,
+    )
+    .unwrap();
     let theirs: Vec<&VisitEvent> = events.iter().filter(|e| e.visitor_id == visitor).collect();
     assert_eq!(event_ids(&found), event_ids(theirs.iter().copied()));
     assert_eq!(found.len(), theirs.len());
@@ -368,7 +442,14 @@ fn lookup_returns_exactly_the_persons_events() {
         assert_eq!(Some(&e), theirs.iter().find(|t| t.event_id == e.event_id));
     }
     // A narrower range: only the 16th.
-    let (found, _) = lookup(dir.path(), day(16), day(16), &ids_of(&visitor)).unwrap();
+    let (found, _) = lookup(
+        dir.path(),
+        day(16),
+        day(16),
+        &ids_of(&visitor),
+        &mut NoProgress,
+    )
+    .unwrap();
     assert!(!found.is_empty() && found.iter().all(|e| e.local_date() == day(16)));
     assert_eq!(snapshot_all(dir.path()), before, "lookup changes nothing");
 }
@@ -537,7 +618,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
     let err = erase_with_defaults(dir.path(), day(15), day(17), &none, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked);
     assert_eq!(
-        lookup(dir.path(), day(15), day(17), &none)
+        lookup(dir.path(), day(15), day(17), &none, &mut NoProgress)
             .unwrap_err()
             .kind(),
         ErrorKind::Locked
@@ -547,7 +628,7 @@ fn refuses_a_locked_warehouse_and_bad_ranges() {
     assert_eq!(err.kind(), ErrorKind::Config);
     let missing = dir.path().join("missing");
     assert_eq!(
-        lookup(&missing, day(15), day(17), &none)
+        lookup(&missing, day(15), day(17), &none, &mut NoProgress)
             .unwrap_err()
             .kind(),
         ErrorKind::Config

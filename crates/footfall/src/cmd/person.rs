@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use footfall_aggregate::{ErrorKind, SummaryOptions};
+use footfall_aggregate::{ErrorKind, Stage, SummaryOptions};
 use footfall_event::VisitEvent;
 use footfall_ingest::AggregateConfig;
 use footfall_keys::Keyring;
@@ -185,6 +185,33 @@ fn summary_options(args: &EraseArgs, dir: &Path) -> anyhow::Result<SummaryOption
     Ok(summary)
 }
 
+/// A progress bar on a terminal of the events files an erasure or a lookup
+/// reads, then of what it does.
+struct FilesBar(indicatif::ProgressBar);
+
+impl FilesBar {
+    fn new(what: &str) -> Self {
+        FilesBar(crate::progress::count_bar(Some(0), what))
+    }
+}
+
+impl footfall_aggregate::Progress for FilesBar {
+    fn stage(&mut self, stage: Stage) {
+        self.0.set_message(match stage {
+            Stage::Consuming => "events files read",
+            Stage::Writing => "rewriting events files",
+            Stage::Summarizing => "recomputing summaries",
+            _ => "",
+        });
+    }
+    fn planned(&mut self, files: u64) {
+        self.0.set_length(files);
+    }
+    fn consumed(&mut self, files: u64) {
+        self.0.set_position(files);
+    }
+}
+
 pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let p = &args.person;
     let (from, to) = p.range()?;
@@ -192,8 +219,11 @@ pub fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let dir = p.local_dir()?;
     let summary = summary_options(&args, &dir)?;
     let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
-    let report = footfall_aggregate::erase(&dir, from, to, &ids, &summary, args.dry_run)
-        .map_err(|e| warehouse_failure("erase", p, e))?;
+    let mut bar = FilesBar::new("erase");
+    let report = footfall_aggregate::erase(&dir, from, to, &ids, &summary, args.dry_run, &mut bar)
+        .map_err(|e| warehouse_failure("erase", p, e));
+    bar.0.finish_and_clear();
+    let report = report?;
     say_unlinkable("erase", &report.days_unlinkable);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -208,8 +238,11 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     let (from, to) = p.range()?;
     let keyring = keyring_of(p)?;
     let ids = |date: NaiveDate, site: &str| p.id_for(&keyring, date, site);
-    let (events, unlinkable) = footfall_aggregate::lookup(&p.local_dir()?, from, to, &ids)
-        .map_err(|e| warehouse_failure("lookup", p, e))?;
+    let mut bar = FilesBar::new("lookup");
+    let found = footfall_aggregate::lookup(&p.local_dir()?, from, to, &ids, &mut bar)
+        .map_err(|e| warehouse_failure("lookup", p, e));
+    bar.0.finish_and_clear();
+    let (events, unlinkable) = found?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.format == "csv" {
         write_csv(&mut out, &events)?;
