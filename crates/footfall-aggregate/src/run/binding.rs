@@ -61,6 +61,7 @@ pub(crate) fn open_warehouse(
     opts: &RunOptions,
     committed: &BTreeMap<i32, Committed>,
 ) -> Result<Option<WarehouseMeta>, AggregateError> {
+    wh.check_publisher()?;
     if opts.dry_run {
         let meta = read_meta(wh, &opts.topic)?;
         if meta.is_none() {

@@ -185,9 +185,10 @@ impl Warehouse {
 
     /// Refuses a staging directory that another has superseded: the
     /// replica's [`META_OBJECT`] names another staging directory (restored
-    /// elsewhere), whose runs this one's would mix with. One request.
-    pub(super) fn check_publisher(&self, meta: &WarehouseMeta) -> Result<(), AggregateError> {
-        let Some(r) = &self.replica else {
+    /// elsewhere), whose runs this one's would mix with. One request; every
+    /// writer (run, erase, recompute) calls it before it changes anything.
+    pub(crate) fn check_publisher(&self) -> Result<(), AggregateError> {
+        let (Some(r), Some(meta)) = (&self.replica, self.read_meta()?) else {
             return Ok(());
         };
         match r.published_staging()? {
