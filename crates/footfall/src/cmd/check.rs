@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use footfall_aggregate::SummarySettings;
 use footfall_ingest::AggregateConfig;
 use footfall_kafka::{ensure_topics, EnsureMode, KafkaConfig};
 use rdkafka::client::ClientContext;
@@ -313,7 +314,7 @@ fn check_located(r: &mut Report, located: &AggregateConfig, topic: &str, group: 
             )
         }
     };
-    check_warehouse(r, &dir, topic, group);
+    check_warehouse(r, &dir, topic, group, located);
     if let Some(replica) = replica {
         check_store(r, &replica, &dir);
     }
@@ -393,8 +394,37 @@ fn superseded(replica: &footfall_aggregate::Replica, dir: &std::path::Path) -> O
         .filter(|theirs| ours.as_ref() != Some(theirs))
 }
 
+/// The summary settings the last run recorded, and the configured ones
+/// that differ from them (a run with these would summarise its dates
+/// otherwise than the rest).
+fn last_settings(meta: &serde_json::Value, located: &AggregateConfig) -> String {
+    let Ok(last) = serde_json::from_value::<SummarySettings>(meta["summary"].clone()) else {
+        return String::new();
+    };
+    let mut differ = Vec::new();
+    if let Some(k) = located.min_visitors.filter(|&k| k != last.min_visitors) {
+        differ.push(format!("min_visitors {k}"));
+    }
+    if let Some(m) = located
+        .visit_timeout_minutes
+        .filter(|&m| m * 60 != last.visit_timeout_s)
+    {
+        differ.push(format!("visit timeout {m} min"));
+    }
+    match differ.is_empty() {
+        true => format!("; the last run: {last}"),
+        false => format!("; the last run: {last}, the config: {}", differ.join(", ")),
+    }
+}
+
 /// The warehouse's recorded topic and group against the configured ones.
-fn check_warehouse(r: &mut Report, wh: &std::path::Path, topic: &str, group: &str) {
+fn check_warehouse(
+    r: &mut Report,
+    wh: &std::path::Path,
+    topic: &str,
+    group: &str,
+    located: &AggregateConfig,
+) {
     let meta = wh.join(footfall_aggregate::META_FILE);
     let text = match std::fs::read_to_string(&meta) {
         Ok(t) => t,
@@ -452,10 +482,43 @@ fn check_warehouse(r: &mut Report, wh: &std::path::Path, topic: &str, group: &st
         r.ok(
             "warehouse",
             format!(
-                "{} (topic {topic}, group {})",
+                "{} (topic {topic}, group {}){}",
                 wh.display(),
-                bound_group.unwrap_or(group)
+                bound_group.unwrap_or(group),
+                last_settings(&v, located)
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warehouse_line_names_the_last_runs_settings_and_a_config_that_differs() {
+        let last = SummarySettings::of(&footfall_aggregate::SummaryOptions::default());
+        let meta = serde_json::json!({ "topic": "t", "summary": last });
+        let same = AggregateConfig {
+            min_visitors: Some(3),
+            ..AggregateConfig::default()
+        };
+        assert_eq!(
+            last_settings(&meta, &same),
+            "; the last run: visit timeout 30 min, min_visitors 3"
+        );
+        let other = AggregateConfig {
+            min_visitors: Some(7),
+            visit_timeout_minutes: Some(45),
+            ..AggregateConfig::default()
+        };
+        assert_eq!(
+            last_settings(&meta, &other),
+            "; the last run: visit timeout 30 min, min_visitors 3, the config: min_visitors 7, visit timeout 45 min"
+        );
+        assert_eq!(
+            last_settings(&serde_json::json!({ "topic": "t" }), &other),
+            ""
         );
     }
 }
