@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Read at most this many events in this run (the rest is left for the next).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: Option<u64>,
     /// Keep the events of this many days, today's date (UTC) included; older
     /// dates' event files are dropped and their late events refused (summaries stay)
