@@ -132,6 +132,23 @@ def cookie_lines():
     return out
 
 
+# A custom layout, not CLF-shaped: only the format says where the client and
+# the user are.
+CUSTOM_FORMAT = 'ip=$remote_addr user=$remote_user t=[$time_local] "$request" $status $body_bytes_sent uid=$cookie_uid'
+CUSTOM_USER = "kim.custom.planted"
+CUSTOM_HOST = "dialup7.planted-isp.example"
+CUSTOM_UID = "uidPlanted5551234"
+
+
+def custom_lines():
+    out = []
+    for i, client in enumerate([CUSTOM_HOST, "198.51.100.79"]):
+        out.append(f'ip={client} user={CUSTOM_USER} t=[{clf_time(50 + i)}] "GET /a HTTP/1.1" 200 64 uid={CUSTOM_UID}')
+    # Rejected (a status that is not a number): its dead letter keeps neither.
+    out.append(f'ip={CUSTOM_HOST} user={CUSTOM_USER} t=[{clf_time(52)}] "GET /a HTTP/1.1" OK 64 uid={CUSTOM_UID}')
+    return out
+
+
 def json_lines():
     out = []
     for i, (_, query) in enumerate(QUERIES):
@@ -181,6 +198,8 @@ def planted():
         rows.append(("referrer", "referrer", v))
     rows.append(("email", "user agent (dead letters)", "ops.planted@example.net"))
     rows += [("cookie", "cookie value", COOKIE_SID), ("cookie", "cookie value", COOKIE_OTHER)]
+    rows += [("ident/user", "custom format's user field", CUSTOM_USER), ("client", "custom format's host name", CUSTOM_HOST),
+             ("cookie", "custom format's cookie field", CUSTOM_UID)]
     return sorted(set(rows))
 
 
@@ -191,6 +210,7 @@ def main():
         "combined.log": combined_lines(),
         "apache.log": apache_lines(),
         "cookies.log": cookie_lines(),
+        "custom.log": custom_lines(),
         "nginx.json": json_lines(),
         "planted.tsv": ["category\tplace\tvalue"] + ["\t".join(r) for r in planted()],
     }

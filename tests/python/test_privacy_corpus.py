@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import time
+import sys
 import urllib.parse
 
 import pyarrow.parquet as pq
@@ -34,6 +35,8 @@ COOKIE_FORMAT = (
     '"$http_referer" "$http_user_agent" "$http_cookie"'
 )
 APACHE_FORMAT = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+sys.path.insert(0, CORPUS)
+from generate import CUSTOM_FORMAT  # noqa: E402  (one home: the script that makes the corpus)
 # (file, parse flags, [source.parse] table)
 SOURCES = [
     ("combined.log", ["-f", "combined"], {"format": "combined"}),
@@ -41,6 +44,7 @@ SOURCES = [
     ("cookies.log", ["--log-format", COOKIE_FORMAT, "--session-cookie", "sid"],
      {"log_format": COOKIE_FORMAT, "session_cookie": "sid"}),
     ("nginx.json", ["-f", "nginx-json", "--session-cookie", "sid"], {"format": "nginx-json", "session_cookie": "sid"}),
+    ("custom.log", ["--log-format", CUSTOM_FORMAT], {"log_format": CUSTOM_FORMAT}),
 ]
 
 
@@ -89,7 +93,7 @@ def test_privacy_corpus_leaks_nothing(tmp_path):
         haystacks.append((f"parse {name} stderr", p.stderr.decode(errors="replace")))
         for path in (ev, rej):
             haystacks.append((f"parse {name} output {os.path.basename(path)}", open(path, encoding="utf-8", errors="replace").read()))
-    for name, rejects in (("combined.log", 4), ("cookies.log", 1)):
+    for name, rejects in (("combined.log", 4), ("cookies.log", 1), ("custom.log", 1)):
         parsed = sum(1 for _ in open(os.path.join(work, f"{name}.rejects")))
         assert parsed == rejects, f"the rejected lines of {name} are rejected"
 
@@ -121,7 +125,7 @@ def test_privacy_corpus_leaks_nothing(tmp_path):
         assert out.strip(), f"topic {t} is empty"
         haystacks.append((f"topic {t}", out))
     dlq_lines = [l for l in haystacks[-1][1].splitlines() if l.strip()]
-    assert len(dlq_lines) == 5, "every rejected line reached the dead-letter topic"
+    assert len(dlq_lines) == 6, "every rejected line reached the dead-letter topic"
 
     # 5. every file of the warehouse, raw and decoded.
     files = [p for p in glob.glob(os.path.join(wh, "**", "*"), recursive=True) if os.path.isfile(p)]

@@ -8,9 +8,11 @@
 //! pair with a secret name) and by the content detectors of [`crate::scrub`].
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use footfall_event::REDACTED;
 
+use crate::formats::Personal;
 use crate::privacy::{ip_literal, network, truncate_client, PrivacyConfig};
 use crate::scrub::{self, IpAs};
 use crate::url::UrlRules;
@@ -57,6 +59,60 @@ pub fn scrub_line<'a>(
         let s = then(s, |t| pair_values(t, rules, session_cookie));
         then(s, |t| scrub::encoded_pass(t, IpAs::Network(&rules.privacy)))
     })
+}
+
+/// [`scrub_line`] after the spans the line's format knows to hold a client,
+/// a user name or cookies ([`crate::LineFormat::personal_spans`]) have lost them:
+/// a client is truncated as in `client_net` (an address to the first
+/// address of its network), a user name and cookies become `-`. This finds
+/// what content alone cannot, such as `user=jane` or a client host name in
+/// a custom format.
+pub fn scrub_rejected<'a>(
+    line: &'a str,
+    spans: &[(Range<usize>, Personal)],
+    rules: &UrlRules,
+    session_cookie: Option<&str>,
+) -> Cow<'a, str> {
+    let mut edits = Edits::new(line);
+    for (span, personal) in spans {
+        let field = &line[span.clone()];
+        if field == "-" {
+            continue;
+        }
+        let new = match personal {
+            Personal::Client if could_be_client(field) => client(field, &rules.privacy),
+            Personal::Client => continue,
+            Personal::User | Personal::Cookie => Cow::Borrowed("-"),
+        };
+        if new != field {
+            edits.replace(span.start, span.end, &new);
+        }
+    }
+    match edits.finish() {
+        Cow::Borrowed(line) => scrub_line(line, rules, session_cookie),
+        Cow::Owned(line) => Cow::Owned(scrub_line(&line, rules, session_cookie).into_owned()),
+    }
+}
+
+/// A client field as a dead letter keeps it: an address as the first
+/// address of its network, a host name as in `client_net`; `-` when
+/// networks are dropped.
+fn client<'a>(field: &str, privacy: &PrivacyConfig) -> Cow<'a, str> {
+    match ip_literal(field) {
+        Some(ip) => {
+            network(ip, privacy).map_or(Cow::Borrowed("-"), |(net, _)| Cow::Owned(net.to_string()))
+        }
+        None => truncate_client(field, privacy).map_or(Cow::Borrowed("-"), Cow::Owned),
+    }
+}
+
+/// Whether a field can be a client: an address or a host name, nothing a
+/// line in another format put there (quotes, braces, commas).
+fn could_be_client(field: &str) -> bool {
+    ip_literal(field).is_some()
+        || field
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
 }
 
 /// `step` applied to `s`, keeping `s` when the step changes nothing.
@@ -125,10 +181,8 @@ fn clf_identity<'a>(line: &'a str, privacy: &PrivacyConfig) -> Cow<'a, str> {
     for (i, &(at, field)) in fields.iter().enumerate().skip(client) {
         let new = if i > client {
             Cow::Borrowed("-")
-        } else if let Some(ip) = ip_literal(field) {
-            network(ip, privacy).map_or(Cow::Borrowed("-"), |(net, _)| Cow::Owned(net.to_string()))
         } else {
-            truncate_client(field, privacy).map_or(Cow::Borrowed("-"), Cow::Owned)
+            self::client(field, privacy)
         };
         if field != "-" && new != field {
             edits.replace(at, at + field.len(), &new);
@@ -419,6 +473,38 @@ mod tests {
             assert_eq!(got, *want, "{name}");
             assert_eq!(scrub_line(&got, &rules, None), got, "{name}: idempotent");
         }
+    }
+
+    #[test]
+    fn what_the_format_knows_goes_too() {
+        use crate::formats::TemplateFormat;
+        let rules = UrlRules::default();
+        let f = TemplateFormat::nginx(
+            "custom",
+            r#"ip=$remote_addr user=$remote_user t=[$time_local] "$request" $status uid=$cookie_uid"#,
+        )
+        .unwrap();
+        for (line, want) in [
+            (
+                r#"ip=rs31.sfu.ca user=alice.smith t=[10/Oct/2024:13:55:36 +0000] "GET /p HTTP/1.1" 2x0 uid=8f1e"#,
+                r#"ip=*.sfu.ca user=- t=[10/Oct/2024:13:55:36 +0000] "GET /p HTTP/1.1" 2x0 uid=-"#,
+            ),
+            (
+                r#"ip=203.0.113.9 user=- t=[10/Oct/2024:13:55:36 +0000] "GET /p HTTP/1.1" 2x0 uid=-"#,
+                r#"ip=203.0.113.0 user=- t=[10/Oct/2024:13:55:36 +0000] "GET /p HTTP/1.1" 2x0 uid=-"#,
+            ),
+        ] {
+            let got = scrub_rejected(line, &f.personal_spans(line), &rules, None);
+            assert_eq!(got, want);
+            assert_eq!(
+                scrub_rejected(&got, &f.personal_spans(&got), &rules, None),
+                got
+            );
+        }
+        // Content alone keeps the user name: the format is what finds it.
+        let line = r#"ip=198.51.100.7 user=alice.smith t=[10/Oct/2024:13:55:36 +0000] "GET /p HTTP/1.1" 2x0 uid=-"#;
+        assert!(scrub_line(line, &rules, None).contains("alice.smith"));
+        assert!(!scrub_rejected(line, &f.personal_spans(line), &rules, None).contains("alice"));
     }
 
     #[test]

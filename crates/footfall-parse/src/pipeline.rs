@@ -714,17 +714,17 @@ impl Worker {
         let text = String::from_utf8_lossy(cut);
         // A reason can quote the line (a JSON parser's "invalid type: string
         // \"…\""): it is scrubbed like the line.
-        let scrub = |t: &str| {
-            dead_letter::scrub_line(t, &self.p.url, self.p.session_cookie.as_deref()).into_owned()
-        };
+        let cookie = self.p.session_cookie.as_deref();
+        let spans = self.p.format.personal_spans(&text);
+        let line = dead_letter::scrub_rejected(&text, &spans, &self.p.url, cookie).into_owned();
         Box::new(Reject {
             v: SCHEMA_VERSION,
             event_id: event_id.to_string(),
             source: src.name.to_string(),
             offset,
             kind,
-            reason: scrub(&reason),
-            line: scrub(&text),
+            reason: dead_letter::scrub_line(&reason, &self.p.url, cookie).into_owned(),
+            line,
             truncated,
         })
     }

@@ -24,6 +24,24 @@ pub trait LineFormat: Send + Sync + std::fmt::Debug {
     /// Parse one line, without its line terminator. Header/comment lines are
     /// reported as `RejectKind::Header` errors after updating `state`.
     fn parse<'a>(&self, line: &'a str, state: &mut FormatState) -> LineResult<'a>;
+    /// The spans of a rejected `line` that the format knows hold a client, a
+    /// user name or cookies (as far as the line follows it), for its dead
+    /// letter ([`crate::dead_letter::scrub_rejected`]). None by default: the
+    /// dead-letter scrubber finds those of CLF-shaped and JSON lines itself.
+    fn personal_spans(&self, _line: &str) -> Vec<(std::ops::Range<usize>, Personal)> {
+        Vec::new()
+    }
+}
+
+/// What a span of a rejected line holds, by the format's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Personal {
+    /// The client's address or host name: truncated as in `client_net`.
+    Client,
+    /// A user name: replaced by `-`.
+    User,
+    /// A `Cookie` header or one cookie's value: replaced by `-`.
+    Cookie,
 }
 
 pub mod aws;

@@ -17,7 +17,7 @@ use memchr::{memchr, memchr2_iter};
 use super::clf::{self, Shape};
 use super::fields::{fill_request, parse_status};
 use super::time::{parse_clf_time, parse_epoch, parse_iso8601};
-use super::{FormatState, LineFormat};
+use super::{FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 use crate::url::hex_val;
 
@@ -540,6 +540,10 @@ impl LineFormat for TemplateFormat {
         &self.name
     }
 
+    fn personal_spans(&self, line: &str) -> Vec<(std::ops::Range<usize>, Personal)> {
+        TemplateFormat::personal_spans(self, line)
+    }
+
     fn parse<'a>(&self, line: &'a str, state: &mut FormatState) -> LineResult<'a> {
         if let Some(rec) = self
             .clf
@@ -557,51 +561,18 @@ impl TemplateFormat {
         if line.trim().is_empty() {
             return Err(LineError::new(RejectKind::Empty, "empty line"));
         }
-        let b = line.as_bytes();
-        let mut pos = 0usize;
         let mut rec = RawRecord::default();
         let mut path: Option<Cow<'a, str>> = None;
         let mut query: Option<Cow<'a, str>> = None;
-        let n = self.items.len();
-        for (idx, (item, plan)) in self.items.iter().zip(&self.plans).enumerate() {
-            match item {
-                Item::Literal(l) => {
-                    if has_prefix(&b[pos..], l) {
-                        pos += l.len();
-                    } else if pos >= b.len() && idx == n - 1 {
-                        // The line was cut off inside the template's last literal (a final quote): accept.
-                    } else {
-                        pos = match_lenient(b, pos, l)
-                            .ok_or_else(|| LineError::malformed(expected_msg(l)))?;
-                    }
-                }
-                Item::Field { field, quoted } => {
-                    let next_lit = &plan.next_lit[..];
-                    let (end, escaped) = if *quoted {
-                        quoted_end(b, pos, &plan.rest, plan.first_quote_ends)
-                    } else if next_lit.is_empty() {
-                        (find_byte(b' ', b, pos).unwrap_or(b.len()), false)
-                    } else {
-                        match find_byte(next_lit[0], b, pos) {
-                            Some(i) => (i, false),
-                            None => {
-                                return Err(LineError::malformed(
-                                    "a field is not followed by what the format expects",
-                                ))
-                            }
-                        }
-                    };
-                    let raw = &line[pos..end];
-                    pos = end;
-                    let val: Cow<'a, str> = if escaped {
-                        unescape(raw)
-                    } else {
-                        Cow::Borrowed(raw)
-                    };
-                    self.assign(field, val, &mut rec, &mut path, &mut query)?;
-                }
-            }
-        }
+        self.walk(line, |field, span, escaped, _| {
+            let raw = &line[span];
+            let val: Cow<'a, str> = if escaped {
+                unescape(raw)
+            } else {
+                Cow::Borrowed(raw)
+            };
+            self.assign(field, val, &mut rec, &mut path, &mut query)
+        })?;
         if rec.target.is_none() {
             if let Some(p) = path {
                 rec.target = Some(match query {
@@ -617,6 +588,80 @@ impl TemplateFormat {
             return Err(LineError::new(RejectKind::BadStatus, "no status"));
         }
         Ok(rec)
+    }
+
+    /// Walks the template's items over the line, handing each field's span,
+    /// whether it holds escapes and the literal the template has after it to
+    /// `field`, in order; stops at the first literal the line lacks, or the
+    /// first error of `field`.
+    #[inline]
+    fn walk(
+        &self,
+        line: &str,
+        mut field: impl FnMut(&Field, std::ops::Range<usize>, bool, &[u8]) -> Result<(), LineError>,
+    ) -> Result<(), LineError> {
+        let b = line.as_bytes();
+        let mut pos = 0usize;
+        let n = self.items.len();
+        for (idx, (item, plan)) in self.items.iter().zip(&self.plans).enumerate() {
+            match item {
+                Item::Literal(l) => {
+                    if has_prefix(&b[pos..], l) {
+                        pos += l.len();
+                    } else if pos >= b.len() && idx == n - 1 {
+                        // The line was cut off inside the template's last literal (a final quote): accept.
+                    } else {
+                        pos = match_lenient(b, pos, l)
+                            .ok_or_else(|| LineError::malformed(expected_msg(l)))?;
+                    }
+                }
+                Item::Field { field: f, quoted } => {
+                    let next_lit = &plan.next_lit[..];
+                    let (end, escaped) = if *quoted {
+                        quoted_end(b, pos, &plan.rest, plan.first_quote_ends)
+                    } else if next_lit.is_empty() {
+                        (find_byte(b' ', b, pos).unwrap_or(b.len()), false)
+                    } else {
+                        match find_byte(next_lit[0], b, pos) {
+                            Some(i) => (i, false),
+                            None => {
+                                return Err(LineError::malformed(
+                                    "a field is not followed by what the format expects",
+                                ))
+                            }
+                        }
+                    };
+                    field(f, pos..end, escaped, next_lit)?;
+                    pos = end;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The spans of `line` that hold a client, a user name or cookies, as
+    /// far as the line follows the template (a rejected line's dead letter
+    /// loses them: [`crate::dead_letter::scrub_rejected`]).
+    /// A field's span counts only when the literal after it follows it too,
+    /// so that a line in another format gives none.
+    pub fn personal_spans(&self, line: &str) -> Vec<(std::ops::Range<usize>, Personal)> {
+        let mut spans = Vec::new();
+        // A line that stops following the template keeps the spans before.
+        let _ = self.walk(line, |field, span, _, next_lit| {
+            let personal = match field {
+                Field::Client => Some(Personal::Client),
+                Field::User => Some(Personal::User),
+                Field::Cookies | Field::Cookie(_) => Some(Personal::Cookie),
+                _ => None,
+            };
+            let followed =
+                next_lit.is_empty() || match_lenient(line.as_bytes(), span.end, next_lit).is_some();
+            if let Some(p) = personal.filter(|_| followed && !span.is_empty()) {
+                spans.push((span, p));
+            }
+            Ok(())
+        });
+        spans
     }
 }
 

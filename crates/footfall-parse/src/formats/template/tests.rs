@@ -182,3 +182,35 @@ fn find_byte_finds_the_first_match_at_every_position() {
     assert_eq!(find_byte(b' ', &hay, 0), Some(9));
     assert_eq!(find_byte(b' ', &hay[..9], 0), None);
 }
+
+#[test]
+fn personal_spans_follow_the_template_as_far_as_the_line_does() {
+    use super::super::Personal;
+    let f = TemplateFormat::nginx(
+        "custom",
+        r#"ip=$remote_addr user=$remote_user t=[$time_local] "$request" $status uid=$cookie_uid "$http_cookie""#,
+    )
+    .unwrap();
+    let line = r#"ip=rs31.sfu.ca user=alice.smith t=[10/Oct/2024:13:55:36 +0000] "GET /p HTTP/1.1" 2x0 uid=8f1e "a=1; b=2""#;
+    let got: Vec<(&str, Personal)> = f
+        .personal_spans(line)
+        .into_iter()
+        .map(|(span, p)| (&line[span], p))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("rs31.sfu.ca", Personal::Client),
+            ("alice.smith", Personal::User),
+            ("8f1e", Personal::Cookie),
+            ("a=1; b=2", Personal::Cookie),
+        ]
+    );
+    // Cut short after the user: the spans before stay.
+    let cut = "ip=203.0.113.9 user=bob t=[garbage";
+    let spans = f.personal_spans(cut);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert_eq!(&cut[spans[1].0.clone()], "bob");
+    // Not the format at all: nothing.
+    assert!(f.personal_spans("something else entirely").is_empty());
+}
