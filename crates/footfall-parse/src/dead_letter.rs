@@ -508,6 +508,31 @@ mod tests {
     }
 
     #[test]
+    fn a_w3c_line_loses_what_its_fields_directive_names() {
+        use crate::formats::{w3c::W3cFormat, FormatState, LineFormat};
+        let f = W3cFormat::w3c();
+        let mut state = FormatState::default();
+        let fields =
+            "#Fields: date time c-ip cs-username cs-method cs-uri-stem sc-status cs(Cookie)";
+        assert!(
+            f.parse(fields, &mut state).is_err(),
+            "a directive is a header"
+        );
+        let line = "2024-03-01 12:00:00 192.0.2.1 alice GET /a 2x0 sid=abc;+theme=dark";
+        let spans = f.personal_spans(line, &state);
+        let got = scrub_rejected(line, &spans, &UrlRules::default(), None);
+        assert_eq!(got, "2024-03-01 12:00:00 192.0.2.0 - GET /a 2x0 -");
+        // Without the directive (the default layout has no such fields here).
+        assert!(!scrub_rejected(
+            line,
+            &f.personal_spans(line, &FormatState::default()),
+            &UrlRules::default(),
+            None
+        )
+        .contains("192.0.2.1"));
+    }
+
+    #[test]
     fn dead_letters_follow_the_privacy_settings() {
         let line = r#"203.0.113.77 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1" 200 5 "sess=s3cr3t""#;
         let drop = UrlRules {

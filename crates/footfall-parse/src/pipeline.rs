@@ -613,7 +613,7 @@ impl Worker {
         let event_id = id.as_str();
         if line.len() > self.p.max_line {
             return Err(self.reject(
-                src,
+                (src, state),
                 offset,
                 event_id,
                 line,
@@ -633,7 +633,9 @@ impl Worker {
         };
         let rec = match self.p.format.parse(&text, state) {
             Ok(r) => r,
-            Err(e) => return Err(self.reject(src, offset, event_id, line, e.kind, e.reason)),
+            Err(e) => {
+                return Err(self.reject((src, state), offset, event_id, line, e.kind, e.reason))
+            }
         };
         let mut ts: DateTime<FixedOffset> = rec.ts.expect("formats reject lines without a time");
         if let Some(tz) = self.p.tz {
@@ -641,7 +643,7 @@ impl Worker {
         }
         if let Some(reason) = self.out_of_range(&ts) {
             return Err(self.reject(
-                src,
+                (src, state),
                 offset,
                 event_id,
                 line,
@@ -659,7 +661,7 @@ impl Worker {
             let reason =
                 format!("the key of {date} has been destroyed (older than the keyring's horizon)");
             return Err(self.reject(
-                src,
+                (src, state),
                 offset,
                 event_id,
                 line,
@@ -694,7 +696,7 @@ impl Worker {
 
     fn reject(
         &self,
-        src: &SourceRef,
+        (src, state): (&SourceRef, &FormatState),
         offset: u64,
         event_id: &str,
         line: &[u8],
@@ -715,7 +717,7 @@ impl Worker {
         // A reason can quote the line (a JSON parser's "invalid type: string
         // \"…\""): it is scrubbed like the line.
         let cookie = self.p.session_cookie.as_deref();
-        let spans = self.p.format.personal_spans(&text);
+        let spans = self.p.format.personal_spans(&text, state);
         let line = dead_letter::scrub_rejected(&text, &spans, &self.p.url, cookie).into_owned();
         Box::new(Reject {
             v: SCHEMA_VERSION,

@@ -25,10 +25,15 @@ pub trait LineFormat: Send + Sync + std::fmt::Debug {
     /// reported as `RejectKind::Header` errors after updating `state`.
     fn parse<'a>(&self, line: &'a str, state: &mut FormatState) -> LineResult<'a>;
     /// The spans of a rejected `line` that the format knows hold a client, a
-    /// user name or cookies (as far as the line follows it), for its dead
-    /// letter ([`crate::dead_letter::scrub_rejected`]). None by default: the
+    /// user name or cookies (as far as the line follows it; `state` as the
+    /// source's lines before it left it), for its dead letter
+    /// ([`crate::dead_letter::scrub_rejected`]). None by default: the
     /// dead-letter scrubber finds those of CLF-shaped and JSON lines itself.
-    fn personal_spans(&self, _line: &str) -> Vec<(std::ops::Range<usize>, Personal)> {
+    fn personal_spans(
+        &self,
+        _line: &str,
+        _state: &FormatState,
+    ) -> Vec<(std::ops::Range<usize>, Personal)> {
         Vec::new()
     }
 }

@@ -540,7 +540,11 @@ impl LineFormat for TemplateFormat {
         &self.name
     }
 
-    fn personal_spans(&self, line: &str) -> Vec<(std::ops::Range<usize>, Personal)> {
+    fn personal_spans(
+        &self,
+        line: &str,
+        _state: &FormatState,
+    ) -> Vec<(std::ops::Range<usize>, Personal)> {
         TemplateFormat::personal_spans(self, line)
     }
 

@@ -34,6 +34,7 @@
 //! date is only in the `#Date:` directive) is rejected as `BadTimestamp`.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
@@ -41,7 +42,7 @@ use footfall_event::RejectKind;
 
 use super::aws::{parse_u64_field, split_absolute_url, strip_port};
 use super::fields::parse_status;
-use super::{FormatState, LineFormat};
+use super::{FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 use crate::url::{percent_decode_cow, percent_decode_lossy};
 
@@ -204,14 +205,62 @@ impl LineFormat for W3cFormat {
             return Err(read_directive(directive, state));
         }
 
+        let (split, values) = self.values_of(line);
+        let layout = self.layout(values, split, state)?;
+        let acc = collect(values, split, &layout)?;
+        self.build(acc)
+    }
+
+    fn personal_spans(&self, line: &str, state: &FormatState) -> Vec<(Range<usize>, Personal)> {
+        let (split, values) = self.values_of(line);
+        let Ok(layout) = self.layout(values, split, state) else {
+            return Vec::new();
+        };
+        let mut spans = Vec::new();
+        for (n, tok) in Values::new(values, split).enumerate() {
+            let (Ok(tok), Some(name)) = (tok, layout.name(n)) else {
+                break;
+            };
+            let personal = match role_of(name) {
+                Role::ClientIp | Role::ClientDns => Personal::Client,
+                Role::User => Personal::User,
+                Role::Cookie => Personal::Cookie,
+                _ => continue,
+            };
+            let start = tok.text.as_ptr() as usize - line.as_ptr() as usize;
+            spans.push((start..start + tok.text.len(), personal));
+        }
+        spans
+    }
+}
+
+impl W3cFormat {
+    /// How a line's values are separated, and the part of it that holds
+    /// them (a slice of `line`).
+    fn values_of<'a>(&self, line: &'a str) -> (Split, &'a str) {
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        let line = line.trim_end_matches(['\r', '\n']);
         let tabs =
             self.flavor == Flavor::CloudFront && memchr::memchr(b'\t', line.as_bytes()).is_some();
-        let split = if tabs { Split::Tabs } else { Split::Whitespace };
-        let layout: Layout<'_> = match &state.fields {
+        match tabs {
+            true => (Split::Tabs, line),
+            false => (Split::Whitespace, line.trim_start()),
+        }
+    }
+
+    /// The field names of a line's values: the `#Fields:` directive's, else
+    /// the flavour's default.
+    fn layout<'s>(
+        &self,
+        values: &str,
+        split: Split,
+        state: &'s FormatState,
+    ) -> Result<Layout<'s>, LineError> {
+        Ok(match &state.fields {
             Some(fields) => Layout::Header(fields),
             None => match self.flavor {
                 Flavor::Iis => {
-                    let n = count_values(content, split)?;
+                    let n = count_values(values, split)?;
                     if n == IIS_DEFAULT_FIELDS_WITH_BYTES.len() {
                         Layout::Default(&IIS_DEFAULT_FIELDS_WITH_BYTES)
                     } else {
@@ -220,10 +269,7 @@ impl LineFormat for W3cFormat {
                 }
                 Flavor::CloudFront => Layout::Prefix(&CLOUDFRONT_DEFAULT_FIELDS),
             },
-        };
-        let split_line = if tabs { line } else { content };
-        let acc = collect(split_line, split, &layout)?;
-        self.build(acc)
+        })
     }
 }
 
