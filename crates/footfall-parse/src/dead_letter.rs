@@ -518,6 +518,11 @@ mod tests {
             f.parse(fields, &mut state).is_err(),
             "a directive is a header"
         );
+        let kept = f.personal_spans(fields, &state);
+        assert!(
+            kept.is_empty(),
+            "the directive itself keeps its names: {kept:?}"
+        );
         let line = "2024-03-01 12:00:00 192.0.2.1 alice GET /a 2x0 sid=abc;+theme=dark";
         let spans = f.personal_spans(line, &state);
         let got = scrub_rejected(line, &spans, &UrlRules::default(), None);

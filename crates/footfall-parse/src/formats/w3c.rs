@@ -213,6 +213,9 @@ impl LineFormat for W3cFormat {
 
     fn personal_spans(&self, line: &str, state: &FormatState) -> Vec<(Range<usize>, Personal)> {
         let (split, values) = self.values_of(line);
+        if values.starts_with('#') {
+            return Vec::new(); // a directive names fields, it holds no values
+        }
         let Ok(layout) = self.layout(values, split, state) else {
             return Vec::new();
         };
