@@ -1,11 +1,14 @@
 //! Scrubbing the text of a rejected line before it becomes a dead letter
-//! ([`scrub_line`]): a dead letter carries no more than an event would, and
-//! still parses once its format is fixed.
+//! ([`scrub_rejected`], [`scrub_line`]): a dead letter carries no more than
+//! an event would, and still parses once its format is fixed.
 //!
-//! The steps work on the text alone, as the line did not parse: they find
-//! what is personal by its shape (a URL's user-info, a query string, the
-//! identity fields of a CLF-shaped line, a `Cookie` header, a `name=value`
-//! pair with a secret name) and by the content detectors of [`crate::scrub`].
+//! The line did not parse, so the format can only say where its client,
+//! user and cookie fields are as far as the line follows it
+//! ([`crate::LineFormat::personal_spans`]). The other steps work on the text
+//! alone: they find what is personal by its shape (a URL's user-info, a
+//! query string, the identity fields of a CLF-shaped line, a `Cookie`
+//! header, a `name=value` pair with a secret name) and by the content
+//! detectors of [`crate::scrub`].
 
 use std::borrow::Cow;
 use std::ops::Range;
