@@ -35,7 +35,7 @@ use crate::url::UrlRules;
 ///    a user name from ([`USER_KEYS`]) become `-`;
 /// 3. `name=value` pairs with a secret name, or the session cookie's, and
 ///    every pair of a cookie header lose their value (`sid=abc; theme=dark`
-///    → `sid=REDACTED; theme=REDACTED`; see [`pair_values`]);
+///    → `sid=REDACTED; theme=REDACTED`);
 /// 4. then the whole line goes through the content detectors
 ///    ([`crate::scrub`], seeing through `%XX` escapes), with every IP address
 ///    in any textual form (compressed, IPv4-mapped, bracketed, with a zone,
