@@ -21,7 +21,7 @@ use crate::sessions::SummaryOptions;
 /// What the warehouse records about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarehouseMeta {
-    /// Layout version ([`LAYOUT_VERSION`]).
+    /// Layout version ([`crate::LAYOUT_VERSION`]).
     pub format: u32,
     /// A random id, made when the warehouse is created: runs mark the group's
     /// offset commits with it, so that another warehouse on the same group is
