@@ -541,6 +541,21 @@ mod tests {
     }
 
     #[test]
+    fn an_s3_line_loses_its_requester() {
+        use crate::formats::{aws::S3, FormatState, LineFormat};
+        let line = r#"79a5 bucket1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 arn:aws:iam::123456789012:user/alice 3E57 REST.GET.OBJECT k "GET /k HTTP/1.1" OK - 113 - 7 - "-" "curl/8""#;
+        let spans = S3.personal_spans(line, &FormatState::default());
+        let got = scrub_rejected(line, &spans, &UrlRules::default(), None);
+        assert!(got.contains("] 192.0.2.0 - 3E57 REST.GET.OBJECT"), "{got}");
+        assert!(
+            !got.contains("alice") && !got.contains("192.0.2.3"),
+            "{got}"
+        );
+        // Content alone kept the requester.
+        assert!(scrub_line(line, &UrlRules::default(), None).contains("user/alice"));
+    }
+
+    #[test]
     fn dead_letters_follow_the_privacy_settings() {
         let line = r#"203.0.113.77 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1" 200 5 "sess=s3cr3t""#;
         let drop = UrlRules {

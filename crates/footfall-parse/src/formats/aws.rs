@@ -13,13 +13,14 @@
 //! the status and the request line are read by the formats' shared `fields` module.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use chrono::{DateTime, FixedOffset};
 use footfall_event::RejectKind;
 
 use super::fields::{fill_request, parse_status};
 use super::time::parse_clf_time;
-use super::{FormatState, LineFormat};
+use super::{FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 
 /// Classic Elastic Load Balancer access log (`elb`).
@@ -192,6 +193,25 @@ impl LineFormat for S3 {
         rec.referrer = f[15].take().and_then(Tok::into_value);
         rec.user_agent = f[16].take().and_then(Tok::into_value);
         Ok(rec)
+    }
+
+    /// The remote IP and the requester (an account, or an IAM user's ARN).
+    fn personal_spans(&self, line: &str, _state: &FormatState) -> Vec<(Range<usize>, Personal)> {
+        let Ok(body) = line_body(line) else {
+            return Vec::new();
+        };
+        let mut f: [Option<Tok<'_>>; 17] = Default::default();
+        if read_fields(body, &mut f, true).is_err() {
+            return Vec::new();
+        }
+        [(3, Personal::Client), (4, Personal::User)]
+            .into_iter()
+            .filter_map(|(i, personal)| {
+                let text = f[i].as_ref()?.text;
+                let start = text.as_ptr() as usize - line.as_ptr() as usize;
+                Some((start..start + text.len(), personal))
+            })
+            .collect()
     }
 }
 
