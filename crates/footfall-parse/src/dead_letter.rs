@@ -556,6 +556,18 @@ mod tests {
     }
 
     #[test]
+    fn a_squid_line_loses_its_client_host_and_user() {
+        use crate::formats::{squid::Squid, FormatState, LineFormat};
+        let line = "1286536309.450 3 ws7.corp.example TCP_MISS/2x0 1457 GET http://example.com/ alice.corp DIRECT/203.0.113.5 text/html";
+        let spans = Squid.personal_spans(line, &FormatState::default());
+        let got = scrub_rejected(line, &spans, &UrlRules::default(), None);
+        assert_eq!(
+            got,
+            "1286536309.450 3 *.corp.example TCP_MISS/2x0 1457 GET http://example.com/ - DIRECT/203.0.113.0 text/html"
+        );
+    }
+
+    #[test]
     fn dead_letters_follow_the_privacy_settings() {
         let line = r#"203.0.113.77 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1" 200 5 "sess=s3cr3t""#;
         let drop = UrlRules {

@@ -9,13 +9,14 @@
 //! lines are `Empty`; lines starting with `#` are `Header` (comments).
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use footfall_event::RejectKind;
 
 use super::aws::{line_body, parse_u64_field, split_absolute_url, strip_port};
 use super::fields::parse_status;
 use super::time::parse_epoch;
-use super::{FormatState, LineFormat};
+use super::{FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 
 /// Squid native access-log format.
@@ -40,6 +41,22 @@ pub struct Squid;
 impl LineFormat for Squid {
     fn name(&self) -> &str {
         "squid"
+    }
+
+    /// `remotehost` and `rfc931` (the ident or authenticated user).
+    fn personal_spans(&self, line: &str, _state: &FormatState) -> Vec<(Range<usize>, Personal)> {
+        let Ok(body) = line_body(line) else {
+            return Vec::new();
+        };
+        let fields: Vec<&str> = body.split_ascii_whitespace().take(8).collect();
+        [(2, Personal::Client), (7, Personal::User)]
+            .into_iter()
+            .filter_map(|(i, personal)| {
+                let text = *fields.get(i)?;
+                let start = text.as_ptr() as usize - line.as_ptr() as usize;
+                Some((start..start + text.len(), personal))
+            })
+            .collect()
     }
 
     fn parse<'a>(&self, line: &'a str, _state: &mut FormatState) -> LineResult<'a> {
