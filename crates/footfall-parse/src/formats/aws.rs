@@ -20,7 +20,7 @@ use footfall_event::RejectKind;
 
 use super::fields::{fill_request, parse_status};
 use super::time::parse_clf_time;
-use super::{FormatState, LineFormat, Personal};
+use super::{span_in, FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 
 /// Classic Elastic Load Balancer access log (`elb`).
@@ -206,11 +206,7 @@ impl LineFormat for S3 {
         }
         [(3, Personal::Client), (4, Personal::User)]
             .into_iter()
-            .filter_map(|(i, personal)| {
-                let text = f[i].as_ref()?.text;
-                let start = text.as_ptr() as usize - line.as_ptr() as usize;
-                Some((start..start + text.len(), personal))
-            })
+            .filter_map(|(i, personal)| Some((span_in(line, f[i].as_ref()?.text), personal)))
             .collect()
     }
 }

@@ -38,6 +38,13 @@ pub trait LineFormat: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Where `part`, a slice of `line`, stands in it.
+pub(crate) fn span_in(line: &str, part: &str) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - line.as_ptr() as usize;
+    debug_assert!(start + part.len() <= line.len(), "a slice of the line");
+    start..start + part.len()
+}
+
 /// What a span of a rejected line holds, by the format's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Personal {

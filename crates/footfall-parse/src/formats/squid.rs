@@ -16,7 +16,7 @@ use footfall_event::RejectKind;
 use super::aws::{line_body, parse_u64_field, split_absolute_url, strip_port};
 use super::fields::parse_status;
 use super::time::parse_epoch;
-use super::{FormatState, LineFormat, Personal};
+use super::{span_in, FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 
 /// Squid native access-log format.
@@ -51,11 +51,7 @@ impl LineFormat for Squid {
         let fields: Vec<&str> = body.split_ascii_whitespace().take(8).collect();
         [(2, Personal::Client), (7, Personal::User)]
             .into_iter()
-            .filter_map(|(i, personal)| {
-                let text = *fields.get(i)?;
-                let start = text.as_ptr() as usize - line.as_ptr() as usize;
-                Some((start..start + text.len(), personal))
-            })
+            .filter_map(|(i, personal)| Some((span_in(line, fields.get(i)?), personal)))
             .collect()
     }
 

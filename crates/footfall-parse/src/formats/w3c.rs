@@ -42,7 +42,7 @@ use footfall_event::RejectKind;
 
 use super::aws::{parse_u64_field, split_absolute_url, strip_port};
 use super::fields::parse_status;
-use super::{FormatState, LineFormat, Personal};
+use super::{span_in, FormatState, LineFormat, Personal};
 use crate::record::{dash_none, LineError, LineResult, RawRecord};
 use crate::url::{percent_decode_cow, percent_decode_lossy};
 
@@ -230,8 +230,7 @@ impl LineFormat for W3cFormat {
                 Role::Cookie => Personal::Cookie,
                 _ => continue,
             };
-            let start = tok.text.as_ptr() as usize - line.as_ptr() as usize;
-            spans.push((start..start + tok.text.len(), personal));
+            spans.push((span_in(line, tok.text), personal));
         }
         spans
     }
