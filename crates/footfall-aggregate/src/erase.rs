@@ -356,7 +356,6 @@ fn erase_reporting(
     if opts.dry_run {
         return Ok(report);
     }
-    wh.check_publisher()?;
     wh.publish_records()?;
     upgrade_meta(&wh, opts)?;
 

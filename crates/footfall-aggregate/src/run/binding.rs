@@ -61,8 +61,8 @@ pub(crate) fn open_warehouse(
     opts: &RunOptions,
     committed: &BTreeMap<i32, Committed>,
 ) -> Result<Option<WarehouseMeta>, AggregateError> {
-    wh.check_publisher()?;
     if opts.dry_run {
+        wh.check_publisher()?;
         let meta = read_meta(wh, &opts.topic)?;
         if meta.is_none() {
             refuse_a_used_replica(wh)?;
@@ -73,7 +73,8 @@ pub(crate) fn open_warehouse(
         return Ok(meta);
     }
     // Before the metadata changes: a replica holding this directory's
-    // metadata holds its erasure records too.
+    // metadata holds its erasure records too (and a superseded directory
+    // is refused).
     wh.publish_records()?;
     let meta = wh.update_meta(|meta| {
         let meta = checked_meta(wh, meta, &opts.topic)?;

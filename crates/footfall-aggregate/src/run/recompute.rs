@@ -266,7 +266,6 @@ pub fn recompute(
     let _lock = wh.lock(LockMode::Exclusive)?;
     let mut opts = RunOptions::new("", "", root);
     opts.summary = summary.clone();
-    wh.check_publisher()?;
     wh.publish_records()?;
     upgrade_meta(&wh, &opts)?;
     let files = wh.event_files()?;

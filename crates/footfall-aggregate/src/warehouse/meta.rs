@@ -132,13 +132,15 @@ impl Replica {
     /// (nothing published, an earlier build's, or unreadable metadata, which
     /// the next run replaces with its own).
     pub fn published_staging(&self) -> Result<Option<String>, AggregateError> {
-        let Some(bytes) = self.get_opt(META_OBJECT)? else {
-            return Ok(None);
-        };
-        Ok(serde_json::from_slice::<WarehouseMeta>(&bytes)
-            .ok()
-            .and_then(|m| m.staging))
+        Ok(self.get_opt(META_OBJECT)?.as_deref().and_then(staging_of))
     }
+}
+
+/// The staging id of published metadata `bytes` (see [`Replica::published_staging`]).
+fn staging_of(bytes: &[u8]) -> Option<String> {
+    serde_json::from_slice::<WarehouseMeta>(bytes)
+        .ok()
+        .and_then(|m| m.staging)
 }
 
 impl Warehouse {
@@ -183,35 +185,49 @@ impl Warehouse {
         })
     }
 
-    /// Refuses a staging directory that another has superseded: the
-    /// replica's [`META_OBJECT`] names another staging directory (restored
-    /// elsewhere), whose runs this one's would mix with. One request; every
-    /// writer (run, erase, recompute) calls it before it changes anything.
+    /// Refuses a staging directory that another has superseded (see
+    /// [`Warehouse::publish_records`]), for a writer that changes nothing
+    /// (a dry run). One request.
     pub(crate) fn check_publisher(&self) -> Result<(), AggregateError> {
         let (Some(r), Some(meta)) = (&self.replica, self.read_meta()?) else {
             return Ok(());
         };
-        match r.published_staging()? {
+        self.refuse_superseded(&meta, r.get_opt(META_OBJECT)?.as_deref())
+    }
+
+    /// Refused when the replica's metadata `published` names another staging
+    /// directory (restored elsewhere) than `meta`: runs from both would mix.
+    fn refuse_superseded(
+        &self,
+        meta: &WarehouseMeta,
+        published: Option<&[u8]>,
+    ) -> Result<(), AggregateError> {
+        match published.and_then(staging_of) {
             Some(theirs) if meta.staging.as_ref() != Some(&theirs) => {
                 Err(AggregateError::Config(format!(
                     "staging directory {} was superseded: {} is published by another staging directory \
                      (id {theirs}, made by `footfall aggregate --restore`), and runs from both would mix; \
                      use that one, or remove this directory and restore into it again",
                     self.root.display(),
-                    r.url()
+                    self.replica.as_ref().map_or("", |r| r.url())
                 )))
             }
             _ => Ok(()),
         }
     }
 
-    /// Makes the replica hold the erasure records and the metadata when its
-    /// [`META_OBJECT`] is not this directory's metadata (a staging directory
-    /// from before they were published, or a crash between an upload and its
-    /// local write): every record, then the metadata. Returns whether it
-    /// uploaded. One request when the replica is current. Every writer calls
-    /// it before it changes the metadata, as the replica's metadata being
-    /// this directory's is what says the records are there.
+    /// Every writer (run, erase, recompute) calls this before it changes
+    /// anything, with one request to the replica:
+    ///
+    /// * a staging directory another has superseded is refused;
+    /// * when the replica's [`META_OBJECT`] is not this directory's metadata
+    ///   (a staging directory from before they were published, or a crash
+    ///   between an upload and its local write), every erasure record is
+    ///   uploaded, then the metadata. The replica's metadata being this
+    ///   directory's is what says the records are there, so this comes
+    ///   before any change to the metadata.
+    ///
+    /// Returns whether it uploaded.
     pub(crate) fn publish_records(&self) -> Result<bool, AggregateError> {
         let Some(r) = &self.replica else {
             return Ok(false);
@@ -220,8 +236,10 @@ impl Warehouse {
         let Some(meta) = self.read_meta()? else {
             return Ok(false);
         };
+        let published = r.get_opt(META_OBJECT)?;
+        self.refuse_superseded(&meta, published.as_deref())?;
         let bytes = meta_bytes(&meta);
-        if r.get_opt(META_OBJECT)?.as_deref() == Some(&bytes[..]) {
+        if published.as_deref() == Some(&bytes[..]) {
             return Ok(false);
         }
         for (rel, path) in self.erasure_records()? {
