@@ -36,13 +36,17 @@ pub struct Input {
     pub consumed: Arc<AtomicU64>,
 }
 
+fn cannot_open(path: &str, e: &io::Error) -> String {
+    format!("cannot open {path}: {e}")
+}
+
 /// Every input that cannot be opened, named in one error (exit 66), so that
 /// a command fails before it creates a keyring or writes any output.
 pub fn check_all(paths: &[String]) -> anyhow::Result<()> {
     let missing: Vec<String> = paths
         .iter()
         .filter(|p| p.as_str() != "-")
-        .filter_map(|p| File::open(p).err().map(|e| format!("cannot open {p}: {e}")))
+        .filter_map(|p| File::open(p).err().map(|e| cannot_open(p, &e)))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -57,7 +61,7 @@ pub fn open(path: &str) -> anyhow::Result<Input> {
         ("stdin".to_string(), Box::new(io::stdin()), None)
     } else {
         let f = File::open(Path::new(path))
-            .map_err(|e| Failure::new(NO_INPUT, format!("cannot open {path}: {e}")))?;
+            .map_err(|e| Failure::new(NO_INPUT, cannot_open(path, &e)))?;
         let size = f.metadata().ok().map(|m| m.len());
         (path.to_string(), Box::new(f), size)
     };

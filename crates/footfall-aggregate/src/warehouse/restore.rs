@@ -7,9 +7,10 @@
 //! with a new staging id, on the replica first) last, so a directory without
 //! metadata is not a warehouse yet and a restore cut short is run again. The
 //! directory restored from, if it comes back, is refused from then on
-//! ([`Warehouse::publish_records`]): its runs and this one's would mix. The caches (`.ids/`, `.days/`, `.visitors/`) are not
-//! published: any the directory held are removed, and the next run rebuilds
-//! each from the date's tables when it needs it.
+//! ([`Warehouse::publish_records`]): its runs and this one's would mix. The
+//! caches (`.ids/`, `.days/`, `.visitors/`) are not published: any the
+//! directory held are removed, and the next run rebuilds each from the
+//! date's tables when it needs it.
 //!
 //! The object store can be ahead of the group's committed offsets (a run that
 //! uploaded a file and was killed before it committed): the next run removes
